@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One target per concern; the dependency arrows point downwards only:
+//   lrtop -> LRTUI -> LRTrain -> LROptim, LRModels, LRLog -> LRTensor -> CBLAS/CZlib
+let package = Package(
+    name: "lrtop",
+    products: [
+        .executable(name: "lrtop", targets: ["lrtop"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: nil,
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CNcursesW", path: "Sources/CNcursesW", providers: [.apt(["libncursesw5-dev"])]),
+
+        .target(name: "LRTensor", dependencies: ["CBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "LRModels", dependencies: ["LRTensor", "CZlib"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "LROptim", dependencies: ["LRTensor"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "LRLog", dependencies: ["LRTensor", "CZlib"]),
+        .target(name: "LRTrain", dependencies: ["LRTensor", "LRModels", "LROptim", "LRLog"]),
+        .target(name: "LRTUI", dependencies: ["LRTrain", "LRLog", "CNcursesW"]),
+        .executableTarget(name: "lrtop", dependencies: [
+            "LRTUI", "LRTrain", "LRLog", "LROptim", "LRModels", "LRTensor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "LRTensorTests", dependencies: ["LRTensor"]),
+        .testTarget(name: "LRModelsTests", dependencies: ["LRModels"]),
+        .testTarget(name: "LROptimTests", dependencies: ["LROptim"]),
+        .testTarget(name: "LRLogTests", dependencies: ["LRLog"]),
+        .testTarget(name: "LRTrainTests", dependencies: ["LRTrain"]),
+        .testTarget(name: "LRTUITests", dependencies: ["LRTUI"]),
+        // Drives the built `lrtop` binary as a user would: CLI, files written, tmux sessions.
+        .testTarget(name: "LRTopCLITests", dependencies: ["lrtop"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
