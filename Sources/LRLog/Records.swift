@@ -1,0 +1,126 @@
+// The records of a run: what the trainer emits, what the JSONL run log stores, what replay and the UI read.
+// Live training and replay share these types, so the UI draws both the same way.
+
+/// The first line of a run log.
+public struct RunHeader: Codable, Sendable, Equatable {
+    public static let currentSchema = 1
+    /// Schema version of the log format (see docs/runlog.md).
+    public var schema: Int
+    public var lrtopVersion: String
+    /// The run's configuration as the user gave it, flattened to strings ("optimizer": "adamw", "lr": "0.001").
+    public var config: [String: String]
+    public var seed: UInt64
+    /// ISO 8601, UTC.
+    public var startTime: String
+    /// Names of the param groups, in the order of `lrs` arrays everywhere.
+    public var groups: [String]
+    public var stepsPerEpoch: Int
+    /// Planned optimizer steps for the whole run, when known.
+    public var totalSteps: Int?
+
+    public init(schema: Int = RunHeader.currentSchema, lrtopVersion: String, config: [String: String], seed: UInt64,
+                startTime: String, groups: [String], stepsPerEpoch: Int, totalSteps: Int?) {
+        self.schema = schema; self.lrtopVersion = lrtopVersion; self.config = config; self.seed = seed
+        self.startTime = startTime; self.groups = groups; self.stepsPerEpoch = stepsPerEpoch; self.totalSteps = totalSteps
+    }
+}
+
+/// One optimizer step.
+public struct StepRecord: Codable, Sendable, Equatable {
+    /// 1-based count of optimizer steps taken so far.
+    public var step: Int
+    /// 0-based epoch the step belongs to.
+    public var epoch: Int
+    /// The LR each group used for this step.
+    public var lrs: [Double]
+    /// Training loss of the step's batch (mean over accumulated micro-batches).
+    public var loss: Double
+    /// Global gradient L2 norm before clipping.
+    public var gradNorm: Double
+    public var samplesPerSec: Double
+    /// Seconds since the run started.
+    public var wallTime: Double
+
+    public init(step: Int, epoch: Int, lrs: [Double], loss: Double, gradNorm: Double, samplesPerSec: Double,
+                wallTime: Double) {
+        self.step = step; self.epoch = epoch; self.lrs = lrs; self.loss = loss; self.gradNorm = gradNorm
+        self.samplesPerSec = samplesPerSec; self.wallTime = wallTime
+    }
+}
+
+/// An evaluation on the held-out split.
+public struct EvalRecord: Codable, Sendable, Equatable {
+    public var step: Int
+    public var epoch: Int
+    public var loss: Double
+    /// Top-1 accuracy in [0, 1].
+    public var accuracy: Double
+    public var wallTime: Double
+
+    public init(step: Int, epoch: Int, loss: Double, accuracy: Double, wallTime: Double) {
+        self.step = step; self.epoch = epoch; self.loss = loss; self.accuracy = accuracy; self.wallTime = wallTime
+    }
+}
+
+/// Something that happened to the run: an intervention, a rejected command, a guard trip, a checkpoint.
+public struct EventRecord: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// A command that applied (`lr 3e-4`, `sched cosine`, `pause` ...).
+        case command
+        /// A command that could not apply; nothing changed.
+        case error
+        /// The divergence guard tripped.
+        case guardTrip = "guard"
+        case checkpoint
+        case rollback
+        /// Informational notes (dataset fallback, resume point ...).
+        case info
+    }
+    /// The step boundary it happened at: the number of optimizer steps taken before it.
+    public var step: Int
+    public var kind: Kind
+    /// The command text as typed, or a short label ("auto-checkpoint").
+    public var text: String
+    /// LR per group just before and just after (equal when nothing changed).
+    public var lrsBefore: [Double]
+    public var lrsAfter: [Double]
+    /// A message a person can act on (errors, guard reasons), or details.
+    public var message: String?
+    public var wallTime: Double
+
+    public init(step: Int, kind: Kind, text: String, lrsBefore: [Double], lrsAfter: [Double], message: String? = nil,
+                wallTime: Double) {
+        self.step = step; self.kind = kind; self.text = text; self.lrsBefore = lrsBefore; self.lrsAfter = lrsAfter
+        self.message = message; self.wallTime = wallTime
+    }
+}
+
+/// The last line of a run log: how it ended and a summary.
+public struct EndRecord: Codable, Sendable, Equatable {
+    /// "completed", "stopped", "interrupted", "diverged", "failed".
+    public var reason: String
+    public var step: Int
+    public var epoch: Int
+    public var finalLoss: Double?
+    public var bestEvalLoss: Double?
+    public var bestAccuracy: Double?
+    public var finalAccuracy: Double?
+    public var wallTime: Double
+    public var message: String?
+
+    public init(reason: String, step: Int, epoch: Int, finalLoss: Double?, bestEvalLoss: Double?, bestAccuracy: Double?,
+                finalAccuracy: Double?, wallTime: Double, message: String? = nil) {
+        self.reason = reason; self.step = step; self.epoch = epoch; self.finalLoss = finalLoss
+        self.bestEvalLoss = bestEvalLoss; self.bestAccuracy = bestAccuracy; self.finalAccuracy = finalAccuracy
+        self.wallTime = wallTime; self.message = message
+    }
+}
+
+/// Any one line of a run log.
+public enum RunRecord: Sendable, Equatable {
+    case header(RunHeader)
+    case step(StepRecord)
+    case eval(EvalRecord)
+    case event(EventRecord)
+    case end(EndRecord)
+}
