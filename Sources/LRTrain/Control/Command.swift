@@ -1,0 +1,164 @@
+import Foundation
+
+/// One command of lrtop's steering language. The same text is accepted at the TUI's `:` prompt, bound to keys,
+/// and read from `--commands` scripts (`@STEP COMMAND`), so every intervention is reproducible and logged.
+///
+///     lr 3e-4            set the LR of every group (or `lr head 1e-3` for one group)
+///     lr *0.5 | lr /2    scale it
+///     lr hold | release  pin the LR against the scheduler / hand it back to the schedule as planned
+///     lr reset           back to the base LR and restart the schedule
+///     sched SPEC         switch scheduler now, continuing from the current LR
+///     warmup N           re-warm from a low LR up to the scheduled one over N steps
+///     pause | resume | step [N] | stop | ckpt | rollback | eval
+public enum Command: Equatable, Sendable {
+    public enum LRChange: Equatable, Sendable {
+        case set(Double)
+        case scale(Double)
+        case hold
+        case release
+        case reset
+    }
+    case lr(group: String?, LRChange)
+    case sched(String)
+    case warmup(Int)
+    case pause
+    case resume
+    case step(Int)
+    case stop
+    case checkpoint
+    case rollback
+    case eval
+
+    /// The verbs, for help texts and error messages.
+    public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval"]
+
+    /// Whether a checkpoint is taken before applying it automatically (a scheduler switch, a large LR jump).
+    public func isRisky(currentLRs: [Double]) -> Bool {
+        switch self {
+        case .sched, .lr(_, .reset): return true
+        case .lr(_, .scale(let f)): return f >= 4 || f <= 0.25
+        case .lr(_, .set(let v)):
+            return currentLRs.contains { old in old > 0 && (v / old >= 4 || v / old <= 0.25) }
+        default: return false
+        }
+    }
+}
+
+public struct CommandError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+public enum CommandParser {
+    /// Parses one command. Errors are one line a person can act on.
+    public static func parse(_ text: String) throws(CommandError) -> Command {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let verb = words.first?.lowercased() else {
+            throw CommandError("empty command: try one of \(Command.verbs.joined(separator: ", "))")
+        }
+        let args = Array(words.dropFirst())
+        func noArgs(_ c: Command) throws(CommandError) -> Command {
+            guard args.isEmpty else { throw CommandError("'\(verb)' takes no argument, got '\(args.joined(separator: " "))'") }
+            return c
+        }
+        switch verb {
+        case "lr": return try parseLR(args)
+        case "sched", "scheduler":
+            guard !args.isEmpty else {
+                throw CommandError("'sched' needs a scheduler spec, e.g. 'sched cosine:T_max=2000' or 'sched warmup:steps=100 -> cosine'")
+            }
+            return .sched(args.joined(separator: " "))
+        case "warmup":
+            guard args.count == 1, let n = Int(args[0]), n > 0 else {
+                throw CommandError("'warmup' needs a positive number of steps, e.g. 'warmup 200'")
+            }
+            return .warmup(n)
+        case "pause": return try noArgs(.pause)
+        case "resume", "continue": return try noArgs(.resume)
+        case "step", "n":
+            if args.isEmpty { return .step(1) }
+            guard args.count == 1, let n = Int(args[0]), n > 0 else {
+                throw CommandError("'step' takes an optional positive count, e.g. 'step' or 'step 10'")
+            }
+            return .step(n)
+        case "stop", "quit": return try noArgs(.stop)
+        case "ckpt", "checkpoint": return try noArgs(.checkpoint)
+        case "rollback": return try noArgs(.rollback)
+        case "eval": return try noArgs(.eval)
+        default:
+            throw CommandError("unknown command '\(verb)': valid commands are \(Command.verbs.joined(separator: ", "))")
+        }
+    }
+
+    private static func parseLR(_ args: [String]) throws(CommandError) -> Command {
+        let usage = "use 'lr 3e-4', 'lr *0.5', 'lr /2', 'lr hold', 'lr release', 'lr reset', or 'lr GROUP ...'"
+        var rest = args
+        var group: String? = nil
+        if rest.count == 2 {
+            group = rest.removeFirst()
+        }
+        guard rest.count == 1 else {
+            throw CommandError(rest.isEmpty ? "'lr' needs a value: \(usage)" : "too many arguments to 'lr': \(usage)")
+        }
+        let arg = rest[0]
+        switch arg.lowercased() {
+        case "hold", "pin": return .lr(group: group, .hold)
+        case "release", "unpin": return .lr(group: group, .release)
+        case "reset": return .lr(group: group, .reset)
+        default: break
+        }
+        if let op = arg.first, op == "*" || op == "/" || op == "x" {
+            let number = String(arg.dropFirst())
+            guard let f = Double(number), f.isFinite, f > 0 else {
+                throw CommandError("invalid LR factor '\(number)' in 'lr \(arg)': expected a positive number, e.g. 'lr *0.5'")
+            }
+            return .lr(group: group, .scale(op == "/" ? 1 / f : f))
+        }
+        guard let v = Double(arg) else {
+            throw CommandError("invalid LR '\(arg)': expected a number like 3e-4, or \(usage)")
+        }
+        guard v.isFinite, v >= 0 else {
+            throw CommandError("invalid LR '\(arg)': must be a finite number >= 0")
+        }
+        return .lr(group: group, .set(v))
+    }
+}
+
+/// A `--commands` script: one `@STEP COMMAND` per line; `#` starts a comment. `@STEP` means "once STEP optimizer
+/// steps have been taken" (`@0` applies before the first step).
+public struct CommandScript: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable {
+        public let step: Int
+        public let text: String
+        public let line: Int
+    }
+    public let entries: [Entry]
+
+    public init(entries: [Entry]) { self.entries = entries }
+
+    /// Parses the whole script up front, so a typo is reported before training starts, with its line number.
+    public static func parse(_ source: String, name: String) throws(CommandError) -> CommandScript {
+        var entries: [Entry] = []
+        for (i, raw) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            if line.isEmpty { continue }
+            guard line.hasPrefix("@") else {
+                throw CommandError("\(name):\(i + 1): expected '@STEP COMMAND', e.g. '@500 lr *0.1', got '\(line)'")
+            }
+            let parts = line.dropFirst().split(separator: " ", maxSplits: 1).map(String.init)
+            guard let step = Int(parts[0]), step >= 0 else {
+                throw CommandError("\(name):\(i + 1): '@\(parts[0])' is not a step number")
+            }
+            guard parts.count == 2 else { throw CommandError("\(name):\(i + 1): missing command after '@\(step)'") }
+            let text = parts[1].trimmingCharacters(in: .whitespaces)
+            do { _ = try CommandParser.parse(text) } catch {
+                throw CommandError("\(name):\(i + 1): \(error.description)")
+            }
+            entries.append(Entry(step: step, text: text, line: i + 1))
+        }
+        return CommandScript(entries: entries.enumerated().sorted {
+            ($0.element.step, $0.offset) < ($1.element.step, $1.offset)
+        }.map(\.element))
+    }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import LROptim
+import LRLog
+
+extension Trainer {
+    var scriptHasPendingEntries: Bool {
+        guard let script = options.script else { return false }
+        return scriptCursor < script.entries.count && script.entries[scriptCursor].step <= step
+    }
+
+    /// Applies, at this step boundary, the scripted commands due now and everything queued from the UI.
+    func applyScriptAndCommands() {
+        if let script = options.script {
+            while scriptCursor < script.entries.count && script.entries[scriptCursor].step <= step {
+                apply(script.entries[scriptCursor].text)
+                scriptCursor += 1
+            }
+        }
+        for text in channel.takeCommands() { apply(text) }
+    }
+
+    /// Parses and applies one command. A command that cannot apply changes nothing and logs an error event.
+    public func apply(_ text: String) {
+        let before = optimizer.groups.map(\.lr)
+        let command: Command
+        do { command = try CommandParser.parse(text) } catch {
+            emit(event: .error, text: text, before: before, message: error.description)
+            return
+        }
+        if command.isRisky(currentLRs: before), true {
+            saveCheckpoint(label: "before '\(text)'")
+        }
+        do {
+            let note = try perform(command)
+            emit(event: .command, text: text, before: before, message: note)
+        } catch let error as CommandError {
+            restoreLRs(before)
+            emit(event: .error, text: text, before: before, message: error.description)
+        } catch {
+            restoreLRs(before)
+            emit(event: .error, text: text, before: before, message: "\(error)")
+        }
+        publishStatus()
+    }
+
+    private func restoreLRs(_ lrs: [Double]) {
+        for (g, lr) in zip(optimizer.groups, lrs) { g.lr = lr }
+    }
+
+    /// The group indices a command names: all groups, or the one called `name`.
+    private func groupIndices(_ name: String?) throws(CommandError) -> [Int] {
+        let groups = optimizer.groups
+        guard let name else { return Array(groups.indices) }
+        if let i = groups.firstIndex(where: { $0.name == name }) { return [i] }
+        if let i = Int(name), groups.indices.contains(i) { return [i] }
+        throw CommandError("no param group '\(name)': groups are \(groups.map(\.name).joined(separator: ", "))")
+    }
+
+    /// Returns a note for the event (what it did beyond the LR change), or throws a message a person can act on.
+    private func perform(_ command: Command) throws -> String? {
+        switch command {
+        case .lr(let group, let change):
+            let indices = try groupIndices(group)
+            switch change {
+            case .set(let v):
+                lrControl.set(indices, optimizer: optimizer) { _ in v }
+            case .scale(let f):
+                let scaled = indices.map { optimizer.groups[$0].lr * f }
+                if let bad = scaled.first(where: { !$0.isFinite }) {
+                    throw CommandError("scaling gives a non-finite LR (\(bad)); nothing changed")
+                }
+                lrControl.set(indices, optimizer: optimizer) { $0 * f }
+            case .hold:
+                lrControl.hold(indices)
+                return "held until 'lr release'"
+            case .release:
+                lrControl.release(indices, optimizer: optimizer)
+                return "back to the schedule as planned"
+            case .reset:
+                if group == nil {
+                    try lrControl.reset(optimizer: optimizer)
+                    return "base LR restored, schedule restarted"
+                }
+                lrControl.set(indices, optimizer: optimizer) { _ in optimizer.groups[indices[0]].initialLR }
+                return "base LR restored for this group; the schedule continues from it"
+            }
+            return nil
+        case .sched(let spec):
+            let perEpoch = config.schedulerInterval == "epoch"
+            let remaining = perEpoch ? max(1, config.epochs - step / stepsPerEpoch) : max(1, totalSteps - step)
+            let context = ScheduleContext(totalSteps: remaining, stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
+            do {
+                try lrControl.switchScheduler(to: spec, optimizer: optimizer, context: context)
+            } catch {
+                throw CommandError("\(error)")
+            }
+            return "now \(lrControl.spec), continuing from the current LR"
+        case .warmup(let n):
+            lrControl.startWarmup(steps: n)
+            return "ramping the LR up over \(n) steps"
+        case .pause:
+            guard !paused else { throw CommandError("already paused: 'resume' continues, 'step' takes one step") }
+            pause(reason: nil)
+            return nil
+        case .resume:
+            guard paused else { throw CommandError("not paused") }
+            paused = false
+            stepsWhilePaused = 0
+            channel.update { $0.message = nil }
+            return nil
+        case .step(let n):
+            guard paused else { throw CommandError("'step' works while paused: 'pause' first") }
+            stepsWhilePaused += n
+            return nil
+        case .stop:
+            stopRequested = "stopped"
+            return nil
+        case .checkpoint:
+            guard let entry = saveCheckpoint(label: "manual") else {
+                throw CommandError("checkpoint failed (see the previous event)")
+            }
+            return entry.url.map { "saved \($0.path)" } ?? "kept in memory"
+        case .rollback:
+            guard let target = checkpoints.latest else {
+                throw CommandError("no checkpoint to roll back to: 'ckpt' takes one, --checkpoint-every takes them regularly")
+            }
+            let from = step
+            try restore(target.state, tensors: target.tensors)
+            return "rolled back from step \(from) to step \(target.state.step) (\(target.state.label))"
+        case .eval:
+            evaluate()
+            return nil
+        }
+    }
+}

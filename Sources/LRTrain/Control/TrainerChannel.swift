@@ -1,0 +1,93 @@
+import Foundation
+import Synchronization
+import LRLog
+
+/// The only place the trainer thread and the UI thread meet.
+///
+/// Commands go in (any thread; applied by the trainer at its next step boundary, never mid-step); records and a
+/// status snapshot come out (drained by the UI at its frame rate). Every access is a short critical section, so
+/// neither side ever waits on the other's work.
+public final class TrainerChannel: Sendable {
+    private struct State {
+        var inbox: [String] = []
+        var outbox: [RunRecord] = []
+        var status = TrainerStatus()
+        /// Bounded: a UI that stops draining (a frozen terminal) must not grow memory without limit.
+        var dropped = 0
+    }
+    private let state = Mutex(State())
+    private let outboxLimit = 1_000_000
+
+    public init() {}
+
+    // MARK: commands in
+
+    /// Queues a command's text. Parsing errors are reported by `CommandParser` before this (the UI shows them
+    /// inline); errors that depend on the run's state come back as error events.
+    public func send(_ command: String) {
+        state.withLock { $0.inbox.append(command) }
+    }
+
+    func takeCommands() -> [String] {
+        state.withLock { s in
+            defer { s.inbox.removeAll(keepingCapacity: true) }
+            return s.inbox
+        }
+    }
+
+    var hasCommands: Bool { state.withLock { !$0.inbox.isEmpty } }
+
+    // MARK: records out
+
+    func publish(_ record: RunRecord) {
+        state.withLock { s in
+            if s.outbox.count >= outboxLimit { s.outbox.removeFirst(outboxLimit / 2); s.dropped += outboxLimit / 2 }
+            s.outbox.append(record)
+        }
+    }
+
+    /// Everything published since the last call.
+    public func drain() -> [RunRecord] {
+        state.withLock { s in
+            defer { s.outbox.removeAll(keepingCapacity: true) }
+            return s.outbox
+        }
+    }
+
+    func update(_ body: (inout TrainerStatus) -> Void) {
+        state.withLock { body(&$0.status) }
+    }
+
+    public var status: TrainerStatus { state.withLock { $0.status } }
+}
+
+/// What the trainer is doing now, beyond the records: for the status panel.
+public struct TrainerStatus: Sendable {
+    public enum Phase: String, Sendable { case starting, running, paused, finished, stopped, diverged, failed }
+    public var phase: Phase = .starting
+    /// Why the run paused or ended, when that is not obvious (guard trips, errors).
+    public var message: String? = nil
+    public var step = 0
+    public var epoch = 0
+    public var totalSteps = 0
+    public var stepsPerEpoch = 0
+    public var groupNames: [String] = []
+    public var lrs: [Double] = []
+    public var held: [Bool] = []
+    /// Groups whose LR was set by hand since the schedule last wrote it as planned.
+    public var overridden: [Bool] = []
+    public var optimizerSummary = ""
+    public var schedulerSpec = ""
+    public var schedulerStatus = ""
+    /// `plan[k][g]`: the LR of group g after k+1 more steps if nothing intervenes (empty when unknowable).
+    public var plan: [[Double]] = []
+    public var warmupLeft = 0
+    public var checkpoints = 0
+    public var lastGradNorm: Double? = nil
+    public var lastEval: EvalRecord? = nil
+    public var runDirectory: String? = nil
+    public var logPath: String? = nil
+    public var datasetName = ""
+    public var modelSummary = ""
+    public init() {}
+}

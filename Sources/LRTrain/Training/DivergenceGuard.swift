@@ -1,0 +1,37 @@
+/// Watches the loss for divergence: a NaN or infinite loss or gradient, or a loss far above its recent best.
+///
+/// The reference is the best value of a smoothed (EMA) loss rather than the best single batch, because single
+/// batches are noisy: late in training one lucky batch can be 5x below the typical loss, and comparing against it
+/// would trip on healthy runs.
+public struct DivergenceGuard: Codable, Sendable, Equatable {
+    /// Trip when a step's loss exceeds `factor` × the best smoothed loss; 0 disables that check (NaN/inf always trip).
+    public var factor: Double
+    /// Steps to watch before the ratio check arms (the first losses of a run move fast).
+    public var armAfter = 20
+    public var smoothing = 0.98
+    private(set) var ema: Double? = nil
+    private(set) var best: Double? = nil
+    private(set) var seen = 0
+
+    public init(factor: Double) { self.factor = factor }
+
+    /// Returns why the step must not be applied, or nil when it is healthy (and then learns from it).
+    public mutating func check(loss: Double, gradNorm: Double) -> String? {
+        if !loss.isFinite { return "loss is \(loss) (not finite)" }
+        if !gradNorm.isFinite { return "gradient norm is \(gradNorm) (not finite)" }
+        if factor > 0, seen >= armAfter, let best, loss > factor * best {
+            return "loss \(short(loss)) is above \(short(factor))x its best smoothed value \(short(best))"
+        }
+        seen += 1
+        ema = ema.map { $0 * smoothing + loss * (1 - smoothing) } ?? loss
+        if seen >= armAfter / 2 { best = min(best ?? .infinity, ema!) }
+        return nil
+    }
+
+    private func short(_ v: Double) -> String {
+        let s = String(format: "%.4g", v)
+        return s
+    }
+}
+
+import Foundation

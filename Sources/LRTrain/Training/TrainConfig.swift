@@ -1,0 +1,109 @@
+import Foundation
+
+/// Everything that defines a run. Saved in the run log's header and in every checkpoint, so a run can be
+/// reproduced or resumed from its files alone.
+public struct TrainConfig: Codable, Sendable, Equatable {
+    // Model
+    /// `mlp` or `convnet`.
+    public var model = "mlp"
+    /// Hidden layer sizes of the MLP (784 → 256 → 10 by default, the guide's and the PyTorch reference's network).
+    public var hidden = [256]
+    public var dropout = 0.0
+
+    // Data
+    /// A folder of MNIST-format IDX files, `synthetic:spirals`, or nil for Debian's Fashion-MNIST.
+    public var data: String? = nil
+    /// Normalise pixels by the training set's mean and std after scaling to [0, 1].
+    public var normalize = false
+    public var batchSize = 128
+    public var epochs = 5
+    /// Stop after this many optimizer steps even if epochs remain.
+    public var maxSteps: Int? = nil
+    public var seed: UInt64 = 0
+
+    // Optimisation
+    /// An optimizer spec: a name (`adamw`) with optional hyperparameters (`adamw:betas=0.9/0.95`).
+    public var optimizer = "adamw"
+    public var lr = 1e-3
+    /// Overrides the optimizer's default weight decay when set.
+    public var weightDecay: Double? = nil
+    public var momentum: Double? = nil
+    /// Param-group rules, first match wins (`head.*:lr_scale=2`, `*.bias:weight_decay=0`).
+    public var groups: [String] = []
+    /// A scheduler spec (`constant`, `cosine:T_max=2000`, `warmup:steps=500 -> cosine`).
+    public var scheduler = "constant"
+    /// Step the scheduler after every optimizer step (`step`) or after every epoch (`epoch`).
+    public var schedulerInterval = "step"
+    /// What ReduceLROnPlateau watches: `val_loss`, `val_acc` or `train_loss`.
+    public var plateauMetric = "val_loss"
+    /// Micro-batches whose gradients are summed before one optimizer step.
+    public var accumSteps = 1
+    /// Clip the global gradient norm to this value when set.
+    public var clipGradNorm: Double? = nil
+    public var labelSmoothing = 0.0
+
+    // Evaluation and safety
+    /// Evaluate every N optimizer steps as well as at every epoch end.
+    public var evalEvery: Int? = nil
+    /// Checkpoint every N optimizer steps (0: only before risky commands and at the end).
+    public var checkpointEvery = 0
+    /// Checkpoints kept in memory (and automatic ones on disk).
+    public var checkpointKeep = 5
+    /// The divergence guard trips when a step's loss exceeds this multiple of the best smoothed loss (0: off).
+    public var guardFactor = 10.0
+    /// What the guard does: `pause`, `rollback` (to the last checkpoint, LR halved) or `stop`.
+    public var guardAction = "pause"
+
+    public init() {}
+
+    /// The config flattened to strings, for the run log's header.
+    public var flattened: [String: String] {
+        var out: [String: String] = [
+            "model": model, "hidden": hidden.map(String.init).joined(separator: ","), "dropout": "\(dropout)",
+            "data": data ?? "default", "normalize": "\(normalize)", "batch_size": "\(batchSize)",
+            "epochs": "\(epochs)", "seed": "\(seed)", "optimizer": optimizer, "lr": "\(lr)",
+            "scheduler": scheduler, "scheduler_interval": schedulerInterval, "plateau_metric": plateauMetric,
+            "accum_steps": "\(accumSteps)", "label_smoothing": "\(labelSmoothing)",
+            "checkpoint_every": "\(checkpointEvery)", "guard_factor": "\(guardFactor)", "guard_action": guardAction,
+        ]
+        if let v = maxSteps { out["max_steps"] = "\(v)" }
+        if let v = weightDecay { out["weight_decay"] = "\(v)" }
+        if let v = momentum { out["momentum"] = "\(v)" }
+        if let v = clipGradNorm { out["clip_grad_norm"] = "\(v)" }
+        if let v = evalEvery { out["eval_every"] = "\(v)" }
+        if !groups.isEmpty { out["groups"] = groups.joined(separator: " ; ") }
+        return out
+    }
+
+    /// Checks values a typo could break, with a message that names the option.
+    public func validate() throws(TrainError) {
+        func fail(_ s: String) throws(TrainError) { throw TrainError(s) }
+        if !(lr.isFinite && lr >= 0) { try fail("invalid --lr \(lr): must be a finite number >= 0") }
+        if batchSize < 1 { try fail("invalid --batch-size \(batchSize): must be at least 1") }
+        if epochs < 1 && maxSteps == nil { try fail("invalid --epochs \(epochs): must be at least 1") }
+        if let m = maxSteps, m < 1 { try fail("invalid --max-steps \(m): must be at least 1") }
+        if accumSteps < 1 { try fail("invalid --accum-steps \(accumSteps): must be at least 1") }
+        if let c = clipGradNorm, !(c > 0 && c.isFinite) { try fail("invalid --clip-grad-norm \(c): must be > 0") }
+        if !(0..<1).contains(labelSmoothing) { try fail("invalid --label-smoothing \(labelSmoothing): must be in [0, 1)") }
+        if !(0..<1).contains(dropout) { try fail("invalid --dropout \(dropout): must be in [0, 1)") }
+        if hidden.contains(where: { $0 < 1 }) { try fail("invalid --hidden: sizes must be positive") }
+        if !["step", "epoch"].contains(schedulerInterval) {
+            try fail("invalid --scheduler-interval '\(schedulerInterval)': use 'step' or 'epoch'")
+        }
+        if !["val_loss", "val_acc", "train_loss"].contains(plateauMetric) {
+            try fail("invalid --plateau-metric '\(plateauMetric)': use val_loss, val_acc or train_loss")
+        }
+        if !["pause", "rollback", "stop"].contains(guardAction) {
+            try fail("invalid --on-divergence '\(guardAction)': use pause, rollback or stop")
+        }
+        if guardFactor < 0 || !guardFactor.isFinite { try fail("invalid --guard-factor \(guardFactor): must be >= 0") }
+        if checkpointEvery < 0 { try fail("invalid --checkpoint-every \(checkpointEvery): must be >= 0") }
+        if checkpointKeep < 1 { try fail("invalid --checkpoint-keep \(checkpointKeep): must be at least 1") }
+        if let e = evalEvery, e < 1 { try fail("invalid --eval-every \(e): must be at least 1") }
+    }
+}
+
+public struct TrainError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

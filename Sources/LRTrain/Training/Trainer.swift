@@ -1,0 +1,439 @@
+import Foundation
+import LRTensor
+import LRModels
+import LROptim
+import LRLog
+
+/// How a run is hosted: where it writes, what drives it, where it starts from.
+public struct RunOptions: Sendable {
+    /// The run's folder (log and checkpoints). Nil: a new folder under `./runs/` named by date and time.
+    public var runDirectory: URL? = nil
+    /// Write the log here instead of `<run dir>/run.jsonl`.
+    public var logPath: URL? = nil
+    /// A parsed `--commands` script.
+    public var script: CommandScript? = nil
+    /// Start from this checkpoint's weights with a fresh optimizer and schedule (fine-tuning).
+    public var initCheckpoint: URL? = nil
+    /// Continue the run saved in this checkpoint, bit for bit.
+    public var resumeCheckpoint: URL? = nil
+    /// Nobody can press a key: a pause with no scripted command left to resume it ends the run.
+    public var headless = true
+    /// Publish records to the channel for a UI to drain.
+    public var publishRecords = false
+    /// BLAS threads (nil: leave OpenBLAS's choice).
+    public var threads: Int? = nil
+    public var lrtopVersion = "dev"
+    /// Write a run log and checkpoints at all (benchmarks turn it off to measure the step alone).
+    public var writeFiles = true
+    /// Evaluate at epoch ends and every `evalEvery` steps (benchmarks turn it off).
+    public var evaluate = true
+    /// Called on the trainer thread with every record, after it is logged (headless progress lines).
+    public var observer: (@Sendable (RunRecord) -> Void)? = nil
+    public init() {}
+}
+
+/// Trains one model, applying steering commands at step boundaries and logging everything.
+///
+/// The loop in `run()` reads top to bottom: commands → (pause) → forward/backward over the micro-batches →
+/// guard → clip → optimizer step → log → scheduler → evaluation → checkpoint. It runs on its own thread; the only
+/// shared state is the `TrainerChannel`.
+public final class Trainer: @unchecked Sendable {
+    public let config: TrainConfig
+    public let options: RunOptions
+    public let channel: TrainerChannel
+
+    let network: Network
+    let loss: SoftmaxCrossEntropy
+    let optimizer: any Optimizer
+    var lrControl: LRControl
+    let train: DataSplit
+    let test: DataSplit
+    let batcher: Batcher
+    public let datasetName: String
+    public let datasetNotice: String?
+    public let stepsPerEpoch: Int
+    public let totalSteps: Int
+
+    public internal(set) var step = 0
+    var paused = false
+    var stepsWhilePaused = 0
+    var stopRequested: String? = nil
+    var guardState: DivergenceGuard
+    var checkpoints: CheckpointStore
+    var log: RunLogWriter?
+    public let runDirectory: URL?
+    public let logURL: URL?
+    var scriptCursor = 0
+    let startDate = Date()
+    var clock = StepClock()
+    var lastLoss: Double? = nil
+    var bestEvalLoss: Double? = nil
+    var bestAccuracy: Double? = nil
+    var lastEval: EvalRecord? = nil
+    /// Offset of wall time when resuming, so the log's wall time keeps growing across restarts.
+    var wallTimeOffset = 0.0
+
+    // Preallocated batch buffers: the step allocates nothing.
+    let input: Tensor
+    var labels: [Int32]
+
+    public init(config: TrainConfig, options: RunOptions = RunOptions(), channel: TrainerChannel = TrainerChannel()) throws {
+        var config = config
+        var resumeState: CheckpointState? = nil
+        if let resume = options.resumeCheckpoint {
+            let ckpt = try CheckpointStore.load(url: resume)
+            config = ckpt.state.config
+            resumeState = ckpt.state
+            _ = ckpt
+        }
+        try config.validate()
+        self.config = config
+        self.options = options
+        self.channel = channel
+        if let t = options.threads { BLAS.setThreads(t) }
+
+        let loaded = try DataLoader.load(spec: config.data, seed: config.seed, normalize: config.normalize)
+        self.train = loaded.dataset.train
+        self.test = loaded.dataset.test
+        self.datasetName = loaded.dataset.name
+        self.datasetNotice = loaded.notice
+        self.batcher = Batcher(split: train, batchSize: config.batchSize, seed: config.seed)
+        guard batcher.batchesPerEpoch >= config.accumSteps else {
+            throw TrainError("the training split (\(train.count) samples) holds fewer than one optimizer step of "
+                + "\(config.batchSize)x\(config.accumSteps) samples: lower --batch-size or --accum-steps")
+        }
+        self.stepsPerEpoch = batcher.batchesPerEpoch / config.accumSteps
+        let planned = stepsPerEpoch * config.epochs
+        self.totalSteps = config.maxSteps.map { config.epochs > 0 ? min($0, planned) : $0 } ?? planned
+
+        self.network = try ModelFactory.make(name: config.model, inputShape: loaded.dataset.sampleShape,
+                                             classes: loaded.dataset.classes, hidden: config.hidden,
+                                             dropout: config.dropout, seed: config.seed)
+        self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
+        self.optimizer = try OptimizerFactory.make(spec: config.optimizer, parameters: network.parameters,
+                                                   lr: config.lr, weightDecay: config.weightDecay,
+                                                   momentum: config.momentum, groupRules: config.groups)
+        let perEpoch = config.schedulerInterval == "epoch"
+        let context = ScheduleContext(totalSteps: perEpoch ? config.epochs : totalSteps,
+                                      stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
+        self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
+        self.guardState = DivergenceGuard(factor: config.guardFactor)
+        self.input = Tensor(shape: [config.batchSize] + loaded.dataset.sampleShape)
+        self.labels = [Int32](repeating: 0, count: config.batchSize)
+
+        if options.writeFiles {
+            let dir = try options.runDirectory ?? RunDirectory.makeDefault()
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            self.runDirectory = dir
+            self.logURL = options.logPath ?? dir.appendingPathComponent("run.jsonl")
+        } else {
+            self.runDirectory = nil
+            self.logURL = nil
+        }
+        self.checkpoints = CheckpointStore(directory: runDirectory?.appendingPathComponent("checkpoints"),
+                                           keep: config.checkpointKeep)
+
+        if let state = resumeState, let url = options.resumeCheckpoint {
+            try restore(state, tensors: try CheckpointStore.load(url: url).tensors)
+        } else if let initURL = options.initCheckpoint {
+            let ckpt = try CheckpointStore.load(url: initURL)
+            try loadWeights(ckpt.tensors, from: initURL.path)
+        }
+
+        if let logURL {
+            self.log = try RunLogWriter(url: logURL)
+        }
+        publishStatus()
+    }
+
+    // MARK: the loop
+
+    /// Trains until the planned steps are done or the run is stopped; returns how it ended.
+    @discardableResult
+    public func run() -> EndRecord {
+        writeHeader()
+        if let notice = datasetNotice { emit(event: .info, text: "dataset", message: notice) }
+        if let r = options.resumeCheckpoint { emit(event: .info, text: "resume", message: "resumed from \(r.path) at step \(step)") }
+        if let i = options.initCheckpoint { emit(event: .info, text: "init", message: "weights from \(i.path)") }
+        var endReason = "completed"
+        var endMessage: String? = nil
+
+        while true {
+            applyScriptAndCommands()
+            if let reason = stopRequested { endReason = reason.isEmpty ? "stopped" : reason; break }
+            if step >= totalSteps { break }
+            if SignalFlag.received { endReason = "interrupted"; endMessage = "received \(SignalFlag.name)"; break }
+            if paused && stepsWhilePaused == 0 {
+                if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
+                    endReason = "stopped"
+                    endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
+                    break
+                }
+                Thread.sleep(forTimeInterval: 0.005)
+                continue
+            }
+            if paused { stepsWhilePaused -= 1 }
+            if let tripped = trainOneStep() {
+                endReason = tripped
+                break
+            }
+        }
+        return finish(reason: endReason, message: endMessage)
+    }
+
+    /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
+    func trainOneStep() -> String? {
+        clock.begin()
+        network.zeroGrad()
+        let epoch = step / stepsPerEpoch
+        let firstBatch = (step % stepsPerEpoch) * config.accumSteps
+        var lossSum: Double = 0
+        for micro in 0..<config.accumSteps {
+            batcher.fill(epoch: epoch, index: firstBatch + micro, input: input, labels: &labels)
+            let logits = network.forward(input, training: true)
+            lossSum += Double(loss.forward(logits: logits, labels: labels))
+            let grad = loss.backward(scale: 1 / Float(config.accumSteps))
+            network.backward(grad)
+        }
+        let stepLoss = lossSum / Double(config.accumSteps)
+        let gradNorm = globalGradNorm()
+
+        if let why = guardState.check(loss: stepLoss, gradNorm: gradNorm) {
+            return divergence(why, loss: stepLoss)
+        }
+        if let maxNorm = config.clipGradNorm, gradNorm > maxNorm {
+            let scale = Float(maxNorm / (gradNorm + 1e-6))
+            for p in optimizer.groups.flatMap(\.params) {
+                p.grad.withBuffer { g in for i in g.indices { g[i] *= scale } }
+            }
+        }
+        let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
+        step += 1
+        lastLoss = stepLoss
+
+        let samples = config.batchSize * config.accumSteps
+        let rate = clock.end(samples: samples)
+        let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
+                                samplesPerSec: rate, wallTime: wallTime)
+        record(.step(record))
+
+        if config.schedulerInterval == "step" && !lrControl.needsMetric {
+            lrControl.step(optimizer: optimizer, metric: nil)
+        }
+        let epochEnded = step % stepsPerEpoch == 0
+        let evalDue = options.evaluate && (epochEnded || step == totalSteps || (config.evalEvery.map { step % $0 == 0 } ?? false))
+        let eval = evalDue ? evaluate() : nil
+        if lrControl.needsMetric {
+            // ReduceLROnPlateau learns from evaluations: at epoch ends, or at every evaluation when stepping per step.
+            if let eval, epochEnded || config.schedulerInterval == "step" {
+                lrControl.step(optimizer: optimizer, metric: metric(for: eval))
+            }
+        } else if epochEnded && config.schedulerInterval == "epoch" {
+            lrControl.step(optimizer: optimizer, metric: nil)
+        }
+        if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 {
+            saveCheckpoint(label: "auto")
+        }
+        if step % 16 == 0 || paused { publishStatus() }
+        return nil
+    }
+
+    private func metric(for eval: EvalRecord) -> Double {
+        switch config.plateauMetric {
+        case "val_acc": return eval.accuracy
+        case "train_loss": return lastLoss ?? eval.loss
+        default: return eval.loss
+        }
+    }
+
+    func globalGradNorm() -> Double {
+        var total: Double = 0
+        for p in network.parameters { total += p.grad.sumOfSquares }
+        return total.squareRoot()
+    }
+
+    var wallTime: Double { wallTimeOffset + Date().timeIntervalSince(startDate) }
+
+    // MARK: evaluation
+
+    /// Loss and top-1 accuracy on the test split, in eval mode (BatchNorm running stats, no dropout).
+    @discardableResult
+    public func evaluate() -> EvalRecord {
+        let chunk = 1000
+        let probe = Tensor(shape: [chunk] + test.sampleShape)
+        var chunkLabels = [Int32](repeating: 0, count: chunk)
+        var totalLoss: Double = 0
+        var correct = 0
+        var start = 0
+        while start < test.count {
+            let n = min(chunk, test.count - start)
+            if n != probe.shape[0] {
+                probe.resize([n] + test.sampleShape)
+                chunkLabels = [Int32](repeating: 0, count: n)
+            }
+            test.copy(range: start..<(start + n), into: probe, labels: &chunkLabels)
+            let logits = network.forward(probe, training: false)
+            totalLoss += Double(loss.forward(logits: logits, labels: chunkLabels)) * Double(n)
+            correct += loss.correctCount(logits: logits, labels: chunkLabels)
+            start += n
+        }
+        let record = EvalRecord(step: step, epoch: max(0, (step - 1)) / stepsPerEpoch,
+                                loss: totalLoss / Double(max(1, test.count)),
+                                accuracy: Double(correct) / Double(max(1, test.count)), wallTime: wallTime)
+        lastEval = record
+        bestEvalLoss = min(bestEvalLoss ?? .infinity, record.loss)
+        bestAccuracy = max(bestAccuracy ?? 0, record.accuracy)
+        self.record(.eval(record))
+        publishStatus()
+        return record
+    }
+
+    // MARK: divergence
+
+    private func divergence(_ why: String, loss stepLoss: Double) -> String? {
+        // The bad gradients never reach the weights: the optimizer step is skipped.
+        network.zeroGrad()
+        let lrs = optimizer.groups.map(\.lr)
+        switch config.guardAction {
+        case "rollback":
+            if let target = checkpoints.latest {
+                do {
+                    try restore(target.state, tensors: target.tensors)
+                    for g in optimizer.groups { g.lr *= 0.5 }
+                    lrControl.markOverridden(all: optimizer.groups.count)
+                    emit(event: .guardTrip, text: "guard", before: lrs,
+                         message: "\(why) at step \(step + 1); rolled back to step \(target.state.step) and halved the LR")
+                    return nil
+                } catch {
+                    emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why); rollback failed: \(error)")
+                }
+            } else {
+                emit(event: .guardTrip, text: "guard", before: lrs,
+                     message: "\(why) at step \(step + 1); no checkpoint to roll back to, paused")
+            }
+            pause(reason: why)
+            return nil
+        case "stop":
+            emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why) at step \(step + 1); run stopped")
+            channel.update { $0.message = why }
+            return "diverged"
+        default:
+            emit(event: .guardTrip, text: "guard", before: lrs,
+                 message: "\(why) at step \(step + 1); paused: lower the LR (e.g. 'lr /10') and resume, or roll back")
+            pause(reason: why)
+            return nil
+        }
+    }
+
+    func pause(reason: String?) {
+        paused = true
+        stepsWhilePaused = 0
+        log?.flush()
+        channel.update { $0.message = reason }
+        publishStatus()
+    }
+
+    // MARK: ending
+
+    private func finish(reason: String, message: String?) -> EndRecord {
+        if options.writeFiles { saveCheckpoint(label: "final", name: "final.ckpt") }
+        let end = EndRecord(reason: reason, step: step, epoch: max(0, step - 1) / stepsPerEpoch, finalLoss: lastLoss,
+                            bestEvalLoss: bestEvalLoss, bestAccuracy: bestAccuracy, finalAccuracy: lastEval?.accuracy,
+                            wallTime: wallTime, message: message)
+        record(.end(end))
+        log?.close()
+        channel.update {
+            $0.phase = reason == "completed" ? .finished : (reason == "diverged" ? .diverged : .stopped)
+            if let message { $0.message = message }
+        }
+        publishStatus(keepPhase: true)
+        return end
+    }
+
+    // MARK: records
+
+    func writeHeader() {
+        let iso = ISO8601DateFormatter()
+        var cfg = config.flattened
+        cfg["dataset"] = datasetName
+        if let r = options.resumeCheckpoint { cfg["resumed_from"] = r.path }
+        if let i = options.initCheckpoint { cfg["init_from"] = i.path }
+        let header = RunHeader(lrtopVersion: options.lrtopVersion, config: cfg, seed: config.seed,
+                               startTime: iso.string(from: startDate), groups: optimizer.groups.map(\.name),
+                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps)
+        record(.header(header))
+    }
+
+    func emit(event kind: EventRecord.Kind, text: String, before: [Double]? = nil, message: String? = nil) {
+        let after = optimizer.groups.map(\.lr)
+        let record = EventRecord(step: step, kind: kind, text: text, lrsBefore: before ?? after, lrsAfter: after,
+                                 message: message, wallTime: wallTime)
+        self.record(.event(record))
+        log?.flush()
+    }
+
+    /// Every record goes out through here: to the log, to the UI, to the observer.
+    func record(_ r: RunRecord) {
+        log?.write(r)
+        if options.publishRecords { channel.publish(r) }
+        options.observer?(r)
+    }
+
+    func publishStatus(keepPhase: Bool = false) {
+        let groups = optimizer.groups
+        let plan = lrControl.plan(count: 256, optimizer: optimizer)
+        channel.update { s in
+            if !keepPhase { s.phase = paused ? .paused : .running }
+            s.step = step
+            s.epoch = min(step, max(0, totalSteps - 1)) / stepsPerEpoch
+            s.totalSteps = totalSteps
+            s.stepsPerEpoch = stepsPerEpoch
+            s.groupNames = groups.map(\.name)
+            s.lrs = groups.map(\.lr)
+            s.held = lrControl.held
+            s.overridden = lrControl.overridden
+            s.optimizerSummary = optimizer.summary
+            s.schedulerSpec = lrControl.spec
+            s.schedulerStatus = lrControl.statusText
+            s.plan = plan
+            s.warmupLeft = lrControl.warmupLeft
+            s.checkpoints = checkpoints.count
+            s.lastGradNorm = nil
+            s.lastEval = lastEval
+            s.runDirectory = runDirectory?.path
+            s.logPath = logURL?.path
+            s.datasetName = datasetName
+            s.modelSummary = "\(config.model) \(network.parameterCount) params"
+        }
+    }
+}
+
+/// Samples/s over a sliding window of recent steps: steadier than one step's time, quicker than a run average.
+struct StepClock {
+    private var started: UInt64 = 0
+    private var window: [(ns: UInt64, samples: Int)] = []
+    private var head = 0
+
+    mutating func begin() { started = DispatchTime.now().uptimeNanoseconds }
+
+    mutating func end(samples: Int) -> Double {
+        let ns = DispatchTime.now().uptimeNanoseconds &- started
+        if window.count < 32 { window.append((ns, samples)) } else { window[head] = (ns, samples); head = (head + 1) % 32 }
+        var t: UInt64 = 0, n = 0
+        for w in window { t &+= w.ns; n += w.samples }
+        return t == 0 ? 0 : Double(n) / (Double(t) / 1e9)
+    }
+}
+
+extension Trainer {
+    /// Runs `count` training steps and nothing else (no commands, evaluation or checkpoints), for `lrtop bench`;
+    /// returns the seconds they took.
+    public func timeSteps(_ count: Int) -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<count { _ = trainOneStep() }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    /// Flushes the log (the UI calls this on quit and signals).
+    public func flushLog() { log?.flush() }
+}

@@ -1,0 +1,81 @@
+import ArgumentParser
+import Foundation
+import LRTrain
+import LRTensor
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure training throughput (samples/s) on a fixed configuration.",
+        discussion: """
+        Default: MLP 784-256-10, batch 128, AdamW, Fashion-MNIST, 50 warm-up steps then 1000 timed steps, the best \
+        of 3 repeats. Compare with PyTorch: python3 ../shared/reference/torch_reference.py bench.
+        """)
+
+    @Option(help: "Model: mlp or convnet.") var model = "mlp"
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
+    @Option(help: "MLP hidden size.") var hidden = 256
+    @Option(help: "Optimizer.") var optimizer = "adamw"
+    @Option(help: "BLAS threads (default: the training default for this batch size).") var threads: Int?
+    @Option(help: "Timed steps per repeat.") var steps = 1000
+    @Option(help: "Warm-up steps before timing.") var warmup = 50
+    @Option(help: "Repeats; the best is reported (the least disturbed by other processes).") var repeats = 3
+    @Option(help: "Dataset (default: Fashion-MNIST; synthetic data of the same shape if it is missing).") var data: String?
+    @Flag(help: "Also measure with the run log written (its cost to the step).") var log = false
+    @Flag(help: "Also measure every BLAS thread count from 1 to the core count.") var sweepThreads = false
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func run() throws {
+        var results: [[String: Any]] = []
+        let threadCounts = sweepThreads ? Array(1...max(1, ProcessInfo.processInfo.activeProcessorCount))
+                                        : [threads ?? (batchSize <= 256 ? 1 : 2)]
+        for t in threadCounts {
+            results.append(try measure(threads: t, withLog: false))
+            if log { results.append(try measure(threads: t, withLog: true)) }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: results.count == 1 ? results[0] : ["results": results],
+                                                  options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for r in results {
+                print(String(format: "lrtop bench: %@ %@ batch %d, %@, threads %d, log %@: %.0f samples/s, %.1f steps/s (%.3f ms/step)",
+                             r["model"] as! String, r["hidden"] as! String, r["batch"] as! Int, r["optimizer"] as! String,
+                             r["threads"] as! Int, (r["log"] as! Bool) ? "on" : "off",
+                             r["samples_per_s"] as! Double, r["steps_per_s"] as! Double, r["ms_per_step"] as! Double))
+            }
+        }
+    }
+
+    func measure(threads: Int, withLog: Bool) throws -> [String: Any] {
+        var config = TrainConfig()
+        config.model = model
+        config.hidden = [hidden]
+        config.batchSize = batchSize
+        config.optimizer = optimizer
+        config.lr = 1e-3
+        config.weightDecay = optimizer == "adamw" ? 1e-2 : nil
+        config.scheduler = "constant"
+        config.epochs = 1_000
+        config.guardFactor = 0
+        config.data = data
+        var options = RunOptions()
+        options.threads = threads
+        options.evaluate = false
+        options.writeFiles = withLog
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("lrtop-bench-\(getpid())")
+        if withLog { options.runDirectory = tmp }
+        defer { if withLog { try? FileManager.default.removeItem(at: tmp) } }
+        let trainer: Trainer
+        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        _ = trainer.timeSteps(warmup)
+        var best = Double.infinity
+        for _ in 0..<max(1, repeats) { best = min(best, trainer.timeSteps(steps)) }
+        let stepsPerSec = Double(steps) / best
+        return [
+            "impl": "lrtop \(LRTop.version)", "model": model, "hidden": model == "mlp" ? "784-\(hidden)-10" : "",
+            "batch": batchSize, "optimizer": optimizer, "threads": threads, "log": withLog,
+            "dataset": trainer.datasetName, "steps": steps,
+            "steps_per_s": stepsPerSec, "samples_per_s": stepsPerSec * Double(batchSize), "ms_per_step": 1000 / stepsPerSec,
+        ]
+    }
+}

@@ -1,0 +1,144 @@
+import ArgumentParser
+import Foundation
+import LRTrain
+import LRLog
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model: live in the terminal UI (default) or headless with progress lines.",
+        discussion: """
+        Every run gets a folder (default ./runs/DATE_TIME) with its JSON Lines log (docs/runlog.md) and checkpoints.
+        Steer it from the keyboard, from the ':' prompt, or with a --commands script of '@STEP COMMAND' lines \
+        (docs/steering.md), e.g. '@500 lr *0.1'.
+        """)
+
+    @OptionGroup var run: TrainOptions
+
+    @Flag(help: "Train without the terminal UI, printing progress lines and a summary.")
+    var headless = false
+    @Option(name: .customLong("run-dir"), help: "The run's folder for its log and checkpoints (default: ./runs/DATE_TIME).")
+    var runDir: String?
+    @Option(help: "Write the run log to this file instead of RUN_DIR/run.jsonl.")
+    var log: String?
+    @Option(help: "A script of '@STEP COMMAND' lines applied at those steps (e.g. '@500 lr *0.1').")
+    var commands: String?
+    @Option(help: "Start from this checkpoint's weights with a fresh optimizer and schedule (fine-tuning).")
+    var `init`: String?
+    @Option(help: "Continue the run saved in this checkpoint exactly where it stopped (its config is used).")
+    var resume: String?
+    @Option(help: "Theme name from 'lrtop themes' (the UI only).")
+    var theme: String?
+    @Option(name: .customLong("progress-every"), help: "Headless: also print a line every N steps (0: only at epoch ends).")
+    var progressEvery = 0
+
+    func validate() throws {
+        if `init` != nil && resume != nil {
+            throw ValidationError("--init and --resume exclude each other: --init starts a new run from weights, --resume continues a run")
+        }
+    }
+
+    func run() throws {
+        let config = try run.config(defaultScheduler: headless ? "constant" : Defaults.interactiveScheduler)
+        var options = RunOptions()
+        options.runDirectory = runDir.map { URL(fileURLWithPath: $0) }
+        options.logPath = log.map { URL(fileURLWithPath: $0) }
+        options.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
+        options.resumeCheckpoint = resume.map { URL(fileURLWithPath: $0) }
+        options.threads = run.blasThreads
+        options.lrtopVersion = LRTop.version
+        if let path = commands {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                fail("cannot read the commands script \(path): check the path")
+            }
+            do { options.script = try CommandScript.parse(text, name: path) } catch { fail(error.description) }
+        }
+        if headless {
+            try runHeadless(config: config, options: options)
+        } else {
+            guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
+                fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop train --headless' for progress lines instead")
+            }
+            try runInteractive(config: config, options: options, theme: theme)
+        }
+    }
+
+    private func runHeadless(config: TrainConfig, options: RunOptions) throws {
+        var options = options
+        options.headless = true
+        let printer = ProgressPrinter(every: progressEvery)
+        options.observer = { printer.handle($0) }
+        SignalFlag.install()
+        let trainer: Trainer
+        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
+        printer.totalSteps = trainer.totalSteps
+        printer.stepsPerEpoch = trainer.stepsPerEpoch
+        print("lrtop: training \(config.model) on \(trainer.datasetName): \(trainer.totalSteps) steps "
+              + "(\(trainer.stepsPerEpoch)/epoch), \(config.optimizer) lr=\(config.lr), scheduler \(config.scheduler)")
+        if let dir = trainer.runDirectory { print("lrtop: run folder \(dir.path)") }
+        if let logURL = trainer.logURL { print("lrtop: log \(logURL.path)") }
+        let end = trainer.run()
+        printer.summary(end)
+        if let logURL = trainer.logURL { print("lrtop: replay with: lrtop replay \(logURL.path)") }
+        switch end.reason {
+        case "completed", "stopped": return
+        case "interrupted": throw ExitCode(130)
+        default: throw ExitCode(2)
+        }
+    }
+}
+
+enum Defaults {
+    /// The interactive session's schedule: one epoch of linear warmup, then cosine to zero over the rest.
+    static let interactiveScheduler = "warmup:steps=469 -> cosine"
+}
+
+/// Prints headless progress: a line per epoch (and every N steps), errors and guard trips as they happen.
+final class ProgressPrinter: @unchecked Sendable {
+    let every: Int
+    var totalSteps = 0
+    var stepsPerEpoch = 1
+    private var lastStep: StepRecord?
+    init(every: Int) { self.every = every }
+
+    func handle(_ record: RunRecord) {
+        switch record {
+        case .step(let s):
+            lastStep = s
+            if every > 0 && s.step % every == 0 {
+                print(String(format: "step %6d/%d  epoch %d  loss %.4f  lr %@  grad %.3g  %.0f samples/s",
+                             s.step, totalSteps, s.epoch + 1, s.loss, lrText(s.lrs), s.gradNorm, s.samplesPerSec))
+            }
+        case .eval(let e):
+            let s = lastStep
+            print(String(format: "epoch %d  step %6d/%d  train_loss %.4f  val_loss %.4f  val_acc %.2f%%  lr %@  %.0f samples/s",
+                         e.step == 0 ? 0 : (e.step - 1) / max(1, stepsPerEpoch) + 1, e.step, totalSteps, s?.loss ?? .nan,
+                         e.loss, e.accuracy * 100, lrText(s?.lrs ?? []), s?.samplesPerSec ?? 0))
+        case .event(let ev):
+            switch ev.kind {
+            case .error: print("step \(ev.step): command '\(ev.text)' rejected: \(ev.message ?? "")")
+            case .guardTrip: print("step \(ev.step): divergence guard: \(ev.message ?? "")")
+            case .command:
+                print("step \(ev.step): \(ev.text)  lr \(lrText(ev.lrsBefore)) → \(lrText(ev.lrsAfter))" + (ev.message.map { "  (\($0))" } ?? ""))
+            case .rollback, .info: if let m = ev.message { print("step \(ev.step): \(m)") }
+            case .checkpoint: break
+            }
+        case .header, .end: break
+        }
+        fflush(stdout)
+    }
+
+    func summary(_ end: EndRecord) {
+        var line = "lrtop: \(end.reason) at step \(end.step)"
+        if let l = end.finalLoss { line += String(format: ", final train loss %.4f", l) }
+        if let a = end.finalAccuracy { line += String(format: ", test accuracy %.2f%%", a * 100) }
+        if let b = end.bestAccuracy { line += String(format: " (best %.2f%%)", b * 100) }
+        line += String(format: ", %.1f s", end.wallTime)
+        if let m = end.message { line += " — \(m)" }
+        print(line)
+    }
+}
+
+func lrText(_ lrs: [Double]) -> String {
+    lrs.map { String(format: "%.3g", $0) }.joined(separator: ",")
+}

@@ -1,0 +1,97 @@
+import ArgumentParser
+import Foundation
+import LRTrain
+
+/// The options that define a run, shared by `train`, `bench` and `compare`.
+struct TrainOptions: ParsableArguments {
+    @Option(help: "Model: mlp or convnet.")
+    var model = "mlp"
+    @Option(help: "MLP hidden sizes, comma separated (784 → HIDDEN → 10).")
+    var hidden = "256"
+    @Option(help: "Dropout probability after each hidden layer of the MLP.")
+    var dropout = 0.0
+    @Option(help: "Dataset: a folder of MNIST-format IDX files (raw or .gz), or synthetic:spirals. Default: Debian's Fashion-MNIST in /usr/share/datasets/fashion-mnist.")
+    var data: String?
+    @Flag(help: "Normalise pixels by the training set's mean and standard deviation.")
+    var normalize = false
+    @Option(name: .customLong("batch-size"), help: "Samples per micro-batch.")
+    var batchSize = 128
+    @Option(help: "Epochs to train.")
+    var epochs = 5
+    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps.")
+    var maxSteps: Int?
+    @Option(help: "Random seed: same seed, same run, bit for bit.")
+    var seed: UInt64 = 0
+    @Option(help: "Optimizer, optionally with hyperparameters: sgd, adamw, lamb:trust_clip=true ... (see docs/optimizers.md).")
+    var optimizer = "adamw"
+    @Option(help: "Base learning rate.")
+    var lr = 1e-3
+    @Option(name: .customLong("weight-decay"), help: "Weight decay (default: the optimizer's own).")
+    var weightDecay: Double?
+    @Option(help: "Momentum (SGD, RMSprop).")
+    var momentum: Double?
+    @Option(name: .customLong("group"), help: "A param-group rule, repeatable, first match wins: 'head.*:lr_scale=2', '*.bias,*bn*:weight_decay=0', 'fc1.*:lr=0' (freeze).")
+    var groups: [String] = []
+    @Option(help: "LR scheduler spec: constant, step:step_size=1000, cosine, 'warmup:steps=500 -> cosine', plateau:patience=2 ...")
+    var scheduler: String?
+    @Option(name: .customLong("scheduler-interval"), help: "Step the scheduler per optimizer step (step) or per epoch (epoch).")
+    var schedulerInterval = "step"
+    @Option(name: .customLong("plateau-metric"), help: "What ReduceLROnPlateau watches: val_loss, val_acc or train_loss.")
+    var plateauMetric = "val_loss"
+    @Option(name: .customLong("accum-steps"), help: "Micro-batches per optimizer step (gradient accumulation).")
+    var accumSteps = 1
+    @Option(name: .customLong("clip-grad-norm"), help: "Clip the global gradient norm to this value.")
+    var clipGradNorm: Double?
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the cross-entropy loss.")
+    var labelSmoothing = 0.0
+    @Option(name: .customLong("eval-every"), help: "Also evaluate every N optimizer steps (always at each epoch end).")
+    var evalEvery: Int?
+    @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every N optimizer steps (0: only before risky commands and at the end).")
+    var checkpointEvery = 0
+    @Option(name: .customLong("checkpoint-keep"), help: "Checkpoints kept in memory and (automatic ones) on disk.")
+    var checkpointKeep = 5
+    @Option(name: .customLong("guard-factor"), help: "Divergence guard: trip when a loss exceeds this multiple of its best smoothed value (0: only NaN/inf).")
+    var guardFactor = 10.0
+    @Option(name: .customLong("on-divergence"), help: "What the guard does: pause, rollback (to the last checkpoint, LR halved) or stop. Headless runs stop where a pause could never be resumed.")
+    var onDivergence = "pause"
+    @Option(help: "BLAS threads (default: 1 for batches of 256 or fewer, which measured fastest here; see README).")
+    var threads: Int?
+
+    /// The scheduler used when none is given: the interactive session shows warmup + cosine.
+    func config(defaultScheduler: String) throws -> TrainConfig {
+        var c = TrainConfig()
+        c.model = model
+        let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("invalid --hidden '\(hidden)': expected sizes like 256 or 512,256")
+        }
+        c.hidden = sizes.map { $0! }
+        c.dropout = dropout
+        c.data = data
+        c.normalize = normalize
+        c.batchSize = batchSize
+        c.epochs = epochs
+        c.maxSteps = maxSteps
+        c.seed = seed
+        c.optimizer = optimizer
+        c.lr = lr
+        c.weightDecay = weightDecay
+        c.momentum = momentum
+        c.groups = groups
+        c.scheduler = scheduler ?? defaultScheduler
+        c.schedulerInterval = schedulerInterval
+        c.plateauMetric = plateauMetric
+        c.accumSteps = accumSteps
+        c.clipGradNorm = clipGradNorm
+        c.labelSmoothing = labelSmoothing
+        c.evalEvery = evalEvery
+        c.checkpointEvery = checkpointEvery
+        c.checkpointKeep = checkpointKeep
+        c.guardFactor = guardFactor
+        c.guardAction = onDivergence
+        do { try c.validate() } catch { throw ValidationError(error.description) }
+        return c
+    }
+
+    var blasThreads: Int { threads ?? (batchSize <= 256 ? 1 : 2) }
+}

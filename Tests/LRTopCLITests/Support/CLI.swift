@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+
+/// The package root, from this file's path (Tests/LRTopCLITests/Support/CLI.swift).
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `lrtop` binary built beside this test bundle (the test target depends on the executable, so it is built
+/// with the same configuration).
+let lrtopBinary: URL = {
+    let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("lrtop")
+    if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
+    for config in ["release", "debug"] {
+        let candidate = packageRoot.appendingPathComponent(".build/\(config)/lrtop")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    return beside
+}()
+
+let fashionMNISTInstalled = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+let tmuxInstalled = ["/usr/bin/tmux", "/usr/local/bin/tmux"].contains { FileManager.default.isExecutableFile(atPath: $0) }
+
+struct Output {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs `lrtop ARGS` as a user would, with stdin closed and stdout/stderr captured (so stdout is not a terminal).
+@discardableResult
+func lrtop(_ args: [String], in directory: URL? = nil, timeout: TimeInterval = 300,
+           environment: [String: String] = [:]) throws -> Output {
+    let process = Process()
+    process.executableURL = lrtopBinary
+    process.arguments = args
+    if let directory { process.currentDirectoryURL = directory }
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Drain both pipes while it runs so a chatty process never blocks on a full pipe.
+    let outData = ReadBox(), errData = ReadBox()
+    let group = DispatchGroup()
+    group.enter(); DispatchQueue.global().async { outData.set(out.fileHandleForReading.readDataToEndOfFile()); group.leave() }
+    group.enter(); DispatchQueue.global().async { errData.set(err.fileHandleForReading.readDataToEndOfFile()); group.leave() }
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.02) }
+    if process.isRunning { process.terminate(); Issue.record("lrtop \(args.joined(separator: " ")) timed out after \(timeout) s") }
+    process.waitUntilExit()
+    group.wait()
+    return Output(status: process.terminationStatus, stdout: String(decoding: outData.get(), as: UTF8.self),
+                  stderr: String(decoding: errData.get(), as: UTF8.self))
+}
+
+final class ReadBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ d: Data) { lock.lock(); data = d; lock.unlock() }
+    func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+}
+
+/// A fresh temporary folder, removed by `cleanup()`.
+struct TempDir {
+    let url: URL
+    init(_ label: String = "lrtop-test") throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(label)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func cleanup() { try? FileManager.default.removeItem(at: url) }
+}
+
+/// Reads a run log's lines as JSON objects (Foundation is fine here: tests read small logs).
+func readLog(_ path: String) throws -> [[String: Any]] {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    return text.split(separator: "\n").compactMap { line in
+        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+}
+
+func records(_ log: [[String: Any]], type: String) -> [[String: Any]] {
+    log.filter { ($0["type"] as? String) == type }
+}
+
+/// A tmux session running a command in a terminal of a given size, for end-to-end tests of the UI.
+final class TmuxSession {
+    let name: String
+    let socket: String
+
+    init(command: String, width: Int = 120, height: Int = 40, directory: URL) throws {
+        name = "lrtop-\(UUID().uuidString.prefix(8))"
+        socket = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(name)").path
+        try tmux(["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", "-c", directory.path,
+                  "env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 \(command); echo LRTOP_EXITED=$?; sleep 60"])
+    }
+
+    @discardableResult
+    func tmux(_ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["tmux", "-S", socket] + args
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func send(_ keys: String...) throws { try tmux(["send-keys", "-t", name] + keys) }
+    func type(_ text: String) throws { try tmux(["send-keys", "-t", name, "-l", text]) }
+    func screen() throws -> String { try tmux(["capture-pane", "-p", "-t", name]) }
+    func resize(width: Int, height: Int) throws {
+        try tmux(["resize-window", "-t", name, "-x", "\(width)", "-y", "\(height)"])
+    }
+
+    /// Waits until the screen contains `text`; returns the screen (records an issue on timeout).
+    @discardableResult
+    func waitFor(_ text: String, timeout: TimeInterval = 60, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last = ""
+        while Date() < deadline {
+            last = try screen()
+            if last.contains(text) { return last }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Issue.record("timed out waiting for '\(text)' on screen:\n\(last)", sourceLocation: sourceLocation)
+        return last
+    }
+
+    func close() { _ = try? tmux(["kill-server"]) }
+}
