@@ -20,6 +20,7 @@ import Testing
 
     @Test func sparseQuotedAndBadRows() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("metrics.csv")
         let lines = [
             #""epoch","lr, main",step,"note ""x""",train_loss\#r"#,
@@ -60,6 +61,7 @@ import Testing
 
     @Test func plainCSVUsesTheFirstColumnAsStep() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("plain.csv")
         try write("iteration,loss,learning_rate,val_loss\n10,1.0,0.1,\n20,0.5,0.1,0.7\n30,0.25,0.05,\n", to: url)
         let run = try CSVReader.readRun(at: url)

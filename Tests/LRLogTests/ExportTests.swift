@@ -29,6 +29,7 @@ private func makeLog(in dir: URL) throws -> URL {
 @Suite struct ExportTests {
     @Test func runLogToTensorBoardAndBack() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let original = try RunLogReader.readRun(at: try makeLog(in: dir))
         let file = try TensorBoardExport.write(original, to: dir.appendingPathComponent("tb"))
         #expect(file.lastPathComponent.hasPrefix("events.out.tfevents.1735787045."))
@@ -57,6 +58,7 @@ private func makeLog(in dir: URL) throws -> URL {
 
     @Test func runLogToCSVAndBack() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let original = try RunLogReader.readRun(at: try makeLog(in: dir))
         let url = dir.appendingPathComponent("export/exp1.csv")
         try CSVExport.write(original, to: url)
@@ -84,6 +86,7 @@ private func makeLog(in dir: URL) throws -> URL {
 
     @Test func loaderDetectsFormatsAndFolders() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let log = try makeLog(in: dir)
         let plain = dir.appendingPathComponent("renamed.log")
         try FileManager.default.copyItem(at: log, to: plain)

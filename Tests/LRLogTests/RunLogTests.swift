@@ -37,6 +37,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 @Suite struct RunLogTests {
     @Test func roundTripOfEveryRecordType() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("nested/folder/run.jsonl")
         let writer = try RunLogWriter(url: url)
         for r in allRecords { try writer.write(r) }
@@ -76,6 +77,22 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
             let theirs = String(decoding: try encoder.encode(record), as: UTF8.self)
             #expect(RunLogLine.encode(try RunLogLine.decode(theirs)) == ours)
         }
+    }
+
+    @Test func documentedExamplesParse() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let doc = try String(contentsOf: root.appendingPathComponent("docs/runlog.md"), encoding: .utf8)
+        var inJSON = false
+        var types: Set<String> = []
+        for line in doc.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("```") { inJSON = line == "```json"; continue }
+            guard inJSON else { continue }
+            let record = try RunLogLine.decode(String(line))
+            types.insert(record.typeName)
+            // Our encoder writes the documented examples byte for byte.
+            #expect(RunLogLine.encode(record) == line)
+        }
+        #expect(types == ["header", "step", "eval", "event", "end"])
     }
 
     @Test func doublesRoundTripExactly() throws {
@@ -124,6 +141,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 
     @Test func truncatedLastLineIsAWarning() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("run.jsonl")
         let full = allRecords.prefix(3).map(RunLogLine.encode).joined(separator: "\n") + "\n"
         try write(full + #"{"type":"step","step":4,"epoch":0,"lrs":[0.001],"lo"#, to: url)
@@ -138,6 +156,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 
     @Test func garbageLineInTheMiddleIsSkipped() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("run.jsonl")
         let lines = [RunLogLine.encode(.header(header())), RunLogLine.encode(.step(step(1))),
                      "this is not json {", RunLogLine.encode(.step(step(2))),
@@ -157,6 +176,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 
     @Test func emptyFileIsAnEmptyRun() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("run.jsonl")
         try write("", to: url)
         let read = try RunLogReader.readRecords(at: url)
@@ -168,6 +188,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 
     @Test func notARunLogIsAnError() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         for text in ["step,loss\n1,2.0\n", RunLogLine.encode(.step(step(1))) + "\n", "\u{0}\u{1}binary"] {
             let url = dir.appendingPathComponent("not-a-log.txt")
             try write(text, to: url)
@@ -187,6 +208,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 
     @Test func columnsHoldWhatWasWritten() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("run.jsonl")
         let writer = try RunLogWriter(url: url)
         try writer.write(header: header())
@@ -215,6 +237,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 
     @Test func writerFlushesOnTimeAndOnRequest() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("run.jsonl")
         let writer = try RunLogWriter(url: url, flushInterval: 0.2)
         try writer.write(header: header())
@@ -238,6 +261,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
 
     @Test func followerSeesAppendedLinesAndHoldsBackPartialOnes() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("live.jsonl")
         let follower = RunLogFollower(url: url)
         #expect(try follower.poll().isEmpty)  // not there yet

@@ -74,6 +74,7 @@ private func records(_ bytes: [UInt8]) -> [(Int, Int)] {
         bytes[recs[100].0 + 12 + 5] ^= 0x40  // inside record 100's data
         bytes[recs[200].0 + 2] ^= 0x01       // record 200's length
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("events.out.tfevents.1.broken")
         try Data(bytes).write(to: url)
         let content = try TensorBoardReader.read(at: url)
@@ -90,6 +91,7 @@ private func records(_ bytes: [UInt8]) -> [(Int, Int)] {
         let source = fixturesDir.appendingPathComponent("tensorboard/torch_tensor/events.out.tfevents.1795574350.vm.5499.1")
         let bytes = [UInt8](try Data(contentsOf: source))
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("events.out.tfevents.1.cut")
         try Data(bytes.dropLast(7)).write(to: url)
         let content = try TensorBoardReader.read(at: url)
@@ -100,6 +102,7 @@ private func records(_ bytes: [UInt8]) -> [(Int, Int)] {
 
     @Test func notAnEventFileIsAnError() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("events.out.tfevents.1.text")
         try write(String(repeating: "hello, this is not TFRecord\n", count: 10), to: url)
         #expect(throws: LogError.self) { try TensorBoardReader.read(at: url) }
@@ -107,6 +110,7 @@ private func records(_ bytes: [UInt8]) -> [(Int, Int)] {
 
     @Test func writerRoundTrip() throws {
         let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
         let url = dir.appendingPathComponent("tb/events.out.tfevents.123.host")
         let writer = try TensorBoardWriter(url: url, wallTime: 1_700_000_000)
         for i in 0..<300 {

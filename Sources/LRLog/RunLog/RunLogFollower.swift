@@ -23,8 +23,8 @@ public final class RunLogFollower {
     public func poll() throws -> [RunRecord] {
         let path = url.path
         guard FileManager.default.fileExists(atPath: path) else { return [] }
-        let file = try ChunkedFile(path: path, chunkSize: 1 << 20)
-        let size = file.fileSize
+        let reader = try ChunkedFile(path: path, offset: offset, chunkSize: 1 << 20)
+        let size = reader.fileSize
         if size < offset {
             warnings.append("\(path): file shrank from \(offset) to \(size) bytes; reading it again from the start")
             offset = 0
@@ -32,7 +32,6 @@ public final class RunLogFollower {
             return try poll()
         }
         if size == offset { return [] }
-        let reader = try ChunkedFile(path: path, offset: offset, chunkSize: 1 << 20)
         var sink = RecordCollector()
         let before = feeder.warnings.lines.count
         while try reader.readMore() {
