@@ -1,5 +1,8 @@
 // The records of a run: what the trainer emits, what the JSONL run log stores, what replay and the UI read.
 // Live training and replay share these types, so the UI draws both the same way.
+// The `CodingKeys` are the run log's snake_case keys (docs/runlog.md): `JSONEncoder` output of a record is
+// its log line without the "type" key. NaN and infinities are the strings "NaN", "Infinity", "-Infinity"
+// in the log (use `.convertToString`/`.convertFromString` strategies with Foundation's coders).
 
 /// The first line of a run log.
 public struct RunHeader: Codable, Sendable, Equatable {
@@ -22,6 +25,12 @@ public struct RunHeader: Codable, Sendable, Equatable {
                 startTime: String, groups: [String], stepsPerEpoch: Int, totalSteps: Int?) {
         self.schema = schema; self.lrtopVersion = lrtopVersion; self.config = config; self.seed = seed
         self.startTime = startTime; self.groups = groups; self.stepsPerEpoch = stepsPerEpoch; self.totalSteps = totalSteps
+    }
+
+    /// The run log's keys (docs/runlog.md), also used by `Codable`.
+    public enum CodingKeys: String, CodingKey {
+        case schema, lrtopVersion = "lrtop_version", config, seed, startTime = "start_time", groups
+        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps"
     }
 }
 
@@ -46,6 +55,10 @@ public struct StepRecord: Codable, Sendable, Equatable {
         self.step = step; self.epoch = epoch; self.lrs = lrs; self.loss = loss; self.gradNorm = gradNorm
         self.samplesPerSec = samplesPerSec; self.wallTime = wallTime
     }
+
+    public enum CodingKeys: String, CodingKey {
+        case step, epoch, lrs, loss, gradNorm = "grad_norm", samplesPerSec = "samples_per_sec", wallTime = "wall_time"
+    }
 }
 
 /// An evaluation on the held-out split.
@@ -59,6 +72,10 @@ public struct EvalRecord: Codable, Sendable, Equatable {
 
     public init(step: Int, epoch: Int, loss: Double, accuracy: Double, wallTime: Double) {
         self.step = step; self.epoch = epoch; self.loss = loss; self.accuracy = accuracy; self.wallTime = wallTime
+    }
+
+    public enum CodingKeys: String, CodingKey {
+        case step, epoch, loss, accuracy, wallTime = "wall_time"
     }
 }
 
@@ -93,6 +110,10 @@ public struct EventRecord: Codable, Sendable, Equatable {
         self.step = step; self.kind = kind; self.text = text; self.lrsBefore = lrsBefore; self.lrsAfter = lrsAfter
         self.message = message; self.wallTime = wallTime
     }
+
+    public enum CodingKeys: String, CodingKey {
+        case step, kind, text, lrsBefore = "lrs_before", lrsAfter = "lrs_after", message, wallTime = "wall_time"
+    }
 }
 
 /// The last line of a run log: how it ended and a summary.
@@ -113,6 +134,11 @@ public struct EndRecord: Codable, Sendable, Equatable {
         self.reason = reason; self.step = step; self.epoch = epoch; self.finalLoss = finalLoss
         self.bestEvalLoss = bestEvalLoss; self.bestAccuracy = bestAccuracy; self.finalAccuracy = finalAccuracy
         self.wallTime = wallTime; self.message = message
+    }
+
+    public enum CodingKeys: String, CodingKey {
+        case reason, step, epoch, finalLoss = "final_loss", bestEvalLoss = "best_eval_loss", bestAccuracy = "best_accuracy"
+        case finalAccuracy = "final_accuracy", wallTime = "wall_time", message
     }
 }
 

@@ -1,0 +1,235 @@
+// One run log line <-> one RunRecord (schema in docs/runlog.md).
+// Writing formats numbers by hand into a byte buffer (the step path runs ~1000 times a second in the
+// trainer); reading general lines goes through the small JSON parser, step and eval lines through
+// `RunLogLineParser`'s byte scanner.
+
+/// Encoding and decoding of single run log lines.
+public enum RunLogLine {
+    /// The line for `record`, without the trailing newline.
+    public static func encode(_ record: RunRecord) -> String {
+        var bytes: [UInt8] = []
+        append(record, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Decodes one line. Throws a `LogError` whose message says what is wrong ("not JSON (...)",
+    /// "unknown record type \"x\"", "field \"step\": missing").
+    public static func decode(_ line: String) throws -> RunRecord {
+        let parser = RunLogLineParser()
+        var sink = RecordCollector()
+        var text = line
+        let outcome = text.withUTF8 { b in parser.parse(b.baseAddress!, b.baseAddress! + b.count, into: &sink) }
+        switch outcome {
+        case .record: return sink.records[0]
+        case .blank: throw LogError("empty line")
+        case let .unknownType(t): throw LogError("unknown record type \"\(t)\"")
+        case let .invalid(what): throw LogError(what)
+        }
+    }
+
+    // MARK: - Encoding
+
+    static func append(_ record: RunRecord, to b: inout [UInt8]) {
+        switch record {
+        case let .header(h): appendHeader(h, to: &b)
+        case let .step(s): appendStep(s, to: &b)
+        case let .eval(e): appendEval(e, to: &b)
+        case let .event(e): appendEvent(e, to: &b)
+        case let .end(e): appendEnd(e, to: &b)
+        }
+    }
+
+    static func appendHeader(_ h: RunHeader, to b: inout [UInt8]) {
+        b.appendASCII("{\"type\":\"header\",\"schema\":"); b.appendInt(h.schema)
+        b.appendASCII(",\"lrtop_version\":"); b.appendJSONString(h.lrtopVersion)
+        b.appendASCII(",\"start_time\":"); b.appendJSONString(h.startTime)
+        b.appendASCII(",\"seed\":"); b.appendUInt64(h.seed)
+        b.appendASCII(",\"groups\":[")
+        for (i, g) in h.groups.enumerated() {
+            if i > 0 { b.append(UInt8(ascii: ",")) }
+            b.appendJSONString(g)
+        }
+        b.appendASCII("],\"steps_per_epoch\":"); b.appendInt(h.stepsPerEpoch)
+        if let t = h.totalSteps { b.appendASCII(",\"total_steps\":"); b.appendInt(t) }
+        b.appendASCII(",\"config\":{")
+        for (i, key) in h.config.keys.sorted().enumerated() {
+            if i > 0 { b.append(UInt8(ascii: ",")) }
+            b.appendJSONString(key); b.append(UInt8(ascii: ":")); b.appendJSONString(h.config[key]!)
+        }
+        b.appendASCII("}}")
+    }
+
+    @inline(__always)
+    static func appendStep(_ s: StepRecord, to b: inout [UInt8]) {
+        b.appendASCII("{\"type\":\"step\",\"step\":"); b.appendInt(s.step)
+        b.appendASCII(",\"epoch\":"); b.appendInt(s.epoch)
+        b.appendASCII(",\"lrs\":"); appendDoubles(s.lrs, to: &b)
+        b.appendASCII(",\"loss\":"); b.appendJSONDouble(s.loss)
+        b.appendASCII(",\"grad_norm\":"); b.appendJSONDouble(s.gradNorm)
+        b.appendASCII(",\"samples_per_sec\":"); b.appendJSONDouble(s.samplesPerSec)
+        b.appendASCII(",\"wall_time\":"); b.appendJSONDouble(s.wallTime)
+        b.append(UInt8(ascii: "}"))
+    }
+
+    static func appendEval(_ e: EvalRecord, to b: inout [UInt8]) {
+        b.appendASCII("{\"type\":\"eval\",\"step\":"); b.appendInt(e.step)
+        b.appendASCII(",\"epoch\":"); b.appendInt(e.epoch)
+        b.appendASCII(",\"loss\":"); b.appendJSONDouble(e.loss)
+        b.appendASCII(",\"accuracy\":"); b.appendJSONDouble(e.accuracy)
+        b.appendASCII(",\"wall_time\":"); b.appendJSONDouble(e.wallTime)
+        b.append(UInt8(ascii: "}"))
+    }
+
+    static func appendEvent(_ e: EventRecord, to b: inout [UInt8]) {
+        b.appendASCII("{\"type\":\"event\",\"step\":"); b.appendInt(e.step)
+        b.appendASCII(",\"kind\":"); b.appendJSONString(e.kind.rawValue)
+        b.appendASCII(",\"text\":"); b.appendJSONString(e.text)
+        b.appendASCII(",\"lrs_before\":"); appendDoubles(e.lrsBefore, to: &b)
+        b.appendASCII(",\"lrs_after\":"); appendDoubles(e.lrsAfter, to: &b)
+        if let m = e.message { b.appendASCII(",\"message\":"); b.appendJSONString(m) }
+        b.appendASCII(",\"wall_time\":"); b.appendJSONDouble(e.wallTime)
+        b.append(UInt8(ascii: "}"))
+    }
+
+    static func appendEnd(_ e: EndRecord, to b: inout [UInt8]) {
+        b.appendASCII("{\"type\":\"end\",\"reason\":"); b.appendJSONString(e.reason)
+        b.appendASCII(",\"step\":"); b.appendInt(e.step)
+        b.appendASCII(",\"epoch\":"); b.appendInt(e.epoch)
+        if let v = e.finalLoss { b.appendASCII(",\"final_loss\":"); b.appendJSONDouble(v) }
+        if let v = e.bestEvalLoss { b.appendASCII(",\"best_eval_loss\":"); b.appendJSONDouble(v) }
+        if let v = e.bestAccuracy { b.appendASCII(",\"best_accuracy\":"); b.appendJSONDouble(v) }
+        if let v = e.finalAccuracy { b.appendASCII(",\"final_accuracy\":"); b.appendJSONDouble(v) }
+        b.appendASCII(",\"wall_time\":"); b.appendJSONDouble(e.wallTime)
+        if let m = e.message { b.appendASCII(",\"message\":"); b.appendJSONString(m) }
+        b.append(UInt8(ascii: "}"))
+    }
+
+    @inline(__always)
+    static func appendDoubles(_ values: [Double], to b: inout [UInt8]) {
+        b.append(UInt8(ascii: "["))
+        for i in values.indices {
+            if i > 0 { b.append(UInt8(ascii: ",")) }
+            b.appendJSONDouble(values[i])
+        }
+        b.append(UInt8(ascii: "]"))
+    }
+
+    // MARK: - Decoding general lines
+
+    struct Problem: Error { let message: String }
+
+    /// The record in a parsed JSON object; nil with `unknownType` set when the type is not one we know.
+    static func record(from json: JSONValue, unknownType: inout String?) throws -> RunRecord? {
+        guard case .object = json else { throw Problem(message: "not a JSON object") }
+        guard let type = json["type"]?.string else { throw Problem(message: "no \"type\" field") }
+        switch type {
+        case "header":
+            var config: [String: String] = [:]
+            if let c = json["config"] {
+                guard case let .object(pairs) = c else { throw Problem(message: "field \"config\": not an object") }
+                for (k, v) in pairs {
+                    switch v {
+                    case let .string(s): config[k] = s
+                    case let .number(n): config[k] = n
+                    case let .bool(b): config[k] = b ? "true" : "false"
+                    case .null: config[k] = ""
+                    default: throw Problem(message: "field \"config\": value of \"\(k)\" is not a string")
+                    }
+                }
+            }
+            return .header(RunHeader(
+                schema: try optionalInt(json, "schema") ?? RunHeader.currentSchema,
+                lrtopVersion: try optionalString(json, "lrtop_version") ?? "",
+                config: config,
+                seed: try optionalUInt64(json, "seed") ?? 0,
+                startTime: try optionalString(json, "start_time") ?? "",
+                groups: try stringArray(json, "groups"),
+                stepsPerEpoch: try optionalInt(json, "steps_per_epoch") ?? 0,
+                totalSteps: try optionalInt(json, "total_steps")))
+        case "step":
+            return .step(StepRecord(
+                step: try requiredInt(json, "step"), epoch: try optionalInt(json, "epoch") ?? 0,
+                lrs: try doubleArray(json, "lrs"), loss: try double(json, "loss"),
+                gradNorm: try double(json, "grad_norm"), samplesPerSec: try double(json, "samples_per_sec"),
+                wallTime: try double(json, "wall_time")))
+        case "eval":
+            return .eval(EvalRecord(
+                step: try requiredInt(json, "step"), epoch: try optionalInt(json, "epoch") ?? 0,
+                loss: try double(json, "loss"), accuracy: try double(json, "accuracy"),
+                wallTime: try double(json, "wall_time")))
+        case "event":
+            let kindText = try optionalString(json, "kind") ?? ""
+            guard let kind = EventRecord.Kind(rawValue: kindText) else {
+                throw Problem(message: "field \"kind\": unknown event kind \"\(kindText)\"")
+            }
+            return .event(EventRecord(
+                step: try requiredInt(json, "step"), kind: kind, text: try optionalString(json, "text") ?? "",
+                lrsBefore: try doubleArray(json, "lrs_before"), lrsAfter: try doubleArray(json, "lrs_after"),
+                message: try optionalString(json, "message"), wallTime: try double(json, "wall_time")))
+        case "end":
+            guard let reason = try optionalString(json, "reason") else { throw Problem(message: "field \"reason\": missing") }
+            return .end(EndRecord(
+                reason: reason, step: try optionalInt(json, "step") ?? 0, epoch: try optionalInt(json, "epoch") ?? 0,
+                finalLoss: try optionalDouble(json, "final_loss"), bestEvalLoss: try optionalDouble(json, "best_eval_loss"),
+                bestAccuracy: try optionalDouble(json, "best_accuracy"),
+                finalAccuracy: try optionalDouble(json, "final_accuracy"),
+                wallTime: try double(json, "wall_time"), message: try optionalString(json, "message")))
+        default:
+            unknownType = type
+            return nil
+        }
+    }
+
+    private static func optionalInt(_ json: JSONValue, _ key: String) throws -> Int? {
+        guard let v = json[key], !v.isNull else { return nil }
+        guard let i = v.int else { throw Problem(message: "field \"\(key)\": not an integer") }
+        return i
+    }
+
+    private static func requiredInt(_ json: JSONValue, _ key: String) throws -> Int {
+        guard let i = try optionalInt(json, key) else { throw Problem(message: "field \"\(key)\": missing") }
+        return i
+    }
+
+    private static func optionalUInt64(_ json: JSONValue, _ key: String) throws -> UInt64? {
+        guard let v = json[key], !v.isNull else { return nil }
+        guard let i = v.uint64 else { throw Problem(message: "field \"\(key)\": not an unsigned integer") }
+        return i
+    }
+
+    private static func optionalString(_ json: JSONValue, _ key: String) throws -> String? {
+        guard let v = json[key], !v.isNull else { return nil }
+        guard let s = v.string else { throw Problem(message: "field \"\(key)\": not a string") }
+        return s
+    }
+
+    private static func optionalDouble(_ json: JSONValue, _ key: String) throws -> Double? {
+        guard let v = json[key], !v.isNull else { return nil }
+        guard let d = v.double else { throw Problem(message: "field \"\(key)\": not a number") }
+        return d
+    }
+
+    /// A number field; missing or null reads as NaN.
+    private static func double(_ json: JSONValue, _ key: String) throws -> Double {
+        try optionalDouble(json, key) ?? .nan
+    }
+
+    private static func doubleArray(_ json: JSONValue, _ key: String) throws -> [Double] {
+        guard let v = json[key], !v.isNull else { return [] }
+        guard let items = v.array else { throw Problem(message: "field \"\(key)\": not an array") }
+        return try items.map { item in
+            if item.isNull { return .nan }
+            guard let d = item.double else { throw Problem(message: "field \"\(key)\": not an array of numbers") }
+            return d
+        }
+    }
+
+    private static func stringArray(_ json: JSONValue, _ key: String) throws -> [String] {
+        guard let v = json[key], !v.isNull else { return [] }
+        guard let items = v.array else { throw Problem(message: "field \"\(key)\": not an array") }
+        return try items.map { item in
+            guard let s = item.string else { throw Problem(message: "field \"\(key)\": not an array of strings") }
+            return s
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+
+/// Writes a run log (JSON Lines, docs/runlog.md) for the trainer.
+///
+/// Lines go into an in-memory buffer that reaches the file when a write finds the last flush older than
+/// `flushInterval` (1 s), when the buffer passes 1 MiB, and on `flush()` / `close()`. A `kill -9` thus
+/// loses at most the last second; `flush()` hands bytes to the kernel (`write(2)`), which survives a
+/// killed process but not a power cut (no fsync, deliberately: it would stall the training loop).
+///
+/// Writing a step formats its numbers by hand into the reusable buffer: about a microsecond, no
+/// Foundation. Use from one thread (the trainer's): the writer is not Sendable.
+///
+///     let log = try RunLogWriter(url: runDir.appendingPathComponent("run.jsonl"))
+///     try log.write(.header(header))
+///     try log.write(step: record)        // each step
+///     try log.close()
+public final class RunLogWriter {
+    public let url: URL
+    public let flushInterval: Double
+    /// Bytes handed to the file so far.
+    public private(set) var bytesWritten = 0
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private var lastFlush: Double
+    private static let bufferLimit = 1 << 20
+
+    /// Opens (creating parent folders) `url` for writing. `append: false` starts the file empty;
+    /// `append: true` continues an existing log (a resumed run).
+    public init(url: URL, append: Bool = false, flushInterval: Double = 1.0) throws {
+        self.url = url
+        self.flushInterval = flushInterval
+        let dir = url.deletingLastPathComponent()
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw LogError("\(dir.path): cannot create folder: \(error.localizedDescription)")
+        }
+        fd = open(url.path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
+        if fd < 0 { throw LogError("\(url.path): cannot open for writing: \(errnoText())") }
+        buffer.reserveCapacity(64 << 10)
+        lastFlush = monotonicSeconds()
+    }
+
+    deinit { try? close() }
+
+    public var isOpen: Bool { fd >= 0 }
+
+    public func write(_ record: RunRecord) throws {
+        RunLogLine.append(record, to: &buffer)
+        try endLine()
+    }
+
+    /// The hot path: one step line.
+    public func write(step: StepRecord) throws {
+        RunLogLine.appendStep(step, to: &buffer)
+        try endLine()
+    }
+
+    public func write(header: RunHeader) throws { try write(.header(header)) }
+    public func write(eval: EvalRecord) throws { try write(.eval(eval)) }
+    public func write(event: EventRecord) throws { try write(.event(event)) }
+    /// Writes the end record and flushes.
+    public func write(end: EndRecord) throws {
+        try write(.end(end))
+        try flush()
+    }
+
+    @inline(__always)
+    private func endLine() throws {
+        guard fd >= 0 else {
+            buffer.removeAll()
+            throw LogError("\(url.path): write after close")
+        }
+        buffer.append(10)
+        if buffer.count >= Self.bufferLimit || monotonicSeconds() - lastFlush >= flushInterval { try flush() }
+    }
+
+    /// Hands everything buffered to the file. The trainer calls it on pause, stop and signals.
+    public func flush() throws {
+        lastFlush = monotonicSeconds()
+        guard !buffer.isEmpty else { return }
+        guard fd >= 0 else { throw LogError("\(url.path): write after close") }
+        var done = 0
+        let total = buffer.count
+        try buffer.withUnsafeBytes { b in
+            while done < total {
+                let n = Glibc.write(fd, b.baseAddress! + done, total - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw LogError("\(url.path): write failed: \(errnoText())")
+                }
+                done += n
+            }
+        }
+        bytesWritten += total
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes and closes. Later writes throw; closing twice is harmless.
+    public func close() throws {
+        guard fd >= 0 else { return }
+        defer { Glibc.close(fd); fd = -1 }
+        try flush()
+    }
+}
+
+@available(*, unavailable, message: "RunLogWriter buffers without locks; use it from the trainer thread only")
+extension RunLogWriter: Sendable {}

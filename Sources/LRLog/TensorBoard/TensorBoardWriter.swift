@@ -1,0 +1,178 @@
+import Foundation
+
+/// Writes a TensorBoard event file: a `file_version` "brain.Event:2" event, then scalar summaries
+/// (`simple_value`), each record framed with masked CRC-32C. Buffered; `close()` (or deinit) flushes.
+/// Not thread-safe.
+public final class TensorBoardWriter {
+    public let url: URL
+    private var fd: Int32
+    private var buffer: [UInt8] = []
+    private var event: [UInt8] = []
+    private var summary: [UInt8] = []
+
+    /// The usual file name: `events.out.tfevents.<unix seconds>.<host>.<pid>.0`.
+    public static func defaultFileName(wallTime: Double) -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, 255)
+        let host = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "events.out.tfevents.\(Int(wallTime)).\(host.isEmpty ? "localhost" : host).\(getpid()).0"
+    }
+
+    /// Creates the file (and parent folders) and writes the `file_version` event stamped `wallTime`
+    /// (Unix seconds).
+    public init(url: URL, wallTime: Double) throws {
+        self.url = url
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw LogError("\(url.path): cannot open for writing: \(errnoText())") }
+        buffer.reserveCapacity(1 << 20)
+        event.appendKey(field: 1, wire: 1)
+        event.appendLittleEndian(wallTime.bitPattern)
+        let version = Array("brain.Event:2".utf8)
+        event.appendKey(field: 3, wire: 2)
+        event.appendVarint(UInt64(version.count))
+        event += version
+        try appendRecord()
+    }
+
+    deinit { try? close() }
+
+    /// One event holding a scalar for each tag.
+    public func addScalars(_ values: [(tag: String, value: Float)], step: Int, wallTime: Double) throws {
+        summary.removeAll(keepingCapacity: true)
+        for (tag, value) in values {
+            let tagBytes = tag.utf8.count
+            // Value: tag 1 (string), simple_value 2 (fixed32).
+            let valueLength = 1 + varintSize(UInt64(tagBytes)) + tagBytes + 5
+            summary.appendKey(field: 1, wire: 2)
+            summary.appendVarint(UInt64(valueLength))
+            summary.appendKey(field: 1, wire: 2)
+            summary.appendVarint(UInt64(tagBytes))
+            summary.append(contentsOf: tag.utf8)
+            summary.appendKey(field: 2, wire: 5)
+            summary.appendLittleEndian(value.bitPattern)
+        }
+        event.removeAll(keepingCapacity: true)
+        event.appendKey(field: 1, wire: 1)
+        event.appendLittleEndian(wallTime.bitPattern)
+        if step != 0 {
+            event.appendKey(field: 2, wire: 0)
+            event.appendVarint(UInt64(bitPattern: Int64(step)))
+        }
+        event.appendKey(field: 5, wire: 2)
+        event.appendVarint(UInt64(summary.count))
+        event += summary
+        try appendRecord()
+    }
+
+    public func addScalar(tag: String, value: Float, step: Int, wallTime: Double) throws {
+        try addScalars([(tag, value)], step: step, wallTime: wallTime)
+    }
+
+    private func varintSize(_ v: UInt64) -> Int {
+        var n = 1, v = v
+        while v >= 0x80 { v >>= 7; n += 1 }
+        return n
+    }
+
+    /// Frames `event` as a TFRecord: length, masked CRC of length, data, masked CRC of data.
+    private func appendRecord() throws {
+        let length = UInt64(event.count)
+        let start = buffer.count
+        buffer.appendLittleEndian(length)
+        let lengthCRC = buffer.withUnsafeBytes { CRC32C.masked(CRC32C.checksum($0.baseAddress! + start, 8)) }
+        buffer.appendLittleEndian(lengthCRC)
+        buffer += event
+        buffer.appendLittleEndian(CRC32C.masked(CRC32C.checksum(event)))
+        if buffer.count >= 1 << 20 { try flush() }
+    }
+
+    public func flush() throws {
+        guard !buffer.isEmpty else { return }
+        guard fd >= 0 else { throw LogError("\(url.path): write after close") }
+        var done = 0
+        let total = buffer.count
+        try buffer.withUnsafeBytes { b in
+            while done < total {
+                let n = Glibc.write(fd, b.baseAddress! + done, total - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw LogError("\(url.path): write failed: \(errnoText())")
+                }
+                done += n
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    public func close() throws {
+        guard fd >= 0 else { return }
+        defer { Glibc.close(fd); fd = -1 }
+        try flush()
+    }
+}
+
+@available(*, unavailable, message: "TensorBoardWriter buffers without locks; use it from one thread")
+extension TensorBoardWriter: Sendable {}
+
+/// `lrtop export --to tensorboard`.
+public enum TensorBoardExport {
+    /// Writes the run's scalars as an event file: `train/loss`, `train/lr` (the first group) and, with
+    /// several groups, `train/lr/<group>`, `train/grad_norm`, `train/samples_per_sec`, `val/loss`,
+    /// `val/acc`. NaN losses are written (they are what happened); other NaNs mean "not logged" and are
+    /// left out, as are columns with no value at all. `url` is a folder (a file with the default name is
+    /// created inside) or a file path. Returns the file written.
+    @discardableResult
+    public static func write(_ run: RunData, to url: URL) throws -> URL {
+        let start = run.startUnixTime ?? 0
+        var isDir: ObjCBool = false
+        let isFolder = url.hasDirectoryPath
+            || (FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && isDir.boolValue)
+            || !TensorBoardReader.isEventFileName(url.lastPathComponent)
+        let fileURL = isFolder ? url.appendingPathComponent(TensorBoardWriter.defaultFileName(wallTime: start)) : url
+        let writer = try TensorBoardWriter(url: fileURL, wallTime: start)
+        let s = run.steps
+        let groups = run.groups.count == s.groupCount ? run.groups : (0..<s.groupCount).map { "group\($0)" }
+        var lrTags = s.groupCount > 0 ? ["train/lr"] : []
+        if s.groupCount > 1 { lrTags += groups.map { "train/lr/\($0)" } }
+        let hasGrad = s.gradNorm.contains { !$0.isNaN }
+        let hasSPS = s.samplesPerSec.contains { !$0.isNaN }
+        let hasLoss = s.loss.contains { !$0.isNaN } || run.format == .runLog
+        let keepNaNLoss = run.format == .runLog
+        var values: [(tag: String, value: Float)] = []
+        // Evaluations go right after the last step row of their step (before the first later step when
+        // their step has no row), so each event's step order matches the run's.
+        let evals = run.evals
+        var nextEval = 0
+        func writeEvals(through step: Int) throws {
+            while nextEval < evals.count, evals[nextEval].step <= step {
+                let e = evals[nextEval]
+                nextEval += 1
+                values.removeAll(keepingCapacity: true)
+                if !e.loss.isNaN { values.append(("val/loss", Float(e.loss))) }
+                if !e.accuracy.isNaN { values.append(("val/acc", Float(e.accuracy))) }
+                if !values.isEmpty {
+                    try writer.addScalars(values, step: e.step, wallTime: start + (e.wallTime.isNaN ? 0 : e.wallTime))
+                }
+            }
+        }
+        for i in 0..<s.count {
+            try writeEvals(through: s.step[i] - 1)
+            values.removeAll(keepingCapacity: true)
+            if hasLoss, keepNaNLoss || !s.loss[i].isNaN { values.append(("train/loss", s.loss[i])) }
+            if s.groupCount > 0, !s.lrs[0][i].isNaN { values.append((lrTags[0], Float(s.lrs[0][i]))) }
+            if s.groupCount > 1 {
+                for g in 0..<s.groupCount where !s.lrs[g][i].isNaN { values.append((lrTags[1 + g], Float(s.lrs[g][i]))) }
+            }
+            if hasGrad, !s.gradNorm[i].isNaN { values.append(("train/grad_norm", s.gradNorm[i])) }
+            if hasSPS, !s.samplesPerSec[i].isNaN { values.append(("train/samples_per_sec", s.samplesPerSec[i])) }
+            if !values.isEmpty {
+                let w = s.wallTime[i]
+                try writer.addScalars(values, step: s.step[i], wallTime: start + (w.isNaN ? 0 : w))
+            }
+        }
+        try writeEvals(through: .max)
+        try writer.close()
+        return fileURL
+    }
+}
