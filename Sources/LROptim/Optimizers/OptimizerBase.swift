@@ -66,8 +66,8 @@ public struct OptimizerDescriptor: Sendable {
     /// Applies spec options (`lr` included) on top of `hyper`; returns the LR if the options set one.
     func apply(_ options: [(key: String, value: String)], to hyper: inout [String: Double]) throws -> Double? {
         var lr: Double?
-        let reader = try OptionReader(owner: name, options: options,
-                                      valid: validKeys + (parameters.contains { $0.kind == .betas } ? ["beta1", "beta2"] : []))
+        let reader = try OptionReader(owner: name, options: options, valid: validKeys,
+                                      hidden: parameters.contains { $0.kind == .betas } ? ["beta1", "beta2"] : [])
         for (key, value) in options {
             if key == "lr" { lr = try reader.requiredDouble("lr"); continue }
             if key == "beta1" || key == "beta2" { hyper[key] = try reader.requiredDouble(key); continue }
@@ -93,7 +93,7 @@ public struct OptimizerDescriptor: Sendable {
 
 /// Per-parameter optimizer state: named Float buffers (`exp_avg`, `momentum_buffer` ...) and scalars.
 /// Buffers are created on the first step (as PyTorch's lazy state) and then updated in place.
-public final class ParamState {
+public final class ParamState: @unchecked Sendable {
     public var step: Double = 0
     public var tensors: [String: Tensor] = [:]
     public var scalars: [String: Double] = [:]
@@ -114,7 +114,7 @@ public final class ParamState {
 ///
 /// Hyperparameters are read from `group.hyper` and the LR from `group.lr` at every step, so a scheduler, the
 /// keyboard or a config reload can change them between steps.
-open class OptimizerBase: Optimizer {
+open class OptimizerBase: Optimizer, @unchecked Sendable {
     public let descriptor: OptimizerDescriptor
     public var name: String { descriptor.name }
     public let groups: [ParamGroup]

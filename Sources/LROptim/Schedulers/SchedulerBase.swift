@@ -12,7 +12,7 @@ import Foundation
 /// `plan(count:)` predicts by running the same step function on a copy of the state and of the groups' current
 /// LRs (a dry run), so the plan equals what stepping will do, manual writes included. The closed forms, where
 /// PyTorch has them, are available as `closedFormLRs(at:)` (used by `SequentialLR` at its milestones).
-public class SchedulerBase: LRScheduler {
+public class SchedulerBase: LRScheduler, @unchecked Sendable {
     /// The CLI name: `cosine`, `warmup`, `plateau` ...
     public let kind: String
     public let groups: [ParamGroup]

@@ -75,12 +75,12 @@ struct OptionReader {
     private var values: [String: String]
     private(set) var used: Set<String> = []
 
-    /// Rejects keys outside `valid` with the list of valid keys.
-    init(owner: String, options: [(key: String, value: String)], valid: [String]) throws {
+    /// Rejects keys outside `valid` with the list of valid keys (`hidden` keys are accepted but not listed).
+    init(owner: String, options: [(key: String, value: String)], valid: [String], hidden: [String] = []) throws {
         self.owner = owner
         var v: [String: String] = [:]
         for (k, val) in options {
-            guard valid.contains(k) else {
+            guard valid.contains(k) || hidden.contains(k) else {
                 let list = valid.isEmpty ? "none" : valid.joined(separator: ", ")
                 throw OptimError("\(owner): unknown parameter '\(k)' (valid: \(list))")
             }
