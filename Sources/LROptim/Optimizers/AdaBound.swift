@@ -10,7 +10,7 @@ import LRTensor
 ///
 /// The bounds scale with `lr / base_lr`, where `base_lr` is the group's LR when the optimizer was built, so
 /// that a scheduler also moves the bounds.
-public final class AdaBound: OptimizerBase {
+public final class AdaBound: OptimizerBase, @unchecked Sendable {
     static func parameters(amsbound: Bool) -> [HyperParameter] {
         [
             HyperParameter("betas", .betas, 0.9, 0.999, doc: "decay rates of the first and second moments"),

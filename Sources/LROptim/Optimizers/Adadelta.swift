@@ -3,7 +3,7 @@ import LRTensor
 /// Adadelta (Zeiler, 2012), following `torch.optim.Adadelta` (single-tensor path).
 ///
 ///     v ← ρv + (1−ρ)g²;  Δ ← √(u + ε)/√(v + ε) · g;  u ← ρu + (1−ρ)Δ²;  θ ← θ − γΔ
-public final class Adadelta: OptimizerBase {
+public final class Adadelta: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "adadelta", reference: "torch.optim.Adadelta", defaultLR: 1.0,
         parameters: [

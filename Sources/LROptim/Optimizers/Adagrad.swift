@@ -8,7 +8,7 @@ import LRTensor
 ///
 /// As in PyTorch, the accumulator starts at the optimizer-wide `initial_accumulator_value` (the spec's value,
 /// `OptimizerBase.defaults`); a value set for one group by a rule is ignored.
-public final class Adagrad: OptimizerBase {
+public final class Adagrad: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "adagrad", reference: "torch.optim.Adagrad", defaultLR: 1e-2,
         parameters: [

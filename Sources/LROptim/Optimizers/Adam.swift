@@ -13,7 +13,7 @@ import LRTensor
 /// let adam = try OptimizerFactory.make(spec: "adam:lr=3e-4,amsgrad=true", parameters: params)
 /// adam.step()
 /// ```
-public class Adam: OptimizerBase {
+public class Adam: OptimizerBase, @unchecked Sendable {
     static func parameters(weightDecay: Double) -> [HyperParameter] {
         [
             HyperParameter("betas", .betas, 0.9, 0.999, doc: "decay rates of the first and second moments"),
@@ -76,7 +76,7 @@ public class Adam: OptimizerBase {
 
 /// AdamW (Loshchilov & Hutter, 2017): Adam with decoupled weight decay, `θ ← θ·(1 − γλ)` before the Adam
 /// update, following `torch.optim.AdamW`. Written as Adam plus the decoupled decay, not as a copy.
-public final class AdamW: Adam {
+public final class AdamW: Adam, @unchecked Sendable {
     public static let decoupledKind: OptimizerDescriptor = OptimizerDescriptor(
         name: "adamw", reference: "torch.optim.AdamW", defaultLR: 1e-3,
         parameters: Adam.parameters(weightDecay: 1e-2), check: Adam.check,

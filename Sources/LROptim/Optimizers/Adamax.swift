@@ -3,7 +3,7 @@ import LRTensor
 
 /// Adamax (Kingma & Ba, 2014, §7), following `torch.optim.Adamax` (single-tensor path): Adam with the
 /// infinity norm, u ← max(β₂u, |g| + ε), θ ← θ − γ/(1−β₁ᵗ) · m/u.
-public final class Adamax: OptimizerBase {
+public final class Adamax: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "adamax", reference: "torch.optim.Adamax", defaultLR: 2e-3,
         parameters: [

@@ -11,7 +11,7 @@ import LRTensor
 ///
 /// The global clip is one setting for the whole optimizer: the first group's `max_grad_norm` (groups get it from
 /// the spec, so they agree unless a group rule overrides it; the golden trajectories are recorded that way).
-public final class Lamb: OptimizerBase {
+public final class Lamb: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "lamb", reference: "timm.optim.Lamb 1.0.31", defaultLR: 1e-3,
         parameters: [

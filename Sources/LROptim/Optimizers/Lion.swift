@@ -4,7 +4,7 @@ import LRTensor
 /// `timm.optim.Lion` (the same update as lucidrains' `lion-pytorch`).
 ///
 ///     θ ← θ·(1 − γλ);  θ ← θ − γ·sign(β₁m + (1−β₁)g);  m ← lerp(m, g, 1−β₂)
-public final class Lion: OptimizerBase {
+public final class Lion: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "lion", reference: "timm.optim.Lion 1.0.31", defaultLR: 1e-4,
         parameters: [

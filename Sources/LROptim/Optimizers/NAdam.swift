@@ -6,7 +6,7 @@ import LRTensor
 ///
 ///     d ← √(v/(1−β₂ᵗ)) + ε
 ///     θ ← θ − γ(1−μₜ)/(1−Πμ) · g/d − γμₜ₊₁/(1−Πμ·μₜ₊₁) · m/d
-public final class NAdam: OptimizerBase {
+public final class NAdam: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "nadam", reference: "torch.optim.NAdam", defaultLR: 2e-3,
         parameters: [

@@ -6,7 +6,7 @@ import LRTensor
 ///
 ///     ρ∞ = 2/(1−β₂) − 1;  ρₜ = ρ∞ − 2tβ₂ᵗ/(1−β₂ᵗ)
 ///     ρₜ > 5: θ ← θ − γ·m̂·√(1−β₂ᵗ)/(√v + ε)·r      else θ ← θ − γ·m̂
-public final class RAdam: OptimizerBase {
+public final class RAdam: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "radam", reference: "torch.optim.RAdam", defaultLR: 1e-3,
         parameters: [

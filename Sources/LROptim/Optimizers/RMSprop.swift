@@ -5,7 +5,7 @@ import LRTensor
 ///     v ← α·v + (1−α)·g²
 ///     centered: ḡ ← lerp(ḡ, g, 1−α);  d ← √(v − ḡ²) + ε      else d ← √v + ε
 ///     momentum > 0: b ← μ·b + g/d;  θ ← θ − γ·b               else θ ← θ − γ·g/d
-public final class RMSprop: OptimizerBase {
+public final class RMSprop: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "rmsprop", reference: "torch.optim.RMSprop", defaultLR: 1e-2,
         parameters: [

@@ -12,7 +12,7 @@ import LRTensor
 /// let opt = try OptimizerFactory.make(spec: "sgd:lr=0.1,momentum=0.9,nesterov=true", parameters: model.parameters)
 /// opt.step()
 /// ```
-public final class SGD: OptimizerBase {
+public final class SGD: OptimizerBase, @unchecked Sendable {
     public static let kind: OptimizerDescriptor = OptimizerDescriptor(
         name: "sgd", reference: "torch.optim.SGD", defaultLR: 1e-3,
         parameters: [

@@ -4,7 +4,7 @@ import Foundation
 // write between steps is what the schedule continues from. Formulas follow torch.optim.lr_scheduler op by op.
 
 /// `constantlr` — PyTorch `ConstantLR`: the LR × `factor` until `total_iters`, then back to the base.
-public final class ConstantLRSchedule: SchedulerBase {
+public final class ConstantLRSchedule: SchedulerBase, @unchecked Sendable {
     public let factor: Double, totalIters: Int
     init(groups: [ParamGroup], baseLRs: [Double], factor: Double, totalIters: Int) throws {
         guard factor <= 1.0 && factor >= 0 else {
@@ -30,7 +30,7 @@ public final class ConstantLRSchedule: SchedulerBase {
 }
 
 /// `step` — PyTorch `StepLR`: × `gamma` every `step_size` steps.
-public final class StepLRSchedule: SchedulerBase {
+public final class StepLRSchedule: SchedulerBase, @unchecked Sendable {
     public let stepSize: Int, gamma: Double
     init(groups: [ParamGroup], baseLRs: [Double], stepSize: Int, gamma: Double) throws {
         guard stepSize > 0 else { throw OptimError("step: step_size must be a positive integer (got \(stepSize))") }
@@ -52,7 +52,7 @@ public final class StepLRSchedule: SchedulerBase {
 }
 
 /// `multistep` — PyTorch `MultiStepLR`: × `gamma` at each milestone (a repeated milestone counts twice).
-public final class MultiStepLRSchedule: SchedulerBase {
+public final class MultiStepLRSchedule: SchedulerBase, @unchecked Sendable {
     public let milestones: [Int], gamma: Double
     init(groups: [ParamGroup], baseLRs: [Double], milestones: [Int], gamma: Double) {
         self.milestones = milestones.sorted(); self.gamma = gamma
@@ -77,7 +77,7 @@ public final class MultiStepLRSchedule: SchedulerBase {
 }
 
 /// `exp` — PyTorch `ExponentialLR`: × `gamma` every step.
-public final class ExponentialLRSchedule: SchedulerBase {
+public final class ExponentialLRSchedule: SchedulerBase, @unchecked Sendable {
     public let gamma: Double
     init(groups: [ParamGroup], baseLRs: [Double], gamma: Double) {
         self.gamma = gamma
@@ -96,7 +96,7 @@ public final class ExponentialLRSchedule: SchedulerBase {
 
 /// `cosine` — PyTorch `CosineAnnealingLR` in its recursive (chainable) form, including its behaviour past
 /// `T_max`: the LR rises again along the same cosine (period 2·T_max), it does not stay at `eta_min`.
-public final class CosineAnnealingLRSchedule: SchedulerBase {
+public final class CosineAnnealingLRSchedule: SchedulerBase, @unchecked Sendable {
     public let tMax: Int, etaMin: Double
     init(groups: [ParamGroup], baseLRs: [Double], tMax: Int, etaMin: Double) throws {
         guard tMax > 0 else { throw OptimError("cosine: T_max must be a positive integer (got \(tMax))") }
@@ -130,7 +130,7 @@ public final class CosineAnnealingLRSchedule: SchedulerBase {
 /// `linear` — PyTorch `LinearLR`: the factor moves linearly from `start_factor` to `end_factor` over
 /// `total_iters` steps. `warmup:steps=N` is this with `start_factor=1/N`, `end_factor=1`, `total_iters=N-1`
 /// (the LR is base·(k+1)/N at step k and reaches the base at step N-1), and the length N inside `->`.
-public final class LinearLRSchedule: SchedulerBase {
+public final class LinearLRSchedule: SchedulerBase, @unchecked Sendable {
     public let startFactor: Double, endFactor: Double, totalIters: Int
     /// For `warmup`: the `steps=` it was given.
     public let warmupSteps: Int?
@@ -173,7 +173,7 @@ public final class LinearLRSchedule: SchedulerBase {
 }
 
 /// `poly` — PyTorch `PolynomialLR`: base·(1 − t/total_iters)^power, 0 from `total_iters` on.
-public final class PolynomialLRSchedule: SchedulerBase {
+public final class PolynomialLRSchedule: SchedulerBase, @unchecked Sendable {
     public let totalIters: Int, power: Double
     init(groups: [ParamGroup], baseLRs: [Double], totalIters: Int, power: Double) throws {
         guard totalIters > 0 else { throw OptimError("poly: total_iters must be a positive integer (got \(totalIters))") }

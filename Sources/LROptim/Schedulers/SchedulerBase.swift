@@ -135,7 +135,7 @@ public class SchedulerBase: LRScheduler, @unchecked Sendable {
 
 /// `constant` / `none`: a fixed LR. It never writes the groups' LRs, so manual changes simply stay.
 /// (PyTorch's `ConstantLR`, a temporary factor, is `constantlr`.) Inside `->` it starts at the base LRs.
-public final class ConstantSchedule: SchedulerBase {
+public final class ConstantSchedule: SchedulerBase, @unchecked Sendable {
     init(groups: [ParamGroup], baseLRs: [Double]) {
         super.init(kind: "constant", groups: groups, baseLRs: baseLRs)
         initialStep()

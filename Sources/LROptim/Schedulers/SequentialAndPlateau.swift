@@ -6,7 +6,7 @@ import Foundation
 /// `warmup:steps=5 -> cosine` gives base·(k+1)/5 for k < 5, then the base again at step 5, then the cosine.
 /// On construction the groups' LRs are reset to the base LRs and only the first scheduler's initial step
 /// counts, as in PyTorch.
-public final class SequentialSchedule: SchedulerBase {
+public final class SequentialSchedule: SchedulerBase, @unchecked Sendable {
     public let children: [SchedulerBase]
     public let milestones: [Int]
 
@@ -64,7 +64,7 @@ public final class SequentialSchedule: SchedulerBase {
 
 /// `plateau` — PyTorch `ReduceLROnPlateau`: × `factor` (not below `min_lr`) once the metric has not improved
 /// for more than `patience` steps, then waits `cooldown` steps. A step without a metric is ignored.
-public final class PlateauSchedule: SchedulerBase {
+public final class PlateauSchedule: SchedulerBase, @unchecked Sendable {
     public let mode: String, factor: Double, patience: Int, threshold: Double, thresholdMode: String
     public let cooldown: Int, minLRs: [Double], eps: Double
     /// The best metric so far (nil before the first).
