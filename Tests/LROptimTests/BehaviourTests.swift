@@ -196,3 +196,14 @@ struct Grads {
         #expect(s.statusText == "cosine 25/26 [2/2]")
     }
 }
+
+@Test func oneStepWarmupIsTheBaseLR() throws {
+    let g = ParamGroup(name: "default", params: [], lr: 0.1)
+    let s = try SchedulerFactory.make(spec: "warmup:steps=1 -> cosine", groups: [g],
+                                      context: ScheduleContext(totalSteps: 10, stepsPerEpoch: 1))
+    #expect(g.lr == 0.1)
+    #expect(s.closedFormLRs(at: 0) == [0.1])
+    s.step(metric: nil)
+    #expect(g.lr == 0.1)
+    #expect(s.closedFormLRs(at: 1) == [0.1])
+}

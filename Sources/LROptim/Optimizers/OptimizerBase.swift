@@ -113,7 +113,10 @@ public final class ParamState: @unchecked Sendable {
 /// parameter; this class keeps the groups, the per-parameter state, snapshot/restore and the summary.
 ///
 /// Hyperparameters are read from `group.hyper` and the LR from `group.lr` at every step, so a scheduler, the
-/// keyboard or a config reload can change them between steps.
+/// keyboard or a config reload can change them between steps. The math is plain loops over the tensors'
+/// storage in Float32, in the reference's op order; a steady-state step allocates nothing.
+///
+/// Not thread-safe: step, snapshot/restore and writes to the groups belong to one thread (the training loop).
 open class OptimizerBase: Optimizer, @unchecked Sendable {
     public let descriptor: OptimizerDescriptor
     public var name: String { descriptor.name }

@@ -157,7 +157,9 @@ public final class LinearLRSchedule: SchedulerBase, @unchecked Sendable {
         return currentLRs.map { $0 * ratio }
     }
     public override func closedFormLRs(at epoch: Int) -> [Double]? {
-        baseLRs.map {
+        // total_iters = 0 (`warmup:steps=1`): PyTorch would divide by zero; the factor is start_factor at 0.
+        guard totalIters > 0 else { return baseLRs.map { $0 * (epoch > 0 ? endFactor : startFactor) } }
+        return baseLRs.map {
             $0 * (startFactor + (endFactor - startFactor) * Double(min(totalIters, epoch)) / Double(totalIters))
         }
     }
