@@ -13,6 +13,8 @@ public final class ParamGroup: @unchecked Sendable {
     /// The LR the group was created with (PyTorch's `initial_lr`); `lr reset` returns here.
     public var initialLR: Double
     /// Every other hyperparameter under PyTorch's names (`weight_decay`, `momentum`, `betas` as `beta1`/`beta2`...).
+    /// Booleans are 1/0; an optional number set to `none` (LAMB's `max_grad_norm`) is 0. The optimizers fill in
+    /// every key at construction (see `OptimizerDescriptor.defaultHyper`).
     public var hyper: [String: Double]
 
     public init(name: String, params: [Parameter], lr: Double, hyper: [String: Double] = [:]) {
