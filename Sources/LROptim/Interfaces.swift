@@ -65,6 +65,9 @@ public protocol LRScheduler: AnyObject {
     func plan(count: Int) -> [[Double]]?
     /// A one-line state for the status panel: "cosine 1200/5000", "plateau best=0.412 patience 1/3".
     var statusText: String { get }
+    /// Whether it learns from a metric (ReduceLROnPlateau, or a sequence holding one): the trainer steps it at
+    /// evaluations with the watched metric instead of after every step.
+    var needsMetric: Bool { get }
     func stateSnapshot() -> SchedulerState
     func restore(_ state: SchedulerState) throws
 }

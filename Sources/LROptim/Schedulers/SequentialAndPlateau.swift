@@ -8,6 +8,7 @@ import Foundation
 /// counts, as in PyTorch.
 public final class SequentialSchedule: SchedulerBase, @unchecked Sendable {
     public let children: [SchedulerBase]
+    override public var needsMetric: Bool { children.contains { $0.needsMetric } }
     public let milestones: [Int]
 
     init(groups: [ParamGroup], baseLRs: [Double], children: [SchedulerBase], milestones: [Int]) {
@@ -70,6 +71,7 @@ public final class PlateauSchedule: SchedulerBase, @unchecked Sendable {
     /// The best metric so far (nil before the first).
     public private(set) var best: Double?
     public private(set) var numBadEpochs = 0, cooldownCounter = 0
+    override public var needsMetric: Bool { true }
 
     init(groups: [ParamGroup], baseLRs: [Double], mode: String, factor: Double, patience: Int, threshold: Double,
          thresholdMode: String, cooldown: Int, minLRs: [Double], eps: Double) throws {

@@ -104,7 +104,7 @@ extension Trainer {
             label: label, createdAt: ISO8601DateFormatter().string(from: Date()), config: config, step: step,
             wallTime: wallTime, paused: paused, lrControl: lrControl.snapshot(), optimizerScalars: opt.scalars,
             groupLRs: opt.groupLRs, groupInitialLRs: opt.groupInitialLRs, groupHypers: opt.groupHypers,
-            dropoutRNG: network.dropoutGenerator, guardState: guardState, lastLoss: lastLoss,
+            dropoutRNG: network.dropoutRNG, guardState: guardState, lastLoss: lastLoss,
             bestEvalLoss: bestEvalLoss, bestAccuracy: bestAccuracy)
         return (state, tensors)
     }
@@ -122,7 +122,7 @@ extension Trainer {
                                              groupLRs: state.groupLRs, groupInitialLRs: state.groupInitialLRs,
                                              groupHypers: state.groupHypers))
         lrControl = try LRControl.restored(state.lrControl, optimizer: optimizer)
-        network.dropoutGenerator = state.dropoutRNG
+        if let rng = state.dropoutRNG { network.dropoutRNG = rng }
         guardState = state.guardState
         step = state.step
         lastLoss = state.lastLoss

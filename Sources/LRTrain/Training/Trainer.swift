@@ -48,6 +48,7 @@ public final class Trainer: @unchecked Sendable {
     var lrControl: LRControl
     let train: DataSplit
     let test: DataSplit
+    let sampleShape: [Int]
     let batcher: Batcher
     public let datasetName: String
     public let datasetNotice: String?
@@ -73,10 +74,6 @@ public final class Trainer: @unchecked Sendable {
     /// Offset of wall time when resuming, so the log's wall time keeps growing across restarts.
     var wallTimeOffset = 0.0
 
-    // Preallocated batch buffers: the step allocates nothing.
-    let input: Tensor
-    var labels: [Int32]
-
     public init(config: TrainConfig, options: RunOptions = RunOptions(), channel: TrainerChannel = TrainerChannel()) throws {
         var config = config
         var resumeState: CheckpointState? = nil
@@ -92,34 +89,32 @@ public final class Trainer: @unchecked Sendable {
         self.channel = channel
         if let t = options.threads { BLAS.setThreads(t) }
 
-        let loaded = try DataLoader.load(spec: config.data, seed: config.seed, normalize: config.normalize)
+        let loaded = try DataLoader.load(spec: config.data, normalize: config.normalize)
         self.train = loaded.dataset.train
         self.test = loaded.dataset.test
+        self.sampleShape = loaded.dataset.sampleShape
         self.datasetName = loaded.dataset.name
         self.datasetNotice = loaded.notice
-        self.batcher = Batcher(split: train, batchSize: config.batchSize, seed: config.seed)
-        guard batcher.batchesPerEpoch >= config.accumSteps else {
+        self.batcher = try Batcher(split: train, sampleShape: sampleShape, batchSize: config.batchSize, seed: config.seed)
+        guard batcher.stepsPerEpoch >= config.accumSteps else {
             throw TrainError("the training split (\(train.count) samples) holds fewer than one optimizer step of "
                 + "\(config.batchSize)x\(config.accumSteps) samples: lower --batch-size or --accum-steps")
         }
-        self.stepsPerEpoch = batcher.batchesPerEpoch / config.accumSteps
+        self.stepsPerEpoch = batcher.stepsPerEpoch / config.accumSteps
         let planned = stepsPerEpoch * config.epochs
         self.totalSteps = config.maxSteps.map { config.epochs > 0 ? min($0, planned) : $0 } ?? planned
 
-        self.network = try ModelFactory.make(name: config.model, inputShape: loaded.dataset.sampleShape,
-                                             classes: loaded.dataset.classes, hidden: config.hidden,
-                                             dropout: config.dropout, seed: config.seed)
+        self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
+                                             classCount: loaded.dataset.classCount, seed: config.seed,
+                                             hidden: config.hidden, dropout: Float(config.dropout))
         self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
-        self.optimizer = try OptimizerFactory.make(spec: config.optimizer, parameters: network.parameters,
-                                                   lr: config.lr, weightDecay: config.weightDecay,
-                                                   momentum: config.momentum, groupRules: config.groups)
+        self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
+                                                   parameters: network.parameters)
         let perEpoch = config.schedulerInterval == "epoch"
         let context = ScheduleContext(totalSteps: perEpoch ? config.epochs : totalSteps,
                                       stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
         self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
         self.guardState = DivergenceGuard(factor: config.guardFactor)
-        self.input = Tensor(shape: [config.batchSize] + loaded.dataset.sampleShape)
-        self.labels = [Int32](repeating: 0, count: config.batchSize)
 
         if options.writeFiles {
             let dir = try options.runDirectory ?? RunDirectory.makeDefault()
@@ -189,11 +184,13 @@ public final class Trainer: @unchecked Sendable {
         let firstBatch = (step % stepsPerEpoch) * config.accumSteps
         var lossSum: Double = 0
         for micro in 0..<config.accumSteps {
-            batcher.fill(epoch: epoch, index: firstBatch + micro, input: input, labels: &labels)
-            let logits = network.forward(input, training: true)
-            lossSum += Double(loss.forward(logits: logits, labels: labels))
-            let grad = loss.backward(scale: 1 / Float(config.accumSteps))
-            network.backward(grad)
+            // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
+            batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
+            batcher.next()
+            let logits = network.forward(batcher.input, training: true)
+            lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
+            if config.accumSteps > 1 { scaleGradient(loss.gradLogits, by: 1 / Float(config.accumSteps)) }
+            network.backward(loss.gradLogits)
         }
         let stepLoss = lossSum / Double(config.accumSteps)
         let gradNorm = globalGradNorm()
@@ -246,6 +243,23 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    private func scaleGradient(_ t: Tensor, by factor: Float) {
+        t.withBuffer { g in for i in g.indices { g[i] *= factor } }
+    }
+
+    /// The optimizer spec with the CLI's --lr, --weight-decay and --momentum filled in where the spec names none.
+    static func optimizerSpec(_ config: TrainConfig) throws -> String {
+        var spec = try OptimizerSpec(parsing: config.optimizer)
+        func fill(_ key: String, _ value: Double?) {
+            guard let value, !spec.item.options.contains(where: { $0.key == key }) else { return }
+            spec.item.options.append((key: key, value: "\(value)"))
+        }
+        fill("lr", config.lr)
+        fill("weight_decay", config.weightDecay)
+        fill("momentum", config.momentum)
+        return spec.item.text
+    }
+
     func globalGradNorm() -> Double {
         var total: Double = 0
         for p in network.parameters { total += p.grad.sumOfSquares }
@@ -259,27 +273,9 @@ public final class Trainer: @unchecked Sendable {
     /// Loss and top-1 accuracy on the test split, in eval mode (BatchNorm running stats, no dropout).
     @discardableResult
     public func evaluate() -> EvalRecord {
-        let chunk = 1000
-        let probe = Tensor(shape: [chunk] + test.sampleShape)
-        var chunkLabels = [Int32](repeating: 0, count: chunk)
-        var totalLoss: Double = 0
-        var correct = 0
-        var start = 0
-        while start < test.count {
-            let n = min(chunk, test.count - start)
-            if n != probe.shape[0] {
-                probe.resize([n] + test.sampleShape)
-                chunkLabels = [Int32](repeating: 0, count: n)
-            }
-            test.copy(range: start..<(start + n), into: probe, labels: &chunkLabels)
-            let logits = network.forward(probe, training: false)
-            totalLoss += Double(loss.forward(logits: logits, labels: chunkLabels)) * Double(n)
-            correct += loss.correctCount(logits: logits, labels: chunkLabels)
-            start += n
-        }
-        let record = EvalRecord(step: step, epoch: max(0, (step - 1)) / stepsPerEpoch,
-                                loss: totalLoss / Double(max(1, test.count)),
-                                accuracy: Double(correct) / Double(max(1, test.count)), wallTime: wallTime)
+        let result = network.evaluate(test, sampleShape: sampleShape)
+        let record = EvalRecord(step: step, epoch: max(0, step - 1) / stepsPerEpoch, loss: result.loss,
+                                accuracy: result.accuracy, wallTime: wallTime)
         lastEval = record
         bestEvalLoss = min(bestEvalLoss ?? .infinity, record.loss)
         bestAccuracy = max(bestAccuracy ?? 0, record.accuracy)

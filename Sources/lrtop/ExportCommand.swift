@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import LRLog
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a run to TensorBoard or CSV, so it opens in TensorBoard or pandas.",
+        discussion: """
+        lrtop export runs/X/run.jsonl --to tensorboard tb/      (then: tensorboard --logdir tb)
+        lrtop export runs/X/run.jsonl --to csv run.csv          (then: pandas.read_csv("run.csv"))
+        """)
+
+    enum Target: String, ExpressibleByArgument, CaseIterable { case tensorboard, csv }
+
+    @Argument(help: "The run to export (any format 'lrtop replay' reads).") var run: String
+    @Option(help: "tensorboard or csv.") var to: Target
+    @Argument(help: "Output: a folder (TensorBoard) or a .csv file.") var out: String
+
+    func run() throws {
+        let result: LoadResult
+        do { result = try RunLoader.load(URL(fileURLWithPath: run)) } catch { fail("\(error)") }
+        for w in result.warnings { printErr("lrtop: warning: \(w)") }
+        guard result.runs.count == 1, let data = result.runs.first else {
+            fail("\(run) holds \(result.runs.count) runs: export one file at a time")
+        }
+        let outURL = URL(fileURLWithPath: out)
+        do {
+            switch to {
+            case .tensorboard:
+                try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
+                let file = try TensorBoardExport.write(data, to: outURL)
+                print("lrtop: wrote \(file.path) (\(data.steps.count) steps): tensorboard --logdir \(outURL.path)")
+            case .csv:
+                try CSVExport.write(data, to: outURL)
+                print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
+            }
+        } catch {
+            fail("cannot write \(out): \(error)")
+        }
+    }
+}
