@@ -35,7 +35,8 @@ public final class ReLU: Layer, @unchecked Sendable {
         output.withReadPointer { py in
             gradOutput.withReadPointer { pdy in
                 gradInput.withPointer { pdx in
-                    for i in 0..<n { pdx[i] = py[i] > 0 ? pdy[i] : 0 }
+                    // Both loads unconditional, so this is a vector select, not a branch per element.
+                    for i in 0..<n { let d = pdy[i], y = py[i]; pdx[i] = y > 0 ? d : 0 }
                 }
             }
         }
