@@ -24,29 +24,44 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also measure every BLAS thread count from 1 to the core count.") var sweepThreads = false
     @Flag(help: "Print JSON instead of text.") var json = false
 
+    struct Result: Codable {
+        var impl: String
+        var model: String
+        var batch: Int
+        var optimizer: String
+        var threads: Int
+        var log: Bool
+        var dataset: String
+        var steps: Int
+        var steps_per_s: Double
+        var samples_per_s: Double
+        var ms_per_step: Double
+
+        var line: String {
+            String(format: "lrtop bench: %@ batch %d, %@, %d BLAS thread(s), log %@: %.0f samples/s, %.1f steps/s (%.3f ms/step)",
+                   model, batch, optimizer, threads, log ? "on" : "off", samples_per_s, steps_per_s, ms_per_step)
+        }
+    }
+
     func run() throws {
-        var results: [[String: Any]] = []
+        var results: [Result] = []
         let threadCounts = sweepThreads ? Array(1...max(1, ProcessInfo.processInfo.activeProcessorCount))
-                                        : [threads ?? (batchSize <= 256 ? 1 : 2)]
+                                        : [threads ?? TrainOptions.defaultThreads(batchSize: batchSize)]
         for t in threadCounts {
             results.append(try measure(threads: t, withLog: false))
             if log { results.append(try measure(threads: t, withLog: true)) }
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: results.count == 1 ? results[0] : ["results": results],
-                                                  options: [.sortedKeys])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let data = results.count == 1 ? try encoder.encode(results[0]) : try encoder.encode(results)
             print(String(decoding: data, as: UTF8.self))
         } else {
-            for r in results {
-                print(String(format: "lrtop bench: %@ %@ batch %d, %@, threads %d, log %@: %.0f samples/s, %.1f steps/s (%.3f ms/step)",
-                             r["model"] as! String, r["hidden"] as! String, r["batch"] as! Int, r["optimizer"] as! String,
-                             r["threads"] as! Int, (r["log"] as! Bool) ? "on" : "off",
-                             r["samples_per_s"] as! Double, r["steps_per_s"] as! Double, r["ms_per_step"] as! Double))
-            }
+            for r in results { print(r.line) }
         }
     }
 
-    func measure(threads: Int, withLog: Bool) throws -> [String: Any] {
+    func measure(threads: Int, withLog: Bool) throws -> Result {
         var config = TrainConfig()
         config.model = model
         config.hidden = [hidden]
@@ -71,11 +86,9 @@ struct Bench: ParsableCommand {
         var best = Double.infinity
         for _ in 0..<max(1, repeats) { best = min(best, trainer.timeSteps(steps)) }
         let stepsPerSec = Double(steps) / best
-        return [
-            "impl": "lrtop \(LRTop.version)", "model": model, "hidden": model == "mlp" ? "784-\(hidden)-10" : "",
-            "batch": batchSize, "optimizer": optimizer, "threads": threads, "log": withLog,
-            "dataset": trainer.datasetName, "steps": steps,
-            "steps_per_s": stepsPerSec, "samples_per_s": stepsPerSec * Double(batchSize), "ms_per_step": 1000 / stepsPerSec,
-        ]
+        return Result(impl: "lrtop \(LRTop.version)", model: model == "mlp" ? "mlp 784-\(hidden)-10" : model,
+                      batch: batchSize, optimizer: optimizer, threads: threads, log: withLog,
+                      dataset: trainer.datasetName, steps: steps, steps_per_s: stepsPerSec,
+                      samples_per_s: stepsPerSec * Double(batchSize), ms_per_step: 1000 / stepsPerSec)
     }
 }

@@ -158,7 +158,7 @@ final class CompareProgress: @unchecked Sendable {
                 let j = jobs[index]
                 print(String(format: "%@ seed %d: epoch %d/%d  test acc %.2f%%  train loss %.4f", j.name, j.seed,
                              e.step / stepsPerEpoch, epochs, e.accuracy * 100, loss[index] ?? .nan))
-                fflush(stdout)
+                flushStdout()
             }
         default: break
         }

@@ -12,16 +12,16 @@ struct Export: ParsableCommand {
 
     enum Target: String, ExpressibleByArgument, CaseIterable { case tensorboard, csv }
 
-    @Argument(help: "The run to export (any format 'lrtop replay' reads).") var run: String
+    @Argument(help: "The run to export (any format 'lrtop replay' reads).") var source: String
     @Option(help: "tensorboard or csv.") var to: Target
     @Argument(help: "Output: a folder (TensorBoard) or a .csv file.") var out: String
 
     func run() throws {
         let result: LoadResult
-        do { result = try RunLoader.load(URL(fileURLWithPath: run)) } catch { fail("\(error)") }
+        do { result = try RunLoader.load(URL(fileURLWithPath: source)) } catch { fail("\(error)") }
         for w in result.warnings { printErr("lrtop: warning: \(w)") }
         guard result.runs.count == 1, let data = result.runs.first else {
-            fail("\(run) holds \(result.runs.count) runs: export one file at a time")
+            fail("\(source) holds \(result.runs.count) runs: export one file at a time")
         }
         let outURL = URL(fileURLWithPath: out)
         do {

@@ -12,7 +12,7 @@ struct LRTop: ParsableCommand {
         Fashion-MNIST, AdamW with warmup + cosine) and shows it live. Press ? inside for every key.
         """,
         version: version,
-        subcommands: [Train.self, Replay.self, Watch.self, Compare.self, Export.self, Bench.self, Themes.self],
+        subcommands: [Train.self, Compare.self, Export.self, Bench.self],
         defaultSubcommand: Train.self)
 }
 
@@ -31,3 +31,6 @@ func fail(_ message: String, code: Int32 = 1) -> Never {
 func printErr(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))
 }
+
+/// Flushes stdout so progress lines appear at once when piped.
+func flushStdout() { fflush(nil) }

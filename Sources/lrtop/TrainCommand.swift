@@ -12,7 +12,7 @@ struct Train: ParsableCommand {
         (docs/steering.md), e.g. '@500 lr *0.1'.
         """)
 
-    @OptionGroup var run: TrainOptions
+    @OptionGroup var options: TrainOptions
 
     @Flag(help: "Train without the terminal UI, printing progress lines and a summary.")
     var headless = false
@@ -38,27 +38,27 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let config = try run.config(defaultScheduler: headless ? "constant" : Defaults.interactiveScheduler)
-        var options = RunOptions()
-        options.runDirectory = runDir.map { URL(fileURLWithPath: $0) }
-        options.logPath = log.map { URL(fileURLWithPath: $0) }
-        options.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
-        options.resumeCheckpoint = resume.map { URL(fileURLWithPath: $0) }
-        options.threads = run.blasThreads
-        options.lrtopVersion = LRTop.version
+        let config = try options.config(defaultScheduler: headless ? "constant" : Defaults.interactiveScheduler)
+        var runOptions = RunOptions()
+        runOptions.runDirectory = runDir.map { URL(fileURLWithPath: $0) }
+        runOptions.logPath = log.map { URL(fileURLWithPath: $0) }
+        runOptions.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
+        runOptions.resumeCheckpoint = resume.map { URL(fileURLWithPath: $0) }
+        runOptions.threads = options.blasThreads
+        runOptions.lrtopVersion = LRTop.version
         if let path = commands {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
                 fail("cannot read the commands script \(path): check the path")
             }
-            do { options.script = try CommandScript.parse(text, name: path) } catch { fail(error.description) }
+            do { runOptions.script = try CommandScript.parse(text, name: path) } catch { fail(error.description) }
         }
         if headless {
-            try runHeadless(config: config, options: options)
+            try runHeadless(config: config, options: runOptions)
         } else {
             guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
                 fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop train --headless' for progress lines instead")
             }
-            try runInteractive(config: config, options: options, theme: theme)
+            try runInteractive(config: config, options: runOptions, theme: theme)
         }
     }
 
@@ -125,7 +125,7 @@ final class ProgressPrinter: @unchecked Sendable {
             }
         case .header, .end: break
         }
-        fflush(stdout)
+        flushStdout()
     }
 
     func summary(_ end: EndRecord) {
@@ -141,4 +141,10 @@ final class ProgressPrinter: @unchecked Sendable {
 
 func lrText(_ lrs: [Double]) -> String {
     lrs.map { String(format: "%.3g", $0) }.joined(separator: ",")
+}
+
+extension Train {
+    func runInteractive(config: TrainConfig, options: RunOptions, theme: String?) throws {
+        fail("the terminal UI is not built in yet")
+    }
 }

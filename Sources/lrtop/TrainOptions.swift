@@ -54,7 +54,7 @@ struct TrainOptions: ParsableArguments {
     var guardFactor = 10.0
     @Option(name: .customLong("on-divergence"), help: "What the guard does: pause, rollback (to the last checkpoint, LR halved) or stop. Headless runs stop where a pause could never be resumed.")
     var onDivergence = "pause"
-    @Option(help: "BLAS threads (default: 1 for batches of 256 or fewer, which measured fastest here; see README).")
+    @Option(help: "BLAS threads (default: 2, which measured fastest here; see README).")
     var threads: Int?
 
     /// The scheduler used when none is given: the interactive session shows warmup + cosine.
@@ -93,5 +93,8 @@ struct TrainOptions: ParsableArguments {
         return c
     }
 
-    var blasThreads: Int { threads ?? (batchSize <= 256 ? 1 : 2) }
+    var blasThreads: Int { threads ?? TrainOptions.defaultThreads(batchSize: batchSize) }
+
+    /// Measured with `lrtop bench --sweep-threads` (README): two threads win even for a batch of 128 here.
+    static func defaultThreads(batchSize: Int) -> Int { min(2, ProcessInfo.processInfo.activeProcessorCount) }
 }

@@ -212,7 +212,7 @@ public final class Trainer: @unchecked Sendable {
         let rate = clock.end(samples: samples)
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
                                 samplesPerSec: rate, wallTime: wallTime)
-        record(.step(record))
+        self.record(.step(record))
 
         if config.schedulerInterval == "step" && !lrControl.needsMetric {
             lrControl.step(optimizer: optimizer, metric: nil)
@@ -324,7 +324,7 @@ public final class Trainer: @unchecked Sendable {
     func pause(reason: String?) {
         paused = true
         stepsWhilePaused = 0
-        log?.flush()
+        flushLog()
         channel.update { $0.message = reason }
         publishStatus()
     }
@@ -337,7 +337,8 @@ public final class Trainer: @unchecked Sendable {
                             bestEvalLoss: bestEvalLoss, bestAccuracy: bestAccuracy, finalAccuracy: lastEval?.accuracy,
                             wallTime: wallTime, message: message)
         record(.end(end))
-        log?.close()
+        logging { try log?.close() }
+        log = nil
         channel.update {
             $0.phase = reason == "completed" ? .finished : (reason == "diverged" ? .diverged : .stopped)
             if let message { $0.message = message }
@@ -365,12 +366,12 @@ public final class Trainer: @unchecked Sendable {
         let record = EventRecord(step: step, kind: kind, text: text, lrsBefore: before ?? after, lrsAfter: after,
                                  message: message, wallTime: wallTime)
         self.record(.event(record))
-        log?.flush()
+        flushLog()
     }
 
     /// Every record goes out through here: to the log, to the UI, to the observer.
     func record(_ r: RunRecord) {
-        log?.write(r)
+        if case .step(let step) = r { logging { try log?.write(step: step) } } else { logging { try log?.write(r) } }
         if options.publishRecords { channel.publish(r) }
         options.observer?(r)
     }
@@ -431,5 +432,20 @@ extension Trainer {
     }
 
     /// Flushes the log (the UI calls this on quit and signals).
-    public func flushLog() { log?.flush() }
+    public func flushLog() { logging { try log?.flush() } }
+
+    /// A log that cannot be written (disk full, folder removed) must not kill the training it records: the first
+    /// failure is reported, and the run goes on without a log.
+    func logging(_ body: () throws -> Void) {
+        guard log != nil else { return }
+        do { try body() } catch {
+            log = nil
+            let message = "the run log could not be written (\(error)); training continues without a log"
+            channel.update { $0.message = message }
+            let event = EventRecord(step: step, kind: .error, text: "log", lrsBefore: optimizer.groups.map(\.lr),
+                                    lrsAfter: optimizer.groups.map(\.lr), message: message, wallTime: wallTime)
+            if options.publishRecords { channel.publish(.event(event)) }
+            options.observer?(.event(event))
+        }
+    }
 }
