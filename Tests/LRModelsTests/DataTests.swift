@@ -236,8 +236,11 @@ struct DataTests {
         var reference: [[Int32]] = []
         for _ in 0..<20 { continuous.next(); reference.append(continuous.labels) }
         let resumed = try Batcher(split: split, sampleShape: [1], batchSize: 7, seed: 9)
-        resumed.seek(epoch: 1, batchIndex: 3)  // 7 steps per epoch: batch 10 overall
+        try resumed.seek(epoch: 1, batchIndex: 3)  // 7 steps per epoch: batch 10 overall
         for k in 10..<20 { resumed.next(); #expect(resumed.labels == reference[k]) }
+        #expect(throws: DataError.self) { try resumed.seek(epoch: 0, batchIndex: 8) }
+        try resumed.seek(epoch: 2, batchIndex: 7)
+        #expect(resumed.epoch == 3 && resumed.batchIndex == 0)
         #expect(throws: DataError.self) { try Batcher(split: split, sampleShape: [1], batchSize: 51, seed: 0) }
         #expect(throws: DataError.self) { try Batcher(split: split, sampleShape: [1], batchSize: 0, seed: 0) }
     }

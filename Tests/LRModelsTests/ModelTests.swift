@@ -177,9 +177,9 @@ struct ModelTests {
     @Test func trainingStepsReduceTheLossOnSpirals() throws {
         // A smoke test of forward, loss and backward together (plain SGD written here); the trainer tests learning.
         let data = Spirals.make(trainCount: 600, testCount: 300)
-        let model = try ModelFactory.make(name: "mlp", sampleShape: data.sampleShape, classCount: data.classCount,
-                                          seed: 0, hidden: [64])
-        let batcher = try Batcher(split: data.train, sampleShape: data.sampleShape, batchSize: 50, seed: 0)
+        let model = try ModelFactory.make(name: "mlp", dataset: data, seed: 0, hidden: [64])
+        #expect(model.summary == "mlp 2-64-3")
+        let batcher = try Batcher(dataset: data, batchSize: 50, seed: 0)
         let loss = SoftmaxCrossEntropy()
         let before = model.evaluate(data.test, sampleShape: data.sampleShape, chunkSize: 128)
         for _ in 0..<300 {

@@ -47,9 +47,18 @@ public final class Batcher: @unchecked Sendable {
         return rng.permutation(count)
     }
 
+    /// Training batches of `dataset`.
+    public convenience init(dataset: Dataset, batchSize: Int, seed: UInt64) throws {
+        try self.init(split: dataset.train, sampleShape: dataset.sampleShape, batchSize: batchSize, seed: seed)
+    }
+
     /// Moves to batch `batchIndex` of `epoch` (a resumed run continues where its checkpoint left off).
-    public func seek(epoch: Int, batchIndex: Int) {
-        precondition(epoch >= 0 && batchIndex >= 0 && batchIndex <= stepsPerEpoch, "Batcher.seek out of range")
+    /// `batchIndex == stepsPerEpoch` means the start of the next epoch. Throws when the position does not exist
+    /// (a checkpoint from a run with another batch size or dataset).
+    public func seek(epoch: Int, batchIndex: Int) throws {
+        guard epoch >= 0 && batchIndex >= 0 && batchIndex <= stepsPerEpoch else {
+            throw DataError(.mismatch, "cannot resume at epoch \(epoch) batch \(batchIndex): an epoch has \(stepsPerEpoch) batches of \(batchSize) — was the checkpoint made with another batch size or dataset?")
+        }
         self.epoch = epoch
         self.batchIndex = batchIndex
         if batchIndex == stepsPerEpoch { self.epoch += 1; self.batchIndex = 0 }

@@ -35,6 +35,13 @@ public enum ModelFactory {
         }
     }
 
+    /// `make` for `dataset`'s sample shape and class count.
+    public static func make(name: String, dataset: Dataset, seed: UInt64, hidden: [Int] = [256], dropout: Float = 0,
+                            width: Int = 16) throws -> Network {
+        try make(name: name, sampleShape: dataset.sampleShape, classCount: dataset.classCount, seed: seed,
+                 hidden: hidden, dropout: dropout, width: width)
+    }
+
     private static func mlp(sampleShape: [Int], classCount: Int, hidden: [Int], dropout: Float,
                             rng: inout Xoshiro256, random: RandomSource) throws -> Network {
         guard hidden.allSatisfy({ $0 > 0 }) else { throw ModelError("hidden layer sizes must be positive, got \(hidden)") }
