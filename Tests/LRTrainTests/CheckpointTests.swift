@@ -88,7 +88,7 @@ import LRLog
         fine.groups = ["fc1.*:lr=0"]
         var o2 = RunOptions()
         o2.runDirectory = dir.appendingPathComponent("fine")
-        o2.initCheckpoint = dir.appendingPathComponent("base/final.ckpt")
+        o2.initCheckpoint = dir.appendingPathComponent("base/checkpoints/final.ckpt")
         let box = RecordBox()
         o2.observer = { box.append($0) }
         let t = try Trainer(config: fine, options: o2)

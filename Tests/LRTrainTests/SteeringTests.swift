@@ -180,7 +180,11 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
             $0.guardAction = "rollback"
         })
         let trip = try #require(run.records.events.first { $0.kind == .guardTrip })
-        #expect(trip.message!.contains("rolled back to step 5"))
+        // The LR jump was risky, so a checkpoint was taken just before it: the rollback lands there, before the
+        // jump, and halves the LR that was in force then.
+        #expect(trip.message!.contains("rolled back to step 8 and halved the LR"))
+        #expect(run.records.steps.last!.lrs == [0.05])
+        #expect(run.records.steps.allSatisfy { $0.loss.isFinite })
         #expect(run.end.reason == "completed")
     }
 
@@ -202,6 +206,9 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
         #expect(trainer.channel.status.step == pausedAt)
         trainer.channel.send("lr 0.05")
         trainer.channel.send("step")
+        waited = 0
+        while trainer.channel.status.step != pausedAt + 1 && waited < 500 { Thread.sleep(forTimeInterval: 0.01); waited += 1 }
+        #expect(trainer.channel.status.phase == .paused)
         trainer.channel.send("stop")
         while thread.isExecuting || !thread.isFinished { Thread.sleep(forTimeInterval: 0.01) }
         let records = trainer.channel.drain()

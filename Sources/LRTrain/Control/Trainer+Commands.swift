@@ -27,10 +27,9 @@ extension Trainer {
             emit(event: .error, text: text, before: before, message: error.description)
             return
         }
-        if command.isRisky(currentLRs: before), true {
-            saveCheckpoint(label: "before '\(text)'")
-        }
         do {
+            try precheck(command)
+            if command.isRisky(currentLRs: before) { saveCheckpoint(label: "before '\(text)'") }
             let note = try perform(command)
             emit(event: .command, text: text, before: before, message: note)
         } catch let error as CommandError {
@@ -54,6 +53,26 @@ extension Trainer {
         if let i = groups.firstIndex(where: { $0.name == name }) { return [i] }
         if let i = Int(name), groups.indices.contains(i) { return [i] }
         throw CommandError("no param group '\(name)': groups are \(groups.map(\.name).joined(separator: ", "))")
+    }
+
+    /// Throws for what can be known to fail before anything changes, so a command that cannot apply does not
+    /// even take its safety checkpoint.
+    private func precheck(_ command: Command) throws {
+        switch command {
+        case .lr(let group, _): _ = try groupIndices(group)
+        case .sched(let spec):
+            do { _ = try SchedulerFactory.validate(spec: spec, context: remainingContext) } catch {
+                throw CommandError("\(error)")
+            }
+        default: break
+        }
+    }
+
+    /// The schedule's span for a scheduler started now: the rest of the run.
+    private var remainingContext: ScheduleContext {
+        let perEpoch = config.schedulerInterval == "epoch"
+        let remaining = perEpoch ? max(1, config.epochs - step / stepsPerEpoch) : max(1, totalSteps - step)
+        return ScheduleContext(totalSteps: remaining, stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
     }
 
     /// Returns a note for the event (what it did beyond the LR change), or throws a message a person can act on.
@@ -86,11 +105,8 @@ extension Trainer {
             }
             return nil
         case .sched(let spec):
-            let perEpoch = config.schedulerInterval == "epoch"
-            let remaining = perEpoch ? max(1, config.epochs - step / stepsPerEpoch) : max(1, totalSteps - step)
-            let context = ScheduleContext(totalSteps: remaining, stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
             do {
-                try lrControl.switchScheduler(to: spec, optimizer: optimizer, context: context)
+                try lrControl.switchScheduler(to: spec, optimizer: optimizer, context: remainingContext)
             } catch {
                 throw CommandError("\(error)")
             }

@@ -185,7 +185,8 @@ public final class Trainer: @unchecked Sendable {
         var lossSum: Double = 0
         for micro in 0..<config.accumSteps {
             // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
-            batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
+            // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
+            try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
             batcher.next()
             let logits = network.forward(batcher.input, training: true)
             lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
