@@ -60,7 +60,7 @@ struct Compare: ParsableCommand {
                 cfg.model = model; cfg.hidden = [hidden]; cfg.batchSize = batchSize; cfg.epochs = epochs
                 cfg.data = data; cfg.seed = UInt64(seed); cfg.guardFactor = 0
                 do { try c.apply(to: &cfg, stepsPerEpoch: stepsPerEpoch, epochs: epochs) } catch { fail("\(c.name): \(error)") }
-                let slug = c.name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }.reduce(into: "") { $0.append($1) }
+                let slug = c.name.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).joined(separator: "-")
                 let runDir = outDir.appendingPathComponent("\(slug)-seed\(seed)")
                 jobsList.append(CompareJob(name: c.name, seed: seed, config: cfg, log: runDir.appendingPathComponent("run.jsonl")))
             }
@@ -135,6 +135,6 @@ struct CompareConfiguration {
     /// PyTorch's SequentialLR([LinearLR(start_factor=1/warm, total_iters=warm-1), CosineAnnealingLR(T_max=total-warm)],
     /// milestones=[warm]) — the reference's exact schedule.
     static func warmupCosine(warm: Int, total: Int) -> String {
-        "linear:start_factor=\(1.0 / Double(warm)),total_iters=\(warm - 1) @\(warm) -> cosine:T_max=\(total - warm)"
+        "linear:start_factor=\(1.0 / Double(warm)),total_iters=\(warm - 1) -> @\(warm) cosine:T_max=\(max(1, total - warm))"
     }
 }
