@@ -1,0 +1,190 @@
+import Testing
+import Foundation
+
+/// `lrtop train --headless` and friends, run as a user runs them.
+@Suite(.serialized) struct TrainCLITests {
+    @Test func helpListsEverySubcommand() throws {
+        let out = try lrtop(["--help"])
+        #expect(out.status == 0)
+        for sub in ["train", "replay", "watch", "compare", "export", "bench", "themes"] {
+            #expect(out.stdout.contains(sub), "help lacks \(sub)")
+        }
+    }
+
+    @Test func headlessRunWritesItsLogAndCheckpointsAndSaysWhere() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "2", "--hidden", "32",
+                             "--batch-size", "64", "--lr", "1e-2"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        // The default run folder is ./runs/DATE_TIME, and the CLI prints it.
+        let runs = try FileManager.default.contentsOfDirectory(atPath: dir.path("runs"))
+        #expect(runs.count == 1)
+        let runDir = dir.path("runs/\(runs[0])")
+        #expect(out.stdout.contains("run folder runs/\(runs[0])"))
+        #expect(out.stdout.contains("epoch 2"))
+        #expect(out.stdout.contains("completed at step"))
+        let log = try readLog(runDir + "/run.jsonl")
+        #expect(log.first?["type"] as? String == "header")
+        #expect(log.last?["type"] as? String == "end")
+        #expect(records(log, type: "step").count == 2 * (6000 / 64))
+        #expect(records(log, type: "eval").count == 2)
+        let header = log[0]
+        #expect((header["config"] as? [String: String])?["optimizer"] == "adamw")
+        #expect(header["schema"] as? Int == 1)
+        #expect(FileManager.default.fileExists(atPath: runDir + "/checkpoints/final.ckpt"))
+    }
+
+    @Test(arguments: [
+        (["--lr", "abc"], "--lr"),
+        (["--lr", "-1"], "invalid --lr -1.0"),
+        (["--data", "/nonexistent/folder"], "/nonexistent/folder"),
+        (["--optimizer", "adamx"], "unknown optimizer 'adamx'"),
+        (["--scheduler", "cosin"], "unknown scheduler 'cosin'"),
+        (["--optimizer", "adamw:betas=0.9/1.5"], "Invalid beta parameter at index 1"),
+        (["--group", "head.*:lr_scale=abc"], "abc"),
+        (["--resume", "/nonexistent.ckpt"], "/nonexistent.ckpt: no such checkpoint file"),
+        (["--model", "transformer"], "unknown model 'transformer'"),
+        (["--commands", "/nonexistent-script"], "cannot read the commands script"),
+        (["--batch-size", "0"], "--batch-size"),
+    ])
+    func badInputIsOneClearLineAndANonZeroExit(args: [String], message: String) throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "1"] + args, in: dir.url)
+        #expect(out.status != 0)
+        let lines = out.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(lines.contains { $0.contains(message) }, "stderr: \(out.stderr)")
+        #expect(lines.first.map { $0.hasPrefix("lrtop: error:") || $0.hasPrefix("Error:") } ?? false, "stderr: \(out.stderr)")
+    }
+
+    @Test func aScriptTypoIsReportedWithItsLineBeforeTraining() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@10 lr *0.5\n@20 lr 3e-4x\n".write(toFile: dir.path("s.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--commands", "s.txt"], in: dir.url)
+        #expect(out.status != 0)
+        #expect(out.stderr.contains("s.txt:2: invalid LR '3e-4x'"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path("runs")))
+    }
+
+    @Test func aBrokenDatasetFileIsNamedInOneLine() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let data = dir.url.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        for name in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+            try Data([0, 0, 8, 3, 0, 0, 0, 5]).write(to: data.appendingPathComponent(name))
+        }
+        let out = try lrtop(["train", "--headless", "--data", data.path], in: dir.url)
+        #expect(out.status != 0)
+        #expect(out.stderr.split(separator: "\n").count == 1, "\(out.stderr)")
+        #expect(out.stderr.contains("-idx"))
+    }
+
+    @Test func theUIOnANonTerminalSaysToUseHeadless() throws {
+        let out = try lrtop(["train", "--data", "synthetic:spirals"])
+        #expect(out.status != 0)
+        #expect(out.stderr.contains("--headless"))
+    }
+
+    /// Issue #4's acceptance: every kind of intervention from a script, each at its step, with the LR trajectory
+    /// it implies, in the run log.
+    @Test func aCommandsScriptSteersTheRunAndTheLogShowsEachIntervention() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try """
+            @10 lr 0.05
+            @20 lr *0.5
+            @30 lr release
+            @40 lr hold
+            @50 lr release
+            @60 lr reset
+            @70 ckpt
+            @80 sched cosine:T_max=40
+            @90 warmup 10
+            @100 pause
+            @100 resume
+            @110 rollback
+            @115 lr nosuchgroup 0.1
+            @115 sched nonsense
+            """.write(toFile: dir.path("steer.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--batch-size", "32", "--hidden", "32",
+                             "--optimizer", "sgd", "--lr", "0.1", "--scheduler", "step:step_size=25,gamma=0.5",
+                             "--max-steps", "130", "--commands", "steer.txt", "--log", "run.jsonl", "--run-dir", "r"],
+                            in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let log = try readLog(dir.path("run.jsonl"))
+        let events = records(log, type: "event")
+        func event(_ text: String) -> [String: Any]? { events.first { $0["text"] as? String == text } }
+        func lrs(_ e: [String: Any]?, _ key: String) -> Double? { (e?[key] as? [Double])?.first }
+        // Steps are 1-based; step n used the LR in force after n-1 steps.
+        var lrAtStep: [Int: Double] = [:]
+        var firstPass: [Int: Double] = [:]
+        for s in records(log, type: "step") {
+            let n = s["step"] as! Int, lr = (s["lrs"] as! [Double])[0]
+            if lrAtStep[n] == nil { firstPass[n] = lr }
+            lrAtStep[n] = lr
+        }
+        #expect(lrs(event("lr 0.05"), "lrs_before") == 0.1 && lrs(event("lr 0.05"), "lrs_after") == 0.05)
+        #expect(event("lr 0.05")?["step"] as? Int == 10)
+        #expect(firstPass[11] == 0.05)
+        #expect(firstPass[21] == 0.025)                    // scaled
+        #expect(firstPass[26] == 0.0125)                   // the StepLR decay at 25 continues from the override
+        #expect(firstPass[31] == 0.05)                     // released: the schedule as planned, 0.1 * 0.5^1
+        #expect(firstPass[41] == firstPass[40] && firstPass[50] == firstPass[41]) // held through the decay at 50
+        #expect(firstPass[51] == 0.025)                    // released at 50: 0.1 * 0.5^2
+        #expect(firstPass[61] == 0.1)                      // reset: base LR, schedule restarted
+        #expect(firstPass[81] == firstPass[80])            // scheduler switch continues from the current LR
+        #expect(firstPass[91]! < firstPass[90]! / 5)       // re-warm starts low ...
+        #expect(["pause", "resume", "ckpt", "rollback"].allSatisfy { event($0)?["kind"] as? String == "command" })
+        // The latest checkpoint is the one taken automatically before the scheduler switch at 80.
+        #expect((event("rollback")?["message"] as? String)?.contains("to step 80") == true)
+        let errors = events.filter { $0["kind"] as? String == "error" }
+        #expect(errors.map { $0["text"] as! String } == ["lr nosuchgroup 0.1", "sched nonsense"])
+        #expect(errors.allSatisfy { ($0["lrs_before"] as! [Double]) == ($0["lrs_after"] as! [Double]) })
+        // The risky commands took checkpoints first.
+        #expect(events.contains { $0["kind"] as? String == "checkpoint" && ($0["text"] as? String)?.contains("sched cosine") == true })
+        // After the rollback to 80, steps 81..110 were trained again, identically up to the scripted changes.
+        let stepNumbers = records(log, type: "step").map { $0["step"] as! Int }
+        #expect(stepNumbers.filter { $0 == 85 }.count == 2)
+        #expect(stepNumbers.filter { $0 == 75 }.count == 1)
+        #expect(stepNumbers.last == 130)
+    }
+
+    @Test func resumeFromTheCLIGivesTheSameLossesBitForBit() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let common = ["train", "--headless", "--data", "synthetic:spirals", "--batch-size", "32", "--hidden", "32",
+                      "--epochs", "2", "--scheduler", "cosine", "--dropout", "0.1", "--checkpoint-every", "150"]
+        #expect(try lrtop(common + ["--run-dir", "full"], in: dir.url).status == 0)
+        let resumed = try lrtop(["train", "--headless", "--resume", "full/checkpoints/step-00000150.ckpt", "--run-dir", "resumed"],
+                                in: dir.url)
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let full = records(try readLog(dir.path("full/run.jsonl")), type: "step").filter { ($0["step"] as! Int) > 150 }
+        let again = records(try readLog(dir.path("resumed/run.jsonl")), type: "step")
+        #expect(again.count == full.count && !again.isEmpty)
+        #expect(zip(full, again).allSatisfy { ($0["loss"] as! Double) == ($1["loss"] as! Double) && $0["step"] as! Int == $1["step"] as! Int })
+    }
+
+    /// Issue #2's acceptance run: 5 epochs of AdamW on Fashion-MNIST reach at least 86.5% test accuracy.
+    @Test(.enabled(if: fashionMNISTInstalled, "needs dataset-fashion-mnist"))
+    func fashionMNISTReachesTheReferenceAccuracy() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let out = try lrtop(["train", "--headless", "--epochs", "5", "--optimizer", "adamw", "--lr", "1e-3",
+                             "--weight-decay", "0.01", "--scheduler", "constant", "--seed", "1"], in: dir.url, timeout: 600)
+        #expect(out.status == 0, "\(out.stderr)")
+        let line = try #require(out.stdout.split(separator: "\n").first { $0.contains("completed at step 2340") })
+        let acc = Double(line.split(separator: "test accuracy ")[1].prefix(while: { $0 != "%" }))!
+        #expect(acc >= 86.5, "\(line)")
+    }
+
+    @Test func benchPrintsItsFiguresAsJSON() throws {
+        let out = try lrtop(["bench", "--data", "synthetic:spirals", "--steps", "50", "--warmup", "5", "--repeats", "1", "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Any]
+        #expect((obj?["samples_per_s"] as? Double ?? 0) > 0)
+        #expect(obj?["steps_per_s"] != nil && obj?["threads"] != nil)
+    }
+}
