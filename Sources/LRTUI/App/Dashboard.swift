@@ -37,14 +37,20 @@ public final class Dashboard {
     public enum Outcome: Equatable, Sendable {
         case none
         case quit
+        /// The whole screen should be written again.
+        case redraw
     }
 
-    /// A one-line message on the key bar until the next key.
+    /// A one-line message on the key bar until the next key, or a few seconds (errors stay until a key).
     public struct Notice: Equatable, Sendable {
         public enum Kind: Sendable { case info, warning, error }
         public var text: String
         public var kind: Kind
+        public var shownAt: ContinuousClock.Instant
     }
+
+    /// How long info notices stay on the key bar.
+    public static let noticeDuration = Duration.seconds(4)
 
     public static let quitQuestion = "quit? training is still running (y/n)"
 
@@ -106,13 +112,19 @@ public final class Dashboard {
         palette = Palette(theme: theme, depth: depth)
     }
 
-    public func showNotice(_ text: String, _ kind: Notice.Kind = .info) { notice = Notice(text: text, kind: kind) }
+    public func showNotice(_ text: String, _ kind: Notice.Kind = .info) {
+        notice = Notice(text: text, kind: kind, shownAt: ContinuousClock.now)
+    }
 
     /// Drains every run's source and refreshes statuses; returns whether anything changed.
     @discardableResult
     public func update() -> Bool {
         var changed = false
         for r in runs where r.poll() { changed = true }
+        if let n = notice, n.kind != .error, ContinuousClock.now - n.shownAt > Self.noticeDuration {
+            notice = nil
+            changed = true
+        }
         if let g = selectedGroup, g >= primary.groupNames.count { selectedGroup = nil }
         return changed
     }
@@ -218,6 +230,8 @@ public final class Dashboard {
             }
         case .close:
             overlay = .none
+        case .redraw:
+            return .redraw
         }
         return .none
     }

@@ -81,7 +81,11 @@ public enum TUIApp {
             var key = backend.readKey(timeoutMs: timeout)
             while let k = key {
                 needsFrame = true
-                if dashboard.handle(k) == .quit { return .quit }
+                switch dashboard.handle(k) {
+                case .quit: return .quit
+                case .redraw: backend.invalidate()
+                case .none: break
+                }
                 key = backend.readKey(timeoutMs: 0)
             }
             if dashboard.update() { needsFrame = true }

@@ -13,6 +13,8 @@ private let cursesActive = Atomic<Bool>(false)
 private let atexitInstalled = Atomic<Bool>(false)
 nonisolated(unsafe) private var savedTermios = termios()
 nonisolated(unsafe) private var savedTermiosValid = false
+/// The fault handlers that were installed before ours (by signal number), to pass faults on to.
+nonisolated(unsafe) private var faultHandlers = [sighandler_t?](repeating: nil, count: 64)
 /// Written to the terminal when the process dies on a fault: reset attributes, show the cursor, leave the
 /// alternate screen and keypad mode.
 private let emergencyReset: [UInt8] = Array("\u{1b}[0m\u{1b}[?25h\u{1b}[?1l\u{1b}>\u{1b}[?1049l\r\n".utf8)
@@ -38,7 +40,7 @@ public final class NcursesBackend: TerminalBackend {
         case none, ansi8, palette256
         /// Colour numbers are 0xRRGGBB (terminfo with 2^24 colours, e.g. TERM=xterm-direct).
         case direct
-        /// 24-bit colours are loaded into palette slots 16... with init_extended_color.
+        /// 24-bit colours are loaded into the palette slot of their nearest 256 colour with init_extended_color.
         case redefine
     }
 
@@ -57,7 +59,7 @@ public final class NcursesBackend: TerminalBackend {
     var nextPair: Int32 = 1
     var maxPairs: Int32 = 256
     var slots: [RGB: Int32] = [:]
-    var nextSlot: Int32 = 16
+    var loadedSlots: Set<Int32> = []
     var maxSlot: Int32 = 255
     var oldHandlers: [Int32: sighandler_t?] = [:]
     var currentTimeout: Int32 = -2
@@ -67,8 +69,9 @@ public final class NcursesBackend: TerminalBackend {
 
     /// - Parameters:
     ///   - colorDepth: force a depth; nil detects it from the environment and terminfo.
-    ///   - paletteRedefinition: for truecolor on terminals without direct colour, load theme colours into palette
-    ///     slots (xterm and most emulators support it; ncurses restores the palette on exit). Off: nearest of 256.
+    ///   - paletteRedefinition: for truecolor on terminals without direct colour, load each theme colour into the
+    ///     palette slot of its nearest 256 colour (xterm and most emulators support it; ncurses restores the palette
+    ///     on exit; where it is ignored the nearest 256 colour shows). Off: nearest of 256.
     public init(colorDepth: ColorDepth? = nil, paletteRedefinition: Bool = true,
                 environment: [String: String] = ProcessEnvironment.current) {
         self.requestedDepth = colorDepth
@@ -156,11 +159,17 @@ public final class NcursesBackend: TerminalBackend {
             oldHandlers[sig] = signal(sig) { s in pendingSignalFlag.store(s, ordering: .relaxed) }
         }
         for sig in Self.faultSignals {
-            oldHandlers[sig] = signal(sig) { s in
+            let previous = signal(sig) { s in
                 emergencyRestore()
-                // Back to the default action; returning re-runs the faulting instruction (or abort continues).
-                signal(s, SIG_DFL)
+                // Hand the signal to whoever had it before (the Swift runtime's backtracer, or the default action).
+                let handler = s >= 0 && s < 64 ? faultHandlers[Int(s)] : nil
+                signal(s, handler ?? SIG_DFL)
+                raise(s)
             }
+            oldHandlers[sig] = previous
+            // An ignored fault would re-fault forever: give it the default action instead.
+            let isIgnore = previous.map { unsafeBitCast($0, to: Int.self) == 1 } ?? false
+            faultHandlers[Int(sig)] = isIgnore ? nil : previous
         }
     }
 
@@ -244,6 +253,8 @@ public final class NcursesBackend: TerminalBackend {
 
     // MARK: drawing
 
+    public func invalidate() { previous = nil }
+
     public func draw(_ buffer: Buffer) {
         guard let w = window else { return }
         let changes: [CellChange]
@@ -308,24 +319,26 @@ public final class NcursesBackend: TerminalBackend {
         max(8, Int32(c.r) << 16 | Int32(c.g) << 8 | Int32(c.b))
     }
 
-    /// A palette slot holding exactly this colour (loaded on first use); the nearest 256-colour index when the
-    /// slots run out.
+    /// The palette slot for a colour: its nearest xterm-256 index, loaded with the exact colour the first time.
+    /// A terminal that ignores palette changes (tmux, for one) still shows the nearest 256 colour; two theme colours
+    /// that share a nearest index share the first one's exact value.
     func slot(for c: RGB) -> Int32 {
         if let s = slots[c] { return s }
-        guard nextSlot <= maxSlot else { return Int32(XtermPalette.nearest256(c)) }
-        let s = nextSlot
-        nextSlot += 1
-        func scale(_ v: UInt8) -> Int32 { Int32((Int(v) * 1000 + 127) / 255) }
-        if init_extended_color(s, scale(c.r), scale(c.g), scale(c.b)) == ERR {
-            return Int32(XtermPalette.nearest256(c))
+        let index = Int32(XtermPalette.nearest256(c))
+        if !loadedSlots.contains(index) && index <= maxSlot {
+            func scale(_ v: UInt8) -> Int32 { Int32((Int(v) * 1000 + 127) / 255) }
+            if init_extended_color(index, scale(c.r), scale(c.g), scale(c.b)) != ERR { loadedSlots.insert(index) }
         }
-        slots[c] = s
-        return s
+        slots[c] = index
+        return index
     }
 
     func pairNumber(fg: Color, bg: Color) -> Int32 {
         guard mode != .none else { return 0 }
-        let key = PairKey(fg: colorNumber(fg), bg: colorNumber(bg))
+        var key = PairKey(fg: colorNumber(fg), bg: colorNumber(bg))
+        // With 8 colours, distinct theme colours can collapse into one (grey text on a near-black background):
+        // keep text readable by flipping it to the other of black and white.
+        if mode == .ansi8 && key.fg == key.bg && key.fg >= 0 { key.fg = key.bg == 0 ? 7 : 0 }
         if key.fg == -1 && key.bg == -1 { return 0 }
         if let p = pairs[key] { return p }
         guard nextPair < maxPairs else { return 0 }

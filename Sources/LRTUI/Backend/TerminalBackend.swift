@@ -14,6 +14,8 @@ public protocol TerminalBackend: AnyObject {
     func draw(_ buffer: Buffer)
     /// A termination signal that arrived (SIGINT, SIGTERM, SIGHUP), for the loop to stop on.
     var pendingSignal: Int32? { get }
+    /// Forgets what is on screen, so the next draw writes every cell.
+    func invalidate()
 }
 
 public enum TUIError: Error, CustomStringConvertible, Equatable {
@@ -99,6 +101,8 @@ public final class MemoryBackend: TerminalBackend {
             return nil
         }
     }
+
+    public func invalidate() { screen = Buffer(width: 0, height: 0) }
 
     public func draw(_ buffer: Buffer) {
         let changes = buffer.diff(from: screen)

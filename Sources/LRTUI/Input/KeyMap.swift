@@ -41,6 +41,8 @@ public enum KeyAction: Hashable, Sendable {
     case quit
     /// Closes an overlay.
     case close
+    /// Redraws the whole screen (after something else wrote over it).
+    case redraw
 }
 
 /// One row of the key table.
@@ -84,6 +86,7 @@ public enum KeyMap {
         KeyBinding([.char("t")], .nextTheme, "next theme"),
         KeyBinding([.char("?"), .char("h")], .help, "this help", bar: "help"),
         KeyBinding([.escape], .close, "close overlay / prompt"),
+        KeyBinding([.ctrl("l")], .redraw, "redraw the screen"),
         KeyBinding([.char("q")], .quit, "quit", bar: "quit"),
     ]
 

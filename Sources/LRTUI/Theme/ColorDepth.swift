@@ -104,7 +104,7 @@ public enum XtermPalette {
         return cube
     }
 
-    /// The nearest of the 8 ANSI colours by hue: greys and dark colours go to black or white by brightness,
+    /// The nearest of the 8 ANSI colours by hue: greys go to white from 30% brightness (text stays readable on a dark background), dark colours to black,
     /// saturated colours to the ANSI colour of their hue sector.
     public static func nearestANSI8(_ c: RGB) -> Int {
         let r = Double(c.r) / 255, g = Double(c.g) / 255, b = Double(c.b) / 255
@@ -113,7 +113,7 @@ public enum XtermPalette {
         let s = maxC == 0 ? 0 : (maxC - minC) / maxC
         if v < 0.25 { return 0 }
         if s < 0.25 {
-            return (r + g + b) / 3 >= 0.5 ? 7 : 0
+            return (r + g + b) / 3 >= 0.3 ? 7 : 0
         }
         let d = maxC - minC
         var h: Double
