@@ -1,6 +1,9 @@
 import Testing
 import LRLog
 import LRTUI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct DashboardTests {
     func dashboard(steps: Int = 400, live: Bool = true) -> (Dashboard, FakeSource) {
@@ -216,10 +219,18 @@ import LRTUI
         #expect(text.contains("▶ replay"))
         #expect(text.contains("step 200/1,000"))
         #expect(text.contains("cursor  200"))
-        #expect(!text.contains("160 ✗") == false)  // events before the cursor are listed
+        #expect(text.contains("160 ✗"))  // events before the cursor are listed
         src.current.cursor = 155
+        src.current.groups = []
+        src.current.gradNorm = nil
         d.update()
-        #expect(!d.render(width: 80, height: 24).text.contains("160 ✗"))
+        let at155 = d.render(width: 100, height: 30).text
+        #expect(!at155.contains("160 ✗"))
+        #expect(at155.contains("150 › lr *2"))
+        // Values at the cursor come from the tracks.
+        #expect(at155.contains("lr body " + Format.lr(FakeSource.lr(step: 155, group: 0))))
+        #expect(at155.contains("loss    " + Format.metric(2 / 155.0.squareRoot())))
+        #expect(at155.contains("eval    0.4321 acc 87.5% @100"))
         // Space is sent as a command too (play/pause of the replay source).
         _ = d.handle(.space)
         #expect(src.sent == ["pause"])
@@ -351,5 +362,16 @@ import LRTUI
         let b = d.render(width: 80, height: 24)
         #expect(b.cells.allSatisfy { $0.fg == .default && $0.bg == .default })
         #expect(b.cells.contains { $0.flags.contains(.reverse) })  // the selected scheduler
+    }
+}
+
+@Suite struct NcursesBackendTests {
+    @Test(.enabled(if: isatty(STDIN_FILENO) == 0 || isatty(STDOUT_FILENO) == 0))
+    func refusesToStartWithoutATerminal() {
+        let src = FakeSource()
+        #expect(throws: TUIError.notATerminal) {
+            _ = try TUIApp.run(source: src)
+        }
+        #expect(TUIError.notATerminal.description.contains("needs a terminal"))
     }
 }

@@ -60,6 +60,21 @@ extension Dashboard {
         return lo...hi
     }
 
+    /// A track's value at the replay cursor, or its last value.
+    func current(_ track: MetricTrack) -> Double? {
+        if let c = status.cursor { return track.value(at: c) }
+        return track.lastValue
+    }
+
+    /// The last evaluation at or before the replay cursor.
+    var currentEval: (step: Int, loss: Double, accuracy: Double)? {
+        let limit = status.cursor ?? Int.max
+        if status.cursor == nil, let e = status.lastEval ?? primary.lastEval { return (e.step, e.loss, e.accuracy) }
+        guard let l = primary.evalLoss.points(in: Int.min...limit).last else { return nil }
+        let acc = primary.evalAccuracy.points(in: l.step...l.step).last?.value ?? .nan
+        return (l.step, l.value, acc)
+    }
+
     /// Steps drawn as data (up to the replay cursor).
     var dataLimit: ClosedRange<Int>? {
         guard let c = status.cursor else { return nil }
@@ -160,7 +175,7 @@ extension Dashboard {
         var rightTitle = ""
         if let g = primary.status.groups.first {
             rightTitle = Format.lr(g.lr) + (g.held ? " held" : "")
-        } else if let v = primary.lr.first?.lastValue {
+        } else if let t = primary.lr.first, let v = current(t) {
             rightTitle = Format.lr(v)
         }
         let block = Block(title: title, rightTitle: rightTitle, titleStyle: palette.title, rightTitleStyle: palette.highlight,
@@ -203,10 +218,10 @@ extension Dashboard {
         let w = smoothingWeight
         var right: [String] = []
         if w > 0 { right.append("smooth " + Format.trimZeros(Format.fixed(w, 2))) }
-        if let v = primary.smoothed[smoothingIndex].lastValue ?? primary.loss.lastValue {
+        if let v = current(primary.smoothed[smoothingIndex]) ?? current(primary.loss) {
             right.append(Format.metric(v))
         }
-        if let e = primary.lastEval {
+        if let e = currentEval {
             right.append("val " + Format.metric(e.loss) + " acc " + Format.percent(e.accuracy))
         }
         let block = Block(title: "loss" + (lossScale == .log ? " (log)" : ""), rightTitle: right.joined(separator: " · "),
@@ -254,21 +269,23 @@ extension Dashboard {
                                   Span(end.message.map { " " + $0 } ?? "", palette.inactive)]))
         }
         let step = dataEnd ?? s.step
+        // Step and epoch share a line so the panel fits 80×24: "400 / 1,000 40% · ep 3 100/100".
         var stepSpans = [Span(Format.grouped(step), palette.highlight)]
         if let t = run.totalSteps, t > 0 {
-            stepSpans.append(Span(" / " + Format.grouped(t) + "  " + Format.percent(Double(step) / Double(t)), palette.text))
+            stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(Double(step) / Double(t), digits: 0), palette.text))
+        }
+        stepSpans.append(Span(" · ep ", palette.inactive))
+        stepSpans.append(Span(String(s.epoch), palette.highlight))
+        if let spe = run.stepsPerEpoch, spe > 0 {
+            let inEpoch = max(0, step - s.epoch * spe)
+            stepSpans.append(Span(" \(min(inEpoch, spe))/\(spe)", palette.inactive))
         }
         items.append(("step", stepSpans))
         if let c = s.cursor { items.append(("cursor", [Span(Format.grouped(c), palette.highlight)])) }
-        var epoch = [Span(String(s.epoch), palette.highlight)]
-        if let spe = run.stepsPerEpoch, spe > 0 {
-            let inEpoch = max(0, step - s.epoch * spe)
-            epoch.append(Span("  (\(min(inEpoch, spe))/\(spe))", palette.inactive))
-        }
-        items.append(("epoch", epoch))
         // LR per group.
         let groups = s.groups
-        if groups.isEmpty, let lrs = run.lastStepRecord?.lrs {
+        let lrs = run.lr.compactMap { current($0) }
+        if groups.isEmpty, !lrs.isEmpty {
             for (g, v) in lrs.enumerated() {
                 items.append((lrs.count == 1 ? "lr" : "lr " + (run.groupNames.indices.contains(g) ? run.groupNames[g] : "g\(g + 1)"),
                               [Span(Format.lr(v), palette.group(g))]))
@@ -282,23 +299,23 @@ extension Dashboard {
                 items.append((key, v))
             }
         }
-        if !s.optimizer.isEmpty { items.append(("optim", [Span(s.optimizer, palette.text)])) }
         if !s.scheduler.isEmpty { items.append(("sched", [Span(s.scheduler, palette.text)])) }
-        if let g = s.gradNorm ?? run.lastStepRecord?.gradNorm {
-            items.append(("grad", [Span(Format.metric(g), g.isFinite ? palette.text : palette.error)]))
-        }
-        if let l = run.lastStepRecord?.loss {
+        if let l = s.cursor == nil ? run.lastStepRecord?.loss : current(run.loss) {
             var v = [Span(Format.metric(l), l.isFinite ? palette.text : palette.error)]
-            if smoothingWeight > 0, let sm = run.smoothed[smoothingIndex].lastValue {
+            if smoothingWeight > 0, let sm = current(run.smoothed[smoothingIndex]) {
                 v.append(Span("  smooth " + Format.metric(sm), palette.smooth))
             }
             items.append(("loss", v))
         }
-        if let e = s.lastEval ?? run.lastEval {
+        if let e = currentEval {
             items.append(("eval", [Span(Format.metric(e.loss), palette.valPoint),
                                    Span(" acc " + Format.percent(e.accuracy), palette.accPoint),
                                    Span(" @" + Format.grouped(e.step), palette.inactive)]))
         }
+        if let g = (s.cursor == nil ? s.gradNorm : nil) ?? current(run.gradNorm) {
+            items.append(("grad", [Span(Format.metric(g), g.isFinite ? palette.text : palette.error)]))
+        }
+        if !s.optimizer.isEmpty { items.append(("optim", [Span(s.optimizer, palette.text)])) }
         for d in s.details { items.append((d.key, [Span(d.value, palette.text)])) }
         return items
     }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One line on a chart.
 public struct ChartSeries {
     public var name: String
@@ -278,12 +284,5 @@ public struct LineChart {
         }
     }
 
-    func pow10(_ v: Double) -> Double { Foundation_pow(10, v) }
+    func pow10(_ v: Double) -> Double { pow(10, v) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-@inline(__always) func Foundation_pow(_ a: Double, _ b: Double) -> Double { pow(a, b) }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// TensorBoard's debiased exponential moving average:
 /// `ema = ema·w + (1−w)·x`, reported as `ema / (1 − wⁿ)` after n values, so early values are not pulled to 0.
 public struct DebiasedEMA: Sendable, Equatable {
@@ -27,12 +33,4 @@ public struct DebiasedEMA: Sendable, Equatable {
     }
 
     public mutating func reset() { ema = 0; count = 0 }
-
-    func pow(_ a: Double, _ n: Double) -> Double { exp(n * log(a)) }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif

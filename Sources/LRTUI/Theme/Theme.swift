@@ -9,7 +9,7 @@ public struct Theme: Equatable, Sendable {
 
     public init(name: String, colors: [String: Color] = [:], base: Theme? = nil) {
         self.name = name
-        var all = (base ?? Theme.defaultColorsTheme).colors
+        var all = (base ?? Theme.builtinDefault).colors
         for (k, v) in colors { all[k] = v }
         self.colors = all
     }
@@ -83,8 +83,6 @@ public struct Theme: Equatable, Sendable {
         "meter_bg": hex("#21262d"), "error_fg": hex("#f85149"), "ok_fg": hex("#3fb950"), "warn_fg": hex("#d29922"),
         "selected_bg": hex("#1f6feb"), "selected_fg": hex("#ffffff"),
     ])
-
-    static var defaultColorsTheme: Theme { builtinDefault }
 
     /// The plain 8-colour fallback (ANSI palette indices, terminal background): works on any colour terminal.
     public static let basic: Theme = Theme(name: "basic", exact: [
