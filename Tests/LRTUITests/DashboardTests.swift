@@ -286,6 +286,20 @@ import Glibc
         #expect(backend.screen.text.contains("mnist-mlp"))
     }
 
+    @Test func loopAt160x48ShowsRecordValues() throws {
+        let src = FakeSource()
+        src.pending = FakeSource.records(steps: 400)
+        src.current = FakeSource.status(at: 400)
+        let backend = MemoryBackend(width: 160, height: 48, script: [.idle(2), .key(.char("g")), .idle(2)])
+        _ = try TUIApp.run(source: src, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        let text = backend.screen.text
+        for s in ["step 400/1,000", "lr→body", "▸lr body 8.00e-4", "0.4321 acc 87.5% @400",
+                  "steps/s   100 now · 100 avg", "160 ✗ lr abc  bad value", "LR keys act on group body"] {
+            #expect(text.contains(s), "160x48 screen lacks '\(s)'")
+        }
+        #expect(backend.screen.lines().count == 48)
+    }
+
     @Test func idleLoopDoesNotRedraw() throws {
         let src = FakeSource()
         src.pending = FakeSource.records(steps: 10)
