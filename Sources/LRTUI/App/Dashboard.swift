@@ -1,0 +1,300 @@
+import LRLog
+
+/// The dashboard's state and what keys do to it. Drawing is in DashboardView.swift, the layout in
+/// DashboardLayout.swift, the key table in Input/KeyMap.swift.
+public final class Dashboard {
+    /// Below this the dashboard shows only the too-small message.
+    public static let minimumSize = (width: 60, height: 18)
+
+    /// The step ranges `z` cycles through.
+    public enum Zoom: Equatable, Sendable, CustomStringConvertible {
+        /// The steps so far, with a little of the planned schedule ahead.
+        case run
+        /// The whole planned run (0 ... total steps).
+        case full
+        /// The last n steps.
+        case last(Int)
+
+        public var description: String {
+            switch self {
+            case .run: return "run"
+            case .full: return "full"
+            case .last(let n): return "last " + Ticks.stepLabel(n)
+            }
+        }
+    }
+
+    public static let zoomLevels: [Zoom] = [.run, .full, .last(2000), .last(200)]
+
+    public enum Overlay: Equatable, Sendable {
+        case none
+        case help
+        case prompt(PromptState)
+        case schedulerMenu(SchedulerMenuState)
+        case confirmQuit
+    }
+
+    public enum Outcome: Equatable, Sendable {
+        case none
+        case quit
+        /// The whole screen should be written again.
+        case redraw
+    }
+
+    /// A one-line message on the key bar until the next key, or a few seconds (errors stay until a key).
+    public struct Notice: Equatable, Sendable {
+        public enum Kind: Sendable { case info, warning, error }
+        public var text: String
+        public var kind: Kind
+        public var shownAt: ContinuousClock.Instant
+    }
+
+    /// How long info notices stay on the key bar.
+    public static let noticeDuration = Duration.seconds(4)
+
+    public static let quitQuestion = "quit? training is still running (y/n)"
+
+    /// The runs drawn: the first is steered by the keys, the others are overlaid.
+    public private(set) var runs: [RunModel]
+    public var primary: RunModel { runs[0] }
+    public private(set) var theme: Theme
+    public private(set) var depth: ColorDepth
+    public private(set) var palette: Palette
+    public var themeStore: ThemeStore?
+    public private(set) var overlay: Overlay = .none
+    /// The param group the LR keys act on; nil: all groups.
+    public private(set) var selectedGroup: Int?
+    public private(set) var lrScale: AxisScale = .log
+    public private(set) var lossScale: AxisScale = .linear
+    public private(set) var zoomIndex = 0
+    public private(set) var smoothingIndex = 1
+    public private(set) var notice: Notice?
+    public private(set) var commandHistory: [String] = []
+
+    public init(source: any RunSource, overlays: [any RunSource] = [], theme: Theme = .builtinDefault,
+                depth: ColorDepth = .truecolor, themeStore: ThemeStore? = nil) {
+        runs = [RunModel(source: source)] + overlays.map { RunModel(source: $0) }
+        self.theme = theme
+        self.depth = depth
+        self.palette = Palette(theme: theme, depth: depth)
+        self.themeStore = themeStore
+    }
+
+    /// A dashboard over runs that are already built (replay of logs read in bulk).
+    public init(runs: [RunModel], theme: Theme = .builtinDefault, depth: ColorDepth = .truecolor,
+                themeStore: ThemeStore? = nil) {
+        precondition(!runs.isEmpty, "a dashboard needs at least one run")
+        self.runs = runs
+        self.theme = theme
+        self.depth = depth
+        self.palette = Palette(theme: theme, depth: depth)
+        self.themeStore = themeStore
+    }
+
+    /// Adds a run to overlay (distinct colour, legend entry).
+    public func addOverlay(_ run: RunModel) { runs.append(run) }
+
+    public var zoom: Zoom { Self.zoomLevels[zoomIndex] }
+    public var smoothingWeight: Double { RunModel.smoothingWeights[smoothingIndex] }
+    public var status: LiveStatus { primary.status }
+    public var isLive: Bool { primary.source?.isLive ?? false }
+
+    /// Whether quitting should ask first: a live run that is still training.
+    public var trainingStillRunning: Bool { isLive && status.state.isActive && primary.end == nil }
+
+    public func setTheme(_ theme: Theme) {
+        self.theme = theme
+        palette = Palette(theme: theme, depth: depth)
+    }
+
+    public func setDepth(_ depth: ColorDepth) {
+        self.depth = depth
+        palette = Palette(theme: theme, depth: depth)
+    }
+
+    public func showNotice(_ text: String, _ kind: Notice.Kind = .info) {
+        notice = Notice(text: text, kind: kind, shownAt: ContinuousClock.now)
+    }
+
+    /// Drains every run's source and refreshes statuses; returns whether anything changed.
+    @discardableResult
+    public func update() -> Bool {
+        var changed = false
+        for r in runs where r.poll() { changed = true }
+        if let n = notice, n.kind != .error, ContinuousClock.now - n.shownAt > Self.noticeDuration {
+            notice = nil
+            changed = true
+        }
+        if let g = selectedGroup, g >= primary.groupNames.count { selectedGroup = nil }
+        return changed
+    }
+
+    // MARK: keys
+
+    /// Handles a key: overlays first, then the key table.
+    public func handle(_ key: Key) -> Outcome {
+        if key == .resize { return .none }
+        if key == .ctrl("c") { return .quit }
+        switch overlay {
+        case .prompt(var p):
+            switch p.handle(key) {
+            case .none: overlay = .prompt(p)
+            case .cancel: overlay = .none
+            case .submit(let text):
+                if commandHistory.last != text { commandHistory.append(text) }
+                if let error = send(text) {
+                    p.error = error
+                    overlay = .prompt(p)
+                } else {
+                    overlay = .none
+                    showNotice("› " + text)
+                }
+            }
+            return .none
+        case .schedulerMenu(var m):
+            switch m.handle(key) {
+            case .none: overlay = .schedulerMenu(m)
+            case .cancel: overlay = .none
+            case .apply(let spec):
+                let command = "sched " + spec
+                if let error = send(command) {
+                    m.error = error
+                    overlay = .schedulerMenu(m)
+                } else {
+                    commandHistory.append(command)
+                    overlay = .none
+                    showNotice("› " + command)
+                }
+            }
+            return .none
+        case .help:
+            overlay = .none
+            return .none
+        case .confirmQuit:
+            if key == .char("y") || key == .char("Y") || key == .char("q") { return .quit }
+            overlay = .none
+            notice = nil
+            return .none
+        case .none:
+            notice = nil
+            guard let action = KeyMap.action(for: key) else { return .none }
+            return perform(action)
+        }
+    }
+
+    /// Carries out an action of the key table.
+    public func perform(_ action: KeyAction) -> Outcome {
+        switch action {
+        case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
+            if let c = command(for: action) {
+                if let error = send(c) { showNotice("✗ \(c): \(error)", .error) } else { showNotice("› " + c) }
+            }
+        case .prompt:
+            overlay = .prompt(PromptState(hint: promptHint, history: commandHistory))
+        case .warmup:
+            overlay = .prompt(PromptState(text: "warmup 200", hint: promptHint, history: commandHistory))
+        case .schedulerMenu:
+            let kinds = status.schedulerKinds
+            if kinds.isEmpty {
+                showNotice("no schedulers to choose from" + (isLive ? "" : " in a replay"), .warning)
+            } else {
+                overlay = .schedulerMenu(SchedulerMenuState(kinds: kinds, current: status.schedulerSpec))
+            }
+        case .cycleGroup:
+            let n = primary.groupNames.count
+            if n == 0 {
+                showNotice("no param groups yet", .warning)
+            } else {
+                if let g = selectedGroup { selectedGroup = g + 1 < n ? g + 1 : nil } else { selectedGroup = 0 }
+                showNotice("LR keys act on " + selectedGroupLabel)
+            }
+        case .toggleLRScale:
+            lrScale = lrScale.toggled
+        case .toggleLossScale:
+            lossScale = lossScale.toggled
+        case .cycleZoom:
+            zoomIndex = (zoomIndex + 1) % Self.zoomLevels.count
+            showNotice("zoom: \(zoom)")
+        case .cycleSmoothing:
+            smoothingIndex = (smoothingIndex + 1) % RunModel.smoothingWeights.count
+            showNotice("loss smoothing: " + Format.trimZeros(Format.fixed(smoothingWeight, 2)))
+        case .nextTheme:
+            nextTheme()
+        case .help:
+            overlay = .help
+        case .quit:
+            if trainingStillRunning {
+                overlay = .confirmQuit
+            } else {
+                return .quit
+            }
+        case .close:
+            overlay = .none
+        case .redraw:
+            return .redraw
+        }
+        return .none
+    }
+
+    /// The command a key action sends, or nil for actions that do not send one.
+    public func command(for action: KeyAction) -> String? {
+        let group = selectedGroup.flatMap { g in primary.groupNames.indices.contains(g) ? primary.groupNames[g] : nil }
+        func lr(_ arg: String) -> String { group.map { "lr \($0) \(arg)" } ?? "lr \(arg)" }
+        switch action {
+        case .togglePause: return status.state == .paused ? "resume" : "pause"
+        case .step: return "step"
+        case .scaleLR(let f): return lr(f)
+        case .releaseLR: return lr("release")
+        case .resetLR: return lr("reset")
+        case .checkpoint: return "ckpt"
+        case .rollback: return "rollback"
+        default: return nil
+        }
+    }
+
+    /// "all groups" or the selected group's name.
+    public var selectedGroupLabel: String {
+        guard let g = selectedGroup, primary.groupNames.indices.contains(g) else { return "all groups" }
+        return "group " + primary.groupNames[g]
+    }
+
+    func send(_ command: String) -> String? {
+        guard let source = primary.source else { return "nothing to send commands to" }
+        return source.send(command)
+    }
+
+    /// What the prompt shows as the current value.
+    var promptHint: String {
+        var parts: [String] = []
+        let groups = status.groups
+        if let g = selectedGroup, groups.indices.contains(g) {
+            parts.append("lr \(groups[g].name) " + Format.lr(groups[g].lr) + (groups[g].held ? " held" : ""))
+        } else if let g = groups.first {
+            parts.append("lr " + Format.lr(g.lr) + (groups.count > 1 ? " (+\(groups.count - 1) groups)" : "")
+                         + (g.held ? " held" : ""))
+        } else if let lrs = primary.lastStepRecord?.lrs, let first = lrs.first {
+            parts.append("lr " + Format.lr(first))
+        }
+        if !status.scheduler.isEmpty { parts.append(status.scheduler) }
+        return parts.joined(separator: " · ")
+    }
+
+    func nextTheme() {
+        let store = themeStore ?? ThemeStore(searchPaths: [])
+        let name = store.next(after: theme.name)
+        let result = store.load(name)
+        setTheme(result.theme)
+        if let first = result.diagnostics.first {
+            showNotice(first + (result.diagnostics.count > 1 ? " (+\(result.diagnostics.count - 1) more)" : ""), .warning)
+        } else {
+            showNotice("theme: " + result.theme.name)
+        }
+    }
+
+    /// Renders a frame of the given size.
+    public func render(width: Int, height: Int) -> Buffer {
+        var buffer = Buffer(width: width, height: height)
+        render(into: &buffer)
+        return buffer
+    }
+}

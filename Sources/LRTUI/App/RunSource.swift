@@ -1,0 +1,109 @@
+import LRLog
+
+/// What the dashboard watches and steers: the live trainer, or a replay of a run log.
+/// All calls come from the UI's thread and must return at once; a source that is fed by another thread
+/// (the trainer) synchronises inside.
+public protocol RunSource: AnyObject {
+    /// Records that arrived since the last call; never blocks.
+    func drain() -> [RunRecord]
+    /// Live status that is not in the records (state, scheduler text, held LRs, planned LR ...).
+    func status() -> LiveStatus
+    /// Sends one command of the command language (`lr 1e-4`, `lr *2`, `lr body /2`, `pause`,
+    /// `sched cosine:T_max=2000` ...). Returns nil when accepted (queued), or a one-line error when it is rejected
+    /// (shown inline in the prompt, or on the key bar).
+    func send(_ command: String) -> String?
+    /// True for a training run in this process; false for a replay.
+    var isLive: Bool { get }
+}
+
+/// Everything the status panel, header and menus show that the records do not carry. Plain values, so a source
+/// can build it under its own lock and hand a copy over.
+public struct LiveStatus: Equatable, Sendable {
+    public enum State: String, Equatable, Sendable, CaseIterable {
+        /// Before the first step (building the model, loading data).
+        case starting
+        case running
+        case paused
+        /// All planned steps done.
+        case finished
+        /// Stopped by a person or a command before the end.
+        case stopped
+        /// The divergence guard stopped the run (loss is nan/inf or exploded).
+        case diverged
+        /// An error ended the run.
+        case failed
+
+        /// The run can still change (training is going on or can resume).
+        public var isActive: Bool { self == .starting || self == .running || self == .paused }
+    }
+
+    /// One param group's LR as the optimizer will use it next.
+    public struct Group: Equatable, Sendable {
+        public var name: String
+        public var lr: Double
+        /// The LR is held by a manual override (the scheduler does not write it until `lr release`).
+        public var held: Bool
+        /// Extra words shown after the LR ("override ×2", "warmup 40/200").
+        public var note: String?
+
+        public init(name: String, lr: Double, held: Bool = false, note: String? = nil) {
+            self.name = name; self.lr = lr; self.held = held; self.note = note
+        }
+    }
+
+    /// The LR the schedule will give each group for the next steps: `lrs[g][i]` is group g's LR at step
+    /// `fromStep + i`. Drawn dimmed ahead of the current step.
+    public struct Planned: Equatable, Sendable {
+        public var fromStep: Int
+        public var lrs: [[Double]]
+
+        public init(fromStep: Int, lrs: [[Double]]) { self.fromStep = fromStep; self.lrs = lrs }
+
+        public var lastStep: Int { fromStep + max(0, (lrs.map(\.count).max() ?? 0) - 1) }
+    }
+
+    /// A free-form line for the status panel ("guard" : "armed, 3σ").
+    public struct Detail: Equatable, Sendable {
+        public var key: String
+        public var value: String
+        public init(_ key: String, _ value: String) { self.key = key; self.value = value }
+    }
+
+    /// The run's name (header, legend).
+    public var title: String
+    public var state: State
+    /// Why it is in that state ("diverged: loss is nan at step 1234"), shown next to the state.
+    public var message: String?
+    /// Optimizer steps taken.
+    public var step: Int
+    public var epoch: Int
+    public var totalSteps: Int?
+    public var stepsPerEpoch: Int?
+    /// One line: "adamw lr=3e-4 β=(0.9,0.999) wd=0.01".
+    public var optimizer: String
+    /// One line: "cosine T_max=2000 η_min=0 (340/2000)".
+    public var scheduler: String
+    /// The current scheduler as a spec (`cosine:T_max=2000,eta_min=0`), to prefill the `s` menu.
+    public var schedulerSpec: String?
+    public var groups: [Group]
+    public var gradNorm: Double?
+    public var lastEval: EvalRecord?
+    public var planned: Planned?
+    /// The schedulers the `s` menu offers, with their parameters and defaults.
+    public var schedulerKinds: [SchedulerKind]
+    /// Replay: the step the charts are drawn up to (nil: everything drained).
+    public var cursor: Int?
+    public var details: [Detail]
+
+    public init(title: String = "", state: State = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
+                totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",
+                schedulerSpec: String? = nil, groups: [Group] = [], gradNorm: Double? = nil,
+                lastEval: EvalRecord? = nil, planned: Planned? = nil, schedulerKinds: [SchedulerKind] = [],
+                cursor: Int? = nil, details: [Detail] = []) {
+        self.title = title; self.state = state; self.message = message; self.step = step; self.epoch = epoch
+        self.totalSteps = totalSteps; self.stepsPerEpoch = stepsPerEpoch; self.optimizer = optimizer
+        self.scheduler = scheduler; self.schedulerSpec = schedulerSpec; self.groups = groups
+        self.gradNorm = gradNorm; self.lastEval = lastEval; self.planned = planned
+        self.schedulerKinds = schedulerKinds; self.cursor = cursor; self.details = details
+    }
+}

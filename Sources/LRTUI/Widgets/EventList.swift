@@ -1,0 +1,71 @@
+import LRLog
+
+/// Events, latest first: `  1,200 › lr *2  1.00e-3→2.00e-3`, coloured by kind.
+public struct EventList: Widget {
+    public var events: [EventRecord]
+    public var palette: Palette
+
+    /// `events` in any order; the widget shows the latest first.
+    public init(events: [EventRecord], palette: Palette) {
+        self.events = events; self.palette = palette
+    }
+
+    public static func glyph(_ kind: EventRecord.Kind) -> String {
+        switch kind {
+        case .command: return "›"
+        case .error: return "✗"
+        case .guardTrip: return "!"
+        case .checkpoint: return "◆"
+        case .rollback: return "↺"
+        case .info: return "·"
+        }
+    }
+
+    public static func style(_ kind: EventRecord.Kind, _ p: Palette) -> Style {
+        switch kind {
+        case .command: return p.highlight
+        case .error: return p.error
+        case .guardTrip: return p.warn.bold
+        case .checkpoint: return p.ok
+        case .rollback: return p.marker
+        case .info: return p.inactive
+        }
+    }
+
+    /// The text after the command: what changed, or the message.
+    public static func detail(_ e: EventRecord) -> String {
+        var parts: [String] = []
+        if e.lrsBefore != e.lrsAfter, !e.lrsAfter.isEmpty {
+            let changed = zip(e.lrsBefore, e.lrsAfter).enumerated().filter { $0.element.0 != $0.element.1 }
+            if let (_, (a, b)) = changed.first {
+                parts.append(Format.lr(a) + "→" + Format.lr(b) + (changed.count > 1 ? " +\(changed.count - 1)" : ""))
+            } else if e.lrsBefore.isEmpty, let b = e.lrsAfter.first {
+                parts.append("→" + Format.lr(b))
+            }
+        }
+        if let m = e.message, !m.isEmpty { parts.append(m) }
+        return parts.joined(separator: "  ")
+    }
+
+    public func render(into buffer: inout Buffer, area: Rect) {
+        guard !area.isEmpty else { return }
+        if events.isEmpty {
+            buffer.set(string: "no events yet".truncated(toWidth: area.width), at: Position(x: area.x, y: area.y),
+                       style: palette.inactive, clip: area)
+            return
+        }
+        let shown = events.sorted { ($0.step, $0.wallTime) > ($1.step, $1.wallTime) }.prefix(area.height)
+        let stepWidth = shown.map { Format.grouped($0.step).count }.max() ?? 1
+        for (i, e) in shown.enumerated() {
+            let kindStyle = Self.style(e.kind, palette)
+            var line = TextLine([
+                Span(Format.grouped(e.step).leftPadded(toWidth: stepWidth) + " ", palette.inactive),
+                Span(Self.glyph(e.kind) + " ", kindStyle),
+                Span(e.text, e.kind == .error || e.kind == .guardTrip ? kindStyle : palette.text),
+            ])
+            let d = Self.detail(e)
+            if !d.isEmpty { line.spans.append(Span("  " + d, e.kind == .error ? palette.error.removing(.bold) : palette.inactive)) }
+            line.truncated(toWidth: area.width).render(into: &buffer, at: Position(x: area.x, y: area.y + i), clip: area)
+        }
+    }
+}
