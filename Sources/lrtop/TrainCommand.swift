@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LRTrain
 import LRLog
+import LRTUI
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -144,7 +145,58 @@ func lrText(_ lrs: [Double]) -> String {
 }
 
 extension Train {
+    /// The interactive session: the trainer on its own thread, the dashboard on this one.
     func runInteractive(config: TrainConfig, options: RunOptions, theme: String?) throws {
-        fail("the terminal UI is not built in yet")
+        var options = options
+        options.headless = false
+        options.publishRecords = true
+        let (loadedTheme, notice) = Themes.resolve(theme)
+        let trainer: Trainer
+        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        let finished = DispatchSemaphore(value: 0)
+        let box = EndBox()
+        let thread = Thread {
+            box.end = trainer.run()
+            finished.signal()
+        }
+        thread.stackSize = 16 << 20
+        thread.name = "lrtop-trainer"
+        thread.start()
+
+        let title = "\(config.model) · \(trainer.datasetName) · \(trainer.runDirectory?.lastPathComponent ?? "run")"
+        let source = TrainerSource(channel: trainer.channel, title: title)
+        var tuiOptions = TUIOptions(themeStore: Themes.store, startupNotice: notice ?? trainer.datasetNotice)
+        tuiOptions.colorDepth = nil
+        let reason: ExitReason
+        do {
+            reason = try TUIApp.run(source: source, theme: loadedTheme, options: tuiOptions)
+        } catch {
+            stop(trainer, finished, signal: nil)
+            fail("\(error)")
+        }
+        // The terminal is restored here. End the run cleanly: log closed, end record and final checkpoint written.
+        var signal: Int32? = nil
+        if case .interrupted(let s) = reason { signal = s }
+        stop(trainer, finished, signal: signal)
+        if let end = box.end {
+            ProgressPrinter(every: 0).summary(end)
+            if end.reason == "diverged" || end.reason == "failed" { printErr("lrtop: \(end.message ?? end.reason)") }
+        }
+        if let dir = trainer.runDirectory { print("lrtop: run folder \(dir.path)") }
+        if let log = trainer.logURL { print("lrtop: replay with: lrtop replay \(log.path)") }
+        if let signal { throw ExitCode(128 + signal) }
     }
+
+    private func stop(_ trainer: Trainer, _ finished: DispatchSemaphore, signal: Int32?) {
+        if let signal { SignalFlag.raise(signal) }
+        trainer.channel.send("stop")
+        if finished.wait(timeout: .now() + 60) == .timedOut {
+            trainer.flushLog()
+            printErr("lrtop: the trainer did not stop within 60 s; its log was flushed")
+        }
+    }
+}
+
+final class EndBox: @unchecked Sendable {
+    var end: EndRecord?
 }

@@ -120,7 +120,7 @@ extension Dashboard {
         var stepText = "step " + Format.grouped(step)
         if let t = primary.totalSteps { stepText += "/" + Format.grouped(t) }
         right.append(Span(stepText, palette.text))
-        right.append(Span(" · ep " + String(s.epoch), palette.text))
+        right.append(Span(" · ep " + String(s.epoch + 1), palette.text))
         if let eta = primary.eta, s.state.isActive, isLive { right.append(Span(" · ETA " + Format.duration(eta), palette.text)) }
         right.append(Span(" · lr→" + (selectedGroup.map { primary.groupNames.indices.contains($0) ? primary.groupNames[$0] : "all" } ?? "all"),
                           selectedGroup == nil ? palette.inactive : palette.highlight.bold))
@@ -275,7 +275,7 @@ extension Dashboard {
             stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(Double(step) / Double(t), digits: 0), palette.text))
         }
         stepSpans.append(Span(" · ep ", palette.inactive))
-        stepSpans.append(Span(String(s.epoch), palette.highlight))
+        stepSpans.append(Span(String(s.epoch + 1), palette.highlight))
         if let spe = run.stepsPerEpoch, spe > 0 {
             let inEpoch = max(0, step - s.epoch * spe)
             stepSpans.append(Span(" \(min(inEpoch, spe))/\(spe)", palette.inactive))

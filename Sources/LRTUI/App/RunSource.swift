@@ -76,6 +76,7 @@ public struct LiveStatus: Equatable, Sendable {
     public var message: String?
     /// Optimizer steps taken.
     public var step: Int
+    /// 0-based (the UI shows it 1-based).
     public var epoch: Int
     public var totalSteps: Int?
     public var stepsPerEpoch: Int?

@@ -68,6 +68,7 @@ public final class Trainer: @unchecked Sendable {
     let startDate = Date()
     var clock = StepClock()
     var lastLoss: Double? = nil
+    var lastGradNorm: Double? = nil
     var bestEvalLoss: Double? = nil
     var bestAccuracy: Double? = nil
     var lastEval: EvalRecord? = nil
@@ -208,6 +209,7 @@ public final class Trainer: @unchecked Sendable {
         let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
         step += 1
         lastLoss = stepLoss
+        lastGradNorm = gradNorm
 
         let samples = config.batchSize * config.accumSteps
         let rate = clock.end(samples: samples)
@@ -379,7 +381,8 @@ public final class Trainer: @unchecked Sendable {
 
     func publishStatus(keepPhase: Bool = false) {
         let groups = optimizer.groups
-        let plan = lrControl.plan(count: 256, optimizer: optimizer)
+        // The plan stops at the end of the run: beyond it, some schedules (cosine) would rise again.
+        let plan = lrControl.plan(count: min(256, max(0, totalSteps - step)), optimizer: optimizer)
         channel.update { s in
             if !keepPhase { s.phase = paused ? .paused : .running }
             s.step = step
@@ -396,7 +399,7 @@ public final class Trainer: @unchecked Sendable {
             s.plan = plan
             s.warmupLeft = lrControl.warmupLeft
             s.checkpoints = checkpoints.count
-            s.lastGradNorm = nil
+            s.lastGradNorm = lastGradNorm
             s.lastEval = lastEval
             s.runDirectory = runDirectory?.path
             s.logPath = logURL?.path

@@ -94,18 +94,27 @@ final class TmuxSession {
     init(command: String, width: Int = 120, height: Int = 40, directory: URL) throws {
         name = "lrtop-\(UUID().uuidString.prefix(8))"
         socket = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(name)").path
-        try tmux(["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", "-c", directory.path,
+        try tmux(capture: false, ["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", "-c", directory.path,
                   "env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 \(command); echo LRTOP_EXITED=$?; sleep 60"])
     }
 
+    /// Runs a tmux client command. `capture: false` for the command that starts the server: the server would
+    /// inherit a captured stdout and keep it open for as long as it runs.
     @discardableResult
-    func tmux(_ args: [String]) throws -> String {
+    func tmux(capture: Bool = true, _ args: [String]) throws -> String {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["tmux", "-S", socket] + args
+        p.standardError = FileHandle.nullDevice
+        p.standardInput = FileHandle.nullDevice
+        guard capture else {
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            p.waitUntilExit()
+            return ""
+        }
         let out = Pipe()
         p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
