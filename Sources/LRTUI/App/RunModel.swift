@@ -20,7 +20,7 @@ public final class RunModel {
     public private(set) var evalLoss = PointSeries()
     public private(set) var evalAccuracy = PointSeries()
     public private(set) var events: [EventRecord] = []
-    public private(set) var lastStepRecord: StepRecord?
+    public internal(set) var lastStepRecord: StepRecord?
     public private(set) var lastEval: EvalRecord?
     public private(set) var end: EndRecord?
     public private(set) var recordCount = 0
