@@ -46,7 +46,9 @@ public final class WatchSource: RunSource {
         } catch {
             failed = true
             current.state = .failed
-            current.message = "\(error)"
+            // The title names the file already.
+            let text = "\(error)"
+            current.message = text.hasPrefix(url.path + ": ") ? String(text.dropFirst(url.path.count + 2)) : text
             return []
         }
         if records.isEmpty {
@@ -80,12 +82,12 @@ public final class WatchSource: RunSource {
             var s = ReplaySource.headerStatus(h, title: current.title)
             s.details = current.details
             s.state = ended ? current.state : .running
-            s.message = ended ? current.message : "watching"
+            s.message = ended ? current.message : nil
             groupNames = h.groups
             current = s
         case .step(let st):
             if current.state == .starting { current.state = .running }
-            if !ended { current.message = "watching" }
+            if !ended { current.message = nil }
             current.step = st.step
             current.epoch = st.epoch
             current.gradNorm = st.gradNorm.isFinite ? st.gradNorm : nil
