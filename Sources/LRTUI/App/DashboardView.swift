@@ -280,7 +280,7 @@ extension Dashboard {
         let step = xAxis == .steps ? dataEnd ?? s.step : s.step
         // Step and epoch share a line so the panel fits 80×24: "400 / 1,000 40% · ep 3 100/100".
         var stepSpans = [Span(Format.grouped(step), palette.highlight)]
-        if let t = run.totalSteps, t > 0 {
+        if xAxis == .steps, let t = run.totalSteps, t > 0 {
             stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(Double(step) / Double(t), digits: 0), palette.text))
         }
         stepSpans.append(Span(" · ep ", palette.inactive))

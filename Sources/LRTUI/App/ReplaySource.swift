@@ -100,7 +100,10 @@ public final class ReplaySource: RunSource {
         position = Double(min(max(options.startAt ?? endX, startX), endX))
         comparison = runs.count > 1 ? Self.compare(runs) : []
         baseStatus = Self.baseStatus(primary, alignment: alignment, endX: endX)
-        if options.play { _ = send("play") }
+        if options.play {
+            _ = send("play")
+            lastTick = nil  // playback starts with the first frame, not while the tracks are being built
+        }
     }
 
     // MARK: RunSource

@@ -154,6 +154,11 @@ public struct ReplayAxis: Sendable {
                 xs[i] = x
                 kept.append(i)
                 last = x
+            } else if x == last {
+                // Rows within one unit of time: the latest stands for them (so the last step is always kept).
+                xs[kept[kept.count - 1]] = Int.min
+                xs[i] = x
+                kept[kept.count - 1] = i
             }
         }
         self.xs = xs
