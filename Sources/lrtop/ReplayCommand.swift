@@ -48,14 +48,14 @@ struct Replay: ParsableCommand {
             fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
         }
         var warnings: [String] = []
-        let runs = inputs.load(warnings: &warnings)
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
         let chosenTheme = Self.loadTheme(theme, store: store, warnings: &warnings)
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
-        let source = ReplaySource(runs: runs, options: options)
+        // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
+        let source = ReplaySource(runs: inputs.load(warnings: &warnings), options: options)
         if align == .walltime && source.alignment != .walltime {
-            let w = "no wall times in \(runs.count > 1 ? "these runs" : "this run"): aligned by step"
+            let w = "no wall times in \(source.runs.count > 1 ? "these runs" : "this run"): aligned by step"
             printErr("lrtop: warning: \(w)")
             warnings.append(w)
         }
