@@ -159,6 +159,20 @@ func stderrLines(_ out: Output) -> [String] {
         #expect(speed.status != 0 && speed.stderr.contains("--speed"))
     }
 
+    /// `lrtop bench --replay` on a small run: every figure the README quotes is there.
+    @Test func benchReplayPrintsItsFigures() throws {
+        let out = try lrtop(["bench", "--replay", "--replay-steps", "20000", "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as? [String: Double])
+        #expect(obj["steps"] == 20000)
+        for key in ["jsonl_open_first_frame_s", "jsonl_open_peak_rss_mb", "tb_load_s", "jsonl_seek_max_ms", "tb_open_first_frame_s",
+                    "jsonl_frame_ms", "load_average_1m"] {
+            #expect(obj[key].map { $0 >= 0 } == true, "no \(key) in \(out.stdout)")
+        }
+        let text = try lrtop(["bench", "--replay", "--replay-steps", "5000"])
+        #expect(text.status == 0 && text.stdout.contains("open + first frame") && text.stdout.contains("seek + frame"))
+    }
+
     /// The replay UI in a real terminal: charts, the interventions in the event list, keys seek, q quits.
     @Test(.enabled(if: tmuxInstalled, "needs tmux"))
     func replayInATerminal() throws {
