@@ -181,19 +181,19 @@ func stderrLines(_ out: Output) -> [String] {
         try trainSteeredRun(in: dir)
         let tmux = try TmuxSession(command: "\(lrtopBinary.path) replay run.jsonl", width: 120, height: 40, directory: dir.url)
         defer { tmux.close() }
-        var screen = try tmux.waitFor("sched cosine", timeout: 20)
-        for s in ["learning rate", "loss", "▶ replay · finished", "step 300/300", "100 › lr *0.5", "200 › sched cosine"] {
-            #expect(screen.contains(s), "screen lacks '\(s)':\n\(screen)")
+        // Each check waits for the text: tmux may show a frame half written.
+        for s in ["learning rate", "loss", "▶ replay · finished", "step 300/300", "100 › lr *0.5", "200 › sched cosine", "▾"] {
+            try tmux.waitFor(s, timeout: 20)
         }
-        // Charts drawn: braille dots and the intervention marks.
-        #expect(screen.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) })
-        #expect(screen.contains("▾"))
+        // Charts drawn: braille dots.
+        #expect(try tmux.waitUntil(timeout: 10) { $0.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) } })
         try tmux.send("Home")
-        screen = try tmux.waitFor("step 0/300", timeout: 10)
-        #expect(!screen.contains("100 › lr *0.5"), "events after the cursor are not listed yet")
+        try tmux.waitFor("step 0/300", timeout: 10)
+        // Events after the cursor are not listed yet.
+        #expect(try tmux.waitUntil(timeout: 10) { !$0.contains("lr *0.5") })
         try tmux.send(".")
-        screen = try tmux.waitFor("step 100/300", timeout: 10)
-        #expect(screen.contains("100 › lr *0.5"))
+        try tmux.waitFor("step 100/300", timeout: 10)
+        try tmux.waitFor("100 › lr *0.5", timeout: 10)
         try tmux.send("Right")
         try tmux.waitFor("step 103/300", timeout: 10)
         try tmux.send("End")

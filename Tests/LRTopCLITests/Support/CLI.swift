@@ -124,6 +124,16 @@ final class TmuxSession {
         return last
     }
 
+    /// Waits until the screen satisfies `condition`; false on timeout.
+    func waitUntil(timeout: TimeInterval, _ condition: (String) -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition(try screen()) { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return false
+    }
+
     func close() { _ = try? tmux(["kill-server"]) }
 }
 
