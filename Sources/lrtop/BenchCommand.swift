@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also measure with the run log written (its cost to the step).") var log = false
     @Flag(help: "Also measure every BLAS thread count from 1 to the core count.") var sweepThreads = false
     @Flag(help: "Print JSON instead of text.") var json = false
+    @Flag(help: "Measure replay instead: load a generated run log and event file, open + first frame, seek, memory.")
+    var replay = false
+    @Option(name: .customLong("replay-steps"), help: "Steps of the generated run for --replay.") var replaySteps = 1_000_000
 
     struct Result: Codable {
         var impl: String
@@ -44,6 +47,10 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if replay {
+            try ReplayBench(steps: replaySteps).run(json: json)
+            return
+        }
         var results: [Result] = []
         let threadCounts = sweepThreads ? Array(1...max(1, ProcessInfo.processInfo.activeProcessorCount))
                                         : [threads ?? TrainOptions.defaultThreads(batchSize: batchSize)]

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LRLog
+import LRTUI
 
 /// The runs named on the command line, and which imported tags play which part.
 struct RunInputs: ParsableArguments {
@@ -19,24 +20,68 @@ struct RunInputs: ParsableArguments {
 
     /// Loads every run, printing one line per problem to stderr; exits non-zero only when nothing could be read.
     func load() -> [RunData] {
+        var warnings: [String] = []
+        return load(warnings: &warnings)
+    }
+
+    /// Loads every run and prints one line per problem to stderr ("lrtop: warning: FILE:LINE: what"); `warnings`
+    /// gets the same lines without the prefix (for the UI's notice bar). A file that cannot be read at all is an
+    /// error line and the others are still loaded; when nothing can be read it exits 1.
+    func load(warnings: inout [String]) -> [RunData] {
         guard !runs.isEmpty else { fail("name at least one run: a .jsonl log, a TensorBoard file or folder, or a CSV") }
         var loaded: [RunData] = []
+        var unreadable = 0
+        func warn(_ w: String) {
+            printErr("lrtop: warning: \(w)")
+            warnings.append(w)
+        }
         for path in runs {
             let url = URL(fileURLWithPath: path)
+            if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size == 0,
+               (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType == .typeRegular {
+                printErr("lrtop: error: \(path): empty file (no records to show)")
+                unreadable += 1
+                continue
+            }
             do {
                 let result = try RunLoader.load(url)
-                for w in result.warnings { printErr("lrtop: warning: \(w)") }
-                if result.runs.isEmpty { printErr("lrtop: warning: \(path): no runs found") }
+                for w in result.warnings { warn(w) }
+                if result.runs.isEmpty { warn("\(path): no runs found") }
                 for var run in result.runs {
                     if hasMappingOverride { run.applyMapping(mapping(for: run)) }
+                    if let w = Self.nonFiniteLossWarning(run) { warn(w) }
                     loaded.append(run)
                 }
             } catch {
                 printErr("lrtop: error: \(error)")
+                unreadable += 1
             }
         }
-        guard !loaded.isEmpty else { fail("nothing could be read from \(runs.joined(separator: ", "))") }
+        guard !loaded.isEmpty else {
+            // Each file already has its line; one more would only repeat it.
+            if unreadable == runs.count { Foundation.exit(1) }
+            fail("nothing could be read from \(runs.joined(separator: ", "))")
+        }
         return loaded
+    }
+
+    /// "FILE: step 12: loss is NaN (3 steps with a NaN or infinite loss; drawn as gaps)", or nil. For imports only
+    /// the loss series itself counts (a merged row without a loss is not a NaN loss).
+    static func nonFiniteLossWarning(_ run: RunData) -> String? {
+        var steps: [Int] = [], values: [Double] = []
+        if run.format == .runLog {
+            guard run.steps.loss.contains(where: { !$0.isFinite }) else { return nil }
+            steps = run.steps.step
+            values = run.steps.loss.map(Double.init)
+        } else if let tag = run.mapping.loss, let series = run.series(tag) {
+            steps = series.steps
+            values = series.values
+        }
+        guard let first = values.firstIndex(where: { !$0.isFinite }) else { return nil }
+        let count = values.reduce(0) { $1.isFinite ? $0 : $0 + 1 }
+        let what = values[first].isNaN ? "NaN" : "infinite"
+        return "\(run.source): step \(steps[first]): loss is \(what)"
+            + (count > 1 ? " (\(count) steps with a NaN or infinite loss; drawn as gaps)" : " (drawn as a gap)")
     }
 
     private func mapping(for run: RunData) -> TagMapping {
@@ -54,28 +99,27 @@ struct RunInputs: ParsableArguments {
 
 /// The `--summary` table: one row per run.
 enum RunSummary {
+    static let columns = ["run", "format", "last step", "final loss", "best loss", "final acc", "best acc", "interventions",
+                          "ended"]
+
     static func table(_ runs: [RunData]) -> String {
-        let head = ["run", "format", "steps", "final loss", "best loss", "final acc", "best acc", "interventions", "ended"]
         var rows: [[String]] = []
         for r in runs {
-            let s = r.steps
-            let losses = s.loss.filter { $0.isFinite }
-            let lastStep = s.step.last.map(String.init) ?? "0"
-            let finalLoss = s.loss.last(where: { $0.isFinite }).map { String(format: "%.4f", $0) } ?? "-"
-            let bestLoss = losses.min().map { String(format: "%.4f", $0) } ?? "-"
-            let accs = r.evals.map(\.accuracy).filter { $0.isFinite }
-            let finalAcc = accs.last.map { String(format: "%.2f%%", $0 * 100) } ?? "-"
-            let bestAcc = accs.max().map { String(format: "%.2f%%", $0 * 100) } ?? "-"
-            let interventions = r.events.filter { $0.kind == .command || $0.kind == .rollback }.count
-            let guards = r.events.filter { $0.kind == .guardTrip }.count
-            let ended = r.end?.reason ?? (r.format == .runLog ? "(still running or cut short)" : "-")
-            rows.append([r.name, r.format.rawValue, lastStep, finalLoss, bestLoss, finalAcc, bestAcc,
-                         "\(interventions)" + (guards > 0 ? " (+\(guards) guard)" : ""), ended])
+            let s = ReplaySummary(r)
+            func loss(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
+            func acc(_ v: Double?) -> String { v.map { String(format: "%.2f%%", $0 * 100) } ?? "-" }
+            var interventions = "\(s.interventions)"
+            if s.guardTrips > 0 { interventions += " (+\(s.guardTrips) guard)" }
+            if s.rejected > 0 { interventions += " (+\(s.rejected) rejected)" }
+            let ended = s.ended ?? (r.format == .runLog ? "no end record" : "-")
+            rows.append([r.name, r.format.rawValue, s.lastStep.map(String.init) ?? "0", loss(s.finalLoss), loss(s.bestLoss),
+                         acc(s.finalAccuracy), acc(s.bestAccuracy), interventions, ended])
         }
-        let widths = head.indices.map { c in ([head] + rows).map { $0[c].count }.max()! }
+        let widths = columns.indices.map { c in ([columns] + rows).map { $0[c].count }.max()! }
         func fmt(_ row: [String]) -> String {
             row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
         }
-        return ([fmt(head)] + rows.map(fmt)).joined(separator: "\n")
+        return ([fmt(columns)] + rows.map(fmt)).joined(separator: "\n")
     }
 }

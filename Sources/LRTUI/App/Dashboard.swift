@@ -99,6 +99,12 @@ public final class Dashboard {
     public var status: LiveStatus { primary.status }
     public var isLive: Bool { primary.source?.isLive ?? false }
 
+    /// The keys that apply: live training, a replay (the source gives a cursor), or a watched log.
+    public var keyMode: KeyMode { isLive ? .live : (status.cursor != nil ? .replay : .watch) }
+
+    /// What the x axis counts: steps, or wall time (`lrtop replay --align walltime`).
+    public var xAxis: XAxis = .steps
+
     /// Whether quitting should ask first: a live run that is still training.
     public var trainingStillRunning: Bool { isLive && status.state.isActive && primary.end == nil }
 
@@ -177,7 +183,13 @@ public final class Dashboard {
             return .none
         case .none:
             notice = nil
-            guard let action = KeyMap.action(for: key) else { return .none }
+            guard let action = KeyMap.action(for: key, mode: keyMode) else {
+                if keyMode != .live, KeyMap.action(for: key, mode: .live) != nil {
+                    showNotice("\(key): only while training live (this is " + (keyMode == .replay ? "a replay)" : "a watched log)"),
+                               .warning)
+                }
+                return .none
+            }
             return perform(action)
         }
     }
@@ -187,8 +199,11 @@ public final class Dashboard {
         switch action {
         case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
             if let c = command(for: action) {
-                if let error = send(c) { showNotice("✗ \(c): \(error)", .error) } else { showNotice("› " + c) }
+                if let error = send(c) { showNotice("✗ \(c): \(error)", .error) } else if isLive { showNotice("› " + c) }
             }
+        case .seek, .seekEvent, .changeSpeed, .jumpToStart, .jumpToEnd:
+            // Replay moves show in the status panel and header; only a refusal needs words.
+            if let c = command(for: action), let error = send(c) { showNotice("✗ \(c): \(error)", .warning) }
         case .prompt:
             overlay = .prompt(PromptState(hint: promptHint, history: commandHistory))
         case .warmup:
@@ -241,8 +256,15 @@ public final class Dashboard {
         let group = selectedGroup.flatMap { g in primary.groupNames.indices.contains(g) ? primary.groupNames[g] : nil }
         func lr(_ arg: String) -> String { group.map { "lr \($0) \(arg)" } ?? "lr \(arg)" }
         switch action {
-        case .togglePause: return status.state == .paused ? "resume" : "pause"
+        case .togglePause:
+            if keyMode == .replay { return status.state == .running ? "pause" : "play" }
+            return status.state == .paused ? "resume" : "pause"
         case .step: return "step"
+        case .seek(let amount): return "seek " + amount
+        case .seekEvent(let d): return d < 0 ? "event prev" : "event next"
+        case .changeSpeed(let d): return d < 0 ? "speed down" : "speed up"
+        case .jumpToStart: return "goto start"
+        case .jumpToEnd: return "goto end"
         case .scaleLR(let f): return lr(f)
         case .releaseLR: return lr("release")
         case .resetLR: return lr("reset")
@@ -265,6 +287,7 @@ public final class Dashboard {
 
     /// What the prompt shows as the current value.
     var promptHint: String {
+        if keyMode == .replay { return "STEP · goto STEP|start|end · seek ±N[%] · speed xN · event next|prev · play · pause" }
         var parts: [String] = []
         let groups = status.groups
         if let g = selectedGroup, groups.indices.contains(g) {

@@ -105,7 +105,8 @@ extension Dashboard {
         case .diverged: word = "✗ diverged"
         case .failed: word = "✗ failed"
         }
-        return isLive ? word : "▶ replay · " + word.split(separator: " ").dropFirst().joined(separator: " ")
+        if isLive { return word }
+        return (keyMode == .watch ? "◉ watching · " : "▶ replay · ") + word.split(separator: " ").dropFirst().joined(separator: " ")
     }
 
     func renderHeader(into buffer: inout Buffer, area: Rect) {
@@ -116,9 +117,15 @@ extension Dashboard {
         left.spans.append(Span(stateText(s), stateStyle(s.state)))
         if let m = s.message, !m.isEmpty { left.spans.append(Span(" " + m, stateStyle(s.state).removing(.bold))) }
         var right: [Span] = []
-        let step = dataEnd ?? s.step
-        var stepText = "step " + Format.grouped(step)
-        if let t = primary.totalSteps { stepText += "/" + Format.grouped(t) }
+        var stepText: String
+        if xAxis == .steps {
+            stepText = "step " + Format.grouped(dataEnd ?? s.step)
+            if let t = primary.totalSteps { stepText += "/" + Format.grouped(t) }
+        } else {
+            stepText = "t " + xAxis.text(dataEnd ?? 0)
+            if let t = primary.totalSteps { stepText += "/" + xAxis.text(t) }
+            stepText += " · step " + Format.grouped(s.step)
+        }
         right.append(Span(stepText, palette.text))
         right.append(Span(" · ep " + String(s.epoch + 1), palette.text))
         if let eta = primary.eta, s.state.isActive, isLive { right.append(Span(" · ETA " + Format.duration(eta), palette.text)) }
@@ -144,7 +151,7 @@ extension Dashboard {
             return
         }
         var x = area.x
-        for b in KeyMap.bindings {
+        for b in KeyMap.bindings(for: keyMode) {
             guard let label = b.barLabel else { continue }
             let key = b.keys[0] == .space ? "␣" : b.keys[0].description
             let w = key.cellWidth + 1 + label.cellWidth + 2
@@ -209,8 +216,9 @@ extension Dashboard {
         } else if names.count > 1 {
             legend = names.enumerated().map { g, n in (n, palette.group(g)) }
         }
-        let chart = LineChart(series: series, markers: markers(for: primary, steps: steps), steps: steps, scale: lrScale,
+        var chart = LineChart(series: series, markers: markers(for: primary, steps: steps), steps: steps, scale: lrScale,
                               axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
+        if xAxis != .steps { chart.xLabel = xAxis.label }
         chart.render(into: &buffer, area: inner)
     }
 
@@ -250,8 +258,9 @@ extension Dashboard {
         } else if !primary.evalLoss.isEmpty {
             legend = [("train", palette.smooth), ("val ●", palette.valPoint)]
         }
-        let chart = LineChart(series: series, points: points, markers: markers(for: primary, steps: steps), steps: steps,
+        var chart = LineChart(series: series, points: points, markers: markers(for: primary, steps: steps), steps: steps,
                               scale: lossScale, axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
+        if xAxis != .steps { chart.xLabel = xAxis.label }
         chart.render(into: &buffer, area: inner)
     }
 
@@ -268,10 +277,10 @@ extension Dashboard {
             items.append(("end", [Span(end.reason, end.reason == "completed" ? palette.ok : palette.warn),
                                   Span(end.message.map { " " + $0 } ?? "", palette.inactive)]))
         }
-        let step = dataEnd ?? s.step
+        let step = xAxis == .steps ? dataEnd ?? s.step : s.step
         // Step and epoch share a line so the panel fits 80×24: "400 / 1,000 40% · ep 3 100/100".
         var stepSpans = [Span(Format.grouped(step), palette.highlight)]
-        if let t = run.totalSteps, t > 0 {
+        if xAxis == .steps, let t = run.totalSteps, t > 0 {
             stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(Double(step) / Double(t), digits: 0), palette.text))
         }
         stepSpans.append(Span(" · ep ", palette.inactive))
@@ -281,7 +290,7 @@ extension Dashboard {
             stepSpans.append(Span(" \(min(inEpoch, spe))/\(spe)", palette.inactive))
         }
         items.append(("step", stepSpans))
-        if let c = s.cursor { items.append(("cursor", [Span(Format.grouped(c), palette.highlight)])) }
+        if let c = s.cursor { items.append(("cursor", [Span(xAxis.text(c), palette.highlight)])) }
         // LR per group.
         let groups = s.groups
         let lrs = run.lr.compactMap { current($0) }
@@ -378,7 +387,9 @@ extension Dashboard {
                           titleStyle: palette.title, rightTitleStyle: palette.inactive, borderStyle: palette.border)
         var events = primary.events
         if let c = status.cursor { events = events.filter { $0.step <= c } }
-        block.render(EventList(events: Array(events.suffix(max(64, area.height))), palette: palette), into: &buffer, area: area)
+        var list = EventList(events: Array(events.suffix(max(64, area.height))), palette: palette)
+        if xAxis != .steps { list.stepLabel = xAxis.text }
+        block.render(list, into: &buffer, area: area)
     }
 
     // MARK: overlays
@@ -388,7 +399,10 @@ extension Dashboard {
         case .none:
             break
         case .help:
-            HelpOverlay(palette: palette).render(into: &buffer, area: area.inset(top: 1, bottom: 1))
+            let title = keyMode == .replay ? "replay keys — esc closes" : keyMode == .watch ? "keys (watching a log) — esc closes"
+                : "keys — esc closes"
+            HelpOverlay(bindings: KeyMap.bindings(for: keyMode), palette: palette, title: title)
+                .render(into: &buffer, area: area.inset(top: 1, bottom: 1))
         case .prompt(let p):
             let rows = p.error == nil ? 1 : 2
             let promptArea = Rect(x: area.x, y: area.bottom - rows, width: area.width, height: rows)

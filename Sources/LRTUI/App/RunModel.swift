@@ -20,11 +20,13 @@ public final class RunModel {
     public private(set) var evalLoss = PointSeries()
     public private(set) var evalAccuracy = PointSeries()
     public private(set) var events: [EventRecord] = []
-    public private(set) var lastStepRecord: StepRecord?
+    public internal(set) var lastStepRecord: StepRecord?
     public private(set) var lastEval: EvalRecord?
     public private(set) var end: EndRecord?
     public private(set) var recordCount = 0
     var emas: [DebiasedEMA]
+    /// Summaries each track keeps per level (`EnvelopeSeries.retainedBlocks`).
+    public private(set) var trackBlocks = RunModel.retainedBlocks
     /// Recent (step, wallTime) for the current step rate.
     var recent: [(step: Int, wall: Double)] = []
     var firstWall: (step: Int, wall: Double)?
@@ -34,6 +36,17 @@ public final class RunModel {
         self.status = status
         smoothed = RunModel.smoothingWeights.map { _ in MetricTrack(retainedBlocks: RunModel.retainedBlocks) }
         emas = RunModel.smoothingWeights.map { DebiasedEMA(weight: $0) }
+    }
+
+    /// A model whose tracks keep `retainedBlocks` summaries per level instead of the default 2,048: replays of
+    /// long runs keep more, so zooming into any part of the run stays fine-grained.
+    public convenience init(source: (any RunSource)?, status: LiveStatus = LiveStatus(), retainedBlocks: Int) {
+        self.init(source: source, status: status)
+        trackBlocks = max(16, retainedBlocks)
+        loss = MetricTrack(retainedBlocks: trackBlocks)
+        smoothed = RunModel.smoothingWeights.map { _ in MetricTrack(retainedBlocks: trackBlocks) }
+        samplesPerSec = MetricTrack(retainedBlocks: trackBlocks)
+        gradNorm = MetricTrack(retainedBlocks: trackBlocks)
     }
 
     /// The run's name: the status title, else the header's `name`/`run` config, else "run".
@@ -97,7 +110,7 @@ public final class RunModel {
             for i in emas.indices { emas[i].reset() }
             recent.removeAll()
         }
-        while lr.count < s.lrs.count { lr.append(MetricTrack(retainedBlocks: Self.retainedBlocks)) }
+        while lr.count < s.lrs.count { lr.append(MetricTrack(retainedBlocks: trackBlocks)) }
         for (g, v) in s.lrs.enumerated() { lr[g].append(step: s.step, value: v) }
         loss.append(step: s.step, value: s.loss)
         for i in emas.indices where i > 0 {
@@ -115,7 +128,7 @@ public final class RunModel {
     /// `firstStep`. Faster than one record at a time for millions of steps.
     public func ingestColumns(firstStep: Int, lrs: [[Double]], loss lossValues: [Double], samplesPerSec sps: [Double],
                               gradNorm gn: [Double]) {
-        while lr.count < lrs.count { lr.append(MetricTrack(retainedBlocks: Self.retainedBlocks)) }
+        while lr.count < lrs.count { lr.append(MetricTrack(retainedBlocks: trackBlocks)) }
         for (g, col) in lrs.enumerated() { lr[g].append(contentsOf: col, startingAt: firstStep) }
         loss.append(contentsOf: lossValues, startingAt: firstStep)
         for i in emas.indices where i > 0 {

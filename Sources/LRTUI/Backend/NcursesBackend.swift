@@ -111,6 +111,11 @@ public final class NcursesBackend: TerminalBackend {
         noecho()
         nonl()
         keypad(w, true)
+        // Home / End as tmux, screen and rxvt send them, whatever TERM's terminfo says (replay's start / end keys).
+        for (seq, code) in [("\u{1b}[1~", KEY_HOME), ("\u{1b}[4~", KEY_END), ("\u{1b}[7~", KEY_HOME), ("\u{1b}[8~", KEY_END),
+                            ("\u{1b}[H", KEY_HOME), ("\u{1b}[F", KEY_END), ("\u{1b}OH", KEY_HOME), ("\u{1b}OF", KEY_END)] {
+            if key_defined(seq) == 0 { _ = define_key(seq, code) }
+        }
         intrflush(w, false)
         leaveok(w, true)
         _ = set_escdelay(25)

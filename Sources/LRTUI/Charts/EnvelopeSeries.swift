@@ -165,9 +165,16 @@ public struct EnvelopeSeries: ColumnSource, Sendable {
                 finer = coarse
                 finerFirst = first
             }
-            levels[k].firstBlock = finerFirst
-            levels[k].blocks = finer
-            trim(level: k)
+            if k < Self.levelCount - 1, finer.count > 2 * retainedBlocks {
+                // Keep only the retained suffix, in an array of its own size (trimming the whole one in place
+                // would keep its capacity: tens of MB per million steps).
+                let drop = finer.count - retainedBlocks
+                levels[k].firstBlock = finerFirst + drop
+                levels[k].blocks = Array(finer[drop...])
+            } else {
+                levels[k].firstBlock = finerFirst
+                levels[k].blocks = finer
+            }
         }
     }
 

@@ -86,6 +86,8 @@ public struct LineChart {
     public var legend: [(String, Style)]
     /// Shown in the plot when there is nothing to draw.
     public var emptyText: String
+    /// The x axis labels (steps by default; wall time for runs aligned by time).
+    public var xLabel: (Int) -> String = Ticks.stepLabel
 
     public init(series: [ChartSeries] = [], points: [ChartPoint] = [], markers: [ChartMarker] = [],
                 steps: ClosedRange<Int>, scale: AxisScale = .linear, yBounds: ClosedRange<Double>? = nil,
@@ -254,7 +256,7 @@ public struct LineChart {
             var tick = (steps.lowerBound + step - 1) / step * step
             var nextFree = plot.x
             while tick <= steps.upperBound {
-                let label = Ticks.stepLabel(tick)
+                let label = xLabel(tick)
                 let cx = plot.x + cols.column(of: tick) / 2
                 var lx = cx - label.cellWidth / 2
                 lx = max(lx, plot.x)

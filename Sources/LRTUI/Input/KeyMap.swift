@@ -43,6 +43,22 @@ public enum KeyAction: Hashable, Sendable {
     case close
     /// Redraws the whole screen (after something else wrote over it).
     case redraw
+    /// Replay: moves the cursor by steps (`+500`, `-1000`) or by a share of the run (`+1%`, `-10%`).
+    case seek(String)
+    /// Replay: to the previous (-1) or next (+1) event.
+    case seekEvent(Int)
+    /// Replay: the next slower (-1) or faster (+1) playback speed.
+    case changeSpeed(Int)
+    /// Replay: to the start of the run.
+    case jumpToStart
+    /// Replay: to the end of the run (the whole run drawn).
+    case jumpToEnd
+}
+
+/// What the dashboard is showing, which decides the keys that apply: a run training in this process, a replay of
+/// a log (with a cursor), or a log another process is writing (`lrtop watch`).
+public enum KeyMode: Hashable, Sendable, CaseIterable {
+    case live, replay, watch
 }
 
 /// One row of the key table.
@@ -53,9 +69,12 @@ public struct KeyBinding: Sendable {
     public var help: String
     /// The short name on the key bar, or nil to leave it off the bar.
     public var barLabel: String?
+    /// Where the binding applies (every mode unless said otherwise).
+    public var modes: Set<KeyMode>
 
-    public init(_ keys: [Key], _ action: KeyAction, _ help: String, bar: String? = nil) {
-        self.keys = keys; self.action = action; self.help = help; self.barLabel = bar
+    public init(_ keys: [Key], _ action: KeyAction, _ help: String, bar: String? = nil,
+                modes: Set<KeyMode> = Set(KeyMode.allCases)) {
+        self.keys = keys; self.action = action; self.help = help; self.barLabel = bar; self.modes = modes
     }
 
     /// How the keys are written in help: "space", "+", "esc".
@@ -63,22 +82,39 @@ public struct KeyBinding: Sendable {
 }
 
 public enum KeyMap {
-    /// Every key of the dashboard, in help order.
-    public static let bindings: [KeyBinding] = [
-        KeyBinding([.space], .togglePause, "pause / resume training", bar: "pause"),
-        KeyBinding([.char("n")], .step, "one step (while paused)", bar: "step"),
-        KeyBinding([.char("+")], .scaleLR("*1.1"), "LR ×1.1 (fine up)"),
-        KeyBinding([.char("-")], .scaleLR("/1.1"), "LR ÷1.1 (fine down)"),
-        KeyBinding([.char("]")], .scaleLR("*2"), "LR ×2", bar: "lr×2"),
-        KeyBinding([.char("[")], .scaleLR("/2"), "LR ÷2", bar: "lr÷2"),
-        KeyBinding([.char("r")], .releaseLR, "release LR to scheduler"),
-        KeyBinding([.char("R")], .resetLR, "reset LR to base"),
-        KeyBinding([.char("g")], .cycleGroup, "cycle param group for LR keys"),
-        KeyBinding([.char(":")], .prompt, "command prompt", bar: "cmd"),
-        KeyBinding([.char("s")], .schedulerMenu, "switch scheduler", bar: "sched"),
-        KeyBinding([.char("w")], .warmup, "warmup (prompt: warmup 200)"),
-        KeyBinding([.char("c")], .checkpoint, "checkpoint now", bar: "ckpt"),
-        KeyBinding([.char("u")], .rollback, "roll back to last checkpoint", bar: "undo"),
+    static let live: Set<KeyMode> = [.live]
+    static let replay: Set<KeyMode> = [.replay]
+
+    /// Every key of every mode, in help order. A key appears at most once per mode.
+    public static let table: [KeyBinding] = [
+        KeyBinding([.space], .togglePause, "pause / resume training", bar: "pause", modes: live),
+        KeyBinding([.char("n")], .step, "one step (while paused)", bar: "step", modes: live),
+        KeyBinding([.char("+")], .scaleLR("*1.1"), "LR ×1.1 (fine up)", modes: live),
+        KeyBinding([.char("-")], .scaleLR("/1.1"), "LR ÷1.1 (fine down)", modes: live),
+        KeyBinding([.char("]")], .scaleLR("*2"), "LR ×2", bar: "lr×2", modes: live),
+        KeyBinding([.char("[")], .scaleLR("/2"), "LR ÷2", bar: "lr÷2", modes: live),
+        KeyBinding([.char("r")], .releaseLR, "release LR to scheduler", modes: live),
+        KeyBinding([.char("R")], .resetLR, "reset LR to base", modes: live),
+        KeyBinding([.char("g")], .cycleGroup, "cycle param group for LR keys", modes: live),
+        KeyBinding([.char(":")], .prompt, "command prompt", bar: "cmd", modes: live),
+        KeyBinding([.char("s")], .schedulerMenu, "switch scheduler", bar: "sched", modes: live),
+        KeyBinding([.char("w")], .warmup, "warmup (prompt: warmup 200)", modes: live),
+        KeyBinding([.char("c")], .checkpoint, "checkpoint now", bar: "ckpt", modes: live),
+        KeyBinding([.char("u")], .rollback, "roll back to last checkpoint", bar: "undo", modes: live),
+        // Replay: the cursor the charts, events and status are drawn up to.
+        KeyBinding([.space], .togglePause, "play / pause (from the start at the end)", bar: "play", modes: replay),
+        KeyBinding([.left], .seek("-1%"), "back 1% of the run", bar: "seek", modes: replay),
+        KeyBinding([.right], .seek("+1%"), "forward 1% of the run", modes: replay),
+        KeyBinding([.pageUp], .seek("-10%"), "back 10% of the run", modes: replay),
+        KeyBinding([.pageDown], .seek("+10%"), "forward 10% of the run", modes: replay),
+        KeyBinding([.char("n")], .step, "one step forward (pauses)", modes: replay),
+        KeyBinding([.char(","), .char("p")], .seekEvent(-1), "previous event", modes: replay),
+        KeyBinding([.char(".")], .seekEvent(1), "next event", bar: "event", modes: replay),
+        KeyBinding([.char("<")], .changeSpeed(-1), "slower (x1000 … x1)", modes: replay),
+        KeyBinding([.char(">")], .changeSpeed(1), "faster (x1 … x1000)", bar: "faster", modes: replay),
+        KeyBinding([.home], .jumpToStart, "to the start", modes: replay),
+        KeyBinding([.char("G"), .end], .jumpToEnd, "to the end (whole run)", bar: "end", modes: replay),
+        KeyBinding([.char(":")], .prompt, "go to: STEP, seek ±N[%], speed xN", bar: "goto", modes: replay),
         KeyBinding([.char("l")], .toggleLRScale, "LR chart log / linear"),
         KeyBinding([.char("L")], .toggleLossScale, "loss chart linear / log"),
         KeyBinding([.char("z")], .cycleZoom, "zoom: run/full/last N"),
@@ -90,13 +126,21 @@ public enum KeyMap {
         KeyBinding([.char("q")], .quit, "quit", bar: "quit"),
     ]
 
+    /// The keys of live training, in help order.
+    public static let bindings: [KeyBinding] = bindings(for: .live)
+
+    /// The keys of a mode, in help order.
+    public static func bindings(for mode: KeyMode) -> [KeyBinding] {
+        table.filter { $0.modes.contains(mode) }
+    }
+
     /// The action of a key, or nil when the key does nothing.
-    public static func action(for key: Key) -> KeyAction? {
-        bindings.first(where: { $0.keys.contains(key) })?.action
+    public static func action(for key: Key, mode: KeyMode = .live) -> KeyAction? {
+        table.first(where: { $0.modes.contains(mode) && $0.keys.contains(key) })?.action
     }
 
     /// The binding of an action.
-    public static func binding(for action: KeyAction) -> KeyBinding? {
-        bindings.first(where: { $0.action == action })
+    public static func binding(for action: KeyAction, mode: KeyMode = .live) -> KeyBinding? {
+        table.first(where: { $0.modes.contains(mode) && $0.action == action })
     }
 }

@@ -4,6 +4,8 @@ import LRLog
 public struct EventList: Widget {
     public var events: [EventRecord]
     public var palette: Palette
+    /// How an event's step is written (a time for runs replayed by wall time).
+    public var stepLabel: (Int) -> String = Format.grouped
 
     /// `events` in any order; the widget shows the latest first.
     public init(events: [EventRecord], palette: Palette) {
@@ -55,11 +57,11 @@ public struct EventList: Widget {
             return
         }
         let shown = events.sorted { ($0.step, $0.wallTime) > ($1.step, $1.wallTime) }.prefix(area.height)
-        let stepWidth = shown.map { Format.grouped($0.step).count }.max() ?? 1
+        let stepWidth = shown.map { stepLabel($0.step).count }.max() ?? 1
         for (i, e) in shown.enumerated() {
             let kindStyle = Self.style(e.kind, palette)
             var line = TextLine([
-                Span(Format.grouped(e.step).leftPadded(toWidth: stepWidth) + " ", palette.inactive),
+                Span(stepLabel(e.step).leftPadded(toWidth: stepWidth) + " ", palette.inactive),
                 Span(Self.glyph(e.kind) + " ", kindStyle),
                 Span(e.text, e.kind == .error || e.kind == .guardTrip ? kindStyle : palette.text),
             ])

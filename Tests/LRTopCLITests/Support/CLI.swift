@@ -94,31 +94,13 @@ final class TmuxSession {
     init(command: String, width: Int = 120, height: Int = 40, directory: URL) throws {
         name = "lrtop-\(UUID().uuidString.prefix(8))"
         socket = FileManager.default.temporaryDirectory.appendingPathComponent("tmux-\(name)").path
-        try tmux(capture: false, ["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", "-c", directory.path,
+        try tmux(["new-session", "-d", "-s", name, "-x", "\(width)", "-y", "\(height)", "-c", directory.path,
                   "env TERM=xterm-256color LANG=C.UTF-8 LC_ALL=C.UTF-8 \(command); echo LRTOP_EXITED=$?; sleep 60"])
     }
 
-    /// Runs a tmux client command. `capture: false` for the command that starts the server: the server would
-    /// inherit a captured stdout and keep it open for as long as it runs.
     @discardableResult
-    func tmux(capture: Bool = true, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["tmux", "-S", socket] + args
-        p.standardError = FileHandle.nullDevice
-        p.standardInput = FileHandle.nullDevice
-        guard capture else {
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            return ""
-        }
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+    func tmux(_ args: [String]) throws -> String {
+        try runCleanly(["/usr/bin/env", "tmux", "-S", socket] + args)
     }
 
     func send(_ keys: String...) throws { try tmux(["send-keys", "-t", name] + keys) }
@@ -142,5 +124,58 @@ final class TmuxSession {
         return last
     }
 
+    /// Waits until the screen satisfies `condition`; false on timeout.
+    func waitUntil(timeout: TimeInterval, _ condition: (String) -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if condition(try screen()) { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return false
+    }
+
     func close() { _ = try? tmux(["kill-server"]) }
+}
+
+/// Runs a program and returns its stdout, with no signals blocked and default signal actions in the child.
+/// Foundation's `Process` passes on the blocked signals of the test thread that calls it: a tmux server started that
+/// way, and every program in its panes, then ignores SIGTERM, SIGINT and SIGWINCH, and `waitUntilExit` can miss the
+/// exit of the short-lived tmux client.
+func runCleanly(_ argv: [String]) throws -> String {
+    var fds: [Int32] = [0, 0]
+    guard pipe(&fds) == 0 else { throw POSIXError(.EMFILE) }
+    // Not inherited by programs other tests start meanwhile (their copy would keep the pipe open).
+    _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+    _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    var attr = posix_spawnattr_t()
+    posix_spawnattr_init(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    defer { for a in cargs { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
+    close(fds[1])
+    defer { close(fds[0]) }
+    guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
+    var data = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fds[0], &chunk, chunk.count)
+        if n > 0 { data += chunk[0..<n] } else if n == 0 || errno != EINTR { break }
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+    return String(decoding: data, as: UTF8.self)
 }

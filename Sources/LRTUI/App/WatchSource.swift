@@ -1,0 +1,107 @@
+import Foundation
+import LRLog
+
+/// A run log that another process is still writing (`lrtop watch`), followed like `tail -f`: every
+/// `pollInterval` seconds the new complete lines are read and handed to the dashboard. Before the file exists it
+/// waits for it; when the end record arrives the state shows how the run ended. Read-only: it cannot steer the
+/// process that writes the log.
+public final class WatchSource: RunSource {
+    public let isLive = false
+    public let url: URL
+    /// Seconds between reads of the file.
+    public var pollInterval: Double
+    /// Monotonic seconds; tests replace it.
+    public var clock: () -> Double = ReplaySource.monotonicSeconds
+    /// After this many seconds without a new record (and no end record), the status says so.
+    public var staleAfter: Double = 10
+
+    private let follower: RunLogFollower
+    private var lastPoll: Double?
+    private var lastRecordAt: Double?
+    private var current: LiveStatus
+    private var failed = false
+    private var warningCount = 0
+    private var ended = false
+    private var groupNames: [String] = []
+
+    public init(url: URL, pollInterval: Double = 0.15) {
+        self.url = url
+        self.pollInterval = pollInterval
+        follower = RunLogFollower(url: url)
+        current = LiveStatus(title: url.lastPathComponent, state: .starting,
+                             message: "waiting for \(url.lastPathComponent) to appear")
+    }
+
+    /// Every warning met so far ("file:line: what").
+    public var warnings: [String] { follower.warnings }
+
+    public func drain() -> [RunRecord] {
+        let now = clock()
+        if let last = lastPoll, now - last < pollInterval { return [] }
+        lastPoll = now
+        guard !failed else { return [] }
+        let records: [RunRecord]
+        do {
+            records = try follower.poll()
+        } catch {
+            failed = true
+            current.state = .failed
+            // The title names the file already.
+            let text = "\(error)"
+            current.message = text.hasPrefix(url.path + ": ") ? String(text.dropFirst(url.path.count + 2)) : text
+            return []
+        }
+        if records.isEmpty {
+            if current.state == .starting, FileManager.default.fileExists(atPath: url.path) {
+                current.message = "waiting for the first record"
+            } else if current.state == .running, let t = lastRecordAt, now - t > staleAfter {
+                current.message = "no new records for " + Format.duration(now - t)
+            }
+        } else {
+            lastRecordAt = now
+            for r in records { apply(r) }
+        }
+        let w = follower.warnings
+        if w.count > warningCount {
+            warningCount = w.count
+            current.details.removeAll { $0.key == "warning" }
+            current.details.append(LiveStatus.Detail("warning", w[w.count - 1] + (w.count > 1 ? " (+\(w.count - 1))" : "")))
+        }
+        return records
+    }
+
+    public func status() -> LiveStatus { current }
+
+    public func send(_ command: String) -> String? {
+        "watching a log is read-only: '\(command)' can only steer a run trained in this lrtop"
+    }
+
+    private func apply(_ record: RunRecord) {
+        switch record {
+        case .header(let h):
+            var s = ReplaySource.headerStatus(h, title: current.title)
+            s.details = current.details
+            s.state = ended ? current.state : .running
+            s.message = ended ? current.message : nil
+            groupNames = h.groups
+            current = s
+        case .step(let st):
+            if current.state == .starting { current.state = .running }
+            if !ended { current.message = nil }
+            current.step = st.step
+            current.epoch = st.epoch
+            current.gradNorm = st.gradNorm.isFinite ? st.gradNorm : nil
+            current.groups = st.lrs.enumerated().map { g, lr in
+                LiveStatus.Group(name: groupNames.indices.contains(g) ? groupNames[g] : "g\(g + 1)", lr: lr)
+            }
+        case .eval(let e):
+            current.lastEval = e
+        case .event:
+            break
+        case .end(let e):
+            ended = true
+            current.state = ReplaySource.state(forEndReason: e.reason)
+            current.message = "ended: " + e.reason + (e.message.map { " (\($0))" } ?? "")
+        }
+    }
+}

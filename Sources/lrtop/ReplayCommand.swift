@@ -1,0 +1,90 @@
+import ArgumentParser
+import Foundation
+import LRLog
+import LRTUI
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay runs in the terminal UI, or print a table of their results (--summary).",
+        discussion: """
+        A run is an lrtop .jsonl log, a TensorBoard event file or a folder of them, or a CSV (Lightning metrics.csv, \
+        or any CSV with a step column). Several runs are overlaid in one chart, each in its own colour.
+
+        The replay opens at the end of the run, with everything drawn. Keys: space play/pause (from the start at the \
+        end), ←/→ seek 1% of the run, pgup/pgdn 10%, home/G start/end, ,/. previous/next event, n one step, </> \
+        slower/faster, : go to a step ('1200', 'goto end', 'seek -500', 'speed x50'), ? every key, q quit.
+        Speed xN plays N steps per frame at 20 frames a second (20·N steps/s): x1 … x1000.
+        """)
+
+    enum Align: String, ExpressibleByArgument, CaseIterable { case step, walltime }
+
+    @OptionGroup var inputs: RunInputs
+    @Flag(help: "Print a table (final and best loss and accuracy, steps, interventions, how it ended) without the UI.")
+    var summary = false
+    @Option(help: "Theme name from 'lrtop themes', or a .theme file.")
+    var theme: String?
+    @Option(help: "Line several runs up by step (default) or by wall time since each started (walltime).")
+    var align: Align = .step
+    @Option(help: "Playback speed xN, N steps per frame: 1 to 1000 (default: the whole run in 30 s at most).")
+    var speed: Int?
+    @Option(help: "Open with the cursor at this step (default: the end, the whole run drawn).")
+    var at: Int?
+    @Flag(help: "Start playing at once (from --at, else from the start).")
+    var play = false
+
+    func validate() throws {
+        if let s = speed, !(1...1000).contains(s) {
+            throw ValidationError("--speed \(s): choose 1 to 1000 (x1 plays 20 steps a second, x1000 20,000)")
+        }
+    }
+
+    func run() throws {
+        if summary {
+            let runs = inputs.load()
+            print(RunSummary.table(runs))
+            return
+        }
+        guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
+            fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
+        }
+        var warnings: [String] = []
+        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
+        let chosenTheme = Self.loadTheme(theme, store: store, warnings: &warnings)
+        let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
+                                    startAt: at ?? (play ? Int.min : nil), play: play)
+        // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
+        let source = ReplaySource(runs: inputs.load(warnings: &warnings), options: options)
+        if align == .walltime && source.alignment != .walltime {
+            let w = "no wall times in \(source.runs.count > 1 ? "these runs" : "this run"): aligned by step"
+            printErr("lrtop: warning: \(w)")
+            warnings.append(w)
+        }
+        let dashboard = source.makeDashboard(theme: chosenTheme, themeStore: store)
+        if let first = warnings.first {
+            dashboard.showNotice(first + (warnings.count > 1 ? " (+\(warnings.count - 1) more, printed before the UI)" : ""),
+                                 .warning)
+        }
+        let reason = try TUIRunner.run(dashboard)
+        if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
+    }
+
+    /// The theme named, or the built-in default; problems are printed and added to `warnings`.
+    static func loadTheme(_ name: String?, store: ThemeStore, warnings: inout [String]) -> Theme {
+        guard let name else { return .builtinDefault }
+        let result = store.load(name)
+        for d in result.diagnostics { printErr("lrtop: warning: \(d)") }
+        warnings += result.diagnostics
+        return result.theme
+    }
+}
+
+/// Runs a dashboard that is already built in this terminal, restoring it on every way out.
+enum TUIRunner {
+    static func run(_ dashboard: Dashboard) throws -> ExitReason {
+        let backend = NcursesBackend()
+        do { try backend.start() } catch { fail("cannot start the terminal UI: \(error)") }
+        defer { backend.restore() }
+        dashboard.setDepth(backend.colorDepth)
+        return TUIApp.run(dashboard: dashboard, options: TUIOptions(), backend: backend)
+    }
+}
