@@ -22,7 +22,9 @@ let package = Package(
         .target(name: "LRModels", dependencies: ["LRTensor", "CZlib"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "LROptim", dependencies: ["LRTensor"],
-                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+                // Float.squareRoot() goes through a C shim; with errno semantics it keeps a call to sqrtf, and a
+                // loop holding a call does not vectorise (the optimizers' loops).
+                swiftSettings: [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"])]),
         .target(name: "LRLog", dependencies: ["LRTensor", "CZlib"]),
         .target(name: "LRTrain", dependencies: ["LRTensor", "LRModels", "LROptim", "LRLog"]),
         .target(name: "LRTUI", dependencies: ["LRTrain", "LRLog", "CNcursesW"]),

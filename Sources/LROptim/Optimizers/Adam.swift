@@ -56,6 +56,19 @@ public class Adam: OptimizerBase, @unchecked Sendable {
         let bc2Sqrt = Float(pow(bc2, 0.5)), eps = Float(epsD), negStep = Float(-stepSize)
 
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in
+            // The common settings (no AMSGrad, β₁ > 0.5) get loops with no branch inside, which LLVM vectorises;
+            // each element still sees exactly the general loop's operations, in its order.
+            if !amsgrad && abs(w1) < 0.5 {
+                let k = AdamConstants(sign: sgn, decay: decoupled ? decay : 1, weightDecay: wd, oneMinusBeta1: w1,
+                                      beta2: fb2, oneMinusBeta2: w2, bc2Sqrt: bc2Sqrt, eps: eps, negStep: negStep)
+                if l2 {
+                    Adam.updateL2(n, k, w: w, g: gp, m: mp, v: vp)
+                } else {
+                    // Without decoupled decay `decay` is 1, and w·1 is w exactly.
+                    Adam.updateDecoupled(n, k, w: w, g: gp, m: mp, v: vp)
+                }
+                return
+            }
             withOptionalPointer(vmax) { vm in
                 for i in 0..<n {
                     var g = sgn * gp[i]
@@ -72,6 +85,47 @@ public class Adam: OptimizerBase, @unchecked Sendable {
             }
         } } } }
     }
+
+    /// The step without AMSGrad, for AdamW and for Adam without weight decay (`decay` = 1); β₁ > 0.5, so `lerp`
+    /// takes its first form.
+    @inline(__always)
+    static func updateDecoupled(_ n: Int, _ k: AdamConstants, w: UnsafeMutablePointer<Float>,
+                                g gp: UnsafeMutablePointer<Float>, m mp: UnsafeMutablePointer<Float>,
+                                v vp: UnsafeMutablePointer<Float>) {
+        for i in 0..<n {
+            let g = k.sign * gp[i]
+            let wi = w[i] * k.decay
+            let mi = mp[i] + k.oneMinusBeta1 * (g - mp[i])
+            mp[i] = mi
+            let vi = vp[i] * k.beta2 + k.oneMinusBeta2 * g * g
+            vp[i] = vi
+            let denom = vi.squareRoot() / k.bc2Sqrt + k.eps
+            w[i] = wi + k.negStep * (mi / denom)
+        }
+    }
+
+    /// The step without AMSGrad for Adam with an L2 term; β₁ > 0.5, so `lerp` takes its first form.
+    @inline(__always)
+    static func updateL2(_ n: Int, _ k: AdamConstants, w: UnsafeMutablePointer<Float>,
+                         g gp: UnsafeMutablePointer<Float>, m mp: UnsafeMutablePointer<Float>,
+                         v vp: UnsafeMutablePointer<Float>) {
+        for i in 0..<n {
+            let wi = w[i]
+            let g = k.sign * gp[i] + k.weightDecay * wi
+            let mi = mp[i] + k.oneMinusBeta1 * (g - mp[i])
+            mp[i] = mi
+            let vi = vp[i] * k.beta2 + k.oneMinusBeta2 * g * g
+            vp[i] = vi
+            let denom = vi.squareRoot() / k.bc2Sqrt + k.eps
+            w[i] = wi + k.negStep * (mi / denom)
+        }
+    }
+}
+
+/// The Float32 constants of one Adam step for one parameter.
+struct AdamConstants {
+    var sign: Float, decay: Float, weightDecay: Float, oneMinusBeta1: Float
+    var beta2: Float, oneMinusBeta2: Float, bc2Sqrt: Float, eps: Float, negStep: Float
 }
 
 /// AdamW (Loshchilov & Hutter, 2017): Adam with decoupled weight decay, `θ ← θ·(1 − γλ)` before the Adam
