@@ -49,80 +49,49 @@ public class Adam: OptimizerBase, @unchecked Sendable {
         let step = state.step
 
         let decoupled = decoupledWeightDecay && wdD != 0, l2 = !decoupledWeightDecay && wdD != 0
-        let decay = Float(1 - lr * wdD), wd = Float(wdD)
-        let w1 = Float(1 - b1), fb2 = Float(b2), w2 = Float(1 - b2)
         let bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step)
         let stepSize = lr / bc1
-        let bc2Sqrt = Float(pow(bc2, 0.5)), eps = Float(epsD), negStep = Float(-stepSize)
+        // Without decoupled decay the factor is 1, and w·1 is w exactly.
+        let k = AdamConstants(sign: sgn, decay: decoupled ? Float(1 - lr * wdD) : 1, weightDecay: Float(wdD),
+                              oneMinusBeta1: Float(1 - b1), beta2: Float(b2), oneMinusBeta2: Float(1 - b2),
+                              bc2Sqrt: Float(pow(bc2, 0.5)), eps: Float(epsD), negStep: Float(-stepSize))
 
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in
-            // The common settings (no AMSGrad, β₁ > 0.5) get loops with no branch inside, which LLVM vectorises;
-            // each element still sees exactly the general loop's operations, in its order.
-            if !amsgrad && abs(w1) < 0.5 {
-                let k = AdamConstants(sign: sgn, decay: decoupled ? decay : 1, weightDecay: wd, oneMinusBeta1: w1,
-                                      beta2: fb2, oneMinusBeta2: w2, bc2Sqrt: bc2Sqrt, eps: eps, negStep: negStep)
-                if l2 {
-                    Adam.updateL2(n, k, w: w, g: gp, m: mp, v: vp)
-                } else {
-                    // Without decoupled decay `decay` is 1, and w·1 is w exactly.
-                    Adam.updateDecoupled(n, k, w: w, g: gp, m: mp, v: vp)
-                }
-                return
-            }
             withOptionalPointer(vmax) { vm in
-                for i in 0..<n {
-                    var g = sgn * gp[i]
-                    if decoupled { w[i] = w[i] * decay }
-                    if l2 { g = g + wd * w[i] }
-                    let mi = lerp(mp[i], g, w1)
-                    mp[i] = mi
-                    var vi = vp[i] * fb2 + w2 * g * g
-                    vp[i] = vi
-                    if amsgrad { vi = max(vm![i], vi); vm![i] = vi }
-                    let denom = vi.squareRoot() / bc2Sqrt + eps
-                    w[i] = w[i] + negStep * (mi / denom)
+                // One loop body, inlined once per (L2, AMSGrad) pair with the pair as constants: no branch is left
+                // inside the loops, so LLVM vectorises them.
+                let vmax = vm ?? vp  // read only with AMSGrad
+                switch (l2, amsgrad) {
+                case (false, false): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: false, amsgrad: false)
+                case (true, false): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: true, amsgrad: false)
+                case (false, true): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: false, amsgrad: true)
+                case (true, true): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: true, amsgrad: true)
                 }
             }
         } } } }
     }
 
-    /// The step without AMSGrad, for AdamW and for Adam without weight decay (`decay` = 1); β₁ > 0.5, so `lerp`
-    /// takes its first form.
+    /// The update of one tensor, element by element in the reference's op order.
     @inline(__always)
-    static func updateDecoupled(_ n: Int, _ k: AdamConstants, w: UnsafeMutablePointer<Float>,
-                                g gp: UnsafeMutablePointer<Float>, m mp: UnsafeMutablePointer<Float>,
-                                v vp: UnsafeMutablePointer<Float>) {
+    static func update(_ n: Int, _ k: AdamConstants, w: UnsafeMutablePointer<Float>, g gp: UnsafeMutablePointer<Float>,
+                       m mp: UnsafeMutablePointer<Float>, v vp: UnsafeMutablePointer<Float>,
+                       vmax vm: UnsafeMutablePointer<Float>, l2: Bool, amsgrad: Bool) {
         for i in 0..<n {
-            let g = k.sign * gp[i]
+            var g = k.sign * gp[i]
             let wi = w[i] * k.decay
-            let mi = mp[i] + k.oneMinusBeta1 * (g - mp[i])
+            if l2 { g = g + k.weightDecay * wi }
+            let mi = lerp(mp[i], g, k.oneMinusBeta1)
             mp[i] = mi
-            let vi = vp[i] * k.beta2 + k.oneMinusBeta2 * g * g
+            var vi = vp[i] * k.beta2 + k.oneMinusBeta2 * g * g
             vp[i] = vi
-            let denom = vi.squareRoot() / k.bc2Sqrt + k.eps
-            w[i] = wi + k.negStep * (mi / denom)
-        }
-    }
-
-    /// The step without AMSGrad for Adam with an L2 term; β₁ > 0.5, so `lerp` takes its first form.
-    @inline(__always)
-    static func updateL2(_ n: Int, _ k: AdamConstants, w: UnsafeMutablePointer<Float>,
-                         g gp: UnsafeMutablePointer<Float>, m mp: UnsafeMutablePointer<Float>,
-                         v vp: UnsafeMutablePointer<Float>) {
-        for i in 0..<n {
-            let wi = w[i]
-            let g = k.sign * gp[i] + k.weightDecay * wi
-            let mi = mp[i] + k.oneMinusBeta1 * (g - mp[i])
-            mp[i] = mi
-            let vi = vp[i] * k.beta2 + k.oneMinusBeta2 * g * g
-            vp[i] = vi
+            if amsgrad { vi = max(vm[i], vi); vm[i] = vi }
             let denom = vi.squareRoot() / k.bc2Sqrt + k.eps
             w[i] = wi + k.negStep * (mi / denom)
         }
     }
 }
 
-/// The Float32 constants of one Adam step for one parameter.
+/// The Float32 constants of one Adam step for one tensor.
 struct AdamConstants {
     var sign: Float, decay: Float, weightDecay: Float, oneMinusBeta1: Float
     var beta2: Float, oneMinusBeta2: Float, bc2Sqrt: Float, eps: Float, negStep: Float
