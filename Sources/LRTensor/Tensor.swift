@@ -45,6 +45,13 @@ public final class Tensor: @unchecked Sendable {
         }
     }
 
+    /// Multiplies every element by `factor`, in place.
+    public func scale(by factor: Float) {
+        storage.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] *= factor }
+        }
+    }
+
     /// Copies values (same element count) from another tensor.
     public func assign(from other: Tensor) {
         precondition(other.count == count, "assign: \(other.shape) into \(shape)")
