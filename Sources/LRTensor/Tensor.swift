@@ -45,6 +45,13 @@ public final class Tensor: @unchecked Sendable {
         }
     }
 
+    /// Multiplies every element by `factor`, in place.
+    public func scale(by factor: Float) {
+        storage.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] *= factor }
+        }
+    }
+
     /// Copies values (same element count) from another tensor.
     public func assign(from other: Tensor) {
         precondition(other.count == count, "assign: \(other.shape) into \(shape)")
@@ -65,11 +72,28 @@ public final class Tensor: @unchecked Sendable {
         try storage.withUnsafeMutableBufferPointer { try body($0) }
     }
 
+    /// Σ x², in Double (each square is exact there). Sixteen running sums instead of one: a single sum waits on
+    /// every add in turn (≈ 10x slower on a 200k-element gradient), and splitting it is as accurate or better.
+    /// The last bits may differ from a strictly sequential sum.
     public var sumOfSquares: Double {
         storage.withUnsafeBufferPointer { p in
-            var acc: Double = 0
-            for v in p { acc += Double(v) * Double(v) }
-            return acc
+            guard let base = p.baseAddress else { return 0 }
+            let raw = UnsafeRawPointer(base)
+            @inline(__always) func squares(at i: Int) -> SIMD4<Double> {
+                let x = SIMD4<Double>(raw.loadUnaligned(fromByteOffset: i * MemoryLayout<Float>.stride,
+                                                        as: SIMD4<Float>.self))
+                return x * x
+            }
+            var sum0 = SIMD4<Double>(), sum1 = SIMD4<Double>(), sum2 = SIMD4<Double>(), sum3 = SIMD4<Double>()
+            var i = 0
+            while i + 16 <= p.count {
+                sum0 += squares(at: i); sum1 += squares(at: i + 4)
+                sum2 += squares(at: i + 8); sum3 += squares(at: i + 12)
+                i += 16
+            }
+            var tail: Double = 0
+            while i < p.count { tail += Double(p[i]) * Double(p[i]); i += 1 }
+            return ((sum0 + sum1) + (sum2 + sum3)).sum() + tail
         }
     }
 

@@ -42,3 +42,14 @@ import LRTensor
     t.resize([4])
     #expect(t.count == 4)
 }
+
+@Test func sumOfSquaresCoversTheTailAndScaleMultiplies() {
+    // 37 elements: four 16-wide blocks do not fit, so both the vector loop and the scalar tail run. Halves square
+    // and add exactly in any order, so the sum is exact.
+    let values = (0..<37).map { Float($0) * 0.5 - 3 }
+    let t = Tensor(shape: [37], storage: values)
+    #expect(t.sumOfSquares == values.reduce(0.0) { $0 + Double($1) * Double($1) })
+    #expect(Tensor(shape: [0]).sumOfSquares == 0)
+    t.scale(by: 2)
+    #expect(t.storage == values.map { $0 * 2 })
+}

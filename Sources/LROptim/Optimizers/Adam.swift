@@ -49,29 +49,52 @@ public class Adam: OptimizerBase, @unchecked Sendable {
         let step = state.step
 
         let decoupled = decoupledWeightDecay && wdD != 0, l2 = !decoupledWeightDecay && wdD != 0
-        let decay = Float(1 - lr * wdD), wd = Float(wdD)
-        let w1 = Float(1 - b1), fb2 = Float(b2), w2 = Float(1 - b2)
         let bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step)
         let stepSize = lr / bc1
-        let bc2Sqrt = Float(pow(bc2, 0.5)), eps = Float(epsD), negStep = Float(-stepSize)
+        // Without decoupled decay the factor is 1, and w·1 is w exactly.
+        let k = AdamConstants(sign: sgn, decay: decoupled ? Float(1 - lr * wdD) : 1, weightDecay: Float(wdD),
+                              oneMinusBeta1: Float(1 - b1), beta2: Float(b2), oneMinusBeta2: Float(1 - b2),
+                              bc2Sqrt: Float(pow(bc2, 0.5)), eps: Float(epsD), negStep: Float(-stepSize))
 
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in
             withOptionalPointer(vmax) { vm in
-                for i in 0..<n {
-                    var g = sgn * gp[i]
-                    if decoupled { w[i] = w[i] * decay }
-                    if l2 { g = g + wd * w[i] }
-                    let mi = lerp(mp[i], g, w1)
-                    mp[i] = mi
-                    var vi = vp[i] * fb2 + w2 * g * g
-                    vp[i] = vi
-                    if amsgrad { vi = max(vm![i], vi); vm![i] = vi }
-                    let denom = vi.squareRoot() / bc2Sqrt + eps
-                    w[i] = w[i] + negStep * (mi / denom)
+                // One loop body, inlined once per (L2, AMSGrad) pair with the pair as constants: no branch is left
+                // inside the loops, so LLVM vectorises them.
+                let vmax = vm ?? vp  // read only with AMSGrad
+                switch (l2, amsgrad) {
+                case (false, false): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: false, amsgrad: false)
+                case (true, false): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: true, amsgrad: false)
+                case (false, true): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: false, amsgrad: true)
+                case (true, true): Adam.update(n, k, w: w, g: gp, m: mp, v: vp, vmax: vmax, l2: true, amsgrad: true)
                 }
             }
         } } } }
     }
+
+    /// The update of one tensor, element by element in the reference's op order.
+    @inline(__always)
+    static func update(_ n: Int, _ k: AdamConstants, w: UnsafeMutablePointer<Float>, g gp: UnsafeMutablePointer<Float>,
+                       m mp: UnsafeMutablePointer<Float>, v vp: UnsafeMutablePointer<Float>,
+                       vmax vm: UnsafeMutablePointer<Float>, l2: Bool, amsgrad: Bool) {
+        for i in 0..<n {
+            var g = k.sign * gp[i]
+            let wi = w[i] * k.decay
+            if l2 { g = g + k.weightDecay * wi }
+            let mi = lerp(mp[i], g, k.oneMinusBeta1)
+            mp[i] = mi
+            var vi = vp[i] * k.beta2 + k.oneMinusBeta2 * g * g
+            vp[i] = vi
+            if amsgrad { vi = max(vm[i], vi); vm[i] = vi }
+            let denom = vi.squareRoot() / k.bc2Sqrt + k.eps
+            w[i] = wi + k.negStep * (mi / denom)
+        }
+    }
+}
+
+/// The Float32 constants of one Adam step for one tensor.
+struct AdamConstants {
+    var sign: Float, decay: Float, weightDecay: Float, oneMinusBeta1: Float
+    var beta2: Float, oneMinusBeta2: Float, bc2Sqrt: Float, eps: Float, negStep: Float
 }
 
 /// AdamW (Loshchilov & Hutter, 2017): Adam with decoupled weight decay, `θ ← θ·(1 − γλ)` before the Adam

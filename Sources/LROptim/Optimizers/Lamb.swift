@@ -71,7 +71,6 @@ public final class Lamb: OptimizerBase, @unchecked Sendable {
         let negLR = Float(-group.lr)
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in
             scratch.withPointer { u in
-                var wSq: Double = 0, uSq: Double = 0
                 for i in 0..<n {
                     var g = gp[i]
                     if let clip { g = g / clip }
@@ -83,8 +82,13 @@ public final class Lamb: OptimizerBase, @unchecked Sendable {
                     var ui = (mi / fbc1) / denom
                     if wdD != 0 { ui = ui + wd * w[i] }
                     u[i] = ui
+                }
+                // The norms in their own loop: the one above then vectorises, and these sums keep their
+                // sequential order (reordering them would change the trust ratio's last bits).
+                var wSq: Double = 0, uSq: Double = 0
+                for i in 0..<n {
                     wSq += Double(w[i]) * Double(w[i])
-                    uSq += Double(ui) * Double(ui)
+                    uSq += Double(u[i]) * Double(u[i])
                 }
                 var ratio: Float = 1
                 if adapt {

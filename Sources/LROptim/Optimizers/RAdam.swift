@@ -37,22 +37,45 @@ public final class RAdam: OptimizerBase, @unchecked Sendable {
         let rect = rectified ? pow((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT), 0.5) : 0
         let fbc1 = Float(bc1), flr = Float(lr), frect = Float(rect), bc2Sqrt = Float(pow(bc2, 0.5))
         let eps = Float(hyper(group, "eps"))
+        let k = RAdamConstants(sign: sgn, decay: decoupled && wdD != 0 ? decay : 1, weightDecay: wd, oneMinusBeta1: w1,
+                               beta2: fb2, oneMinusBeta2: w2, bc1: fbc1, lr: flr, rect: frect, bc2Sqrt: bc2Sqrt, eps: eps)
+        let l2 = !decoupled && wdD != 0
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in
-            for i in 0..<n {
-                var g = sgn * gp[i]
-                if wdD != 0 { if decoupled { w[i] = w[i] * decay } else { g = g + wd * w[i] } }
-                let mi = lerp(mp[i], g, w1)
-                mp[i] = mi
-                let vi = vp[i] * fb2 + w2 * g * g
-                vp[i] = vi
-                let corrected = mi / fbc1
-                if rectified {
-                    let adaptive = bc2Sqrt / (vi.squareRoot() + eps)
-                    w[i] = w[i] + (-1) * (corrected * flr * adaptive * frect)
-                } else {
-                    w[i] = w[i] + (-1) * (corrected * flr)
-                }
+            // The loop body inlined once per (L2, rectified) pair with the pair as constants: no branch is left
+            // inside the loops, so they vectorise. Without decoupled decay `decay` is 1, and w·1 is w exactly.
+            switch (l2, rectified) {
+            case (false, false): RAdam.update(n, k, w: w, g: gp, m: mp, v: vp, l2: false, rectified: false)
+            case (true, false): RAdam.update(n, k, w: w, g: gp, m: mp, v: vp, l2: true, rectified: false)
+            case (false, true): RAdam.update(n, k, w: w, g: gp, m: mp, v: vp, l2: false, rectified: true)
+            case (true, true): RAdam.update(n, k, w: w, g: gp, m: mp, v: vp, l2: true, rectified: true)
             }
         } } } }
     }
+
+    @inline(__always)
+    static func update(_ n: Int, _ k: RAdamConstants, w: UnsafeMutablePointer<Float>, g gp: UnsafeMutablePointer<Float>,
+                       m mp: UnsafeMutablePointer<Float>, v vp: UnsafeMutablePointer<Float>, l2: Bool, rectified: Bool) {
+        for i in 0..<n {
+            var g = k.sign * gp[i]
+            let wi = w[i] * k.decay
+            if l2 { g = g + k.weightDecay * wi }
+            let mi = lerp(mp[i], g, k.oneMinusBeta1)
+            mp[i] = mi
+            let vi = vp[i] * k.beta2 + k.oneMinusBeta2 * g * g
+            vp[i] = vi
+            let corrected = mi / k.bc1
+            if rectified {
+                let adaptive = k.bc2Sqrt / (vi.squareRoot() + k.eps)
+                w[i] = wi + (-1) * (corrected * k.lr * adaptive * k.rect)
+            } else {
+                w[i] = wi + (-1) * (corrected * k.lr)
+            }
+        }
+    }
+}
+
+/// The Float32 constants of one RAdam step for one tensor.
+struct RAdamConstants {
+    var sign: Float, decay: Float, weightDecay: Float, oneMinusBeta1: Float, beta2: Float, oneMinusBeta2: Float
+    var bc1: Float, lr: Float, rect: Float, bc2Sqrt: Float, eps: Float
 }

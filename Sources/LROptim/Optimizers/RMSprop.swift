@@ -36,30 +36,58 @@ public final class RMSprop: OptimizerBase, @unchecked Sendable {
         let buf = momD > 0 ? state.buffer("momentum_buffer", like: p) : nil
         let gavg = centered ? state.buffer("grad_avg", like: p) : nil
         state.step += 1
+        let k = RMSpropConstants(sign: sgn, l2: wdD != 0, weightDecay: wd, alpha: a, oneMinusAlpha: oneMinusA,
+                                 eps: eps, momentum: mom, negLR: negLR)
         p.value.withPointer { w in p.grad.withPointer { gp in sq.withPointer { v in
             withOptionalPointer(buf) { b in withOptionalPointer(gavg) { ga in
-                for i in 0..<n {
-                    var g = sgn * gp[i]
-                    if wdD != 0 { g = g + wd * w[i] }
-                    v[i] = v[i] * a + oneMinusA * g * g
-                    var avg: Float
-                    if centered {
-                        let m = lerp(ga![i], g, oneMinusA)
-                        ga![i] = m
-                        avg = (v[i] + (-1) * m * m).squareRoot()
-                    } else {
-                        avg = v[i].squareRoot()
-                    }
-                    avg = avg + eps
-                    if momD > 0 {
-                        let bi = b![i] * mom + 1 * (g / avg)
-                        b![i] = bi
-                        w[i] = w[i] + negLR * bi
-                    } else {
-                        w[i] = w[i] + negLR * (g / avg)
-                    }
+                // The loop body inlined once per (centered, momentum) pair with the pair as constants: no branch is
+                // left inside the loops, so they vectorise. Unused buffers are never read.
+                let b = b ?? v, ga = ga ?? v
+                switch (centered, momD > 0) {
+                case (false, false):
+                    RMSprop.update(n, k, w: w, g: gp, v: v, b: b, ga: ga, centered: false, momentum: false)
+                case (true, false):
+                    RMSprop.update(n, k, w: w, g: gp, v: v, b: b, ga: ga, centered: true, momentum: false)
+                case (false, true):
+                    RMSprop.update(n, k, w: w, g: gp, v: v, b: b, ga: ga, centered: false, momentum: true)
+                case (true, true):
+                    RMSprop.update(n, k, w: w, g: gp, v: v, b: b, ga: ga, centered: true, momentum: true)
                 }
             } }
         } } }
     }
+
+    /// `b`: the momentum buffer, `ga`: the gradient average (centered).
+    @inline(__always)
+    static func update(_ n: Int, _ k: RMSpropConstants, w: UnsafeMutablePointer<Float>, g gp: UnsafeMutablePointer<Float>,
+                       v: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>, ga: UnsafeMutablePointer<Float>,
+                       centered: Bool, momentum: Bool) {
+        for i in 0..<n {
+            var g = k.sign * gp[i]
+            if k.l2 { g = g + k.weightDecay * w[i] }
+            v[i] = v[i] * k.alpha + k.oneMinusAlpha * g * g
+            var avg: Float
+            if centered {
+                let m = lerp(ga[i], g, k.oneMinusAlpha)
+                ga[i] = m
+                avg = (v[i] + (-1) * m * m).squareRoot()
+            } else {
+                avg = v[i].squareRoot()
+            }
+            avg = avg + k.eps
+            if momentum {
+                let bi = b[i] * k.momentum + 1 * (g / avg)
+                b[i] = bi
+                w[i] = w[i] + k.negLR * bi
+            } else {
+                w[i] = w[i] + k.negLR * (g / avg)
+            }
+        }
+    }
+}
+
+/// The Float32 constants of one RMSprop step for one tensor.
+struct RMSpropConstants {
+    var sign: Float, l2: Bool, weightDecay: Float, alpha: Float, oneMinusAlpha: Float, eps: Float, momentum: Float
+    var negLR: Float
 }

@@ -191,7 +191,7 @@ public final class Trainer: @unchecked Sendable {
             batcher.next()
             let logits = network.forward(batcher.input, training: true)
             lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
-            if config.accumSteps > 1 { scaleGradient(loss.gradLogits, by: 1 / Float(config.accumSteps)) }
+            if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
             network.backward(loss.gradLogits)
         }
         let stepLoss = lossSum / Double(config.accumSteps)
@@ -202,8 +202,8 @@ public final class Trainer: @unchecked Sendable {
         }
         if let maxNorm = config.clipGradNorm, gradNorm > maxNorm {
             let scale = Float(maxNorm / (gradNorm + 1e-6))
-            for p in optimizer.groups.flatMap(\.params) {
-                p.grad.withBuffer { g in for i in g.indices { g[i] *= scale } }
+            for group in optimizer.groups {
+                for p in group.params { p.grad.scale(by: scale) }
             }
         }
         let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
@@ -244,10 +244,6 @@ public final class Trainer: @unchecked Sendable {
         case "train_loss": return lastLoss ?? eval.loss
         default: return eval.loss
         }
-    }
-
-    private func scaleGradient(_ t: Tensor, by factor: Float) {
-        t.withBuffer { g in for i in g.indices { g[i] *= factor } }
     }
 
     /// The optimizer spec with the CLI's --lr, --weight-decay and --momentum filled in where the spec names none.
