@@ -26,6 +26,8 @@ struct Bench: ParsableCommand {
     @Flag(help: "Measure replay instead: load a generated run log and event file, open + first frame, seek, memory.")
     var replay = false
     @Option(name: .customLong("replay-steps"), help: "Steps of the generated run for --replay.") var replaySteps = 1_000_000
+    @Flag(help: "Measure the terminal UI's cost: the same run headless and with the UI on a pseudo-terminal, alternately.")
+    var tui = false
 
     struct Result: Codable {
         var impl: String
@@ -49,6 +51,11 @@ struct Bench: ParsableCommand {
     func run() throws {
         if replay {
             try ReplayBench(steps: replaySteps).run(json: json)
+            return
+        }
+        if tui {
+            try TUIOverheadBench(steps: max(steps, 1000), repeats: repeats, data: data, batchSize: batchSize,
+                                 threads: threads ?? TrainOptions.defaultThreads(batchSize: batchSize)).run(json: json)
             return
         }
         var results: [Result] = []

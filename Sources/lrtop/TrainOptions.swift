@@ -32,7 +32,7 @@ struct TrainOptions: ParsableArguments {
     var momentum: Double?
     @Option(name: .customLong("group"), help: "A param-group rule, repeatable, first match wins: 'head.*:lr_scale=2', '*.bias,*bn*:weight_decay=0', 'fc1.*:lr=0' (freeze).")
     var groups: [String] = []
-    @Option(help: "LR scheduler spec: constant, step:step_size=1000, cosine, 'warmup:steps=500 -> cosine', plateau:patience=2 ...")
+    @Option(help: "LR scheduler spec: constant, step:step_size=1000, cosine, 'warmup:steps=500 -> cosine', plateau:patience=2 ... (default: 'default', warmup + cosine sized to the run, in the UI; constant with --headless)")
     var scheduler: String?
     @Option(name: .customLong("scheduler-interval"), help: "Step the scheduler per optimizer step (step) or per epoch (epoch).")
     var schedulerInterval = "step"

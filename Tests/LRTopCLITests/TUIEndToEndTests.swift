@@ -81,13 +81,14 @@ struct TUIEndToEndTests {
         try tui.send(":")
         try tui.type("sched cosin")
         try tui.send("Enter")
-        // Parsed, then rejected by the trainer: an error event with what to do.
-        try tui.waitFor("unknown scheduler 'cosin'")
+        // Parsed, then rejected by the trainer: an error event in the list, with what to do in the log.
+        try tui.waitFor("✗ sched cosin")
         try tui.send("q")
         try tui.send("y")
         try tui.waitFor("LRTOP_EXITED=0")
         let errors = try events(dir).filter { $0["kind"] as? String == "error" }
         #expect(errors.map { $0["text"] as! String } == ["sched cosin"])
+        #expect((errors.first?["message"] as? String)?.contains("unknown scheduler 'cosin'") == true)
     }
 
     @Test func helpOverlayListsTheKeys() throws {
@@ -96,7 +97,7 @@ struct TUIEndToEndTests {
         let tui = try start(dir)
         defer { tui.close() }
         try tui.send("?")
-        let screen = try tui.waitFor("help")
+        let screen = try tui.waitFor("esc closes")
         for text in ["pause", "checkpoint", "roll back", "theme", "quit"] {
             #expect(screen.lowercased().contains(text), "help lacks '\(text)'")
         }

@@ -2,6 +2,9 @@
 public struct TUIOptions {
     /// At most this many frames a second (frames are drawn only when something changed); 0: no limit.
     public var maxFPS: Int
+    /// The frame rate once no key has been pressed for two seconds (nil: always `maxFPS`). Watching needs fewer
+    /// frames than steering, and every frame costs the training it watches a little on a small machine.
+    public var idleFPS: Int? = nil
     /// How long to wait for a key before draining records again (milliseconds).
     public var pollMs: Int
     /// Force a colour depth; nil detects it.
@@ -64,14 +67,21 @@ public enum TUIApp {
                            backend: any TerminalBackend) -> ExitReason {
         let clock = ContinuousClock()
         // maxFPS ≤ 0: no limit (tests).
-        let frameInterval = options.maxFPS > 0 ? Duration.seconds(1) / options.maxFPS : .zero
+        let activeInterval = options.maxFPS > 0 ? Duration.seconds(1) / options.maxFPS : .zero
+        let idleInterval = options.idleFPS.map { $0 > 0 ? Duration.seconds(1) / $0 : .zero } ?? activeInterval
+        var lastKey = clock.now
+        var frameInterval = activeInterval
         var lastFrame: ContinuousClock.Instant? = nil
         var needsFrame = true
         while true {
+            frameInterval = clock.now - lastKey < .seconds(2) ? activeInterval : idleInterval
             if let sig = backend.pendingSignal { return .interrupted(signal: sig) }
 
             // Wait for a key, but not past the next frame that is due.
-            var timeout = options.pollMs
+            // Wake at least once a frame, to drain new records and draw them.
+            let intervalMs = Int(frameInterval.components.seconds * 1000
+                                 + frameInterval.components.attoseconds / 1_000_000_000_000_000)
+            var timeout = intervalMs > 0 ? min(options.pollMs, intervalMs) : options.pollMs
             if needsFrame, let last = lastFrame {
                 let due = last.advanced(by: frameInterval) - clock.now
                 timeout = max(0, min(timeout, Int(due.components.seconds * 1000 + due.components.attoseconds / 1_000_000_000_000_000)))
@@ -81,6 +91,7 @@ public enum TUIApp {
             var key = backend.readKey(timeoutMs: timeout)
             while let k = key {
                 needsFrame = true
+                lastKey = clock.now
                 switch dashboard.handle(k) {
                 case .quit: return .quit
                 case .redraw: backend.invalidate()

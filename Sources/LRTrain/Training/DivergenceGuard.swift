@@ -2,7 +2,8 @@
 ///
 /// The reference is the best value of a smoothed (EMA) loss rather than the best single batch, because single
 /// batches are noisy: late in training one lucky batch can be 5x below the typical loss, and comparing against it
-/// would trip on healthy runs.
+/// would trip on healthy runs. It is floored at a tenth of the first losses: a run whose loss nears zero (0.002 on an
+/// easy task) sees ordinary batches 10x above that, which is noise, not divergence.
 public struct DivergenceGuard: Codable, Sendable, Equatable {
     /// Trip when a step's loss exceeds `factor` × the best smoothed loss; 0 disables that check (NaN/inf always trip).
     public var factor: Double
@@ -12,6 +13,7 @@ public struct DivergenceGuard: Codable, Sendable, Equatable {
     private(set) var ema: Double? = nil
     private(set) var best: Double? = nil
     private(set) var seen = 0
+    private(set) var initial: Double? = nil
 
     public init(factor: Double) { self.factor = factor }
 
@@ -19,11 +21,15 @@ public struct DivergenceGuard: Codable, Sendable, Equatable {
     public mutating func check(loss: Double, gradNorm: Double) -> String? {
         if !loss.isFinite { return "loss is \(loss) (not finite)" }
         if !gradNorm.isFinite { return "gradient norm is \(gradNorm) (not finite)" }
-        if factor > 0, seen >= armAfter, let best, loss > factor * best {
-            return "loss \(short(loss)) is above \(short(factor))x its best smoothed value \(short(best))"
+        if factor > 0, seen >= armAfter, let best {
+            let reference = max(best, 0.1 * (initial ?? best))
+            if loss > factor * reference {
+                return "loss \(short(loss)) is above \(short(factor))x its best smoothed value \(short(reference))"
+            }
         }
         seen += 1
         ema = ema.map { $0 * smoothing + loss * (1 - smoothing) } ?? loss
+        if seen == armAfter / 2 { initial = ema }
         if seen >= armAfter / 2 { best = min(best ?? .infinity, ema!) }
         return nil
     }

@@ -56,6 +56,17 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// The scheduler spec that stands for the interactive session's schedule, resolved once the run's length is
+    /// known (`defaultSchedule`).
+    public static let defaultScheduler = "default"
+
+    /// The guide's warmup + cosine: linear warmup over one epoch or a tenth of the run, whichever is shorter, then
+    /// cosine annealing to zero over the rest.
+    public static func defaultSchedule(totalSteps: Int, stepsPerEpoch: Int) -> String {
+        let warm = max(1, min(stepsPerEpoch, totalSteps / 10))
+        return totalSteps > warm ? "warmup:steps=\(warm) -> cosine" : "warmup:steps=\(warm)"
+    }
+
     /// The config flattened to strings, for the run log's header.
     public var flattened: [String: String] {
         var out: [String: String] = [

@@ -85,7 +85,6 @@ public final class Trainer: @unchecked Sendable {
             _ = ckpt
         }
         try config.validate()
-        self.config = config
         self.options = options
         self.channel = channel
         if let t = options.threads { BLAS.setThreads(t) }
@@ -104,6 +103,10 @@ public final class Trainer: @unchecked Sendable {
         self.stepsPerEpoch = batcher.stepsPerEpoch / config.accumSteps
         let planned = stepsPerEpoch * config.epochs
         self.totalSteps = config.maxSteps.map { config.epochs > 0 ? min($0, planned) : $0 } ?? planned
+        if config.scheduler == TrainConfig.defaultScheduler {
+            config.scheduler = TrainConfig.defaultSchedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
+        }
+        self.config = config
 
         self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
                                              classCount: loaded.dataset.classCount, seed: config.seed,
@@ -155,10 +158,10 @@ public final class Trainer: @unchecked Sendable {
         var endMessage: String? = nil
 
         while true {
+            if SignalFlag.received { endReason = "interrupted"; endMessage = "received \(SignalFlag.name)"; break }
             applyScriptAndCommands()
             if let reason = stopRequested { endReason = reason.isEmpty ? "stopped" : reason; break }
             if step >= totalSteps { break }
-            if SignalFlag.received { endReason = "interrupted"; endMessage = "received \(SignalFlag.name)"; break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
                     endReason = "stopped"
