@@ -15,6 +15,8 @@ struct Train: ParsableCommand {
 
     @OptionGroup var options: TrainOptions
 
+    @Option(help: "A config file of 'option = value' lines (optimizer, scheduler, group, lr, epochs ...); options on the command line win.")
+    var config: String?
     @Flag(help: "Train without the terminal UI, printing progress lines and a summary.")
     var headless = false
     @Option(name: .customLong("run-dir"), help: "The run's folder for its log and checkpoints (default: ./runs/DATE_TIME).")
@@ -41,6 +43,22 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        if let path = config {
+            // Re-parse with the file's options first, so the command line's own options come later and win.
+            let fileArgs: [String]
+            do { fileArgs = try ConfigFile.arguments(path: path) } catch { fail("\(error)") }
+            var argv = Array(CommandLine.arguments.dropFirst())
+            if argv.first == "train" { argv.removeFirst() }
+            if let i = argv.firstIndex(of: "--config"), i + 1 < argv.count { argv.removeSubrange(i...(i + 1)) }
+            argv.removeAll { $0.hasPrefix("--config=") }
+            var merged: Train
+            do { merged = try Train.parse(fileArgs + argv) } catch {
+                fail("\(path): \(Train.message(for: error))")
+            }
+            merged.config = nil
+            try merged.run()
+            return
+        }
         let config = try options.config(defaultScheduler: headless ? "constant" : Defaults.interactiveScheduler)
         var runOptions = RunOptions()
         runOptions.runDirectory = runDir.map { URL(fileURLWithPath: $0) }
