@@ -188,3 +188,33 @@ import Foundation
         #expect(obj?["steps_per_s"] != nil && obj?["threads"] != nil)
     }
 }
+
+@Suite struct ConfigFileTests {
+    @Test func aConfigFileSetsOptionsAndTheCommandLineWins() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try """
+            # the guide's layer-wise LRs, from a file
+            optimizer = sgd:momentum=0.9
+            lr = 0.05
+            group = head.*:lr_scale=2
+            scheduler = warmup:steps=20 -> cosine
+            epochs = 1
+            data = synthetic:spirals
+            """.write(toFile: dir.path("run.conf"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--config", "run.conf", "--epochs", "2", "--run-dir", "r"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let log = try readLog(dir.path("r/run.jsonl"))
+        let config = log[0]["config"] as! [String: String]
+        #expect(config["optimizer"] == "sgd:momentum=0.9" && config["scheduler"] == "warmup:steps=20 -> cosine")
+        #expect(config["epochs"] == "2")
+        #expect(log[0]["groups"] as? [String] == ["default", "head"])
+        let first = records(log, type: "step")[0]["lrs"] as! [Double]
+        #expect(abs(first[1] - 2 * first[0]) < 1e-12)
+
+        try "optimizer = sgd\nnot an option line\n".write(toFile: dir.path("bad.conf"), atomically: true, encoding: .utf8)
+        let bad = try lrtop(["train", "--headless", "--config", "bad.conf"], in: dir.url)
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("bad.conf:2: expected 'option = value'"))
+    }
+}
