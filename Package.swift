@@ -12,7 +12,9 @@ let computeCPU: [String] = []
 #endif
 
 // One target per concern; the dependency arrows point downwards only:
-//   lrtop -> LRTUI -> LRTrain -> LROptim, LRModels, LRLog -> LRTensor -> CBLAS/CZlib
+//   lrtop -> LRTUI (terminal UI) -> LRLog (run records, log formats)
+//   lrtop -> LRTrain (trainer, steering) -> LROptim, LRModels -> LRTensor -> CBLAS; LRTrain -> LRLog
+// The UI knows records and a RunSource protocol, not the trainer: the lrtop target adapts one to the other.
 let package = Package(
     name: "lrtop",
     products: [
@@ -35,9 +37,9 @@ let package = Package(
                 // Float.squareRoot() goes through a C shim; with errno semantics it keeps a call to sqrtf, and a
                 // loop holding a call does not vectorise (the optimizers' loops).
                 swiftSettings: [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"] + computeCPU)]),
-        .target(name: "LRLog", dependencies: ["LRTensor", "CZlib"]),
+        .target(name: "LRLog"),
         .target(name: "LRTrain", dependencies: ["LRTensor", "LRModels", "LROptim", "LRLog"]),
-        .target(name: "LRTUI", dependencies: ["LRTrain", "LRLog", "CNcursesW"]),
+        .target(name: "LRTUI", dependencies: ["LRLog", "CNcursesW"]),
         .executableTarget(name: "lrtop", dependencies: [
             "LRTUI", "LRTrain", "LRLog", "LROptim", "LRModels", "LRTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -218,3 +218,26 @@ import Foundation
         #expect(bad.stderr.contains("bad.conf:2: expected 'option = value'"))
     }
 }
+
+@Suite struct CompareCLITests {
+    @Test func compareRunsTheConfigurationsPrintsTheTableAndWritesReplayableLogs() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let out = try lrtop(["compare", "--epochs", "2", "--seeds", "2", "--data", "synthetic:spirals", "--hidden", "32",
+                             "--only", "adamw,lamb", "--config", "SGD fast=sgd:lr=0.2,momentum=0.9;cosine",
+                             "--target", "80", "--headless", "--out", "cmp"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        for row in ["| AdamW ", "| AdamW + Cosine", "| LAMB + Warmup + Cosine"] { #expect(out.stdout.contains(row)) }
+        #expect(!out.stdout.contains("| SGD + StepLR"))       // --only filters; the added config is not in it
+        #expect(out.stdout.contains("top-1 (mean ± sd)") && out.stdout.contains("epochs to 80%"))
+        let logs = try FileManager.default.contentsOfDirectory(atPath: dir.path("cmp")).sorted()
+        #expect(logs.count == 6)
+        #expect(out.stdout.contains("lrtop replay "))
+        let summary = try lrtop(["replay", "--summary"] + logs.map { dir.path("cmp/\($0)/run.jsonl") })
+        #expect(summary.status == 0, "\(summary.stderr)")
+        #expect(summary.stdout.split(separator: "\n").count == 7)
+
+        let bad = try lrtop(["compare", "--config", "no equals sign", "--headless"], in: dir.url)
+        #expect(bad.status != 0 && bad.stderr.contains("expected NAME=OPTIMIZER_SPEC;SCHEDULER_SPEC"))
+    }
+}
