@@ -77,13 +77,9 @@ public final class Trainer: @unchecked Sendable {
 
     public init(config: TrainConfig, options: RunOptions = RunOptions(), channel: TrainerChannel = TrainerChannel()) throws {
         var config = config
-        var resumeState: CheckpointState? = nil
-        if let resume = options.resumeCheckpoint {
-            let ckpt = try CheckpointStore.load(url: resume)
-            config = ckpt.state.config
-            resumeState = ckpt.state
-            _ = ckpt
-        }
+        // A resumed run is defined by its checkpoint, config included.
+        let resumed = try options.resumeCheckpoint.map { try CheckpointStore.load(url: $0) }
+        if let resumed { config = resumed.state.config }
         try config.validate()
         self.options = options
         self.channel = channel
@@ -132,8 +128,8 @@ public final class Trainer: @unchecked Sendable {
         self.checkpoints = CheckpointStore(directory: runDirectory?.appendingPathComponent("checkpoints"),
                                            keep: config.checkpointKeep)
 
-        if let state = resumeState, let url = options.resumeCheckpoint {
-            try restore(state, tensors: try CheckpointStore.load(url: url).tensors)
+        if let resumed {
+            try restore(resumed.state, tensors: resumed.tensors)
         } else if let initURL = options.initCheckpoint {
             let ckpt = try CheckpointStore.load(url: initURL)
             try loadWeights(ckpt.tensors, from: initURL.path)
