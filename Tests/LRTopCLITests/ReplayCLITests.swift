@@ -211,9 +211,10 @@ func stderrLines(_ out: Output) -> [String] {
         defer { tmux.close() }
         try tmux.waitFor("waiting for run.jsonl to appear", timeout: 20)
         try trainSteeredRun(in: dir)
-        let screen = try tmux.waitFor("◉ watching · finished", timeout: 20)
-        #expect(screen.contains("step 300/300"), "\(screen)")
-        #expect(screen.contains("200 › sched cosine"))
+        try tmux.waitFor("◉ watching · finished", timeout: 20)
+        // The frame that first says "finished" may predate the last records' redraw on a busy machine: wait for them.
+        try tmux.waitFor("step 300/300", timeout: 10)
+        try tmux.waitFor("200 › sched cosine", timeout: 10)
         try tmux.send("q")
         try tmux.waitFor("LRTOP_EXITED=0", timeout: 10)
     }

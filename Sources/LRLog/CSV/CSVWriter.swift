@@ -14,18 +14,7 @@ public enum CSVExport {
         var out: [UInt8] = []
         out.reserveCapacity(1 << 20)
         func flush() throws {
-            var done = 0
-            let total = out.count
-            try out.withUnsafeBytes { b in
-                while done < total {
-                    let n = Glibc.write(fd, b.baseAddress! + done, total - done)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw LogError("\(url.path): write failed: \(errnoText())")
-                    }
-                    done += n
-                }
-            }
+            try writeAll(out, to: fd, path: url.path)
             out.removeAll(keepingCapacity: true)
         }
 

@@ -80,18 +80,8 @@ public final class RunLogWriter {
         lastFlush = monotonicSeconds()
         guard !buffer.isEmpty else { return }
         guard fd >= 0 else { throw LogError("\(url.path): write after close") }
-        var done = 0
         let total = buffer.count
-        try buffer.withUnsafeBytes { b in
-            while done < total {
-                let n = Glibc.write(fd, b.baseAddress! + done, total - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw LogError("\(url.path): write failed: \(errnoText())")
-                }
-                done += n
-            }
-        }
+        try writeAll(buffer, to: fd, path: url.path)
         bytesWritten += total
         buffer.removeAll(keepingCapacity: true)
     }
