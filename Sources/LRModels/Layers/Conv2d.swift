@@ -35,18 +35,9 @@ public final class Conv2d: Layer, @unchecked Sendable {
         self.kernel = kernel
         self.stride = stride
         self.padding = padding
-        let fanIn = inChannels * kernel * kernel
-        let bound = 1 / Float(fanIn).squareRoot()
-        let w = Tensor(shape: [outChannels, inChannels, kernel, kernel])
-        fillUniform(w, bound: bound, rng: &rng)
-        weight = Parameter(name: name + ".weight", value: w)
-        if bias {
-            let b = Tensor(shape: [outChannels])
-            fillUniform(b, bound: bound, rng: &rng)
-            self.bias = Parameter(name: name + ".bias", value: b)
-        } else {
-            self.bias = nil
-        }
+        (weight, self.bias) = defaultInitialisedParameters(
+            name: name, weightShape: [outChannels, inChannels, kernel, kernel], fanIn: inChannels * kernel * kernel,
+            bias: bias, rng: &rng)
     }
 
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }

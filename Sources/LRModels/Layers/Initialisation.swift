@@ -16,3 +16,17 @@ func fillUniform(_ t: Tensor, bound: Float, rng: inout Xoshiro256) {
         for i in p.indices { p[i] = rng.uniform(-bound, bound) }
     }
 }
+
+/// The weight (shape `weightShape`, fan-in `fanIn`) and optional bias (`weightShape[0]` values) of a Linear or Conv
+/// layer named `name`, initialised as PyTorch does, weight first then bias from the same generator.
+func defaultInitialisedParameters(name: String, weightShape: [Int], fanIn: Int, bias: Bool,
+                                  rng: inout Xoshiro256) -> (weight: Parameter, bias: Parameter?) {
+    let bound = 1 / Float(fanIn).squareRoot()
+    let w = Tensor(shape: weightShape)
+    fillUniform(w, bound: bound, rng: &rng)
+    let weight = Parameter(name: name + ".weight", value: w)
+    guard bias else { return (weight, nil) }
+    let b = Tensor(shape: [weightShape[0]])
+    fillUniform(b, bound: bound, rng: &rng)
+    return (weight, Parameter(name: name + ".bias", value: b))
+}

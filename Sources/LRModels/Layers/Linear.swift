@@ -20,17 +20,8 @@ public final class Linear: Layer, @unchecked Sendable {
         precondition(inFeatures > 0 && outFeatures > 0, "Linear \(name): sizes must be positive")
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        let bound = 1 / Float(inFeatures).squareRoot()
-        let w = Tensor(shape: [outFeatures, inFeatures])
-        fillUniform(w, bound: bound, rng: &rng)
-        weight = Parameter(name: name + ".weight", value: w)
-        if bias {
-            let b = Tensor(shape: [outFeatures])
-            fillUniform(b, bound: bound, rng: &rng)
-            self.bias = Parameter(name: name + ".bias", value: b)
-        } else {
-            self.bias = nil
-        }
+        (weight, self.bias) = defaultInitialisedParameters(
+            name: name, weightShape: [outFeatures, inFeatures], fanIn: inFeatures, bias: bias, rng: &rng)
     }
 
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
