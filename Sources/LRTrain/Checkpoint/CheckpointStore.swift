@@ -81,6 +81,11 @@ extension Trainer {
     @discardableResult
     func saveCheckpoint(label: String, name: String? = nil) -> CheckpointStore.Entry? {
         let (state, tensors) = snapshot(label: label)
+        if let bad = tensors.keys.sorted().first(where: { !tensors[$0]!.allSatisfy(\.isFinite) }) {
+            emit(event: .error, text: "checkpoint", message: "checkpoint at step \(step) not written: '\(bad)' holds "
+                 + "non-finite values (the run diverged); earlier checkpoints are intact")
+            return nil
+        }
         let fileName = runDirectory == nil ? nil : (name ?? String(format: "step-%08d.ckpt", step))
         do {
             let entry = try checkpoints.add(.init(state: state, tensors: tensors, url: nil), fileName: fileName)

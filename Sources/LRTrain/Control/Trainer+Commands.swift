@@ -121,6 +121,7 @@ extension Trainer {
         case .resume:
             guard paused else { throw CommandError("not paused") }
             paused = false
+            pausedByGuard = nil
             stepsWhilePaused = 0
             channel.update { $0.message = nil }
             return nil

@@ -31,6 +31,8 @@ public final class Trainer: @unchecked Sendable {
     var paused = false
     var stepsWhilePaused = 0
     var stopRequested: String? = nil
+    /// Why the guard paused the run (nil when it runs, or a person paused it).
+    var pausedByGuard: String? = nil
     var guardState: DivergenceGuard
     var checkpoints: CheckpointStore
     var log: RunLogWriter?
@@ -132,8 +134,13 @@ public final class Trainer: @unchecked Sendable {
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
-                    endReason = "stopped"
-                    endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
+                    if let why = pausedByGuard {
+                        endReason = "diverged"
+                        endMessage = "\(why); a headless run cannot be resumed, so it ends here"
+                    } else {
+                        endReason = "stopped"
+                        endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
+                    }
                     break
                 }
                 Thread.sleep(forTimeInterval: 0.005)
