@@ -44,12 +44,12 @@ public struct DivergenceGuard: Codable, Sendable, Equatable {
 
 extension Trainer {
     /// What the guard's trip does to the run, by `--on-divergence`: pause, roll back (LR halved) or stop.
-    func divergence(_ why: String, loss stepLoss: Double) -> String? {
+    func divergence(_ why: String, loss stepLoss: Double) -> EndReason? {
         // The bad gradients never reach the weights: the optimizer step is skipped.
         network.zeroGrad()
         let lrs = optimizer.groups.map(\.lr)
         switch config.guardAction {
-        case "rollback":
+        case .rollback:
             if let target = checkpoints.latest {
                 do {
                     try restore(target.state, tensors: target.tensors)
@@ -67,11 +67,11 @@ extension Trainer {
             }
             pause(reason: why)
             return nil
-        case "stop":
+        case .stop:
             emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why) at step \(step + 1); run stopped")
             channel.update { $0.message = why }
-            return "diverged"
-        default:
+            return .diverged
+        case .pause:
             emit(event: .guardTrip, text: "guard", before: lrs,
                  message: "\(why) at step \(step + 1); paused: lower the LR (e.g. 'lr /10') and resume, or roll back")
             pause(reason: why)
