@@ -29,6 +29,9 @@ public struct RunOptions: Sendable {
     public var evaluate = true
     /// Called on the trainer thread with every record, after it is logged (headless progress lines).
     public var observer: (@Sendable (RunRecord) -> Void)? = nil
+    /// Called on the trainer thread after every optimizer step with its record and the model's parameters
+    /// (`train --trace-params`: bench/parity.py compares every parameter's norm with PyTorch's).
+    public var parameterObserver: (@Sendable (StepRecord, [Parameter]) -> Void)? = nil
     public init() {}
 }
 
@@ -131,8 +134,12 @@ public final class Trainer: @unchecked Sendable {
         if let resumed {
             try restore(resumed.state, tensors: resumed.tensors)
         } else if let initURL = options.initCheckpoint {
-            let ckpt = try CheckpointStore.load(url: initURL)
-            try loadWeights(ckpt.tensors, from: initURL.path)
+            if initURL.pathExtension.lowercased() == "safetensors" {
+                try network.load(Safetensors.read(contentsOf: initURL))
+            } else {
+                let ckpt = try CheckpointStore.load(url: initURL)
+                try loadWeights(ckpt.tensors, from: initURL.path)
+            }
         }
 
         if let logURL {
@@ -215,6 +222,7 @@ public final class Trainer: @unchecked Sendable {
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
                                 samplesPerSec: rate, wallTime: wallTime)
         self.record(.step(record))
+        options.parameterObserver?(record, network.parameters)
 
         if config.schedulerInterval == "step" && !lrControl.needsMetric {
             lrControl.step(optimizer: optimizer, metric: nil)
