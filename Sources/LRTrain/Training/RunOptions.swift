@@ -26,5 +26,8 @@ public struct RunOptions: Sendable {
     public var evaluate = true
     /// Called on the trainer thread with every record, after it is logged (headless progress lines).
     public var observer: (@Sendable (RunRecord) -> Void)? = nil
+    /// Called on the trainer thread after every optimizer step with its record and the model's parameters
+    /// (`train --trace-params`: bench/parity.py compares every parameter's norm with PyTorch's).
+    public var parameterObserver: (@Sendable (StepRecord, [Parameter]) -> Void)? = nil
     public init() {}
 }

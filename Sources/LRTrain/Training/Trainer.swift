@@ -103,8 +103,12 @@ public final class Trainer: @unchecked Sendable {
         if let resumed {
             try restore(resumed.state, tensors: resumed.tensors)
         } else if let initURL = options.initCheckpoint {
-            let ckpt = try CheckpointStore.load(url: initURL)
-            try loadWeights(ckpt.tensors, from: initURL.path)
+            if initURL.pathExtension.lowercased() == "safetensors" {
+                try network.load(Safetensors.read(contentsOf: initURL))
+            } else {
+                let ckpt = try CheckpointStore.load(url: initURL)
+                try loadWeights(ckpt.tensors, from: initURL.path)
+            }
         }
 
         if let logURL {
@@ -187,6 +191,7 @@ public final class Trainer: @unchecked Sendable {
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
                                 samplesPerSec: rate, wallTime: wallTime)
         self.record(.step(record))
+        options.parameterObserver?(record, network.parameters)
 
         if config.schedulerInterval == "step" && !lrControl.needsMetric {
             lrControl.step(optimizer: optimizer, metric: nil)
