@@ -1,5 +1,6 @@
 import Foundation
 import LRLog
+import LRModels
 
 /// How a run is hosted: where it writes, what drives it, where it starts from.
 public struct RunOptions: Sendable {
