@@ -30,7 +30,7 @@ public final class Trainer: @unchecked Sendable {
     public internal(set) var step = 0
     var paused = false
     var stepsWhilePaused = 0
-    var stopRequested: String? = nil
+    var stopRequested: EndReason? = nil
     var guardState: DivergenceGuard
     var checkpoints: CheckpointStore
     var log: RunLogWriter?
@@ -82,7 +82,7 @@ public final class Trainer: @unchecked Sendable {
         self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
         self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
                                                    parameters: network.parameters)
-        let perEpoch = config.schedulerInterval == "epoch"
+        let perEpoch = config.schedulerInterval == .epoch
         let context = ScheduleContext(totalSteps: perEpoch ? config.epochs : totalSteps,
                                       stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
         self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
@@ -126,17 +126,17 @@ public final class Trainer: @unchecked Sendable {
         if let notice = datasetNotice { emit(event: .info, text: "dataset", message: notice) }
         if let r = options.resumeCheckpoint { emit(event: .info, text: "resume", message: "resumed from \(r.path) at step \(step)") }
         if let i = options.initCheckpoint { emit(event: .info, text: "init", message: "weights from \(i.path)") }
-        var endReason = "completed"
+        var endReason = EndReason.completed
         var endMessage: String? = nil
 
         while true {
-            if SignalFlag.received { endReason = "interrupted"; endMessage = "received \(SignalFlag.name)"; break }
+            if SignalFlag.received { endReason = .interrupted; endMessage = "received \(SignalFlag.name)"; break }
             applyScriptAndCommands()
-            if let reason = stopRequested { endReason = reason.isEmpty ? "stopped" : reason; break }
+            if let reason = stopRequested { endReason = reason; break }
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
-                    endReason = "stopped"
+                    endReason = .stopped
                     endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
                     break
                 }
@@ -153,7 +153,7 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
-    func trainOneStep() -> String? {
+    func trainOneStep() -> EndReason? {
         clock.begin()
         network.zeroGrad()
         let epoch = step / stepsPerEpoch
@@ -193,7 +193,7 @@ public final class Trainer: @unchecked Sendable {
         self.record(.step(record))
         options.parameterObserver?(record, network.parameters)
 
-        if config.schedulerInterval == "step" && !lrControl.needsMetric {
+        if config.schedulerInterval == .step && !lrControl.needsMetric {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
         let epochEnded = step % stepsPerEpoch == 0
@@ -201,10 +201,10 @@ public final class Trainer: @unchecked Sendable {
         let eval = evalDue ? evaluate() : nil
         if lrControl.needsMetric {
             // ReduceLROnPlateau learns from evaluations: at epoch ends, or at every evaluation when stepping per step.
-            if let eval, epochEnded || config.schedulerInterval == "step" {
+            if let eval, epochEnded || config.schedulerInterval == .step {
                 lrControl.step(optimizer: optimizer, metric: metric(for: eval))
             }
-        } else if epochEnded && config.schedulerInterval == "epoch" {
+        } else if epochEnded && config.schedulerInterval == .epoch {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
         if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 {
@@ -216,9 +216,9 @@ public final class Trainer: @unchecked Sendable {
 
     private func metric(for eval: EvalRecord) -> Double {
         switch config.plateauMetric {
-        case "val_acc": return eval.accuracy
-        case "train_loss": return lastLoss ?? eval.loss
-        default: return eval.loss
+        case .valAccuracy: return eval.accuracy
+        case .trainLoss: return lastLoss ?? eval.loss
+        case .valLoss: return eval.loss
         }
     }
 
@@ -269,7 +269,7 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: ending
 
-    private func finish(reason: String, message: String?) -> EndRecord {
+    private func finish(reason: EndReason, message: String?) -> EndRecord {
         if options.writeFiles { saveCheckpoint(label: "final", name: "final.ckpt") }
         let end = EndRecord(reason: reason, step: step, epoch: max(0, step - 1) / stepsPerEpoch, finalLoss: lastLoss,
                             bestEvalLoss: bestEvalLoss, bestAccuracy: bestAccuracy, finalAccuracy: lastEval?.accuracy,
@@ -278,7 +278,7 @@ public final class Trainer: @unchecked Sendable {
         logging { try log?.close() }
         log = nil
         channel.update {
-            $0.phase = reason == "completed" ? .finished : (reason == "diverged" ? .diverged : .stopped)
+            $0.phase = RunPhase(ended: reason)
             if let message { $0.message = message }
         }
         publishStatus(keepPhase: true)
