@@ -14,6 +14,13 @@ public protocol RunSource: AnyObject {
     func send(_ command: String) -> String?
     /// True for a training run in this process; false for a replay.
     var isLive: Bool { get }
+    /// Whether quitting the UI ends the run (a run trained in this process: `q` asks first), or leaves it going
+    /// (`lrtop attach` detaches from a run in another process).
+    var quitEndsRun: Bool { get }
+}
+
+extension RunSource {
+    public var quitEndsRun: Bool { isLive }
 }
 
 /// Everything the status panel, header and menus show that the records do not carry. Plain values, so a source

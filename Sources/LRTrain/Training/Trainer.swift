@@ -4,34 +4,6 @@ import LRModels
 import LROptim
 import LRLog
 
-/// How a run is hosted: where it writes, what drives it, where it starts from.
-public struct RunOptions: Sendable {
-    /// The run's folder (log and checkpoints). Nil: a new folder under `./runs/` named by date and time.
-    public var runDirectory: URL? = nil
-    /// Write the log here instead of `<run dir>/run.jsonl`.
-    public var logPath: URL? = nil
-    /// A parsed `--commands` script.
-    public var script: CommandScript? = nil
-    /// Start from this checkpoint's weights with a fresh optimizer and schedule (fine-tuning).
-    public var initCheckpoint: URL? = nil
-    /// Continue the run saved in this checkpoint, bit for bit.
-    public var resumeCheckpoint: URL? = nil
-    /// Nobody can press a key: a pause with no scripted command left to resume it ends the run.
-    public var headless = true
-    /// Publish records to the channel for a UI to drain.
-    public var publishRecords = false
-    /// BLAS threads (nil: leave OpenBLAS's choice).
-    public var threads: Int? = nil
-    public var lrtopVersion = "dev"
-    /// Write a run log and checkpoints at all (benchmarks turn it off to measure the step alone).
-    public var writeFiles = true
-    /// Evaluate at epoch ends and every `evalEvery` steps (benchmarks turn it off).
-    public var evaluate = true
-    /// Called on the trainer thread with every record, after it is logged (headless progress lines).
-    public var observer: (@Sendable (RunRecord) -> Void)? = nil
-    public init() {}
-}
-
 /// Trains one model, applying steering commands at step boundaries and logging everything.
 ///
 /// The loop in `run()` reads top to bottom: commands → (pause) → forward/backward over the micro-batches →
@@ -131,8 +103,12 @@ public final class Trainer: @unchecked Sendable {
         if let resumed {
             try restore(resumed.state, tensors: resumed.tensors)
         } else if let initURL = options.initCheckpoint {
-            let ckpt = try CheckpointStore.load(url: initURL)
-            try loadWeights(ckpt.tensors, from: initURL.path)
+            if initURL.pathExtension.lowercased() == "safetensors" {
+                try network.load(Safetensors.read(contentsOf: initURL))
+            } else {
+                let ckpt = try CheckpointStore.load(url: initURL)
+                try loadWeights(ckpt.tensors, from: initURL.path)
+            }
         }
 
         if let logURL {
@@ -215,6 +191,7 @@ public final class Trainer: @unchecked Sendable {
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
                                 samplesPerSec: rate, wallTime: wallTime)
         self.record(.step(record))
+        options.parameterObserver?(record, network.parameters)
 
         if config.schedulerInterval == .step && !lrControl.needsMetric {
             lrControl.step(optimizer: optimizer, metric: nil)
@@ -280,43 +257,6 @@ public final class Trainer: @unchecked Sendable {
         self.record(.eval(record))
         publishStatus()
         return record
-    }
-
-    // MARK: divergence
-
-    private func divergence(_ why: String, loss stepLoss: Double) -> EndReason? {
-        // The bad gradients never reach the weights: the optimizer step is skipped.
-        network.zeroGrad()
-        let lrs = optimizer.groups.map(\.lr)
-        switch config.guardAction {
-        case .rollback:
-            if let target = checkpoints.latest {
-                do {
-                    try restore(target.state, tensors: target.tensors)
-                    for g in optimizer.groups { g.lr *= 0.5 }
-                    lrControl.markOverridden(all: optimizer.groups.count)
-                    emit(event: .guardTrip, text: "guard", before: lrs,
-                         message: "\(why) at step \(step + 1); rolled back to step \(target.state.step) and halved the LR")
-                    return nil
-                } catch {
-                    emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why); rollback failed: \(error)")
-                }
-            } else {
-                emit(event: .guardTrip, text: "guard", before: lrs,
-                     message: "\(why) at step \(step + 1); no checkpoint to roll back to, paused")
-            }
-            pause(reason: why)
-            return nil
-        case .stop:
-            emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why) at step \(step + 1); run stopped")
-            channel.update { $0.message = why }
-            return .diverged
-        case .pause:
-            emit(event: .guardTrip, text: "guard", before: lrs,
-                 message: "\(why) at step \(step + 1); paused: lower the LR (e.g. 'lr /10') and resume, or roll back")
-            pause(reason: why)
-            return nil
-        }
     }
 
     func pause(reason: String?) {
@@ -401,23 +341,6 @@ public final class Trainer: @unchecked Sendable {
             s.datasetName = datasetName
             s.modelSummary = "\(config.model) \(network.parameterCount) params"
         }
-    }
-}
-
-/// Samples/s over a sliding window of recent steps: steadier than one step's time, quicker than a run average.
-struct StepClock {
-    private var started: UInt64 = 0
-    private var window: [(ns: UInt64, samples: Int)] = []
-    private var head = 0
-
-    mutating func begin() { started = DispatchTime.now().uptimeNanoseconds }
-
-    mutating func end(samples: Int) -> Double {
-        let ns = DispatchTime.now().uptimeNanoseconds &- started
-        if window.count < 32 { window.append((ns, samples)) } else { window[head] = (ns, samples); head = (head + 1) % 32 }
-        var t: UInt64 = 0, n = 0
-        for w in window { t &+= w.ns; n += w.samples }
-        return t == 0 ? 0 : Double(n) / (Double(t) / 1e9)
     }
 }
 
