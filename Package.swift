@@ -49,7 +49,7 @@ let package = Package(
 
         .testTarget(name: "LRTensorTests", dependencies: ["LRTensor"]),
         .testTarget(name: "LRModelsTests", dependencies: ["LRModels"]),
-        .testTarget(name: "LROptimTests", dependencies: ["LROptim"]),
+        .testTarget(name: "LROptimTests", dependencies: ["LROptim"], exclude: ["Fixtures"]),
         .testTarget(name: "LRLogTests", dependencies: ["LRLog"]),
         .testTarget(name: "LRTrainTests", dependencies: ["LRTrain"]),
         .testTarget(name: "LRTUITests", dependencies: ["LRTUI"]),
