@@ -6,7 +6,7 @@ import LRTrain
 /// The steering language's shared vectors (spec/steering_vectors.json): the Python bridge's parser
 /// (python/tests/test_shared_vectors.py) reads the same file, so both sides parse commands and scheduler specs alike.
 @Suite struct SharedVectorsTests {
-    static let vectors: [String: Any] = {
+    nonisolated(unsafe) static let vectors: [String: Any] = {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         let data = try! Data(contentsOf: root.appendingPathComponent("spec/steering_vectors.json"))

@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// Watches the loss for divergence: a NaN or infinite loss or gradient, or a loss far above its recent best.
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import LRLog
 import LRModels
+import LRTensor
 
 /// How a run is hosted: where it writes, what drives it, where it starts from.
 public struct RunOptions: Sendable {
