@@ -85,16 +85,7 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
         if let relu2 {
             g = relu2.backward(gradOutput, needsInputGradient: true)
         } else {
-            // relu'(dy): the mask is the sum's output.
-            gradSum.ensureShape(like: sum)
-            let n = sum.count
-            sum.withReadPointer { py in
-                gradOutput.withReadPointer { pdy in
-                    gradSum.withPointer { pg in
-                        for i in 0..<n { let d = pdy[i], y = py[i]; pg[i] = y > 0 ? d : 0 }
-                    }
-                }
-            }
+            reluBackward(output: sum, gradOutput: gradOutput, into: gradSum)
             g = gradSum
         }
         var d = bn2.backward(g, needsInputGradient: true)
