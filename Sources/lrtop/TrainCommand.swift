@@ -116,9 +116,9 @@ struct Train: ParsableCommand {
         printer.summary(end)
         if let logURL = trainer.logURL { print("lrtop: replay with: lrtop replay \(logURL.path)") }
         switch end.reason {
-        case "completed", "stopped": return
-        case "interrupted": throw ExitCode(130)
-        default: throw ExitCode(2)
+        case .completed, .stopped: return
+        case .interrupted: throw ExitCode(130)
+        case .diverged, .failed: throw ExitCode(2)
         }
     }
 }
@@ -225,7 +225,7 @@ extension Train {
         stop(trainer, finished, signal: signal)
         if let end = box.end {
             ProgressPrinter(every: 0).summary(end)
-            if end.reason == "diverged" || end.reason == "failed" { printErr("lrtop: \(end.message ?? end.reason)") }
+            if end.reason == .diverged || end.reason == .failed { printErr("lrtop: \(end.message ?? end.reason.rawValue)") }
         }
         if let dir = trainer.runDirectory { print("lrtop: run folder \(dir.path)") }
         if let log = trainer.logURL { print("lrtop: replay with: lrtop replay \(log.path)") }

@@ -289,7 +289,7 @@ public final class ReplaySource: RunSource {
         var s = run.header.map { headerStatus($0, title: run.name) } ?? LiveStatus(title: run.name)
         var details = [LiveStatus.Detail("source", run.format.rawValue + " · " + run.name)]
         if let end = run.end {
-            s.state = state(forEndReason: end.reason)
+            s.state = RunPhase(ended: end.reason)
         } else if run.format == .runLog {
             s.state = .stopped
             details.insert(LiveStatus.Detail("end", "no end record: cut short, or still being written (lrtop watch)"), at: 0)
@@ -320,16 +320,6 @@ public final class ReplaySource: RunSource {
         s.groups = h.groups.map { LiveStatus.Group(name: $0, lr: Double(config["lr"] ?? "") ?? .nan) }
         if s.groups.contains(where: { !$0.lr.isFinite }) { s.groups = [] }
         return s
-    }
-
-    /// The state an end record's reason stands for.
-    public static func state(forEndReason reason: String) -> LiveStatus.State {
-        switch reason {
-        case "completed": return .finished
-        case "diverged": return .diverged
-        case "failed": return .failed
-        default: return .stopped
-        }
     }
 
     /// One line per run with its final loss and validation accuracy; the lowest final loss gets a ★.
@@ -376,7 +366,7 @@ public struct ReplaySummary: Sendable {
     /// Steps whose loss is NaN or infinite.
     public var nonFiniteLosses: Int
     /// The end record's reason, or nil.
-    public var ended: String?
+    public var ended: EndReason?
 
     public init(_ r: RunData) {
         name = r.name
