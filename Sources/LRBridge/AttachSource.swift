@@ -174,7 +174,7 @@ public final class AttachSource: RunSource {
             let now = clock()
             if let lostReason {
                 s.state = .failed
-                s.message = "lost: " + lostReason
+                s.message = "lost the run: its socket closed with no end record in the log"
             } else if closedAt != nil || connection.state != .connected {
                 s.message = "socket closed; waiting for the log's end record"
             } else if now - lastMessageAt > staleAfter {
@@ -205,16 +205,8 @@ public final class AttachSource: RunSource {
     /// Closes the connection; the run goes on.
     public func detach() { connection.close() }
 
-    static func state(_ word: String) -> LiveStatus.State {
-        switch word {
-        case "running": .running
-        case "paused": .paused
-        case "finished", "completed": .finished
-        case "stopped": .stopped
-        case "diverged": .diverged
-        case "failed": .failed
-        case "starting": .starting
-        default: .running
-        }
+    /// The bridge's state word as a phase; words it may add later read as running.
+    static func state(_ word: String) -> RunPhase {
+        word == "completed" ? .finished : RunPhase(rawValue: word) ?? .running
     }
 }
