@@ -9,6 +9,15 @@ let venvPython: String? = {
     return FileManager.default.isExecutableFile(atPath: python) ? python : nil
 }()
 
+extension TmuxSession {
+    /// Types one line at the `:` prompt.
+    func command(_ text: String) throws {
+        try send(":")
+        try type(text)
+        try send("Enter")
+    }
+}
+
 /// A real PyTorch run (python/examples/plain_loop.py, in the venv) steered from `lrtop attach` in tmux: keys and
 /// the `:` prompt in, the screen and the torch run's own log out.
 @Suite(.serialized, .enabled(if: tmuxInstalled, "needs tmux"),
@@ -111,9 +120,7 @@ struct AttachEndToEndTests {
         try tui.waitFor("torch-e2e")
 
         // An LR override reaches the torch optimizer at the next step.
-        try tui.send(":")
-        try tui.type("lr 1e-4")
-        try tui.send("Enter")
+        try tui.command("lr 1e-4")
         try tui.waitFor("✓ lr 1e-4", timeout: 60)
         let lrChange = eventAndNextStep(run, "lr 1e-4")
         #expect(lrChange?.event["kind"] as? String == "command")
@@ -122,14 +129,10 @@ struct AttachEndToEndTests {
         #expect(abs(lr - 1e-4) < 1e-12, "LR at the step after 'lr 1e-4': \(lr)")
 
         // A typo never leaves this process; a command the run cannot apply comes back rejected.
-        try tui.send(":")
-        try tui.type("lr abc")
-        try tui.send("Enter")
+        try tui.command("lr abc")
         try tui.waitFor("invalid LR 'abc'")
         try tui.send("Escape")
-        try tui.send(":")
-        try tui.type("lr head 1e-3")
-        try tui.send("Enter")
+        try tui.command("lr head 1e-3")
         try tui.waitFor("✗ lr head 1e-3: no param group 'head'", timeout: 60)
 
         // Pause holds the loop at a step boundary; resume lets it go on.
@@ -144,9 +147,7 @@ struct AttachEndToEndTests {
         #expect(run.waitForSteps(pausedAt + 5, timeout: 60))
 
         // A scheduler switch, built as a torch scheduler.
-        try tui.send(":")
-        try tui.type("sched cosine:T_max=200")
-        try tui.send("Enter")
+        try tui.command("sched cosine:T_max=200")
         try tui.waitFor("✓ sched cosine:T_max=200", timeout: 60)
         try tui.waitFor("cosine")
         #expect(eventAndNextStep(run, "sched cosine:T_max=200")?.event["kind"] as? String == "command")
@@ -176,9 +177,7 @@ struct AttachEndToEndTests {
         defer { again.close() }
         try again.waitFor("learning rate", timeout: 60)
         try again.waitFor("lr 1e-4")             // the first session's command, from the log's events
-        try again.send(":")
-        try again.type("stop")
-        try again.send("Enter")
+        try again.command("stop")
         try again.waitFor("stopped", timeout: 60)
         #expect(run.waitForExit(timeout: 60), "the PyTorch run did not stop:\n\(run.output)")
         try again.send("q")
@@ -211,9 +210,7 @@ struct AttachEndToEndTests {
         try tui.waitFor("learning rate", timeout: 60)
         run.killHard()
         try tui.waitFor("lost the run: its socket closed", timeout: 30)
-        try tui.send(":")
-        try tui.type("pause")
-        try tui.send("Enter")
+        try tui.command("pause")
         try tui.waitFor("not connected to the run")
         try tui.send("Escape")
         try tui.send("q")
