@@ -25,7 +25,7 @@ public enum TUIError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .notATerminal:
-            return "the dashboard needs a terminal: standard input and output must be a TTY (use --no-tui to train without it)"
+            return "the dashboard needs a terminal: standard input and output must be a TTY (use --headless to train without it)"
         case .terminalSetup(let why):
             return "cannot set up the terminal: \(why)"
         }
