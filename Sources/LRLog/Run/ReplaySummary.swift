@@ -20,7 +20,7 @@ public struct ReplaySummary: Sendable {
     /// Steps whose loss is NaN or infinite.
     public var nonFiniteLosses: Int
     /// The end record's reason, or nil.
-    public var ended: String?
+    public var ended: EndReason?
 
     public init(_ r: RunData) {
         name = r.name

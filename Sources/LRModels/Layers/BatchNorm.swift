@@ -18,6 +18,9 @@ public class BatchNorm: Layer, @unchecked Sendable {
     public let bias: Parameter
     public let runningMean: Tensor
     public let runningVar: Tensor
+    /// Training forwards seen, PyTorch's `num_batches_tracked` (a count kept as a one-element Float tensor so it
+    /// travels with the other buffers; exact up to 2^24 batches).
+    public let batchesTracked: Tensor
     public let name: String
 
     private let expectedRank: Int
@@ -38,13 +41,15 @@ public class BatchNorm: Layer, @unchecked Sendable {
         bias = Parameter(name: name + ".bias", value: Tensor(shape: [channels], repeating: 0))
         runningMean = Tensor(shape: [channels], repeating: 0)
         runningVar = Tensor(shape: [channels], repeating: 1)
+        batchesTracked = Tensor(shape: [], repeating: 0)
         invStd = [Float](repeating: 1, count: channels)
     }
 
     public var parameters: [Parameter] { [weight, bias] }
     public var buffers: [NamedTensor] {
         [NamedTensor(name: name + ".running_mean", tensor: runningMean),
-         NamedTensor(name: name + ".running_var", tensor: runningVar)]
+         NamedTensor(name: name + ".running_var", tensor: runningVar),
+         NamedTensor(name: name + ".num_batches_tracked", tensor: batchesTracked)]
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
@@ -56,7 +61,10 @@ public class BatchNorm: Layer, @unchecked Sendable {
         output.ensureShape(like: x)
         normalized.ensureShape(like: x)
         usedBatchStatistics = training
-        if training { precondition(m > 1, "\(name): training needs more than one value per channel, got input \(x.shape)") }
+        if training {
+            precondition(m > 1, "\(name): training needs more than one value per channel, got input \(x.shape)")
+            batchesTracked.storage[0] += 1
+        }
         x.withReadPointer { px in
             output.withPointer { py in
                 normalized.withPointer { pxh in

@@ -131,7 +131,9 @@ public final class Dashboard {
     public var xAxis: XAxis = .steps
 
     /// Whether quitting should ask first: a live run that is still training.
-    public var trainingStillRunning: Bool { isLive && status.state.isActive && primary.end == nil }
+    public var trainingStillRunning: Bool {
+        isLive && (primary.source?.quitEndsRun ?? false) && status.state.isActive && primary.end == nil
+    }
 
     public func setTheme(_ theme: Theme) {
         self.theme = theme

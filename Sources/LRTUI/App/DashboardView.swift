@@ -112,7 +112,7 @@ extension Dashboard {
 
     // MARK: header and footer
 
-    func stateStyle(_ state: LiveStatus.State) -> Style {
+    func stateStyle(_ state: RunPhase) -> Style {
         switch state {
         case .starting: return palette.inactive.bold
         case .running: return palette.ok.bold
@@ -374,7 +374,7 @@ extension Dashboard {
         if let m = s.message, !m.isEmpty { state.append(Span(Self.messageSeparator(m) + m, palette.inactive)) }
         items.append(("state", state))
         if let end = run.end {
-            items.append(("end", [Span(end.reason, end.reason == "completed" ? palette.ok : palette.warn),
+            items.append(("end", [Span(end.reason.rawValue, end.reason == .completed ? palette.ok : palette.warn),
                                   Span(end.message.map { " " + $0 } ?? "", palette.inactive)]))
         }
         let step = xAxis == .steps ? viewStep ?? 0 : s.step

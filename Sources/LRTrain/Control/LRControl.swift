@@ -148,7 +148,12 @@ struct LRControl {
 
     static func restored(_ s: State, optimizer: any Optimizer) throws -> LRControl {
         let ctx = ScheduleContext(totalSteps: s.context.totalSteps, stepsPerEpoch: s.context.stepsPerEpoch)
+        // Building a scheduler makes its initial step, which writes the groups' LRs (warmup's start factor,
+        // onecycle's first LR, a sequence's base LRs). The restored optimizer already holds the LRs in force at
+        // the checkpoint: those must win, or the resumed run continues from the schedule's start value.
+        let restoredLRs = optimizer.groups.map(\.lr)
         var c = try LRControl(spec: s.spec, optimizer: optimizer, context: ctx)
+        for (g, lr) in zip(optimizer.groups, restoredLRs) { g.lr = lr }
         for (g, lr) in zip(c.shadowOptimizer.groups, s.shadowLRs) { g.lr = lr }
         for (g, lr) in zip(c.shadowOptimizer.groups, s.shadowInitialLRs) { g.initialLR = lr }
         try c.scheduler.restore(s.scheduler)

@@ -70,7 +70,7 @@ extension Trainer {
 
     /// The schedule's span for a scheduler started now: the rest of the run.
     private var remainingContext: ScheduleContext {
-        let perEpoch = config.schedulerInterval == "epoch"
+        let perEpoch = config.schedulerInterval == .epoch
         let remaining = perEpoch ? max(1, config.epochs - step / stepsPerEpoch) : max(1, totalSteps - step)
         return ScheduleContext(totalSteps: remaining, stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
     }
@@ -129,7 +129,7 @@ extension Trainer {
             stepsWhilePaused += n
             return nil
         case .stop:
-            stopRequested = "stopped"
+            stopRequested = .stopped
             return nil
         case .checkpoint:
             guard let entry = saveCheckpoint(label: "manual") else {

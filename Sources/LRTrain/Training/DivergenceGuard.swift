@@ -1,3 +1,6 @@
+import Foundation
+import LRLog
+
 /// Watches the loss for divergence: a NaN or infinite loss or gradient, or a loss far above its recent best.
 ///
 /// The reference is the best value of a smoothed (EMA) loss rather than the best single batch, because single
@@ -40,4 +43,40 @@ public struct DivergenceGuard: Codable, Sendable, Equatable {
     }
 }
 
-import Foundation
+extension Trainer {
+    /// What the guard's trip does to the run, by `--on-divergence`: pause, roll back (LR halved) or stop.
+    func divergence(_ why: String, loss stepLoss: Double) -> EndReason? {
+        // The bad gradients never reach the weights: the optimizer step is skipped.
+        network.zeroGrad()
+        let lrs = optimizer.groups.map(\.lr)
+        switch config.guardAction {
+        case .rollback:
+            if let target = checkpoints.latest {
+                do {
+                    try restore(target.state, tensors: target.tensors)
+                    for g in optimizer.groups { g.lr *= 0.5 }
+                    lrControl.markOverridden(all: optimizer.groups.count)
+                    emit(event: .guardTrip, text: "guard", before: lrs,
+                         message: "\(why) at step \(step + 1); rolled back to step \(target.state.step) and halved the LR")
+                    return nil
+                } catch {
+                    emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why); rollback failed: \(error)")
+                }
+            } else {
+                emit(event: .guardTrip, text: "guard", before: lrs,
+                     message: "\(why) at step \(step + 1); no checkpoint to roll back to, paused")
+            }
+            pause(reason: why)
+            return nil
+        case .stop:
+            emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why) at step \(step + 1); run stopped")
+            channel.update { $0.message = why }
+            return .diverged
+        case .pause:
+            emit(event: .guardTrip, text: "guard", before: lrs,
+                 message: "\(why) at step \(step + 1); paused: lower the LR (e.g. 'lr /10') and resume, or roll back")
+            pause(reason: why)
+            return nil
+        }
+    }
+}

@@ -4,34 +4,6 @@ import LRModels
 import LROptim
 import LRLog
 
-/// How a run is hosted: where it writes, what drives it, where it starts from.
-public struct RunOptions: Sendable {
-    /// The run's folder (log and checkpoints). Nil: a new folder under `./runs/` named by date and time.
-    public var runDirectory: URL? = nil
-    /// Write the log here instead of `<run dir>/run.jsonl`.
-    public var logPath: URL? = nil
-    /// A parsed `--commands` script.
-    public var script: CommandScript? = nil
-    /// Start from this checkpoint's weights with a fresh optimizer and schedule (fine-tuning).
-    public var initCheckpoint: URL? = nil
-    /// Continue the run saved in this checkpoint, bit for bit.
-    public var resumeCheckpoint: URL? = nil
-    /// Nobody can press a key: a pause with no scripted command left to resume it ends the run.
-    public var headless = true
-    /// Publish records to the channel for a UI to drain.
-    public var publishRecords = false
-    /// BLAS threads (nil: leave OpenBLAS's choice).
-    public var threads: Int? = nil
-    public var lrtopVersion = "dev"
-    /// Write a run log and checkpoints at all (benchmarks turn it off to measure the step alone).
-    public var writeFiles = true
-    /// Evaluate at epoch ends and every `evalEvery` steps (benchmarks turn it off).
-    public var evaluate = true
-    /// Called on the trainer thread with every record, after it is logged (headless progress lines).
-    public var observer: (@Sendable (RunRecord) -> Void)? = nil
-    public init() {}
-}
-
 /// Trains one model, applying steering commands at step boundaries and logging everything.
 ///
 /// The loop in `run()` reads top to bottom: commands → (pause) → forward/backward over the micro-batches →
@@ -58,7 +30,7 @@ public final class Trainer: @unchecked Sendable {
     public internal(set) var step = 0
     var paused = false
     var stepsWhilePaused = 0
-    var stopRequested: String? = nil
+    var stopRequested: EndReason? = nil
     var guardState: DivergenceGuard
     var checkpoints: CheckpointStore
     var log: RunLogWriter?
@@ -110,7 +82,7 @@ public final class Trainer: @unchecked Sendable {
         self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
         self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
                                                    parameters: network.parameters)
-        let perEpoch = config.schedulerInterval == "epoch"
+        let perEpoch = config.schedulerInterval == .epoch
         let context = ScheduleContext(totalSteps: perEpoch ? config.epochs : totalSteps,
                                       stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
         self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
@@ -131,8 +103,12 @@ public final class Trainer: @unchecked Sendable {
         if let resumed {
             try restore(resumed.state, tensors: resumed.tensors)
         } else if let initURL = options.initCheckpoint {
-            let ckpt = try CheckpointStore.load(url: initURL)
-            try loadWeights(ckpt.tensors, from: initURL.path)
+            if initURL.pathExtension.lowercased() == "safetensors" {
+                try network.load(Safetensors.read(contentsOf: initURL))
+            } else {
+                let ckpt = try CheckpointStore.load(url: initURL)
+                try loadWeights(ckpt.tensors, from: initURL.path)
+            }
         }
 
         if let logURL {
@@ -150,17 +126,17 @@ public final class Trainer: @unchecked Sendable {
         if let notice = datasetNotice { emit(event: .info, text: "dataset", message: notice) }
         if let r = options.resumeCheckpoint { emit(event: .info, text: "resume", message: "resumed from \(r.path) at step \(step)") }
         if let i = options.initCheckpoint { emit(event: .info, text: "init", message: "weights from \(i.path)") }
-        var endReason = "completed"
+        var endReason = EndReason.completed
         var endMessage: String? = nil
 
         while true {
-            if SignalFlag.received { endReason = "interrupted"; endMessage = "received \(SignalFlag.name)"; break }
+            if SignalFlag.received { endReason = .interrupted; endMessage = "received \(SignalFlag.name)"; break }
             applyScriptAndCommands()
-            if let reason = stopRequested { endReason = reason.isEmpty ? "stopped" : reason; break }
+            if let reason = stopRequested { endReason = reason; break }
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
-                    endReason = "stopped"
+                    endReason = .stopped
                     endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
                     break
                 }
@@ -177,7 +153,7 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
-    func trainOneStep() -> String? {
+    func trainOneStep() -> EndReason? {
         clock.begin()
         network.zeroGrad()
         let epoch = step / stepsPerEpoch
@@ -215,8 +191,9 @@ public final class Trainer: @unchecked Sendable {
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
                                 samplesPerSec: rate, wallTime: wallTime)
         self.record(.step(record))
+        options.parameterObserver?(record, network.parameters)
 
-        if config.schedulerInterval == "step" && !lrControl.needsMetric {
+        if config.schedulerInterval == .step && !lrControl.needsMetric {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
         let epochEnded = step % stepsPerEpoch == 0
@@ -224,10 +201,10 @@ public final class Trainer: @unchecked Sendable {
         let eval = evalDue ? evaluate() : nil
         if lrControl.needsMetric {
             // ReduceLROnPlateau learns from evaluations: at epoch ends, or at every evaluation when stepping per step.
-            if let eval, epochEnded || config.schedulerInterval == "step" {
+            if let eval, epochEnded || config.schedulerInterval == .step {
                 lrControl.step(optimizer: optimizer, metric: metric(for: eval))
             }
-        } else if epochEnded && config.schedulerInterval == "epoch" {
+        } else if epochEnded && config.schedulerInterval == .epoch {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
         if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 {
@@ -239,9 +216,9 @@ public final class Trainer: @unchecked Sendable {
 
     private func metric(for eval: EvalRecord) -> Double {
         switch config.plateauMetric {
-        case "val_acc": return eval.accuracy
-        case "train_loss": return lastLoss ?? eval.loss
-        default: return eval.loss
+        case .valAccuracy: return eval.accuracy
+        case .trainLoss: return lastLoss ?? eval.loss
+        case .valLoss: return eval.loss
         }
     }
 
@@ -282,43 +259,6 @@ public final class Trainer: @unchecked Sendable {
         return record
     }
 
-    // MARK: divergence
-
-    private func divergence(_ why: String, loss stepLoss: Double) -> String? {
-        // The bad gradients never reach the weights: the optimizer step is skipped.
-        network.zeroGrad()
-        let lrs = optimizer.groups.map(\.lr)
-        switch config.guardAction {
-        case "rollback":
-            if let target = checkpoints.latest {
-                do {
-                    try restore(target.state, tensors: target.tensors)
-                    for g in optimizer.groups { g.lr *= 0.5 }
-                    lrControl.markOverridden(all: optimizer.groups.count)
-                    emit(event: .guardTrip, text: "guard", before: lrs,
-                         message: "\(why) at step \(step + 1); rolled back to step \(target.state.step) and halved the LR")
-                    return nil
-                } catch {
-                    emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why); rollback failed: \(error)")
-                }
-            } else {
-                emit(event: .guardTrip, text: "guard", before: lrs,
-                     message: "\(why) at step \(step + 1); no checkpoint to roll back to, paused")
-            }
-            pause(reason: why)
-            return nil
-        case "stop":
-            emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why) at step \(step + 1); run stopped")
-            channel.update { $0.message = why }
-            return "diverged"
-        default:
-            emit(event: .guardTrip, text: "guard", before: lrs,
-                 message: "\(why) at step \(step + 1); paused: lower the LR (e.g. 'lr /10') and resume, or roll back")
-            pause(reason: why)
-            return nil
-        }
-    }
-
     func pause(reason: String?) {
         paused = true
         stepsWhilePaused = 0
@@ -329,7 +269,7 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: ending
 
-    private func finish(reason: String, message: String?) -> EndRecord {
+    private func finish(reason: EndReason, message: String?) -> EndRecord {
         if options.writeFiles { saveCheckpoint(label: "final", name: "final.ckpt") }
         let end = EndRecord(reason: reason, step: step, epoch: max(0, step - 1) / stepsPerEpoch, finalLoss: lastLoss,
                             bestEvalLoss: bestEvalLoss, bestAccuracy: bestAccuracy, finalAccuracy: lastEval?.accuracy,
@@ -338,7 +278,7 @@ public final class Trainer: @unchecked Sendable {
         logging { try log?.close() }
         log = nil
         channel.update {
-            $0.phase = reason == "completed" ? .finished : (reason == "diverged" ? .diverged : .stopped)
+            $0.phase = RunPhase(ended: reason)
             if let message { $0.message = message }
         }
         publishStatus(keepPhase: true)
@@ -401,23 +341,6 @@ public final class Trainer: @unchecked Sendable {
             s.datasetName = datasetName
             s.modelSummary = "\(config.model) \(network.parameterCount) params"
         }
-    }
-}
-
-/// Samples/s over a sliding window of recent steps: steadier than one step's time, quicker than a run average.
-struct StepClock {
-    private var started: UInt64 = 0
-    private var window: [(ns: UInt64, samples: Int)] = []
-    private var head = 0
-
-    mutating func begin() { started = DispatchTime.now().uptimeNanoseconds }
-
-    mutating func end(samples: Int) -> Double {
-        let ns = DispatchTime.now().uptimeNanoseconds &- started
-        if window.count < 32 { window.append((ns, samples)) } else { window[head] = (ns, samples); head = (head + 1) % 32 }
-        var t: UInt64 = 0, n = 0
-        for w in window { t &+= w.ns; n += w.samples }
-        return t == 0 ? 0 : Double(n) / (Double(t) / 1e9)
     }
 }
 

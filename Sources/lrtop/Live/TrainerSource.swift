@@ -49,23 +49,11 @@ final class TrainerSource: RunSource {
         if let log = s.logPath { details.append(LiveStatus.Detail("log", log)) }
         if let c = cost.summary() { details.append(LiveStatus.Detail("cost", c)) }
         return LiveStatus(
-            title: title, state: state(s.phase), message: s.message, step: s.step, epoch: s.epoch,
+            title: title, state: s.phase, message: s.message, step: s.step, epoch: s.epoch,
             totalSteps: s.totalSteps, stepsPerEpoch: s.stepsPerEpoch, optimizer: s.optimizerSummary,
             scheduler: s.schedulerStatus.isEmpty ? s.schedulerSpec : s.schedulerStatus, schedulerSpec: s.schedulerSpec,
             groups: groups, gradNorm: s.lastGradNorm, lastEval: s.lastEval, planned: planned,
             schedulerKinds: SchedulerMenuCatalog.kinds(remainingSteps: s.totalSteps - s.step), details: details)
-    }
-
-    private func state(_ p: TrainerStatus.Phase) -> LiveStatus.State {
-        switch p {
-        case .starting: .starting
-        case .running: .running
-        case .paused: .paused
-        case .finished: .finished
-        case .stopped: .stopped
-        case .diverged: .diverged
-        case .failed: .failed
-        }
     }
 }
 

@@ -19,14 +19,4 @@ extension ReplaySource {
         if s.groups.contains(where: { !$0.lr.isFinite }) { s.groups = [] }
         return s
     }
-
-    /// The state an end record's reason stands for.
-    public static func state(forEndReason reason: String) -> LiveStatus.State {
-        switch reason {
-        case "completed": return .finished
-        case "diverged": return .diverged
-        case "failed": return .failed
-        default: return .stopped
-        }
-    }
 }

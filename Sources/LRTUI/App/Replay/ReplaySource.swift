@@ -279,7 +279,7 @@ public final class ReplaySource: RunSource {
         var s = run.header.map { headerStatus($0, title: run.name) } ?? LiveStatus(title: run.name)
         var details = [LiveStatus.Detail("source", run.format.rawValue + " · " + run.name)]
         if let end = run.end {
-            s.state = state(forEndReason: end.reason)
+            s.state = RunPhase(ended: end.reason)
         } else if run.format == .runLog {
             s.state = .stopped
             details.insert(LiveStatus.Detail("end", "no end record: cut short, or still being written (lrtop watch)"), at: 0)

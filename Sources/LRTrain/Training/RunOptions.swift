@@ -1,0 +1,35 @@
+import Foundation
+import LRLog
+import LRModels
+import LRTensor
+
+/// How a run is hosted: where it writes, what drives it, where it starts from.
+public struct RunOptions: Sendable {
+    /// The run's folder (log and checkpoints). Nil: a new folder under `./runs/` named by date and time.
+    public var runDirectory: URL? = nil
+    /// Write the log here instead of `<run dir>/run.jsonl`.
+    public var logPath: URL? = nil
+    /// A parsed `--commands` script.
+    public var script: CommandScript? = nil
+    /// Start from this checkpoint's weights with a fresh optimizer and schedule (fine-tuning).
+    public var initCheckpoint: URL? = nil
+    /// Continue the run saved in this checkpoint, bit for bit.
+    public var resumeCheckpoint: URL? = nil
+    /// Nobody can press a key: a pause with no scripted command left to resume it ends the run.
+    public var headless = true
+    /// Publish records to the channel for a UI to drain.
+    public var publishRecords = false
+    /// BLAS threads (nil: leave OpenBLAS's choice).
+    public var threads: Int? = nil
+    public var lrtopVersion = "dev"
+    /// Write a run log and checkpoints at all (benchmarks turn it off to measure the step alone).
+    public var writeFiles = true
+    /// Evaluate at epoch ends and every `evalEvery` steps (benchmarks turn it off).
+    public var evaluate = true
+    /// Called on the trainer thread with every record, after it is logged (headless progress lines).
+    public var observer: (@Sendable (RunRecord) -> Void)? = nil
+    /// Called on the trainer thread after every optimizer step with its record and the model's parameters
+    /// (`train --trace-params`: bench/parity.py compares every parameter's norm with PyTorch's).
+    public var parameterObserver: (@Sendable (StepRecord, [Parameter]) -> Void)? = nil
+    public init() {}
+}
