@@ -205,7 +205,7 @@ public final class AttachSource: RunSource {
     /// Closes the connection; the run goes on.
     public func detach() { connection.close() }
 
-    static func state(_ word: String) -> LiveStatus.State {
+    static func state(_ word: String) -> RunPhase {
         switch word {
         case "running": .running
         case "paused": .paused
