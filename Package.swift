@@ -14,6 +14,7 @@ let computeCPU: [String] = []
 // One target per concern; the dependency arrows point downwards only:
 //   lrtop -> LRTUI (terminal UI) -> LRLog (run records, log formats)
 //   lrtop -> LRTrain (trainer, steering) -> LROptim, LRModels -> LRTensor -> CBLAS; LRTrain -> LRLog
+//   lrtop -> LRBridge (`lrtop attach`: the socket client of a PyTorch run, as a RunSource) -> LRTUI
 // The UI knows records and a RunSource protocol, not the trainer: the lrtop target adapts one to the other.
 let package = Package(
     name: "lrtop",
@@ -40,17 +41,20 @@ let package = Package(
         .target(name: "LRLog"),
         .target(name: "LRTrain", dependencies: ["LRTensor", "LRModels", "LROptim", "LRLog"]),
         .target(name: "LRTUI", dependencies: ["LRLog", "CNcursesW"]),
+        .target(name: "LRBridge", dependencies: ["LRTUI", "LRLog"]),
         .executableTarget(name: "lrtop", dependencies: [
-            "LRTUI", "LRTrain", "LRLog", "LROptim", "LRModels", "LRTensor",
+            "LRTUI", "LRBridge", "LRTrain", "LRLog", "LROptim", "LRModels", "LRTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "LRTensorTests", dependencies: ["LRTensor"]),
         .testTarget(name: "LRModelsTests", dependencies: ["LRModels"]),
-        .testTarget(name: "LROptimTests", dependencies: ["LROptim"]),
+        .testTarget(name: "LROptimTests", dependencies: ["LROptim"], exclude: ["Fixtures"]),
         .testTarget(name: "LRLogTests", dependencies: ["LRLog"]),
         .testTarget(name: "LRTrainTests", dependencies: ["LRTrain"]),
         .testTarget(name: "LRTUITests", dependencies: ["LRTUI"]),
+        // The attach client against a fake bridge server written in the tests; commands checked by the real parser.
+        .testTarget(name: "LRBridgeTests", dependencies: ["LRBridge", "LRTrain"]),
         // Drives the built `lrtop` binary as a user would: CLI, files written, tmux sessions.
         .testTarget(name: "LRTopCLITests", dependencies: ["lrtop"]),
     ],

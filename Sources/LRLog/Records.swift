@@ -116,10 +116,57 @@ public struct EventRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// How a run ended: the `reason` of its end record (the raw values are the log's strings).
+public enum EndReason: String, Codable, Sendable, CaseIterable {
+    /// Every planned step was taken.
+    case completed
+    /// A person or a command stopped it before the end.
+    case stopped
+    /// A signal (Ctrl-C, SIGTERM) ended it.
+    case interrupted
+    /// The divergence guard stopped it (loss NaN/inf or exploded, `--on-divergence stop`).
+    case diverged
+    /// An error ended it.
+    case failed
+
+    /// The reasons a run log may hold, for messages: "completed, stopped, interrupted, diverged or failed".
+    public static var spelled: String {
+        allCases.dropLast().map(\.rawValue).joined(separator: ", ") + " or " + allCases.last!.rawValue
+    }
+}
+
+/// Where a run is: what the trainer reports while it runs, what the UI shows, what a log's end stands for.
+public enum RunPhase: String, Equatable, Sendable, CaseIterable {
+    /// Before the first step (building the model, loading data).
+    case starting
+    case running
+    case paused
+    /// All planned steps done.
+    case finished
+    /// Stopped by a person, a command or a signal before the end.
+    case stopped
+    /// The divergence guard stopped the run (loss is nan/inf or exploded).
+    case diverged
+    /// An error ended the run.
+    case failed
+
+    /// The phase a run is in once it ended for `reason`.
+    public init(ended reason: EndReason) {
+        switch reason {
+        case .completed: self = .finished
+        case .stopped, .interrupted: self = .stopped
+        case .diverged: self = .diverged
+        case .failed: self = .failed
+        }
+    }
+
+    /// The run can still change (training is going on or can resume).
+    public var isActive: Bool { self == .starting || self == .running || self == .paused }
+}
+
 /// The last line of a run log: how it ended and a summary.
 public struct EndRecord: Codable, Sendable, Equatable {
-    /// "completed", "stopped", "interrupted", "diverged", "failed".
-    public var reason: String
+    public var reason: EndReason
     public var step: Int
     public var epoch: Int
     public var finalLoss: Double?
@@ -129,7 +176,7 @@ public struct EndRecord: Codable, Sendable, Equatable {
     public var wallTime: Double
     public var message: String?
 
-    public init(reason: String, step: Int, epoch: Int, finalLoss: Double?, bestEvalLoss: Double?, bestAccuracy: Double?,
+    public init(reason: EndReason, step: Int, epoch: Int, finalLoss: Double?, bestEvalLoss: Double?, bestAccuracy: Double?,
                 finalAccuracy: Double?, wallTime: Double, message: String? = nil) {
         self.reason = reason; self.step = step; self.epoch = epoch; self.finalLoss = finalLoss
         self.bestEvalLoss = bestEvalLoss; self.bestAccuracy = bestAccuracy; self.finalAccuracy = finalAccuracy

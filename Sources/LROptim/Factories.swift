@@ -110,16 +110,6 @@ public enum OptimizerFactory {
 
 // MARK: - Schedulers
 
-/// One scheduler kind as the CLI knows it.
-public struct SchedulerKind: Sendable {
-    /// The CLI name: `cosine`.
-    public let name: String
-    /// Other accepted names: short aliases and the PyTorch class name (`CosineAnnealingLR`).
-    public let aliases: [String]
-    /// The keys it accepts, under PyTorch's names.
-    public let keys: [String]
-}
-
 /// Builds schedulers from spec strings.
 ///
 /// Syntax: `name[:key=value,...]`, and sequences `A -> B -> C` (PyTorch's `SequentialLR`): each part starts
@@ -128,34 +118,13 @@ public struct SchedulerKind: Sendable {
 /// the run (`cosine`'s `T_max`, `onecycle`'s `total_steps`, `poly`'s `total_iters`) span the steps left in
 /// `ScheduleContext.totalSteps` from where that part starts.
 public enum SchedulerFactory {
-    public static let kinds: [SchedulerKind] = [
-        SchedulerKind(name: "constant", aliases: ["none"], keys: []),
-        SchedulerKind(name: "constantlr", aliases: ["ConstantLR"], keys: ["factor", "total_iters"]),
-        SchedulerKind(name: "step", aliases: ["StepLR"], keys: ["step_size", "gamma"]),
-        SchedulerKind(name: "multistep", aliases: ["MultiStepLR"], keys: ["milestones", "gamma"]),
-        SchedulerKind(name: "exp", aliases: ["exponential", "ExponentialLR"], keys: ["gamma"]),
-        SchedulerKind(name: "cosine", aliases: ["CosineAnnealingLR"], keys: ["T_max", "eta_min"]),
-        SchedulerKind(name: "warm_restarts", aliases: ["cosine_restarts", "CosineAnnealingWarmRestarts"],
-                      keys: ["T_0", "T_mult", "eta_min"]),
-        SchedulerKind(name: "linear", aliases: ["LinearLR"], keys: ["start_factor", "end_factor", "total_iters"]),
-        SchedulerKind(name: "warmup", aliases: [], keys: ["steps", "start_factor"]),
-        SchedulerKind(name: "poly", aliases: ["polynomial", "PolynomialLR"], keys: ["total_iters", "power"]),
-        SchedulerKind(name: "onecycle", aliases: ["OneCycleLR"],
-                      keys: ["max_lr", "total_steps", "pct_start", "anneal_strategy", "div_factor",
-                             "final_div_factor", "three_phase", "cycle_momentum"]),
-        SchedulerKind(name: "cyclic", aliases: ["CyclicLR"],
-                      keys: ["base_lr", "max_lr", "step_size_up", "step_size_down", "mode", "gamma", "cycle_momentum"]),
-        SchedulerKind(name: "plateau", aliases: ["ReduceLROnPlateau"],
-                      keys: ["mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr", "eps"]),
-    ]
-
     /// The CLI names: `constant, constantlr, step, ...`.
-    public static var names: [String] { kinds.map(\.name) }
+    public static var names: [String] { descriptors.map(\.name) }
 
-    /// The kind for a name or alias; the error lists the valid names.
-    public static func kind(named name: String) throws -> SchedulerKind {
-        if let k = kinds.first(where: { $0.name == name || $0.aliases.contains(name) }) { return k }
-        if let k = kinds.first(where: { $0.name == name.lowercased() || $0.aliases.contains(name.lowercased()) }) { return k }
+    /// The descriptor for a name or alias; the error lists the valid names.
+    public static func descriptor(named name: String) throws -> SchedulerDescriptor {
+        if let k = descriptors.first(where: { $0.name == name || $0.aliases.contains(name) }) { return k }
+        if let k = descriptors.first(where: { $0.name == name.lowercased() || $0.aliases.contains(name.lowercased()) }) { return k }
         throw OptimError("unknown scheduler '\(name)' (valid: \(names.joined(separator: ", ")))")
     }
 
@@ -198,8 +167,8 @@ public enum SchedulerFactory {
                     throw OptimError("'\(item.text)' starts at step \(start), not after the previous part (step \(starts[i - 1]))")
                 }
             }
-            let k = try kind(named: item.name)
-            if k.name == "plateau" { throw OptimError("plateau cannot be part of a '->' sequence (it needs a metric)") }
+            let k = try descriptor(named: item.name)
+            if k.needsMetric { throw OptimError("\(k.name) cannot be part of a '->' sequence (it needs a metric)") }
             children.append(try build(item, groups: groups, baseLRs: bases, remaining: context.totalSteps - start))
             starts.append(start)
         }
@@ -235,79 +204,7 @@ public enum SchedulerFactory {
     }
 
     static func build(_ item: SpecItem, groups: [ParamGroup], baseLRs: [Double], remaining: Int) throws -> SchedulerBase {
-        let k = try kind(named: item.name)
-        let o = try OptionReader(owner: k.name, options: item.options, valid: k.keys)
-        func runLength(_ key: String) throws -> Int {
-            if let v = try o.int(key) { return v }
-            guard remaining > 0 else {
-                throw OptimError("\(k.name): no steps left for the default \(key) (the run has ended); give \(key)=N")
-            }
-            return remaining
-        }
-        func noMomentumCycling() throws {
-            if try o.bool("cycle_momentum", default: false) {
-                throw OptimError("\(k.name): cycle_momentum=true is not supported (lrtop schedules the LR only)")
-            }
-        }
-        switch k.name {
-        case "constant":
-            return ConstantSchedule(groups: groups, baseLRs: baseLRs)
-        case "constantlr":
-            return try ConstantLRSchedule(groups: groups, baseLRs: baseLRs, factor: o.double("factor", default: 1.0 / 3),
-                                          totalIters: o.int("total_iters", default: 5))
-        case "step":
-            return try StepLRSchedule(groups: groups, baseLRs: baseLRs, stepSize: o.requiredInt("step_size"),
-                                      gamma: o.double("gamma", default: 0.1))
-        case "multistep":
-            guard let ms = try o.intList("milestones") else { throw OptimError("multistep: missing parameter 'milestones'") }
-            return MultiStepLRSchedule(groups: groups, baseLRs: baseLRs, milestones: ms, gamma: try o.double("gamma", default: 0.1))
-        case "exp":
-            return ExponentialLRSchedule(groups: groups, baseLRs: baseLRs, gamma: try o.requiredDouble("gamma"))
-        case "cosine":
-            return try CosineAnnealingLRSchedule(groups: groups, baseLRs: baseLRs, tMax: runLength("T_max"),
-                                                 etaMin: o.double("eta_min", default: 0))
-        case "warm_restarts":
-            return try WarmRestartsSchedule(groups: groups, baseLRs: baseLRs, t0: o.requiredInt("T_0"),
-                                            tMult: o.int("T_mult", default: 1), etaMin: o.double("eta_min", default: 0))
-        case "linear":
-            return try LinearLRSchedule(groups: groups, baseLRs: baseLRs, startFactor: o.double("start_factor", default: 1.0 / 3),
-                                        endFactor: o.double("end_factor", default: 1.0),
-                                        totalIters: o.int("total_iters", default: 5))
-        case "warmup":
-            let steps = try o.requiredInt("steps")
-            guard steps >= 1 else { throw OptimError("warmup: steps must be a positive integer (got \(steps))") }
-            return try LinearLRSchedule(groups: groups, baseLRs: baseLRs,
-                                        startFactor: o.double("start_factor", default: 1.0 / Double(steps)),
-                                        endFactor: 1.0, totalIters: steps - 1, warmupSteps: steps)
-        case "poly":
-            return try PolynomialLRSchedule(groups: groups, baseLRs: baseLRs, totalIters: runLength("total_iters"),
-                                            power: o.double("power", default: 1.0))
-        case "onecycle":
-            try noMomentumCycling()
-            return try OneCycleSchedule(groups: groups, baseLRs: baseLRs, maxLR: o.double("max_lr"),
-                                        totalSteps: runLength("total_steps"), pctStart: o.double("pct_start", default: 0.3),
-                                        annealStrategy: o.choice("anneal_strategy", ["cos", "linear"], default: "cos"),
-                                        divFactor: o.double("div_factor", default: 25),
-                                        finalDivFactor: o.double("final_div_factor", default: 1e4),
-                                        threePhase: o.bool("three_phase", default: false))
-        case "cyclic":
-            try noMomentumCycling()
-            return try CyclicSchedule(groups: groups, baseLRs: baseLRs, baseLR: o.double("base_lr"),
-                                      maxLR: o.requiredDouble("max_lr"),
-                                      stepSizeUp: o.int("step_size_up", default: 2000), stepSizeDown: o.int("step_size_down"),
-                                      mode: o.choice("mode", ["triangular", "triangular2", "exp_range"], default: "triangular"),
-                                      gamma: o.double("gamma", default: 1.0))
-        case "plateau":
-            let minLR = try o.doubleList("min_lr") ?? [0]
-            let minLRs = minLR.count == 1 ? groups.map { _ in minLR[0] } : minLR
-            return try PlateauSchedule(groups: groups, baseLRs: baseLRs, mode: o.choice("mode", ["min", "max"], default: "min"),
-                                       factor: o.double("factor", default: 0.1), patience: o.int("patience", default: 10),
-                                       threshold: o.double("threshold", default: 1e-4),
-                                       thresholdMode: o.choice("threshold_mode", ["rel", "abs"], default: "rel"),
-                                       cooldown: o.int("cooldown", default: 0), minLRs: minLRs,
-                                       eps: o.double("eps", default: 1e-8))
-        default:
-            throw OptimError("unknown scheduler '\(item.name)' (valid: \(names.joined(separator: ", ")))")
-        }
+        let d = try descriptor(named: item.name)
+        return try d.build(SchedulerArguments(d, item: item, groups: groups, baseLRs: baseLRs, remaining: remaining))
     }
 }

@@ -68,7 +68,7 @@ struct CompareRunner {
             result.finalAccuracy = end.finalAccuracy ?? 0
             result.finalTrainLoss = tracker.lastEpochMeanLoss
             result.epochsToTarget = tracker.epochsToTarget
-            if end.reason != "completed" { result.error = "run ended early: \(end.reason) \(end.message ?? "")" }
+            if end.reason != .completed { result.error = "run ended early: \(end.reason.rawValue) \(end.message ?? "")" }
         } catch {
             result.error = "\(error)"
         }

@@ -111,7 +111,7 @@ enum RunSummary {
             var interventions = "\(s.interventions)"
             if s.guardTrips > 0 { interventions += " (+\(s.guardTrips) guard)" }
             if s.rejected > 0 { interventions += " (+\(s.rejected) rejected)" }
-            let ended = s.ended ?? (r.format == .runLog ? "no end record" : "-")
+            let ended = s.ended?.rawValue ?? (r.format == .runLog ? "no end record" : "-")
             rows.append([r.name, r.format.rawValue, s.lastStep.map(String.init) ?? "0", loss(s.finalLoss), loss(s.bestLoss),
                          acc(s.finalAccuracy), acc(s.bestAccuracy), interventions, ended])
         }

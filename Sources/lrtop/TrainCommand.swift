@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
     var log: String?
     @Option(help: "A script of '@STEP COMMAND' lines applied at those steps (e.g. '@500 lr *0.1').")
     var commands: String?
-    @Option(help: "Start from this checkpoint's weights with a fresh optimizer and schedule (fine-tuning).")
+    @Option(help: "Start from these weights with a fresh optimizer and schedule (fine-tuning): an lrtop checkpoint, or a .safetensors file of the PyTorch twin's state_dict() (see 'lrtop export-weights').")
     var `init`: String?
     @Option(help: "Continue the run saved in this checkpoint exactly where it stopped. Its config is used; --max-steps, --epochs, --eval-every, --checkpoint-every/-keep and the guard may change, --lr applies as an override; with --run-dir of its own folder the log continues.")
     var resume: String?
@@ -33,10 +33,15 @@ struct Train: ParsableCommand {
     var force = false
     @Option(help: "Theme name from 'lrtop themes' (the UI only).")
     var theme: String?
+    @OptionGroup var terminal: TerminalFlags
     @Flag(name: .customLong("exit-when-done"), help: "Close the UI when training ends instead of waiting for q (scripted demos, benchmarks).")
     var exitWhenDone = false
     @Option(name: .customLong("progress-every"), help: "Headless: also print a line every N steps (0: only at epoch ends).")
     var progressEvery = 0
+    @Option(name: .customLong("dump-batch-order"), help: "Write the sample order of every epoch's batches to this file (JSON Lines) and exit without training (bench/parity.py).")
+    var dumpBatchOrder: String?
+    @Option(name: .customLong("trace-params"), help: "Write each step's loss and every parameter's L2 norm to this file (JSON Lines; bench/parity.py).")
+    var traceParams: String?
 
     func validate() throws {
         if `init` != nil && resume != nil {
@@ -73,7 +78,17 @@ struct Train: ParsableCommand {
             return
         }
         let config = try options.config(defaultScheduler: Defaults.scheduler)
+        if let path = dumpBatchOrder {
+            do { try BatchOrderFile.write(config: config, to: path) } catch { fail("\(error)") }
+            print("lrtop: wrote the batch order to \(path)")
+            return
+        }
         var runOptions = RunOptions()
+        if let path = traceParams {
+            let trace: ParameterTrace
+            do { trace = try ParameterTrace(path: path) } catch { fail("\(error)") }
+            runOptions.parameterObserver = { trace.record($0, $1) }
+        }
         runOptions.runDirectory = runDir.map { URL(fileURLWithPath: $0) }
         runOptions.logPath = log.map { URL(fileURLWithPath: $0) }
         runOptions.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
@@ -123,12 +138,12 @@ struct Train: ParsableCommand {
         printer.summary(end)
         if let logURL = trainer.logURL { printer.line("lrtop: replay with: lrtop replay \(logURL.path)") }
         switch end.reason {
-        case "completed", "stopped": return
-        case "interrupted": throw ExitCode(128 + (SignalFlag.number > 0 ? SignalFlag.number : SIGINT))
-        case "failed":
+        case .completed, .stopped: return
+        case .interrupted: throw ExitCode(128 + (SignalFlag.number > 0 ? SignalFlag.number : SIGINT))
+        case .failed:
             printErr("lrtop: error: \(end.message ?? "the run failed")")
             throw ExitCode(1)
-        default: throw ExitCode(2)
+        case .diverged: throw ExitCode(2)
         }
     }
 }
@@ -243,6 +258,8 @@ extension Train {
         var tuiOptions = TUIOptions(maxFPS: 15, pollMs: 250, themeStore: Themes.store,
                                     startupNotice: notice ?? trainer.datasetNotice)
         tuiOptions.idleFPS = 4
+        tuiOptions.mouse = !terminal.noMouse
+        tuiOptions.ascii = terminal.ascii
         tuiOptions.exitWhenFinished = exitWhenDone
         let reason: ExitReason
         do {
@@ -257,7 +274,7 @@ extension Train {
         stop(trainer, finished, signal: signal)
         if let end = box.end {
             ProgressPrinter(every: 0).summary(end)
-            if end.reason == "diverged" || end.reason == "failed" { printErr("lrtop: \(end.message ?? end.reason)") }
+            if end.reason == .diverged || end.reason == .failed { printErr("lrtop: \(end.message ?? end.reason.rawValue)") }
         }
         if let dir = trainer.runDirectory { print("lrtop: run folder \(dir.path)") }
         if let log = trainer.logURL { print("lrtop: replay with: lrtop replay \(log.path)") }

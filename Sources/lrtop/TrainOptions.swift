@@ -35,9 +35,9 @@ struct TrainOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "LR scheduler spec: constant, step:step_size=1000, cosine, 'warmup:steps=500 -> cosine', plateau:patience=2 ... (default: warmup + cosine sized to the run: warmup over one epoch or a tenth of the run, whichever is shorter, then cosine to zero)")
     var scheduler: String?
     @Option(name: .customLong("scheduler-interval"), parsing: .unconditional, help: "Step the scheduler per optimizer step (step) or per epoch (epoch).")
-    var schedulerInterval = "step"
+    var schedulerInterval = SchedulerInterval.step
     @Option(name: .customLong("plateau-metric"), parsing: .unconditional, help: "What ReduceLROnPlateau watches: val_loss, val_acc or train_loss.")
-    var plateauMetric = "val_loss"
+    var plateauMetric = PlateauMetric.valLoss
     @Option(name: .customLong("accum-steps"), parsing: .unconditional, help: "Micro-batches per optimizer step (gradient accumulation).")
     var accumSteps = 1
     @Option(name: .customLong("clip-grad-norm"), parsing: .unconditional, help: "Clip the global gradient norm to this value.")
@@ -53,7 +53,7 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("guard-factor"), parsing: .unconditional, help: "Divergence guard: trip when a loss exceeds this multiple of its best smoothed value (0: only NaN/inf).")
     var guardFactor = 10.0
     @Option(name: .customLong("on-divergence"), parsing: .unconditional, help: "What the guard does: pause, rollback (to the last checkpoint, LR halved) or stop. Headless runs stop where a pause could never be resumed.")
-    var onDivergence = "pause"
+    var onDivergence = GuardAction.pause
     @Option(parsing: .unconditional, help: "BLAS threads (default: 2, which measured fastest here; see README).")
     var threads: Int?
 

@@ -24,7 +24,7 @@ private let allRecords: [RunRecord] = [
     .event(EventRecord(step: 2, kind: .guardTrip, text: "guard", lrsBefore: [3e-4], lrsAfter: [1.5e-4],
                        message: "loss is NaN at step 2: \"halved\" the LR\nnext line é 😀", wallTime: 2)),
     .eval(EvalRecord(step: 3, epoch: 0, loss: .infinity, accuracy: .nan, wallTime: 2.5)),
-    .end(EndRecord(reason: "diverged", step: 3, epoch: 0, finalLoss: .nan, bestEvalLoss: 0.69, bestAccuracy: nil,
+    .end(EndRecord(reason: .diverged, step: 3, epoch: 0, finalLoss: .nan, bestEvalLoss: 0.69, bestAccuracy: nil,
                    finalAccuracy: 0.5, wallTime: 3, message: "stopped by the guard")),
 ]
 
@@ -217,14 +217,14 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
             if i % 100 == 0 { try writer.write(eval: EvalRecord(step: i, epoch: i / 100, loss: 1, accuracy: 0.5, wallTime: 1)) }
         }
         try writer.write(event: EventRecord(step: 250, kind: .command, text: "lr 1e-4", lrsBefore: [1], lrsAfter: [2], wallTime: 3))
-        try writer.write(end: EndRecord(reason: "completed", step: 500, epoch: 5, finalLoss: 0.1, bestEvalLoss: nil,
+        try writer.write(end: EndRecord(reason: .completed, step: 500, epoch: 5, finalLoss: 0.1, bestEvalLoss: nil,
                                         bestAccuracy: 0.5, finalAccuracy: 0.5, wallTime: 9))
         try writer.close()
         let run = try RunLogReader.readRun(at: url)
         #expect(run.name == "run" && run.format == .runLog)
         #expect(run.groups == ["decay", "no_decay"])
         #expect(run.header == header())
-        #expect(run.steps.count == 500 && run.evals.count == 5 && run.events.count == 1 && run.end?.reason == "completed")
+        #expect(run.steps.count == 500 && run.evals.count == 5 && run.events.count == 1 && run.end?.reason == .completed)
         #expect(run.startUnixTime == 1_764_039_000)  // 2025-11-25T02:50:00Z
         for i in [0, 1, 250, 499] {
             let want = step(i + 1)

@@ -31,7 +31,7 @@ struct ModelTests {
         #expect(Set(names).count == names.count)
         let buffers = model.buffers.map(\.name)
         #expect(buffers.contains("stem.bn.running_mean") && buffers.contains("stage2.block1.shortcut.bn.running_var"))
-        #expect(buffers.count == 2 * 6)
+        #expect(buffers.count == 3 * 6)
         // stem 9·16 + bn 32; stage1: 2 convs 16·16·9 + 2 bns 64; stage2: 16·32·9 + 32·32·9 + 2 bns 128,
         // shortcut 16·32 + 64; head 32·10 + 10
         let expectedCount = 144 + 32 + (2 * 2304 + 64) + (4608 + 9216 + 128) + (512 + 64) + 330
@@ -121,7 +121,7 @@ struct ModelTests {
 
     @Test func batchNormTrainAndEvalModes() {
         let bn = BatchNorm2d(name: "bn", channels: 2)
-        #expect(bn.buffers.map(\.name) == ["bn.running_mean", "bn.running_var"])
+        #expect(bn.buffers.map(\.name) == ["bn.running_mean", "bn.running_var", "bn.num_batches_tracked"])
         var rng = Xoshiro256(seed: 4)
         let x = Tensor(shape: [4, 2, 3, 3], storage: (0..<72).map { i in (i / 9) % 2 == 0 ? 3 + 2 * rng.normal() : -1 + 0.5 * rng.normal() })
         // Evaluation with fresh running statistics (0, 1): y = x / sqrt(1 + eps).

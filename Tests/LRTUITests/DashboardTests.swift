@@ -357,7 +357,7 @@ import Glibc
 
     @Test func exitWhenFinished() throws {
         let src = FakeSource()
-        src.pending = FakeSource.records(steps: 5) + [.end(EndRecord(reason: "completed", step: 5, epoch: 0, finalLoss: 1,
+        src.pending = FakeSource.records(steps: 5) + [.end(EndRecord(reason: .completed, step: 5, epoch: 0, finalLoss: 1,
                                                                       bestEvalLoss: nil, bestAccuracy: nil, finalAccuracy: nil, wallTime: 1))]
         src.current = FakeSource.status(at: 5)
         src.current.state = .finished

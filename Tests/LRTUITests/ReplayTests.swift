@@ -22,7 +22,7 @@ final class ManualClock {
 
 /// A run as the trainer logs it: steps 1...n, an eval every 100 steps, commands at the given steps.
 func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, String)] = [(100, "lr *0.5"), (200, "sched cosine")],
-               secondsPerStep: Double = 0.01, lossScale: Double = 1, end: String? = "completed") -> RunData {
+               secondsPerStep: Double = 0.01, lossScale: Double = 1, end: EndReason? = .completed) -> RunData {
     var run = RunData(name: name, source: "/runs/\(name).jsonl", format: .runLog,
                       header: RunHeader(lrtopVersion: "0.1", config: ["optimizer": "adamw", "lr": "0.001", "scheduler": "constant"],
                                         seed: 1, startTime: "2025-01-01T00:00:00Z", groups: ["all"], stepsPerEpoch: 100,
@@ -69,15 +69,16 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         #expect(source.cursor == 300)
         #expect(d.keyMode == .replay)
         let text = d.render(width: 120, height: 40).squeezed
-        for s in ["▶ replay · finished · x1", "step 300/300", "100 › lr *0.5", "200 › sched cosine", "optim adamw lr=0.001",
-                  "sched constant", "eval 0.5000 acc 80.0% @300"] {
+        // The optimizer's LR and the scheduler in force at the cursor, not the header's starting ones (issue #10).
+        for s in ["▶ replay · finished · x1", "step 300/300", "100 › lr *0.5", "200 › sched cosine", "optim adamw lr=5.00e-4",
+                  "sched cosine @200", "eval 0.5000 acc 80.0% @300"] {
             #expect(text.contains(s), "screen lacks '\(s)':\n\(text)")
         }
         // Interventions are marked on both charts.
         #expect(text.split(separator: "\n").first { $0.contains("learning rate") } != nil)
         #expect(d.render(width: 120, height: 40).lines()[2].contains("▾"))
         // The model was built from columns: every step, the events and the end.
-        #expect(d.primary.lastStep == 300 && d.primary.events.count == 2 && d.primary.end?.reason == "completed")
+        #expect(d.primary.lastStep == 300 && d.primary.events.count == 2 && d.primary.end?.reason == .completed)
     }
 
     @Test func keysSeekAndGoTo() {
@@ -381,7 +382,7 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         for s in 21...40 {
             try writer.write(step: StepRecord(step: s, epoch: 1, lrs: [0.05], loss: 0.5, gradNorm: 1, samplesPerSec: 10, wallTime: Double(s)))
         }
-        try writer.write(end: EndRecord(reason: "completed", step: 40, epoch: 3, finalLoss: 0.5, bestEvalLoss: nil,
+        try writer.write(end: EndRecord(reason: .completed, step: 40, epoch: 3, finalLoss: 0.5, bestEvalLoss: nil,
                                         bestAccuracy: nil, finalAccuracy: nil, wallTime: 40))
         try writer.close()
         clock.advance(0.01)

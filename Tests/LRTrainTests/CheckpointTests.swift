@@ -53,7 +53,7 @@ import LRLog
         full.observer = { fullBox.append($0) }
         let a = try Trainer(config: config(), options: full)
         let endA = a.run()
-        #expect(endA.reason == "completed")
+        #expect(endA.reason == .completed)
 
         // A second run resumed from the first's step-100 checkpoint, with an intervention applied before it.
         let ckpt = dir.appendingPathComponent("full/checkpoints/step-00000100.ckpt")

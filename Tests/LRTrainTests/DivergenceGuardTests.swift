@@ -33,15 +33,15 @@ import LRLog
     @Test func aHealthyRunNeverTrips() throws {
         let run = try trainSpirals(steps: 300, optimizer: "adamw", lr: 3e-3)
         #expect(run.records.events.filter { $0.kind == .guardTrip }.isEmpty)
-        #expect(run.end.reason == "completed")
+        #expect(run.end.reason == .completed)
     }
 
     @Test func aHugeLRTripsWithinTheFirstStepsAndAHeadlessRunEndsDiverged() throws {
-        for action in ["pause", "stop", "rollback"] {
+        for action in [GuardAction.pause, .stop, .rollback] {
             let run = try trainSpirals(steps: 300, lr: 50, configure: { $0.guardAction = action; $0.hidden = [64] })
             let trip = try #require(run.records.events.first { $0.kind == .guardTrip }, "\(action)")
             #expect(trip.step <= 3, "\(action): \(trip.message ?? "")")
-            #expect(run.end.reason == "diverged", "\(action): \(run.end.reason) \(run.end.message ?? "")")
+            #expect(run.end.reason == .diverged, "\(action): \(run.end.reason) \(run.end.message ?? "")")
             // Nothing past the trip was trained on the exploded weights.
             #expect(run.records.steps.count <= 3, "\(action)")
         }
@@ -55,7 +55,7 @@ import LRLog
             $0.writeFiles = true
             $0.runDirectory = dir
         })
-        #expect(run.end.reason == "diverged")
+        #expect(run.end.reason == .diverged)
         let trip = try #require(run.records.events.first { $0.kind == .guardTrip })
         #expect(trip.message?.contains("no longer finite") == true, "\(trip.message ?? "")")
         let refused = try #require(run.records.events.first { $0.kind == .error && $0.text == "checkpoint" })

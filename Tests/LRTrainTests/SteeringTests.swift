@@ -137,19 +137,19 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
         #expect(errors[1].message!.contains("cosin"))
         #expect(errors[2].message!.contains("no checkpoint to roll back to"))
         #expect((1...10).allSatisfy { run.records.lr(at: $0) == 0.1 })
-        #expect(run.end.reason == "completed")
+        #expect(run.end.reason == .completed)
     }
 
     @Test func pauseAndResumeAtTheSameStepAreLogged() throws {
         let run = try trainSpirals(steps: 10, script: "@4 pause\n@4 step 2\n@4 resume")
         let texts = run.records.events.filter { $0.kind == .command }.map(\.text)
         #expect(texts == ["pause", "step 2", "resume"])
-        #expect(run.end.reason == "completed" && run.end.step == 10)
+        #expect(run.end.reason == .completed && run.end.step == 10)
     }
 
     @Test func headlessPauseWithNothingToResumeEndsTheRun() throws {
         let run = try trainSpirals(steps: 10, script: "@4 pause")
-        #expect(run.end.reason == "stopped" && run.end.step == 4)
+        #expect(run.end.reason == .stopped && run.end.step == 4)
         #expect(run.end.message!.contains("no scripted command left"))
     }
 
@@ -167,9 +167,9 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
 
     @Test func divergenceGuardStopsBeforeNaNReachesTheWeights() throws {
         let run = try trainSpirals(steps: 50, lr: 0.1, script: "@5 lr 1e12", configure: {
-            $0.guardAction = "stop"
+            $0.guardAction = .stop
         })
-        #expect(run.end.reason == "diverged")
+        #expect(run.end.reason == .diverged)
         let trip = try #require(run.records.events.first { $0.kind == .guardTrip })
         #expect(trip.message!.contains("stopped"))
         #expect(run.records.steps.allSatisfy { $0.loss.isFinite })
@@ -180,12 +180,12 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
         let trip = try #require(run.records.events.first { $0.kind == .guardTrip })
         #expect(trip.message!.contains("paused"))
         // Headless, nobody can resume the pause: the run ends as diverged (a non-zero exit).
-        #expect(run.end.reason == "diverged")
+        #expect(run.end.reason == .diverged)
     }
 
     @Test func divergenceGuardCanRollBack() throws {
         let run = try trainSpirals(steps: 40, lr: 0.1, script: "@5 ckpt\n@8 lr 1e12", configure: {
-            $0.guardAction = "rollback"
+            $0.guardAction = .rollback
         })
         let trip = try #require(run.records.events.first { $0.kind == .guardTrip })
         // The LR jump was risky, so a checkpoint was taken just before it: the rollback lands there, before the
@@ -193,7 +193,7 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
         #expect(trip.message!.contains("rolled back to step 8 and halved the LR"))
         #expect(run.records.steps.last!.lrs == [0.05])
         #expect(run.records.steps.allSatisfy { $0.loss.isFinite })
-        #expect(run.end.reason == "completed")
+        #expect(run.end.reason == .completed)
     }
 
     @Test func uiCommandsArriveThroughTheChannelAtStepBoundaries() throws {

@@ -99,7 +99,7 @@ public enum ReplayBenchmark {
                                                   accuracy: Double(Float(0.5 + 0.4 * Double(i) / Double(steps))), wallTime: wall)))
             }
         }
-        try writer.write(end: EndRecord(reason: "completed", step: steps, epoch: (steps - 1) / 1000, finalLoss: nil,
+        try writer.write(end: EndRecord(reason: .completed, step: steps, epoch: (steps - 1) / 1000, finalLoss: nil,
                                         bestEvalLoss: nil, bestAccuracy: nil, finalAccuracy: nil, wallTime: wall))
         try writer.close()
     }

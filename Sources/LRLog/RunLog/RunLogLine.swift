@@ -92,7 +92,7 @@ public enum RunLogLine {
     }
 
     static func appendEnd(_ e: EndRecord, to b: inout [UInt8]) {
-        b.appendASCII("{\"type\":\"end\",\"reason\":"); b.appendJSONString(e.reason)
+        b.appendASCII("{\"type\":\"end\",\"reason\":"); b.appendJSONString(e.reason.rawValue)
         b.appendASCII(",\"step\":"); b.appendInt(e.step)
         b.appendASCII(",\"epoch\":"); b.appendInt(e.epoch)
         if let v = e.finalLoss { b.appendASCII(",\"final_loss\":"); b.appendJSONDouble(v) }
@@ -167,7 +167,10 @@ public enum RunLogLine {
                 lrsBefore: try doubleArray(json, "lrs_before"), lrsAfter: try doubleArray(json, "lrs_after"),
                 message: try optionalString(json, "message"), wallTime: try double(json, "wall_time")))
         case "end":
-            guard let reason = try optionalString(json, "reason") else { throw Problem(message: "field \"reason\": missing") }
+            guard let reasonText = try optionalString(json, "reason") else { throw Problem(message: "field \"reason\": missing") }
+            guard let reason = EndReason(rawValue: reasonText) else {
+                throw Problem(message: "field \"reason\": unknown end reason \"\(reasonText)\" (expected \(EndReason.spelled))")
+            }
             return .end(EndRecord(
                 reason: reason, step: try optionalInt(json, "step") ?? 0, epoch: try optionalInt(json, "epoch") ?? 0,
                 finalLoss: try optionalDouble(json, "final_loss"), bestEvalLoss: try optionalDouble(json, "best_eval_loss"),

@@ -14,29 +14,18 @@ public protocol RunSource: AnyObject {
     func send(_ command: String) -> String?
     /// True for a training run in this process; false for a replay.
     var isLive: Bool { get }
+    /// Whether quitting the UI ends the run (a run trained in this process: `q` asks first), or leaves it going
+    /// (`lrtop attach` detaches from a run in another process).
+    var quitEndsRun: Bool { get }
+}
+
+extension RunSource {
+    public var quitEndsRun: Bool { isLive }
 }
 
 /// Everything the status panel, header and menus show that the records do not carry. Plain values, so a source
 /// can build it under its own lock and hand a copy over.
 public struct LiveStatus: Equatable, Sendable {
-    public enum State: String, Equatable, Sendable, CaseIterable {
-        /// Before the first step (building the model, loading data).
-        case starting
-        case running
-        case paused
-        /// All planned steps done.
-        case finished
-        /// Stopped by a person or a command before the end.
-        case stopped
-        /// The divergence guard stopped the run (loss is nan/inf or exploded).
-        case diverged
-        /// An error ended the run.
-        case failed
-
-        /// The run can still change (training is going on or can resume).
-        public var isActive: Bool { self == .starting || self == .running || self == .paused }
-    }
-
     /// One param group's LR as the optimizer will use it next.
     public struct Group: Equatable, Sendable {
         public var name: String
@@ -71,7 +60,7 @@ public struct LiveStatus: Equatable, Sendable {
 
     /// The run's name (header, legend).
     public var title: String
-    public var state: State
+    public var state: RunPhase
     /// Why it is in that state ("diverged: loss is nan at step 1234"), shown next to the state.
     public var message: String?
     /// Optimizer steps taken.
@@ -96,7 +85,7 @@ public struct LiveStatus: Equatable, Sendable {
     public var cursor: Int?
     public var details: [Detail]
 
-    public init(title: String = "", state: State = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
+    public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",
                 schedulerSpec: String? = nil, groups: [Group] = [], gradNorm: Double? = nil,
                 lastEval: EvalRecord? = nil, planned: Planned? = nil, schedulerKinds: [SchedulerKind] = [],

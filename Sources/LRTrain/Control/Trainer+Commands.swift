@@ -102,7 +102,7 @@ extension Trainer {
     }
 
     static func scheduleContext(from step: Int, totalSteps: Int, stepsPerEpoch: Int, config: TrainConfig) -> ScheduleContext {
-        let perEpoch = config.schedulerInterval == "epoch"
+        let perEpoch = config.schedulerInterval == .epoch
         let remaining = perEpoch ? max(1, config.epochs - step / stepsPerEpoch) : max(1, totalSteps - step)
         return ScheduleContext(totalSteps: remaining, stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
     }
@@ -162,7 +162,7 @@ extension Trainer {
             stepsWhilePaused += n
             return nil
         case .stop:
-            stopRequested = "stopped"
+            stopRequested = .stopped
             return nil
         case .checkpoint:
             guard let entry = saveCheckpoint(label: "manual") else {

@@ -63,8 +63,7 @@ public final class TrainerChannel: Sendable {
 
 /// What the trainer is doing now, beyond the records: for the status panel.
 public struct TrainerStatus: Sendable {
-    public enum Phase: String, Sendable { case starting, running, paused, finished, stopped, diverged, failed }
-    public var phase: Phase = .starting
+    public var phase: RunPhase = .starting
     /// Why the run paused or ended, when that is not obvious (guard trips, errors).
     public var message: String? = nil
     public var step = 0

@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// Watches the loss for divergence: a NaN or infinite loss or gradient, or a loss far above its reference.
 ///
@@ -52,11 +53,11 @@ extension Trainer {
     /// The tripping step's gradients never reach the weights: the optimizer step is skipped. Weights that an
     /// earlier step already made non-finite (an LR so large the update overflowed) are put back from the latest
     /// checkpoint whatever the action, and are never saved (`saveCheckpoint` refuses non-finite tensors).
-    func divergence(_ why: String, loss stepLoss: Double) -> String? {
+    func divergence(_ why: String, loss stepLoss: Double) -> EndReason? {
         network.zeroGrad()
         let lrs = optimizer.groups.map(\.lr)
         let trip = "\(why) at step \(step + 1)"
-        let rollingBack = config.guardAction == "rollback"
+        let rollingBack = config.guardAction == .rollback
         guard rollingBack || !weightsAreFinite else { return act(trip, lrs: lrs) }
         guard let target = checkpoints.latest else {
             let broken = weightsAreFinite ? "" : "; the weights are no longer finite (they will not be saved)"
@@ -78,11 +79,11 @@ extension Trainer {
     }
 
     /// Stops (returning the end reason) or pauses, logging the trip.
-    private func act(_ message: String, lrs: [Double], pauseAnyway: Bool = false) -> String? {
-        if config.guardAction == "stop" && !pauseAnyway {
+    private func act(_ message: String, lrs: [Double], pauseAnyway: Bool = false) -> EndReason? {
+        if config.guardAction == .stop && !pauseAnyway {
             emit(event: .guardTrip, text: "guard", before: lrs, message: "\(message); run stopped")
             channel.update { $0.message = message }
-            return "diverged"
+            return .diverged
         }
         let advice = pauseAnyway ? "paused" : "paused: lower the LR (e.g. 'lr /10') and resume, or roll back"
         emit(event: .guardTrip, text: "guard", before: lrs, message: "\(message); \(advice)")

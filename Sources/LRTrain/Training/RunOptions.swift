@@ -1,5 +1,7 @@
 import Foundation
 import LRLog
+import LRModels
+import LRTensor
 
 /// How a run is hosted: where it writes, what drives it, where it starts from.
 public struct RunOptions: Sendable {
@@ -31,5 +33,8 @@ public struct RunOptions: Sendable {
     public var evaluate = true
     /// Called on the trainer thread with every record, after it is logged (headless progress lines).
     public var observer: (@Sendable (RunRecord) -> Void)? = nil
+    /// Called on the trainer thread after every optimizer step with its record and the model's parameters
+    /// (`train --trace-params`: bench/parity.py compares every parameter's norm with PyTorch's).
+    public var parameterObserver: (@Sendable (StepRecord, [Parameter]) -> Void)? = nil
     public init() {}
 }

@@ -33,9 +33,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// A scheduler spec (`constant`, `cosine:T_max=2000`, `warmup:steps=500 -> cosine`).
     public var scheduler = "constant"
     /// Step the scheduler after every optimizer step (`step`) or after every epoch (`epoch`).
-    public var schedulerInterval = "step"
+    public var schedulerInterval = SchedulerInterval.step
     /// What ReduceLROnPlateau watches: `val_loss`, `val_acc` or `train_loss`.
-    public var plateauMetric = "val_loss"
+    public var plateauMetric = PlateauMetric.valLoss
     /// Micro-batches whose gradients are summed before one optimizer step.
     public var accumSteps = 1
     /// Clip the global gradient norm to this value when set.
@@ -52,7 +52,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// The divergence guard trips when a step's loss exceeds this multiple of the best smoothed loss (0: off).
     public var guardFactor = 10.0
     /// What the guard does: `pause`, `rollback` (to the last checkpoint, LR halved) or `stop`.
-    public var guardAction = "pause"
+    public var guardAction = GuardAction.pause
 
     public init() {}
 
@@ -73,9 +73,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             "model": model, "hidden": hidden.map(String.init).joined(separator: ","), "dropout": "\(dropout)",
             "data": data ?? "default", "normalize": "\(normalize)", "batch_size": "\(batchSize)",
             "epochs": "\(epochs)", "seed": "\(seed)", "optimizer": optimizer, "lr": "\(lr)",
-            "scheduler": scheduler, "scheduler_interval": schedulerInterval, "plateau_metric": plateauMetric,
+            "scheduler": scheduler, "scheduler_interval": schedulerInterval.rawValue, "plateau_metric": plateauMetric.rawValue,
             "accum_steps": "\(accumSteps)", "label_smoothing": "\(labelSmoothing)",
-            "checkpoint_every": "\(checkpointEvery)", "checkpoint_keep": "\(checkpointKeep)", "guard_factor": "\(guardFactor)", "guard_action": guardAction,
+            "checkpoint_every": "\(checkpointEvery)", "checkpoint_keep": "\(checkpointKeep)", "guard_factor": "\(guardFactor)",
+            "guard_action": guardAction.rawValue,
         ]
         if let v = maxSteps { out["max_steps"] = "\(v)" }
         if let v = weightDecay { out["weight_decay"] = "\(v)" }
@@ -155,15 +156,6 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         if !(0..<1).contains(labelSmoothing) { try fail("invalid --label-smoothing \(labelSmoothing): must be in [0, 1)") }
         if !(0..<1).contains(dropout) { try fail("invalid --dropout \(dropout): must be in [0, 1)") }
         if hidden.contains(where: { $0 < 1 }) { try fail("invalid --hidden: sizes must be positive") }
-        if !["step", "epoch"].contains(schedulerInterval) {
-            try fail("invalid --scheduler-interval '\(schedulerInterval)': use 'step' or 'epoch'")
-        }
-        if !["val_loss", "val_acc", "train_loss"].contains(plateauMetric) {
-            try fail("invalid --plateau-metric '\(plateauMetric)': use val_loss, val_acc or train_loss")
-        }
-        if !["pause", "rollback", "stop"].contains(guardAction) {
-            try fail("invalid --on-divergence '\(guardAction)': use pause, rollback or stop")
-        }
         if guardFactor < 0 || !guardFactor.isFinite { try fail("invalid --guard-factor \(guardFactor): must be >= 0") }
         if checkpointEvery < 0 { try fail("invalid --checkpoint-every \(checkpointEvery): must be >= 0") }
         if checkpointKeep < 1 { try fail("invalid --checkpoint-keep \(checkpointKeep): must be at least 1") }

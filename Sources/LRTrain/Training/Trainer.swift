@@ -30,7 +30,7 @@ public final class Trainer: @unchecked Sendable {
     public internal(set) var step = 0
     var paused = false
     var stepsWhilePaused = 0
-    var stopRequested: String? = nil
+    var stopRequested: EndReason? = nil
     /// Why the guard paused the run (nil when it runs, or a person paused it).
     var pausedByGuard: String? = nil
     var guardState: DivergenceGuard
@@ -102,7 +102,7 @@ public final class Trainer: @unchecked Sendable {
         self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
         self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
                                                    parameters: network.parameters)
-        let perEpoch = config.schedulerInterval == "epoch"
+        let perEpoch = config.schedulerInterval == .epoch
         let context = ScheduleContext(totalSteps: perEpoch ? config.epochs : totalSteps,
                                       stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
         self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
@@ -129,8 +129,12 @@ public final class Trainer: @unchecked Sendable {
         if let resumed {
             try restore(resumed.state, tensors: resumed.tensors)
         } else if let initURL = options.initCheckpoint {
-            let ckpt = try CheckpointStore.load(url: initURL)
-            try loadWeights(ckpt.tensors, from: initURL.path)
+            if initURL.pathExtension.lowercased() == "safetensors" {
+                try network.load(Safetensors.read(contentsOf: initURL))
+            } else {
+                let ckpt = try CheckpointStore.load(url: initURL)
+                try loadWeights(ckpt.tensors, from: initURL.path)
+            }
         }
 
         if let script = options.script { scriptCursor = script.entries.firstIndex { $0.step >= step } ?? script.entries.count }
@@ -153,22 +157,22 @@ public final class Trainer: @unchecked Sendable {
         }
         if let lr = resumeLR { overrideLR(lr) }
         if let i = options.initCheckpoint { emit(event: .info, text: "init", message: "weights from \(i.path)") }
-        var endReason = "completed"
+        var endReason = EndReason.completed
         var endMessage: String? = nil
 
         while true {
-            if SignalFlag.received { endReason = "interrupted"; endMessage = "received \(SignalFlag.name)"; break }
-            if let failure { endReason = "failed"; endMessage = failure; break }
+            if SignalFlag.received { endReason = .interrupted; endMessage = "received \(SignalFlag.name)"; break }
+            if let failure { endReason = .failed; endMessage = failure; break }
             applyScriptAndCommands()
-            if let reason = stopRequested { endReason = reason.isEmpty ? "stopped" : reason; break }
+            if let reason = stopRequested { endReason = reason; break }
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
                     if let why = pausedByGuard {
-                        endReason = "diverged"
+                        endReason = .diverged
                         endMessage = "\(why); a headless run cannot be resumed, so it ends here"
                     } else {
-                        endReason = "stopped"
+                        endReason = .stopped
                         endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
                     }
                     break
@@ -186,7 +190,7 @@ public final class Trainer: @unchecked Sendable {
     }
 
     /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
-    func trainOneStep() -> String? {
+    func trainOneStep() -> EndReason? {
         clock.begin()
         network.zeroGrad()
         let epoch = step / stepsPerEpoch
@@ -224,8 +228,9 @@ public final class Trainer: @unchecked Sendable {
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
                                 samplesPerSec: rate, wallTime: wallTime)
         self.record(.step(record))
+        options.parameterObserver?(record, network.parameters)
 
-        if config.schedulerInterval == "step" && !lrControl.needsMetric {
+        if config.schedulerInterval == .step && !lrControl.needsMetric {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
         let epochEnded = step % stepsPerEpoch == 0
@@ -233,10 +238,10 @@ public final class Trainer: @unchecked Sendable {
         let eval = evalDue ? evaluate() : nil
         if lrControl.needsMetric {
             // ReduceLROnPlateau learns from evaluations: at epoch ends, or at every evaluation when stepping per step.
-            if let eval, epochEnded || config.schedulerInterval == "step" {
+            if let eval, epochEnded || config.schedulerInterval == .step {
                 lrControl.step(optimizer: optimizer, metric: metric(for: eval))
             }
-        } else if epochEnded && config.schedulerInterval == "epoch" {
+        } else if epochEnded && config.schedulerInterval == .epoch {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
         if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 {
@@ -248,9 +253,9 @@ public final class Trainer: @unchecked Sendable {
 
     private func metric(for eval: EvalRecord) -> Double {
         switch config.plateauMetric {
-        case "val_acc": return eval.accuracy
-        case "train_loss": return lastLoss ?? eval.loss
-        default: return eval.loss
+        case .valAccuracy: return eval.accuracy
+        case .trainLoss: return lastLoss ?? eval.loss
+        case .valLoss: return eval.loss
         }
     }
 
@@ -301,16 +306,16 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: ending
 
-    private func finish(reason: String, message: String?) -> EndRecord {
+    private func finish(reason: EndReason, message: String?) -> EndRecord {
         var reason = reason, message = message
         // Whatever is still buffered must reach the log before the run can call itself complete.
         flushLog()
-        if let failure { reason = "failed"; message = failure }
+        if let failure { reason = .failed; message = failure }
         var finalCheckpoint: CheckpointStore.Entry? = nil
         if options.writeFiles { finalCheckpoint = saveCheckpoint(label: "final", name: "final") }
         func end() -> EndRecord {
             var text = message
-            if reason == "failed" && options.writeFiles {
+            if reason == .failed && options.writeFiles {
                 text = (text ?? "") + (finalCheckpoint?.url.map { "; final checkpoint written to \($0.path)" }
                     ?? "; the final checkpoint could not be written either")
             }
@@ -322,18 +327,13 @@ public final class Trainer: @unchecked Sendable {
         self.record(.end(record))
         logging { try log?.close() }
         log = nil
-        if let failure, reason != "failed" {
+        if let failure, reason != .failed {
             // The end record itself could not be written.
-            reason = "failed"; message = failure
+            reason = .failed; message = failure
             record = end()
         }
         channel.update {
-            switch reason {
-            case "completed": $0.phase = .finished
-            case "diverged": $0.phase = .diverged
-            case "failed": $0.phase = .failed
-            default: $0.phase = .stopped
-            }
+            $0.phase = RunPhase(ended: reason)
             if let text = record.message { $0.message = text }
         }
         publishStatus(keepPhase: true)

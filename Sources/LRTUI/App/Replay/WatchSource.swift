@@ -100,8 +100,8 @@ public final class WatchSource: RunSource {
             break
         case .end(let e):
             ended = true
-            current.state = ReplaySource.state(forEndReason: e.reason)
-            current.message = "ended: " + e.reason + (e.message.map { " (\($0))" } ?? "")
+            current.state = RunPhase(ended: e.reason)
+            current.message = "ended: " + e.reason.rawValue + (e.message.map { " (\($0))" } ?? "")
         }
     }
 }

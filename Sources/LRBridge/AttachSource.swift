@@ -1,0 +1,212 @@
+import Foundation
+import LRLog
+import LRTUI
+
+/// A PyTorch run in another process as the dashboard sees it (`lrtop attach`): the records come from its run log,
+/// followed as `lrtop watch` follows one (the whole run so far, then live); the state, LRs and scheduler, and the
+/// answers to commands, come from its bridge socket. Everything here returns at once: the log is read in chunks
+/// and the socket is non-blocking.
+public final class AttachSource: RunSource {
+    public var isLive: Bool { true }
+    /// `q` detaches: the run goes on in its own process.
+    public var quitEndsRun: Bool { false }
+
+    /// How a command the person sent fared.
+    public struct Reply: Equatable, Sendable {
+        public enum Outcome: Equatable, Sendable {
+            /// Parsed and queued by the run, not applied yet.
+            case queued
+            case applied(step: Int?, message: String?)
+            /// Refused (did not parse there) or could not apply; nothing changed.
+            case rejected(String)
+        }
+        public var id: Int
+        public var command: String
+        public var outcome: Outcome
+
+        public init(id: Int, command: String, outcome: Outcome) {
+            self.id = id; self.command = command; self.outcome = outcome
+        }
+    }
+
+    /// How the session ended, for the message after the terminal is restored.
+    public enum Ending: Equatable, Sendable {
+        /// The person detached; the run goes on.
+        case detached
+        /// The run ended and wrote its end record.
+        case ended(reason: String)
+        /// The connection went away and the log has no end record: the process exited or was killed.
+        case lost(String)
+    }
+
+    public let connection: BridgeConnection
+    public let logURL: URL
+    /// Every command's fate so far, oldest first.
+    public private(set) var replies: [Reply] = []
+    /// Shows a reply on the key bar (text, is it an error?). Set by whoever owns the dashboard.
+    public var onReply: ((String, Bool) -> Void)?
+    /// The `s` menu's choices for a run with this many steps left.
+    public var schedulerKinds: (Int) -> [SchedulerKind] = { _ in [] }
+    /// Monotonic seconds; tests replace it.
+    public var clock: () -> Double = ReplaySource.monotonicSeconds
+    /// After the socket closes, how long to wait for the end record before calling the run lost (the log is
+    /// flushed at least every second).
+    public var endRecordGrace: Double = 3
+    /// Without any status for this long while connected, the status says so.
+    public var staleAfter: Double = 5
+
+    private let log: WatchSource
+    private let validate: (String) -> String?
+    private var bridge: BridgeStatus?
+    private var lastMessageAt: Double
+    private var closedAt: Double?
+    private var closeReason: String?
+    private var lostReason: String?
+    private var warningCount = 0
+    private var noticeWarnings: [String] = []
+
+    /// `validate` checks a command with the steering language's parser before it is sent (nil: it parses).
+    public init(connection: BridgeConnection, logURL: URL? = nil, pollInterval: Double = 0.15,
+                validate: @escaping (String) -> String?) {
+        self.connection = connection
+        self.logURL = logURL ?? URL(fileURLWithPath: connection.hello.log)
+        self.validate = validate
+        log = WatchSource(url: self.logURL, pollInterval: pollInterval)
+        lastMessageAt = ReplaySource.monotonicSeconds()
+    }
+
+    public func drain() -> [RunRecord] {
+        let records = log.drain()
+        let now = clock()
+        for message in connection.poll() {
+            lastMessageAt = now
+            handle(message)
+        }
+        if connection.warnings.count > warningCount {
+            for w in connection.warnings[warningCount...] { onReply?(w, true) }
+            warningCount = connection.warnings.count
+        }
+        if case .closed(let reason?) = connection.state, closedAt == nil {
+            closedAt = now
+            closeReason = reason
+        }
+        if let t = closedAt, lostReason == nil, log.status().state.isActive, now - t > endRecordGrace {
+            let step = max(bridge?.step ?? 0, log.status().step)
+            let at = step > 0 ? " at step \(step)" : ""
+            let why = closeReason == BridgeConnection.closedByPeer ? "" : " (\(closeReason ?? ""))"
+            lostReason = "the run's socket closed\(at) and its log has no end record: the training process exited or was killed" + why
+        }
+        return records
+    }
+
+    /// How things stand now; `.detached` while the connection is up.
+    public var ending: Ending {
+        let s = log.status()
+        if !s.state.isActive {
+            let m = s.message ?? s.state.rawValue
+            return .ended(reason: m.hasPrefix("ended: ") ? String(m.dropFirst(7)) : m)
+        }
+        if let lostReason { return .lost(lostReason) }
+        return .detached
+    }
+
+    public func send(_ command: String) -> String? {
+        let text = command.trimmingCharacters(in: .whitespaces)
+        if let error = validate(text) { return error }
+        switch connection.state {
+        case .closed(let reason):
+            return "not connected to the run: " + (lostReason ?? reason ?? "detached")
+        case .connected:
+            guard let id = connection.send(command: text) else { return "not connected to the run" }
+            replies.append(Reply(id: id, command: text, outcome: .queued))
+            return nil
+        }
+    }
+
+    private func handle(_ message: ServerMessage) {
+        switch message {
+        case .hello:
+            break
+        case .status(let s):
+            bridge = s
+        case .ack(let id, let ok, let error):
+            guard let i = replies.lastIndex(where: { $0.id == id }) else { return }
+            if !ok {
+                let why = error ?? "refused by the run"
+                replies[i].outcome = .rejected(why)
+                onReply?("✗ \(replies[i].command): \(why)", true)
+            }
+        case .result(let id, let ok, let step, let text, let error):
+            guard let i = replies.lastIndex(where: { $0.id == id }) else { return }
+            let at = step.map { " (step \($0))" } ?? ""
+            if ok {
+                replies[i].outcome = .applied(step: step, message: text)
+                onReply?("✓ " + (text ?? replies[i].command) + at, false)
+            } else {
+                let why = error ?? "could not apply"
+                replies[i].outcome = .rejected(why)
+                onReply?("✗ \(replies[i].command): \(why)\(at)", true)
+            }
+        case .error(let text):
+            onReply?("✗ the run refused a message: \(text)", true)
+        }
+    }
+
+    public func status() -> LiveStatus {
+        var s = log.status()
+        s.title = connection.hello.run.isEmpty ? logURL.deletingLastPathComponent().lastPathComponent : connection.hello.run
+        let ended = !s.state.isActive
+        if let b = bridge, !ended {
+            s.state = Self.state(b.state)
+            s.step = max(s.step, b.step)
+            s.epoch = b.epoch
+            if let t = b.totalSteps { s.totalSteps = t }
+            let names = b.groups.isEmpty ? s.groups.map(\.name) : b.groups
+            s.groups = b.lrs.enumerated().map { g, lr in
+                LiveStatus.Group(name: g < names.count ? names[g] : "g\(g + 1)", lr: lr, held: b.hold,
+                                 note: b.override && !b.hold ? "override" : nil)
+            }
+            if let sched = b.scheduler { s.scheduler = sched }
+            s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step))
+            if s.state == .running { s.message = nil }
+        }
+        if !ended {
+            let now = clock()
+            if let lostReason {
+                s.state = .failed
+                s.message = "lost: " + lostReason
+            } else if closedAt != nil || connection.state != .connected {
+                s.message = "socket closed; waiting for the log's end record"
+            } else if now - lastMessageAt > staleAfter {
+                s.message = "no word from the run for " + Format.duration(now - lastMessageAt)
+            }
+        }
+        var details: [LiveStatus.Detail] = s.details.filter { $0.key == "warning" }
+        let h = connection.hello
+        var process = [h.framework ?? "pytorch"]
+        if let w = h.worldSize, w > 1 { process.append("\(w) ranks") }
+        if let pid = h.pid { process.append("pid \(pid)") }
+        details.append(LiveStatus.Detail("process", process.joined(separator: " · ")))
+        if let b = bridge {
+            if let scale = b.lossScale { details.append(LiveStatus.Detail("loss scale", Format.lr(scale))) }
+            if let skipped = b.skippedSteps, b.lossScale != nil || skipped > 0 {
+                details.append(LiveStatus.Detail("skipped", "\(skipped) steps (inf/NaN gradients)"))
+            }
+            if let c = b.checkpoints { details.append(LiveStatus.Detail("checkpoints", "\(c)")) }
+        }
+        details.append(LiveStatus.Detail("socket", connection.state == .connected ? connection.path : "closed"))
+        details.append(LiveStatus.Detail("log", logURL.path))
+        s.details = details
+        return s
+    }
+
+    /// Closes the connection; the run goes on.
+    public func detach() { connection.close() }
+
+    /// The bridge's status word: a phase, or an end reason.
+    static func state(_ word: String) -> RunPhase {
+        if let phase = RunPhase(rawValue: word) { return phase }
+        if let reason = EndReason(rawValue: word) { return RunPhase(ended: reason) }
+        return .running
+    }
+}

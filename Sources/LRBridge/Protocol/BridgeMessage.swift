@@ -1,0 +1,186 @@
+import Foundation
+
+/// The bridge protocol, version 1 (docs/bridge.md): JSON Lines both ways over a Unix-domain socket, one object a
+/// line, at most `maxLineBytes` bytes a line.
+public enum BridgeProtocol {
+    public static let version = 1
+    public static let maxLineBytes = 65_536
+}
+
+/// The server's greeting, sent as soon as a client connects.
+public struct BridgeHello: Equatable, Sendable {
+    public var protocolVersion: Int
+    /// The run's name (its folder under the log dir).
+    public var run: String
+    /// Absolute path of the run's JSONL log.
+    public var log: String
+    public var pid: Int?
+    /// "plain", "lightning" or "hf".
+    public var framework: String?
+    public var worldSize: Int?
+
+    public init(protocolVersion: Int = BridgeProtocol.version, run: String, log: String, pid: Int? = nil,
+                framework: String? = nil, worldSize: Int? = nil) {
+        self.protocolVersion = protocolVersion; self.run = run; self.log = log; self.pid = pid
+        self.framework = framework; self.worldSize = worldSize
+    }
+}
+
+/// What the training process reports about itself: on connect, on every change, after each applied command and
+/// at least every half second.
+public struct BridgeStatus: Equatable, Sendable {
+    /// "running", "paused", "finished" (other words are shown as they are).
+    public var state: String
+    public var step: Int
+    public var epoch: Int
+    public var totalSteps: Int?
+    /// The LR of each param group as the optimizer will use it next.
+    public var lrs: [Double]
+    public var groups: [String]
+    /// The LR is held against the scheduler (`lr hold`).
+    public var hold: Bool
+    /// A manual LR is in force (until the scheduler writes it again, or `lr release`).
+    public var override: Bool
+    /// The scheduler in words ("cosine T_max=200").
+    public var scheduler: String?
+    /// AMP's loss scale (`GradScaler`), when there is one.
+    public var lossScale: Double?
+    /// Optimizer steps skipped by AMP because of inf/NaN gradients.
+    public var skippedSteps: Int?
+    public var checkpoints: Int?
+
+    public init(state: String, step: Int, epoch: Int = 0, totalSteps: Int? = nil, lrs: [Double] = [],
+                groups: [String] = [], hold: Bool = false, override: Bool = false, scheduler: String? = nil,
+                lossScale: Double? = nil, skippedSteps: Int? = nil, checkpoints: Int? = nil) {
+        self.state = state; self.step = step; self.epoch = epoch; self.totalSteps = totalSteps; self.lrs = lrs
+        self.groups = groups; self.hold = hold; self.override = override; self.scheduler = scheduler
+        self.lossScale = lossScale; self.skippedSteps = skippedSteps; self.checkpoints = checkpoints
+    }
+}
+
+/// One line from the server.
+public enum ServerMessage: Equatable, Sendable {
+    case hello(BridgeHello)
+    /// The command with this id parsed and is queued for the next optimizer-step boundary (`ok`), or was refused.
+    case ack(id: Int, ok: Bool, error: String?)
+    /// The command with this id was applied at `step` (`ok`, with what changed in `message`), or could not apply.
+    case result(id: Int, ok: Bool, step: Int?, message: String?, error: String?)
+    case status(BridgeStatus)
+    /// The server refused a line this client sent.
+    case error(String)
+
+    /// Reads one line (without its newline). Errors name what is wrong with the line.
+    public static func parse(_ line: some Collection<UInt8>) throws(BridgeError) -> ServerMessage {
+        let o: Wire
+        do {
+            o = try decoder.decode(Wire.self, from: Data(line))
+        } catch DecodingError.typeMismatch {
+            throw BridgeError("not a JSON object: \(preview(line))")
+        } catch {
+            throw BridgeError("not JSON: \(preview(line))")
+        }
+        guard let type = o.type else { throw BridgeError("no \"type\" in \(preview(line))") }
+        func require<T>(_ key: String, _ value: T?) throws(BridgeError) -> T {
+            guard let value else { throw BridgeError("\(type) message without a valid \"\(key)\": \(preview(line))") }
+            return value
+        }
+        switch type {
+        case "hello":
+            return .hello(BridgeHello(protocolVersion: try require("protocol", o.protocolVersion), run: o.run ?? "",
+                                      log: try require("log", o.log), pid: o.pid, framework: o.framework,
+                                      worldSize: o.worldSize))
+        case "ack":
+            return .ack(id: try require("id", o.id), ok: try require("ok", o.ok), error: o.error)
+        case "result":
+            return .result(id: try require("id", o.id), ok: try require("ok", o.ok), step: o.step, message: o.message,
+                           error: o.error)
+        case "status":
+            return .status(BridgeStatus(
+                state: try require("state", o.state), step: o.step ?? 0, epoch: o.epoch ?? 0, totalSteps: o.totalSteps,
+                lrs: o.lr?.map { $0 ?? .nan } ?? [], groups: o.groups ?? [], hold: o.hold ?? false,
+                override: o.override ?? false, scheduler: o.scheduler, lossScale: o.lossScale,
+                skippedSteps: o.skippedSteps, checkpoints: o.checkpoints))
+        case "error":
+            return .error(o.error ?? "(no text)")
+        default:
+            throw BridgeError("unknown message type '\(type)'")
+        }
+    }
+
+    private static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        // The run log's spelling of the numbers JSON lacks.
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity",
+                                                                  nan: "NaN")
+        return d
+    }()
+
+    /// Every field any server message has; a field of the wrong type reads as missing.
+    private struct Wire: Decodable {
+        var type, error, message, state, scheduler, run, log, framework: String?
+        var id, step, epoch, totalSteps, skippedSteps, checkpoints, protocolVersion, pid, worldSize: Int?
+        var ok, hold, override: Bool?
+        var lossScale: Double?
+        var lr: [Double?]?
+        var groups: [String]?
+
+        enum CodingKeys: String, CodingKey {
+            case type, error, message, state, scheduler, run, log, framework, id, step, epoch, ok, hold, override, lr, groups
+            case totalSteps = "total_steps", skippedSteps = "skipped_steps", checkpoints, protocolVersion = "protocol"
+            case pid, worldSize = "world_size", lossScale = "loss_scale"
+        }
+
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func text(_ k: CodingKeys) -> String? { (try? c.decodeIfPresent(String.self, forKey: k)) ?? nil }
+            func int(_ k: CodingKeys) -> Int? { (try? c.decodeIfPresent(Int.self, forKey: k)) ?? nil }
+            func flag(_ k: CodingKeys) -> Bool? { (try? c.decodeIfPresent(Bool.self, forKey: k)) ?? nil }
+            type = text(.type); error = text(.error); message = text(.message); state = text(.state)
+            scheduler = text(.scheduler); run = text(.run); log = text(.log); framework = text(.framework)
+            id = int(.id); step = int(.step); epoch = int(.epoch); totalSteps = int(.totalSteps)
+            skippedSteps = int(.skippedSteps); checkpoints = int(.checkpoints); protocolVersion = int(.protocolVersion)
+            pid = int(.pid); worldSize = int(.worldSize)
+            ok = flag(.ok); hold = flag(.hold); override = flag(.override)
+            lossScale = (try? c.decodeIfPresent(Double.self, forKey: .lossScale)) ?? nil
+            lr = (try? c.decodeIfPresent([Double?].self, forKey: .lr)) ?? nil
+            groups = (try? c.decodeIfPresent([String].self, forKey: .groups)) ?? nil
+        }
+    }
+
+    static func preview(_ line: some Collection<UInt8>) -> String {
+        let text = String(decoding: line.prefix(80), as: UTF8.self)
+        return "'" + text + (line.count > 80 ? "…" : "") + "'"
+    }
+}
+
+/// Lines a client sends.
+public enum ClientMessage {
+    public static func hello() -> [UInt8] {
+        Array("{\"type\":\"hello\",\"client\":\"lrtop\",\"protocol\":\(BridgeProtocol.version)}\n".utf8)
+    }
+
+    public static func command(id: Int, text: String) -> [UInt8] {
+        Array("{\"type\":\"command\",\"id\":\(id),\"text\":\(jsonString(text))}\n".utf8)
+    }
+
+    /// A JSON string literal; control characters escaped, so a typed command can never break the line framing.
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x2028 || u.value == 0x2029 {
+                    out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

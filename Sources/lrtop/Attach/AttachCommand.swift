@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import LRBridge
+import LRTrain
+import LRTUI
+
+struct Attach: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Steer a PyTorch run in another process, live in the terminal UI.",
+        discussion: """
+        The run uses the lrtop Python package (pip install ./python): run = lrtop.attach(optimizer, scheduler), \
+        then run.step(loss=loss) after each optimizer.step(); or lrtop.lightning.LrtopCallback(), or \
+        lrtop.hf.LrtopCallback(). It prints 'lrtop: steer this run with: lrtop attach RUN_DIR'.
+        The charts show the whole run so far from its log, then follow it live; the keys and the : prompt send \
+        commands of the steering language (lr 1e-4, lr *0.5, sched cosine:T_max=200, pause, resume, ckpt, \
+        rollback, stop ...), applied by the run at its next optimizer step. q detaches and leaves the run going.
+        """)
+
+    @Argument(help: ArgumentHelp("A run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs).",
+                                 valueName: "SOCKET|RUN_DIR|RUN.jsonl"))
+    var target: String?
+    @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
+    @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
+
+    func run() throws {
+        guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
+            fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
+        }
+        let chosen: RunFinder.Target
+        do {
+            chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
+        } catch {
+            fail("\(error)")
+        }
+        let connection: BridgeConnection
+        let logURL: URL
+        do {
+            connection = try BridgeConnection(path: chosen.socket)
+            if let log = chosen.log {
+                logURL = log
+            } else {
+                // Only the greeting names the log of a run given by its socket.
+                let hello = try connection.waitForGreeting {
+                    printErr("lrtop: waiting for the run to answer (it does between optimizer steps) ...")
+                }
+                logURL = URL(fileURLWithPath: hello.log)
+            }
+        } catch {
+            if let log = chosen.log, let reason = RunFinder.endReason(of: log) {
+                fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
+            }
+            fail("\(error)")
+        }
+        let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
+            do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
+        })
+        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0) }
+
+        var warnings: [String] = []
+        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
+        let look = Replay.loadTheme(theme, store: store, warnings: &warnings)
+        let dashboard = Dashboard(source: source, theme: look, themeStore: store)
+        source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
+        dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
+                             warnings.isEmpty ? .info : .warning)
+        let reason = try TUIRunner.run(dashboard)
+        let step = dashboard.status.step
+        source.detach()
+
+        let log = source.logURL.path
+        switch source.ending {
+        case .lost(let why):
+            fail(why + "; what it logged is in \(log)")
+        case .ended(let why):
+            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
+        case .detached:
+            let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
+            print("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
+        }
+        if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
+    }
+
+    /// The newest live run under --runs, or the person's pick when several are live.
+    func pickRun() throws(BridgeError) -> RunFinder.Target {
+        let found = RunFinder.runs(under: URL(fileURLWithPath: runs))
+        let live = RunFinder.live(found)
+        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs) }
+        if live.count == 1 { return RunFinder.Target(socket: newest.socket!, log: newest.log) }
+        print("\(live.count) live runs under \(runs), newest first:")
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        for (i, run) in live.enumerated() {
+            print("  \(i + 1)  \(run.name)  (last written \(formatter.string(from: run.modified)))")
+        }
+        while true {
+            print("attach to which? [1] ", terminator: "")
+            flushStdout()
+            guard let line = readLine() else { throw BridgeError("no run chosen") }
+            let answer = line.trimmingCharacters(in: .whitespaces)
+            if answer.isEmpty { return RunFinder.Target(socket: newest.socket!, log: newest.log) }
+            if let n = Int(answer), live.indices.contains(n - 1) {
+                return RunFinder.Target(socket: live[n - 1].socket!, log: live[n - 1].log)
+            }
+            if answer == "q" { throw BridgeError("no run chosen") }
+            print("type a number from 1 to \(live.count), Enter for the newest, or q")
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+import LRBridge
+import LRTUI
+import LRTrain
+
+/// The attach client against a fake bridge server: what it sends, what it shows, and how it copes with a server
+/// that refuses, misbehaves or vanishes.
+@Suite(.serialized)
+struct AttachClientTests {
+    let validate: (String) -> String? = { text in
+        do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
+    }
+
+    /// A run log, a fake server for it, and a client attached to both; `shown` collects the key-bar replies.
+    final class Attached {
+        let dir: TempFolder
+        let log: String
+        let server: FakeBridgeServer
+        let source: AttachSource
+        var shown: [(text: String, isError: Bool)] = []
+
+        init(steps: Int = 3, validate: @escaping (String) -> String?,
+             reply: @escaping @Sendable (Int, String) -> [String] = { id, _ in [#"{"type":"ack","id":\#(id),"ok":true}"#] }) throws {
+            dir = try TempFolder()
+            log = dir.file("run.jsonl")
+            try writeRunLog(log, socket: "x", steps: steps)
+            server = try FakeBridgeServer(logPath: log, reply: reply)
+            let connection = try BridgeConnection(path: server.path)
+            _ = try connection.waitForGreeting()
+            source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: log),
+                                  pollInterval: 0, validate: validate)
+            source.onReply = { [unowned self] in shown.append(($0, $1)) }
+        }
+
+        deinit {
+            server.stop()
+            dir.remove()
+        }
+    }
+
+    @Test func greetingAndStatusShowTheRunAsTheServerReportsIt() throws {
+        let dir = try TempFolder()
+        defer { dir.remove() }
+        let log = dir.file("run/run.jsonl")
+        try writeRunLog(log, socket: "x", steps: 12)
+        let server = try FakeBridgeServer(logPath: log)
+        defer { server.stop() }
+        let connection = try BridgeConnection(path: server.path)
+        let hello = try connection.waitForGreeting()
+        #expect(hello == BridgeHello(run: "fake-run", log: log, pid: 4242, framework: "plain", worldSize: 1))
+        let source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: hello.log), pollInterval: 0,
+                                  validate: validate)
+        #expect(source.logURL.path == log)
+        var records = 0
+        #expect(eventually { records += source.drain().count; return source.status().scheduler == "cosine T_max=200" })
+        #expect(records == 13)      // the whole run so far: header and 12 steps
+        let s = source.status()
+        #expect(s.title == "fake-run")
+        #expect(s.state == .running)
+        #expect(s.step == 12)
+        #expect(s.totalSteps == 200)
+        #expect(s.groups.map(\.name) == ["body", "head"])
+        #expect(s.groups.map(\.lr) == [0.001, 0.002])
+        #expect(!s.schedulerKinds.isEmpty || source.schedulerKinds(1).isEmpty)
+        #expect(s.details.contains { $0.key == "process" && $0.value.contains("pid 4242") })
+        #expect(s.details.contains { $0.key == "checkpoints" && $0.value == "1" })
+        // The client says hello first.
+        #expect(eventually { server.lines.first?.contains(#""type":"hello""#) == true })
+    }
+
+    @Test func aCommandIsSentOnceAndItsResultIsShown() throws {
+        let run = try Attached(validate: validate) { id, text in [
+            #"{"type":"ack","id":\#(id),"ok":true}"#,
+            #"{"type":"result","id":\#(id),"ok":true,"step":13,"message":"\#(text): all groups 1.00e-03 -> 1.00e-04"}"#,
+        ] }
+        let (server, source) = (run.server, run.source)
+        #expect(source.send("lr 1e-4") == nil)
+        #expect(eventually { _ = source.drain(); return source.replies.first?.outcome != .queued })
+        #expect(source.replies == [AttachSource.Reply(id: 1, command: "lr 1e-4",
+                                                      outcome: .applied(step: 13, message: "lr 1e-4: all groups 1.00e-03 -> 1.00e-04"))])
+        #expect(run.shown.count == 1)
+        #expect(run.shown.first?.0 == "✓ lr 1e-4: all groups 1.00e-03 -> 1.00e-04 (step 13)")
+        #expect(run.shown.first?.1 == false)
+        let commands = server.lines.filter { $0.contains(#""type":"command""#) }
+        #expect(commands == [#"{"type":"command","id":1,"text":"lr 1e-4"}"#])
+    }
+
+    @Test func aTypoIsRejectedHereAndNeverSent() throws {
+        let run = try Attached(validate: validate)
+        let (server, source) = (run.server, run.source)
+        let error = source.send("lr abc")
+        #expect(error?.hasPrefix("invalid LR 'abc'") == true)
+        #expect(source.send("paws")?.contains("unknown command 'paws'") == true)
+        #expect(source.send("pause") == nil)
+        #expect(eventually { _ = source.drain(); return server.lines.count == 2 })
+        #expect(server.lines.last == #"{"type":"command","id":1,"text":"pause"}"#)
+    }
+
+    @Test func aCommandTheRunRefusesOrCannotApplyLooksRejected() throws {
+        let run = try Attached(validate: validate) { id, text in
+            if text.hasPrefix("sched") {
+                return [#"{"type":"ack","id":\#(id),"ok":false,"error":"unknown scheduler 'cosin': valid kinds are cosine, step"}"#]
+            }
+            return [#"{"type":"ack","id":\#(id),"ok":true}"#,
+                    #"{"type":"result","id":\#(id),"ok":false,"step":14,"error":"no param group 'neck' (groups: body, head)"}"#]
+        }
+        let source = run.source
+        #expect(source.send("sched cosin") == nil)
+        #expect(source.send("lr neck 1e-3") == nil)
+        #expect(eventually { _ = source.drain(); return run.shown.count == 2 })
+        #expect(run.shown.map(\.1) == [true, true])
+        #expect(run.shown[0].0 == "✗ sched cosin: unknown scheduler 'cosin': valid kinds are cosine, step")
+        #expect(run.shown[1].0 == "✗ lr neck 1e-3: no param group 'neck' (groups: body, head) (step 14)")
+        #expect(source.replies.map(\.outcome) == [.rejected("unknown scheduler 'cosin': valid kinds are cosine, step"),
+                                                  .rejected("no param group 'neck' (groups: body, head)")])
+    }
+
+    @Test func malformedLinesFromTheRunAreSkippedAndTheConnectionStays() throws {
+        let run = try Attached(validate: validate)
+        let (server, source) = (run.server, run.source)
+        server.send("this is not json")
+        server.send(#"{"type":"telemetry","x":1}"#)
+        server.send(#"{"type":"status","state":"paused","step":20,"lr":[0.001,"NaN"],"groups":["body","head"]}"#)
+        #expect(eventually { _ = source.drain(); return source.status().state == .paused })
+        #expect(source.connection.state == .connected)
+        #expect(run.shown.map(\.0) == ["malformed message from the run: not JSON: 'this is not json'",
+                                   "malformed message from the run: unknown message type 'telemetry'"])
+        #expect(source.status().groups[1].lr.isNaN)
+    }
+
+    @Test func aLineOverTheLimitClosesTheConnectionWithTheReason() throws {
+        let run = try Attached(validate: validate)
+        let (server, source) = (run.server, run.source)
+        server.sendRaw(String(repeating: "x", count: BridgeProtocol.maxLineBytes + 10))
+        #expect(eventually { _ = source.drain(); return source.connection.state != .connected })
+        #expect(source.connection.state == .closed(reason: "the run sent over 65536 bytes without a newline"))
+        #expect(source.send("pause")?.hasPrefix("not connected to the run") == true)
+    }
+
+    @Test func aVanishedRunIsCalledLostAndCommandsAreRefused() throws {
+        let run = try Attached(steps: 12, validate: validate)
+        let (server, source) = (run.server, run.source)
+        var now = 100.0
+        source.clock = { now }
+        #expect(eventually { _ = source.drain(); return source.status().step == 12 })
+        server.hangUp()
+        #expect(eventually { _ = source.drain(); return source.connection.state != .connected })
+        // The log may still be flushing its end record: no verdict at once.
+        #expect(source.ending == .detached)
+        #expect(source.status().message == "socket closed; waiting for the log's end record")
+        now += 4
+        _ = source.drain()
+        guard case .lost(let why) = source.ending else { Issue.record("not lost: \(source.ending)"); return }
+        #expect(why == "the run's socket closed at step 12 and its log has no end record: the training process exited or was killed")
+        #expect(source.status().state == .failed)
+        #expect(source.status().message == "lost the run: its socket closed with no end record in the log")
+        #expect(source.send("resume") == "not connected to the run: " + why)
+    }
+
+    @Test func aRunThatEndsIsShownEndedNotLost() throws {
+        let run = try Attached(steps: 12, validate: validate)
+        let (server, source) = (run.server, run.source)
+        var now = 100.0
+        source.clock = { now }
+        _ = source.drain()
+        try appendLine(run.log, #"{"type":"end","reason":"completed","step":12,"epoch":0}"#)
+        server.hangUp()
+        #expect(eventually { _ = source.drain(); return source.connection.state != .connected })
+        now += 10
+        _ = source.drain()
+        #expect(source.ending == .ended(reason: "completed"))
+        #expect(source.status().state == .finished)
+    }
+
+    @Test func aRefusedOrMissingSocketIsOneClearLine() throws {
+        let dir = try TempFolder()
+        defer { dir.remove() }
+        #expect(throws: BridgeError(dir.file("gone.sock") + ": no such socket (the run has ended or was never started with lrtop.attach)")) {
+            try BridgeConnection(path: dir.file("gone.sock"))
+        }
+        // A socket file nobody listens on any more (a run that was killed).
+        let server = try FakeBridgeServer()
+        let path = server.path
+        server.stopListeningKeepingFile()
+        defer { unlink(path) }
+        #expect(throws: BridgeError(path + ": connection refused (no process listens on it: the run has ended or crashed)")) {
+            try BridgeConnection(path: path)
+        }
+    }
+
+    @Test func aServerThatDoesNotGreetIsNotTakenForARun() throws {
+        let server = try FakeBridgeServer(greet: false)
+        defer { server.stop() }
+        let connection = try BridgeConnection(path: server.path)
+        var toldSlow = false
+        #expect(throws: BridgeError(server.path + ": nothing from the other side within 1.2 s (is the run stuck inside a step, or not an lrtop run's socket?)")) {
+            try connection.waitForGreeting(timeoutMs: 1200) { toldSlow = true }
+        }
+        #expect(toldSlow)
+        #expect(connection.state == .closed(reason: nil))
+    }
+
+    @Test func aRunOfAnotherProtocolVersionIsRefusedWithWhatToDo() throws {
+        let server = try FakeBridgeServer(greet: false)
+        defer { server.stop() }
+        let connection = try BridgeConnection(path: server.path)
+        server.send(#"{"type":"hello","protocol":2,"run":"r","log":"/tmp/r/run.jsonl"}"#)
+        #expect(throws: BridgeError(server.path + ": the run speaks bridge protocol 2, this lrtop speaks 1: install the lrtop Python package from this lrtop's source (pip install ./python)")) {
+            try connection.waitForGreeting(timeoutMs: 3000)
+        }
+    }
+
+    @Test func qDetachesWithoutAskingAndTheKeysSendCommands() throws {
+        let run = try Attached(validate: validate)
+        let (server, source) = (run.server, run.source)
+        let dashboard = Dashboard(source: source)
+        #expect(eventually { dashboard.update(); return dashboard.status.state == .running })
+        #expect(dashboard.isLive)
+        _ = dashboard.handle(.char(" "))
+        _ = dashboard.handle(.char(":"))
+        for c in "lr *0.5" { _ = dashboard.handle(.char(c)) }
+        _ = dashboard.handle(.enter)
+        #expect(eventually { _ = source.drain(); return server.lines.count == 3 })
+        #expect(server.lines.dropFirst().map { $0 } == [#"{"type":"command","id":1,"text":"pause"}"#,
+                                                        #"{"type":"command","id":2,"text":"lr *0.5"}"#])
+        #expect(dashboard.handle(.char("q")) == .quit)
+    }
+}

@@ -1,0 +1,164 @@
+"""lrtop's steering language, parsed by the same rules as the Swift `CommandParser`
+(Sources/LRTrain/Control/Command.swift). spec/steering_vectors.json holds the vectors both sides test against.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional, Union
+
+VERBS = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval"]
+
+# Swift's Double(String): decimal or hexadecimal, inf/infinity/nan, an optional sign, no white space or underscores.
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_HEX = re.compile(r"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)([pP][+-]?\d+)?")
+_SPECIAL = re.compile(r"[+-]?(inf|infinity|nan)", re.IGNORECASE)
+_INT = re.compile(r"[+-]?\d+")
+
+
+def swift_double(text: str) -> Optional[float]:
+    """What Swift's `Double(text)` gives: a float, or None where Swift gives nil."""
+    if _DECIMAL.fullmatch(text) or _SPECIAL.fullmatch(text):
+        return float(text)
+    if _HEX.fullmatch(text):
+        body = text.lstrip("+-")
+        value = float.fromhex(body if re.search("[pP]", body) else body + "p0")
+        return -value if text.startswith("-") else value
+    return None
+
+
+def swift_int(text: str) -> Optional[int]:
+    """What Swift's `Int(text)` gives (64-bit; None on overflow)."""
+    if not _INT.fullmatch(text):
+        return None
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else None
+
+
+class CommandError(ValueError):
+    """A command that does not parse or cannot apply; the message is one line a person can act on."""
+
+
+@dataclass(frozen=True)
+class LRChange:
+    kind: str  # "set" | "scale" | "hold" | "release" | "reset"
+    value: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str  # "lr" | "sched" | "warmup" | "pause" | "resume" | "step" | "stop" | "ckpt" | "rollback" | "eval"
+    group: Optional[str] = None
+    change: Optional[LRChange] = None
+    spec: Optional[str] = None
+    count: Optional[int] = None
+
+    def to_record(self) -> dict:
+        """The shared vectors' form of a parsed command (also what crosses ranks in DDP, as JSON)."""
+        if self.verb == "lr":
+            out: dict = {"verb": "lr", "change": self.change.kind}
+            if self.group is not None:
+                out["group"] = self.group
+            if self.change.value is not None:
+                out["value"] = self.change.value
+            return out
+        if self.verb == "sched":
+            return {"verb": "sched", "spec": self.spec}
+        if self.verb in ("warmup", "step"):
+            return {"verb": self.verb, "count": self.count}
+        return {"verb": self.verb}
+
+    def is_risky(self, current_lrs: list[float]) -> bool:
+        """Whether a checkpoint is taken before applying it (a scheduler switch, an LR jump of 4x or more)."""
+        if self.verb == "sched":
+            return True
+        if self.verb != "lr":
+            return False
+        c = self.change
+        if c.kind == "reset":
+            return True
+        if c.kind == "scale":
+            return c.value >= 4 or c.value <= 0.25
+        if c.kind == "set":
+            return any(old > 0 and (c.value / old >= 4 or c.value / old <= 0.25) for old in current_lrs)
+        return False
+
+
+def parse(text: str) -> Command:
+    """Parses one command; raises CommandError with the same messages as the Swift parser."""
+    words = [w for w in re.split(r"[ \t]", text) if w]
+    if not words:
+        raise CommandError(f"empty command: try one of {', '.join(VERBS)}")
+    verb = words[0].lower()
+    args = words[1:]
+
+    def no_args(c: Command) -> Command:
+        if args:
+            raise CommandError(f"'{verb}' takes no argument, got '{' '.join(args)}'")
+        return c
+
+    if verb == "lr":
+        return _parse_lr(args)
+    if verb in ("sched", "scheduler"):
+        if not args:
+            raise CommandError("'sched' needs a scheduler spec, e.g. 'sched cosine:T_max=2000' "
+                               "or 'sched warmup:steps=100 -> cosine'")
+        return Command("sched", spec=" ".join(args))
+    if verb == "warmup":
+        n = swift_int(args[0]) if len(args) == 1 else None
+        if n is None or n <= 0:
+            raise CommandError("'warmup' needs a positive number of steps, e.g. 'warmup 200'")
+        return Command("warmup", count=n)
+    if verb == "pause":
+        return no_args(Command("pause"))
+    if verb in ("resume", "continue"):
+        return no_args(Command("resume"))
+    if verb in ("step", "n"):
+        if not args:
+            return Command("step", count=1)
+        n = swift_int(args[0]) if len(args) == 1 else None
+        if n is None or n <= 0:
+            raise CommandError("'step' takes an optional positive count, e.g. 'step' or 'step 10'")
+        return Command("step", count=n)
+    if verb in ("stop", "quit"):
+        return no_args(Command("stop"))
+    if verb in ("ckpt", "checkpoint"):
+        return no_args(Command("ckpt"))
+    if verb == "rollback":
+        return no_args(Command("rollback"))
+    if verb == "eval":
+        return no_args(Command("eval"))
+    raise CommandError(f"unknown command '{verb}': valid commands are {', '.join(VERBS)}")
+
+
+def _parse_lr(args: list[str]) -> Command:
+    usage = "use 'lr 3e-4', 'lr *0.5', 'lr /2', 'lr hold', 'lr release', 'lr reset', or 'lr GROUP ...'"
+    rest = list(args)
+    group = None
+    if len(rest) == 2:
+        group = rest.pop(0)
+    if len(rest) != 1:
+        raise CommandError(f"'lr' needs a value: {usage}" if not rest else f"too many arguments to 'lr': {usage}")
+    arg = rest[0]
+    keyword = arg.lower()
+    if keyword in ("hold", "pin"):
+        return Command("lr", group, LRChange("hold"))
+    if keyword in ("release", "unpin"):
+        return Command("lr", group, LRChange("release"))
+    if keyword == "reset":
+        return Command("lr", group, LRChange("reset"))
+    if arg[0] in "*/x":
+        number = arg[1:]
+        f = swift_double(number)
+        if f is None or f != f or f in (float("inf"), float("-inf")) or f <= 0:
+            raise CommandError(f"invalid LR factor '{number}' in 'lr {arg}': expected a positive number, e.g. 'lr *0.5'")
+        return Command("lr", group, LRChange("scale", 1 / f if arg[0] == "/" else f))
+    v = swift_double(arg)
+    if v is None:
+        raise CommandError(f"invalid LR '{arg}': expected a number like 3e-4, or {usage}")
+    if v != v or v in (float("inf"), float("-inf")) or v < 0:
+        raise CommandError(f"invalid LR '{arg}': must be a finite number >= 0")
+    return Command("lr", group, LRChange("set", v))
+
+
+CommandLike = Union[str, Command]

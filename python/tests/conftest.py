@@ -1,0 +1,69 @@
+import json
+import os
+import socket
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _private_socket_dir(tmp_path, monkeypatch):
+    # Short path: sun_path holds 108 bytes.
+    d = f"/tmp/lrt-{os.getpid()}"
+    os.makedirs(d, exist_ok=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", d)
+    yield
+
+
+def read_log(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Client:
+    """A test stand-in for `lrtop attach`: JSON lines over the Unix socket."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.sock.settimeout(10)
+        self.buf = b""
+        self.seen = []
+
+    def send(self, obj):
+        self.sock.sendall((json.dumps(obj) + "\n").encode())
+
+    def send_raw(self, data: bytes):
+        self.sock.sendall(data)
+
+    def command(self, ident, text):
+        self.send({"type": "command", "id": ident, "text": text})
+
+    def read(self, timeout=10.0):
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            self.sock.settimeout(max(0.01, deadline - time.time()))
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("server closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        msg = json.loads(line)
+        self.seen.append(msg)
+        return msg
+
+    def wait_for(self, pred, timeout=15.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            msg = self.read(deadline - time.time())
+            if pred(msg):
+                return msg
+        raise TimeoutError("no matching message")
+
+    def close(self):
+        self.sock.close()
