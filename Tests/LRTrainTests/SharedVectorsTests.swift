@@ -6,12 +6,12 @@ import LRTrain
 /// The steering language's shared vectors (spec/steering_vectors.json): the Python bridge's parser
 /// (python/tests/test_shared_vectors.py) reads the same file, so both sides parse commands and scheduler specs alike.
 @Suite struct SharedVectorsTests {
-    nonisolated(unsafe) static let vectors: [String: Any] = {
+    static func vectors() throws -> [String: Any] {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
-        let data = try! Data(contentsOf: root.appendingPathComponent("spec/steering_vectors.json"))
-        return try! JSONSerialization.jsonObject(with: data) as! [String: Any]
-    }()
+        let data = try Data(contentsOf: root.appendingPathComponent("spec/steering_vectors.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
 
     /// A parsed command in the vectors' record form.
     static func record(_ command: Command) -> [String: String] {
@@ -54,7 +54,7 @@ import LRTrain
     }
 
     @Test func commandsParseAsTheVectorsSay() throws {
-        let cases = try #require(Self.vectors["commands"] as? [[String: Any]])
+        let cases = try #require(Self.vectors()["commands"] as? [[String: Any]])
         #expect(cases.count > 50)
         for c in cases {
             let text = c["text"] as! String
@@ -78,7 +78,7 @@ import LRTrain
     }
 
     @Test func schedulerSpecsResolveAsTheVectorsSay() throws {
-        let cases = try #require(Self.vectors["schedulers"] as? [[String: Any]])
+        let cases = try #require(Self.vectors()["schedulers"] as? [[String: Any]])
         #expect(cases.count > 50)
         for c in cases {
             let spec = c["spec"] as! String

@@ -45,7 +45,8 @@ def _scalar(x) -> float:
     if x is None:
         return math.nan
     if isinstance(x, torch.Tensor):
-        return float(x.detach().float().mean().item()) if x.numel() else math.nan
+        n = x.numel()
+        return float(x.item()) if n == 1 else float(x.detach().float().mean().item()) if n else math.nan
     try:
         return float(x)
     except (TypeError, ValueError):
@@ -340,6 +341,9 @@ class Run:
         for sg, lr in zip(self._shadow_opt.param_groups, base_lrs):
             sg["lr"] = lr
         shadow = SB.build_spec(self._shadow_opt, spec, self._remaining())
+        for i, g in enumerate(groups):
+            if self.held[i]:
+                g["lr"] = before[i]  # a held group keeps its LR through a scheduler switch
         if self.external:
             self._route(built)
         self.scheduler, self.shadow, self.spec = built, shadow, spec
@@ -451,6 +455,18 @@ class Run:
         if self.server is not None:
             self.server.broadcast(self._status())
 
+    def _rebase(self, i: int, new_lr: float) -> None:
+        """LambdaLR (HF's default schedules) recomputes the LR from its base each step, which would undo a manual
+        change; rescaling its base makes the schedule continue from the new value, as chainable schedulers do."""
+        lambdas = [s for s in [self.scheduler] + list(getattr(self.scheduler, "_schedulers", []) or [])
+                   if isinstance(s, torch.optim.lr_scheduler.LambdaLR)]
+        old = self.optimizer.param_groups[i]["lr"]
+        for s in lambdas:
+            if old > 0:
+                s.base_lrs[i] = s.base_lrs[i] * new_lr / old
+            else:
+                s.base_lrs[i] = new_lr  # from zero: the ratio is unknown; restart the schedule's scale at new_lr
+
     def _group_indices(self, name: Optional[str]) -> list[int]:
         if name is None:
             return list(range(len(self.group_names)))
@@ -475,6 +491,7 @@ class Run:
             kind = c.change.kind
             if kind == "set":
                 for i in idx:
+                    self._rebase(i, c.change.value)
                     groups[i]["lr"] = c.change.value
                     self.overridden[i] = True
             elif kind == "scale":
@@ -483,6 +500,7 @@ class Run:
                 if bad:
                     raise C.CommandError(f"scaling gives a non-finite LR ({bad[0]}); nothing changed")
                 for i, x in zip(idx, scaled):
+                    self._rebase(i, x)
                     groups[i]["lr"] = x
                     self.overridden[i] = True
             elif kind == "hold":
