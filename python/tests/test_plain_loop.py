@@ -321,8 +321,8 @@ def test_amp_loss_scale_and_skipped_steps(tmp_path):
         scaler.step(opt)
         scaler.update()
         run.step(loss=loss)
-    st = client.wait_for(lambda m: m["type"] == "status")
-    assert st["loss_scale"] is not None
+    st = client.wait_for(lambda m: m["type"] == "status" and m["step"] == 4)  # the periodic status
+    assert st["loss_scale"] == 512.0 and st["skipped_steps"] == 1
     assert run.skipped_steps == 1
     run.close()
     steps = [r for r in read_log(run.log_path) if r["type"] == "step"]
