@@ -203,16 +203,10 @@ public final class AttachSource: RunSource {
     /// Closes the connection; the run goes on.
     public func detach() { connection.close() }
 
-    static func state(_ word: String) -> LiveStatus.State {
-        switch word {
-        case "running": .running
-        case "paused": .paused
-        case "finished", "completed": .finished
-        case "stopped": .stopped
-        case "diverged": .diverged
-        case "failed": .failed
-        case "starting": .starting
-        default: .running
-        }
+    /// The bridge's status word: a phase, or an end reason.
+    static func state(_ word: String) -> RunPhase {
+        if let phase = RunPhase(rawValue: word) { return phase }
+        if let reason = EndReason(rawValue: word) { return RunPhase(ended: reason) }
+        return .running
     }
 }

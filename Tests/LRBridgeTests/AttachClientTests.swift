@@ -26,7 +26,9 @@ struct AttachClientTests {
             log = dir.file("run.jsonl")
             try writeRunLog(log, socket: "x", steps: steps)
             server = try FakeBridgeServer(logPath: log, reply: reply)
-            source = AttachSource(connection: try BridgeConnection(path: server.path), logURL: URL(fileURLWithPath: log),
+            let connection = try BridgeConnection(path: server.path)
+            _ = try connection.waitForGreeting()
+            source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: log),
                                   pollInterval: 0, validate: validate)
             source.onReply = { [unowned self] in shown.append(($0, $1)) }
         }
@@ -45,8 +47,10 @@ struct AttachClientTests {
         let server = try FakeBridgeServer(logPath: log)
         defer { server.stop() }
         let connection = try BridgeConnection(path: server.path)
-        #expect(connection.hello == BridgeHello(run: "fake-run", log: log, pid: 4242, framework: "plain", worldSize: 1))
-        let source = AttachSource(connection: connection, pollInterval: 0, validate: validate)
+        let hello = try connection.waitForGreeting()
+        #expect(hello == BridgeHello(run: "fake-run", log: log, pid: 4242, framework: "plain", worldSize: 1))
+        let source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: hello.log), pollInterval: 0,
+                                  validate: validate)
         #expect(source.logURL.path == log)
         var records = 0
         #expect(eventually { records += source.drain().count; return source.status().scheduler == "cosine T_max=200" })
@@ -150,7 +154,7 @@ struct AttachClientTests {
         guard case .lost(let why) = source.ending else { Issue.record("not lost: \(source.ending)"); return }
         #expect(why == "the run's socket closed at step 12 and its log has no end record: the training process exited or was killed")
         #expect(source.status().state == .failed)
-        #expect(source.status().message == "lost: " + why)
+        #expect(source.status().message == "lost the run: its socket closed with no end record in the log")
         #expect(source.send("resume") == "not connected to the run: " + why)
     }
 
@@ -188,8 +192,22 @@ struct AttachClientTests {
     @Test func aServerThatDoesNotGreetIsNotTakenForARun() throws {
         let server = try FakeBridgeServer(greet: false)
         defer { server.stop() }
-        #expect(throws: BridgeError(server.path + ": nothing from the other side within 0.3 s: not an lrtop run's socket?")) {
-            try BridgeConnection(path: server.path, greetingTimeoutMs: 300)
+        let connection = try BridgeConnection(path: server.path)
+        var toldSlow = false
+        #expect(throws: BridgeError(server.path + ": nothing from the other side within 1.2 s (is the run stuck inside a step, or not an lrtop run's socket?)")) {
+            try connection.waitForGreeting(timeoutMs: 1200) { toldSlow = true }
+        }
+        #expect(toldSlow)
+        #expect(connection.state == .closed(reason: nil))
+    }
+
+    @Test func aRunOfAnotherProtocolVersionIsRefusedWithWhatToDo() throws {
+        let server = try FakeBridgeServer(greet: false)
+        defer { server.stop() }
+        let connection = try BridgeConnection(path: server.path)
+        server.send(#"{"type":"hello","protocol":2,"run":"r","log":"/tmp/r/run.jsonl"}"#)
+        #expect(throws: BridgeError(server.path + ": the run speaks bridge protocol 2, this lrtop speaks 1: install the lrtop Python package from this lrtop's source (pip install ./python)")) {
+            try connection.waitForGreeting(timeoutMs: 3000)
         }
     }
 

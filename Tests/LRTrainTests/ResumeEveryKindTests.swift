@@ -56,7 +56,7 @@ import LROptim
             var c = TrainConfig()
             c.data = "synthetic:spirals"; c.batchSize = interval == "epoch" ? 512 : 64; c.hidden = [16]; c.dropout = 0.1
             c.epochs = 100; c.maxSteps = 40; c.optimizer = "adamw"; c.lr = 0.05; c.scheduler = spec
-            c.schedulerInterval = interval; c.checkpointEvery = 20; c.evalEvery = 5
+            c.schedulerInterval = SchedulerInterval(rawValue: interval)!; c.checkpointEvery = 20; c.evalEvery = 5
             return c
         }
         func run(_ name: String, resume: URL? = nil, script: String? = nil) throws -> [RunRecord] {
@@ -67,7 +67,7 @@ import LROptim
             let box = RecordBox()
             o.observer = { box.append($0) }
             let end = try Trainer(config: config(), options: o).run()
-            #expect(end.reason == "completed", "\(spec): \(name) ended \(end.reason) \(end.message ?? "")")
+            #expect(end.reason == .completed, "\(spec): \(name) ended \(end.reason) \(end.message ?? "")")
             return box.records
         }
         let full = try run("full").steps

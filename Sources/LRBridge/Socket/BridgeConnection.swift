@@ -9,8 +9,8 @@ public final class BridgeConnection {
     }
 
     public let path: String
-    /// The server's greeting (set before `init` returns).
-    public private(set) var hello = BridgeHello(run: "", log: "")
+    /// The server's greeting; nil until it arrives (the run answers between optimizer steps).
+    public private(set) var hello: BridgeHello?
     public private(set) var state: State = .connected
     /// Lines from the server that could not be read (skipped; the connection stays up).
     public private(set) var warnings: [String] = []
@@ -26,45 +26,39 @@ public final class BridgeConnection {
     private var early: [ServerMessage] = []
     private var nextID = 1
 
-    /// Connects and waits (up to `greetingTimeoutMs`, before any UI runs) for the server's greeting.
-    public init(path: String, greetingTimeoutMs: Int = 3000) throws(BridgeError) {
+    /// Connects (a Unix-domain connect returns at once) and says hello. The server greets when its training loop
+    /// next looks at the socket: `waitForGreeting` waits for that before a UI starts, `poll` picks it up after.
+    public init(path: String) throws(BridgeError) {
         self.path = path
         socket = try UnixSocket(connectingTo: path)
         outbox = ClientMessage.hello()
-        var greeting: BridgeHello? = nil
+        flush()
+    }
+
+    /// Waits up to `timeoutMs` for the greeting (before any UI runs: it blocks). `onSlow` is called once after a
+    /// second without it, to say what is being waited for.
+    public func waitForGreeting(timeoutMs: Int = 30_000, onSlow: () -> Void = {}) throws(BridgeError) -> BridgeHello {
         var waitedMs = 0
         let sliceMs = 20
-        var messages: [ServerMessage] = []
-        var failure: String? = nil
-        while greeting == nil {
-            flush()
-            let closed = receive(into: &messages)
-            if let i = messages.firstIndex(where: { if case .hello = $0 { true } else { false } }),
-               case .hello(let h) = messages[i] {
-                greeting = h
-                messages.remove(at: i)
-                break
+        var toldSlow = false
+        while true {
+            early += poll()
+            if case .closed(let reason) = state {
+                throw BridgeError("\(path): \(reason ?? "closed")" + (hello == nil ? " before the run greeted" : ""))
             }
-            if case .closed(let reason) = closed {
-                failure = reason ?? "the server closed the connection"
-                break
+            if let hello { return hello }
+            if waitedMs >= timeoutMs {
+                close()
+                let seen = early.isEmpty ? "nothing" : "no greeting"
+                throw BridgeError("\(path): \(seen) from the other side within \(Double(timeoutMs) / 1000) s (is the run stuck inside a step, or not an lrtop run's socket?)")
             }
-            if waitedMs >= greetingTimeoutMs { break }
+            if waitedMs >= 1000 && !toldSlow {
+                toldSlow = true
+                onSlow()
+            }
             _ = socket.waitReadable(timeoutMs: sliceMs)
             waitedMs += sliceMs
         }
-        guard let greeting else {
-            socket.close()
-            if let failure { throw BridgeError("\(path): \(failure) before greeting") }
-            let seen = messages.isEmpty ? "nothing" : "no hello"
-            throw BridgeError("\(path): \(seen) from the other side within \(Double(greetingTimeoutMs) / 1000) s: not an lrtop run's socket?")
-        }
-        guard greeting.protocolVersion == BridgeProtocol.version else {
-            socket.close()
-            throw BridgeError("\(path): the run speaks bridge protocol \(greeting.protocolVersion), this lrtop speaks \(BridgeProtocol.version): install the lrtop Python package from this lrtop's source (pip install ./python)")
-        }
-        hello = greeting
-        early = messages
     }
 
     /// Queues one command line; returns its id, or nil when the connection is closed.
@@ -84,6 +78,12 @@ public final class BridgeConnection {
         guard state == .connected else { return messages }
         flush()
         if case .closed(let reason) = receive(into: &messages) { finish(reason) }
+        for case .hello(let h) in messages where hello == nil {
+            hello = h
+            if h.protocolVersion != BridgeProtocol.version {
+                finish("the run speaks bridge protocol \(h.protocolVersion), this lrtop speaks \(BridgeProtocol.version): install the lrtop Python package from this lrtop's source (pip install ./python)")
+            }
+        }
         return messages
     }
 

@@ -1,12 +1,14 @@
 /// A scheduler the run can switch to, with its parameters (from `LiveStatus.schedulerKinds`).
 public struct SchedulerKind: Equatable, Sendable {
     public var name: String
-    /// One line: what it does.
+    /// What it does (wrapped in the menu, never cut).
     public var summary: String
     public var parameters: [SchedulerParameter]
+    /// A `->` sequence: its one field holds the whole spec (`warmup:steps=100 -> cosine`).
+    public var isSequence: Bool
 
-    public init(name: String, summary: String = "", parameters: [SchedulerParameter] = []) {
-        self.name = name; self.summary = summary; self.parameters = parameters
+    public init(name: String, summary: String = "", parameters: [SchedulerParameter] = [], isSequence: Bool = false) {
+        self.name = name; self.summary = summary; self.parameters = parameters; self.isSequence = isSequence
     }
 }
 
@@ -15,9 +17,11 @@ public struct SchedulerParameter: Equatable, Sendable {
     /// The text the field starts with.
     public var defaultValue: String
     public var help: String
+    /// Shown dimmed in an empty field: what the scheduler uses when the spec leaves the parameter out.
+    public var placeholder: String
 
-    public init(name: String, defaultValue: String, help: String = "") {
-        self.name = name; self.defaultValue = defaultValue; self.help = help
+    public init(name: String, defaultValue: String, help: String = "", placeholder: String = "") {
+        self.name = name; self.defaultValue = defaultValue; self.help = help; self.placeholder = placeholder
     }
 }
 
@@ -49,7 +53,8 @@ public struct SchedulerMenuState: Equatable, Sendable {
         self.values = kinds.map { $0.parameters.map(\.defaultValue) }
         self.selected = 0
         self.focus = .list
-        if let current {
+        // A sequence is not preselected: its parts' options cannot be edited as one kind's fields.
+        if let current, !current.contains("->") {
             let parts = current.split(separator: ":", maxSplits: 1)
             let name = parts.first.map(String.init) ?? current
             if let i = kinds.firstIndex(where: { $0.name == name }) {
@@ -71,6 +76,7 @@ public struct SchedulerMenuState: Equatable, Sendable {
     /// `kind` or `kind:p1=v1,p2=v2` with the non-empty fields, in parameter order.
     public var spec: String {
         guard let kind = selectedKind else { return "" }
+        if kind.isSequence { return values[selected].first?.trimmingSpaces() ?? "" }
         let params = zip(kind.parameters, values[selected])
             .map { ($0.name, $1.trimmingSpaces()) }
             .filter { !$0.1.isEmpty }
@@ -113,20 +119,49 @@ public struct SchedulerMenuState: Equatable, Sendable {
     }
 }
 
-/// Draws the scheduler menu as a centred box.
+/// Draws the scheduler menu as a centred box. Summaries and help wrap rather than being cut; at 80 columns
+/// everything fits.
 public struct SchedulerMenuView: Widget {
     public var state: SchedulerMenuState
     public var palette: Palette
 
     public init(state: SchedulerMenuState, palette: Palette) { self.state = state; self.palette = palette }
 
+    static let fieldWidth = 16
+    static let keyHints = ["↑↓ kind  tab fields  type to edit  enter apply  esc cancel",
+                           "↑↓ kind  tab fields  enter apply  esc cancel", "tab fields  enter apply"]
+
+    /// The right column's rows: the summary, a gap, then each parameter with its help wrapped beside the field
+    /// (under it when the column is too narrow). `param` is the index of the parameter a row shows, if any.
+    struct ParameterRow { var param: Int?; var help: String; var text: String = "" }
+
+    static func rightRows(_ kind: SchedulerKind, width: Int) -> (rows: [ParameterRow], nameWidth: Int) {
+        var rows = kind.summary.wrapped(toWidth: width).map { ParameterRow(param: nil, help: "", text: $0) }
+        if !rows.isEmpty && !kind.parameters.isEmpty { rows.append(ParameterRow(param: nil, help: "")) }
+        let nameWidth = min(width / 2, kind.parameters.map(\.name.cellWidth).max() ?? 4)
+        let helpX = nameWidth + 3 + (kind.isSequence ? 0 : fieldWidth + 1)
+        for (j, p) in kind.parameters.enumerated() {
+            if kind.isSequence || width - helpX < 12 {
+                rows.append(ParameterRow(param: j, help: ""))
+                rows += p.help.wrapped(toWidth: width - 2).map { ParameterRow(param: nil, help: "", text: "  " + $0) }
+            } else {
+                let help = p.help.wrapped(toWidth: width - helpX)
+                rows.append(ParameterRow(param: j, help: help.first ?? ""))
+                rows += help.dropFirst().map { ParameterRow(param: nil, help: $0) }
+            }
+        }
+        return (rows, nameWidth)
+    }
+
     public func render(into buffer: inout Buffer, area: Rect) {
         let kinds = state.kinds
         let listWidth = min(18, max(8, (kinds.map(\.name.cellWidth).max() ?? 6) + 4))
-        let params = state.selectedKind?.parameters ?? []
-        let fieldRows = max(kinds.count, params.count + 2)
-        let height = min(area.height, fieldRows + 6)
-        let width = min(area.width, max(56, listWidth + 40))
+        // As wide as 80 columns allow: 2 of margin, 2 of border, 2 of padding.
+        let width = min(area.width, max(56, min(78, listWidth + 60)))
+        let rightWidth = max(1, width - 4 - listWidth - 1)
+        let kind = state.selectedKind
+        let (rows, nameWidth) = kind.map { Self.rightRows($0, width: rightWidth) } ?? ([], 0)
+        let height = min(area.height, max(kinds.count, rows.count) + 5)
         let box = area.centered(width: width, height: height)
         Clear(style: palette.background).render(into: &buffer, area: box)
         let block = Block(title: "scheduler", rightTitle: "enter apply · esc cancel", titleStyle: palette.title,
@@ -147,28 +182,38 @@ public struct SchedulerMenuView: Widget {
             buffer.set(string: (marker + k.name).truncated(toWidth: row.width), at: Position(x: row.x, y: row.y),
                        style: style, clip: row)
         }
-        // Parameters of the selected kind.
+        // The selected kind: summary, parameters and their help.
         let right = cols[1]
-        if let kind = state.selectedKind {
-            if right.height > 0 {
-                buffer.set(string: kind.summary.truncated(toWidth: right.width), at: Position(x: right.x, y: right.y),
-                           style: palette.inactive, clip: right)
-            }
-            let nameWidth = min(right.width / 2, (params.map(\.name.cellWidth).max() ?? 4))
-            for (j, p) in params.enumerated() where j + 2 < right.height {
-                let row = right.row(j + 2)
+        if let kind {
+            for (i, r) in rows.enumerated() where i < right.height {
+                let row = right.row(i)
+                guard let j = r.param else {
+                    let x = r.text.isEmpty ? row.x + nameWidth + 3 + Self.fieldWidth + 1 : row.x
+                    buffer.set(string: r.text.isEmpty ? r.help : r.text, at: Position(x: x, y: row.y),
+                               style: palette.inactive, clip: row)
+                    continue
+                }
+                let p = kind.parameters[j]
                 let focused = state.focus == .field(j)
                 buffer.set(string: p.name.leftPadded(toWidth: nameWidth) + " = ", at: Position(x: row.x, y: row.y),
                            style: palette.text, clip: row)
                 let fieldX = row.x + nameWidth + 3
-                let field = Rect(x: fieldX, y: row.y, width: min(16, row.right - fieldX), height: 1)
+                let field = Rect(x: fieldX, y: row.y, width: kind.isSequence ? row.right - fieldX : min(Self.fieldWidth, row.right - fieldX),
+                                 height: 1)
                 buffer.fill(field, style: focused ? palette.selected : palette.field)
-                let value = state.values[state.selected][j] + (focused ? "▏" : "")
-                buffer.set(string: value.truncated(toWidth: field.width), at: Position(x: field.x, y: field.y),
-                           style: focused ? palette.selected : palette.highlight, clip: field)
-                if !p.help.isEmpty && field.right + 1 < row.right {
-                    buffer.set(string: p.help, at: Position(x: field.right + 1, y: row.y), style: palette.inactive,
-                               clip: row.intersection(Rect(x: field.right + 1, y: row.y, width: row.right, height: 1)))
+                let text = state.values[state.selected][j]
+                if text.isEmpty && !p.placeholder.isEmpty {
+                    buffer.set(string: (focused ? "▏" : "") + p.placeholder.truncated(toWidth: field.width - 1),
+                               at: Position(x: field.x, y: field.y), style: palette.inactive, clip: field)
+                } else {
+                    // The end of a long value stays in view: that is where typing goes.
+                    let shown = text + (focused ? "▏" : "")
+                    let tail = shown.cellWidth > field.width ? "…" + String(shown.suffix(field.width - 1)) : shown
+                    buffer.set(string: tail, at: Position(x: field.x, y: field.y),
+                               style: focused ? palette.selected : palette.highlight, clip: field)
+                }
+                if !r.help.isEmpty {
+                    buffer.set(string: r.help, at: Position(x: field.right + 1, y: row.y), style: palette.inactive, clip: row)
                 }
             }
         }
@@ -182,7 +227,30 @@ public struct SchedulerMenuView: Widget {
                        style: palette.error, clip: errRow)
         }
         let keysRow = inner.row(inner.height - 1)
-        buffer.set(string: "↑↓ kind  tab fields  type to edit  enter apply  esc cancel".truncated(toWidth: keysRow.width),
-                   at: Position(x: keysRow.x, y: keysRow.y), style: palette.inactive, clip: keysRow)
+        let keys = Self.keyHints.first { $0.cellWidth <= keysRow.width } ?? Self.keyHints.last!
+        buffer.set(string: keys.truncated(toWidth: keysRow.width), at: Position(x: keysRow.x, y: keysRow.y),
+                   style: palette.inactive, clip: keysRow)
+    }
+}
+
+extension String {
+    /// Words wrapped into lines of at most `width` cells; a word longer than a line is cut into pieces.
+    func wrapped(toWidth width: Int) -> [String] {
+        guard width > 0 else { return [] }
+        var lines: [String] = []
+        var line = ""
+        for word in split(separator: " ") {
+            var w = String(word)
+            while w.cellWidth > width {
+                if !line.isEmpty { lines.append(line); line = "" }
+                lines.append(String(w.prefix(width)))
+                w = String(w.dropFirst(width))
+            }
+            if line.isEmpty { line = w } else if line.cellWidth + 1 + w.cellWidth <= width { line += " " + w } else {
+                lines.append(line); line = w
+            }
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines
     }
 }

@@ -33,15 +33,25 @@ struct Attach: ParsableCommand {
             fail("\(error)")
         }
         let connection: BridgeConnection
+        let logURL: URL
         do {
             connection = try BridgeConnection(path: chosen.socket)
+            if let log = chosen.log {
+                logURL = log
+            } else {
+                // Only the greeting names the log of a run given by its socket.
+                let hello = try connection.waitForGreeting {
+                    printErr("lrtop: waiting for the run to answer (it does between optimizer steps) ...")
+                }
+                logURL = URL(fileURLWithPath: hello.log)
+            }
         } catch {
             if let log = chosen.log, let reason = RunFinder.endReason(of: log) {
                 fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
             }
-            fail(error.description)
+            fail("\(error)")
         }
-        let source = AttachSource(connection: connection, logURL: chosen.log, validate: { text in
+        let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
             do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
         })
         source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0) }
@@ -51,7 +61,7 @@ struct Attach: ParsableCommand {
         let look = Replay.loadTheme(theme, store: store, warnings: &warnings)
         let dashboard = Dashboard(source: source, theme: look, themeStore: store)
         source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
-        dashboard.showNotice(warnings.first ?? "attached to \(connection.hello.run) · q detaches, the run goes on",
+        dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              warnings.isEmpty ? .info : .warning)
         let reason = try TUIRunner.run(dashboard)
         let step = dashboard.status.step
@@ -62,10 +72,10 @@ struct Attach: ParsableCommand {
         case .lost(let why):
             fail(why + "; what it logged is in \(log)")
         case .ended(let why):
-            print("lrtop: the run ended (\(why)) at step \(step); replay with: lrtop replay \(log)")
+            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
         case .detached:
             let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
-            print("lrtop: detached at step \(step); the run goes on. Attach again with: lrtop attach \(again)")
+            print("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
