@@ -160,7 +160,7 @@ class Run:
         if self.rank == 0:
             os.makedirs(self.run_dir, exist_ok=True)
             self.writer = RunLogWriter(self.log_path, self.start)
-            self.server = ControlServer(self._hello(), self._status, self._on_malformed)
+            self.server = ControlServer(self._hello(), self._status, self._on_malformed, self.writer.maybe_flush)
             cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self.base_lrs),
                    "framework": framework, "world_size": str(self.world_size)}
             if scheduler is not None:

@@ -92,8 +92,10 @@ class _Client:
 class ControlServer:
     """Listens for `lrtop attach` clients; `poll()` returns the well-formed command requests read since last time."""
 
-    def __init__(self, hello: dict, status: Callable[[], dict], on_malformed: Callable[[str], None]):
+    def __init__(self, hello: dict, status: Callable[[], dict], on_malformed: Callable[[str], None],
+                 on_tick: Optional[Callable[[], None]] = None):
         self.hello = hello
+        self.on_tick = on_tick
         self.status = status
         self.on_malformed = on_malformed
         directory = socket_dir()
@@ -118,6 +120,11 @@ class ControlServer:
     def _serve(self) -> None:
         """Between steps: greet new clients, flush queued output, send the periodic status."""
         while not self._closing.wait(0.1):
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except Exception:
+                    pass
             with self._lock:
                 if self._closing.is_set():
                     return

@@ -352,3 +352,15 @@ def test_failure_inside_the_context_manager_ends_the_log_as_failed(tmp_path):
             1 / 0
     end = read_log(tmp_path / "f" / "run.jsonl")[-1]
     assert end["reason"] == "failed" and "ZeroDivisionError" in end["message"]
+
+
+def test_the_log_is_flushed_within_a_second_even_inside_a_long_step(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = lrtop.attach(opt, model=model, name="flush", log_dir=str(tmp_path), announce=False)
+    for _ in range(3):
+        run.step(loss=1.0)  # buffered: the last flush was the header's, under a second ago
+    time.sleep(1.6)         # "inside a long step": no run.step() call
+    steps = [r for r in read_log(run.log_path) if r["type"] == "step"]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    run.close()
