@@ -45,8 +45,8 @@ public final class AttachSource: RunSource {
     public private(set) var replies: [Reply] = []
     /// Shows a reply on the key bar (text, is it an error?). Set by whoever owns the dashboard.
     public var onReply: ((String, Bool) -> Void)?
-    /// The `s` menu's choices for a run with this many steps left.
-    public var schedulerKinds: (Int) -> [SchedulerKind] = { _ in [] }
+    /// The `s` menu's choices for a run with this many steps left, of this many steps an epoch (0: not known).
+    public var schedulerKinds: (_ remainingSteps: Int, _ stepsPerEpoch: Int) -> [SchedulerKind] = { _, _ in [] }
     /// Monotonic seconds; tests replace it.
     public var clock: () -> Double = ReplaySource.monotonicSeconds
     /// After the socket closes, how long to wait for the end record before calling the run lost (the log is
@@ -167,7 +167,8 @@ public final class AttachSource: RunSource {
                                  note: b.override && !b.hold ? "override" : nil)
             }
             if let sched = b.scheduler { s.scheduler = sched }
-            s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step))
+            // A run of unknown length: the menu's lengths default to a thousand more steps.
+            s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step), s.stepsPerEpoch ?? 0)
             if s.state == .running { s.message = nil }
         }
         if !ended {
