@@ -41,7 +41,7 @@ struct Attach: ParsableCommand {
             } else {
                 // Only the greeting names the log of a run given by its socket.
                 let hello = try connection.waitForGreeting {
-                    printErr("lrtop: waiting for the run to answer (it does between optimizer steps) ...")
+                    printErr("lrtop: waiting for the run at \(chosen.socket) to answer ...")
                 }
                 logURL = URL(fileURLWithPath: hello.log)
             }
