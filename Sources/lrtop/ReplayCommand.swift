@@ -31,6 +31,7 @@ struct Replay: ParsableCommand {
     var at: Int?
     @Flag(help: "Start playing at once (from --at, else from the start).")
     var play = false
+    @OptionGroup var terminal: TerminalFlags
 
     func validate() throws {
         if let s = speed, !(1...1000).contains(s) {
@@ -40,7 +41,7 @@ struct Replay: ParsableCommand {
 
     func run() throws {
         if summary {
-            let runs = inputs.load()
+            let runs = RunNames.assign(inputs.load())
             print(RunSummary.table(runs))
             return
         }
@@ -53,7 +54,7 @@ struct Replay: ParsableCommand {
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
         // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
-        let source = ReplaySource(runs: inputs.load(warnings: &warnings), options: options)
+        let source = ReplaySource(runs: RunNames.assign(inputs.load(warnings: &warnings)), options: options)
         if align == .walltime && source.alignment != .walltime {
             let w = "no wall times in \(source.runs.count > 1 ? "these runs" : "this run"): aligned by step"
             printErr("lrtop: warning: \(w)")
@@ -64,7 +65,7 @@ struct Replay: ParsableCommand {
             dashboard.showNotice(first + (warnings.count > 1 ? " (+\(warnings.count - 1) more, printed before the UI)" : ""),
                                  .warning)
         }
-        let reason = try TUIRunner.run(dashboard)
+        let reason = try TUIRunner.run(dashboard, terminal: terminal)
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
 
@@ -80,11 +81,12 @@ struct Replay: ParsableCommand {
 
 /// Runs a dashboard that is already built in this terminal, restoring it on every way out.
 enum TUIRunner {
-    static func run(_ dashboard: Dashboard) throws -> ExitReason {
-        let backend = NcursesBackend()
+    static func run(_ dashboard: Dashboard, terminal: TerminalFlags) throws -> ExitReason {
+        let backend = NcursesBackend(mouse: !terminal.noMouse, ascii: terminal.ascii)
         do { try backend.start() } catch { fail("cannot start the terminal UI: \(error)") }
         defer { backend.restore() }
         dashboard.setDepth(backend.colorDepth)
+        if let file = ViewPreferences.file() { TUIApp.remember(in: file, dashboard) }
         return TUIApp.run(dashboard: dashboard, options: TUIOptions(), backend: backend)
     }
 }

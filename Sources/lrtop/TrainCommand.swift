@@ -31,6 +31,7 @@ struct Train: ParsableCommand {
     var resume: String?
     @Option(help: "Theme name from 'lrtop themes' (the UI only).")
     var theme: String?
+    @OptionGroup var terminal: TerminalFlags
     @Flag(name: .customLong("exit-when-done"), help: "Close the UI when training ends instead of waiting for q (scripted demos, benchmarks).")
     var exitWhenDone = false
     @Option(name: .customLong("progress-every"), help: "Headless: also print a line every N steps (0: only at epoch ends).")
@@ -211,6 +212,8 @@ extension Train {
         var tuiOptions = TUIOptions(maxFPS: 15, pollMs: 250, themeStore: Themes.store,
                                     startupNotice: notice ?? trainer.datasetNotice)
         tuiOptions.idleFPS = 4
+        tuiOptions.mouse = !terminal.noMouse
+        tuiOptions.ascii = terminal.ascii
         tuiOptions.exitWhenFinished = exitWhenDone
         let reason: ExitReason
         do {

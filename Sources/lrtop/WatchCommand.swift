@@ -14,6 +14,7 @@ struct Watch: ParsableCommand {
     @Argument(help: "The lrtop .jsonl run log to follow.") var log: String
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
     @Option(name: .customLong("interval-ms"), help: "How often to read new lines, in milliseconds.") var intervalMs = 150
+    @OptionGroup var terminal: TerminalFlags
 
     func validate() throws {
         guard (10...10_000).contains(intervalMs) else {
@@ -35,7 +36,7 @@ struct Watch: ParsableCommand {
         let source = WatchSource(url: URL(fileURLWithPath: log), pollInterval: Double(intervalMs) / 1000)
         let dashboard = Dashboard(source: source, theme: chosen, themeStore: store)
         if let first = warnings.first { dashboard.showNotice(first, .warning) }
-        let reason = try TUIRunner.run(dashboard)
+        let reason = try TUIRunner.run(dashboard, terminal: terminal)
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
 }

@@ -87,8 +87,9 @@ struct TUIEndToEndTests {
         try tui.send("y")
         try tui.waitFor("LRTOP_EXITED=0")
         let errors = try events(dir).filter { $0["kind"] as? String == "error" }
-        #expect(errors.map { $0["text"] as! String } == ["sched cosin"])
-        #expect((errors.first?["message"] as? String)?.contains("unknown scheduler 'cosin'") == true)
+        // Both kinds of refusal are logged: the parse error too (issue #10).
+        #expect(errors.map { $0["text"] as! String } == ["lr abc", "sched cosin"])
+        #expect((errors.last?["message"] as? String)?.contains("unknown scheduler 'cosin'") == true)
     }
 
     @Test func helpOverlayListsTheKeys() throws {
@@ -161,5 +162,136 @@ struct TUIEndToEndTests {
         try tui.send("q")       // nothing is running: no question
         try tui.waitFor("LRTOP_EXITED=0")
         #expect(try readLog(dir.path("run/run.jsonl")).last?["reason"] as? String == "completed")
+    }
+
+    /// q, and yes to "training is still running".
+    func quitWhileTraining(_ tui: TmuxSession) throws {
+        try tui.send("q")
+        try tui.send("y")
+        try tui.waitFor("LRTOP_EXITED=0")
+    }
+
+    /// The header's step ("step 1,234/…"), or nil.
+    func headerStep(_ screen: String) -> Int? {
+        guard let first = screen.split(separator: "\n").first, let r = first.range(of: "step ") else { return nil }
+        return Int(first[r.upperBound...].prefix { $0.isNumber || $0 == "," }.filter(\.isNumber))
+    }
+
+    @Test func aRejectedCommandLooksRejectedWhereTheUserLooks() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let tui = try start(dir, width: 80, height: 24)
+        defer { tui.close() }
+        // Parsed, then rejected by the trainer: the ✗ and the trainer's whole reason on the key bar.
+        try tui.send(":")
+        try tui.type("lr head 1e-3")
+        try tui.send("Enter")
+        var screen = try tui.waitFor("✗ lr head 1e-3: no param group 'head'")
+        #expect(!screen.contains("› lr head 1e-3\n"))
+        try tui.send(":")
+        try tui.type("sched cosine:T_max=-5")
+        try tui.send("Enter")
+        screen = try tui.waitFor("✗ sched cosine:T_max=-5:")
+        // A command that applied is confirmed.
+        try tui.send("]")
+        try tui.waitFor("✓ lr *2")
+        // Not even parsed: the prompt stays open with the reason; it is logged too.
+        try tui.send(":")
+        try tui.type("lr abc")
+        try tui.send("Enter")
+        try tui.waitFor("invalid LR 'abc'")
+        try tui.send("Escape")
+        // Space says what it will do.
+        try tui.send("Space")
+        try tui.waitFor("␣ resume")
+        try quitWhileTraining(tui)
+        let errors = try events(dir).filter { $0["kind"] as? String == "error" }.map { $0["text"] as! String }
+        #expect(errors == ["lr head 1e-3", "sched cosine:T_max=-5", "lr abc"])
+    }
+
+    @Test func afterTheRunFinishesTheSteeringKeysSaySo() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let tui = try start(dir, args: "--data synthetic:spirals --epochs 1 --batch-size 64 --hidden 16 --run-dir run")
+        defer { tui.close() }
+        try tui.waitFor("finished")
+        try tui.send("]")
+        try tui.waitFor("the run has finished: nothing left to steer")
+        try tui.send("q")
+        try tui.waitFor("LRTOP_EXITED=0")
+        #expect(try events(dir).filter { $0["text"] as? String == "lr *2" }.isEmpty)
+    }
+
+    @Test func rollbackWhilePausedShowsTheRestoredStepEverywhereAtOnce() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let tui = try start(dir)
+        defer { tui.close() }
+        try tui.send("c")
+        try tui.waitFor("✓ ckpt")
+        // Train on past the checkpoint, then pause.
+        #expect(try tui.waitUntil(timeout: 30) { (headerStep($0) ?? 0) > 300 })
+        try tui.send("Space")
+        try tui.waitFor("ETA paused")
+        let before = try #require(headerStep(try tui.screen()))
+        try tui.send("u")
+        let screen = try tui.waitFor("✓ rollback")
+        // "rolled back from step N to step M (manual)": paused, no step since, and every panel shows M.
+        let target = try #require(screen.range(of: "to step ").map { Int(screen[$0.upperBound...].prefix { $0.isNumber })! })
+        #expect(target < before)
+        #expect(try tui.waitUntil(timeout: 10) { s in
+            headerStep(s) == target && s.contains(" \(Format.grouped(target)) / ")
+        }, "\((try? tui.screen()) ?? "")")
+        #expect(try tui.screen().contains("paused"))
+        try quitWhileTraining(tui)
+    }
+
+    @Test func aSmallTerminalKeepsStateStepETAAndTheWayOut() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let tui = try start(dir, width: 60, height: 18)
+        defer { tui.close() }
+        #expect(try tui.waitUntil(timeout: 30) { s in
+            let lines = s.split(separator: "\n", omittingEmptySubsequences: false)
+            guard lines.count >= 18 else { return false }
+            let header = lines[0], bar = lines[17]
+            return header.contains("● running") && header.contains("step ") && header.contains("ETA")
+                && bar.contains("? help") && bar.contains("q quit")
+        }, "\((try? tui.screen()) ?? "")")
+        try quitWhileTraining(tui)
+    }
+
+    @Test func threeOverlaidRunsAreNamedByFolderAndCountToTheLongest() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        for (name, steps) in [("short", 100), ("mid", 200), ("long", 300)] {
+            let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--max-steps", "\(steps)",
+                                 "--batch-size", "32", "--hidden", "16", "--run-dir", name], in: dir.url)
+            #expect(out.status == 0, "\(out.stderr)")
+        }
+        let tmux = try TmuxSession(command: "\(lrtopBinary.path) replay short/run.jsonl mid/run.jsonl long/run.jsonl",
+                                   width: 120, height: 40, directory: dir.url)
+        defer { tmux.close() }
+        try tmux.waitFor("━ short ━ mid ━ long", timeout: 20)
+        let screen = try tmux.waitFor("step 300/300", timeout: 20)
+        #expect(!screen.contains("300%") && !screen.contains("200%"))
+        #expect(screen.contains("100%"))
+        try tmux.send("q")
+        try tmux.waitFor("LRTOP_EXITED=0", timeout: 10)
+        let summary = try lrtop(["replay", "--summary", "short/run.jsonl", "mid/run.jsonl", "long/run.jsonl"], in: dir.url)
+        #expect(summaryRows(summary.stdout).dropFirst().map { $0[0] } == ["short", "mid", "long"])
+    }
+}
+
+/// Thousands separators as the UI writes them.
+enum Format {
+    static func grouped(_ n: Int) -> String {
+        let digits = String(n)
+        var out = ""
+        for (i, ch) in digits.enumerated() {
+            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+            out.append(ch)
+        }
+        return out
     }
 }

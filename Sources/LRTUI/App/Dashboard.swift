@@ -32,6 +32,14 @@ public final class Dashboard {
         case prompt(PromptState)
         case schedulerMenu(SchedulerMenuState)
         case confirmQuit
+        /// One event in full (its whole message, a checkpoint's path).
+        case eventDetail(EventRecord)
+    }
+
+    /// The panels that take focus (tab, or a click): a chart gets a cursor (←/→), the events list a selection
+    /// (↑/↓, enter opens one).
+    public enum Panel: Equatable, Sendable, CaseIterable {
+        case lrChart, lossChart, events
     }
 
     public enum Outcome: Equatable, Sendable {
@@ -70,6 +78,23 @@ public final class Dashboard {
     public private(set) var smoothingIndex = 1
     public private(set) var notice: Notice?
     public private(set) var commandHistory: [String] = []
+    public private(set) var focus: Panel?
+    /// The step under the charts' cursor (a focused chart's ←/→, or a click on a chart).
+    public private(set) var chartCursor: Int?
+    /// The selected event, counted from the latest (0), while the events list has focus.
+    public private(set) var selectedEvent: Int?
+    /// Rows the events list is scrolled down from the latest.
+    public private(set) var eventScroll = 0
+    /// Where the last frame put the panels and the charts' plots, to find what a click lands on.
+    var lastLayout: DashboardLayout?
+    var lastPlots: [Panel: Rect] = [:]
+    /// Called when the person changes the theme, zoom or smoothing (to remember them between sessions).
+    public var onViewChange: ((ViewPreferences) -> Void)?
+    /// Commands sent to a live run that its log has not answered yet (oldest first). The trainer applies them at
+    /// its next step boundary and answers each with an event: `command` when it applied, `error` when it could not.
+    public private(set) var awaitingAnswer: [String] = []
+    /// How many of the primary run's events have been looked at for answers.
+    var eventsAnswered = 0
 
     public init(source: any RunSource, overlays: [any RunSource] = [], theme: Theme = .builtinDefault,
                 depth: ColorDepth = .truecolor, themeStore: ThemeStore? = nil) {
@@ -129,11 +154,33 @@ public final class Dashboard {
     public func update() -> Bool {
         var changed = false
         for r in runs where r.poll() { changed = true }
+        if answerAwaitedCommands() { changed = true }
         if let n = notice, n.kind != .error, ContinuousClock.now - n.shownAt > Self.noticeDuration {
             notice = nil
             changed = true
         }
         if let g = selectedGroup, g >= primary.groupNames.count { selectedGroup = nil }
+        return changed
+    }
+
+    /// Shows the trainer's answer to a command sent from here where the person is looking, the key bar: a
+    /// rejection as `✗ COMMAND: WHY` (whole, wrapped over more rows when long), an applied command as `✓ COMMAND`.
+    func answerAwaitedCommands() -> Bool {
+        let total = primary.eventsReceived
+        defer { eventsAnswered = total }
+        guard total > eventsAnswered, !awaitingAnswer.isEmpty else { return false }
+        var changed = false
+        for e in primary.events.suffix(min(total - eventsAnswered, primary.events.count)) {
+            guard e.kind == .command || e.kind == .error, let i = awaitingAnswer.firstIndex(of: e.text) else { continue }
+            awaitingAnswer.remove(at: i)
+            if e.kind == .error {
+                showNotice("✗ " + e.text + ": " + (e.message ?? "rejected"), .error)
+            } else {
+                let detail = EventList.detail(e)
+                showNotice("✓ " + e.text + (detail.isEmpty ? "" : "  " + detail))
+            }
+            changed = true
+        }
         return changed
     }
 
@@ -143,6 +190,7 @@ public final class Dashboard {
     public func handle(_ key: Key) -> Outcome {
         if key == .resize { return .none }
         if key == .ctrl("c") { return .quit }
+        if case .mouse(let m) = key { return handle(mouse: m) }
         switch overlay {
         case .prompt(var p):
             switch p.handle(key) {
@@ -155,7 +203,7 @@ public final class Dashboard {
                     overlay = .prompt(p)
                 } else {
                     overlay = .none
-                    showNotice("› " + text)
+                    sent(text)
                 }
             }
             return .none
@@ -171,11 +219,11 @@ public final class Dashboard {
                 } else {
                     commandHistory.append(command)
                     overlay = .none
-                    showNotice("› " + command)
+                    sent(command)
                 }
             }
             return .none
-        case .help:
+        case .help, .eventDetail:
             overlay = .none
             return .none
         case .confirmQuit:
@@ -185,6 +233,7 @@ public final class Dashboard {
             return .none
         case .none:
             notice = nil
+            if handleFocused(key) { return .none }
             guard let action = KeyMap.action(for: key, mode: keyMode) else {
                 if keyMode != .live, KeyMap.action(for: key, mode: .live) != nil {
                     showNotice("\(key): only while training live (this is " + (keyMode == .replay ? "a replay)" : "a watched log)"),
@@ -201,7 +250,7 @@ public final class Dashboard {
         switch action {
         case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
             if let c = command(for: action) {
-                if let error = send(c) { showNotice("✗ \(c): \(error)", .error) } else if isLive { showNotice("› " + c) }
+                if let error = send(c) { showNotice("✗ \(c): \(error)", .error) } else if isLive { sent(c) }
             }
         case .seek, .seekEvent, .changeSpeed, .jumpToStart, .jumpToEnd:
             // Replay moves show in the status panel and header; only a refusal needs words.
@@ -232,11 +281,18 @@ public final class Dashboard {
         case .cycleZoom:
             zoomIndex = (zoomIndex + 1) % Self.zoomLevels.count
             showNotice("zoom: \(zoom)")
+            viewChanged()
         case .cycleSmoothing:
             smoothingIndex = (smoothingIndex + 1) % RunModel.smoothingWeights.count
             showNotice("loss smoothing: " + Format.trimZeros(Format.fixed(smoothingWeight, 2)))
+            viewChanged()
         case .nextTheme:
             nextTheme()
+            viewChanged()
+        case .cycleFocus:
+            let order: [Panel?] = [.lrChart, .lossChart, .events, nil]
+            let i = order.firstIndex(of: focus) ?? order.count - 1
+            setFocus(order[(i + 1) % order.count])
         case .help:
             overlay = .help
         case .quit:
@@ -252,6 +308,147 @@ public final class Dashboard {
         }
         return .none
     }
+
+    // MARK: focus, cursor, events, mouse
+
+    func setFocus(_ panel: Panel?) {
+        focus = panel
+        switch panel {
+        case .lrChart, .lossChart:
+            if chartCursor == nil { chartCursor = viewStep }
+            showNotice("chart cursor: ← → move it, tab next panel, esc leaves")
+        case .events:
+            chartCursor = nil
+            selectedEvent = selectedEvent ?? 0
+            showNotice("events: ↑ ↓ select, enter opens, esc leaves")
+        case nil:
+            chartCursor = nil
+            selectedEvent = nil
+        }
+    }
+
+    /// Keys a focused panel takes before the key table; true when the key was used.
+    func handleFocused(_ key: Key) -> Bool {
+        guard let focus else { return false }
+        if key == .escape { setFocus(nil); notice = nil; return true }
+        switch focus {
+        case .lrChart, .lossChart:
+            let steps = visibleSteps
+            let width = max(1, lastPlots[focus]?.width ?? 60)
+            let stride = max(1, (steps.upperBound - steps.lowerBound + 1) / width)
+            let start = chartCursor ?? viewStep ?? steps.lowerBound
+            switch key {
+            case .left: chartCursor = max(steps.lowerBound, start - stride)
+            case .right: chartCursor = min(steps.upperBound, start + stride)
+            case .home: chartCursor = steps.lowerBound
+            case .end: chartCursor = viewStep ?? steps.upperBound
+            default: return false
+            }
+            return true
+        case .events:
+            let count = visibleEvents.count
+            guard count > 0 else { return false }
+            let page = max(1, (lastLayout?.events.height ?? 8) - 2)
+            let sel = selectedEvent ?? 0
+            switch key {
+            case .up, .char("k"): selectedEvent = max(0, sel - 1)
+            case .down, .char("j"): selectedEvent = min(count - 1, sel + 1)
+            case .pageUp: selectedEvent = max(0, sel - page)
+            case .pageDown: selectedEvent = min(count - 1, sel + page)
+            case .home: selectedEvent = 0
+            case .end: selectedEvent = count - 1
+            case .enter: openEvent(sel)
+            default: return false
+            }
+            eventScroll = EventList.scroll(eventScroll, keeping: selectedEvent, height: page, count: count)
+            return true
+        }
+    }
+
+    /// The events the list shows, in the order they happened (up to the replay cursor).
+    var visibleEvents: [EventRecord] {
+        guard let c = status.cursor else { return primary.events }
+        return primary.events.filter { $0.step <= c }
+    }
+
+    func openEvent(_ indexFromLatest: Int) {
+        let events = visibleEvents
+        guard indexFromLatest >= 0, indexFromLatest < events.count else { return }
+        overlay = .eventDetail(events[events.count - 1 - indexFromLatest])
+    }
+
+    /// A click focuses the panel under it (on a chart it also puts the cursor there; on an event it opens it);
+    /// the wheel zooms a chart's x-range or scrolls the events.
+    func handle(mouse m: MouseEvent) -> Outcome {
+        switch overlay {
+        case .help, .eventDetail:
+            if m.kind == .click { overlay = .none }
+            return .none
+        case .none: break
+        default: return .none
+        }
+        guard let layout = lastLayout else { return .none }
+        let at = Position(x: m.x, y: m.y)
+        let panel: Panel? = layout.lrChart.contains(at) ? .lrChart : layout.lossChart.contains(at) ? .lossChart
+            : layout.events.contains(at) ? .events : nil
+        switch m.kind {
+        case .wheelUp, .wheelDown:
+            if panel == .events {
+                let count = visibleEvents.count
+                let h = max(1, layout.events.height - 2)
+                eventScroll = max(0, min(max(0, count - h), eventScroll + (m.kind == .wheelUp ? -3 : 3)))
+            } else if panel != nil {
+                zoom(in: m.kind == .wheelUp)
+            }
+        case .click:
+            guard let panel else { return .none }
+            if focus != panel { setFocus(panel) }
+            switch panel {
+            case .lrChart, .lossChart:
+                if let plot = lastPlots[panel], plot.contains(at) {
+                    let steps = visibleSteps
+                    let cols = StepColumns(first: steps.lowerBound, last: steps.upperBound, count: plot.width)
+                    chartCursor = cols.steps(ofColumn: m.x - plot.x)?.lowerBound ?? chartCursor
+                }
+            case .events:
+                let row = m.y - layout.events.y - 1
+                let count = visibleEvents.count
+                let top = EventList.scroll(eventScroll, keeping: nil, height: max(1, layout.events.height - 2), count: count)
+                if row >= 0, top + row < count {
+                    selectedEvent = top + row
+                    openEvent(top + row)
+                }
+            }
+        }
+        return .none
+    }
+
+    /// The zoom levels from the widest x-range to the narrowest.
+    static let zoomOrder = [1, 0, 2, 3]
+
+    func zoom(in zoomIn: Bool) {
+        let k = Self.zoomOrder.firstIndex(of: zoomIndex) ?? 0
+        let next = zoomIn ? min(Self.zoomOrder.count - 1, k + 1) : max(0, k - 1)
+        guard Self.zoomOrder[next] != zoomIndex else { return }
+        zoomIndex = Self.zoomOrder[next]
+        showNotice("zoom: \(zoom)")
+        viewChanged()
+    }
+
+    // MARK: remembered view
+
+    /// The view settings a person chose, to keep between sessions.
+    public var viewPreferences: ViewPreferences {
+        ViewPreferences(theme: theme.name, zoom: zoomIndex, smoothing: smoothingIndex)
+    }
+
+    /// Restores remembered zoom and smoothing (the theme is loaded by the caller, which knows the theme files).
+    public func apply(_ p: ViewPreferences) {
+        if let z = p.zoom, Self.zoomLevels.indices.contains(z) { zoomIndex = z }
+        if let e = p.smoothing, RunModel.smoothingWeights.indices.contains(e) { smoothingIndex = e }
+    }
+
+    func viewChanged() { onViewChange?(viewPreferences) }
 
     /// The command a key action sends, or nil for actions that do not send one.
     public func command(for action: KeyAction) -> String? {
@@ -284,7 +481,29 @@ public final class Dashboard {
 
     func send(_ command: String) -> String? {
         guard let source = primary.source else { return "nothing to send commands to" }
+        if isLive, let ended = endedRunText { return ended }
         return source.send(command)
+    }
+
+    /// Why a live run takes no more commands (it has ended), and what still works; nil while it can be steered.
+    var endedRunText: String? {
+        guard !status.state.isActive || primary.end != nil else { return nil }
+        let word: String
+        switch status.state {
+        case .finished: word = "finished"
+        case .diverged: word = "diverged and stopped"
+        case .failed: word = "failed"
+        default: word = "stopped"
+        }
+        return "the run has \(word): nothing left to steer (l L z e t and ? still work; q quits)"
+    }
+
+    /// A command the source queued: shown as sent until the run's log answers it.
+    func sent(_ command: String) {
+        showNotice("› " + command + (isLive ? " …" : ""))
+        guard isLive else { return }
+        awaitingAnswer.append(command)
+        if awaitingAnswer.count > 32 { awaitingAnswer.removeFirst(awaitingAnswer.count - 32) }
     }
 
     /// What the prompt shows as the current value.

@@ -11,6 +11,7 @@ extension Dashboard {
                 .render(into: &buffer, area: area)
             return
         }
+        lastLayout = layout
         let range = visibleSteps
         renderHeader(into: &buffer, area: layout.header)
         renderLRChart(into: &buffer, area: layout.lrChart, steps: range)
@@ -60,16 +61,34 @@ extension Dashboard {
         return lo...hi
     }
 
-    /// A track's value at the replay cursor, or its last value.
-    func current(_ track: MetricTrack) -> Double? {
-        if let c = status.cursor { return track.value(at: c) }
-        return track.lastValue
+    /// The step every panel shows the primary run at, computed once from the records: its last step live (the
+    /// restored one right after a rollback), the cursor in a replay.
+    public var viewStep: Int? {
+        guard let last = primary.lastStep else { return nil }
+        return status.cursor.map { min($0, last) } ?? last
     }
 
-    /// The last evaluation at or before the replay cursor.
+    /// The epoch (0-based) of the view step: the last step record's live, the replay source's at the cursor.
+    var viewEpoch: Int {
+        if status.cursor == nil, let r = primary.lastStepRecord { return r.epoch }
+        return status.epoch
+    }
+
+    /// The total the header, status and gauge count towards: the longest run's when runs are overlaid.
+    var viewTotal: Int? {
+        guard xAxis == .steps else { return primary.totalSteps }
+        return runs.compactMap(\.totalSteps).max()
+    }
+
+    /// A track's value at the view step.
+    func current(_ track: MetricTrack) -> Double? {
+        guard let v = viewStep else { return track.lastValue }
+        return track.value(at: v)
+    }
+
+    /// The last evaluation at or before the view step.
     var currentEval: (step: Int, loss: Double, accuracy: Double)? {
-        let limit = status.cursor ?? Int.max
-        if status.cursor == nil, let e = status.lastEval ?? primary.lastEval { return (e.step, e.loss, e.accuracy) }
+        let limit = viewStep ?? Int.max
         guard let l = primary.evalLoss.points(in: Int.min...limit).last else { return nil }
         let acc = primary.evalAccuracy.points(in: l.step...l.step).last?.value ?? .nan
         return (l.step, l.value, acc)
@@ -79,6 +98,16 @@ extension Dashboard {
     var dataLimit: ClosedRange<Int>? {
         guard let c = status.cursor else { return nil }
         return Int.min...c
+    }
+
+    /// What goes between the state and its message: " · ", unless the message starts with its own "·".
+    static func messageSeparator(_ message: String) -> String { message.hasPrefix("·") ? " " : " · " }
+
+    /// The time left of a live run at its recent running rate, or "paused"; nil once it has ended.
+    var etaText: String? {
+        guard isLive, status.state.isActive, primary.end == nil else { return nil }
+        if primary.isPaused { return "paused" }
+        return primary.eta.map(Format.duration)
     }
 
     // MARK: header and footer
@@ -109,36 +138,59 @@ extension Dashboard {
         return (keyMode == .watch ? "◉ watching · " : "▶ replay · ") + word.split(separator: " ").dropFirst().joined(separator: " ")
     }
 
+    /// The header: what matters most stays when the terminal is narrow. In priority order: the state, the step
+    /// and its total, the ETA, the LR, the run's name; then the epoch, the state's message, the badge and the
+    /// help hint (decoration) go first.
     func renderHeader(into buffer: inout Buffer, area: Rect) {
         let s = status
-        var left = TextLine([Span(" lrtop ", palette.title.reversed), Span(" ")])
-        left.spans.append(Span(primary.name, palette.title))
-        left.spans.append(Span("  "))
-        left.spans.append(Span(stateText(s), stateStyle(s.state)))
-        if let m = s.message, !m.isEmpty { left.spans.append(Span(" " + m, stateStyle(s.state).removing(.bold))) }
-        var right: [Span] = []
+        struct Part { var spans: [Span]; var priority: Int; var right: Bool }
+        var parts: [Part] = []
+        parts.append(Part(spans: [Span(" lrtop ", palette.title.reversed), Span(" ")], priority: 8, right: false))
+        parts.append(Part(spans: [Span(primary.name + "  ", palette.title)], priority: 5, right: false))
+        parts.append(Part(spans: [Span(stateText(s), stateStyle(s.state))], priority: 1, right: false))
+        if let m = s.message, !m.isEmpty {
+            parts.append(Part(spans: [Span(Self.messageSeparator(m) + m, stateStyle(s.state).removing(.bold))], priority: 7,
+                              right: false))
+        }
         var stepText: String
         if xAxis == .steps {
-            stepText = "step " + Format.grouped(dataEnd ?? s.step)
-            if let t = primary.totalSteps { stepText += "/" + Format.grouped(t) }
+            stepText = "step " + Format.grouped(dataEnd ?? 0)
+            if let t = viewTotal { stepText += "/" + Format.grouped(t) }
         } else {
             stepText = "t " + xAxis.text(dataEnd ?? 0)
             if let t = primary.totalSteps { stepText += "/" + xAxis.text(t) }
             stepText += " · step " + Format.grouped(s.step)
         }
-        right.append(Span(stepText, palette.text))
-        right.append(Span(" · ep " + String(s.epoch + 1), palette.text))
-        if let eta = primary.eta, s.state.isActive, isLive { right.append(Span(" · ETA " + Format.duration(eta), palette.text)) }
-        right.append(Span(" · lr→" + (selectedGroup.map { primary.groupNames.indices.contains($0) ? primary.groupNames[$0] : "all" } ?? "all"),
-                          selectedGroup == nil ? palette.inactive : palette.highlight.bold))
-        right.append(Span(" · ? help ", palette.inactive))
-        let rightLine = TextLine(right)
-        let leftRoom = area.width - rightLine.width - 1
-        if leftRoom >= 20 {
-            left.truncated(toWidth: leftRoom).render(into: &buffer, at: Position(x: area.x, y: area.y), clip: area)
-            rightLine.render(into: &buffer, at: Position(x: area.right - rightLine.width, y: area.y), clip: area)
-        } else {
-            left.truncated(toWidth: area.width).render(into: &buffer, at: Position(x: area.x, y: area.y), clip: area)
+        parts.append(Part(spans: [Span(stepText, palette.text)], priority: 2, right: true))
+        parts.append(Part(spans: [Span(" · ep " + String(viewEpoch + 1), palette.text)], priority: 6, right: true))
+        if let eta = etaText { parts.append(Part(spans: [Span(" · ETA " + eta, palette.text)], priority: 3, right: true)) }
+        // The LR of the group the keys act on (the first when they act on all), "lr→NAME" when one is picked.
+        let g = selectedGroup.flatMap { primary.groupNames.indices.contains($0) ? $0 : nil }
+        let lrValue = s.groups.indices.contains(g ?? 0) ? s.groups[g ?? 0].lr : primary.lr.indices.contains(g ?? 0)
+            ? current(primary.lr[g ?? 0]) : nil
+        var lrText = " · lr" + (g.map { "→" + primary.groupNames[$0] } ?? "")
+        if let v = lrValue { lrText += " " + Format.lr(v) }
+        if lrValue == nil && g == nil { lrText = "" }
+        if !lrText.isEmpty {
+            parts.append(Part(spans: [Span(lrText, selectedGroup == nil ? palette.text : palette.highlight.bold)], priority: 4, right: true))
+        }
+        parts.append(Part(spans: [Span(" · ? help ", palette.inactive)], priority: 9, right: true))
+        func width(_ ps: [Part]) -> Int { ps.reduce(0) { $0 + TextLine($1.spans).width } + 1 }
+        while width(parts) > area.width, let worst = parts.indices.max(by: { parts[$0].priority < parts[$1].priority }),
+              parts[worst].priority > 5 {
+            parts.remove(at: worst)
+        }
+        // Then the name gives way, down to nothing.
+        if width(parts) > area.width, let n = parts.firstIndex(where: { $0.priority == 5 }) {
+            let room = TextLine(parts[n].spans).width - (width(parts) - area.width)
+            if room >= 6 { parts[n].spans = [Span(primary.name.truncated(toWidth: room - 2) + "  ", palette.title)] }
+            else { parts.remove(at: n) }
+        }
+        let left = TextLine(parts.filter { !$0.right }.flatMap(\.spans))
+        let right = TextLine(parts.filter(\.right).flatMap(\.spans))
+        left.truncated(toWidth: area.width).render(into: &buffer, at: Position(x: area.x, y: area.y), clip: area)
+        if left.width + right.width <= area.width {
+            right.render(into: &buffer, at: Position(x: area.right - right.width, y: area.y), clip: area)
         }
     }
 
@@ -147,18 +199,41 @@ extension Dashboard {
         if case .prompt = overlay { return }  // the prompt draws itself there
         if let n = notice {
             let style: Style = n.kind == .error ? palette.error : n.kind == .warning ? palette.warn : palette.highlight
-            buffer.set(string: n.text.truncated(toWidth: area.width), at: Position(x: area.x, y: area.y), style: style, clip: area)
+            // A rejection is shown whole: it wraps upwards over the panels (up to 4 rows) rather than being cut.
+            var lines = n.kind == .info ? [n.text.truncated(toWidth: area.width)] : Format.wrap(n.text, width: area.width)
+            if lines.count > 4 { lines = Array(lines.prefix(4)); lines[3] = lines[3].truncated(toWidth: area.width - 1) + "…" }
+            for (i, line) in lines.enumerated() {
+                let y = area.y - (lines.count - 1) + i
+                let row = Rect(x: area.x, y: y, width: area.width, height: 1)
+                buffer.fill(row, style: palette.background)
+                buffer.set(string: line, at: Position(x: area.x, y: y), style: style, clip: row)
+            }
             return
         }
         var x = area.x
-        for b in KeyMap.bindings(for: keyMode) {
-            guard let label = b.barLabel else { continue }
-            let key = b.keys[0] == .space ? "␣" : b.keys[0].description
-            let w = key.cellWidth + 1 + label.cellWidth + 2
-            if x + w > area.right { break }
+        for (key, label) in keyBarItems(width: area.width) {
             x = buffer.set(string: key, at: Position(x: x, y: area.y), style: palette.highlight.bold, clip: area)
             x = buffer.set(string: " " + label + "  ", at: Position(x: x, y: area.y), style: palette.inactive, clip: area)
         }
+    }
+
+    /// The key bar's (key, label) pairs that fit `width`, in table order; help and quit always stay, the others
+    /// are dropped from the end of the table first.
+    func keyBarItems(width: Int) -> [(key: String, label: String)] {
+        var items: [(key: String, label: String, keep: Bool)] = []
+        for b in KeyMap.bindings(for: keyMode) {
+            guard var label = b.barLabel else { continue }
+            if b.action == .togglePause {
+                // The key bar names what the key will do now.
+                if keyMode == .replay { label = status.state == .running ? "pause" : "play" }
+                else if status.state == .paused { label = "resume" }
+            }
+            let key = b.keys[0] == .space ? "␣" : b.keys[0].description
+            items.append((key, label, b.action == .help || b.action == .quit))
+        }
+        func total() -> Int { items.reduce(0) { $0 + $1.key.cellWidth + 1 + $1.label.cellWidth + 2 } - 2 }
+        while total() > width, let drop = items.lastIndex(where: { !$0.keep }) { items.remove(at: drop) }
+        return items.map { ($0.key, $0.label) }
     }
 
     // MARK: charts
@@ -185,8 +260,17 @@ extension Dashboard {
         } else if let t = primary.lr.first, let v = current(t) {
             rightTitle = Format.lr(v)
         }
+        if let c = chartCursor, steps.contains(c) {
+            var values: [String] = []
+            for (g, t) in primary.lr.enumerated() {
+                let v = t.value(at: c).map(Format.lr) ?? "--"
+                values.append(primary.lr.count > 1 ? (names.indices.contains(g) ? names[g] : "g\(g + 1)") + " " + v : v)
+            }
+            for run in runs.dropFirst() { values.append(run.name + " " + (run.lr.first?.value(at: c).map(Format.lr) ?? "--")) }
+            rightTitle = "@" + xAxis.text(c) + " " + values.joined(separator: " · ")
+        }
         let block = Block(title: title, rightTitle: rightTitle, titleStyle: palette.title, rightTitleStyle: palette.highlight,
-                          borderStyle: palette.border)
+                          borderStyle: focus == .lrChart ? palette.highlight : palette.border)
         block.render(into: &buffer, area: area)
         let inner = block.inner(area)
         var series: [ChartSeries] = []
@@ -216,10 +300,10 @@ extension Dashboard {
         } else if names.count > 1 {
             legend = names.enumerated().map { g, n in (n, palette.group(g)) }
         }
-        var chart = LineChart(series: series, markers: markers(for: primary, steps: steps), steps: steps, scale: lrScale,
-                              axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
-        if xAxis != .steps { chart.xLabel = xAxis.label }
-        chart.render(into: &buffer, area: inner)
+        var chart = LineChart(series: series, markers: markers(for: primary, steps: steps) + cursorMarker(steps),
+                              steps: steps, scale: lrScale, axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
+        if xAxis != .steps { chart.xLabel = xAxis.label; chart.preciseXLabel = nil }
+        lastPlots[.lrChart] = chart.draw(into: &buffer, area: inner)
     }
 
     func renderLossChart(into buffer: inout Buffer, area: Rect, steps: ClosedRange<Int>) {
@@ -232,8 +316,19 @@ extension Dashboard {
         if let e = currentEval {
             right.append("val " + Format.metric(e.loss) + " acc " + Format.percent(e.accuracy))
         }
+        if let c = chartCursor, steps.contains(c) {
+            right = ["@" + xAxis.text(c)]
+            right.append("loss " + (primary.loss.value(at: c).map(Format.metric) ?? "--"))
+            if w > 0 { right.append("smooth " + (primary.smoothed[smoothingIndex].value(at: c).map(Format.metric) ?? "--")) }
+            if let e = primary.evalLoss.points(in: Int.min...c).last { right.append("val " + Format.metric(e.value) + " @" + xAxis.text(e.step)) }
+            for run in runs.dropFirst() {
+                let t = w > 0 ? run.smoothed[smoothingIndex] : run.loss
+                right.append(run.name + " " + (t.value(at: c).map(Format.metric) ?? "--"))
+            }
+        }
         let block = Block(title: "loss" + (lossScale == .log ? " (log)" : ""), rightTitle: right.joined(separator: " · "),
-                          titleStyle: palette.title, rightTitleStyle: palette.smooth, borderStyle: palette.border)
+                          titleStyle: palette.title, rightTitleStyle: palette.smooth,
+                          borderStyle: focus == .lossChart ? palette.highlight : palette.border)
         block.render(into: &buffer, area: area)
         let inner = block.inner(area)
         let limit = dataLimit
@@ -258,10 +353,15 @@ extension Dashboard {
         } else if !primary.evalLoss.isEmpty {
             legend = [("train", palette.smooth), ("val ●", palette.valPoint)]
         }
-        var chart = LineChart(series: series, points: points, markers: markers(for: primary, steps: steps), steps: steps,
-                              scale: lossScale, axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
-        if xAxis != .steps { chart.xLabel = xAxis.label }
-        chart.render(into: &buffer, area: inner)
+        var chart = LineChart(series: series, points: points, markers: markers(for: primary, steps: steps) + cursorMarker(steps),
+                              steps: steps, scale: lossScale, axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
+        if xAxis != .steps { chart.xLabel = xAxis.label; chart.preciseXLabel = nil }
+        lastPlots[.lossChart] = chart.draw(into: &buffer, area: inner)
+    }
+
+    func cursorMarker(_ steps: ClosedRange<Int>) -> [ChartMarker] {
+        guard let c = chartCursor, steps.contains(c) else { return [] }
+        return [ChartMarker(step: c, style: palette.highlight.bold, symbol: "┃")]
     }
 
     // MARK: panels
@@ -271,22 +371,23 @@ extension Dashboard {
         let run = primary
         var items: [(key: String, value: [Span])] = []
         var state = [Span(stateText(s), stateStyle(s.state))]
-        if let m = s.message, !m.isEmpty { state.append(Span(" " + m, palette.inactive)) }
+        if let m = s.message, !m.isEmpty { state.append(Span(Self.messageSeparator(m) + m, palette.inactive)) }
         items.append(("state", state))
         if let end = run.end {
             items.append(("end", [Span(end.reason.rawValue, end.reason == .completed ? palette.ok : palette.warn),
                                   Span(end.message.map { " " + $0 } ?? "", palette.inactive)]))
         }
-        let step = xAxis == .steps ? dataEnd ?? s.step : s.step
+        let step = xAxis == .steps ? viewStep ?? 0 : s.step
+        let epoch = viewEpoch
         // Step and epoch share a line so the panel fits 80×24: "400 / 1,000 40% · ep 3 100/100".
         var stepSpans = [Span(Format.grouped(step), palette.highlight)]
         if xAxis == .steps, let t = run.totalSteps, t > 0 {
-            stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(Double(step) / Double(t), digits: 0), palette.text))
+            stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(min(1, Double(step) / Double(t)), digits: 0), palette.text))
         }
         stepSpans.append(Span(" · ep ", palette.inactive))
-        stepSpans.append(Span(String(s.epoch + 1), palette.highlight))
+        stepSpans.append(Span(String(epoch + 1), palette.highlight))
         if let spe = run.stepsPerEpoch, spe > 0 {
-            let inEpoch = max(0, step - s.epoch * spe)
+            let inEpoch = max(0, step - epoch * spe)
             stepSpans.append(Span(" \(min(inEpoch, spe))/\(spe)", palette.inactive))
         }
         items.append(("step", stepSpans))
@@ -309,7 +410,7 @@ extension Dashboard {
             }
         }
         if !s.scheduler.isEmpty { items.append(("sched", [Span(s.scheduler, palette.text)])) }
-        if let l = s.cursor == nil ? run.lastStepRecord?.loss : current(run.loss) {
+        if let l = current(run.loss) {
             var v = [Span(Format.metric(l), l.isFinite ? palette.text : palette.error)]
             if smoothingWeight > 0, let sm = current(run.smoothed[smoothingIndex]) {
                 v.append(Span("  smooth " + Format.metric(sm), palette.smooth))
@@ -321,10 +422,10 @@ extension Dashboard {
                                    Span(" acc " + Format.percent(e.accuracy), palette.accPoint),
                                    Span(" @" + Format.grouped(e.step), palette.inactive)]))
         }
-        if let g = (s.cursor == nil ? s.gradNorm : nil) ?? current(run.gradNorm) {
+        if let g = current(run.gradNorm) {
             items.append(("grad", [Span(Format.metric(g), g.isFinite ? palette.text : palette.error)]))
         }
-        if !s.optimizer.isEmpty { items.append(("optim", [Span(s.optimizer, palette.text)])) }
+        if !s.optimizer.isEmpty { items.append(("optim", [Span(Format.typeable(s.optimizer), palette.text)])) }
         for d in s.details { items.append((d.key, [Span(d.value, palette.text)])) }
         return items
     }
@@ -370,11 +471,12 @@ extension Dashboard {
         }
         if gaugeRows == 1 {
             let row = inner.row(inner.height - 1)
-            let step = dataEnd ?? status.step
-            if let total = run.totalSteps, total > 0 {
-                var label = Format.percent(Double(step) / Double(total), digits: 0)
-                if let eta = run.eta, status.state.isActive, isLive { label += " ETA " + Format.duration(eta) }
-                Gauge(ratio: Double(step) / Double(total), label: label, filled: palette.highlight, empty: palette.meterEmpty)
+            let step = dataEnd ?? 0
+            if let total = viewTotal, total > 0 {
+                let ratio = min(1, max(0, Double(step) / Double(total)))
+                var label = Format.percent(ratio, digits: 0)
+                if let eta = etaText { label += " ETA " + eta }
+                Gauge(ratio: ratio, label: label, filled: palette.highlight, empty: palette.meterEmpty)
                     .render(into: &buffer, area: row)
             } else {
                 buffer.set(string: "total steps unknown", at: Position(x: row.x, y: row.y), style: palette.inactive, clip: row)
@@ -385,11 +487,14 @@ extension Dashboard {
     func renderEvents(into buffer: inout Buffer, area: Rect) {
         let block = Block(title: "events", rightTitle: primary.events.isEmpty ? nil : String(primary.events.count),
                           titleStyle: palette.title, rightTitleStyle: palette.inactive, borderStyle: palette.border)
-        var events = primary.events
-        if let c = status.cursor { events = events.filter { $0.step <= c } }
-        var list = EventList(events: Array(events.suffix(max(64, area.height))), palette: palette)
+        let events = visibleEvents
+        let selected = focus == .events ? selectedEvent : nil
+        let keep = max(64, area.height + eventScroll + (selected ?? 0) + 1)
+        var list = EventList(events: Array(events.suffix(keep)), palette: palette, scroll: eventScroll, selected: selected)
         if xAxis != .steps { list.stepLabel = xAxis.text }
-        block.render(list, into: &buffer, area: area)
+        var framed = block
+        if focus == .events { framed.borderStyle = palette.highlight }
+        framed.render(list, into: &buffer, area: area)
     }
 
     // MARK: overlays
@@ -409,6 +514,19 @@ extension Dashboard {
             PromptView(state: p, palette: palette).render(into: &buffer, area: promptArea)
         case .schedulerMenu(let m):
             SchedulerMenuView(state: m, palette: palette).render(into: &buffer, area: area.inset(top: 1, bottom: 1))
+        case .eventDetail(let e):
+            var text = EventList.fullText(e, stepLabel: xAxis.text)
+            if !e.lrsBefore.isEmpty || !e.lrsAfter.isEmpty {
+                text += " — LR before " + e.lrsBefore.map(Format.lr).joined(separator: ", ")
+                    + ", after " + e.lrsAfter.map(Format.lr).joined(separator: ", ")
+            }
+            let width = min(area.width - 4, 100)
+            let lines = Format.wrap(text, width: width - 4)
+            let box = area.centered(width: width, height: min(area.height - 2, lines.count + 3))
+            Clear(style: palette.background).render(into: &buffer, area: box)
+            Block(title: "event — any key closes", titleStyle: palette.title, borderStyle: palette.highlight)
+                .render(Paragraph(lines.map { TextLine(" " + $0, EventList.style(e.kind, palette)) } + [TextLine("")]),
+                        into: &buffer, area: box)
         case .confirmQuit:
             ConfirmDialog(message: Self.quitQuestion, palette: palette).render(into: &buffer, area: area)
             buffer.fill(layout.footer, style: palette.background)

@@ -35,26 +35,38 @@ extension RunModel {
         if count > 0 {
             let lastRow = row(count - 1)
             lastStepRecord = record(s, row: lastRow, x: axis.x(ofRow: lastRow))
-            if axis.isSteps {
-                // Step rate: from the first row and the last few.
-                let firstRow = row(0)
-                if s.wallTime[firstRow].isFinite { firstWall = (s.step[firstRow], s.wallTime[firstRow]) }
-                recent = (max(0, count - 32)..<count).map { (s.step[row($0)], s.wallTime[row($0)]) }.filter { $0.1.isFinite }
-            }
         }
+        if axis.isSteps { ingestRates(s, order: order, events: run.events) }
         for e in run.evals {
             guard let x = axis.x(step: e.step, wallTime: e.wallTime) else { continue }
             var m = e
             m.step = x
             ingest(.eval(m))
         }
+        // The running clock has seen these events already (`ingestRates`).
+        let clock = (pausedSince, pausedTotal)
         for e in run.events {
             guard let x = axis.x(step: e.step, wallTime: e.wallTime) else { continue }
             var m = e
             m.step = x
             ingest(.event(m))
         }
+        (pausedSince, pausedTotal) = clock
         if let end = run.end { ingest(.end(end)) }
+    }
+
+    /// The running clock and step rates of a whole run: its rows in order, with the paused intervals its events mark.
+    private func ingestRates(_ s: LRLog.StepColumns, order: [Int]?, events: [EventRecord]) {
+        let byTime = events.filter { $0.wallTime.isFinite }.sorted { $0.wallTime < $1.wallTime }
+        var next = 0
+        let count = order?.count ?? s.count
+        for k in 0..<count {
+            let i = order?[k] ?? k
+            let wall = s.wallTime[i]
+            while next < byTime.count, byTime[next].wallTime <= wall { noteForRate(event: byTime[next]); next += 1 }
+            noteForRate(step: s.step[i], wallTime: wall)
+        }
+        while next < byTime.count { noteForRate(event: byTime[next]); next += 1 }
     }
 
     private func record(_ s: LRLog.StepColumns, row i: Int, x: Int) -> StepRecord {

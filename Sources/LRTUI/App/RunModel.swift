@@ -24,12 +24,22 @@ public final class RunModel {
     public private(set) var lastEval: EvalRecord?
     public private(set) var end: EndRecord?
     public private(set) var recordCount = 0
+    /// Events received in all (`events` keeps the latest `maxEvents`).
+    public private(set) var eventsReceived = 0
     var emas: [DebiasedEMA]
     /// Summaries each track keeps per level (`EnvelopeSeries.retainedBlocks`).
     public private(set) var trackBlocks = RunModel.retainedBlocks
-    /// Recent (step, wallTime) for the current step rate.
-    var recent: [(step: Int, wall: Double)] = []
-    var firstWall: (step: Int, wall: Double)?
+    /// (steps, seconds) of running time counted so far, over the last `rateWindow` seconds: the "now" rate.
+    var recent: [(steps: Int, time: Double)] = []
+    var recentStart = 0
+    /// Steps taken and seconds spent while running (paused time excluded).
+    var runningSteps = 0
+    var runningTime = 0.0
+    /// The last step record's (step, running time).
+    var previous: (step: Int, time: Double)?
+    /// Wall time the run paused at, while it is paused; the seconds it spent paused before.
+    var pausedSince: Double?
+    var pausedTotal = 0.0
 
     public init(source: (any RunSource)?, status: LiveStatus = LiveStatus()) {
         self.source = source
@@ -98,17 +108,55 @@ public final class RunModel {
             lastEval = e
         case .event(let e):
             events.append(e)
+            eventsReceived += 1
+            noteForRate(event: e)
+            if let target = Self.rollbackTarget(e) { rollBack(to: target) }
             if events.count > Self.maxEvents + 500 { events.removeFirst(events.count - Self.maxEvents) }
         case .end(let e):
             end = e
         }
     }
 
+    /// The step a rollback event went back to, or nil for any other event.
+    static func rollbackTarget(_ e: EventRecord) -> Int? {
+        switch e.kind {
+        case .rollback: return e.step
+        case .command where e.text == "rollback": return e.step
+        case .guardTrip where (e.message ?? "").contains("rolled back to step"): return e.step
+        default: return nil
+        }
+    }
+
+    /// A rollback, as soon as its event arrives (the run may be paused, with no step to come): the timeline is
+    /// cut after `step`, what follows becomes the ghost branch, evaluations of the abandoned branch go, and the
+    /// last step is the restored one, so every panel shows the state after the intervention at once.
+    func rollBack(to step: Int) {
+        guard let last = lastStep, step < last else { return }
+        for i in lr.indices { lr[i].rollback(to: step + 1) }
+        loss.rollback(to: step + 1)
+        for i in smoothed.indices { smoothed[i].rollback(to: step + 1) }
+        samplesPerSec.rollback(to: step + 1)
+        gradNorm.rollback(to: step + 1)
+        evalLoss.removeAfter(step)
+        evalAccuracy.removeAfter(step)
+        if let e = lastEval, e.step > step {
+            lastEval = evalLoss.last.map { l in
+                EvalRecord(step: l.step, epoch: max(0, l.step - 1) / max(1, stepsPerEpoch ?? 1), loss: l.value,
+                           accuracy: evalAccuracy.last?.value ?? .nan, wallTime: e.wallTime)
+            }
+        }
+        for i in emas.indices { emas[i].reset() }
+        let spe = max(1, stepsPerEpoch ?? 1)
+        lastStepRecord = step <= 0 ? nil : StepRecord(
+            step: step, epoch: max(0, step - 1) / spe, lrs: lr.map { $0.value(at: step) ?? .nan },
+            loss: loss.value(at: step) ?? .nan, gradNorm: gradNorm.value(at: step) ?? .nan,
+            samplesPerSec: samplesPerSec.value(at: step) ?? .nan, wallTime: lastStepRecord?.wallTime ?? 0)
+    }
+
     func ingest(step s: StepRecord) {
         if let last = lastStepRecord, s.step <= last.step {
             // A rollback: the tracks branch; smoothing restarts.
             for i in emas.indices { emas[i].reset() }
-            recent.removeAll()
         }
         while lr.count < s.lrs.count { lr.append(MetricTrack(retainedBlocks: trackBlocks)) }
         for (g, v) in s.lrs.enumerated() { lr[g].append(step: s.step, value: v) }
@@ -119,9 +167,7 @@ public final class RunModel {
         samplesPerSec.append(step: s.step, value: s.samplesPerSec)
         gradNorm.append(step: s.step, value: s.gradNorm)
         lastStepRecord = s
-        if firstWall == nil { firstWall = (s.step, s.wallTime) }
-        recent.append((s.step, s.wallTime))
-        if recent.count > 64 { recent.removeFirst(recent.count - 32) }
+        noteForRate(step: s.step, wallTime: s.wallTime)
     }
 
     /// Builds the tracks from whole columns at once (replay of a log): `steps` must be consecutive from
@@ -145,30 +191,87 @@ public final class RunModel {
         }
     }
 
-    /// Steps per second over the last few records.
+    /// Samples one optimizer step takes (batch size × accumulation steps, from the header); nil when the log does
+    /// not say (imported logs).
+    public var samplesPerStep: Int? {
+        guard let c = header?.config, let b = c["batch_size"].flatMap({ Int($0) }), b > 0 else { return nil }
+        return b * max(1, c["accum_steps"].flatMap { Int($0) } ?? 1)
+    }
+
+    /// Whether the run is paused now, by its events (or, live, by its status).
+    public var isPaused: Bool { pausedSince != nil || (source?.isLive == true && status.state == .paused) }
+
+    /// Steps per second over the last `RunModel.rateWindow` seconds of running time: the rate every figure of the
+    /// throughput panel, the header's ETA and the gauge derive from. Zero while paused.
     public var stepsPerSecNow: Double? {
-        guard let a = recent.first, let b = recent.last, b.wall > a.wall, b.step > a.step else { return nil }
-        return Double(b.step - a.step) / (b.wall - a.wall)
+        if isPaused { return lastStepRecord == nil ? nil : 0 }
+        guard recent.count > recentStart, let b = recent.last else { return nil }
+        let a = recent[recentStart]
+        guard b.time > a.time, b.steps > a.steps else { return nil }
+        return Double(b.steps - a.steps) / (b.time - a.time)
     }
 
-    /// Steps per second since the first record.
+    /// Steps per second over the whole run's running time (paused time and single steps taken while paused left out).
     public var stepsPerSecAverage: Double? {
-        guard let a = firstWall, let b = lastStepRecord, b.wallTime > a.wall, b.step > a.step else { return nil }
-        return Double(b.step - a.step) / (b.wallTime - a.wall)
+        guard runningTime > 0, runningSteps > 0 else { return nil }
+        return Double(runningSteps) / runningTime
     }
 
-    public var samplesPerSecNow: Double? { lastStepRecord?.samplesPerSec }
+    /// `stepsPerSecNow` × samples per step; without a batch size, the records' own samples/s.
+    public var samplesPerSecNow: Double? {
+        if let n = samplesPerStep { return stepsPerSecNow.map { $0 * Double(n) } }
+        if isPaused { return lastStepRecord == nil ? nil : 0 }
+        return lastStepRecord?.samplesPerSec
+    }
 
-    /// Mean samples/s over the whole run.
+    /// `stepsPerSecAverage` × samples per step; without a batch size, the mean of the records' samples/s.
     public var samplesPerSecAverage: Double? {
+        if let n = samplesPerStep { return stepsPerSecAverage.map { $0 * Double(n) } }
         guard let first = samplesPerSec.firstStep, let last = samplesPerSec.lastStep else { return nil }
         return samplesPerSec.summary(in: first...last)?.mean
     }
 
-    /// Seconds until `totalSteps` at the current rate.
+    /// Seconds until `totalSteps` at the recent running rate (`stepsPerSecNow`); nil while paused or unknown.
     public var eta: Double? {
-        guard let total = totalSteps, let step = lastStep, let rate = stepsPerSecNow ?? stepsPerSecAverage, rate > 0
-        else { return nil }
+        guard !isPaused, let total = totalSteps, let step = lastStep,
+              let rate = stepsPerSecNow ?? stepsPerSecAverage, rate > 0 else { return nil }
         return Double(max(0, total - step)) / rate
+    }
+
+    // MARK: running time
+
+    /// Seconds of running time the "now" rate spans.
+    public static let rateWindow = 5.0
+
+    /// Keeps the running clock: wall time less the paused intervals the events mark.
+    func noteForRate(event e: EventRecord) {
+        let pauses = (e.kind == .command && e.text == "pause")
+            || (e.kind == .guardTrip && (e.message ?? "").contains("paused"))
+        let resumes = e.kind == .command && (e.text == "resume" || e.text == "continue")
+        if pauses, pausedSince == nil, e.wallTime.isFinite {
+            pausedSince = e.wallTime
+        } else if resumes, let since = pausedSince {
+            if e.wallTime.isFinite { pausedTotal += max(0, e.wallTime - since) }
+            pausedSince = nil
+        }
+    }
+
+    func noteForRate(step: Int, wallTime: Double) {
+        guard wallTime.isFinite else { return }
+        let t = wallTime - pausedTotal
+        defer { previous = (step, t) }
+        // A single step taken while paused is not running time.
+        guard pausedSince == nil, let prev = previous else { return }
+        let dt = t - prev.time
+        guard dt >= 0 else { return }
+        runningSteps += step > prev.step ? step - prev.step : 1
+        runningTime += dt
+        recent.append((runningSteps, runningTime))
+        if recent.count == 1 { recent.insert((runningSteps - (step > prev.step ? step - prev.step : 1), runningTime - dt), at: 0) }
+        // Keep the window's span (and at least two entries): entries before `recentStart` are out of it, dropped
+        // in bulk now and then so a million steps stay linear.
+        while recent.count - recentStart > 2, recent[recentStart + 1].time <= runningTime - Self.rateWindow { recentStart += 1 }
+        if recent.count - recentStart > 8192 { recentStart = recent.count - 4096 }
+        if recentStart > 4096 { recent.removeFirst(recentStart); recentStart = 0 }
     }
 }

@@ -19,6 +19,13 @@ public struct TUIOptions {
     public var paletteRedefinition: Bool
     /// Shown on the key bar at start (e.g. theme diagnostics).
     public var startupNotice: String?
+    /// Clicks focus panels and open events, the wheel zooms (`--no-mouse`: off, the terminal keeps its selection).
+    public var mouse = true
+    /// ASCII boxes and dot charts (`--ascii`; the Linux console gets them anyway).
+    public var ascii = false
+    /// Where the view (theme, zoom, smoothing) is remembered between sessions; nil: `ViewPreferences.file()` for a
+    /// real terminal, nowhere in tests.
+    public var preferencesFile: String?
 
     public init(maxFPS: Int = 20, pollMs: Int = 50, colorDepth: ColorDepth? = nil, themeStore: ThemeStore? = nil,
                 overlays: [any RunSource] = [], exitWhenFinished: Bool = false, paletteRedefinition: Bool = true,
@@ -46,7 +53,10 @@ public enum TUIApp {
     /// error included.
     public static func run(source: any RunSource, theme: Theme = .builtinDefault,
                            options: TUIOptions = TUIOptions()) throws -> ExitReason {
-        let backend = NcursesBackend(colorDepth: options.colorDepth, paletteRedefinition: options.paletteRedefinition)
+        let backend = NcursesBackend(colorDepth: options.colorDepth, paletteRedefinition: options.paletteRedefinition,
+                                     mouse: options.mouse, ascii: options.ascii)
+        var options = options
+        if options.preferencesFile == nil { options.preferencesFile = ViewPreferences.file() }
         return try run(source: source, theme: theme, options: options, backend: backend)
     }
 
@@ -58,7 +68,20 @@ public enum TUIApp {
         let dashboard = Dashboard(source: source, overlays: options.overlays, theme: theme,
                                   depth: options.colorDepth ?? backend.colorDepth, themeStore: options.themeStore)
         if let n = options.startupNotice { dashboard.showNotice(n, .warning) }
+        if let file = options.preferencesFile { remember(in: file, dashboard) }
         return run(dashboard: dashboard, options: options, backend: backend)
+    }
+
+    /// Restores the view remembered in `file` (the theme only when none was chosen) and keeps it up to date.
+    public static func remember(in file: String, _ dashboard: Dashboard) {
+        let saved = ViewPreferences.load(from: file)
+        dashboard.apply(saved)
+        if let name = saved.theme, dashboard.theme.name == Theme.builtinDefault.name, name != dashboard.theme.name,
+           let store = dashboard.themeStore {
+            let result = store.load(name)
+            if result.diagnostics.isEmpty { dashboard.setTheme(result.theme) }
+        }
+        dashboard.onViewChange = { $0.save(to: file) }
     }
 
     /// The loop over a dashboard that is already set up (replay with runs built in bulk). The backend must be

@@ -17,7 +17,7 @@ nonisolated(unsafe) private var savedTermiosValid = false
 nonisolated(unsafe) private var faultHandlers = [sighandler_t?](repeating: nil, count: 64)
 /// Written to the terminal when the process dies on a fault: reset attributes, show the cursor, leave the
 /// alternate screen and keypad mode.
-private let emergencyReset: [UInt8] = Array("\u{1b}[0m\u{1b}[?25h\u{1b}[?1l\u{1b}>\u{1b}[?1049l\r\n".utf8)
+private let emergencyReset: [UInt8] = Array("\u{1b}[?1000l\u{1b}[?1002l\u{1b}[?1006l\u{1b}[0m\u{1b}[?25h\u{1b}[?1l\u{1b}>\u{1b}[?1049l\r\n".utf8)
 
 private func restoreAtExit() {
     if cursesActive.exchange(false, ordering: .sequentiallyConsistent) {
@@ -72,8 +72,15 @@ public final class NcursesBackend: TerminalBackend {
     ///   - paletteRedefinition: for truecolor on terminals without direct colour, load each theme colour into the
     ///     palette slot of its nearest 256 colour (xterm and most emulators support it; ncurses restores the palette
     ///     on exit; where it is ignored the nearest 256 colour shows). Off: nearest of 256.
-    public init(colorDepth: ColorDepth? = nil, paletteRedefinition: Bool = true,
+    /// Report clicks and wheel turns (`--no-mouse` leaves the terminal's own selection alone).
+    let mouse: Bool
+    /// Draw ASCII only (the Linux console has no braille or rounded corners; `--ascii`).
+    public let ascii: Bool
+
+    public init(colorDepth: ColorDepth? = nil, paletteRedefinition: Bool = true, mouse: Bool = true, ascii: Bool = false,
                 environment: [String: String] = ProcessEnvironment.current) {
+        self.mouse = mouse
+        self.ascii = ASCIIFallback.needed(environment: environment, forced: ascii)
         self.requestedDepth = colorDepth
         self.paletteRedefinition = paletteRedefinition
         self.environment = environment
@@ -115,6 +122,10 @@ public final class NcursesBackend: TerminalBackend {
         for (seq, code) in [("\u{1b}[1~", KEY_HOME), ("\u{1b}[4~", KEY_END), ("\u{1b}[7~", KEY_HOME), ("\u{1b}[8~", KEY_END),
                             ("\u{1b}[H", KEY_HOME), ("\u{1b}[F", KEY_END), ("\u{1b}OH", KEY_HOME), ("\u{1b}OF", KEY_END)] {
             if key_defined(seq) == 0 { _ = define_key(seq, code) }
+        }
+        if mouse {
+            _ = mousemask(lrtop_mouse_click | lrtop_mouse_wheel_up | lrtop_mouse_wheel_down, nil)
+            _ = mouseinterval(0)
         }
         intrflush(w, false)
         leaveok(w, true)
@@ -249,6 +260,14 @@ public final class NcursesBackend: TerminalBackend {
             case KEY_ENTER: return .enter
             case KEY_BTAB: return .backTab
             case KEY_F0 + 1...KEY_F0 + 24: return .function(Int(code - KEY_F0))
+            case KEY_MOUSE:
+                var event = MEVENT()
+                guard getmouse(&event) == OK else { return nil }
+                let x = Int(event.x), y = Int(event.y)
+                if event.bstate & lrtop_mouse_wheel_up != 0 { return .mouse(MouseEvent(.wheelUp, x: x, y: y)) }
+                if event.bstate & lrtop_mouse_wheel_down != 0 { return .mouse(MouseEvent(.wheelDown, x: x, y: y)) }
+                if event.bstate & lrtop_mouse_click != 0 { return .mouse(MouseEvent(.click, x: x, y: y)) }
+                return nil
             default: return nil
             }
         }
@@ -262,6 +281,7 @@ public final class NcursesBackend: TerminalBackend {
 
     public func draw(_ buffer: Buffer) {
         guard let w = window else { return }
+        let buffer = ascii ? ASCIIFallback.apply(buffer) : buffer
         let changes: [CellChange]
         if let prev = previous, prev.area == buffer.area {
             changes = buffer.diff(from: prev)

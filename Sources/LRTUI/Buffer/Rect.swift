@@ -52,3 +52,7 @@ public struct Rect: Hashable, Sendable, CustomStringConvertible {
         return Rect(x: x + (width - cw) / 2, y: y + (height - ch) / 2, width: cw, height: ch)
     }
 }
+
+extension Rect {
+    public func contains(_ p: Position) -> Bool { contains(x: p.x, y: p.y) }
+}

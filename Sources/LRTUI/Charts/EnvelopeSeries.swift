@@ -269,6 +269,12 @@ public struct PointSeries: ColumnSource, Sendable, Equatable {
         steps.append(step); values.append(value)
     }
 
+    /// Drops the points after `step` (a rollback to it).
+    public mutating func removeAfter(_ step: Int) {
+        let cut = lowerBound(step + 1)
+        steps.removeSubrange(cut...); values.removeSubrange(cut...)
+    }
+
     func lowerBound(_ step: Int) -> Int {
         var lo = 0, hi = steps.count
         while lo < hi {

@@ -88,6 +88,9 @@ public struct LineChart {
     public var emptyText: String
     /// The x axis labels (steps by default; wall time for runs aligned by time).
     public var xLabel: (Int) -> String = Ticks.stepLabel
+    /// The labels used instead when `xLabel` would write two ticks the same (`3k 3k 3.1k` at a close zoom); nil:
+    /// keep `xLabel`'s.
+    public var preciseXLabel: ((Int) -> String)? = { Format.grouped($0) }
 
     public init(series: [ChartSeries] = [], points: [ChartPoint] = [], markers: [ChartMarker] = [],
                 steps: ClosedRange<Int>, scale: AxisScale = .linear, yBounds: ClosedRange<Double>? = nil,
@@ -138,11 +141,14 @@ public struct LineChart {
         return (lo - pad, hi + pad)
     }
 
-    public func render(into buffer: inout Buffer, area: Rect) {
-        guard area.width >= 1, area.height >= 1 else { return }
+    /// Draws the chart; returns the plot's cells (without the axes), where column x maps to steps by
+    /// `StepColumns(first: steps.lowerBound, last: steps.upperBound, count: plot.width)`.
+    @discardableResult
+    public func draw(into buffer: inout Buffer, area: Rect) -> Rect? {
+        guard area.width >= 1, area.height >= 1 else { return nil }
         let xAxisRows = showXAxis ? 1 : 0
         let plotHeight = area.height - xAxisRows
-        guard plotHeight >= 1 else { return }
+        guard plotHeight >= 1 else { return nil }
         let range = axisRange()
 
         // Y labels decide the left margin.
@@ -162,7 +168,7 @@ public struct LineChart {
         let labelWidth = showYAxis ? min(max(1, labels.map(\.cellWidth).max() ?? 1), max(1, area.width / 3)) : 0
         let axisCols = showYAxis ? labelWidth + 1 : 0
         let plot = Rect(x: area.x + axisCols, y: area.y, width: area.width - axisCols, height: plotHeight)
-        guard plot.width >= 1 else { return }
+        guard plot.width >= 1 else { return nil }
         var canvas = BrailleCanvas(width: plot.width, height: plot.height)
         let cols = StepColumns(first: steps.lowerBound, last: steps.upperBound, count: canvas.dotWidth)
 
@@ -253,10 +259,13 @@ public struct LineChart {
             for x in plot.x..<plot.right { buffer.set(symbol: "─", at: Position(x: x, y: y), style: axisStyle) }
             let maxLabels = max(1, plot.width / 8)
             let step = Ticks.integerStep(span: steps.upperBound - steps.lowerBound, maxCount: maxLabels)
-            var tick = (steps.lowerBound + step - 1) / step * step
+            let firstTick = (steps.lowerBound + step - 1) / step * step
+            let tickSteps = Array(stride(from: firstTick, through: steps.upperBound, by: step))
+            var label = xLabel
+            if let precise = preciseXLabel, Set(tickSteps.map(xLabel)).count < tickSteps.count { label = precise }
             var nextFree = plot.x
-            while tick <= steps.upperBound {
-                let label = xLabel(tick)
+            for tick in tickSteps {
+                let label = label(tick)
                 let cx = plot.x + cols.column(of: tick) / 2
                 var lx = cx - label.cellWidth / 2
                 lx = max(lx, plot.x)
@@ -265,7 +274,6 @@ public struct LineChart {
                     buffer.set(string: label, at: Position(x: lx, y: y), style: labelStyle, clip: area)
                     nextFree = lx + label.cellWidth + 1
                 }
-                tick += step
             }
         }
 
@@ -284,7 +292,10 @@ public struct LineChart {
                 x = buffer.set(string: name + " ", at: Position(x: x + 2, y: plot.y), style: labelStyle)
             }
         }
+        return plot
     }
+
+    public func render(into buffer: inout Buffer, area: Rect) { draw(into: &buffer, area: area) }
 
     func pow10(_ v: Double) -> Double { pow(10, v) }
 }

@@ -19,9 +19,17 @@ public struct MetricTrack: ColumnSource, Sendable {
     }
 
     public var isEmpty: Bool { segments.isEmpty }
-    public var lastStep: Int? { segments.last?.series.lastStep }
+    /// The timeline's last step (a rollback cuts it before the abandoned branch is replaced).
+    public var lastStep: Int? {
+        guard let seg = segments.last, let last = seg.series.lastStep else { return nil }
+        return min(last, seg.through)
+    }
     public var firstStep: Int? { segments.first?.from }
-    public var lastValue: Double? { segments.last?.series.lastValue }
+    public var lastValue: Double? {
+        guard let seg = segments.last else { return nil }
+        if let last = seg.series.lastStep, last > seg.through { return seg.series.value(at: seg.through) }
+        return seg.series.lastValue
+    }
 
     public mutating func append(step: Int, value: Double) {
         if let last = lastStep, step <= last {

@@ -8,6 +8,8 @@ public enum Key: Hashable, Sendable, CustomStringConvertible {
     case function(Int)
     /// The terminal changed size.
     case resize
+    /// A mouse click or wheel turn at a cell (0-based column and row).
+    case mouse(MouseEvent)
 
     public static let space = Key.char(" ")
 
@@ -33,6 +35,7 @@ public enum Key: Hashable, Sendable, CustomStringConvertible {
         case .ctrl(let c): return "ctrl-\(c)"
         case .function(let n): return "F\(n)"
         case .resize: return "resize"
+        case .mouse(let m): return "mouse \(m.kind) at \(m.x),\(m.y)"
         }
     }
 
@@ -54,4 +57,13 @@ public enum Key: Hashable, Sendable, CustomStringConvertible {
             return .char(Character(s))
         }
     }
+}
+
+/// What the mouse did, where.
+public struct MouseEvent: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable { case click, wheelUp, wheelDown }
+    public var kind: Kind
+    public var x: Int
+    public var y: Int
+    public init(_ kind: Kind, x: Int, y: Int) { self.kind = kind; self.x = x; self.y = y }
 }

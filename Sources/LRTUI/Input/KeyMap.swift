@@ -53,6 +53,8 @@ public enum KeyAction: Hashable, Sendable {
     case jumpToStart
     /// Replay: to the end of the run (the whole run drawn).
     case jumpToEnd
+    /// Moves the focus: LR chart → loss chart → events → none.
+    case cycleFocus
 }
 
 /// What the dashboard is showing, which decides the keys that apply: a run training in this process, a replay of
@@ -120,10 +122,11 @@ public enum KeyMap {
         KeyBinding([.char("z")], .cycleZoom, "zoom: run/full/last N"),
         KeyBinding([.char("e")], .cycleSmoothing, "loss smoothing 0/.6/.9/.99"),
         KeyBinding([.char("t")], .nextTheme, "next theme"),
-        KeyBinding([.char("?"), .char("h")], .help, "this help", bar: "help"),
-        KeyBinding([.escape], .close, "close overlay / prompt"),
+        KeyBinding([.tab], .cycleFocus, "focus LR chart/loss chart/events (←→ cursor, ↑↓ enter open)", bar: "focus"),
+        KeyBinding([.char("?"), .char("h"), .function(1)], .help, "this help (mouse: click focuses, wheel zooms)", bar: "help"),
+        KeyBinding([.escape], .close, "close overlay / prompt / focus"),
         KeyBinding([.ctrl("l")], .redraw, "redraw the screen"),
-        KeyBinding([.char("q")], .quit, "quit", bar: "quit"),
+        KeyBinding([.char("q"), .function(10)], .quit, "quit", bar: "quit"),
     ]
 
     /// The keys of live training, in help order.

@@ -45,10 +45,13 @@ public enum ColorDepth: Int, Comparable, Sendable, CaseIterable, CustomStringCon
         case (_, .default), (.none, _): return .default
         case (.truecolor, .rgb(let c)): return .rgb(c)
         case (.truecolor, .indexed(let i)), (.xterm256, .indexed(let i)): return .index(Int(i))
-        case (.xterm256, .rgb(let c)): return .index(XtermPalette.nearest256(c))
+        // An ANSI colour written as its xterm value (the mono theme's) stays that ANSI colour, never a 256-colour code.
+        case (.xterm256, .rgb(let c)): return .index(XtermPalette.ansiIndex(of: c) ?? XtermPalette.nearest256(c))
         case (.ansi8, .indexed(let i)):
             return .index(i < 8 ? Int(i) : i < 16 ? Int(i) - 8 : XtermPalette.nearestANSI8(XtermPalette.rgb(of: Int(i))))
-        case (.ansi8, .rgb(let c)): return .index(XtermPalette.nearestANSI8(c))
+        case (.ansi8, .rgb(let c)):
+            if let i = XtermPalette.ansiIndex(of: c) { return .index(i) }
+            return .index(XtermPalette.nearestANSI8(c))
         }
     }
 }
@@ -69,6 +72,11 @@ public enum XtermPalette {
         RGB(92, 92, 255), RGB(255, 0, 255), RGB(0, 255, 255), RGB(255, 255, 255),
     ]
     static let cubeLevels: [Int] = [0, 95, 135, 175, 215, 255]
+
+    /// The ANSI colour 0...7 whose xterm value `c` is exactly (black is also the cube's 16: the same colour).
+    public static func ansiIndex(of c: RGB) -> Int? {
+        (0..<8).first { ansi16[$0] == c }
+    }
 
     /// The RGB of palette index 0...255 (xterm defaults for 0...15).
     public static func rgb(of index: Int) -> RGB {

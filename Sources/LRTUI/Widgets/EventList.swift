@@ -2,14 +2,38 @@ import LRLog
 
 /// Events, latest first: `  1,200 › lr *2  1.00e-3→2.00e-3`, coloured by kind.
 public struct EventList: Widget {
+    /// In the order they happened (a rollback's events come after those of the branch it abandoned, though their
+    /// steps are lower).
     public var events: [EventRecord]
     public var palette: Palette
     /// How an event's step is written (a time for runs replayed by wall time).
     public var stepLabel: (Int) -> String = Format.grouped
+    /// Rows scrolled down from the latest event.
+    public var scroll = 0
+    /// The highlighted event, counted from the latest (0), when the list has focus.
+    public var selected: Int?
 
-    /// `events` in any order; the widget shows the latest first.
-    public init(events: [EventRecord], palette: Palette) {
-        self.events = events; self.palette = palette
+    /// `events` in the order they happened; the widget shows the latest first.
+    public init(events: [EventRecord], palette: Palette, scroll: Int = 0, selected: Int? = nil) {
+        self.events = events; self.palette = palette; self.scroll = scroll; self.selected = selected
+    }
+
+    /// The first row shown so that `selected` is visible in `height` rows, starting from `scroll`.
+    public static func scroll(_ scroll: Int, keeping selected: Int?, height: Int, count: Int) -> Int {
+        var top = max(0, min(scroll, count - height))
+        if let s = selected {
+            if s < top { top = s }
+            if s >= top + height { top = s - height + 1 }
+        }
+        return max(0, top)
+    }
+
+    /// One line: the whole event, as the detail view shows it.
+    public static func fullText(_ e: EventRecord, stepLabel: (Int) -> String = Format.grouped) -> String {
+        var t = "step " + stepLabel(e.step) + " " + glyph(e.kind) + " " + e.kind.rawValue + ": " + e.text
+        let d = detail(e)
+        if !d.isEmpty { t += " — " + d }
+        return t
     }
 
     public static func glyph(_ kind: EventRecord.Kind) -> String {
@@ -56,7 +80,8 @@ public struct EventList: Widget {
                        style: palette.inactive, clip: area)
             return
         }
-        let shown = events.sorted { ($0.step, $0.wallTime) > ($1.step, $1.wallTime) }.prefix(area.height)
+        let top = Self.scroll(scroll, keeping: selected, height: area.height, count: events.count)
+        let shown = events.reversed().dropFirst(top).prefix(area.height)
         let stepWidth = shown.map { stepLabel($0.step).count }.max() ?? 1
         for (i, e) in shown.enumerated() {
             let kindStyle = Self.style(e.kind, palette)
@@ -67,6 +92,10 @@ public struct EventList: Widget {
             ])
             let d = Self.detail(e)
             if !d.isEmpty { line.spans.append(Span("  " + d, e.kind == .error ? palette.error.removing(.bold) : palette.inactive)) }
+            if selected == top + i {
+                line.spans = line.spans.map { Span($0.text, $0.style.reversed) }
+                buffer.fill(area.row(i), style: palette.text.reversed)
+            }
             line.truncated(toWidth: area.width).render(into: &buffer, at: Position(x: area.x, y: area.y + i), clip: area)
         }
     }

@@ -123,4 +123,43 @@ public enum Format {
         guard ratio.isFinite else { return "--" }
         return fixed(ratio * 100, digits) + "%"
     }
+
+    /// `text` broken at spaces into lines of at most `width` cells (a word longer than a line is cut).
+    public static func wrap(_ text: String, width: Int) -> [String] {
+        guard width > 0 else { return [] }
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            let w = String(word)
+            if line.isEmpty {
+                line = w
+            } else if line.cellWidth + 1 + w.cellWidth <= width {
+                line += " " + w
+            } else {
+                lines.append(line)
+                line = w
+            }
+            while line.cellWidth > width {
+                lines.append(line.truncated(toWidth: width, ellipsis: nil))
+                line = String(line.dropFirst(lines.last!.count))
+            }
+        }
+        if !line.isEmpty || lines.isEmpty { lines.append(line) }
+        return lines
+    }
+
+    /// A summary with tuples written as the spec language takes them back: `betas=(0.9,0.999)` → `betas=0.9/0.999`.
+    public static func typeable(_ summary: String) -> String {
+        var out = ""
+        var inTuple = false
+        var previous: Character = " "
+        for ch in summary {
+            if ch == "(" && previous == "=" { inTuple = true }
+            else if ch == ")" && inTuple { inTuple = false }
+            else if ch == "," && inTuple { out.append("/") }
+            else { out.append(ch) }
+            previous = ch
+        }
+        return out
+    }
 }

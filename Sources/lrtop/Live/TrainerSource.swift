@@ -9,6 +9,7 @@ import LRTUI
 final class TrainerSource: RunSource {
     let channel: TrainerChannel
     let title: String
+    let cost = ProcessCost()
     var isLive: Bool { true }
 
     init(channel: TrainerChannel, title: String) {
@@ -18,9 +19,11 @@ final class TrainerSource: RunSource {
 
     func drain() -> [RunRecord] { channel.drain() }
 
+    /// A command that does not parse is refused here, at once (the prompt stays open with the reason), and still
+    /// goes to the trainer, which logs it as an error event like every command that cannot apply.
     func send(_ command: String) -> String? {
-        do { _ = try CommandParser.parse(command) } catch { return error.description }
         channel.send(command)
+        do { _ = try CommandParser.parse(command) } catch { return error.description }
         return nil
     }
 
@@ -44,6 +47,7 @@ final class TrainerSource: RunSource {
         var details: [LiveStatus.Detail] = [LiveStatus.Detail("model", s.modelSummary), LiveStatus.Detail("data", s.datasetName)]
         details.append(LiveStatus.Detail("checkpoints", "\(s.checkpoints) in memory"))
         if let log = s.logPath { details.append(LiveStatus.Detail("log", log)) }
+        if let c = cost.summary() { details.append(LiveStatus.Detail("cost", c)) }
         return LiveStatus(
             title: title, state: s.phase, message: s.message, step: s.step, epoch: s.epoch,
             totalSteps: s.totalSteps, stepsPerEpoch: s.stepsPerEpoch, optimizer: s.optimizerSummary,

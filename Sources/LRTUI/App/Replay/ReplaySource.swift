@@ -36,10 +36,10 @@ public struct ReplayOptions: Sendable {
 /// wall time, 20·N units of the time axis) per second of playback, whatever frame rate the terminal gets.
 /// x1 plays 300 steps in 15 s; x1000 plays a million steps in 50 s.
 ///
-/// Commands (`send`, the `:` prompt): `play`, `pause`, `resume`, `step` (one row forward, pauses),
-/// `goto STEP|start|end` or just `STEP`, `seek ±N` or `seek ±N%` (of the run), `event next|prev`,
-/// `speed up|down|xN`. Anything else is refused: a replay cannot change the run.
+/// Commands (`send`, the `:` prompt) are the replay language of `ReplayCommandParser`; anything else is refused:
+/// a replay cannot change the run.
 public final class ReplaySource: RunSource {
+    /// The speeds `<` and `>` step through; `speed xN` sets any N from 1 to 1000.
     public static let speeds = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
     /// x-units per second at x1.
     public static let stepsPerSecondAtX1 = 20.0
@@ -54,7 +54,8 @@ public final class ReplaySource: RunSource {
     /// Where the cursor is, in x units (fractional while playing).
     public private(set) var position: Double
     public private(set) var playing = false
-    public private(set) var speedIndex: Int
+    /// Playback speed xN: the steps (or x units) the cursor advances per frame at 20 frames a second.
+    public private(set) var speed: Int
     /// The events of the primary run in x order (x, event).
     let events: [(x: Int, event: EventRecord)]
     /// The primary run's evaluations in x order.
@@ -99,10 +100,9 @@ public final class ReplaySource: RunSource {
         endX = max(startX, axes.compactMap(\.lastX).max() ?? 0, events.last?.x ?? 0)
         let span = Double(endX - startX)
         if let s = options.speed {
-            speedIndex = Self.speeds.lastIndex(where: { $0 <= s }) ?? 0
+            speed = min(max(s, ReplayCommandParser.speedRange.lowerBound), ReplayCommandParser.speedRange.upperBound)
         } else {
-            speedIndex = Self.speeds.firstIndex(where: { Double($0) * Self.stepsPerSecondAtX1 * 30 >= span })
-                ?? Self.speeds.count - 1
+            speed = Self.speeds.first(where: { Double($0) * Self.stepsPerSecondAtX1 * 30 >= span }) ?? Self.speeds.last!
         }
         position = Double(min(max(options.startAt ?? endX, startX), endX))
         comparison = runs.count > 1 ? Self.compare(runs) : []
@@ -124,62 +124,52 @@ public final class ReplaySource: RunSource {
     }
 
     public func send(_ command: String) -> String? {
-        let words = command.split(separator: " ").map(String.init)
-        guard let verb = words.first?.lowercased() else { return "empty command" }
-        let arg = words.count > 1 ? words[1].lowercased() : nil
-        if Int(verb) != nil { return goto(verb) }
-        switch verb {
-        case "play", "resume":
+        let parsed: ReplayCommand
+        switch ReplayCommandParser.parse(command) {
+        case .success(let c): parsed = c
+        case .failure(let e): return e.description
+        }
+        switch parsed {
+        case .play:
             if Int(position) >= endX { position = Double(startX) }
             playing = true
             lastTick = clock()
-        case "pause":
+        case .pause:
             advance()
             playing = false
-        case "step":
+        case .step(let n):
             advance()
             playing = false
-            let n = arg.flatMap { Int($0) } ?? 1
-            guard n > 0 else { return "step takes a positive count: step 10" }
             for _ in 0..<n {
                 guard let next = axes[0].x(after: cursor) else { position = Double(endX); break }
                 position = Double(next)
             }
-        case "goto", "g":
-            guard let arg else { return "goto takes a step, start or end: goto 1200" }
-            return goto(arg)
-        case "start", "home":
-            return goto("start")
-        case "end":
-            return goto("end")
-        case "seek":
-            guard let arg, let d = seekDistance(arg) else { return "seek takes ±N steps or ±N%: seek +500, seek -10%" }
+        case .goto(let target):
+            goto(target)
+        case .seek(let d):
             advance()
-            moveTo(position + d)
-        case "event", "events":
+            switch d {
+            case .steps(let n): moveTo(position + n)
+            case .percent(let p):
+                let n = max(1, (Double(endX - startX) * abs(p) / 100).rounded())
+                moveTo(position + (p < 0 ? -n : n))
+            }
+        case .event(let next):
             advance()
-            switch arg {
-            case "next", "n", "+":
+            if next {
                 guard let e = events.first(where: { $0.x > cursor }) else { return "no event after " + where_(cursor) }
                 moveTo(Double(e.x))
-            case "prev", "previous", "p", "-":
+            } else {
                 guard let e = events.last(where: { $0.x < cursor }) else { return "no event before " + where_(cursor) }
                 moveTo(Double(e.x))
-            default: return "event next or event prev"
             }
-        case "speed":
-            switch arg {
-            case "up", "+", "faster": speedIndex = min(Self.speeds.count - 1, speedIndex + 1)
-            case "down", "-", "slower": speedIndex = max(0, speedIndex - 1)
-            case let a?:
-                let digits = a.hasPrefix("x") ? String(a.dropFirst()) : a
-                guard let n = Int(digits), n >= 1 else { return "speed up, speed down or speed xN (x1 … x1000)" }
-                speedIndex = Self.speeds.lastIndex(where: { $0 <= n }) ?? 0
-            case nil: return "speed up, speed down or speed xN (x1 … x1000)"
+        case .speed(let change):
+            switch change {
+            case .up: speed = Self.speeds.first(where: { $0 > speed }) ?? speed
+            case .down: speed = Self.speeds.last(where: { $0 < speed }) ?? speed
+            case .exactly(let n): speed = n
             }
             advance()
-        default:
-            return "a replay is read-only: '\(verb)' steers live training (here: play, pause, goto STEP, seek ±N, speed xN)"
         }
         return nil
     }
@@ -188,7 +178,6 @@ public final class ReplaySource: RunSource {
 
     /// The step (or x) the charts are drawn up to.
     public var cursor: Int { Int(position.rounded(.down)) }
-    public var speed: Int { Self.speeds[speedIndex] }
     public var atEnd: Bool { cursor >= endX }
 
     /// Moves the cursor by the time passed while playing; stops at the end.
@@ -209,16 +198,13 @@ public final class ReplaySource: RunSource {
         if playing { lastTick = clock() }
     }
 
-    private func goto(_ arg: String) -> String? {
-        switch arg {
-        case "start", "home", "begin": moveTo(Double(startX))
-        case "end", "last":
+    private func goto(_ target: ReplayCommand.Target) {
+        switch target {
+        case .start: moveTo(Double(startX))
+        case .end:
             playing = false
             moveTo(Double(endX))
-        default:
-            guard let n = Int(arg.filter { $0 != "," && $0 != "_" }) else {
-                return "goto takes a step, start or end: goto 1200"
-            }
+        case .step(let n):
             if alignment == .walltime, let row = runs[0].steps.step.firstIndex(where: { $0 >= n }),
                let x = axes[0].x(step: n, wallTime: runs[0].steps.wallTime[row]) {
                 moveTo(Double(x))
@@ -226,19 +212,6 @@ public final class ReplaySource: RunSource {
                 moveTo(Double(n))
             }
         }
-        return nil
-    }
-
-    private func seekDistance(_ arg: String) -> Double? {
-        var text = Substring(arg)
-        var sign = 1.0
-        if text.first == "+" { text = text.dropFirst() } else if text.first == "-" { sign = -1; text = text.dropFirst() }
-        if text.last == "%" {
-            guard let p = Double(text.dropLast()) else { return nil }
-            return sign * max(1, (Double(endX - startX) * p / 100).rounded())
-        }
-        guard let n = Double(text) else { return nil }
-        return sign * n
     }
 
     private func where_(_ x: Int) -> String {
@@ -282,7 +255,24 @@ public final class ReplaySource: RunSource {
         }
         s.message = "· x\(speed)"
         s.details = comparison + baseStatus.details
+        inForce(at: c, &s)
         return s
+    }
+
+    /// The scheduler and optimizer in force at the cursor: the header's, then each `sched` command up to it, and
+    /// the LR the optimizer used at the cursor's step.
+    func inForce(at c: Int, _ s: inout LiveStatus) {
+        var lo = 0, hi = events.count
+        while lo < hi { let mid = (lo + hi) / 2; if events[mid].x <= c { lo = mid + 1 } else { hi = mid } }
+        if let switched = events[..<lo].last(where: { $0.event.kind == .command && $0.event.text.hasPrefix("sched ") }) {
+            s.scheduler = String(switched.event.text.dropFirst("sched ".count)) + " @" + (alignment == .step ? Format.grouped(switched.x) : where_(switched.x))
+            s.schedulerSpec = String(switched.event.text.dropFirst("sched ".count))
+        }
+        if let lr = s.groups.first?.lr, lr.isFinite, let config = runs[0].header?.config, let opt = config["optimizer"] {
+            var text = opt + " lr=" + Format.lr(lr)
+            if let wd = config["weight_decay"] ?? config["wd"], Double(wd) != 0 { text += " wd=" + wd }
+            s.optimizer = text
+        }
     }
 
     static func baseStatus(_ run: RunData, alignment: ReplayAlignment, endX: Int) -> LiveStatus {
@@ -304,24 +294,6 @@ public final class ReplaySource: RunSource {
         return s
     }
 
-    /// Title, totals, optimizer and scheduler from a run log's header (its config as the user gave it).
-    public static func headerStatus(_ h: RunHeader, title: String) -> LiveStatus {
-        var s = LiveStatus(title: title)
-        s.totalSteps = h.totalSteps
-        s.stepsPerEpoch = h.stepsPerEpoch
-        let config = h.config
-        if let opt = config["optimizer"] {
-            var text = opt
-            if let lr = config["lr"] { text += " lr=" + lr }
-            if let wd = config["weight_decay"] ?? config["wd"], Double(wd) != 0 { text += " wd=" + wd }
-            s.optimizer = text
-        }
-        if let sched = config["scheduler"] ?? config["sched"] { s.scheduler = sched }
-        s.groups = h.groups.map { LiveStatus.Group(name: $0, lr: Double(config["lr"] ?? "") ?? .nan) }
-        if s.groups.contains(where: { !$0.lr.isFinite }) { s.groups = [] }
-        return s
-    }
-
     /// One line per run with its final loss and validation accuracy; the lowest final loss gets a ★.
     static func compare(_ runs: [RunData]) -> [LiveStatus.Detail] {
         let summaries = runs.map(ReplaySummary.init)
@@ -338,90 +310,10 @@ public final class ReplaySource: RunSource {
         return out
     }
 
+
     public static func monotonicSeconds() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-}
-
-/// Final and best metrics of a run, for the `--summary` table and the replay's comparison.
-public struct ReplaySummary: Sendable {
-    public var name: String
-    public var format: RunData.Format
-    public var steps: Int
-    public var lastStep: Int?
-    /// The last finite training loss, and the lowest.
-    public var finalLoss: Double?
-    public var bestLoss: Double?
-    /// Validation: the last and best accuracy, the last and lowest loss.
-    public var finalAccuracy: Double?
-    public var bestAccuracy: Double?
-    public var finalEvalLoss: Double?
-    public var bestEvalLoss: Double?
-    /// Commands that applied and rollbacks; guard trips; rejected commands.
-    public var interventions: Int
-    public var guardTrips: Int
-    public var rejected: Int
-    /// Steps whose loss is NaN or infinite.
-    public var nonFiniteLosses: Int
-    /// The end record's reason, or nil.
-    public var ended: EndReason?
-
-    public init(_ r: RunData) {
-        name = r.name
-        format = r.format
-        steps = r.steps.count
-        lastStep = r.steps.step.last
-        var best = Float.infinity, final: Float? = nil, bad = 0
-        r.steps.loss.withUnsafeBufferPointer { b in
-            for v in b {
-                if v.isFinite { final = v; if v < best { best = v } } else { bad += 1 }
-            }
-        }
-        finalLoss = final.map(Double.init)
-        bestLoss = best.isFinite ? Double(best) : nil
-        nonFiniteLosses = bad
-        let accs = r.evals.map(\.accuracy).filter { $0.isFinite }
-        finalAccuracy = accs.last
-        bestAccuracy = accs.max()
-        let evalLosses = r.evals.map(\.loss).filter { $0.isFinite }
-        finalEvalLoss = evalLosses.last
-        bestEvalLoss = evalLosses.min()
-        interventions = r.events.filter { $0.kind == .command || $0.kind == .rollback }.count
-        guardTrips = r.events.filter { $0.kind == .guardTrip }.count
-        rejected = r.events.filter { $0.kind == .error }.count
-        ended = r.end?.reason
-    }
-}
-
-extension ReplaySource {
-    /// Summaries per level for a replayed run of `rows` steps: every step while the run has at most 131,072 steps
-    /// (every chart column exact at any zoom); beyond, the last 65,536 steps exactly and the rest in blocks of 8
-    /// (a million steps: about 10 MB per track instead of 55).
-    public static func retainedBlocks(forRows rows: Int) -> Int {
-        min(max(2048, rows / 2 + 1), 65_536)
-    }
-
-    /// The dashboard of this replay: one model per run, each built in bulk from its columns; the first follows
-    /// the cursor, the others are overlaid in their own colours with a legend.
-    public func makeDashboard(theme: Theme = .builtinDefault, depth: ColorDepth = .truecolor,
-                              themeStore: ThemeStore? = nil) -> Dashboard {
-        var models: [RunModel] = []
-        for (i, run) in runs.enumerated() {
-            let model: RunModel
-            let blocks = Self.retainedBlocks(forRows: axes[i].count)
-            if i == 0 {
-                model = RunModel(source: self, status: statusAtCursor(), retainedBlocks: blocks)
-            } else {
-                model = RunModel(source: nil, status: Self.baseStatus(run, alignment: alignment, endX: axes[i].lastX ?? 0),
-                                 retainedBlocks: blocks)
-            }
-            model.ingest(run: run, axis: axes[i])
-            models.append(model)
-        }
-        let dashboard = Dashboard(runs: models, theme: theme, depth: depth, themeStore: themeStore)
-        dashboard.xAxis = xAxis
-        return dashboard
     }
 }
