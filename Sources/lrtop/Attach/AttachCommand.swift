@@ -41,7 +41,7 @@ struct Attach: ParsableCommand {
             } else {
                 // Only the greeting names the log of a run given by its socket.
                 let hello = try connection.waitForGreeting {
-                    printErr("lrtop: waiting for the run to answer (it does between optimizer steps) ...")
+                    printErr("lrtop: waiting for the run at \(chosen.socket) to answer ...")
                 }
                 logURL = URL(fileURLWithPath: hello.log)
             }
@@ -54,7 +54,7 @@ struct Attach: ParsableCommand {
         let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
             do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
         })
-        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0) }
+        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
 
         var warnings: [String] = []
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
