@@ -54,7 +54,7 @@ struct Attach: ParsableCommand {
         let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
             do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
         })
-        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0) }
+        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: max(1, $0)) }
 
         var warnings: [String] = []
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
