@@ -66,10 +66,10 @@ public final class AttachSource: RunSource {
     private var noticeWarnings: [String] = []
 
     /// `validate` checks a command with the steering language's parser before it is sent (nil: it parses).
-    public init(connection: BridgeConnection, logURL: URL, pollInterval: Double = 0.15,
+    public init(connection: BridgeConnection, logURL: URL? = nil, pollInterval: Double = 0.15,
                 validate: @escaping (String) -> String?) {
         self.connection = connection
-        self.logURL = logURL
+        self.logURL = logURL ?? URL(fileURLWithPath: connection.hello.log)
         self.validate = validate
         log = WatchSource(url: self.logURL, pollInterval: pollInterval)
         lastMessageAt = ReplaySource.monotonicSeconds()
@@ -154,7 +154,7 @@ public final class AttachSource: RunSource {
 
     public func status() -> LiveStatus {
         var s = log.status()
-        s.title = connection.hello.flatMap { $0.run.isEmpty ? nil : $0.run } ?? logURL.deletingLastPathComponent().lastPathComponent
+        s.title = connection.hello.run.isEmpty ? logURL.deletingLastPathComponent().lastPathComponent : connection.hello.run
         let ended = !s.state.isActive
         if let b = bridge, !ended {
             s.state = Self.state(b.state)
@@ -179,16 +179,14 @@ public final class AttachSource: RunSource {
                 s.message = "socket closed; waiting for the log's end record"
             } else if now - lastMessageAt > staleAfter {
                 s.message = "no word from the run for " + Format.duration(now - lastMessageAt)
-                    + " (it answers between optimizer steps)"
             }
         }
         var details: [LiveStatus.Detail] = s.details.filter { $0.key == "warning" }
-        if let h = connection.hello {
-            var process = [h.framework ?? "pytorch"]
-            if let w = h.worldSize, w > 1 { process.append("\(w) ranks") }
-            if let pid = h.pid { process.append("pid \(pid)") }
-            details.append(LiveStatus.Detail("process", process.joined(separator: " · ")))
-        }
+        let h = connection.hello
+        var process = [h.framework ?? "pytorch"]
+        if let w = h.worldSize, w > 1 { process.append("\(w) ranks") }
+        if let pid = h.pid { process.append("pid \(pid)") }
+        details.append(LiveStatus.Detail("process", process.joined(separator: " · ")))
         if let b = bridge {
             if let scale = b.lossScale { details.append(LiveStatus.Detail("loss scale", Format.lr(scale))) }
             if let skipped = b.skippedSteps, b.lossScale != nil || skipped > 0 {
@@ -205,16 +203,10 @@ public final class AttachSource: RunSource {
     /// Closes the connection; the run goes on.
     public func detach() { connection.close() }
 
+    /// The bridge's status word: a phase, or an end reason.
     static func state(_ word: String) -> RunPhase {
-        switch word {
-        case "running": .running
-        case "paused": .paused
-        case "finished", "completed": .finished
-        case "stopped": .stopped
-        case "diverged": .diverged
-        case "failed": .failed
-        case "starting": .starting
-        default: .running
-        }
+        if let phase = RunPhase(rawValue: word) { return phase }
+        if let reason = EndReason(rawValue: word) { return RunPhase(ended: reason) }
+        return .running
     }
 }

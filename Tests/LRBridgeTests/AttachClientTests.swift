@@ -154,7 +154,7 @@ struct AttachClientTests {
         guard case .lost(let why) = source.ending else { Issue.record("not lost: \(source.ending)"); return }
         #expect(why == "the run's socket closed at step 12 and its log has no end record: the training process exited or was killed")
         #expect(source.status().state == .failed)
-        #expect(source.status().message == "lost: " + why)
+        #expect(source.status().message == "lost the run: its socket closed with no end record in the log")
         #expect(source.send("resume") == "not connected to the run: " + why)
     }
 

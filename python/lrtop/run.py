@@ -45,7 +45,8 @@ def _scalar(x) -> float:
     if x is None:
         return math.nan
     if isinstance(x, torch.Tensor):
-        return float(x.detach().float().mean().item()) if x.numel() else math.nan
+        n = x.numel()
+        return float(x.item()) if n == 1 else float(x.detach().float().mean().item()) if n else math.nan
     try:
         return float(x)
     except (TypeError, ValueError):

@@ -15,6 +15,9 @@ EVENT_KINDS = ("command", "error", "guard", "checkpoint", "rollback", "info")
 END_REASONS = ("completed", "stopped", "interrupted", "diverged", "failed")
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def number(x) -> object:
     """A JSON number, or the string lrtop's schema uses for NaN and infinity."""
     x = float(x)
@@ -47,7 +50,7 @@ class RunLogWriter:
         return time.time() - self.start
 
     def _write(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False) + "\n"
+        line = _ENCODER.encode(record) + "\n"
         self._buffer.append(line)
         self._buffered += len(line)
         now = time.monotonic()

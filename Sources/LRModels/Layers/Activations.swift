@@ -27,20 +27,24 @@ public final class ReLU: Layer, @unchecked Sendable {
         return output
     }
 
-    // dx = dy where y > 0, else 0 (mask and product in one pass)
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) -> Tensor {
         guard needsInputGradient else { return gradOutput }
-        gradInput.ensureShape(like: output)
-        let n = output.count
-        output.withReadPointer { py in
-            gradOutput.withReadPointer { pdy in
-                gradInput.withPointer { pdx in
-                    // Both loads unconditional, so this is a vector select, not a branch per element.
-                    for i in 0..<n { let d = pdy[i], y = py[i]; pdx[i] = y > 0 ? d : 0 }
-                }
+        reluBackward(output: output, gradOutput: gradOutput, into: gradInput)
+        return gradInput
+    }
+}
+
+/// dx = dy where y > 0, else 0 (mask and product in one pass), for a ReLU whose output was `y`.
+func reluBackward(output y: Tensor, gradOutput: Tensor, into gradInput: Tensor) {
+    gradInput.ensureShape(like: y)
+    let n = y.count
+    y.withReadPointer { py in
+        gradOutput.withReadPointer { pdy in
+            gradInput.withPointer { pdx in
+                // Both loads unconditional, so this is a vector select, not a branch per element.
+                for i in 0..<n { let d = pdy[i], v = py[i]; pdx[i] = v > 0 ? d : 0 }
             }
         }
-        return gradInput
     }
 }
 

@@ -11,30 +11,35 @@ import LRTensor
 ///
 /// Convolutions have no bias (the batch norms that follow carry one), as in torchvision's ResNet. Names:
 /// `<name>.conv1.weight`, `<name>.bn1.weight`, …, `<name>.shortcut.conv.weight`, `<name>.shortcut.bn.bias`.
-/// `activation` makes the two nonlinearities (ReLU unless told otherwise; parameter-free layers only).
+/// `activation` makes the two nonlinearities (ReLU unless told otherwise; parameter-free layers only). With ReLU,
+/// the first runs inside bn1's pass and the second inside the sum's.
 public final class ResidualBlock: Layer, @unchecked Sendable {
     public let conv1: Conv2d, bn1: BatchNorm2d
     public let conv2: Conv2d, bn2: BatchNorm2d
     /// nil for the identity shortcut.
     public let shortcutConv: Conv2d?, shortcutBN: BatchNorm2d?
-    private let relu1: Layer, relu2: Layer
+    /// nil when fused (ReLU).
+    private let relu1: Layer?, relu2: Layer?
     private let sum = Tensor(shape: [0])
+    private let gradSum = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
 
     public init(name: String, inChannels: Int, outChannels: Int, stride: Int = 1,
-                activation: () -> Layer = { ReLU() }, rng: inout Xoshiro256) {
-        relu1 = activation()
-        relu2 = activation()
-        precondition(relu1.parameters.isEmpty, "ResidualBlock: the activation must have no parameters")
+                activation: () -> Layer = { ReLU() }, workspace: ConvWorkspace = ConvWorkspace(), rng: inout Xoshiro256) {
+        let first = activation()
+        precondition(first.parameters.isEmpty, "ResidualBlock: the activation must have no parameters")
+        let fused = first is ReLU
+        relu1 = fused ? nil : first
+        relu2 = fused ? nil : activation()
         conv1 = Conv2d(name: name + ".conv1", inChannels: inChannels, outChannels: outChannels, kernel: 3,
-                       stride: stride, padding: 1, bias: false, rng: &rng)
-        bn1 = BatchNorm2d(name: name + ".bn1", channels: outChannels)
+                       stride: stride, padding: 1, bias: false, workspace: workspace, rng: &rng)
+        bn1 = BatchNorm2d(name: name + ".bn1", channels: outChannels, fusedReLU: fused)
         conv2 = Conv2d(name: name + ".conv2", inChannels: outChannels, outChannels: outChannels, kernel: 3,
-                       stride: 1, padding: 1, bias: false, rng: &rng)
+                       stride: 1, padding: 1, bias: false, workspace: workspace, rng: &rng)
         bn2 = BatchNorm2d(name: name + ".bn2", channels: outChannels)
         if stride != 1 || inChannels != outChannels {
             shortcutConv = Conv2d(name: name + ".shortcut.conv", inChannels: inChannels, outChannels: outChannels,
-                                  kernel: 1, stride: stride, padding: 0, bias: false, rng: &rng)
+                                  kernel: 1, stride: stride, padding: 0, bias: false, workspace: workspace, rng: &rng)
             shortcutBN = BatchNorm2d(name: name + ".shortcut.bn", channels: outChannels)
         } else {
             shortcutConv = nil
@@ -51,7 +56,7 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
         var h = conv1.forward(x, training: training)
         h = bn1.forward(h, training: training)
-        h = relu1.forward(h, training: training)
+        if let relu1 { h = relu1.forward(h, training: training) }
         h = conv2.forward(h, training: training)
         let main = bn2.forward(h, training: training)
         var short = x
@@ -60,22 +65,32 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
         }
         precondition(short.shape == main.shape, "ResidualBlock: shortcut \(short.shape) vs main \(main.shape)")
         sum.ensureShape(like: main)
-        let n = main.count
+        let n = main.count, relu = relu2 == nil
         main.withReadPointer { pm in
             short.withReadPointer { ps in
                 sum.withPointer { py in
-                    for i in 0..<n { py[i] = pm[i] + ps[i] }
+                    if relu {
+                        for i in 0..<n { let v = pm[i] + ps[i]; py[i] = v > 0 ? v : 0 }
+                    } else {
+                        for i in 0..<n { py[i] = pm[i] + ps[i] }
+                    }
                 }
             }
         }
-        return relu2.forward(sum, training: training)
+        return relu2?.forward(sum, training: training) ?? sum
     }
 
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) -> Tensor {
-        let g = relu2.backward(gradOutput, needsInputGradient: true)
+        let g: Tensor
+        if let relu2 {
+            g = relu2.backward(gradOutput, needsInputGradient: true)
+        } else {
+            reluBackward(output: sum, gradOutput: gradOutput, into: gradSum)
+            g = gradSum
+        }
         var d = bn2.backward(g, needsInputGradient: true)
         d = conv2.backward(d, needsInputGradient: true)
-        d = relu1.backward(d, needsInputGradient: true)
+        if let relu1 { d = relu1.backward(d, needsInputGradient: true) }
         d = bn1.backward(d, needsInputGradient: true)
         let dMain = conv1.backward(d, needsInputGradient: needsInputGradient)
         var dShort = g

@@ -72,10 +72,10 @@ struct Attach: ParsableCommand {
         case .lost(let why):
             fail(why + "; what it logged is in \(log)")
         case .ended(let why):
-            print("lrtop: the run ended (\(why)) at step \(step); replay with: lrtop replay \(log)")
+            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
         case .detached:
             let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
-            print("lrtop: detached at step \(step); the run goes on. Attach again with: lrtop attach \(again)")
+            print("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }

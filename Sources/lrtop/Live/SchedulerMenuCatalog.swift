@@ -10,13 +10,15 @@ enum SchedulerMenuCatalog {
     /// Listed first: what a person reaches for most.
     static let first = ["cosine"]
 
-    static func kinds(remainingSteps n: Int, stepsPerEpoch: Int) -> [SchedulerKind] {
+    /// `stepsPerEpoch` sizes the default warmup (one epoch or a tenth of the rest, whichever is shorter); nil
+    /// where it is unknown (an attached run): a tenth of the rest.
+    static func kinds(remainingSteps n: Int, stepsPerEpoch: Int? = nil) -> [SchedulerKind] {
         let rest = max(1, n)
         let sequence = SchedulerKind(
             name: "A -> B", summary: "parts one after another (PyTorch's SequentialLR); each starts where the "
                 + "previous one's length ends, or at @N. Filled in: the default warmup + cosine for the rest of the run.",
             parameters: [SchedulerParameter(
-                name: "spec", defaultValue: TrainConfig.defaultSchedule(totalSteps: rest, stepsPerEpoch: max(1, stepsPerEpoch)),
+                name: "spec", defaultValue: TrainConfig.defaultSchedule(totalSteps: rest, stepsPerEpoch: max(1, stepsPerEpoch ?? rest)),
                 help: "e.g. warmup:steps=500 -> cosine, or linear:total_iters=100 -> @300 exp:gamma=0.99")],
             isSequence: true)
         let ordered = first.compactMap { name in SchedulerFactory.descriptors.first { $0.name == name } }

@@ -1,0 +1,54 @@
+import Testing
+import LRModels
+import LRTensor
+
+/// The fused and grouped fast paths compute what the plain layers compute.
+@Suite("Fused and grouped layers")
+struct FusedLayerTests {
+    private func close(_ a: [Float], _ b: [Float], tolerance: Float = 1e-5) -> Bool {
+        a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= tolerance * max(1, abs($1)) }
+    }
+
+    @Test(arguments: [true, false])
+    func batchNormWithFusedReLUIsBatchNormThenReLU(training: Bool) {
+        let fused = BatchNorm2d(name: "bn", channels: 3, fusedReLU: true)
+        let plain = BatchNorm2d(name: "bn", channels: 3)
+        let relu = ReLU()
+        for bn in [fused, plain] {
+            bn.weight.value.storage = [0.5, 1.5, -1]
+            bn.bias.value.storage = [0.1, -0.2, 0.3]
+            bn.runningMean.storage = [0.2, -0.1, 0]
+            bn.runningVar.storage = [1.5, 0.7, 2]
+        }
+        let x = randomTensor([4, 3, 5, 5], seed: 31, scale: 2)
+        let y = fused.forward(x, training: training).storage
+        let expected = relu.forward(plain.forward(x, training: training), training: training).storage
+        #expect(y == expected)
+        let dy = randomTensor([4, 3, 5, 5], seed: 32)
+        let dx = fused.backward(dy, needsInputGradient: true).storage
+        let dxPlain = plain.backward(relu.backward(dy, needsInputGradient: true), needsInputGradient: true).storage
+        #expect(close(dx, dxPlain))
+        #expect(close(fused.weight.grad.storage, plain.weight.grad.storage))
+        #expect(close(fused.bias.grad.storage, plain.bias.grad.storage))
+        #expect(fused.batchesTracked.storage == [training ? 1 : 0])
+    }
+
+    /// One sample per sgemm (a tiny workspace) and the whole batch in one sgemm give the same convolution.
+    @Test(arguments: [(stride: 1, padding: 1, kernel: 3), (stride: 2, padding: 0, kernel: 1)])
+    func groupedAndPerSampleConvolutionsAgree(geometry: (stride: Int, padding: Int, kernel: Int)) {
+        var rngA = Xoshiro256(seed: 40), rngB = Xoshiro256(seed: 40)
+        let perSample = Conv2d(name: "c", inChannels: 3, outChannels: 5, kernel: geometry.kernel, stride: geometry.stride,
+                               padding: geometry.padding, workspace: ConvWorkspace(columnBudget: 1), rng: &rngA)
+        let grouped = Conv2d(name: "c", inChannels: 3, outChannels: 5, kernel: geometry.kernel, stride: geometry.stride,
+                             padding: geometry.padding, workspace: ConvWorkspace(columnBudget: 1 << 20), rng: &rngB)
+        let x = randomTensor([6, 3, 7, 6], seed: 41)
+        let y1 = perSample.forward(x, training: true), y2 = grouped.forward(x, training: true)
+        #expect(y1.shape == y2.shape && close(y1.storage, y2.storage))
+        let dy = randomTensor(y1.shape, seed: 42)
+        let dx1 = perSample.backward(dy, needsInputGradient: true).storage
+        let dx2 = grouped.backward(dy, needsInputGradient: true).storage
+        #expect(close(dx1, dx2))
+        #expect(close(perSample.weight.grad.storage, grouped.weight.grad.storage, tolerance: 1e-4))
+        #expect(close(perSample.bias!.grad.storage, grouped.bias!.grad.storage, tolerance: 1e-4))
+    }
+}
