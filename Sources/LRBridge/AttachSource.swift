@@ -69,7 +69,7 @@ public final class AttachSource: RunSource {
     public init(connection: BridgeConnection, logURL: URL? = nil, pollInterval: Double = 0.15,
                 validate: @escaping (String) -> String?) {
         self.connection = connection
-        self.logURL = logURL ?? URL(fileURLWithPath: connection.hello.log)
+        self.logURL = logURL ?? URL(fileURLWithPath: connection.hello?.log ?? "run.jsonl")
         self.validate = validate
         log = WatchSource(url: self.logURL, pollInterval: pollInterval)
         lastMessageAt = ReplaySource.monotonicSeconds()
@@ -154,7 +154,8 @@ public final class AttachSource: RunSource {
 
     public func status() -> LiveStatus {
         var s = log.status()
-        s.title = connection.hello.run.isEmpty ? logURL.deletingLastPathComponent().lastPathComponent : connection.hello.run
+        let run = connection.hello?.run ?? ""
+        s.title = run.isEmpty ? logURL.deletingLastPathComponent().lastPathComponent : run
         let ended = !s.state.isActive
         if let b = bridge, !ended {
             s.state = Self.state(b.state)
@@ -183,9 +184,9 @@ public final class AttachSource: RunSource {
         }
         var details: [LiveStatus.Detail] = s.details.filter { $0.key == "warning" }
         let h = connection.hello
-        var process = [h.framework ?? "pytorch"]
-        if let w = h.worldSize, w > 1 { process.append("\(w) ranks") }
-        if let pid = h.pid { process.append("pid \(pid)") }
+        var process = [h?.framework ?? "pytorch"]
+        if let w = h?.worldSize, w > 1 { process.append("\(w) ranks") }
+        if let pid = h?.pid { process.append("pid \(pid)") }
         details.append(LiveStatus.Detail("process", process.joined(separator: " · ")))
         if let b = bridge {
             if let scale = b.lossScale { details.append(LiveStatus.Detail("loss scale", Format.lr(scale))) }
