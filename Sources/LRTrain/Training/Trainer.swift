@@ -334,8 +334,6 @@ public final class Trainer: @unchecked Sendable {
             s.plan = plan
             s.warmupLeft = lrControl.warmupLeft
             s.checkpoints = checkpoints.count
-            s.lastGradNorm = lastGradNorm
-            s.lastEval = lastEval
             s.runDirectory = runDirectory?.path
             s.logPath = logURL?.path
             s.datasetName = datasetName
