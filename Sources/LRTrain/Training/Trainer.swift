@@ -390,8 +390,6 @@ public final class Trainer: @unchecked Sendable {
             s.warmupLeft = lrControl.warmupLeft
             s.checkpoints = checkpoints.count
             s.checkpointFiles = checkpoints.filesOnDisk
-            s.lastGradNorm = lastGradNorm
-            s.lastEval = lastEval
             s.runDirectory = runDirectory?.path
             s.logPath = logURL?.path
             s.datasetName = datasetName
