@@ -62,7 +62,7 @@ struct AttachClientTests {
         #expect(s.totalSteps == 200)
         #expect(s.groups.map(\.name) == ["body", "head"])
         #expect(s.groups.map(\.lr) == [0.001, 0.002])
-        #expect(!s.schedulerKinds.isEmpty || source.schedulerKinds(1).isEmpty)
+        #expect(!s.schedulerKinds.isEmpty || source.schedulerKinds(1, 0).isEmpty)
         #expect(s.details.contains { $0.key == "process" && $0.value.contains("pid 4242") })
         #expect(s.details.contains { $0.key == "checkpoints" && $0.value == "1" })
         // The client says hello first.

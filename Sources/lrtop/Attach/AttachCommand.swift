@@ -54,7 +54,7 @@ struct Attach: ParsableCommand {
         let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
             do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
         })
-        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0) }
+        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
 
         var warnings: [String] = []
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
@@ -63,7 +63,7 @@ struct Attach: ParsableCommand {
         source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
         dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              warnings.isEmpty ? .info : .warning)
-        let reason = try TUIRunner.run(dashboard)
+        let reason = try TUIRunner.run(dashboard, terminal: TerminalFlags())
         let step = dashboard.status.step
         source.detach()
 
