@@ -35,7 +35,7 @@ struct Export: ParsableCommand {
                 print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
             }
         } catch {
-            fail("cannot write \(out): \(error)")
+            fail("cannot write \(out): \(FileProblem.reason(error))")
         }
     }
 }

@@ -121,6 +121,7 @@ struct Train: ParsableCommand {
         let trainer: Trainer
         do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
         if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
+        for warning in trainer.setupWarnings { printErr("lrtop: warning: \(warning)") }
         printer.totalSteps = trainer.totalSteps
         printer.stepsPerEpoch = trainer.stepsPerEpoch
         // What runs is the trainer's config (a resumed run's comes from its checkpoint), never the options typed.

@@ -159,4 +159,22 @@ import Foundation
         #expect(Set(stepLines.map { $0.distance(from: $0.startIndex, to: $0.range(of: "loss")!.lowerBound) }).count == 1,
                 "\(stepLines.joined(separator: "\n"))")
     }
+
+    @Test func aGroupRuleMatchingNothingWarnsNamingTheParameters() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let out = try lrtop(Self.spirals + ["--max-steps", "3", "--group", "nomatch.*:lr=0", "--run-dir", "r"], in: dir.url)
+        #expect(out.status == 0)
+        #expect(out.stderr.contains("warning: --group 'nomatch.*:lr=0' matches no parameter (parameters: fc1.weight"), "\(out.stderr)")
+    }
+
+    @Test func exportToAPathInsideAFileIsOneLine() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        #expect(try lrtop(Self.spirals + ["--max-steps", "3", "--run-dir", "r"], in: dir.url).status == 0)
+        try "x".write(toFile: dir.path("afile"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["export", dir.path("r/run.jsonl"), "--to", "tensorboard", dir.path("afile/tb")])
+        #expect(out.status != 0)
+        #expect(!out.stderr.contains("NSCocoaErrorDomain") && out.stderr.split(separator: "\n").count == 1, "\(out.stderr)")
+    }
 }

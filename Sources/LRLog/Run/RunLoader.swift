@@ -25,6 +25,10 @@ public enum RunLoader {
             throw LogError("\(url.path): no such file or folder")
         }
         if isDir.boolValue { return loadFolder(url, mapping: mapping) }
+        // Reading a FIFO or a device would block forever or never end.
+        if let kind = FileProblem.nonRegularKind(url.path) {
+            throw LogError("\(url.path) is \(kind): give a run log, a CSV, a TensorBoard event file or a folder of them")
+        }
         let run = try loadFile(url, name: url.lastPathComponent, mapping: mapping)
         return LoadResult(runs: [run], warnings: run.warnings)
     }
@@ -68,8 +72,16 @@ public enum RunLoader {
         var eventFolders: [(URL, [URL])] = []
         var singles: [URL] = []
         let fm = FileManager.default
+        // Real paths already listed: a symlink loop (or two links to one run) lists each run once.
+        var seen = Set<String>()
+        func firstVisit(_ url: URL) -> Bool {
+            guard let real = realpath(url.path, nil) else { return false }
+            defer { free(real) }
+            return seen.insert(String(cString: real)).inserted
+        }
 
         func visit(_ dir: URL, depth: Int) {
+            guard firstVisit(dir) else { return }
             guard let names = try? fm.contentsOfDirectory(atPath: dir.path) else {
                 warnings.append("\(dir.path): cannot list folder")
                 return
@@ -81,6 +93,8 @@ public enum RunLoader {
                 guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else { continue }
                 if isDir.boolValue {
                     if depth < 6 { visit(url, depth: depth + 1) }
+                } else if FileProblem.nonRegularKind(url.path) != nil || !firstVisit(url) {
+                    continue
                 } else if TensorBoardReader.isEventFileName(name) {
                     events.append(url)
                 } else if name == "metrics.csv" || ["jsonl", "csv"].contains(url.pathExtension.lowercased()) {

@@ -236,3 +236,34 @@ public enum RunLogLine {
         }
     }
 }
+
+extension RunLogLine {
+    /// The steps (and epochs) a record may carry: from 0 to 2^53, the integers JSON keeps exact. Beyond that a
+    /// number is not a step of any run, and the arithmetic of readers and exporters (step - 1, step + 1) must
+    /// never overflow.
+    public static let stepRange = 0...(1 << 53)
+    /// The longest line a reader accepts: 1 MiB, about 40,000 param groups in a step record.
+    public static let maxLineBytes = 1 << 20
+    /// The most param groups a step record may hold.
+    public static let maxGroups = 4096
+
+    /// What is out of range in a decoded record, or nil.
+    static func rangeProblem(_ record: RunRecord) -> String? {
+        func check(_ name: String, _ v: Int) -> String? {
+            stepRange.contains(v) ? nil : "\(name) \(v) is out of range (0...\(stepRange.upperBound))"
+        }
+        switch record {
+        case let .step(r):
+            if r.lrs.count > maxGroups { return "\(r.lrs.count) LRs in one step (at most \(maxGroups) param groups)" }
+            return check("step", r.step) ?? check("epoch", r.epoch)
+        case let .eval(r): return check("step", r.step) ?? check("epoch", r.epoch)
+        case let .event(r):
+            if max(r.lrsBefore.count, r.lrsAfter.count) > maxGroups { return "more than \(maxGroups) LRs in one event" }
+            return check("step", r.step)
+        case let .end(r): return check("step", r.step) ?? check("epoch", r.epoch)
+        case let .header(h):
+            if h.groups.count > maxGroups { return "\(h.groups.count) param groups (at most \(maxGroups))" }
+            return h.totalSteps.flatMap { check("total_steps", $0) }
+        }
+    }
+}

@@ -69,6 +69,12 @@ final class RunLogLineParser {
         var s = start
         while s < e, s.pointee == 32 || s.pointee == 9 { s += 1 }
         if s == e { return .blank }
+        // A UTF-8 byte-order mark (a log saved by an editor) is not part of the record.
+        if e - s >= 3, s[0] == 0xEF, s[1] == 0xBB, s[2] == 0xBF { s += 3 }
+        // No record of lrtop's comes near this; a crafted line must not take memory hundreds of times its size.
+        if e - s > RunLogLine.maxLineBytes {
+            return .invalid("line of \(e - s) bytes is longer than any record (at most \(RunLogLine.maxLineBytes)); skipped")
+        }
         switch scan(s, e) {
         case .step:
             lastType = "step"
@@ -98,6 +104,7 @@ final class RunLogLineParser {
             guard let record = try RunLogLine.record(from: json, unknownType: &unknown) else {
                 return .unknownType(unknown ?? "")
             }
+            if let problem = RunLogLine.rangeProblem(record) { return .invalid(problem) }
             lastType = record.typeName
             switch record {
             case let .header(h): sink.header(h)
@@ -258,14 +265,14 @@ final class RunLogLineParser {
                 else if e - p >= 6, memcmp(p, "\"eval\"", 6) == 0 { kind = 2; p += 6 }
                 else { return .other }
             case 4 where Self.key(k, n, is: "step"):
-                guard let v = NumberParser.parseInt(&p, e) else { return .other }
+                guard let v = NumberParser.parseInt(&p, e), RunLogLine.stepRange.contains(v) else { return .other }
                 step = v
                 seen |= Self.seenStep
             case 4 where Self.key(k, n, is: "loss"):
                 guard let v = Self.number(&p, e) else { return .other }
                 loss = v
             case 5 where Self.key(k, n, is: "epoch"):
-                guard let v = NumberParser.parseInt(&p, e) else { return .other }
+                guard let v = NumberParser.parseInt(&p, e), RunLogLine.stepRange.contains(v) else { return .other }
                 epoch = v
             case 8 where Self.key(k, n, is: "accuracy"):
                 guard let v = Self.number(&p, e) else { return .other }

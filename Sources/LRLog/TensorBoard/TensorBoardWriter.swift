@@ -146,7 +146,8 @@ public enum TensorBoardExport {
             }
         }
         for i in 0..<s.count {
-            try writeEvals(through: s.step[i] - 1)
+            // Imported steps may be any Int64 (a crafted TensorBoard file): no arithmetic that can overflow.
+            try writeEvals(through: s.step[i] == Int.min ? Int.min : s.step[i] - 1)
             values.removeAll(keepingCapacity: true)
             if hasLoss, keepNaNLoss || !s.loss[i].isNaN { values.append(("train/loss", s.loss[i])) }
             if s.groupCount > 0, !s.lrs[0][i].isNaN { values.append((lrTags[0], Float(s.lrs[0][i]))) }

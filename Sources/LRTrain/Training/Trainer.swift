@@ -24,6 +24,8 @@ public final class Trainer: @unchecked Sendable {
     let batcher: Batcher
     public let datasetName: String
     public let datasetNotice: String?
+    /// Problems with the run's options that do not stop it (a group rule matching nothing), logged as info events.
+    public let setupWarnings: [String]
     public let stepsPerEpoch: Int
     public let totalSteps: Int
 
@@ -99,6 +101,12 @@ public final class Trainer: @unchecked Sendable {
         self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
                                              classCount: loaded.dataset.classCount, seed: config.seed,
                                              hidden: config.hidden, dropout: Float(config.dropout))
+        let parameters = network.parameters
+        let rules = try ParamGroupRule.parse(lines: config.groups)
+        self.setupWarnings = zip(config.groups, rules).filter { _, rule in !parameters.contains(where: rule.matches) }
+            .map { text, _ in
+                "--group '\(text)' matches no parameter (parameters: \(parameters.map(\.name).joined(separator: ", ")))"
+            }
         self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
         self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
                                                    parameters: network.parameters)
@@ -151,6 +159,7 @@ public final class Trainer: @unchecked Sendable {
     public func run() -> EndRecord {
         if !appendingToLog { writeHeader() }
         if let notice = datasetNotice { emit(event: .info, text: "dataset", message: notice) }
+        for warning in setupWarnings { emit(event: .info, text: "group", message: warning) }
         if let r = options.resumeCheckpoint {
             let how = appendingToLog ? "; the records below continue this log from that step" : ""
             emit(event: .info, text: "resume", message: "resumed from \(r.path) at step \(step)\(how)")
