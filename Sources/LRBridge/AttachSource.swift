@@ -45,8 +45,8 @@ public final class AttachSource: RunSource {
     public private(set) var replies: [Reply] = []
     /// Shows a reply on the key bar (text, is it an error?). Set by whoever owns the dashboard.
     public var onReply: ((String, Bool) -> Void)?
-    /// The `s` menu's choices for a run with this many steps left.
-    public var schedulerKinds: (Int) -> [SchedulerKind] = { _ in [] }
+    /// The `s` menu's choices for a run with this many steps left, of this many steps an epoch (0: not known).
+    public var schedulerKinds: (_ remainingSteps: Int, _ stepsPerEpoch: Int) -> [SchedulerKind] = { _, _ in [] }
     /// Monotonic seconds; tests replace it.
     public var clock: () -> Double = ReplaySource.monotonicSeconds
     /// After the socket closes, how long to wait for the end record before calling the run lost (the log is
@@ -66,10 +66,10 @@ public final class AttachSource: RunSource {
     private var noticeWarnings: [String] = []
 
     /// `validate` checks a command with the steering language's parser before it is sent (nil: it parses).
-    public init(connection: BridgeConnection, logURL: URL? = nil, pollInterval: Double = 0.15,
+    public init(connection: BridgeConnection, logURL: URL, pollInterval: Double = 0.15,
                 validate: @escaping (String) -> String?) {
         self.connection = connection
-        self.logURL = logURL ?? URL(fileURLWithPath: connection.hello?.log ?? "run.jsonl")
+        self.logURL = logURL
         self.validate = validate
         log = WatchSource(url: self.logURL, pollInterval: pollInterval)
         lastMessageAt = ReplaySource.monotonicSeconds()
@@ -154,8 +154,7 @@ public final class AttachSource: RunSource {
 
     public func status() -> LiveStatus {
         var s = log.status()
-        let run = connection.hello?.run ?? ""
-        s.title = run.isEmpty ? logURL.deletingLastPathComponent().lastPathComponent : run
+        s.title = connection.hello.flatMap { $0.run.isEmpty ? nil : $0.run } ?? logURL.deletingLastPathComponent().lastPathComponent
         let ended = !s.state.isActive
         if let b = bridge, !ended {
             s.state = Self.state(b.state)
@@ -168,26 +167,29 @@ public final class AttachSource: RunSource {
                                  note: b.override && !b.hold ? "override" : nil)
             }
             if let sched = b.scheduler { s.scheduler = sched }
-            s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step))
+            // A run of unknown length: the menu's lengths default to a thousand more steps.
+            s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step), s.stepsPerEpoch ?? 0)
             if s.state == .running { s.message = nil }
         }
         if !ended {
             let now = clock()
             if let lostReason {
                 s.state = .failed
-                s.message = "lost: " + lostReason
+                s.message = "lost the run: its socket closed with no end record in the log"
             } else if closedAt != nil || connection.state != .connected {
                 s.message = "socket closed; waiting for the log's end record"
             } else if now - lastMessageAt > staleAfter {
                 s.message = "no word from the run for " + Format.duration(now - lastMessageAt)
+                    + " (it answers between optimizer steps)"
             }
         }
         var details: [LiveStatus.Detail] = s.details.filter { $0.key == "warning" }
-        let h = connection.hello
-        var process = [h?.framework ?? "pytorch"]
-        if let w = h?.worldSize, w > 1 { process.append("\(w) ranks") }
-        if let pid = h?.pid { process.append("pid \(pid)") }
-        details.append(LiveStatus.Detail("process", process.joined(separator: " · ")))
+        if let h = connection.hello {
+            var process = [h.framework ?? "pytorch"]
+            if let w = h.worldSize, w > 1 { process.append("\(w) ranks") }
+            if let pid = h.pid { process.append("pid \(pid)") }
+            details.append(LiveStatus.Detail("process", process.joined(separator: " · ")))
+        }
         if let b = bridge {
             if let scale = b.lossScale { details.append(LiveStatus.Detail("loss scale", Format.lr(scale))) }
             if let skipped = b.skippedSteps, b.lossScale != nil || skipped > 0 {
@@ -204,10 +206,8 @@ public final class AttachSource: RunSource {
     /// Closes the connection; the run goes on.
     public func detach() { connection.close() }
 
-    /// The bridge's status word: a phase, or an end reason.
+    /// The bridge's state word as a phase; words it may add later read as running.
     static func state(_ word: String) -> RunPhase {
-        if let phase = RunPhase(rawValue: word) { return phase }
-        if let reason = EndReason(rawValue: word) { return RunPhase(ended: reason) }
-        return .running
+        word == "completed" ? .finished : RunPhase(rawValue: word) ?? .running
     }
 }

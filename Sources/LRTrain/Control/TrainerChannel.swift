@@ -83,6 +83,8 @@ public struct TrainerStatus: Sendable {
     public var plan: [[Double]] = []
     public var warmupLeft = 0
     public var checkpoints = 0
+    /// Checkpoint files of this run on disk now (automatic ones beyond the kept number are deleted).
+    public var checkpointFiles = 0
     public var runDirectory: String? = nil
     public var logPath: String? = nil
     public var datasetName = ""
