@@ -415,4 +415,11 @@ import LRTUI
         d.update()
         #expect(d.render(width: 120, height: 40).lines()[0].contains("◉ watching · starting · waiting for the first step"))
     }
+
+    @Test func aLongKeyBelowTheFoldDoesNotSqueezeTheStatusValues() {
+        var b = Buffer(width: 20, height: 1)
+        KeyValueList(items: [("lr", [Span("7.34e-4")]), ("checkpoints", [Span("3 in memory")])])
+            .render(into: &b, area: b.area)
+        #expect(b.lines()[0].hasPrefix("lr 7.34e-4"))
+    }
 }

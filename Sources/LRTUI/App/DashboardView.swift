@@ -199,8 +199,9 @@ extension Dashboard {
         if case .prompt = overlay { return }  // the prompt draws itself there
         if let n = notice {
             let style: Style = n.kind == .error ? palette.error : n.kind == .warning ? palette.warn : palette.highlight
-            // A rejection is shown whole: it wraps upwards over the panels (up to 4 rows) rather than being cut.
-            var lines = n.kind == .info ? [n.text.truncated(toWidth: area.width)] : Format.wrap(n.text, width: area.width)
+            // A notice is shown whole (a rejection's reason above all): it wraps upwards over the panels (up to 4
+            // rows) rather than being cut.
+            var lines = Format.wrap(n.text, width: area.width)
             if lines.count > 4 { lines = Array(lines.prefix(4)); lines[3] = lines[3].truncated(toWidth: area.width - 1) + "…" }
             for (i, line) in lines.enumerated() {
                 let y = area.y - (lines.count - 1) + i

@@ -9,7 +9,8 @@ public struct KeyValueList: Widget {
 
     public func render(into buffer: inout Buffer, area: Rect) {
         guard !area.isEmpty else { return }
-        let keyWidth = min(items.map(\.key.cellWidth).max() ?? 0, max(0, area.width / 2))
+        // Only the rows that fit decide the key column: a long key below the fold must not squeeze the values.
+        let keyWidth = min(items.prefix(area.height).map(\.key.cellWidth).max() ?? 0, max(0, area.width / 2))
         for (i, item) in items.prefix(area.height).enumerated() {
             let y = area.y + i
             buffer.set(string: item.key.padded(toWidth: keyWidth), at: Position(x: area.x, y: y), style: keyStyle, clip: area)
