@@ -23,8 +23,8 @@ public final class AdaBound: OptimizerBase, @unchecked Sendable {
     }
     static let check: @Sendable (Double, [String: Double]) throws -> Void = { lr, h in
         try checkLR(lr); try checkEps(h); try checkBetas(h)
-        if let f = h["final_lr"], !(0.0 <= f) { throw OptimError("Invalid final learning rate: \(pyRepr(f))") }
-        if let g = h["gamma"], !(0.0 <= g && g < 1.0) { throw OptimError("Invalid gamma parameter: \(pyRepr(g))") }
+        if let f = h[.finalLR], !(0.0 <= f) { throw OptimError("Invalid final learning rate: \(pyRepr(f))") }
+        if let g = h[.gamma], !(0.0 <= g && g < 1.0) { throw OptimError("Invalid gamma parameter: \(pyRepr(g))") }
         try checkWeightDecay(h)
     }
 
@@ -58,18 +58,18 @@ public final class AdaBound: OptimizerBase, @unchecked Sendable {
         let baseLR = baseLRs[gi]
         state.scalars["base_lr"] = baseLR
         let n = p.value.count
-        let b1 = hyper(group, "beta1"), b2 = hyper(group, "beta2"), wdD = hyper(group, "weight_decay")
-        let amsbound = hyper(group, "amsbound") != 0
+        let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
+        let amsbound = group[.amsbound] != 0
         let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
         let vmax = amsbound ? state.buffer("max_exp_avg_sq", like: p) : nil
         state.step += 1
         let step = state.step
         let fb1 = Float(b1), w1 = Float(1 - b1), fb2 = Float(b2), w2 = Float(1 - b2)
-        let wd = Float(wdD), eps = Float(hyper(group, "eps"))
+        let wd = Float(wdD), eps = Float(group[.eps])
         let bc1 = 1 - pow(b1, step), bc2 = 1 - pow(b2, step)
         let stepSize = Float(group.lr * bc2.squareRoot() / bc1)
-        let finalLR = hyper(group, "final_lr") * group.lr / baseLR
-        let gamma = hyper(group, "gamma")
+        let finalLR = group[.finalLR] * group.lr / baseLR
+        let gamma = group[.gamma]
         let lower = Float(finalLR * (1 - 1 / (gamma * step + 1)))
         let upper = Float(finalLR * (1 + 1 / (gamma * step)))
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in

@@ -14,18 +14,18 @@ public final class Adadelta: OptimizerBase, @unchecked Sendable {
         ],
         check: { lr, h in
             try checkLR(lr)
-            if let r = h["rho"], !(0.0 <= r && r <= 1.0) { throw OptimError("Invalid rho value: \(pyRepr(r))") }
+            if let r = h[.rho], !(0.0 <= r && r <= 1.0) { throw OptimError("Invalid rho value: \(pyRepr(r))") }
             try checkEps(h); try checkWeightDecay(h)
         },
         build: { Adadelta(groups: $0, descriptor: Adadelta.kind) })
 
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
-        let rhoD = hyper(group, "rho"), wdD = hyper(group, "weight_decay")
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let rhoD = group[.rho], wdD = group[.weightDecay]
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         let sq = state.buffer("square_avg", like: p), acc = state.buffer("acc_delta", like: p)
         state.step += 1
-        let rho = Float(rhoD), w1 = Float(1 - rhoD), wd = Float(wdD), eps = Float(hyper(group, "eps"))
+        let rho = Float(rhoD), w1 = Float(1 - rhoD), wd = Float(wdD), eps = Float(group[.eps])
         let negLR = Float(-group.lr)
         p.value.withPointer { w in p.grad.withPointer { gp in sq.withPointer { vp in acc.withPointer { up in
             for i in 0..<n {

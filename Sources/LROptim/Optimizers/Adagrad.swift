@@ -20,23 +20,23 @@ public final class Adagrad: OptimizerBase, @unchecked Sendable {
         ],
         check: { lr, h in
             try checkLR(lr)
-            try checkNonNegative(h, "lr_decay")
+            try checkNonNegative(h, .lrDecay)
             try checkWeightDecay(h)
-            try checkNonNegative(h, "initial_accumulator_value")
+            try checkNonNegative(h, .initialAccumulatorValue)
             try checkEps(h)
         },
         build: { Adagrad(groups: $0, descriptor: Adagrad.kind) })
 
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
-        let sum = state.buffer("sum", like: p, fill: Float(defaults["initial_accumulator_value"] ?? 0))
+        let sum = state.buffer("sum", like: p, fill: Float(optimizerDefault(.initialAccumulatorValue)))
         state.step += 1
         let step = state.step
-        let wdD = hyper(group, "weight_decay")
-        let wd = Float(wdD), eps = Float(hyper(group, "eps"))
-        let clr = group.lr / (1 + (step - 1) * hyper(group, "lr_decay"))
+        let wdD = group[.weightDecay]
+        let wd = Float(wdD), eps = Float(group[.eps])
+        let clr = group.lr / (1 + (step - 1) * group[.lrDecay])
         let alpha = Float(-clr)
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         p.value.withPointer { w in p.grad.withPointer { gp in sum.withPointer { s in
             for i in 0..<n {
                 var g = sgn * gp[i]

@@ -39,10 +39,10 @@ public class Adam: OptimizerBase, @unchecked Sendable {
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let lr = group.lr
-        let b1 = hyper(group, "beta1"), b2 = hyper(group, "beta2")
-        let wdD = hyper(group, "weight_decay"), epsD = hyper(group, "eps")
-        let amsgrad = hyper(group, "amsgrad") != 0
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let b1 = group[.beta1], b2 = group[.beta2]
+        let wdD = group[.weightDecay], epsD = group[.eps]
+        let amsgrad = group[.amsgrad] != 0
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
         let vmax = amsgrad ? state.buffer("max_exp_avg_sq", like: p) : nil
         state.step += 1

@@ -17,12 +17,12 @@ public final class Adamax: OptimizerBase, @unchecked Sendable {
 
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
-        let b1 = hyper(group, "beta1"), b2 = hyper(group, "beta2"), wdD = hyper(group, "weight_decay")
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         let m = state.buffer("exp_avg", like: p), u = state.buffer("exp_inf", like: p)
         state.step += 1
         let clr = group.lr / (1 - pow(b1, state.step))
-        let w1 = Float(1 - b1), fb2 = Float(b2), wd = Float(wdD), eps = Float(hyper(group, "eps")), negC = Float(-clr)
+        let w1 = Float(1 - b1), fb2 = Float(b2), wd = Float(wdD), eps = Float(group[.eps]), negC = Float(-clr)
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in u.withPointer { up in
             for i in 0..<n {
                 var g = sgn * gp[i]

@@ -26,7 +26,7 @@ public final class Lamb: OptimizerBase, @unchecked Sendable {
         ],
         check: { lr, h in
             try checkLR(lr); try checkEps(h); try checkBetas(h); try checkWeightDecay(h)
-            if let c = h["max_grad_norm"], c < 0 { throw OptimError("Invalid max_grad_norm value: \(pyRepr(c))") }
+            if let c = h[.maxGradNorm], c < 0 { throw OptimError("Invalid max_grad_norm value: \(pyRepr(c))") }
         },
         build: { Lamb(groups: $0, descriptor: Lamb.kind) })
 
@@ -38,7 +38,7 @@ public final class Lamb: OptimizerBase, @unchecked Sendable {
     public override func willStep() {
         clipDivisor = nil
         guard let first = groups.first else { return }
-        let maxNorm = hyper(first, "max_grad_norm")
+        let maxNorm = first[.maxGradNorm]
         guard maxNorm > 0 else { return }
         var sumSq: Float = 0
         for group in groups {
@@ -54,19 +54,19 @@ public final class Lamb: OptimizerBase, @unchecked Sendable {
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         if scratch.count < n { scratch = Tensor(shape: [n]) }
-        let b1 = hyper(group, "beta1"), b2 = hyper(group, "beta2"), wdD = hyper(group, "weight_decay")
-        let averaging = hyper(group, "grad_averaging") != 0
+        let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
+        let averaging = group[.gradAveraging] != 0
         let beta3 = averaging ? 1 - b1 : 1.0
         let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
         state.step += 1
         let step = state.step
         var bc1 = 1.0, bc2 = 1.0
-        if hyper(group, "bias_correction") != 0 { bc1 = 1 - pow(b1, step); bc2 = 1 - pow(b2, step) }
+        if group[.biasCorrection] != 0 { bc1 = 1 - pow(b1, step); bc2 = 1 - pow(b2, step) }
         let useLerp = beta3 == 1 - b1
         let fb1 = Float(b1), fb3 = Float(beta3), fb2 = Float(b2), w2 = Float(1 - b2)
-        let fbc1 = Float(bc1), bc2Sqrt = Float(pow(bc2, 0.5)), eps = Float(hyper(group, "eps")), wd = Float(wdD)
-        let adapt = wdD != 0 || hyper(group, "always_adapt") != 0
-        let trustClip = hyper(group, "trust_clip") != 0
+        let fbc1 = Float(bc1), bc2Sqrt = Float(pow(bc2, 0.5)), eps = Float(group[.eps]), wd = Float(wdD)
+        let adapt = wdD != 0 || group[.alwaysAdapt] != 0
+        let trustClip = group[.trustClip] != 0
         let clip = clipDivisor
         let negLR = Float(-group.lr)
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in

@@ -18,11 +18,11 @@ public final class Lion: OptimizerBase, @unchecked Sendable {
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let lr = group.lr
-        let b1 = hyper(group, "beta1"), b2 = hyper(group, "beta2")
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let b1 = group[.beta1], b2 = group[.beta2]
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         let m = state.buffer("exp_avg", like: p)
         state.step += 1
-        let decay = Float(1 - lr * hyper(group, "weight_decay"))
+        let decay = Float(1 - lr * group[.weightDecay])
         let fb1 = Float(b1), w1 = Float(1 - b1), w2 = Float(1 - b2), negLR = Float(-lr)
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in
             for i in 0..<n {

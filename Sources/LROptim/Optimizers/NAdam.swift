@@ -19,17 +19,17 @@ public final class NAdam: OptimizerBase, @unchecked Sendable {
         ],
         check: { lr, h in
             try checkLR(lr); try checkEps(h); try checkBetas(h); try checkWeightDecay(h)
-            try checkNonNegative(h, "momentum_decay")
+            try checkNonNegative(h, .momentumDecay)
         },
         build: { NAdam(groups: $0, descriptor: NAdam.kind) })
 
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let lr = group.lr
-        let b1 = hyper(group, "beta1"), b2 = hyper(group, "beta2"), wdD = hyper(group, "weight_decay")
-        let psi = hyper(group, "momentum_decay")
-        let decoupled = hyper(group, "decoupled_weight_decay") != 0
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
+        let psi = group[.momentumDecay]
+        let decoupled = group[.decoupledWeightDecay] != 0
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
         state.step += 1
         let step = state.step
@@ -43,7 +43,7 @@ public final class NAdam: OptimizerBase, @unchecked Sendable {
         let c2 = Float((-lr * muNext) / (1.0 - muProductNext))
         let decay = Float(1 - lr * wdD), wd = Float(wdD)
         let w1 = Float(1 - b1), fb2 = Float(b2), w2 = Float(1 - b2), fbc2 = Float(bc2)
-        let eps = Float(hyper(group, "eps"))
+        let eps = Float(group[.eps])
         p.value.withPointer { w in p.grad.withPointer { gp in m.withPointer { mp in v.withPointer { vp in
             for i in 0..<n {
                 var g = sgn * gp[i]

@@ -51,13 +51,23 @@ public struct OptimizerDescriptor: Sendable {
     /// Keys a spec may set: `lr` and every hyperparameter (`betas` may also be set as `beta1`/`beta2`).
     public var validKeys: [String] { ["lr"] + parameters.map(\.key) }
 
-    /// Every hyperparameter at its default, under the keys `ParamGroup.hyper` uses.
-    public var defaultHyper: [String: Double] {
+    /// Every hyperparameter at its default, under the keys `ParamGroup.hyper` uses; made once.
+    public let defaultHyper: [String: Double]
+
+    init(name: String, reference: String, defaultLR: Double, parameters: [HyperParameter],
+         check: @escaping @Sendable (_ lr: Double, _ hyper: [String: Double]) throws -> Void,
+         build: @escaping @Sendable (_ groups: [ParamGroup]) -> OptimizerBase) {
+        self.name = name; self.reference = reference; self.defaultLR = defaultLR; self.parameters = parameters
+        self.check = check; self.build = build
         var h: [String: Double] = [:]
         for p in parameters {
-            if p.kind == .betas { h["beta1"] = p.defaultValue; h["beta2"] = p.defaultValue2 } else { h[p.key] = p.defaultValue }
+            if p.kind == .betas {
+                h[HyperKey.beta1.name] = p.defaultValue; h[HyperKey.beta2.name] = p.defaultValue2
+            } else {
+                h[p.key] = p.defaultValue
+            }
         }
-        return h
+        defaultHyper = h
     }
 
     /// Validates an LR and a full hyperparameter set with PyTorch's messages.
@@ -67,10 +77,10 @@ public struct OptimizerDescriptor: Sendable {
     func apply(_ options: [(key: String, value: String)], to hyper: inout [String: Double]) throws -> Double? {
         var lr: Double?
         let reader = try OptionReader(owner: name, options: options, valid: validKeys,
-                                      hidden: parameters.contains { $0.kind == .betas } ? ["beta1", "beta2"] : [])
+                                      hidden: parameters.contains { $0.kind == .betas } ? [HyperKey.beta1.name, HyperKey.beta2.name] : [])
         for (key, value) in options {
             if key == "lr" { lr = try reader.requiredDouble("lr"); continue }
-            if key == "beta1" || key == "beta2" { hyper[key] = try reader.requiredDouble(key); continue }
+            if key == HyperKey.beta1.name || key == HyperKey.beta2.name { hyper[key] = try reader.requiredDouble(key); continue }
             guard let p = parameters.first(where: { $0.key == key }) else { continue }
             switch p.kind {
             case .number: hyper[key] = try reader.requiredDouble(key)
@@ -84,7 +94,7 @@ public struct OptimizerDescriptor: Sendable {
                 guard parts.count == 2, let b1 = parts[0], let b2 = parts[1] else {
                     throw OptimError("\(name): invalid value '\(value)' for betas: expected two numbers like 0.9/0.999")
                 }
-                hyper["beta1"] = b1; hyper["beta2"] = b2
+                hyper[HyperKey.beta1.name] = b1; hyper[HyperKey.beta2.name] = b2
             }
         }
         return lr
@@ -128,19 +138,21 @@ open class OptimizerBase: Optimizer, @unchecked Sendable {
     /// as in the reference: Adagrad's `initial_accumulator_value`, LAMB's `max_grad_norm`.
     public var defaults: [String: Double]
 
+    /// Fills in each group's missing hyperparameters with the descriptor's defaults, once, so that the update
+    /// loops read `group[.key]` and find every key their descriptor declares.
     public required init(groups: [ParamGroup], descriptor: OptimizerDescriptor) {
         self.descriptor = descriptor
         self.groups = groups
         self.states = groups.map { $0.params.map { _ in ParamState() } }
         self.defaults = descriptor.defaultHyper
+        for group in groups {
+            group.hyper.merge(descriptor.defaultHyper) { given, _ in given }
+        }
     }
 
-    /// A hyperparameter of a group (its default if the key was removed).
+    /// An optimizer-wide hyperparameter (PyTorch's `defaults`).
     @inline(__always)
-    public func hyper(_ group: ParamGroup, _ key: String) -> Double {
-        if let v = group.hyper[key] { return v }
-        return descriptor.defaultHyper[key] ?? 0
-    }
+    public func optimizerDefault(_ key: HyperKey) -> Double { defaults[key.name] ?? 0 }
 
     public func step() {
         willStep()
@@ -213,12 +225,12 @@ open class OptimizerBase: Optimizer, @unchecked Sendable {
         var parts = [name, "lr=\(shortNumber(g.lr))"]
         for p in descriptor.parameters {
             switch p.kind {
-            case .number: parts.append("\(p.key)=\(shortNumber(hyper(g, p.key)))")
+            case .number: parts.append("\(p.key)=\(shortNumber(g.hyper[p.key] ?? 0))")
             case .optionalNumber:
-                let v = hyper(g, p.key)
+                let v = g.hyper[p.key] ?? 0
                 parts.append("\(p.key)=\(v > 0 ? shortNumber(v) : "none")")
-            case .bool: if hyper(g, p.key) != 0 { parts.append(p.key) }
-            case .betas: parts.append("betas=(\(shortNumber(hyper(g, "beta1"))),\(shortNumber(hyper(g, "beta2"))))")
+            case .bool: if g.hyper[p.key] ?? 0 != 0 { parts.append(p.key) }
+            case .betas: parts.append("betas=(\(shortNumber(g[.beta1])),\(shortNumber(g[.beta2])))")
             }
         }
         if groups.count > 1 { parts.append("groups=" + groups.map(\.name).joined(separator: ",")) }
@@ -238,17 +250,17 @@ func checkLR(_ lr: Double) throws {
     if !(0.0 <= lr) { throw OptimError("Invalid learning rate: \(pyRepr(lr))") }
 }
 func checkEps(_ h: [String: Double]) throws {
-    if let e = h["eps"], !(0.0 <= e) { throw OptimError("Invalid epsilon value: \(pyRepr(e))") }
+    if let e = h[.eps], !(0.0 <= e) { throw OptimError("Invalid epsilon value: \(pyRepr(e))") }
 }
 func checkBetas(_ h: [String: Double]) throws {
-    if let b = h["beta1"], !(0.0 <= b && b < 1.0) { throw OptimError("Invalid beta parameter at index 0: \(pyRepr(b))") }
-    if let b = h["beta2"], !(0.0 <= b && b < 1.0) { throw OptimError("Invalid beta parameter at index 1: \(pyRepr(b))") }
+    if let b = h[.beta1], !(0.0 <= b && b < 1.0) { throw OptimError("Invalid beta parameter at index 0: \(pyRepr(b))") }
+    if let b = h[.beta2], !(0.0 <= b && b < 1.0) { throw OptimError("Invalid beta parameter at index 1: \(pyRepr(b))") }
 }
 func checkWeightDecay(_ h: [String: Double]) throws {
-    if let w = h["weight_decay"], !(0.0 <= w) { throw OptimError("Invalid weight_decay value: \(pyRepr(w))") }
+    if let w = h[.weightDecay], !(0.0 <= w) { throw OptimError("Invalid weight_decay value: \(pyRepr(w))") }
 }
-func checkNonNegative(_ h: [String: Double], _ key: String, _ label: String? = nil) throws {
-    if let v = h[key], !(0.0 <= v) { throw OptimError("Invalid \(label ?? key) value: \(pyRepr(v))") }
+func checkNonNegative(_ h: [String: Double], _ key: HyperKey) throws {
+    if let v = h[key], !(0.0 <= v) { throw OptimError("Invalid \(key.name) value: \(pyRepr(v))") }
 }
 
 /// PyTorch's `lerp` for one element (CPU kernel): exact at both ends, stable for small and large weights.

@@ -22,9 +22,9 @@ public final class RAdam: OptimizerBase, @unchecked Sendable {
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let lr = group.lr
-        let b1 = hyper(group, "beta1"), b2 = hyper(group, "beta2"), wdD = hyper(group, "weight_decay")
-        let decoupled = hyper(group, "decoupled_weight_decay") != 0
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
+        let decoupled = group[.decoupledWeightDecay] != 0
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
         state.step += 1
         let step = state.step
@@ -36,7 +36,7 @@ public final class RAdam: OptimizerBase, @unchecked Sendable {
         let rectified = rhoT > 5.0
         let rect = rectified ? pow((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT), 0.5) : 0
         let fbc1 = Float(bc1), flr = Float(lr), frect = Float(rect), bc2Sqrt = Float(pow(bc2, 0.5))
-        let eps = Float(hyper(group, "eps"))
+        let eps = Float(group[.eps])
         let k = RAdamConstants(sign: sgn, decay: decoupled && wdD != 0 ? decay : 1, weightDecay: wd, oneMinusBeta1: w1,
                                beta2: fb2, oneMinusBeta2: w2, bc1: fbc1, lr: flr, rect: frect, bc2Sqrt: bc2Sqrt, eps: eps)
         let l2 = !decoupled && wdD != 0

@@ -19,19 +19,19 @@ public final class RMSprop: OptimizerBase, @unchecked Sendable {
         check: { lr, h in
             try checkLR(lr)
             try checkEps(h)
-            try checkNonNegative(h, "momentum")
+            try checkNonNegative(h, .momentum)
             try checkWeightDecay(h)
-            try checkNonNegative(h, "alpha")
+            try checkNonNegative(h, .alpha)
         },
         build: { RMSprop(groups: $0, descriptor: RMSprop.kind) })
 
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
-        let alphaD = hyper(group, "alpha"), wdD = hyper(group, "weight_decay"), momD = hyper(group, "momentum")
-        let centered = hyper(group, "centered") != 0
+        let alphaD = group[.alpha], wdD = group[.weightDecay], momD = group[.momentum]
+        let centered = group[.centered] != 0
         let a = Float(alphaD), oneMinusA = Float(1 - alphaD), wd = Float(wdD), mom = Float(momD)
-        let eps = Float(hyper(group, "eps")), negLR = Float(-group.lr)
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let eps = Float(group[.eps]), negLR = Float(-group.lr)
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         let sq = state.buffer("square_avg", like: p)
         let buf = momD > 0 ? state.buffer("momentum_buffer", like: p) : nil
         let gavg = centered ? state.buffer("grad_avg", like: p) : nil

@@ -24,9 +24,9 @@ public final class SGD: OptimizerBase, @unchecked Sendable {
         ],
         check: { lr, h in
             try checkLR(lr)
-            try checkNonNegative(h, "momentum")
+            try checkNonNegative(h, .momentum)
             try checkWeightDecay(h)
-            if (h["nesterov"] ?? 0) != 0 && ((h["momentum"] ?? 0) <= 0 || (h["dampening"] ?? 0) != 0) {
+            if (h[.nesterov] ?? 0) != 0 && ((h[.momentum] ?? 0) <= 0 || (h[.dampening] ?? 0) != 0) {
                 throw OptimError("Nesterov momentum requires a momentum and zero dampening")
             }
         },
@@ -35,11 +35,11 @@ public final class SGD: OptimizerBase, @unchecked Sendable {
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let alpha = Float(-group.lr)
-        let wdD = hyper(group, "weight_decay"), momD = hyper(group, "momentum")
+        let wdD = group[.weightDecay], momD = group[.momentum]
         let wd = Float(wdD), mom = Float(momD)
-        let damp = Float(1 - hyper(group, "dampening"))
-        let nesterov = hyper(group, "nesterov") != 0
-        let sgn: Float = hyper(group, "maximize") != 0 ? -1 : 1
+        let damp = Float(1 - group[.dampening])
+        let nesterov = group[.nesterov] != 0
+        let sgn: Float = group[.maximize] != 0 ? -1 : 1
         state.step += 1
         p.value.withPointer { w in p.grad.withPointer { gp in
             if momD == 0 {
