@@ -72,10 +72,11 @@ def compare_configs(steps_per_epoch, epochs):
     }
 
 
-def run_lrtop(binary, workdir, model, seed, optimizer, scheduler, epochs, max_steps=None):
+def run_lrtop(binary, workdir, model, seed, optimizer, scheduler, epochs, max_steps=None, threads=2):
     """Trains with lrtop; returns (initial weights path, batch order, trace, evaluations)."""
     os.makedirs(workdir, exist_ok=True)
-    common = ["--model", model, "--seed", str(seed), "--batch-size", str(BATCH), "--epochs", str(epochs)]
+    common = ["--model", model, "--seed", str(seed), "--batch-size", str(BATCH), "--epochs", str(epochs),
+              "--threads", str(threads)]
     if max_steps:
         common += ["--max-steps", str(max_steps)]
     init = os.path.join(workdir, "init.safetensors")
@@ -153,7 +154,8 @@ def steps_mode(a, binary, data):
         with tempfile.TemporaryDirectory(prefix="lrtop-parity-") as tmp:
             t0 = time.time()
             init, header, order, names, trace, _ = run_lrtop(binary, tmp, a.model, a.seed, opt, "constant",
-                                                             epochs=math.ceil(a.steps / spe), max_steps=a.steps)
+                                                             epochs=math.ceil(a.steps / spe), max_steps=a.steps,
+                                                             threads=a.threads)
             t1 = time.time()
             losses, norms, _ = run_torch(a.model, init, header, order, names, opt, lambda o: None, a.steps, data,
                                          eval_at_epochs=False)
@@ -180,13 +182,15 @@ def compare_mode(a, binary, data):
     spe = data[0].shape[0] // BATCH
     configs = compare_configs(spe, a.epochs)
     report = {}
+    wanted = [k.strip().lower() for k in a.only.split(",")] if a.only else None
     for name, (opt, lrtop_schedule, torch_schedule) in configs.items():
-        if a.only and not any(k.lower() in name.lower() for k in a.only.split(",")):
+        if wanted and name.lower() not in wanted:
             continue
         for seed in [int(s) for s in a.seeds.split(",")]:
             with tempfile.TemporaryDirectory(prefix="lrtop-parity-") as tmp:
                 init, header, order, names, trace, lrtop_evals = run_lrtop(binary, tmp, a.model, seed, opt,
-                                                                           lrtop_schedule, epochs=a.epochs)
+                                                                           lrtop_schedule, epochs=a.epochs,
+                                                                           threads=a.threads)
                 losses, _, torch_evals = run_torch(a.model, init, header, order, names, opt, torch_schedule,
                                                    spe * a.epochs, data)
             epoch_ends = [acc for step, acc in lrtop_evals if step % spe == 0]
@@ -214,9 +218,10 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--seeds", default="0")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only", help="compare: configurations whose names contain one of these (comma separated)")
+    p.add_argument("--only", help="compare: only these configurations, by name (comma separated), e.g. 'AdamW'")
     p.add_argument("--accuracy-gap", type=float, default=0.2, help="compare: largest accuracy gap allowed, in points")
-    p.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "2")))
+    p.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "2")),
+                   help="threads for both (1 on a loaded machine: thread barriers stall when cores are oversubscribed)")
     p.add_argument("--json", help="also write the figures to this file")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
