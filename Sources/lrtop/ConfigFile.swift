@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// A run's options in a file, one `option = value` per line, the option named as on the command line without its
 /// dashes (`optimizer = adamw:lr=3e-4`, `group = head.*:lr_scale=2`, `scheduler = warmup:steps=500 -> cosine`).
@@ -6,9 +7,8 @@ import Foundation
 /// Options given on the command line win over the file's.
 enum ConfigFile {
     static func arguments(path: String) throws -> [String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw CLIError("cannot read the config file \(path): check the path")
-        }
+        let text: String
+        do { text = try FileProblem.readText(path, what: "config file") } catch { throw CLIError("\(error)") }
         var args: [String] = []
         for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first

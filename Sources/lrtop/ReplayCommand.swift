@@ -81,7 +81,7 @@ struct Replay: ParsableCommand {
 
 /// Runs a dashboard that is already built in this terminal, restoring it on every way out.
 enum TUIRunner {
-    static func run(_ dashboard: Dashboard, terminal: TerminalFlags) throws -> ExitReason {
+    static func run(_ dashboard: Dashboard, terminal: TerminalFlags = TerminalFlags()) throws -> ExitReason {
         let backend = NcursesBackend(mouse: !terminal.noMouse, ascii: terminal.ascii)
         do { try backend.start() } catch { fail("cannot start the terminal UI: \(error)") }
         defer { backend.restore() }

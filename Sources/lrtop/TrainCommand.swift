@@ -27,8 +27,10 @@ struct Train: ParsableCommand {
     var commands: String?
     @Option(help: "Start from these weights with a fresh optimizer and schedule (fine-tuning): an lrtop checkpoint, or a .safetensors file of the PyTorch twin's state_dict() (see 'lrtop export-weights').")
     var `init`: String?
-    @Option(help: "Continue the run saved in this checkpoint exactly where it stopped (its config is used).")
+    @Option(help: "Continue the run saved in this checkpoint exactly where it stopped. Its config is used; --max-steps, --epochs, --eval-every, --checkpoint-every/-keep and the guard may change, --lr applies as an override; with --run-dir of its own folder the log continues.")
     var resume: String?
+    @Flag(help: "Overwrite the log and checkpoints of an existing run folder (a new run never does without it).")
+    var force = false
     @Option(help: "Theme name from 'lrtop themes' (the UI only).")
     var theme: String?
     @OptionGroup var terminal: TerminalFlags
@@ -47,7 +49,18 @@ struct Train: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() throws { try run(explicit: Train.configKeys(in: Array(CommandLine.arguments.dropFirst()))) }
+
+    /// The config keys (`TrainConfig.flattened` names) that `args` set: what `--resume` must apply or refuse.
+    static func configKeys(in args: [String]) -> Set<String> {
+        Set(args.compactMap { arg in
+            guard arg.hasPrefix("--") else { return nil }
+            let name = arg.dropFirst(2).split(separator: "=", maxSplits: 1).first.map(String.init) ?? ""
+            return TrainConfig.configKey(cliName: name)
+        })
+    }
+
+    private func run(explicit: Set<String>) throws {
         if let path = config {
             // Re-parse with the file's options first, so the command line's own options come later and win.
             let fileArgs: [String]
@@ -61,10 +74,10 @@ struct Train: ParsableCommand {
                 fail("\(path): \(Train.message(for: error))")
             }
             merged.config = nil
-            try merged.run()
+            try merged.run(explicit: explicit.union(Train.configKeys(in: fileArgs)))
             return
         }
-        let config = try options.config(defaultScheduler: headless ? "constant" : Defaults.interactiveScheduler)
+        let config = try options.config(defaultScheduler: Defaults.scheduler)
         if let path = dumpBatchOrder {
             do { try BatchOrderFile.write(config: config, to: path) } catch { fail("\(error)") }
             print("lrtop: wrote the batch order to \(path)")
@@ -80,12 +93,13 @@ struct Train: ParsableCommand {
         runOptions.logPath = log.map { URL(fileURLWithPath: $0) }
         runOptions.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
         runOptions.resumeCheckpoint = resume.map { URL(fileURLWithPath: $0) }
+        runOptions.resumeChanges = explicit
+        runOptions.force = force
         runOptions.threads = options.blasThreads
         runOptions.lrtopVersion = LRTop.version
         if let path = commands {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-                fail("cannot read the commands script \(path): check the path")
-            }
+            let text: String
+            do { text = try FileProblem.readText(path, what: "commands script") } catch { fail("\(error)") }
             do { runOptions.script = try CommandScript.parse(text, name: path) } catch { fail(error.description) }
         }
         if headless {
@@ -109,24 +123,35 @@ struct Train: ParsableCommand {
         if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
         printer.totalSteps = trainer.totalSteps
         printer.stepsPerEpoch = trainer.stepsPerEpoch
-        print("lrtop: training \(config.model) on \(trainer.datasetName): \(trainer.totalSteps) steps "
-              + "(\(trainer.stepsPerEpoch)/epoch), \(config.optimizer) lr=\(config.lr), scheduler \(config.scheduler)")
-        if let dir = trainer.runDirectory { print("lrtop: run folder \(dir.path)") }
-        if let logURL = trainer.logURL { print("lrtop: log \(logURL.path)") }
+        // What runs is the trainer's config (a resumed run's comes from its checkpoint), never the options typed.
+        let c = trainer.config
+        let what = trainer.step > 0 ? "resuming \(c.model) at step \(trainer.step) of \(trainer.totalSteps)"
+            : "training \(c.model) on \(trainer.datasetName): \(trainer.totalSteps) steps"
+        var line = "lrtop: \(what) (\(trainer.stepsPerEpoch)/epoch), \(c.optimizer) lr=\(c.lr), scheduler \(c.scheduler)"
+        if let lr = trainer.resumeLR { line += "; LR overridden to \(lr) from step \(trainer.step)" }
+        printer.line(line)
+        if let dir = trainer.runDirectory { printer.line("lrtop: run folder \(dir.path)") }
+        if let logURL = trainer.logURL {
+            printer.line("lrtop: log \(logURL.path)" + (trainer.step > 0 && FileProblem.size(logURL.path) ?? 0 > 0 ? " (continued)" : ""))
+        }
         let end = trainer.run()
         printer.summary(end)
-        if let logURL = trainer.logURL { print("lrtop: replay with: lrtop replay \(logURL.path)") }
+        if let logURL = trainer.logURL { printer.line("lrtop: replay with: lrtop replay \(logURL.path)") }
         switch end.reason {
         case .completed, .stopped: return
-        case .interrupted: throw ExitCode(130)
-        case .diverged, .failed: throw ExitCode(2)
+        case .interrupted: throw ExitCode(128 + (SignalFlag.number > 0 ? SignalFlag.number : SIGINT))
+        case .failed:
+            printErr("lrtop: error: \(end.message ?? "the run failed")")
+            throw ExitCode(1)
+        case .diverged: throw ExitCode(2)
         }
     }
 }
 
 enum Defaults {
-    /// The interactive session's schedule: warmup + cosine, sized to the run (`TrainConfig.defaultSchedule`).
-    static let interactiveScheduler = TrainConfig.defaultScheduler
+    /// The schedule when none is given, headless and in the UI alike: warmup + cosine, sized to the run
+    /// (`TrainConfig.defaultSchedule`).
+    static let scheduler = TrainConfig.defaultScheduler
 }
 
 /// Prints headless progress: a line per epoch (and every N steps), errors and guard trips as they happen.
@@ -135,43 +160,64 @@ final class ProgressPrinter: @unchecked Sendable {
     var totalSteps = 0
     var stepsPerEpoch = 1
     private var lastStep: StepRecord?
+    /// Stdout was closed (`| head`): progress lines stop, the run goes on (SIGPIPE is ignored).
+    private(set) var stdoutClosed = false
     init(every: Int) { self.every = every }
+
+    /// Prints one line unless stdout has failed; a failed write stops the lines, never the run.
+    func line(_ text: String) {
+        guard !stdoutClosed else { return }
+        fflush(nil)
+        if !writeLine(text, to: STDOUT_FILENO) { stdoutClosed = true }
+    }
+
+    /// Widths of the step and epoch columns, fixed from the run's totals so they never shift mid-run.
+    private var stepWidth: Int { max(6, String(totalSteps).count) }
+    private var epochWidth: Int { String(max(1, (totalSteps + max(1, stepsPerEpoch) - 1) / max(1, stepsPerEpoch))).count }
+    private func pad(_ n: Int, _ width: Int) -> String {
+        let s = String(n)
+        return String(repeating: " ", count: max(0, width - s.count)) + s
+    }
 
     func handle(_ record: RunRecord) {
         switch record {
         case .step(let s):
             lastStep = s
             if every > 0 && s.step % every == 0 {
-                print(String(format: "step %6d/%d  epoch %d  loss %.4f  lr %@  grad %.3g  %.0f samples/s",
-                             s.step, totalSteps, s.epoch + 1, s.loss, lrText(s.lrs), s.gradNorm, s.samplesPerSec))
+                line("step \(pad(s.step, stepWidth))/\(totalSteps)  epoch \(pad(s.epoch + 1, epochWidth))  "
+                     + String(format: "loss %.4f  lr ", s.loss) + lrText(s.lrs)
+                     + String(format: "  grad %.3g  %.0f samples/s", s.gradNorm, s.samplesPerSec))
             }
         case .eval(let e):
             let s = lastStep
-            print(String(format: "epoch %d  step %6d/%d  train_loss %.4f  val_loss %.4f  val_acc %.2f%%  lr %@  %.0f samples/s",
-                         e.step == 0 ? 0 : (e.step - 1) / max(1, stepsPerEpoch) + 1, e.step, totalSteps, s?.loss ?? .nan,
-                         e.loss, e.accuracy * 100, lrText(s?.lrs ?? []), s?.samplesPerSec ?? 0))
+            let epoch = e.step == 0 ? 0 : (e.step - 1) / max(1, stepsPerEpoch) + 1
+            line("epoch \(pad(epoch, epochWidth))  step \(pad(e.step, stepWidth))/\(totalSteps)  "
+                 + String(format: "train_loss %.4f  val_loss %.4f  val_acc %.2f%%  lr ", s?.loss ?? .nan, e.loss, e.accuracy * 100)
+                 + lrText(s?.lrs ?? []) + String(format: "  %.0f samples/s", s?.samplesPerSec ?? 0))
         case .event(let ev):
             switch ev.kind {
-            case .error: print("step \(ev.step): command '\(ev.text)' rejected: \(ev.message ?? "")")
-            case .guardTrip: print("step \(ev.step): divergence guard: \(ev.message ?? "")")
+            case .error where ev.text == "log" || ev.text == "checkpoint":
+                // Not a command: the run's own files. Stderr as well, where a closed stdout cannot hide it.
+                printErr("lrtop: error at step \(ev.step): \(ev.message ?? "")")
+            case .error: line("step \(ev.step): command '\(ev.text)' rejected: \(ev.message ?? "")")
+            case .guardTrip: line("step \(ev.step): divergence guard: \(ev.message ?? "")")
             case .command:
-                print("step \(ev.step): \(ev.text)  lr \(lrText(ev.lrsBefore)) → \(lrText(ev.lrsAfter))" + (ev.message.map { "  (\($0))" } ?? ""))
-            case .rollback, .info: if let m = ev.message { print("step \(ev.step): \(m)") }
+                line("step \(ev.step): \(ev.text)  lr \(lrText(ev.lrsBefore)) → \(lrText(ev.lrsAfter))" + (ev.message.map { "  (\($0))" } ?? ""))
+            case .rollback, .info: if let m = ev.message { line("step \(ev.step): \(m)") }
             case .checkpoint: break
             }
         case .header, .end: break
         }
-        flushStdout()
     }
 
     func summary(_ end: EndRecord) {
-        var line = "lrtop: \(end.reason) at step \(end.step)"
-        if let l = end.finalLoss { line += String(format: ", final train loss %.4f", l) }
-        if let a = end.finalAccuracy { line += String(format: ", test accuracy %.2f%%", a * 100) }
-        if let b = end.bestAccuracy { line += String(format: " (best %.2f%%)", b * 100) }
-        line += String(format: ", %.1f s", end.wallTime)
-        if let m = end.message { line += " — \(m)" }
-        print(line)
+        var text = "lrtop: \(end.reason) at step \(end.step)"
+        if let l = end.finalLoss { text += String(format: ", final train loss %.4f", l) }
+        if let a = end.finalAccuracy { text += String(format: ", test accuracy %.2f%%", a * 100) }
+        if let b = end.bestAccuracy { text += String(format: " (best %.2f%%)", b * 100) }
+        text += String(format: ", %.1f s", end.wallTime)
+        if let m = end.message { text += " — \(m)" }
+        line(text)
     }
 }
 

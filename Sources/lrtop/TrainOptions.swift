@@ -4,58 +4,61 @@ import LRTrain
 
 /// The options that define a run, shared by `train`, `bench` and `compare`.
 struct TrainOptions: ParsableArguments {
-    @Option(help: "Model: mlp or convnet.")
+    @Option(parsing: .unconditional, help: "Model: mlp or convnet.")
     var model = "mlp"
-    @Option(help: "MLP hidden sizes, comma separated (784 → HIDDEN → 10).")
+    @Option(parsing: .unconditional, help: "MLP hidden sizes, comma separated (784 → HIDDEN → 10).")
     var hidden = "256"
-    @Option(help: "Dropout probability after each hidden layer of the MLP.")
+    @Option(parsing: .unconditional, help: "Dropout probability after each hidden layer of the MLP.")
     var dropout = 0.0
-    @Option(help: "Dataset: a folder of MNIST-format IDX files (raw or .gz), or synthetic:spirals. Default: Debian's Fashion-MNIST in /usr/share/datasets/fashion-mnist.")
+    @Option(parsing: .unconditional, help: "Dataset: a folder of MNIST-format IDX files (raw or .gz), or synthetic:spirals. Default: Debian's Fashion-MNIST in /usr/share/datasets/fashion-mnist.")
     var data: String?
     @Flag(help: "Normalise pixels by the training set's mean and standard deviation.")
     var normalize = false
-    @Option(name: .customLong("batch-size"), help: "Samples per micro-batch.")
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Samples per micro-batch.")
     var batchSize = 128
-    @Option(help: "Epochs to train.")
+    @Option(parsing: .unconditional, help: "Epochs to train.")
     var epochs = 5
-    @Option(name: .customLong("max-steps"), help: "Stop after this many optimizer steps.")
+    @Option(name: .customLong("max-steps"), parsing: .unconditional, help: "Stop after this many optimizer steps.")
     var maxSteps: Int?
-    @Option(help: "Random seed: same seed, same run, bit for bit.")
+    @Option(parsing: .unconditional, help: "Random seed: same seed, same run, bit for bit.")
     var seed: UInt64 = 0
-    @Option(help: "Optimizer, optionally with hyperparameters: sgd, adamw, lamb:trust_clip=true ... (see docs/optimizers.md).")
+    @Option(parsing: .unconditional, help: "Optimizer, optionally with hyperparameters: sgd, adamw, lamb:trust_clip=true ... (see docs/optimizers.md).")
     var optimizer = "adamw"
-    @Option(help: "Base learning rate.")
+    @Option(parsing: .unconditional, help: "Base learning rate.")
     var lr = 1e-3
-    @Option(name: .customLong("weight-decay"), help: "Weight decay (default: the optimizer's own).")
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional, help: "Weight decay (default: the optimizer's own).")
     var weightDecay: Double?
-    @Option(help: "Momentum (SGD, RMSprop).")
+    @Option(parsing: .unconditional, help: "Momentum (SGD, RMSprop).")
     var momentum: Double?
-    @Option(name: .customLong("group"), help: "A param-group rule, repeatable, first match wins: 'head.*:lr_scale=2', '*.bias,*bn*:weight_decay=0', 'fc1.*:lr=0' (freeze).")
+    @Option(name: .customLong("group"), parsing: .unconditionalSingleValue, help: "A param-group rule, repeatable, first match wins: 'head.*:lr_scale=2', '*.bias,*bn*:weight_decay=0', 'fc1.*:lr=0' (freeze).")
     var groups: [String] = []
-    @Option(help: "LR scheduler spec: constant, step:step_size=1000, cosine, 'warmup:steps=500 -> cosine', plateau:patience=2 ... (default: 'default', warmup + cosine sized to the run, in the UI; constant with --headless)")
+    @Option(parsing: .unconditional, help: "LR scheduler spec: constant, step:step_size=1000, cosine, 'warmup:steps=500 -> cosine', plateau:patience=2 ... (default: warmup + cosine sized to the run: warmup over one epoch or a tenth of the run, whichever is shorter, then cosine to zero)")
     var scheduler: String?
-    @Option(name: .customLong("scheduler-interval"), help: "Step the scheduler per optimizer step (step) or per epoch (epoch).")
+    @Option(name: .customLong("scheduler-interval"), parsing: .unconditional, help: "Step the scheduler per optimizer step (step) or per epoch (epoch).")
     var schedulerInterval = SchedulerInterval.step
-    @Option(name: .customLong("plateau-metric"), help: "What ReduceLROnPlateau watches: val_loss, val_acc or train_loss.")
+    @Option(name: .customLong("plateau-metric"), parsing: .unconditional, help: "What ReduceLROnPlateau watches: val_loss, val_acc or train_loss.")
     var plateauMetric = PlateauMetric.valLoss
-    @Option(name: .customLong("accum-steps"), help: "Micro-batches per optimizer step (gradient accumulation).")
+    @Option(name: .customLong("accum-steps"), parsing: .unconditional, help: "Micro-batches per optimizer step (gradient accumulation).")
     var accumSteps = 1
-    @Option(name: .customLong("clip-grad-norm"), help: "Clip the global gradient norm to this value.")
+    @Option(name: .customLong("clip-grad-norm"), parsing: .unconditional, help: "Clip the global gradient norm to this value.")
     var clipGradNorm: Double?
-    @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the cross-entropy loss.")
+    @Option(name: .customLong("label-smoothing"), parsing: .unconditional, help: "Label smoothing of the cross-entropy loss.")
     var labelSmoothing = 0.0
-    @Option(name: .customLong("eval-every"), help: "Also evaluate every N optimizer steps (always at each epoch end).")
+    @Option(name: .customLong("eval-every"), parsing: .unconditional, help: "Also evaluate every N optimizer steps (always at each epoch end).")
     var evalEvery: Int?
-    @Option(name: .customLong("checkpoint-every"), help: "Checkpoint every N optimizer steps (0: only before risky commands and at the end).")
+    @Option(name: .customLong("checkpoint-every"), parsing: .unconditional, help: "Checkpoint every N optimizer steps (0: only before risky commands and at the end).")
     var checkpointEvery = 0
-    @Option(name: .customLong("checkpoint-keep"), help: "Checkpoints kept in memory and (automatic ones) on disk.")
+    @Option(name: .customLong("checkpoint-keep"), parsing: .unconditional, help: "Checkpoints kept in memory and (automatic ones) on disk.")
     var checkpointKeep = 5
-    @Option(name: .customLong("guard-factor"), help: "Divergence guard: trip when a loss exceeds this multiple of its best smoothed value (0: only NaN/inf).")
+    @Option(name: .customLong("guard-factor"), parsing: .unconditional, help: "Divergence guard: trip when a loss exceeds this multiple of its best smoothed value (0: only NaN/inf).")
     var guardFactor = 10.0
-    @Option(name: .customLong("on-divergence"), help: "What the guard does: pause, rollback (to the last checkpoint, LR halved) or stop. Headless runs stop where a pause could never be resumed.")
+    @Option(name: .customLong("on-divergence"), parsing: .unconditional, help: "What the guard does: pause, rollback (to the last checkpoint, LR halved) or stop. Headless runs stop where a pause could never be resumed.")
     var onDivergence = GuardAction.pause
-    @Option(help: "BLAS threads (default: 2, which measured fastest here; see README).")
+    @Option(parsing: .unconditional, help: "BLAS threads (default: 2, which measured fastest here; see README).")
     var threads: Int?
+
+    // Every option takes the next argument as its value even when it starts with '-' (`--lr -1`, `--scheduler
+    // '-> cosine'`), so the message says what is wrong with the value instead of "Missing value".
 
     /// The scheduler used when none is given: the interactive session shows warmup + cosine.
     func config(defaultScheduler: String) throws -> TrainConfig {

@@ -51,6 +51,7 @@ struct AttachClientTests {
         #expect(hello == BridgeHello(run: "fake-run", log: log, pid: 4242, framework: "plain", worldSize: 1))
         let source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: hello.log), pollInterval: 0,
                                   validate: validate)
+        source.schedulerKinds = { rest, perEpoch in [SchedulerKind(name: "cosine \(rest) \(perEpoch)", summary: "", parameters: [])] }
         #expect(source.logURL.path == log)
         var records = 0
         #expect(eventually { records += source.drain().count; return source.status().scheduler == "cosine T_max=200" })
@@ -62,7 +63,8 @@ struct AttachClientTests {
         #expect(s.totalSteps == 200)
         #expect(s.groups.map(\.name) == ["body", "head"])
         #expect(s.groups.map(\.lr) == [0.001, 0.002])
-        #expect(!s.schedulerKinds.isEmpty || source.schedulerKinds(1).isEmpty)
+        // The s menu sized to the rest of the run: 200 planned, 12 taken, 100 an epoch (from the log's header).
+        #expect(s.schedulerKinds.map(\.name) == ["cosine 188 100"])
         #expect(s.details.contains { $0.key == "process" && $0.value.contains("pid 4242") })
         #expect(s.details.contains { $0.key == "checkpoints" && $0.value == "1" })
         // The client says hello first.

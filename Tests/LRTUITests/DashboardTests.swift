@@ -222,7 +222,6 @@ import Glibc
         #expect(text.contains("160 ✗"))  // events before the cursor are listed
         src.current.cursor = 155
         src.current.groups = []
-        src.current.gradNorm = nil
         d.update()
         let at155 = d.render(width: 100, height: 30).text
         #expect(!at155.contains("160 ✗"))

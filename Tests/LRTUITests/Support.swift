@@ -70,7 +70,6 @@ final class FakeSource: RunSource {
         st.planned = planned(from: n + 1)
         st.groups = [LiveStatus.Group(name: "body", lr: lr(step: n, group: 0)),
                      LiveStatus.Group(name: "head", lr: lr(step: n, group: 1), held: true, note: "override")]
-        st.gradNorm = 1.5
         return st
     }
 

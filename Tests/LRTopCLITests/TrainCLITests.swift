@@ -106,8 +106,7 @@ import Foundation
             @100 pause
             @100 resume
             @110 rollback
-            @115 lr nosuchgroup 0.1
-            @115 sched nonsense
+            @115 lr 0.1
             """.write(toFile: dir.path("steer.txt"), atomically: true, encoding: .utf8)
         let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--batch-size", "32", "--hidden", "32",
                              "--optimizer", "sgd", "--lr", "0.1", "--scheduler", "step:step_size=25,gamma=0.5",
@@ -140,9 +139,9 @@ import Foundation
         #expect(["pause", "resume", "ckpt", "rollback"].allSatisfy { event($0)?["kind"] as? String == "command" })
         // The latest checkpoint is the one taken automatically before the scheduler switch at 80.
         #expect((event("rollback")?["message"] as? String)?.contains("to step 80") == true)
-        let errors = events.filter { $0["kind"] as? String == "error" }
-        #expect(errors.map { $0["text"] as! String } == ["lr nosuchgroup 0.1", "sched nonsense"])
-        #expect(errors.allSatisfy { ($0["lrs_before"] as! [Double]) == ($0["lrs_after"] as! [Double]) })
+        // A line that could not apply ('lr nosuchgroup 0.1', 'sched nonsense') now stops the run before it
+        // starts (BadCLIInputTests); nothing in this script fails.
+        #expect(events.filter { $0["kind"] as? String == "error" }.isEmpty)
         // The risky commands took checkpoints first.
         #expect(events.contains { $0["kind"] as? String == "checkpoint" && ($0["text"] as? String)?.contains("sched cosine") == true })
         // After the rollback to 80, steps 81..110 were trained again, identically up to the scripted changes.

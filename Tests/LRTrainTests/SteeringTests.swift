@@ -116,13 +116,20 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
     }
 
     @Test func commandsThatCannotApplyChangeNothingAndLogAnError() throws {
-        let run = try trainSpirals(steps: 10, script: """
-            @3 lr nosuchgroup 1e-3
-            @3 sched cosin
-            @3 rollback
-            @3 resume
-            @3 step
-            """)
+        // Typed in the UI (the channel): a script with these lines is refused before the run starts instead.
+        var config = TrainConfig()
+        config.data = "synthetic:spirals"; config.batchSize = 32; config.hidden = [32]; config.maxSteps = 10
+        config.optimizer = "sgd"; config.lr = 0.1
+        var opts = RunOptions()
+        opts.writeFiles = false; opts.evaluate = false
+        opts.script = try CommandScript.parse("@3 rollback\n@3 resume\n@3 step\n", name: "test-script")
+        let box = RecordBox()
+        opts.observer = { box.append($0) }
+        let trainer = try Trainer(config: config, options: opts)
+        trainer.channel.send("lr nosuchgroup 1e-3")
+        trainer.channel.send("sched cosin")
+        let end = trainer.run()
+        let run = (records: box.records, end: end)
         let errors = run.records.events.filter { $0.kind == .error }
         #expect(errors.count == 5)
         #expect(errors.allSatisfy { $0.lrsBefore == $0.lrsAfter && $0.lrsAfter == [0.1] })
@@ -172,7 +179,8 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
         let run = try trainSpirals(steps: 50, lr: 0.1, script: "@5 lr 1e12")
         let trip = try #require(run.records.events.first { $0.kind == .guardTrip })
         #expect(trip.message!.contains("paused"))
-        #expect(run.end.reason == .stopped)
+        // Headless, nobody can resume the pause: the run ends as diverged (a non-zero exit).
+        #expect(run.end.reason == .diverged)
     }
 
     @Test func divergenceGuardCanRollBack() throws {

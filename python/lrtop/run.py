@@ -128,6 +128,7 @@ class Run:
         self.best_accuracy: Optional[float] = None
         self.final_accuracy: Optional[float] = None
         self.skipped_steps = 0
+        self._last_scale = math.nan
         self._loss_ema: Optional[float] = None
         self._best_ema: Optional[float] = None
         self._first_losses: list[float] = []
@@ -159,7 +160,7 @@ class Run:
         if self.rank == 0:
             os.makedirs(self.run_dir, exist_ok=True)
             self.writer = RunLogWriter(self.log_path, self.start)
-            self.server = ControlServer(self._hello(), self._status, self._on_malformed)
+            self.server = ControlServer(self._hello(), self._status, self._on_malformed, self.writer.maybe_flush)
             cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self.base_lrs),
                    "framework": framework, "world_size": str(self.world_size)}
             if scheduler is not None:
@@ -215,7 +216,8 @@ class Run:
             n = samples if samples is not None else self.batch_size
             extra = {k: _number(v) for k, v in metrics.items()}
             if self.scaler is not None:
-                extra["loss_scale"] = _number(self._loss_scale())
+                self._last_scale = self._loss_scale()
+                extra["loss_scale"] = _number(self._last_scale)
                 extra["skipped_steps"] = self.skipped_steps
             self.writer.step(self.step_count, self.epoch, lrs_used, loss_value, _scalar(grad_norm),
                              (n / elapsed) if n and elapsed > 0 else math.nan, extra or None)
@@ -421,8 +423,8 @@ class Run:
                 self._apply(p)
 
     def _reply(self, p: _Pending, obj: dict) -> None:
-        if p.client is not None:
-            p.client.send(obj)
+        if p.client is not None and self.server is not None:
+            self.server.send(p.client, obj)
 
     def _event(self, kind: str, text: str, before: list[float], after: list[float], message: Optional[str]) -> None:
         if self.writer is not None:
@@ -790,7 +792,8 @@ class Run:
                 "framework": self.framework, "world_size": self.world_size}
 
     def _status(self) -> dict:
-        scale = self._loss_scale() if self.scaler is not None else None
+        # The scale read at the last step: reading it here could synchronise the GPU from the socket's thread.
+        scale = self._last_scale if self.scaler is not None else None
         return {"type": "status", "state": self.state, "step": self.step_count, "epoch": self.epoch,
                 "total_steps": self.total_steps, "lr": self.lrs, "groups": self.group_names,
                 "hold": any(self.held), "override": any(self.overridden),

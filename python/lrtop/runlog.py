@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from typing import Iterable, Optional
 
@@ -45,19 +46,27 @@ class RunLogWriter:
         self._buffer: list[str] = []
         self._buffered = 0
         self._last_flush = time.monotonic()
+        # The socket's service thread calls maybe_flush() too, so a line waits at most a second even while one
+        # training step takes minutes.
+        self._lock = threading.Lock()
 
     def wall_time(self) -> float:
         return time.time() - self.start
 
     def _write(self, record: dict) -> None:
         line = _ENCODER.encode(record) + "\n"
-        self._buffer.append(line)
-        self._buffered += len(line)
-        now = time.monotonic()
-        if now - self._last_flush >= self.FLUSH_INTERVAL or self._buffered >= self.MAX_BUFFER:
+        with self._lock:
+            self._buffer.append(line)
+            self._buffered += len(line)
+            due = time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL or self._buffered >= self.MAX_BUFFER
+        if due:
             self.flush()
 
     def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
         if self._fd is None or not self._buffer:
             self._last_flush = time.monotonic()
             return
@@ -71,15 +80,16 @@ class RunLogWriter:
         self._last_flush = time.monotonic()
 
     def maybe_flush(self) -> None:
-        """Called between steps: flushes when the last flush is more than a second old."""
+        """Flushes when the last flush is more than a second old."""
         if self._buffer and time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL:
             self.flush()
 
     def close(self) -> None:
-        if self._fd is not None:
-            self.flush()
-            os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                self._flush_locked()
+                os.close(self._fd)
+                self._fd = None
 
     # Records, keys in the Swift writer's order.
 

@@ -1,7 +1,9 @@
 """The control socket (docs/bridge.md, protocol v1): a Unix domain socket in a 0700 directory, mode 0600, JSON lines
-both ways. The training loop calls `poll()` once per step: a non-blocking `select` with zero timeout when nobody is
-connected, so a run with no viewer pays one system call per step. Nothing read here is ever evaluated or unpickled:
-a line is JSON, an object, of a known type, with a bounded `text`; anything else is refused with an error line.
+both ways. The training loop calls `poll()` once per step: a non-blocking `select` with zero timeout, so a run with
+no viewer pays one system call per step; commands are read only there, so they apply at step boundaries. A small
+service thread greets new clients and sends the status every 0.5 s, so a viewer is answered at once and kept
+informed even when one step takes minutes. Nothing read here is ever evaluated or unpickled: a line is JSON, an
+object, of a known type, with a bounded `text`; anything else is refused with an error line.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import os
 import secrets
 import select
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -89,8 +92,10 @@ class _Client:
 class ControlServer:
     """Listens for `lrtop attach` clients; `poll()` returns the well-formed command requests read since last time."""
 
-    def __init__(self, hello: dict, status: Callable[[], dict], on_malformed: Callable[[str], None]):
+    def __init__(self, hello: dict, status: Callable[[], dict], on_malformed: Callable[[str], None],
+                 on_tick: Optional[Callable[[], None]] = None):
         self.hello = hello
+        self.on_tick = on_tick
         self.status = status
         self.on_malformed = on_malformed
         directory = socket_dir()
@@ -107,6 +112,33 @@ class ControlServer:
         self.listener.setblocking(False)
         self.clients: list[_Client] = []
         self._last_status = 0.0
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._service = threading.Thread(target=self._serve, name="lrtop-socket", daemon=True)
+        self._service.start()
+
+    def _serve(self) -> None:
+        """Between steps: greet new clients, flush queued output, send the periodic status."""
+        while not self._closing.wait(0.1):
+            if self.on_tick is not None:
+                try:
+                    self.on_tick()
+                except Exception:
+                    pass
+            with self._lock:
+                if self._closing.is_set():
+                    return
+                try:
+                    readable, _, _ = select.select([self.listener], [], [], 0)
+                    if readable:
+                        self._accept()
+                    for c in self.clients:
+                        c.pump()
+                    if self.clients and time.monotonic() - self._last_status >= STATUS_INTERVAL:
+                        self.broadcast(self.status())
+                    self._drop_closed()
+                except Exception:  # a status read mid-update, a closed socket: the next round retries
+                    pass
 
     @property
     def has_clients(self) -> bool:
@@ -114,6 +146,10 @@ class ControlServer:
 
     def poll(self) -> list[Request]:
         """One non-blocking look at the socket: accept, read, answer malformed lines, send periodic status."""
+        with self._lock:
+            return self._poll()
+
+    def _poll(self) -> list[Request]:
         socks = [self.listener] + [c.sock for c in self.clients]
         try:
             readable, _, _ = select.select(socks, [], [], 0)
@@ -139,13 +175,24 @@ class ControlServer:
         return requests
 
     def broadcast(self, obj: dict) -> None:
-        if obj.get("type") == "status":
-            self._last_status = time.monotonic()
-        for c in self.clients:
-            c.send(obj)
-        self._drop_closed()
+        with self._lock:
+            if obj.get("type") == "status":
+                self._last_status = time.monotonic()
+            for c in self.clients:
+                c.send(obj)
+            self._drop_closed()
+
+    def send(self, client: "_Client", obj: dict) -> None:
+        with self._lock:
+            client.send(obj)
 
     def close(self) -> None:
+        self._closing.set()
+        with self._lock:
+            self._close()
+        self._service.join(timeout=2)
+
+    def _close(self) -> None:
         for c in self.clients:
             c.pump()
             c.close()

@@ -321,8 +321,8 @@ def test_amp_loss_scale_and_skipped_steps(tmp_path):
         scaler.step(opt)
         scaler.update()
         run.step(loss=loss)
-    st = client.wait_for(lambda m: m["type"] == "status")
-    assert st["loss_scale"] is not None
+    st = client.wait_for(lambda m: m["type"] == "status" and m["step"] == 4)  # the periodic status
+    assert st["loss_scale"] == 512.0 and st["skipped_steps"] == 1
     assert run.skipped_steps == 1
     run.close()
     steps = [r for r in read_log(run.log_path) if r["type"] == "step"]
@@ -352,3 +352,15 @@ def test_failure_inside_the_context_manager_ends_the_log_as_failed(tmp_path):
             1 / 0
     end = read_log(tmp_path / "f" / "run.jsonl")[-1]
     assert end["reason"] == "failed" and "ZeroDivisionError" in end["message"]
+
+
+def test_the_log_is_flushed_within_a_second_even_inside_a_long_step(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = lrtop.attach(opt, model=model, name="flush", log_dir=str(tmp_path), announce=False)
+    for _ in range(3):
+        run.step(loss=1.0)  # buffered: the last flush was the header's, under a second ago
+    time.sleep(1.6)         # "inside a long step": no run.step() call
+    steps = [r for r in read_log(run.log_path) if r["type"] == "step"]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    run.close()

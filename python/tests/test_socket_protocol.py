@@ -117,3 +117,20 @@ def test_hello_status_and_permissions(tmp_path):
     assert status["loss_scale"] is None and status["groups"] == ["default"]
     run.close()
     assert not os.path.exists(run.server.path)
+
+
+def test_a_viewer_is_greeted_and_kept_informed_while_a_step_takes_long(tmp_path):
+    run, opt = make_run(tmp_path, "slow")
+    run.step(loss=1.0)
+    c = Client(run.server.path)  # the loop is "inside a long step": no run.step() from here on
+    t0 = time.time()
+    assert c.read(timeout=3)["type"] == "hello"
+    assert c.read(timeout=3)["type"] == "status"
+    statuses = [c.wait_for(lambda m: m["type"] == "status", timeout=3) for _ in range(2)]
+    assert time.time() - t0 < 2.5 and all(s["step"] == 1 for s in statuses)
+    c.command(1, "lr 0.5")  # read and applied only at the next step boundary
+    time.sleep(0.3)
+    assert opt.param_groups[0]["lr"] == 0.1
+    run.step(loss=1.0)
+    assert c.wait_for(lambda m: m["type"] == "result" and m["id"] == 1)["ok"]
+    run.close()

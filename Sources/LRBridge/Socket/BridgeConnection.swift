@@ -26,8 +26,8 @@ public final class BridgeConnection {
     private var early: [ServerMessage] = []
     private var nextID = 1
 
-    /// Connects (a Unix-domain connect returns at once) and says hello. The server greets when its training loop
-    /// next looks at the socket: `waitForGreeting` waits for that before a UI starts, `poll` picks it up after.
+    /// Connects (a Unix-domain connect returns at once) and says hello. The greeting may take a moment (a run
+    /// that answers only between steps): `waitForGreeting` waits for it before a UI starts, `poll` picks it up after.
     public init(path: String) throws(BridgeError) {
         self.path = path
         socket = try UnixSocket(connectingTo: path)

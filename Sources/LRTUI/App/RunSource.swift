@@ -76,8 +76,6 @@ public struct LiveStatus: Equatable, Sendable {
     /// The current scheduler as a spec (`cosine:T_max=2000,eta_min=0`), to prefill the `s` menu.
     public var schedulerSpec: String?
     public var groups: [Group]
-    public var gradNorm: Double?
-    public var lastEval: EvalRecord?
     public var planned: Planned?
     /// The schedulers the `s` menu offers, with their parameters and defaults.
     public var schedulerKinds: [SchedulerKind]
@@ -87,13 +85,12 @@ public struct LiveStatus: Equatable, Sendable {
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",
-                schedulerSpec: String? = nil, groups: [Group] = [], gradNorm: Double? = nil,
-                lastEval: EvalRecord? = nil, planned: Planned? = nil, schedulerKinds: [SchedulerKind] = [],
+                schedulerSpec: String? = nil, groups: [Group] = [], planned: Planned? = nil, schedulerKinds: [SchedulerKind] = [],
                 cursor: Int? = nil, details: [Detail] = []) {
         self.title = title; self.state = state; self.message = message; self.step = step; self.epoch = epoch
         self.totalSteps = totalSteps; self.stepsPerEpoch = stepsPerEpoch; self.optimizer = optimizer
         self.scheduler = scheduler; self.schedulerSpec = schedulerSpec; self.groups = groups
-        self.gradNorm = gradNorm; self.lastEval = lastEval; self.planned = planned
+        self.planned = planned
         self.schedulerKinds = schedulerKinds; self.cursor = cursor; self.details = details
     }
 }

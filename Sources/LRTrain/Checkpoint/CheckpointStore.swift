@@ -40,24 +40,42 @@ struct CheckpointStore {
     var latest: Entry? { ring.last }
     var count: Int { ring.count }
 
-    /// Adds a checkpoint; writes it to disk atomically when the run has a folder. Automatic ones beyond `keep`
-    /// are deleted from disk too; manual and final ones stay.
-    mutating func add(_ entry: Entry, fileName: String?) throws -> Entry {
+    /// Checkpoint files this run wrote that are still on disk.
+    var filesOnDisk: Int { written.count }
+    private var written: [URL] = []
+
+    /// Adds a checkpoint; writes it to disk atomically when the run has a folder, as `STEM.ckpt`, or `STEM-2.ckpt`,
+    /// `STEM-3.ckpt` ... when that name is taken (several checkpoints at one step, a resumed run writing into its
+    /// old folder): every checkpoint gets its own file and none is overwritten. Automatic ones beyond `keep` are
+    /// deleted from disk too; manual and final ones stay.
+    mutating func add(_ entry: Entry, fileStem: String?) throws -> Entry {
         var entry = entry
-        if let directory, let fileName {
-            let url = directory.appendingPathComponent(fileName)
+        if let directory, let fileStem {
+            let url = Self.freeName(in: directory, stem: fileStem)
             let meta = try JSONEncoder().encode(entry.state)
             try CheckpointArchive.write(.init(metadata: meta, tensors: entry.tensors), to: url)
             entry.url = url
+            written.append(url)
         }
         ring.append(entry)
         if ring.count > keep {
             let old = ring.removeFirst()
             if let url = old.url, old.state.label == "auto" || old.state.label.hasPrefix("before") {
                 try? FileManager.default.removeItem(at: url)
+                written.removeAll { $0 == url }
             }
         }
         return entry
+    }
+
+    static func freeName(in directory: URL, stem: String) -> URL {
+        var url = directory.appendingPathComponent("\(stem).ckpt")
+        var n = 2
+        while FileManager.default.fileExists(atPath: url.path) {
+            url = directory.appendingPathComponent("\(stem)-\(n).ckpt")
+            n += 1
+        }
+        return url
     }
 
     static func load(url: URL) throws -> (state: CheckpointState, tensors: [String: [Float]]) {
@@ -81,9 +99,14 @@ extension Trainer {
     @discardableResult
     func saveCheckpoint(label: String, name: String? = nil) -> CheckpointStore.Entry? {
         let (state, tensors) = snapshot(label: label)
-        let fileName = runDirectory == nil ? nil : (name ?? String(format: "step-%08d.ckpt", step))
+        if let bad = tensors.keys.sorted().first(where: { !tensors[$0]!.allSatisfy(\.isFinite) }) {
+            emit(event: .error, text: "checkpoint", message: "checkpoint at step \(step) not written: '\(bad)' holds "
+                 + "non-finite values (the run diverged); earlier checkpoints are intact")
+            return nil
+        }
+        let stem = runDirectory == nil ? nil : (name ?? String(format: "step-%08d", step))
         do {
-            let entry = try checkpoints.add(.init(state: state, tensors: tensors, url: nil), fileName: fileName)
+            let entry = try checkpoints.add(.init(state: state, tensors: tensors, url: nil), fileStem: stem)
             emit(event: .checkpoint, text: label, message: entry.url.map { "step \(step) → \($0.path)" } ?? "step \(step) (in memory)")
             return entry
         } catch {

@@ -133,8 +133,10 @@ public struct CommandScript: Sendable, Equatable {
         public let line: Int
     }
     public let entries: [Entry]
+    /// The script's file name, for `file:line` messages.
+    public let name: String
 
-    public init(entries: [Entry]) { self.entries = entries }
+    public init(entries: [Entry], name: String = "script") { self.entries = entries; self.name = name }
 
     /// Parses the whole script up front, so a typo is reported before training starts, with its line number.
     public static func parse(_ source: String, name: String) throws(CommandError) -> CommandScript {
@@ -159,6 +161,6 @@ public struct CommandScript: Sendable, Equatable {
         }
         return CommandScript(entries: entries.enumerated().sorted {
             ($0.element.step, $0.offset) < ($1.element.step, $1.offset)
-        }.map(\.element))
+        }.map(\.element), name: name)
     }
 }

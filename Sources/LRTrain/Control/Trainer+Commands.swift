@@ -8,6 +8,31 @@ extension Trainer {
         return scriptCursor < script.entries.count && script.entries[scriptCursor].step <= step
     }
 
+    /// Checks every line of a script against the run before it starts, so a command that could only fail later
+    /// (an unknown scheduler kind, an invalid value, a group that does not exist, a step after the run's end)
+    /// stops the run from starting, with its `file:line`. (On resume, lines before the resumed step are skipped:
+    /// they happened; `init` sets the cursor.)
+    static func validate(_ script: CommandScript, groups: [String], totalSteps: Int, stepsPerEpoch: Int,
+                         config: TrainConfig) throws(TrainError) {
+        for entry in script.entries {
+            func fail(_ message: String) -> TrainError { TrainError("\(script.name):\(entry.line): \(message)") }
+            if entry.step > totalSteps {
+                throw fail("'@\(entry.step) \(entry.text)' is after the run's last step (\(totalSteps)): it would never apply")
+            }
+            let command: Command
+            do { command = try CommandParser.parse(entry.text) } catch { throw fail(error.description) }
+            switch command {
+            case .lr(let group, _):
+                do { _ = try groupIndices(group, names: groups) } catch { throw fail(error.description) }
+            case .sched(let spec):
+                let context = scheduleContext(from: entry.step, totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch,
+                                              config: config)
+                do { _ = try SchedulerFactory.validate(spec: spec, context: context) } catch { throw fail("\(error)") }
+            default: break
+            }
+        }
+    }
+
     /// Applies, at this step boundary, the scripted commands due now and everything queued from the UI.
     func applyScriptAndCommands() {
         if let script = options.script {
@@ -48,11 +73,14 @@ extension Trainer {
 
     /// The group indices a command names: all groups, or the one called `name`.
     private func groupIndices(_ name: String?) throws(CommandError) -> [Int] {
-        let groups = optimizer.groups
-        guard let name else { return Array(groups.indices) }
-        if let i = groups.firstIndex(where: { $0.name == name }) { return [i] }
-        if let i = Int(name), groups.indices.contains(i) { return [i] }
-        throw CommandError("no param group '\(name)': groups are \(groups.map(\.name).joined(separator: ", "))")
+        try Self.groupIndices(name, names: optimizer.groups.map(\.name))
+    }
+
+    static func groupIndices(_ name: String?, names: [String]) throws(CommandError) -> [Int] {
+        guard let name else { return Array(names.indices) }
+        if let i = names.firstIndex(of: name) { return [i] }
+        if let i = Int(name), names.indices.contains(i) { return [i] }
+        throw CommandError("no param group '\(name)': groups are \(names.joined(separator: ", "))")
     }
 
     /// Throws for what can be known to fail before anything changes, so a command that cannot apply does not
@@ -70,6 +98,10 @@ extension Trainer {
 
     /// The schedule's span for a scheduler started now: the rest of the run.
     private var remainingContext: ScheduleContext {
+        Self.scheduleContext(from: step, totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, config: config)
+    }
+
+    static func scheduleContext(from step: Int, totalSteps: Int, stepsPerEpoch: Int, config: TrainConfig) -> ScheduleContext {
         let perEpoch = config.schedulerInterval == .epoch
         let remaining = perEpoch ? max(1, config.epochs - step / stepsPerEpoch) : max(1, totalSteps - step)
         return ScheduleContext(totalSteps: remaining, stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
@@ -121,6 +153,7 @@ extension Trainer {
         case .resume:
             guard paused else { throw CommandError("not paused") }
             paused = false
+            pausedByGuard = nil
             stepsWhilePaused = 0
             channel.update { $0.message = nil }
             return nil

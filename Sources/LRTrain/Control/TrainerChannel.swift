@@ -61,7 +61,8 @@ public final class TrainerChannel: Sendable {
     public var status: TrainerStatus { state.withLock { $0.status } }
 }
 
-/// What the trainer is doing now, beyond the records: for the status panel.
+/// What the trainer is doing now that its records do not say: for the status panel. Metric values (step, loss,
+/// grad norm, evaluations) are read from the records, so panels never choose between two sources.
 public struct TrainerStatus: Sendable {
     public var phase: RunPhase = .starting
     /// Why the run paused or ended, when that is not obvious (guard trips, errors).
@@ -82,8 +83,8 @@ public struct TrainerStatus: Sendable {
     public var plan: [[Double]] = []
     public var warmupLeft = 0
     public var checkpoints = 0
-    public var lastGradNorm: Double? = nil
-    public var lastEval: EvalRecord? = nil
+    /// Checkpoint files of this run on disk now (automatic ones beyond the kept number are deleted).
+    public var checkpointFiles = 0
     public var runDirectory: String? = nil
     public var logPath: String? = nil
     public var datasetName = ""

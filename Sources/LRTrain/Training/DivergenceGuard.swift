@@ -1,82 +1,101 @@
 import Foundation
 import LRLog
 
-/// Watches the loss for divergence: a NaN or infinite loss or gradient, or a loss far above its recent best.
+/// Watches the loss for divergence: a NaN or infinite loss or gradient, or a loss far above its reference.
 ///
-/// The reference is the best value of a smoothed (EMA) loss rather than the best single batch, because single
-/// batches are noisy: late in training one lucky batch can be 5x below the typical loss, and comparing against it
-/// would trip on healthy runs. It is floored at a tenth of the first losses: a run whose loss nears zero (0.002 on an
-/// easy task) sees ordinary batches 10x above that, which is noise, not divergence.
+/// It is armed from the first step. The reference is the lowest value a smoothed (EMA) loss has reached, a running
+/// minimum that starts at the run's first loss (measured on the initial weights, before any LR could act), so the
+/// losses of an early explosion (2.3 → 811 → 3e6 at `--lr 50`) cannot raise it: the second of those trips. A
+/// smoothed value rather than the best single batch, because late in training one lucky batch can be 5x below the
+/// typical loss and comparing against it would trip on healthy runs. It is floored at a tenth of the first loss: a
+/// run whose loss nears zero (0.002 on an easy task) sees ordinary batches 10x above that, which is noise.
 public struct DivergenceGuard: Codable, Sendable, Equatable {
-    /// Trip when a step's loss exceeds `factor` × the best smoothed loss; 0 disables that check (NaN/inf always trip).
+    /// Trip when a step's loss exceeds `factor` × the reference; 0 disables that check (NaN/inf always trip).
     public var factor: Double
-    /// Steps to watch before the ratio check arms (the first losses of a run move fast).
-    public var armAfter = 20
     public var smoothing = 0.98
     private(set) var ema: Double? = nil
+    /// The running minimum of `ema`.
     private(set) var best: Double? = nil
     private(set) var seen = 0
+    /// The first healthy loss.
     private(set) var initial: Double? = nil
 
     public init(factor: Double) { self.factor = factor }
+
+    /// The loss above which a step trips the spike check (nil before the first step, or with the check off).
+    public var threshold: Double? {
+        guard factor > 0, let best, let initial else { return nil }
+        return factor * max(best, 0.1 * initial)
+    }
 
     /// Returns why the step must not be applied, or nil when it is healthy (and then learns from it).
     public mutating func check(loss: Double, gradNorm: Double) -> String? {
         if !loss.isFinite { return "loss is \(loss) (not finite)" }
         if !gradNorm.isFinite { return "gradient norm is \(gradNorm) (not finite)" }
-        if factor > 0, seen >= armAfter, let best {
-            let reference = max(best, 0.1 * (initial ?? best))
-            if loss > factor * reference {
-                return "loss \(short(loss)) is above \(short(factor))x its best smoothed value \(short(reference))"
-            }
+        if let threshold, loss > threshold {
+            return "loss \(short(loss)) is above \(short(factor))x its reference \(short(threshold / factor))"
+                + " (the lowest smoothed loss, at least a tenth of the first)"
         }
         seen += 1
-        ema = ema.map { $0 * smoothing + loss * (1 - smoothing) } ?? loss
-        if seen == armAfter / 2 { initial = ema }
-        if seen >= armAfter / 2 { best = min(best ?? .infinity, ema!) }
+        if initial == nil { initial = loss }
+        let smoothed = ema.map { $0 * smoothing + loss * (1 - smoothing) } ?? loss
+        ema = smoothed
+        best = min(best ?? smoothed, smoothed)
         return nil
     }
 
-    private func short(_ v: Double) -> String {
-        let s = String(format: "%.4g", v)
-        return s
-    }
+    private func short(_ v: Double) -> String { String(format: "%.4g", v) }
 }
 
 extension Trainer {
     /// What the guard's trip does to the run, by `--on-divergence`: pause, roll back (LR halved) or stop.
+    ///
+    /// The tripping step's gradients never reach the weights: the optimizer step is skipped. Weights that an
+    /// earlier step already made non-finite (an LR so large the update overflowed) are put back from the latest
+    /// checkpoint whatever the action, and are never saved (`saveCheckpoint` refuses non-finite tensors).
     func divergence(_ why: String, loss stepLoss: Double) -> EndReason? {
-        // The bad gradients never reach the weights: the optimizer step is skipped.
         network.zeroGrad()
         let lrs = optimizer.groups.map(\.lr)
-        switch config.guardAction {
-        case .rollback:
-            if let target = checkpoints.latest {
-                do {
-                    try restore(target.state, tensors: target.tensors)
-                    for g in optimizer.groups { g.lr *= 0.5 }
-                    lrControl.markOverridden(all: optimizer.groups.count)
-                    emit(event: .guardTrip, text: "guard", before: lrs,
-                         message: "\(why) at step \(step + 1); rolled back to step \(target.state.step) and halved the LR")
-                    return nil
-                } catch {
-                    emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why); rollback failed: \(error)")
-                }
-            } else {
-                emit(event: .guardTrip, text: "guard", before: lrs,
-                     message: "\(why) at step \(step + 1); no checkpoint to roll back to, paused")
-            }
-            pause(reason: why)
-            return nil
-        case .stop:
-            emit(event: .guardTrip, text: "guard", before: lrs, message: "\(why) at step \(step + 1); run stopped")
-            channel.update { $0.message = why }
-            return .diverged
-        case .pause:
-            emit(event: .guardTrip, text: "guard", before: lrs,
-                 message: "\(why) at step \(step + 1); paused: lower the LR (e.g. 'lr /10') and resume, or roll back")
-            pause(reason: why)
-            return nil
+        let trip = "\(why) at step \(step + 1)"
+        let rollingBack = config.guardAction == .rollback
+        guard rollingBack || !weightsAreFinite else { return act(trip, lrs: lrs) }
+        guard let target = checkpoints.latest else {
+            let broken = weightsAreFinite ? "" : "; the weights are no longer finite (they will not be saved)"
+            return act(trip + broken + "; no checkpoint to roll back to", lrs: lrs, pauseAnyway: rollingBack)
         }
+        do {
+            try restore(target.state, tensors: target.tensors)
+        } catch {
+            return act("\(trip); rollback failed: \(error)", lrs: lrs, pauseAnyway: rollingBack)
+        }
+        guard rollingBack else {
+            return act(trip + "; the weights were no longer finite: restored step \(target.state.step)'s checkpoint", lrs: lrs)
+        }
+        for g in optimizer.groups { g.lr *= 0.5 }
+        lrControl.markOverridden(all: optimizer.groups.count)
+        emit(event: .guardTrip, text: "guard", before: lrs,
+             message: "\(trip); rolled back to step \(target.state.step) and halved the LR")
+        return nil
+    }
+
+    /// Stops (returning the end reason) or pauses, logging the trip.
+    private func act(_ message: String, lrs: [Double], pauseAnyway: Bool = false) -> EndReason? {
+        if config.guardAction == .stop && !pauseAnyway {
+            emit(event: .guardTrip, text: "guard", before: lrs, message: "\(message); run stopped")
+            channel.update { $0.message = message }
+            return .diverged
+        }
+        let advice = pauseAnyway ? "paused" : "paused: lower the LR (e.g. 'lr /10') and resume, or roll back"
+        emit(event: .guardTrip, text: "guard", before: lrs, message: "\(message); \(advice)")
+        pause(reason: message)
+        pausedByGuard = message
+        return nil
+    }
+
+    /// Parameters and buffers hold only finite values (a pass over them: run only when the guard trips and
+    /// before a checkpoint is written).
+    var weightsAreFinite: Bool {
+        network.parameters.allSatisfy { $0.value.sumOfSquares.isFinite }
+            && network.buffers.allSatisfy { $0.tensor.sumOfSquares.isFinite }
     }
 }

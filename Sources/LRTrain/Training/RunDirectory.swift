@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import LRLog
 
 public enum RunDirectory {
     /// `./runs/2026-11-25_14-03-22` (a suffix is added if that exists, so two runs started in the same second
@@ -25,8 +26,10 @@ public enum SignalFlag {
     private static let signal = Atomic<Int32>(0)
     public static var received: Bool { signal.load(ordering: .relaxed) != 0 }
     public static var name: String {
-        switch signal.load(ordering: .relaxed) { case SIGINT: "SIGINT (Ctrl-C)"; case SIGTERM: "SIGTERM"; default: "a signal" }
+        switch signal.load(ordering: .relaxed) { case SIGINT: "SIGINT (Ctrl-C)"; case SIGTERM: "SIGTERM"; case SIGHUP: "SIGHUP (terminal closed)"; default: "a signal" }
     }
+    /// The signal received (0: none).
+    public static var number: Int32 { signal.load(ordering: .relaxed) }
     public static func raise(_ sig: Int32) { signal.store(sig, ordering: .relaxed) }
     public static func reset() { signal.store(0, ordering: .relaxed) }
 
@@ -34,5 +37,69 @@ public enum SignalFlag {
     public static func install() {
         Foundation.signal(SIGINT) { SignalFlag.raise($0) }
         Foundation.signal(SIGTERM) { SignalFlag.raise($0) }
+        // A closed terminal (ssh dropped) ends the run as SIGTERM does: log closed, end record, final checkpoint.
+        Foundation.signal(SIGHUP) { SignalFlag.raise($0) }
+        // A parent that started us with these signals blocked (Foundation's Process passes its thread's mask on,
+        // so do some process managers) would make them wait forever: unblock them for this thread and the
+        // threads it starts.
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&signals, s) }
+        pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+    }
+}
+
+extension RunDirectory {
+    /// Makes the run's folder ready for a run and says whether the log continues (a resume into the folder whose
+    /// log holds the run). Nothing that exists is overwritten without `force`: a folder holding another run's log
+    /// or checkpoints is refused, naming what is there and what to do. Stale checkpoint temporaries of writers
+    /// that are gone (a `kill -9` mid-write) are removed.
+    public static func prepare(_ dir: URL, log: URL, resuming: Bool, force: Bool) throws(TrainError) -> Bool {
+        if let kind = FileProblem.nonRegularKind(log.path) {
+            throw TrainError("the log \(log.path) is \(kind), not a regular file: give a file path")
+        }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isFolder), !isFolder.boolValue {
+            let kind = FileProblem.nonRegularKind(dir.path) ?? "a file"
+            throw TrainError("the run folder \(dir.path) is \(kind), not a folder: give a folder path with --run-dir")
+        }
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        } catch {
+            throw TrainError("cannot create the run folder \(dir.path): \(FileProblem.reason(error))")
+        }
+        guard access(dir.path, W_OK) == 0 else {
+            throw TrainError("cannot write into the run folder \(dir.path): \(String(cString: strerror(errno)))")
+        }
+        let checkpoints = dir.appendingPathComponent("checkpoints")
+        removeStaleTemporaries(in: checkpoints)
+        let logSize = FileManager.default.fileExists(atPath: log.path) ? FileProblem.size(log.path) ?? 0 : 0
+        let oldCheckpoints = checkpointFiles(in: checkpoints)
+        if resuming { return logSize > 0 }
+        guard logSize > 0 || !oldCheckpoints.isEmpty else { return false }
+        guard force else {
+            let what = logSize > 0 ? "\(log.path) already holds a run log (\(logSize) bytes)"
+                : "\(checkpoints.path) already holds \(oldCheckpoints.count) checkpoint(s)"
+            throw TrainError("\(what); nothing was overwritten: continue that run with --resume CKPT (it appends), "
+                + "choose another --run-dir or --log, or pass --force to overwrite it")
+        }
+        for url in oldCheckpoints { try? FileManager.default.removeItem(at: url) }
+        return false
+    }
+
+    static func checkpointFiles(in folder: URL) -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter { $0.hasSuffix(".ckpt") && !$0.hasPrefix(".") }.map { folder.appendingPathComponent($0) }
+    }
+
+    /// Removes `.NAME.tmp-PID` files whose writer (process PID) no longer runs.
+    static func removeStaleTemporaries(in folder: URL) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        for name in names where name.hasPrefix(".") {
+            guard let range = name.range(of: ".tmp-", options: .backwards),
+                  let pid = Int32(name[range.upperBound...]) else { continue }
+            if pid != getpid() && (kill(pid, 0) == 0 || errno == EPERM) { continue }
+            try? FileManager.default.removeItem(at: folder.appendingPathComponent(name))
+        }
     }
 }

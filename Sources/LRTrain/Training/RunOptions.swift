@@ -15,6 +15,11 @@ public struct RunOptions: Sendable {
     public var initCheckpoint: URL? = nil
     /// Continue the run saved in this checkpoint, bit for bit.
     public var resumeCheckpoint: URL? = nil
+    /// With `resumeCheckpoint`: the config keys (`TrainConfig.flattened` names) the command line set; those in
+    /// `TrainConfig.resumableKeys` apply, others must match the checkpoint.
+    public var resumeChanges: Set<String> = []
+    /// Overwrite a run folder's existing log and checkpoints (`--force`).
+    public var force = false
     /// Nobody can press a key: a pause with no scripted command left to resume it ends the run.
     public var headless = true
     /// Publish records to the channel for a UI to drain.

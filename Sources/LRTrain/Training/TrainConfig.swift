@@ -75,7 +75,8 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             "epochs": "\(epochs)", "seed": "\(seed)", "optimizer": optimizer, "lr": "\(lr)",
             "scheduler": scheduler, "scheduler_interval": schedulerInterval.rawValue, "plateau_metric": plateauMetric.rawValue,
             "accum_steps": "\(accumSteps)", "label_smoothing": "\(labelSmoothing)",
-            "checkpoint_every": "\(checkpointEvery)", "guard_factor": "\(guardFactor)", "guard_action": guardAction.rawValue,
+            "checkpoint_every": "\(checkpointEvery)", "checkpoint_keep": "\(checkpointKeep)", "guard_factor": "\(guardFactor)",
+            "guard_action": guardAction.rawValue,
         ]
         if let v = maxSteps { out["max_steps"] = "\(v)" }
         if let v = weightDecay { out["weight_decay"] = "\(v)" }
@@ -86,12 +87,69 @@ public struct TrainConfig: Codable, Sendable, Equatable {
         return out
     }
 
+    /// What `--resume` lets the command line change: the step limit, the hosting of the run (evaluation,
+    /// checkpoints, the guard) and the LR, which applies as an override event at the resumed step. Everything else
+    /// defines the run's arithmetic (model, data, optimizer, schedule) and comes from the checkpoint.
+    public static let resumableKeys: Set<String> = [
+        "epochs", "max_steps", "lr", "eval_every", "checkpoint_every", "checkpoint_keep", "guard_factor", "guard_action",
+    ]
+
+    /// The config a resumed run uses: the checkpoint's, with the `changed` keys (flattened names, those given on
+    /// the command line) taken from `given`. A change to a key outside `resumableKeys` is refused, naming it.
+    /// The LR is not changed here: the trainer applies it as an override event (`Trainer.resumeLR`).
+    public static func resumed(saved: TrainConfig, given: TrainConfig, changed: Set<String>) throws(TrainError) -> TrainConfig {
+        let was = saved.flattened, now = given.flattened
+        let refused = changed.subtracting(resumableKeys).sorted().filter { was[$0] != now[$0] }
+        if !refused.isEmpty {
+            let list = refused.map { "--\(cliName($0)) \(now[$0] ?? "(none)") (the checkpoint has \(was[$0] ?? "none"))" }
+            throw TrainError("a resumed run keeps its model, data, optimizer and schedule, so \(list.joined(separator: ", ")) "
+                + "cannot apply: drop \(refused.count == 1 ? "it" : "them") to resume, change the schedule with a "
+                + "--commands line '@STEP sched SPEC', or start a new run from these weights with --init")
+        }
+        var c = saved
+        if changed.contains("epochs") { c.epochs = given.epochs }
+        if changed.contains("max_steps") { c.maxSteps = given.maxSteps }
+        if changed.contains("eval_every") { c.evalEvery = given.evalEvery }
+        if changed.contains("checkpoint_every") { c.checkpointEvery = given.checkpointEvery }
+        if changed.contains("checkpoint_keep") { c.checkpointKeep = given.checkpointKeep }
+        if changed.contains("guard_factor") { c.guardFactor = given.guardFactor }
+        if changed.contains("guard_action") { c.guardAction = given.guardAction }
+        return c
+    }
+
+    /// The command-line option of a flattened key: `batch_size` → `batch-size`.
+    public static func cliName(_ key: String) -> String {
+        switch key {
+        case "groups": "group"
+        case "guard_action": "on-divergence"
+        default: key.replacingOccurrences(of: "_", with: "-")
+        }
+    }
+
+    /// The flattened key of a command-line option, or nil for options that do not belong to the config.
+    public static func configKey(cliName name: String) -> String? {
+        let key: String
+        switch name {
+        case "group": key = "groups"
+        case "on-divergence": key = "guard_action"
+        default: key = name.replacingOccurrences(of: "-", with: "_")
+        }
+        return TrainConfig().flattenedKeys.contains(key) ? key : nil
+    }
+
+    /// Every key `flattened` can hold.
+    var flattenedKeys: Set<String> {
+        Set(flattened.keys).union(["max_steps", "weight_decay", "momentum", "clip_grad_norm", "eval_every", "groups"])
+    }
+
     /// Checks values a typo could break, with a message that names the option.
     public func validate() throws(TrainError) {
         func fail(_ s: String) throws(TrainError) { throw TrainError(s) }
         if !(lr.isFinite && lr >= 0) { try fail("invalid --lr \(lr): must be a finite number >= 0") }
         if batchSize < 1 { try fail("invalid --batch-size \(batchSize): must be at least 1") }
-        if epochs < 1 && maxSteps == nil { try fail("invalid --epochs \(epochs): must be at least 1") }
+        if epochs < 0 || (epochs < 1 && maxSteps == nil) {
+            try fail("invalid --epochs \(epochs): must be at least 1 (or 0 with --max-steps for no epoch limit)")
+        }
         if let m = maxSteps, m < 1 { try fail("invalid --max-steps \(m): must be at least 1") }
         if accumSteps < 1 { try fail("invalid --accum-steps \(accumSteps): must be at least 1") }
         if let c = clipGradNorm, !(c > 0 && c.isFinite) { try fail("invalid --clip-grad-norm \(c): must be > 0") }

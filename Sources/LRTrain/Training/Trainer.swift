@@ -31,6 +31,8 @@ public final class Trainer: @unchecked Sendable {
     var paused = false
     var stepsWhilePaused = 0
     var stopRequested: EndReason? = nil
+    /// Why the guard paused the run (nil when it runs, or a person paused it).
+    var pausedByGuard: String? = nil
     var guardState: DivergenceGuard
     var checkpoints: CheckpointStore
     var log: RunLogWriter?
@@ -44,6 +46,12 @@ public final class Trainer: @unchecked Sendable {
     var bestEvalLoss: Double? = nil
     var bestAccuracy: Double? = nil
     var lastEval: EvalRecord? = nil
+    /// `--lr` given with `--resume`: applied as an override event at the resumed step.
+    public internal(set) var resumeLR: Double? = nil
+    /// The log already holds this run's records up to the checkpoint: new records go after them.
+    var appendingToLog = false
+    /// Why the run cannot go on (its log cannot be written): it stops at the next step boundary.
+    var failure: String? = nil
     /// Offset of wall time when resuming, so the log's wall time keeps growing across restarts.
     var wallTimeOffset = 0.0
 
@@ -51,7 +59,11 @@ public final class Trainer: @unchecked Sendable {
         var config = config
         // A resumed run is defined by its checkpoint, config included.
         let resumed = try options.resumeCheckpoint.map { try CheckpointStore.load(url: $0) }
-        if let resumed { config = resumed.state.config }
+        if let resumed {
+            let given = config
+            config = try TrainConfig.resumed(saved: resumed.state.config, given: given, changed: options.resumeChanges)
+            if options.resumeChanges.contains("lr") && given.lr != config.lr { resumeLR = given.lr }
+        }
         try config.validate()
         self.options = options
         self.channel = channel
@@ -69,13 +81,21 @@ public final class Trainer: @unchecked Sendable {
                 + "\(config.batchSize)x\(config.accumSteps) samples: lower --batch-size or --accum-steps")
         }
         self.stepsPerEpoch = batcher.stepsPerEpoch / config.accumSteps
-        let planned = stepsPerEpoch * config.epochs
+        let (planned, overflow) = stepsPerEpoch.multipliedReportingOverflow(by: config.epochs)
+        if overflow {
+            throw TrainError("--epochs \(config.epochs) gives more steps than can be counted: give fewer epochs or --max-steps")
+        }
         self.totalSteps = config.maxSteps.map { config.epochs > 0 ? min($0, planned) : $0 } ?? planned
+        if let resumed, totalSteps <= resumed.state.step {
+            throw TrainError("the checkpoint is at step \(resumed.state.step) and this run ends at step \(totalSteps): "
+                + "give a larger --max-steps or --epochs to continue it")
+        }
         if config.scheduler == TrainConfig.defaultScheduler {
             config.scheduler = TrainConfig.defaultSchedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
         }
         self.config = config
 
+        try MemoryEstimate.check(config, sampleShape: sampleShape, classCount: loaded.dataset.classCount)
         self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
                                              classCount: loaded.dataset.classCount, seed: config.seed,
                                              hidden: config.hidden, dropout: Float(config.dropout))
@@ -87,12 +107,18 @@ public final class Trainer: @unchecked Sendable {
                                       stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
         self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
         self.guardState = DivergenceGuard(factor: config.guardFactor)
+        // Everything that can refuse the run does so before its folder is made.
+        if let script = options.script {
+            try Trainer.validate(script, groups: optimizer.groups.map(\.name), totalSteps: totalSteps,
+                                 stepsPerEpoch: stepsPerEpoch, config: config)
+        }
 
         if options.writeFiles {
             let dir = try options.runDirectory ?? RunDirectory.makeDefault()
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            let logURL = options.logPath ?? dir.appendingPathComponent("run.jsonl")
+            appendingToLog = try RunDirectory.prepare(dir, log: logURL, resuming: resumed != nil, force: options.force)
             self.runDirectory = dir
-            self.logURL = options.logPath ?? dir.appendingPathComponent("run.jsonl")
+            self.logURL = logURL
         } else {
             self.runDirectory = nil
             self.logURL = nil
@@ -111,8 +137,9 @@ public final class Trainer: @unchecked Sendable {
             }
         }
 
+        if let script = options.script { scriptCursor = script.entries.firstIndex { $0.step >= step } ?? script.entries.count }
         if let logURL {
-            self.log = try RunLogWriter(url: logURL)
+            do { self.log = try RunLogWriter(url: logURL, append: appendingToLog) } catch { throw TrainError("\(error)") }
         }
         publishStatus()
     }
@@ -122,22 +149,32 @@ public final class Trainer: @unchecked Sendable {
     /// Trains until the planned steps are done or the run is stopped; returns how it ended.
     @discardableResult
     public func run() -> EndRecord {
-        writeHeader()
+        if !appendingToLog { writeHeader() }
         if let notice = datasetNotice { emit(event: .info, text: "dataset", message: notice) }
-        if let r = options.resumeCheckpoint { emit(event: .info, text: "resume", message: "resumed from \(r.path) at step \(step)") }
+        if let r = options.resumeCheckpoint {
+            let how = appendingToLog ? "; the records below continue this log from that step" : ""
+            emit(event: .info, text: "resume", message: "resumed from \(r.path) at step \(step)\(how)")
+        }
+        if let lr = resumeLR { overrideLR(lr) }
         if let i = options.initCheckpoint { emit(event: .info, text: "init", message: "weights from \(i.path)") }
         var endReason = EndReason.completed
         var endMessage: String? = nil
 
         while true {
             if SignalFlag.received { endReason = .interrupted; endMessage = "received \(SignalFlag.name)"; break }
+            if let failure { endReason = .failed; endMessage = failure; break }
             applyScriptAndCommands()
             if let reason = stopRequested { endReason = reason; break }
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
-                    endReason = .stopped
-                    endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
+                    if let why = pausedByGuard {
+                        endReason = .diverged
+                        endMessage = "\(why); a headless run cannot be resumed, so it ends here"
+                    } else {
+                        endReason = .stopped
+                        endMessage = "paused at step \(step) with no scripted command left to resume it (headless run)"
+                    }
                     break
                 }
                 Thread.sleep(forTimeInterval: 0.005)
@@ -270,19 +307,37 @@ public final class Trainer: @unchecked Sendable {
     // MARK: ending
 
     private func finish(reason: EndReason, message: String?) -> EndRecord {
-        if options.writeFiles { saveCheckpoint(label: "final", name: "final.ckpt") }
-        let end = EndRecord(reason: reason, step: step, epoch: max(0, step - 1) / stepsPerEpoch, finalLoss: lastLoss,
-                            bestEvalLoss: bestEvalLoss, bestAccuracy: bestAccuracy, finalAccuracy: lastEval?.accuracy,
-                            wallTime: wallTime, message: message)
-        record(.end(end))
+        var reason = reason, message = message
+        // Whatever is still buffered must reach the log before the run can call itself complete.
+        flushLog()
+        if let failure { reason = .failed; message = failure }
+        var finalCheckpoint: CheckpointStore.Entry? = nil
+        if options.writeFiles { finalCheckpoint = saveCheckpoint(label: "final", name: "final") }
+        func end() -> EndRecord {
+            var text = message
+            if reason == .failed && options.writeFiles {
+                text = (text ?? "") + (finalCheckpoint?.url.map { "; final checkpoint written to \($0.path)" }
+                    ?? "; the final checkpoint could not be written either")
+            }
+            return EndRecord(reason: reason, step: step, epoch: max(0, step - 1) / stepsPerEpoch, finalLoss: lastLoss,
+                             bestEvalLoss: bestEvalLoss, bestAccuracy: bestAccuracy, finalAccuracy: lastEval?.accuracy,
+                             wallTime: wallTime, message: text)
+        }
+        var record = end()
+        self.record(.end(record))
         logging { try log?.close() }
         log = nil
+        if let failure, reason != .failed {
+            // The end record itself could not be written.
+            reason = .failed; message = failure
+            record = end()
+        }
         channel.update {
             $0.phase = RunPhase(ended: reason)
-            if let message { $0.message = message }
+            if let text = record.message { $0.message = text }
         }
         publishStatus(keepPhase: true)
-        return end
+        return record
     }
 
     // MARK: records
@@ -334,8 +389,7 @@ public final class Trainer: @unchecked Sendable {
             s.plan = plan
             s.warmupLeft = lrControl.warmupLeft
             s.checkpoints = checkpoints.count
-            s.lastGradNorm = lastGradNorm
-            s.lastEval = lastEval
+            s.checkpointFiles = checkpoints.filesOnDisk
             s.runDirectory = runDirectory?.path
             s.logPath = logURL?.path
             s.datasetName = datasetName
@@ -356,18 +410,32 @@ extension Trainer {
     /// Flushes the log (the UI calls this on quit and signals).
     public func flushLog() { logging { try log?.flush() } }
 
-    /// A log that cannot be written (disk full, folder removed) must not kill the training it records: the first
-    /// failure is reported, and the run goes on without a log.
+    /// A log that cannot be written (disk full, file size limit, folder removed) ends the run: records that are
+    /// not kept would be lost silently. The failure is reported on the channel and to the observer (the log itself
+    /// cannot take it), the run stops at the next step boundary, and `finish` still tries the final checkpoint.
     func logging(_ body: () throws -> Void) {
-        guard log != nil else { return }
+        guard log != nil, failure == nil else { return }
         do { try body() } catch {
             log = nil
-            let message = "the run log could not be written (\(error)); training continues without a log"
+            let message = "the run log could not be written: \(error); the run stops"
+            failure = message
             channel.update { $0.message = message }
             let event = EventRecord(step: step, kind: .error, text: "log", lrsBefore: optimizer.groups.map(\.lr),
                                     lrsAfter: optimizer.groups.map(\.lr), message: message, wallTime: wallTime)
             if options.publishRecords { channel.publish(.event(event)) }
             options.observer?(.event(event))
         }
+    }
+
+    /// `--lr` on resume: every group's LR set to it (scaled by the group's `lr_scale`), logged as a command.
+    func overrideLR(_ lr: Double) {
+        let before = optimizer.groups.map(\.lr)
+        let base = config.lr
+        lrControl.set(Array(optimizer.groups.indices), optimizer: optimizer) { _ in lr }
+        if base > 0 {
+            for g in optimizer.groups where g.initialLR != base { g.lr = lr * g.initialLR / base }
+        }
+        emit(event: .command, text: "lr \(lr)", before: before,
+             message: "--lr given with --resume: overrides the scheduled LR, which continues from it")
     }
 }

@@ -21,6 +21,7 @@ struct Attach: ParsableCommand {
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
+    @OptionGroup var terminal: TerminalFlags
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
@@ -41,7 +42,7 @@ struct Attach: ParsableCommand {
             } else {
                 // Only the greeting names the log of a run given by its socket.
                 let hello = try connection.waitForGreeting {
-                    printErr("lrtop: waiting for the run to answer (it does between optimizer steps) ...")
+                    printErr("lrtop: waiting for the run at \(chosen.socket) to answer ...")
                 }
                 logURL = URL(fileURLWithPath: hello.log)
             }
@@ -54,7 +55,7 @@ struct Attach: ParsableCommand {
         let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
             do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
         })
-        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0) }
+        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
 
         var warnings: [String] = []
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
@@ -63,7 +64,7 @@ struct Attach: ParsableCommand {
         source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
         dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              warnings.isEmpty ? .info : .warning)
-        let reason = try TUIRunner.run(dashboard)
+        let reason = try TUIRunner.run(dashboard, terminal: terminal)
         let step = dashboard.status.step
         source.detach()
 

@@ -52,7 +52,7 @@ final class TrainerSource: RunSource {
             title: title, state: s.phase, message: s.message, step: s.step, epoch: s.epoch,
             totalSteps: s.totalSteps, stepsPerEpoch: s.stepsPerEpoch, optimizer: s.optimizerSummary,
             scheduler: s.schedulerStatus.isEmpty ? s.schedulerSpec : s.schedulerStatus, schedulerSpec: s.schedulerSpec,
-            groups: groups, gradNorm: s.lastGradNorm, lastEval: s.lastEval, planned: planned,
+            groups: groups, planned: planned,
             schedulerKinds: SchedulerMenuCatalog.kinds(remainingSteps: s.totalSteps - s.step, stepsPerEpoch: s.stepsPerEpoch), details: details)
     }
 }

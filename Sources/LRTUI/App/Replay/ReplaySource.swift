@@ -58,8 +58,6 @@ public final class ReplaySource: RunSource {
     public private(set) var speed: Int
     /// The events of the primary run in x order (x, event).
     let events: [(x: Int, event: EventRecord)]
-    /// The primary run's evaluations in x order.
-    let evals: [(x: Int, eval: EvalRecord)]
     let startX: Int
     let endX: Int
     private var lastTick: Double?
@@ -91,8 +89,6 @@ public final class ReplaySource: RunSource {
         let axis = axes[0]
         let primary = runs[0]
         events = primary.events.compactMap { e in axis.x(step: e.step, wallTime: e.wallTime).map { ($0, e) } }
-            .sorted { $0.x < $1.x }
-        evals = primary.evals.compactMap { e in axis.x(step: e.step, wallTime: e.wallTime).map { ($0, e) } }
             .sorted { $0.x < $1.x }
         let first = axis.firstX ?? 0
         startX = min(first, 0)
@@ -238,14 +234,9 @@ public final class ReplaySource: RunSource {
                     LiveStatus.Group(name: run.groups.indices.contains(g) ? run.groups[g] : "g\(g + 1)", lr: lr)
                 }
             }
-            let g = Double(cols.gradNorm[row])
-            s.gradNorm = g.isFinite ? g : nil
         } else {
             s.step = 0
         }
-        var lo = 0, hi = evals.count
-        while lo < hi { let mid = (lo + hi) / 2; if evals[mid].x <= c { lo = mid + 1 } else { hi = mid } }
-        s.lastEval = lo > 0 ? evals[lo - 1].eval : nil
         if playing {
             s.state = .running
         } else if c >= endX {

@@ -90,13 +90,10 @@ public final class WatchSource: RunSource {
             if !ended { current.message = nil }
             current.step = st.step
             current.epoch = st.epoch
-            current.gradNorm = st.gradNorm.isFinite ? st.gradNorm : nil
             current.groups = st.lrs.enumerated().map { g, lr in
                 LiveStatus.Group(name: groupNames.indices.contains(g) ? groupNames[g] : "g\(g + 1)", lr: lr)
             }
-        case .eval(let e):
-            current.lastEval = e
-        case .event:
+        case .eval, .event:
             break
         case .end(let e):
             ended = true
