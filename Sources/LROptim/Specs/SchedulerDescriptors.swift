@@ -66,6 +66,12 @@ public struct SchedulerOption: Sendable {
     }
 }
 
+extension SchedulerOption {
+    /// `onecycle` and `cyclic` schedule the LR only: momentum cycling is off (PyTorch's default is on).
+    static let cycleMomentumOff = SchedulerOption("cycle_momentum", .bool, .flag(false), help: "false only (PyTorch: true)",
+                                                  fixed: true)
+}
+
 /// What the factory knows about one scheduler kind.
 public struct SchedulerDescriptor: Sendable {
     /// The CLI name: `cosine`.
@@ -277,8 +283,7 @@ extension SchedulerFactory {
                 SchedulerOption("total_iters", .integer, .restOfRun, help: "steps to 0 (PyTorch: 5)"),
                 SchedulerOption("power", .number, .number(1), help: "the exponent"),
             ], lengthKey: "total_iters") { a in
-            try PolynomialLRSchedule(groups: a.groups, baseLRs: a.baseLRs, totalIters: a.int("total_iters")!,
-                                     power: a.double("power")!)
+            try PolynomialLRSchedule(groups: a.groups, baseLRs: a.baseLRs, totalIters: a.int("total_iters")!, power: a.double("power")!)
         },
         SchedulerDescriptor(
             "onecycle", aliases: ["OneCycleLR"], reference: "OneCycleLR",
@@ -292,8 +297,7 @@ extension SchedulerFactory {
                 SchedulerOption("div_factor", .number, .number(25), help: "start = max_lr/div_factor"),
                 SchedulerOption("final_div_factor", .number, .number(1e4), help: "end = start/this"),
                 SchedulerOption("three_phase", .bool, .flag(false), help: "down to the start first"),
-                SchedulerOption("cycle_momentum", .bool, .flag(false), help: "false only (PyTorch: true)",
-                                fixed: true),
+                .cycleMomentumOff,
             ], lengthKey: "total_steps") { a in
             try a.noMomentumCycling()
             return try OneCycleSchedule(groups: a.groups, baseLRs: a.baseLRs, maxLR: a.double("max_lr"),
@@ -312,8 +316,7 @@ extension SchedulerFactory {
                 SchedulerOption("mode", .choice, .word("triangular"), help: "the policy",
                                 choices: ["triangular", "triangular2", "exp_range"]),
                 SchedulerOption("gamma", .number, .number(1), help: "exp_range's factor"),
-                SchedulerOption("cycle_momentum", .bool, .flag(false), help: "false only (PyTorch: true)",
-                                fixed: true),
+                .cycleMomentumOff,
             ]) { a in
             try a.noMomentumCycling()
             return try CyclicSchedule(groups: a.groups, baseLRs: a.baseLRs, baseLR: a.double("base_lr"),
