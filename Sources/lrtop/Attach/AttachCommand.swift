@@ -21,6 +21,7 @@ struct Attach: ParsableCommand {
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
+    @OptionGroup var terminal: TerminalFlags
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
@@ -63,7 +64,7 @@ struct Attach: ParsableCommand {
         source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
         dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              warnings.isEmpty ? .info : .warning)
-        let reason = try TUIRunner.run(dashboard)
+        let reason = try TUIRunner.run(dashboard, terminal: terminal)
         let step = dashboard.status.step
         source.detach()
 
