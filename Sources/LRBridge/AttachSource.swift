@@ -180,7 +180,6 @@ public final class AttachSource: RunSource {
                 s.message = "socket closed; waiting for the log's end record"
             } else if now - lastMessageAt > staleAfter {
                 s.message = "no word from the run for " + Format.duration(now - lastMessageAt)
-                    + " (it answers between optimizer steps)"
             }
         }
         var details: [LiveStatus.Detail] = s.details.filter { $0.key == "warning" }

@@ -134,6 +134,8 @@ struct AttachClientTests {
     @Test func aLineOverTheLimitClosesTheConnectionWithTheReason() throws {
         let run = try Attached(validate: validate)
         let (server, source) = (run.server, run.source)
+        // After the greeting's status line, so nothing else can end the line.
+        #expect(eventually { _ = source.drain(); return source.status().scheduler == "cosine T_max=200" })
         server.sendRaw(String(repeating: "x", count: BridgeProtocol.maxLineBytes + 10))
         #expect(eventually { _ = source.drain(); return source.connection.state != .connected })
         #expect(source.connection.state == .closed(reason: "the run sent over 65536 bytes without a newline"))

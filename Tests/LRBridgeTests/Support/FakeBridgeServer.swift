@@ -8,6 +8,7 @@ final class FakeBridgeServer: @unchecked Sendable {
     let path: String
     let logPath: String
     private let lock = NSLock()
+    private let sendLock = NSLock()
     private var listener: Int32 = -1
     private var client: Int32 = -1
     private var received: [String] = []
@@ -49,6 +50,9 @@ final class FakeBridgeServer: @unchecked Sendable {
         let fd = connectedClient()
         guard fd >= 0 else { return }
         let bytes = Array(text.utf8)
+        // One writer at a time, so lines from the test and from the server thread never interleave.
+        sendLock.lock()
+        defer { sendLock.unlock() }
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
