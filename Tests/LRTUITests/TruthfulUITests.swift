@@ -60,6 +60,8 @@ import LRTUI
     @Test func afterTheRunHasFinishedSteeringKeysSaySo() {
         let (d, src) = dashboard()
         src.current.state = .finished
+        src.pending = [.end(EndRecord(reason: .completed, step: 400, epoch: 3, finalLoss: 0.1, bestEvalLoss: nil,
+                                      bestAccuracy: nil, finalAccuracy: nil, wallTime: 4))]
         d.update()
         for k: Key in [.char("]"), .space, .char("u")] {
             _ = d.handle(k)

@@ -485,11 +485,12 @@ public final class Dashboard {
         return source.send(command)
     }
 
-    /// Why a live run takes no more commands (it has ended), and what still works; nil while it can be steered.
+    /// Why a live run takes no more commands (its end record has arrived), and what still works; nil while it can
+    /// be steered. Without an end record the source answers (an attached run that vanished says so itself).
     var endedRunText: String? {
-        guard !status.state.isActive || primary.end != nil else { return nil }
+        guard let end = primary.end else { return nil }
         let word: String
-        switch status.state {
+        switch RunPhase(ended: end.reason) {
         case .finished: word = "finished"
         case .diverged: word = "diverged and stopped"
         case .failed: word = "failed"
