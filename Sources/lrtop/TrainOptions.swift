@@ -4,6 +4,8 @@ import LRTrain
 
 /// The options that define a run, shared by `train`, `bench` and `compare`.
 struct TrainOptions: ParsableArguments {
+    @Option(parsing: .unconditional, help: "A name for the run: replay's legend, status rows and --summary show it instead of the run's folder.")
+    var name: String?
     @Option(parsing: .unconditional, help: "Model: mlp or convnet.")
     var model = "mlp"
     @Option(parsing: .unconditional, help: "MLP hidden sizes, comma separated (784 → HIDDEN → 10).")
@@ -63,6 +65,7 @@ struct TrainOptions: ParsableArguments {
     /// The scheduler used when none is given: the interactive session shows warmup + cosine.
     func config(defaultScheduler: String) throws -> TrainConfig {
         var c = TrainConfig()
+        c.name = name
         c.model = model
         let sizes = hidden.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 != nil }) else {

@@ -83,4 +83,41 @@ import LRLog
         defer { try? FileManager.default.removeItem(at: dir) }
         _ = try? TensorBoardExport.write(run, to: dir)
     }
+
+    @Test func aTensorBoardFileWithExtremeStepsKeepsTheRestAndSaysWhich() throws {
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("events.out.tfevents.1.host")
+        let writer = try TensorBoardWriter(url: url, wallTime: 1)
+        for step in [Int.min, 5, Int.max, -1, 6] { try writer.addScalar(tag: "loss", value: 1, step: step, wallTime: 1) }
+        try writer.close()
+        let content = try TensorBoardReader.read(at: url)
+        #expect(content.scalars.first?.steps == [5, 6])
+        #expect(content.warnings.filter { $0.contains("outside 0...2^53") }.count == 3, "\(content.warnings)")
+    }
+
+    @Test func aCSVWithExtremeStepsSkipsThoseRowsByLine() throws {
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("m.csv")
+        try "step,loss\n1,0.5\n9223372036854775807,0.4\n-5,0.3\n2,0.2\n".write(to: url, atomically: true, encoding: .utf8)
+        let table = try CSVReader.read(at: url)
+        #expect(table.scalars.first?.steps == [1, 2])
+        #expect(table.warnings.contains { $0.contains("m.csv:3") } && table.warnings.contains { $0.contains("m.csv:4") },
+                "\(table.warnings)")
+    }
+
+    @Test func aCSVWithNoStepColumnNumbersItsRowsAndSaysSo() throws {
+        let dir = try temp()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("m.csv")
+        // The first column is an epoch: used as the step it folded 300 rows into 3 without a word.
+        let rows = (0..<300).map { "\($0 / 100),\(1.0 / Double($0 + 1))" }
+        try (["epoch,loss"] + rows).joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
+        let table = try CSVReader.read(at: url)
+        #expect(table.stepColumn == nil)
+        let loss = try #require(table.scalars.first { $0.tag == "loss" })
+        #expect(loss.steps == Array(0..<300))
+        #expect(table.warnings.contains { $0.contains("no step column") }, "\(table.warnings)")
+    }
 }

@@ -212,7 +212,7 @@ struct AttachEndToEndTests {
         try tui.waitFor("lost the run: its socket closed", timeout: 30)
         // Nothing can be sent to a run that is gone, and the key bar says so.
         try tui.command("pause")
-        try tui.waitFor("nothing left to steer")
+        try tui.waitFor("not connected to the run")
         try tui.send("Escape")
         try tui.send("q")
         let screen = try tui.waitFor("LRTOP_EXITED=1")

@@ -36,6 +36,19 @@ func stderrLines(_ out: Output) -> [String] {
 }
 
 @Suite(.serialized) struct ReplayCLITests {
+    @Test func aRunNamedWithNameIsCalledSoInTheSummary() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        for (folder, name) in [("a", ["--name", "sgd-hi"]), ("b", [])] {
+            let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--max-steps", "20", "--batch-size", "32",
+                                 "--hidden", "8", "--run-dir", folder] + name, in: dir.url)
+            #expect(out.status == 0, "\(out.stderr)")
+        }
+        let out = try lrtop(["replay", "--summary", "a/run.jsonl", "b/run.jsonl"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(summaryRows(out.stdout).dropFirst().map { $0.first ?? "" } == ["sgd-hi", "b"], "\(out.stdout)")
+    }
+
     @Test func summaryOfATrainedRunCountsItsInterventions() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }

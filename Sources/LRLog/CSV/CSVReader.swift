@@ -7,7 +7,8 @@ public struct CSVTable: Sendable {
     public var header: [String]
     /// Data rows (not counting the header), including rows that were skipped as bad.
     public var rowCount: Int
-    /// The column used as the step: "step" (any case) if present, else the first.
+    /// The column used as the step: "step", "global_step", "iteration" or "iter" (any case); nil when there is
+    /// none, and the rows are numbered 0, 1, 2... instead (with a warning saying so).
     public var stepColumn: String?
     /// One series per other column that has at least one number, in column order. Empty cells are
     /// simply absent (Lightning's CSVLogger writes the LR and the loss of a step on different rows).
@@ -16,7 +17,7 @@ public struct CSVTable: Sendable {
 }
 
 /// Reads metric CSV files: Lightning `CSVLogger` metrics.csv (sparse rows, empty cells) and any CSV
-/// with a `step` column (or a step-like first column) and numeric columns. RFC 4180 quoting (quoted
+/// with a step column (`step`, `global_step`, `iteration`, `iter`; else rows are numbered) and numeric columns. RFC 4180 quoting (quoted
 /// fields, `""` escapes, newlines inside quotes); `NaN`/`nan`/`inf`/`-inf`/`Infinity` read as such.
 /// Bad rows are reported by line and skipped.
 public enum CSVReader {
@@ -143,8 +144,12 @@ struct CSVState {
         guard let header else {
             let names = fields.map { text(p, $0) }
             self.header = names
-            let step = names.firstIndex { $0.lowercased() == "step" } ?? 0
+            let stepNames = ["step", "global_step", "iteration", "iter"]
+            let step = stepNames.lazy.compactMap { name in names.firstIndex { $0.lowercased() == name } }.first
             stepIndex = step
+            if step == nil {
+                warnings.add("\(path): no step column (step, global_step, iteration or iter): rows are numbered as steps 0, 1, 2...")
+            }
             series = names.enumerated().map { $0.offset == step ? nil : ScalarSeries(tag: $0.element) }
             return
         }
@@ -157,15 +162,24 @@ struct CSVState {
             }
             return
         }
-        let stepField = fields[stepIndex!]
-        guard let stepValue = number(p, stepField), stepValue.isFinite, stepValue == stepValue.rounded(),
-              abs(stepValue) < 9e18 else {
-            let shown = isEmpty(p, stepField) ? "empty" : "\"\(text(p, stepField))\""
-            warnings.add("\(path):\(line): step (column \"\(header[stepIndex!])\") is \(shown), not an integer; row skipped")
-            return
+        let step: Int
+        if let stepIndex {
+            let stepField = fields[stepIndex]
+            let range = RunLogLine.stepRange
+            guard let stepValue = number(p, stepField), stepValue.isFinite, stepValue == stepValue.rounded() else {
+                let shown = isEmpty(p, stepField) ? "empty" : "\"\(text(p, stepField))\""
+                warnings.add("\(path):\(line): step (column \"\(header[stepIndex])\") is \(shown), not an integer; row skipped")
+                return
+            }
+            guard stepValue >= Double(range.lowerBound), stepValue <= Double(range.upperBound) else {
+                warnings.add("\(path):\(line): step \(text(p, stepField)) is outside 0...2^53; row skipped")
+                return
+            }
+            step = Int(stepValue)
+        } else {
+            step = rows - 1
         }
-        let step = Int(stepValue)
-        for c in fields.indices where c != stepIndex! {
+        for c in fields.indices where c != stepIndex {
             let f = fields[c]
             if isEmpty(p, f) { continue }
             if let v = number(p, f) {

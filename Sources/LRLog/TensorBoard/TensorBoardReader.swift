@@ -241,6 +241,11 @@ final class EventDecoder {
         }
         if startWallTime == nil, !wallTime.isNaN { startWallTime = wallTime }
         guard let (s, len) = summary else { return true }
+        guard RunLogLine.stepRange.contains(step) else {
+            // Replay and export do arithmetic on steps; one of 2^63 is no step of any run.
+            warn("step \(step) is outside 0...2^53; event skipped")
+            return true
+        }
         // Summary: repeated Value value = 1.
         var sr = ProtoReader(s, len)
         while !sr.atEnd {

@@ -5,6 +5,8 @@ import Foundation
 public struct TrainConfig: Codable, Sendable, Equatable {
     // Model
     /// `mlp` or `convnet`.
+    /// A name for the run, shown instead of its folder in replay legends, status rows and `replay --summary`.
+    public var name: String? = nil
     public var model = "mlp"
     /// Hidden layer sizes of the MLP (784 → 256 → 10 by default, the guide's and the PyTorch reference's network).
     public var hidden = [256]
@@ -78,6 +80,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
             "checkpoint_every": "\(checkpointEvery)", "checkpoint_keep": "\(checkpointKeep)", "guard_factor": "\(guardFactor)",
             "guard_action": guardAction.rawValue,
         ]
+        if let v = name, !v.isEmpty { out["name"] = v }
         if let v = maxSteps { out["max_steps"] = "\(v)" }
         if let v = weightDecay { out["weight_decay"] = "\(v)" }
         if let v = momentum { out["momentum"] = "\(v)" }
@@ -91,7 +94,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// checkpoints, the guard) and the LR, which applies as an override event at the resumed step. Everything else
     /// defines the run's arithmetic (model, data, optimizer, schedule) and comes from the checkpoint.
     public static let resumableKeys: Set<String> = [
-        "epochs", "max_steps", "lr", "eval_every", "checkpoint_every", "checkpoint_keep", "guard_factor", "guard_action",
+        "name", "epochs", "max_steps", "lr", "eval_every", "checkpoint_every", "checkpoint_keep", "guard_factor", "guard_action",
     ]
 
     /// The config a resumed run uses: the checkpoint's, with the `changed` keys (flattened names, those given on
@@ -107,6 +110,7 @@ public struct TrainConfig: Codable, Sendable, Equatable {
                 + "--commands line '@STEP sched SPEC', or start a new run from these weights with --init")
         }
         var c = saved
+        if changed.contains("name") { c.name = given.name }
         if changed.contains("epochs") { c.epochs = given.epochs }
         if changed.contains("max_steps") { c.maxSteps = given.maxSteps }
         if changed.contains("eval_every") { c.evalEvery = given.evalEvery }
