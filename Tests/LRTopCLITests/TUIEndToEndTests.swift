@@ -164,6 +164,18 @@ struct TUIEndToEndTests {
         #expect(try readLog(dir.path("run/run.jsonl")).last?["reason"] as? String == "completed")
     }
 
+    @Test func theStatusPanelShowsWhatTheProcessCosts() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let tui = try start(dir, width: 200, height: 60, args: "--data synthetic:spirals --epochs 2 --batch-size 64 --hidden 16 --threads 1 --run-dir run")
+        defer { tui.close() }
+        // Measured over a second of the trainer's and the UI thread's CPU time; then RSS and the BLAS threads.
+        let screen = try tui.waitFor("% · ui ")
+        let row = try #require(screen.split(separator: "\n").first { $0.contains("% · ui ") }, "\(screen)")
+        #expect(row.contains("cost") && row.contains("train ") && row.contains("rss ") && row.contains("blas 1"), "\(row)")
+        try tui.send("q")
+    }
+
     /// q, and yes to "training is still running".
     func quitWhileTraining(_ tui: TmuxSession) throws {
         try tui.send("q")
