@@ -22,7 +22,7 @@ struct TrainOptions: ParsableArguments {
     var epochs = 5
     @Option(name: .customLong("max-steps"), parsing: .unconditional, help: "Stop after this many optimizer steps.")
     var maxSteps: Int?
-    @Option(parsing: .unconditional, help: "Random seed: same seed, same run, bit for bit.")
+    @Option(parsing: .unconditional, help: "Random seed: same seed, same run, bit for bit.", transform: TrainOptions.seed)
     var seed: UInt64 = 0
     @Option(parsing: .unconditional, help: "Optimizer, optionally with hyperparameters: sgd, adamw, lamb:trust_clip=true ... (see docs/optimizers.md).")
     var optimizer = "adamw"
@@ -97,6 +97,14 @@ struct TrainOptions: ParsableArguments {
         c.guardAction = onDivergence
         do { try c.validate() } catch { throw ValidationError(error.description) }
         return c
+    }
+
+    /// A seed is a whole number from 0 to 2^64-1; the parser's own message for `-1` only says it is invalid.
+    static func seed(_ text: String) throws -> UInt64 {
+        guard let v = UInt64(text) else {
+            throw ValidationError("invalid --seed '\(text)': a seed is a whole number from 0 to \(UInt64.max), e.g. --seed 1")
+        }
+        return v
     }
 
     var blasThreads: Int { threads ?? TrainOptions.defaultThreads(batchSize: batchSize) }

@@ -22,7 +22,7 @@ import Foundation
         (["--lr", "-1"], "invalid --lr -1"),
         (["--epochs", "-1"], "invalid --epochs -1"),
         (["--max-steps", "-5"], "invalid --max-steps -5"),
-        (["--seed", "-1"], "'-1' is invalid for '--seed"),
+        (["--seed", "-1"], "a seed is a whole number from 0 to"),
         (["--dropout", "-0.5"], "invalid --dropout -0.5"),
         (["--guard-factor", "-2"], "invalid --guard-factor -2"),
         (["--scheduler", "-> cosine"], "empty part in scheduler sequence"),
