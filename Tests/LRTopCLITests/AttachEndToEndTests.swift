@@ -163,7 +163,8 @@ struct AttachEndToEndTests {
         let afterRollback = eventAndNextStep(run, "rollback")?.step["step"] as? Int
         #expect(afterRollback == ckptStep + 1, "first step after the rollback: \(String(describing: afterRollback)), checkpoint at \(ckptStep)")
 
-        // q detaches: the run goes on.
+        // q detaches: the run goes on, and the key bar says so.
+        _ = try tui.waitFor("q detach", timeout: 20)   // once the rollback notice has made way for the key bar
         try tui.send("q")
         var screen = try tui.waitFor("LRTOP_EXITED=0")
         #expect(screen.contains("detached at step"))

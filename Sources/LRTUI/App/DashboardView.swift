@@ -229,6 +229,8 @@ extension Dashboard {
                 if keyMode == .replay { label = status.state == .running ? "pause" : "play" }
                 else if status.state == .paused { label = "resume" }
             }
+            // An attached run goes on in its own process: q leaves it, it does not end it.
+            if b.action == .quit, isLive, primary.source?.quitEndsRun == false { label = "detach" }
             let key = b.keys[0] == .space ? "␣" : b.keys[0].description
             items.append((key, label, b.action == .help || b.action == .quit))
         }
