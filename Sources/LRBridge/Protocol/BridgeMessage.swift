@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// The bridge protocol, version 1 (docs/bridge.md): JSON Lines both ways over a Unix-domain socket, one object a
 /// line, at most `maxLineBytes` bytes a line.
@@ -160,27 +161,10 @@ public enum ClientMessage {
     }
 
     public static func command(id: Int, text: String) -> [UInt8] {
-        Array("{\"type\":\"command\",\"id\":\(id),\"text\":\(jsonString(text))}\n".utf8)
-    }
-
-    /// A JSON string literal; control characters escaped, so a typed command can never break the line framing.
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x2028 || u.value == 0x2029 {
-                    out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
+        // The run log's string encoder escapes control characters, so a typed command can never break the framing.
+        var line = Array("{\"type\":\"command\",\"id\":\(id),\"text\":".utf8)
+        line.appendJSONString(text)
+        line += Array("}\n".utf8)
+        return line
     }
 }

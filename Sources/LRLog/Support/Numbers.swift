@@ -206,7 +206,7 @@ extension Array where Element == UInt8 {
     }
 
     /// A JSON string literal, with quotes, escaping `"`, `\` and control characters.
-    mutating func appendJSONString(_ s: String) {
+    public mutating func appendJSONString(_ s: String) {
         append(UInt8(ascii: "\""))
         for c in s.utf8 {
             switch c {
