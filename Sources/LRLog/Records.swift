@@ -20,17 +20,49 @@ public struct RunHeader: Codable, Sendable, Equatable {
     public var stepsPerEpoch: Int
     /// Planned optimizer steps for the whole run, when known.
     public var totalSteps: Int?
+    /// Set when this log is a sub-run of another run (an LR range test, a branch, a sweep trial); nil for a run.
+    public var subrun: SubRun?
 
     public init(schema: Int = RunHeader.currentSchema, lrtopVersion: String, config: [String: String], seed: UInt64,
-                startTime: String, groups: [String], stepsPerEpoch: Int, totalSteps: Int?) {
+                startTime: String, groups: [String], stepsPerEpoch: Int, totalSteps: Int?, subrun: SubRun? = nil) {
         self.schema = schema; self.lrtopVersion = lrtopVersion; self.config = config; self.seed = seed
         self.startTime = startTime; self.groups = groups; self.stepsPerEpoch = stepsPerEpoch; self.totalSteps = totalSteps
+        self.subrun = subrun
     }
 
     /// The run log's keys (docs/runlog.md), also used by `Codable`.
     public enum CodingKeys: String, CodingKey {
         case schema, lrtopVersion = "lrtop_version", config, seed, startTime = "start_time", groups
-        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps"
+        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps", subrun
+    }
+}
+
+/// What makes a log a sub-run: a piece of training started from another run's state that is not the run itself.
+/// Sub-runs live in `RUN_DIR/subruns/NAME/log.jsonl` (sweep trials in `SWEEP_DIR/trials/NAME/log.jsonl`), so a
+/// reader of the run finds them beside its log, and `lrtop replay` can draw them over it.
+public struct SubRun: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable, CaseIterable {
+        /// An LR range test (`find-lr`): the LR grows each step; the parent's state is restored afterwards.
+        case findLR = "find-lr"
+        /// A "what if" branch (`fork`), trained from the parent's state at `fromStep`.
+        case branch
+        /// One configuration of `lrtop sweep`.
+        case trial
+    }
+    public var kind: Kind
+    /// A short name a person reads in legends and tables ("lr=1e-3", "b2", "t07").
+    public var label: String
+    /// The parent's step boundary it started from (the parent had taken this many steps); nil for sweep trials.
+    public var fromStep: Int?
+    /// The parent's log, relative to this log's folder (e.g. "../../log.jsonl"); nil when there is none.
+    public var parent: String?
+
+    public init(kind: Kind, label: String, fromStep: Int? = nil, parent: String? = nil) {
+        self.kind = kind; self.label = label; self.fromStep = fromStep; self.parent = parent
+    }
+
+    public enum CodingKeys: String, CodingKey {
+        case kind, label, fromStep = "from_step", parent
     }
 }
 

@@ -95,6 +95,18 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
         #expect(types == ["header", "step", "eval", "event", "end"])
     }
 
+    @Test func subRunHeaderRoundTripsAndAnUnknownKindIsRefused() throws {
+        var h = header()
+        h.subrun = SubRun(kind: .findLR, label: "find-lr@40", fromStep: 40, parent: "../../log.jsonl")
+        let line = RunLogLine.encode(.header(h))
+        #expect(line.hasSuffix(#""subrun":{"kind":"find-lr","label":"find-lr@40","from_step":40,"parent":"../../log.jsonl"}}"#))
+        #expect(try RunLogLine.decode(line) == .header(h))
+        h.subrun = SubRun(kind: .trial, label: "t3")
+        #expect(try RunLogLine.decode(RunLogLine.encode(.header(h))) == .header(h))
+        let unknown = line.replacingOccurrences(of: #""kind":"find-lr""#, with: #""kind":"dream""#)
+        #expect(throws: (any Error).self) { try RunLogLine.decode(unknown) }
+    }
+
     @Test func doublesRoundTripExactly() throws {
         var rng = SystemRandomNumberGenerator()
         var values: [Double] = [0, -0.0, 1, 0.1, 1e-5, 2.7339599464326623e-09, 0.0005412896727361663, 1e22, 1e23,

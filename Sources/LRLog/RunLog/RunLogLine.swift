@@ -56,7 +56,15 @@ public enum RunLogLine {
             if i > 0 { b.append(UInt8(ascii: ",")) }
             b.appendJSONString(key); b.append(UInt8(ascii: ":")); b.appendJSONString(h.config[key]!)
         }
-        b.appendASCII("}}")
+        b.appendASCII("}")
+        if let sub = h.subrun {
+            b.appendASCII(",\"subrun\":{\"kind\":"); b.appendJSONString(sub.kind.rawValue)
+            b.appendASCII(",\"label\":"); b.appendJSONString(sub.label)
+            if let from = sub.fromStep { b.appendASCII(",\"from_step\":"); b.appendInt(from) }
+            if let parent = sub.parent { b.appendASCII(",\"parent\":"); b.appendJSONString(parent) }
+            b.appendASCII("}")
+        }
+        b.appendASCII("}")
     }
 
     @inline(__always)
@@ -145,7 +153,8 @@ public enum RunLogLine {
                 startTime: try optionalString(json, "start_time") ?? "",
                 groups: try stringArray(json, "groups"),
                 stepsPerEpoch: try optionalInt(json, "steps_per_epoch") ?? 0,
-                totalSteps: try optionalInt(json, "total_steps")))
+                totalSteps: try optionalInt(json, "total_steps"),
+                subrun: try subrun(json["subrun"])))
         case "step":
             return .step(StepRecord(
                 step: try requiredInt(json, "step"), epoch: try optionalInt(json, "epoch") ?? 0,
@@ -198,6 +207,21 @@ public enum RunLogLine {
         guard let v = json[key], !v.isNull else { return nil }
         guard let i = v.uint64 else { throw Problem(message: "field \"\(key)\": not an unsigned integer") }
         return i
+    }
+
+    /// The header's `subrun` object; an unknown kind is refused, so a sub-run is never mistaken for a run.
+    private static func subrun(_ value: JSONValue?) throws -> SubRun? {
+        guard let value, !value.isNull else { return nil }
+        guard case .object = value else { throw Problem(message: "field \"subrun\": not an object") }
+        guard let kindText = try optionalString(value, "kind") else {
+            throw Problem(message: "field \"subrun\": no \"kind\"")
+        }
+        guard let kind = SubRun.Kind(rawValue: kindText) else {
+            let known = SubRun.Kind.allCases.map(\.rawValue).joined(separator: ", ")
+            throw Problem(message: "field \"subrun\": unknown kind '\(kindText)' (known: \(known))")
+        }
+        return SubRun(kind: kind, label: try optionalString(value, "label") ?? "",
+                      fromStep: try optionalInt(value, "from_step"), parent: try optionalString(value, "parent"))
     }
 
     private static func optionalString(_ json: JSONValue, _ key: String) throws -> String? {
