@@ -42,7 +42,7 @@ def loop(steps, with_run, viewer, log_dir):
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     inside = cpu = 0.0
-    t0 = time.perf_counter()
+    t0, p0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
@@ -58,11 +58,12 @@ def loop(steps, with_run, viewer, log_dir):
                 except BlockingIOError:
                     pass
     dt = (time.perf_counter() - t0) / steps
+    process_cpu = (time.process_time() - p0) / steps  # every thread: the loop, the service thread's flush and shadow
     if run is not None:
         run.close()
     if client is not None:
         client.close()
-    return dt, inside / steps, cpu / steps
+    return dt, inside / steps, cpu / steps, process_cpu
 
 
 def ddp_worker(rank, world, port, iters, out):
@@ -95,18 +96,25 @@ def main():
     ap.add_argument("--ddp-iters", type=int, default=2000)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    base, hooked, viewed, in_h, in_v, cpu_h, cpu_v = [], [], [], [], [], [], []
+    base, hooked, viewed, in_h, in_v, cpu_h, cpu_v, pcpu_b, pcpu_h = [], [], [], [], [], [], [], [], []
     with tempfile.TemporaryDirectory() as d:
         for _ in range(a.rounds):
-            base.append(loop(a.steps, False, False, d)[0])
-            dt, inside, cpu = loop(a.steps, True, False, d)
-            hooked.append(dt); in_h.append(inside); cpu_h.append(cpu)
-            dt, inside, cpu = loop(a.steps, True, True, d)
+            dt, _, _, pcpu = loop(a.steps, False, False, d)
+            base.append(dt); pcpu_b.append(pcpu)
+            dt, inside, cpu, pcpu = loop(a.steps, True, False, d)
+            hooked.append(dt); in_h.append(inside); cpu_h.append(cpu); pcpu_h.append(pcpu)
+            dt, inside, cpu, _ = loop(a.steps, True, True, d)
             viewed.append(dt); in_v.append(inside); cpu_v.append(cpu)
-    b, h, v, ih, iv, ch, cv = (statistics.median(x) for x in (base, hooked, viewed, in_h, in_v, cpu_h, cpu_v))
+    b, h, v, ih, iv, ch, cv, pb, ph = (statistics.median(x) for x in
+                                       (base, hooked, viewed, in_h, in_v, cpu_h, cpu_v, pcpu_b, pcpu_h))
+    # Each round's hooked run against the plain run just before it: the pairing cancels slow drifts in load.
+    paired = statistics.median(x - y for x, y in zip(pcpu_h, pcpu_b))
     print(f"MLP 784-256-10, batch 128, 1 thread, {a.steps} steps x {a.rounds} rounds (medians)")
     print(f"  plain step              {b * 1e3:8.3f} ms")
     print(f"  step with run.step()    {h * 1e3:8.3f} ms   (difference {100 * (h - b) / b:+5.2f}%, load-sensitive)")
+    print(f"  process CPU per step, every thread: plain {pb * 1e3:.3f} ms, hooked {ph * 1e3:.3f} ms; "
+          f"paired difference {paired * 1e6:+.1f} us = {100 * paired / b:+5.2f}% of the plain step "
+          f"(the whole hook: run.step, the optimizer hooks, the routed scheduler step, the service thread)")
     print(f"  inside run.step(), no viewer:  wall {ih * 1e6:7.1f} us = {100 * ih / b:5.2f}%, "
           f"CPU {ch * 1e6:6.1f} us = {100 * ch / b:5.2f}% of the plain step")
     print(f"  inside run.step(), a viewer:   wall {iv * 1e6:7.1f} us = {100 * iv / b:5.2f}%, "

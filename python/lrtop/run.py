@@ -14,6 +14,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from . import __version__
 from . import commands as C
 from . import schedulers as SB
 from .distributed import CommandChannel
-from .runlog import RunLogWriter
+from .runlog import RunLogWriter, number
 from .server import ControlServer
 from .specs import SpecError
 
@@ -113,6 +114,12 @@ class Run:
         self._closed_scheduler_routing = False
         self._shadow_opt = SB.shadow_optimizer(optimizer)
         self.shadow = SB.twin(scheduler, optimizer, self._shadow_opt) if scheduler is not None else None
+        # The shadow is stepped lazily: the loop only counts the steps it owes (`_shadow_owed`, written by the loop
+        # alone) and the socket's service thread pays them off the loop's path; `_settle_shadow()` pays the rest
+        # before anything reads or replaces the shadow. The lock keeps the two threads off it at once.
+        self._shadow_lock = threading.Lock()
+        self._shadow_owed = 0
+        self._shadow_paid = 0
         if scheduler is not None and self.external:
             self._route(scheduler)
 
@@ -132,6 +139,7 @@ class Run:
         self._loss_ema: Optional[float] = None
         self._best_ema: Optional[float] = None
         self._first_losses: list[float] = []
+        self._loss_floor = 0.0
         self._optimizer_steps = 0
         self._lrs_used: Optional[list[float]] = None
         self._warmup_restore: Optional[list[float]] = None
@@ -160,7 +168,7 @@ class Run:
         if self.rank == 0:
             os.makedirs(self.run_dir, exist_ok=True)
             self.writer = RunLogWriter(self.log_path, self.start)
-            self.server = ControlServer(self._hello(), self._status, self._on_malformed, self.writer.maybe_flush)
+            self.server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick)
             cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self.base_lrs),
                    "framework": framework, "world_size": str(self.world_size)}
             if scheduler is not None:
@@ -194,34 +202,42 @@ class Run:
         divergence guard, applies pending commands, and blocks here while the run is paused."""
         if self._closed:
             raise RuntimeError("lrtop: step() after close()")
+        # The hot path: a few attribute reads, the loss as a float, a tuple queued for the log (encoded by the
+        # service thread), the guard's arithmetic, and a look at the command queue. Nothing is formatted here.
         now = time.perf_counter()
         elapsed = now - self._last_step_time
         self._last_step_time = now
         skipped = self._optimizer_steps == 0
         self._optimizer_steps = 0
-        if skipped and self.scaler is not None:
+        scaler = self.scaler
+        if skipped and scaler is not None:
             self.skipped_steps += 1
-        lrs_used = self._lrs_used if self._lrs_used is not None else self.lrs
+        lrs_used = self._lrs_used
+        if lrs_used is None:
+            lrs_used = self.lrs
         self._lrs_used = None
-        self.step_count += 1
+        step = self.step_count = self.step_count + 1
         if epoch is not None:
             self.epoch = int(epoch)
         elif self.steps_per_epoch:
-            self.epoch = (self.step_count - 1) // self.steps_per_epoch
+            self.epoch = (step - 1) // self.steps_per_epoch
         if not self.external and self.scheduler is not None:
             self._scheduler_step((), {})
         loss_value = _scalar(loss)
         self.last_loss = loss_value
-        if self.writer is not None:
+        writer = self.writer
+        if writer is not None:
             n = samples if samples is not None else self.batch_size
-            extra = {k: _number(v) for k, v in metrics.items()}
-            if self.scaler is not None:
+            extra = {k: _number(v) for k, v in metrics.items()} if metrics else None
+            if scaler is not None:
                 self._last_scale = self._loss_scale()
+                extra = extra or {}
                 extra["loss_scale"] = _number(self._last_scale)
                 extra["skipped_steps"] = self.skipped_steps
-            self.writer.step(self.step_count, self.epoch, lrs_used, loss_value, _scalar(grad_norm),
-                             (n / elapsed) if n and elapsed > 0 else math.nan, extra or None)
-            if not (skipped and self.scaler is not None):
+            writer.step(step, self.epoch, lrs_used, loss_value,
+                        math.nan if grad_norm is None else _scalar(grad_norm),
+                        (n / elapsed) if n and elapsed > 0 else math.nan, extra)
+            if not (skipped and scaler is not None):
                 # GradScaler already skipped this step's inf/NaN gradients: that is AMP working, not divergence.
                 self._check_guard(loss_value)
         self._boundary()
@@ -316,14 +332,37 @@ class Run:
             cls.step(scheduler)
 
     def _scheduler_step(self, args, kwargs) -> None:
-        pinned = self.lrs
+        held = True in self.held
+        pinned = self.lrs if held else None
         if self.scheduler is not None:
             self._raw_step(self.scheduler, args, kwargs)
         if self.shadow is not None:
-            self._raw_step(self.shadow, args, kwargs)
-        for i, g in enumerate(self.optimizer.param_groups):
-            if self.held[i]:
-                g["lr"] = pinned[i]
+            if args or kwargs:
+                self._settle_shadow(then=(args, kwargs))
+            else:
+                self._shadow_owed += 1
+        if held:
+            for i, g in enumerate(self.optimizer.param_groups):
+                if self.held[i]:
+                    g["lr"] = pinned[i]
+
+    def _settle_shadow(self, then=None) -> None:
+        """Steps the shadow schedule the steps it is owed (and then once with `then`'s arguments)."""
+        with self._shadow_lock:
+            shadow = self.shadow
+            while self._shadow_paid < self._shadow_owed:
+                self._shadow_paid += 1
+                if shadow is not None:
+                    self._raw_step(shadow, (), {})
+            if then is not None and shadow is not None:
+                self._raw_step(shadow, *then)
+
+    def _tick(self) -> None:
+        """The socket's service thread, about ten times a second: the log's flush and the shadow's steps."""
+        if self.writer is not None:
+            self.writer.maybe_flush()
+        if self._shadow_paid < self._shadow_owed:
+            self._settle_shadow()
 
     def _remaining(self) -> Optional[int]:
         return None if self.total_steps is None else self.total_steps - self.step_count
@@ -340,9 +379,12 @@ class Run:
             for g, lr in zip(groups, before):
                 g["lr"] = lr
             raise
-        for sg, lr in zip(self._shadow_opt.param_groups, base_lrs):
-            sg["lr"] = lr
-        shadow = SB.build_spec(self._shadow_opt, spec, self._remaining())
+        with self._shadow_lock:
+            self._shadow_paid = self._shadow_owed  # the old shadow is replaced: what it was owed is moot
+            for sg, lr in zip(self._shadow_opt.param_groups, base_lrs):
+                sg["lr"] = lr
+            shadow = SB.build_spec(self._shadow_opt, spec, self._remaining())
+            self.shadow = shadow
         for i, g in enumerate(groups):
             if self.held[i]:
                 g["lr"] = before[i]  # a held group keeps its LR through a scheduler switch
@@ -365,7 +407,8 @@ class Run:
         else:
             if len(self._first_losses) < 10:
                 self._first_losses.append(loss)
-            floor = 0.1 * (sum(self._first_losses) / len(self._first_losses))
+                self._loss_floor = 0.1 * (sum(self._first_losses) / len(self._first_losses))
+            floor = self._loss_floor
             best = self._best_ema
             if self.guard_factor > 0 and best is not None and self.step_count > 10 and \
                     loss > self.guard_factor * max(best, floor):
@@ -381,20 +424,21 @@ class Run:
 
     def _boundary(self) -> None:
         """Exchanges and applies commands; blocks while paused (every rank polls together, so rank 0's socket
-        and every rank's collective see a heartbeat at least every 0.1 s)."""
+        and every rank's collective see a heartbeat at least every 0.1 s). The log is flushed by the socket's
+        service thread, not here."""
         self._exchange_and_apply()
         while self.paused and self.steps_while_paused == 0 and self.stop_reason is None:
             time.sleep(0.05)
             self._exchange_and_apply()
         if self.paused and self.steps_while_paused > 0:
             self.steps_while_paused -= 1
-        if self.writer is not None:
-            self.writer.maybe_flush()
 
     def _exchange_and_apply(self) -> None:
         if self.server is not None:
             for req in self.server.poll():
                 self._pending.append(_Pending(req.text, req.id, req.client, "socket"))
+        if not self._pending and not self.distributed:
+            return
         if self.rank == 0:
             accepted = []
             for p in self._pending:
@@ -510,6 +554,7 @@ class Run:
                     self.held[i] = True
                 return "held until 'lr release'"
             elif kind == "release":
+                self._settle_shadow()
                 planned = [g["lr"] for g in self._shadow_opt.param_groups] if self.shadow is not None \
                     else (self.base_lrs if self.scheduler is None else None)
                 for i in idx:
@@ -606,9 +651,11 @@ class Run:
             for g, lr in zip(groups, self.base_lrs):
                 g["lr"] = lr
             self.scheduler = sched
-            self.shadow = SB.twin(sched, self.optimizer, self._shadow_opt)
-            for sg, lr in zip(self._shadow_opt.param_groups, self.base_lrs):
-                sg["lr"] = lr
+            with self._shadow_lock:
+                self._shadow_paid = self._shadow_owed
+                self.shadow = SB.twin(sched, self.optimizer, self._shadow_opt)
+                for sg, lr in zip(self._shadow_opt.param_groups, self.base_lrs):
+                    sg["lr"] = lr
             self._on_scheduler_replaced(sched)
 
     def _fresh_state(self, sched) -> Optional[dict]:
@@ -671,6 +718,7 @@ class Run:
             snap["model"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.scheduler is not None:
             snap["scheduler"] = copy.deepcopy(self.scheduler.state_dict())
+        self._settle_shadow()
         if self.shadow is not None:
             snap["shadow"] = copy.deepcopy(self.shadow.state_dict())
             snap["shadow_lrs"] = [g["lr"] for g in self._shadow_opt.param_groups]
@@ -728,10 +776,12 @@ class Run:
             cls = getattr(type(self.scheduler), "_lrtop_base", type(self.scheduler))
             cls.load_state_dict(self.scheduler, copy.deepcopy(snap["scheduler"]))
         if self.shadow is not None and "shadow" in snap:
-            cls = getattr(type(self.shadow), "_lrtop_base", type(self.shadow))
-            cls.load_state_dict(self.shadow, copy.deepcopy(snap["shadow"]))
-            for g, x in zip(self._shadow_opt.param_groups, snap["shadow_lrs"]):
-                g["lr"] = x
+            with self._shadow_lock:
+                self._shadow_paid = self._shadow_owed
+                cls = getattr(type(self.shadow), "_lrtop_base", type(self.shadow))
+                cls.load_state_dict(self.shadow, copy.deepcopy(snap["shadow"]))
+                for g, x in zip(self._shadow_opt.param_groups, snap["shadow_lrs"]):
+                    g["lr"] = x
         if self.scaler is not None and "scaler" in snap:
             self.scaler.load_state_dict(snap["scaler"])
         rng = snap["rng"]
@@ -803,7 +853,6 @@ class Run:
 
 
 def _number(v) -> object:
-    from .runlog import number
     return number(_scalar(v))
 
 

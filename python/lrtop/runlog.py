@@ -4,6 +4,7 @@ handed to the file at least once a second so `lrtop watch` and `lrtop attach` fo
 """
 from __future__ import annotations
 
+import collections
 import json
 import math
 import os
@@ -33,33 +34,65 @@ def numbers(xs: Iterable) -> list:
     return [number(x) for x in xs]
 
 
+_INF = math.inf
+
+
+def _json_number(x: float) -> str:
+    """`number(x)` as the JSON encoder writes it (floats through `float.__repr__`, as `json` does)."""
+    x = float(x)
+    if x != x:
+        return '"NaN"'
+    if x == _INF:
+        return '"Infinity"'
+    if x == -_INF:
+        return '"-Infinity"'
+    return repr(x)
+
+
+_STEP_KEYS = frozenset(("type", "step", "epoch", "lrs", "loss", "grad_norm", "samples_per_sec", "wall_time"))
+
+
+def _step_line(item: tuple) -> str:
+    """A queued step record, encoded exactly as `_ENCODER.encode` encodes the same dict, only faster."""
+    step, epoch, lrs, loss, grad_norm, samples_per_sec, wall_time, extra = item
+    if extra and not _STEP_KEYS.isdisjoint(extra):  # a metric named like a standard key replaces it, as dict.update
+        record = {"type": "step", "step": step, "epoch": epoch, "lrs": numbers(lrs), "loss": number(loss),
+                  "grad_norm": number(grad_norm), "samples_per_sec": number(samples_per_sec), "wall_time": wall_time}
+        record.update(extra)
+        return _ENCODER.encode(record) + "\n"
+    line = (f'{{"type":"step","step":{step},"epoch":{epoch},"lrs":[{",".join(map(_json_number, lrs))}],'
+            f'"loss":{_json_number(loss)},"grad_norm":{_json_number(grad_norm)},'
+            f'"samples_per_sec":{_json_number(samples_per_sec)},"wall_time":{wall_time!r}')
+    if extra:
+        line += "," + ",".join(f"{_ENCODER.encode(str(k))}:{_ENCODER.encode(v)}" for k, v in extra.items())
+    return line + "}\n"
+
+
 class RunLogWriter:
     """Appends records to `path`; `flush()` hands buffered lines to the kernel (no fsync, as the Swift writer)."""
 
     FLUSH_INTERVAL = 1.0
-    MAX_BUFFER = 1 << 20
+    # A loop that outruns the flushing thread (or one with no such thread) flushes by itself at this many records.
+    MAX_QUEUED = 10000
 
     def __init__(self, path: str, start: float):
         self.path = path
         self.start = start
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._buffer: list[str] = []
-        self._buffered = 0
+        # Records wait here unencoded (a step record as a tuple, others as dicts): the training loop only appends,
+        # and whoever flushes (the socket's service thread about once a second, or the loop at a pause, an end or
+        # when too much is queued) encodes them, in order. deque.append/popleft are atomic, so the loop takes no
+        # lock per step.
+        self._queue: collections.deque = collections.deque()
         self._last_flush = time.monotonic()
-        # The socket's service thread calls maybe_flush() too, so a line waits at most a second even while one
-        # training step takes minutes.
         self._lock = threading.Lock()
 
     def wall_time(self) -> float:
         return time.time() - self.start
 
     def _write(self, record: dict) -> None:
-        line = _ENCODER.encode(record) + "\n"
-        with self._lock:
-            self._buffer.append(line)
-            self._buffered += len(line)
-            due = time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL or self._buffered >= self.MAX_BUFFER
-        if due:
+        self._queue.append(record)
+        if len(self._queue) >= self.MAX_QUEUED:
             self.flush()
 
     def flush(self) -> None:
@@ -67,13 +100,19 @@ class RunLogWriter:
             self._flush_locked()
 
     def _flush_locked(self) -> None:
-        if self._fd is None or not self._buffer:
+        queue = self._queue
+        if self._fd is None or not queue:
             self._last_flush = time.monotonic()
             return
-        data = "".join(self._buffer).encode("utf-8")
-        self._buffer.clear()
-        self._buffered = 0
-        view = memoryview(data)
+        lines = []
+        pop = queue.popleft
+        try:
+            while True:
+                item = pop()
+                lines.append(_step_line(item) if type(item) is tuple else _ENCODER.encode(item) + "\n")
+        except IndexError:
+            pass
+        view = memoryview("".join(lines).encode("utf-8"))
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
@@ -81,7 +120,7 @@ class RunLogWriter:
 
     def maybe_flush(self) -> None:
         """Flushes when the last flush is more than a second old."""
-        if self._buffer and time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL:
+        if self._queue and time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL:
             self.flush()
 
     def close(self) -> None:
@@ -106,12 +145,11 @@ class RunLogWriter:
 
     def step(self, step: int, epoch: int, lrs: list[float], loss: float, grad_norm: float, samples_per_sec: float,
              extra: Optional[dict] = None) -> None:
-        record = {"type": "step", "step": step, "epoch": epoch, "lrs": numbers(lrs), "loss": number(loss),
-                  "grad_norm": number(grad_norm), "samples_per_sec": number(samples_per_sec),
-                  "wall_time": self.wall_time()}
-        if extra:
-            record.update(extra)
-        self._write(record)
+        """Queued as a tuple and encoded at the flush, off the training loop's path. `lrs` must not be changed
+        afterwards; `extra` holds JSON values only."""
+        self._queue.append((step, epoch, lrs, loss, grad_norm, samples_per_sec, time.time() - self.start, extra))
+        if len(self._queue) >= self.MAX_QUEUED:
+            self.flush()
 
     def eval(self, step: int, epoch: int, loss: float, accuracy: float, extra: Optional[dict] = None) -> None:
         record = {"type": "eval", "step": step, "epoch": epoch, "loss": number(loss), "accuracy": number(accuracy),

@@ -1,12 +1,16 @@
 """The control socket (docs/bridge.md, protocol v1): a Unix domain socket in a 0700 directory, mode 0600, JSON lines
-both ways. The training loop calls `poll()` once per step: a non-blocking `select` with zero timeout, so a run with
-no viewer pays one system call per step; commands are read only there, so they apply at step boundaries. A small
-service thread greets new clients and sends the status every 0.5 s, so a viewer is answered at once and kept
-informed even when one step takes minutes. Nothing read here is ever evaluated or unpickled: a line is JSON, an
-object, of a known type, with a bounded `text`; anything else is refused with an error line.
+both ways. A service thread waits on the socket: it greets new clients, reads their lines (refusing malformed ones at
+once), sends the status every 0.5 s and flushes the log, so a viewer is answered and kept informed even when one step
+takes minutes. Commands it reads wait in a queue; the training loop takes them in `poll()` at a step boundary, so
+they apply there: per step, the loop pays one poll(2) with a zero timeout over the listener and the viewers'
+sockets (about a microsecond), and takes the lock only when something is there, so a line sent before a boundary
+applies at that boundary. Nothing read here is
+ever evaluated or unpickled: a line is JSON, an object, of a known type, with a bounded `text`; anything else is
+refused with an error line.
 """
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import os
@@ -56,6 +60,7 @@ class Request:
 class _Client:
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self.fd = sock.fileno()  # kept: a closed socket's fileno() is -1, and the poller unregisters by number
         self.inbox = bytearray()
         self.outbox = bytearray()
         self.closed = False
@@ -111,15 +116,34 @@ class ControlServer:
         self.listener.listen(8)
         self.listener.setblocking(False)
         self.clients: list[_Client] = []
+        # The loop's per-step look: one poll(2) with a zero timeout over the listener and the viewers (about a
+        # microsecond); registered and unregistered under the lock, polled by the loop alone.
+        self._poller = select.poll()
+        self._poller.register(self.listener.fileno(), select.POLLIN)
+        # Well-formed command lines read by either thread, waiting for the loop's next step boundary.
+        self._requests: collections.deque[Request] = collections.deque()
         self._last_status = 0.0
         self._lock = threading.RLock()
         self._closing = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._service = threading.Thread(target=self._serve, name="lrtop-socket", daemon=True)
         self._service.start()
 
     def _serve(self) -> None:
-        """Between steps: greet new clients, flush queued output, send the periodic status."""
-        while not self._closing.wait(0.1):
+        """Off the training loop: waits on the socket (and at most 0.1 s), greets new clients, reads their lines
+        (answering malformed ones at once), flushes queued output, sends the periodic status and runs `on_tick`
+        (the log's flush). It never applies a command: those wait in `_requests` for the loop's step boundary."""
+        while not self._closing.is_set():
+            with self._lock:
+                socks = [self.listener] + [c.sock for c in self.clients if not c.closed]
+            try:
+                readable, _, _ = select.select(socks + [self._wake_r], [], [], 0.1)
+            except (OSError, ValueError):  # a client closed by the loop meanwhile: look again
+                readable = []
+            if self._closing.is_set():
+                return
             if self.on_tick is not None:
                 try:
                     self.on_tick()
@@ -129,9 +153,14 @@ class ControlServer:
                 if self._closing.is_set():
                     return
                 try:
-                    readable, _, _ = select.select([self.listener], [], [], 0)
-                    if readable:
+                    if self._wake_r in readable:
+                        try:
+                            os.read(self._wake_r, 64)
+                        except BlockingIOError:
+                            pass
+                    if self.listener in readable:
                         self._accept()
+                    self._read_ready([s for s in readable if s is not self.listener and s is not self._wake_r])
                     for c in self.clients:
                         c.pump()
                     if self.clients and time.monotonic() - self._last_status >= STATUS_INTERVAL:
@@ -145,34 +174,31 @@ class ControlServer:
         return bool(self.clients)
 
     def poll(self) -> list[Request]:
-        """One non-blocking look at the socket: accept, read, answer malformed lines, send periodic status."""
-        with self._lock:
-            return self._poll()
-
-    def _poll(self) -> list[Request]:
-        socks = [self.listener] + [c.sock for c in self.clients]
-        try:
-            readable, _, _ = select.select(socks, [], [], 0)
-        except (OSError, ValueError):
-            self._drop_closed()
+        """The command lines read since the last call: one non-blocking poll(2) over the listener and the viewers'
+        sockets, and only when something is there (a newcomer, a line) the lock, accept and read; so a line sent
+        before this step boundary applies at it."""
+        if not self._poller.poll(0) and not self._requests:
             return []
-        requests: list[Request] = []
-        if readable:
+        with self._lock:
+            try:
+                readable, _, _ = select.select([self.listener] + [c.sock for c in self.clients], [], [], 0)
+            except (OSError, ValueError):
+                readable = []
             if self.listener in readable:
                 self._accept()
+            self._read_ready(readable)
+            self._drop_closed()
+            requests = list(self._requests)
+            self._requests.clear()
+            return requests
+
+    def _read_ready(self, readable: list) -> None:
+        if readable:
             by_sock = {c.sock: c for c in self.clients}
             for s in readable:
                 client = by_sock.get(s)
                 if client is not None:
-                    self._read(client, requests)
-        if self.clients:
-            for c in self.clients:
-                c.pump()
-            now = time.monotonic()
-            if now - self._last_status >= STATUS_INTERVAL:
-                self.broadcast(self.status())
-        self._drop_closed()
-        return requests
+                    self._read(client, self._requests)
 
     def broadcast(self, obj: dict) -> None:
         with self._lock:
@@ -188,9 +214,18 @@ class ControlServer:
 
     def close(self) -> None:
         self._closing.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
         with self._lock:
             self._close()
         self._service.join(timeout=2)
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _close(self) -> None:
         for c in self.clients:
@@ -209,6 +244,12 @@ class ControlServer:
 
     def _drop_closed(self) -> None:
         if any(c.closed for c in self.clients):
+            for c in self.clients:
+                if c.closed:
+                    try:
+                        self._poller.unregister(c.fd)
+                    except (KeyError, ValueError):
+                        pass
             self.clients = [c for c in self.clients if not c.closed]
 
     def _accept(self) -> None:
@@ -224,10 +265,11 @@ class ControlServer:
             sock.setblocking(False)
             client = _Client(sock)
             self.clients.append(client)
+            self._poller.register(client.fd, select.POLLIN)
             client.send(self.hello)
             client.send(self.status())
 
-    def _read(self, client: _Client, requests: list[Request]) -> None:
+    def _read(self, client: _Client, requests) -> None:
         while not client.closed:
             try:
                 chunk = client.sock.recv(65536)
@@ -263,7 +305,7 @@ class ControlServer:
         if close:
             client.close()
 
-    def _handle_line(self, client: _Client, raw: bytes, requests: list[Request]) -> None:
+    def _handle_line(self, client: _Client, raw: bytes, requests) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if not raw.strip():
