@@ -30,6 +30,8 @@ def make():
 
 
 def loop(steps, with_run, viewer, log_dir):
+    """One run; CPU seconds per step of each part the hook touches (the main thread's, by `thread_time`) and of
+    the other threads (the socket's service thread: the log's encoding and flush, the shadow schedule)."""
     model, opt, sched = make()
     x, y = torch.randn(128, 784), torch.randint(0, 10, (128,))
     run = lrtop.attach(opt, sched, model=model, log_dir=log_dir, announce=False, batch_size=128) if with_run else None
@@ -41,16 +43,20 @@ def loop(steps, with_run, viewer, log_dir):
     for _ in range(20):  # warm-up
         loss = torch.nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-    inside = cpu = 0.0
-    t0, p0 = time.perf_counter(), time.process_time()
+    clock = time.thread_time
+    inside = cpu = opt_cpu = sched_cpu = 0.0
+    t0, p0, m0 = time.perf_counter(), time.process_time(), clock()
     for _ in range(steps):
         loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        opt.zero_grad(); loss.backward()
+        c0 = clock(); opt.step(); c1 = clock(); sched.step(); c2 = clock()
+        opt_cpu += c1 - c0
+        sched_cpu += c2 - c1
         if run is not None:
-            t1, c1 = time.perf_counter(), time.thread_time()
+            t1, c1 = time.perf_counter(), clock()
             run.step(loss=loss)
             inside += time.perf_counter() - t1
-            cpu += time.thread_time() - c1
+            cpu += clock() - c1
             if client is not None:
                 try:
                     while client.recv(65536):
@@ -58,12 +64,13 @@ def loop(steps, with_run, viewer, log_dir):
                 except BlockingIOError:
                     pass
     dt = (time.perf_counter() - t0) / steps
-    process_cpu = (time.process_time() - p0) / steps  # every thread: the loop, the service thread's flush and shadow
+    others = ((time.process_time() - p0) - (clock() - m0)) / steps
     if run is not None:
         run.close()
     if client is not None:
         client.close()
-    return dt, inside / steps, cpu / steps, process_cpu
+    return {"wall": dt, "inside": inside / steps, "cpu": cpu / steps, "opt": opt_cpu / steps,
+            "sched": sched_cpu / steps, "others": others}
 
 
 def ddp_worker(rank, world, port, iters, out):
@@ -96,30 +103,33 @@ def main():
     ap.add_argument("--ddp-iters", type=int, default=2000)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    base, hooked, viewed, in_h, in_v, cpu_h, cpu_v, pcpu_b, pcpu_h = [], [], [], [], [], [], [], [], []
+    plain, hooked, viewed = [], [], []
     with tempfile.TemporaryDirectory() as d:
         for _ in range(a.rounds):
-            dt, _, _, pcpu = loop(a.steps, False, False, d)
-            base.append(dt); pcpu_b.append(pcpu)
-            dt, inside, cpu, pcpu = loop(a.steps, True, False, d)
-            hooked.append(dt); in_h.append(inside); cpu_h.append(cpu); pcpu_h.append(pcpu)
-            dt, inside, cpu, _ = loop(a.steps, True, True, d)
-            viewed.append(dt); in_v.append(inside); cpu_v.append(cpu)
-    b, h, v, ih, iv, ch, cv, pb, ph = (statistics.median(x) for x in
-                                       (base, hooked, viewed, in_h, in_v, cpu_h, cpu_v, pcpu_b, pcpu_h))
-    # Each round's hooked run against the plain run just before it: the pairing cancels slow drifts in load.
-    paired = statistics.median(x - y for x, y in zip(pcpu_h, pcpu_b))
+            plain.append(loop(a.steps, False, False, d))
+            hooked.append(loop(a.steps, True, False, d))
+            viewed.append(loop(a.steps, True, True, d))
+
+    def med(runs, key):
+        return statistics.median(r[key] for r in runs)
+
+    def whole(runs):
+        """The hook's CPU per step, every part, each round against the plain run of the same round."""
+        return statistics.median(r["cpu"] + (r["opt"] - p["opt"]) + (r["sched"] - p["sched"]) + (r["others"] - p["others"])
+                                 for r, p in zip(runs, plain))
+
+    b = med(plain, "wall")
     print(f"MLP 784-256-10, batch 128, 1 thread, {a.steps} steps x {a.rounds} rounds (medians)")
     print(f"  plain step              {b * 1e3:8.3f} ms")
-    print(f"  step with run.step()    {h * 1e3:8.3f} ms   (difference {100 * (h - b) / b:+5.2f}%, load-sensitive)")
-    print(f"  process CPU per step, every thread: plain {pb * 1e3:.3f} ms, hooked {ph * 1e3:.3f} ms; "
-          f"paired difference {paired * 1e6:+.1f} us = {100 * paired / b:+5.2f}% of the plain step "
-          f"(the whole hook: run.step, the optimizer hooks, the routed scheduler step, the service thread)")
-    print(f"  inside run.step(), no viewer:  wall {ih * 1e6:7.1f} us = {100 * ih / b:5.2f}%, "
-          f"CPU {ch * 1e6:6.1f} us = {100 * ch / b:5.2f}% of the plain step")
-    print(f"  inside run.step(), a viewer:   wall {iv * 1e6:7.1f} us = {100 * iv / b:5.2f}%, "
-          f"CPU {cv * 1e6:6.1f} us = {100 * cv / b:5.2f}% of the plain step (status every 0.5 s)")
-    print(f"  (plus the optimizer pre/post hooks: one list of group LRs per step)")
+    h = med(hooked, "wall")
+    print(f"  step with the hook      {h * 1e3:8.3f} ms   (difference {100 * (h - b) / b:+5.2f}%, load-sensitive)")
+    for label, runs in (("no viewer", hooked), ("a viewer ", viewed)):
+        w = whole(runs)
+        print(f"  {label}: inside run.step() wall {med(runs, 'inside') * 1e6:6.1f} us, CPU {med(runs, 'cpu') * 1e6:6.1f} us; "
+              f"optimizer hooks {(med(runs, 'opt') - med(plain, 'opt')) * 1e6:+5.1f} us, "
+              f"routed scheduler step {(med(runs, 'sched') - med(plain, 'sched')) * 1e6:+5.1f} us, "
+              f"service thread {(med(runs, 'others') - med(plain, 'others')) * 1e6:+5.1f} us")
+        print(f"             the whole hook: {w * 1e6:6.1f} us CPU per step = {100 * w / b:4.2f}% of the plain step")
     if a.ddp_iters:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

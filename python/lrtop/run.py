@@ -68,7 +68,7 @@ def _routed_class(cls, run: "Run"):
         r = ref()
         if r is None or r._closed_scheduler_routing:
             return cls.step(self, *args, **kwargs)
-        return r._external_scheduler_step(args, kwargs)
+        return r._scheduler_step(args, kwargs)
 
     return type(cls.__name__, (cls,), {"step": step, "_lrtop_base": cls, "__module__": cls.__module__})
 
@@ -156,8 +156,10 @@ class Run:
         self.world_size = dist.get_world_size() if self.distributed else 1
         self.channel = CommandChannel(self.distributed)
 
-        self._hooks = [optimizer.register_step_pre_hook(self._pre_step),
-                       optimizer.register_step_post_hook(self._post_step)]
+        # The pre-hook counts the steps and reads the LRs they use; the post-hook, which puts the LR back after a
+        # `warmup` step, is registered by the pre-hook only while a warmup runs (one hook call less per step).
+        self._pre_hook = optimizer.register_step_pre_hook(self._pre_step)
+        self._post_hook = None
 
         self.name = name or _default_name()
         self.run_dir = os.path.abspath(os.path.join(log_dir, self.name))
@@ -209,6 +211,9 @@ class Run:
         self._last_step_time = now
         skipped = self._optimizer_steps == 0
         self._optimizer_steps = 0
+        if self._post_hook is not None and self._warmup_restore is None and self.warmup_done >= self.warmup_total:
+            self._post_hook.remove()  # not from inside the hook: torch is iterating over its hooks then
+            self._post_hook = None
         scaler = self.scaler
         if skipped and scaler is not None:
             self.skipped_steps += 1
@@ -264,8 +269,9 @@ class Run:
         if self._closed:
             return
         self._closed = True
-        for h in self._hooks:
-            h.remove()
+        self._pre_hook.remove()
+        if self._post_hook is not None:
+            self._post_hook.remove()
         if reason is None:
             reason = "stopped" if self.stop_reason == "stopped" else ("diverged" if self.stop_reason == "diverged"
                                                                       else "completed")
@@ -295,16 +301,19 @@ class Run:
     # ------------------------------------------------------------------ optimizer hooks
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
+        # GradScaler skips a step with inf/NaN gradients by not calling optimizer.step(): this hook does not run.
+        self._optimizer_steps += 1
         groups = optimizer.param_groups
         if self.warmup_done < self.warmup_total:
             factor = (self.warmup_done + 1) / self.warmup_total
             self._warmup_restore = [g["lr"] for g in groups]
             for g in groups:
                 g["lr"] = g["lr"] * factor
+            if self._post_hook is None:
+                self._post_hook = optimizer.register_step_post_hook(self._post_step)
         self._lrs_used = [float(g["lr"]) for g in groups]
 
     def _post_step(self, optimizer, args, kwargs) -> None:
-        self._optimizer_steps += 1
         if self._warmup_restore is not None:
             for g, lr in zip(optimizer.param_groups, self._warmup_restore):
                 g["lr"] = lr
@@ -317,9 +326,6 @@ class Run:
         cls = type(scheduler)
         if not hasattr(cls, "_lrtop_base"):
             scheduler.__class__ = _routed_class(cls, self)
-
-    def _external_scheduler_step(self, args, kwargs):
-        self._scheduler_step(args, kwargs)
 
     @staticmethod
     def _raw_step(scheduler, args, kwargs) -> None:

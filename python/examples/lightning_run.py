@@ -1,0 +1,85 @@
+"""A Lightning run steered live from lrtop: the only lrtop line is the callback.
+
+    python python/examples/lightning_run.py           # prints: lrtop: steer this run with: lrtop attach runs/NAME
+    lrtop attach                                      # in another terminal
+
+A small MLP learns a synthetic 4-class problem with SGD and a step-interval StepLR, on the CPU; `--step-delay`
+slows it down to watch.
+"""
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+try:  # the same package lrtop.lightning uses: a Trainer only accepts its own Callback class
+    import lightning.pytorch as pl
+except ImportError:
+    import pytorch_lightning as pl
+
+from lrtop.lightning import LrtopCallback
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self, lr: float):
+        super().__init__()
+        self.lr = lr
+        self.net = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.net(x)
+        self.log("val_loss", F.cross_entropy(logits, y))
+        self.log("val_acc", (logits.argmax(1) == y).float().mean())
+
+    def configure_optimizers(self):
+        opt = torch.optim.SGD(self.parameters(), lr=self.lr, momentum=0.9)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1000, gamma=0.5)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class Slow(pl.Callback):
+    """Sleeps after each step, so a person (or a test) can watch and steer."""
+
+    def __init__(self, delay: float):
+        self.delay = delay
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.delay:
+            time.sleep(self.delay)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--eval-every", type=int, default=100, help="steps between validations")
+    p.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step (to watch it)")
+    p.add_argument("--name", help="run name (default: the start time)")
+    p.add_argument("--log-dir", default="runs", help="where the run's folder goes (default ./runs)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+
+    torch.manual_seed(args.seed)
+    teacher = torch.randn(16, 4)
+    x_train, x_val = torch.randn(8192, 16), torch.randn(512, 16)
+    y_train, y_val = (x_train @ teacher).argmax(1), (x_val @ teacher).argmax(1)
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train, y_train),
+                                        batch_size=args.batch_size, shuffle=True)
+    val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_val, y_val), batch_size=256)
+    trainer = pl.Trainer(max_steps=args.steps, val_check_interval=min(args.eval_every, len(train)),
+                         check_val_every_n_epoch=None,
+                         callbacks=[LrtopCallback(name=args.name, log_dir=args.log_dir, seed=args.seed,
+                                                  batch_size=args.batch_size), Slow(args.step_delay)],
+                         accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(Classifier(args.lr), train, val)
+
+
+if __name__ == "__main__":
+    main()
