@@ -18,15 +18,16 @@ extension TmuxSession {
     }
 }
 
-/// A real PyTorch run (python/examples/plain_loop.py, in the venv) steered from `lrtop attach` in tmux: keys and
-/// the `:` prompt in, the screen and the torch run's own log out.
+/// Real PyTorch runs (python/examples: a plain loop, Lightning, HF Trainer, 2-rank gloo DDP; in the venv) steered
+/// from `lrtop attach` in tmux: keys and the `:` prompt in, the screen and the torch run's own log out (and, for DDP,
+/// what each rank did at every step).
 @Suite(.serialized, .enabled(if: tmuxInstalled, "needs tmux"),
        .enabled(if: venvPython != nil, "no Python venv at ${LRTOP_VENV:-~/.cache/lrtop/venv}: run .ci/install to create it"))
 struct AttachEndToEndTests {
     /// Python starts slowly on a busy machine (importing torch alone can take 10 s).
     let slow: TimeInterval = 180
 
-    /// The training script, running until stopped; its stdout and stderr go to `output`.
+    /// A training script from python/examples, running until stopped; its stdout and stderr go to `output`.
     final class TorchRun {
         let process = Process()
         let dir: TempDir
@@ -34,13 +35,14 @@ struct AttachEndToEndTests {
         var log: String { dir.path("runs/\(name)/run.jsonl") }
         var output: String { (try? String(contentsOfFile: dir.path("\(name).out"), encoding: .utf8)) ?? "" }
 
-        init(_ dir: TempDir, name: String = "torch-e2e", stepDelay: Double = 0.05) throws {
+        init(_ dir: TempDir, script: String = "plain_loop.py", name: String = "torch-e2e", stepDelay: Double = 0.05,
+             extraArguments: [String] = ["--eval-every", "50"]) throws {
             self.dir = dir
             self.name = name
             process.executableURL = URL(fileURLWithPath: venvPython!)
-            process.arguments = [packageRoot.appendingPathComponent("python/examples/plain_loop.py").path,
-                                 "--steps", "100000", "--step-delay", "\(stepDelay)", "--eval-every", "50",
-                                 "--name", name, "--log-dir", "runs"]
+            process.arguments = [packageRoot.appendingPathComponent("python/examples/\(script)").path,
+                                 "--steps", "100000", "--step-delay", "\(stepDelay)",
+                                 "--name", name, "--log-dir", "runs"] + extraArguments
             process.currentDirectoryURL = dir.url
             var env = ProcessInfo.processInfo.environment
             // This checkout's package, whichever checkout the venv's editable install points at.
@@ -106,6 +108,77 @@ struct AttachEndToEndTests {
         return nil
     }
 
+    /// Steers a live run through what every integration must honour, each checked in the run's own log: `lr 1e-4`
+    /// trains from the next step on every group, pause holds the loop until resume, `sched cosine:T_max=200` is built
+    /// as a torch scheduler, `ckpt` then `rollback` returns the step count to the checkpoint's.
+    func steerThroughEveryCommand(_ tui: TmuxSession, _ run: TorchRun,
+                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
+        // An LR override reaches the torch optimizer at the next step.
+        try tui.command("lr 1e-4")
+        try tui.waitFor("✓ lr 1e-4", timeout: 60, sourceLocation: sourceLocation)
+        let lrChange = eventAndNextStep(run, "lr 1e-4", sourceLocation: sourceLocation)
+        #expect(lrChange?.event["kind"] as? String == "command", sourceLocation: sourceLocation)
+        #expect(lrChange?.step["step"] as? Int == (lrChange?.event["step"] as? Int).map { $0 + 1 },
+                sourceLocation: sourceLocation)
+        let lrs = lrChange?.step["lrs"] as? [Double] ?? []
+        #expect(!lrs.isEmpty && lrs.allSatisfy { abs($0 - 1e-4) <= 1e-13 },
+                "LRs at the step after 'lr 1e-4': \(lrs)", sourceLocation: sourceLocation)
+
+        // Pause holds the loop at a step boundary; resume lets it go on.
+        try tui.send("Space")
+        try tui.waitFor("paused", timeout: 60, sourceLocation: sourceLocation)
+        Thread.sleep(forTimeInterval: 0.5)
+        let pausedAt = run.lastStep()
+        Thread.sleep(forTimeInterval: 2)
+        #expect(run.lastStep() == pausedAt, "steps were taken while paused", sourceLocation: sourceLocation)
+        try tui.send("Space")
+        try tui.waitFor("✓ resume", timeout: 60, sourceLocation: sourceLocation)
+        #expect(run.waitForSteps(pausedAt + 5, timeout: 60), sourceLocation: sourceLocation)
+
+        // A scheduler switch, built as a torch scheduler.
+        try tui.command("sched cosine:T_max=200")
+        try tui.waitFor("✓ sched cosine:T_max=200", timeout: 60, sourceLocation: sourceLocation)
+        try tui.waitFor("cosine", sourceLocation: sourceLocation)
+        #expect(eventAndNextStep(run, "sched cosine:T_max=200", sourceLocation: sourceLocation)?.event["kind"]
+                as? String == "command", sourceLocation: sourceLocation)
+
+        // Checkpoint, then roll back to it: the steps start again from the checkpoint's step.
+        try tui.send("c")
+        try tui.waitFor("✓ ckpt", timeout: 60, sourceLocation: sourceLocation)
+        let ckptStep = eventAndNextStep(run, "ckpt", sourceLocation: sourceLocation)?.event["step"] as? Int ?? -1
+        #expect(run.waitForSteps(ckptStep + 10, timeout: 60), sourceLocation: sourceLocation)
+        try tui.send("u")
+        try tui.waitFor("✓ rollback", timeout: 60, sourceLocation: sourceLocation)
+        try tui.waitFor("rolled back", sourceLocation: sourceLocation)
+        let afterRollback = eventAndNextStep(run, "rollback", sourceLocation: sourceLocation)?.step["step"] as? Int
+        #expect(afterRollback == ckptStep + 1,
+                "first step after the rollback: \(String(describing: afterRollback)), checkpoint at \(ckptStep)",
+                sourceLocation: sourceLocation)
+    }
+
+    /// `stop` from the prompt ends the run: the process exits, the log ends `stopped` with every command as an
+    /// event, and it replays like any lrtop run.
+    func stopAndCheckTheLog(_ tui: TmuxSession, _ run: TorchRun, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        try tui.command("stop")
+        try tui.waitFor("stopped", timeout: 60, sourceLocation: sourceLocation)
+        #expect(run.waitForExit(timeout: 60), "the PyTorch run did not stop:\n\(run.output)",
+                sourceLocation: sourceLocation)
+        try tui.send("q")
+        let screen = try tui.waitFor("LRTOP_EXITED=0", sourceLocation: sourceLocation)
+        #expect(screen.contains("the run ended (stopped) at step"), sourceLocation: sourceLocation)
+
+        let log = try readLog(run.log)
+        #expect(log.last?["type"] as? String == "end", sourceLocation: sourceLocation)
+        #expect(log.last?["reason"] as? String == "stopped", sourceLocation: sourceLocation)
+        let texts = try events(run).filter { $0["kind"] as? String == "command" }.compactMap { $0["text"] as? String }
+        for expected in ["lr 1e-4", "pause", "resume", "sched cosine:T_max=200", "ckpt", "rollback", "stop"] {
+            #expect(texts.contains(expected), "no '\(expected)' command event in \(texts)", sourceLocation: sourceLocation)
+        }
+        let summary = try lrtop(["replay", "--summary", run.log])
+        #expect(summary.status == 0, "\(summary.stderr)", sourceLocation: sourceLocation)
+        #expect(summary.stdout.contains("stopped"), sourceLocation: sourceLocation)
+    }
+
     @Test func steerAPyTorchRunFromTheKeyboardThenDetachAndAttachAgain() throws {
         let dir = try TempDir("lrtop-attach")
         defer { dir.cleanup() }
@@ -119,15 +192,6 @@ struct AttachEndToEndTests {
         try tui.waitFor("learning rate", timeout: 60)
         try tui.waitFor("torch-e2e")
 
-        // An LR override reaches the torch optimizer at the next step.
-        try tui.command("lr 1e-4")
-        try tui.waitFor("✓ lr 1e-4", timeout: 60)
-        let lrChange = eventAndNextStep(run, "lr 1e-4")
-        #expect(lrChange?.event["kind"] as? String == "command")
-        #expect(lrChange?.step["step"] as? Int == (lrChange?.event["step"] as? Int).map { $0 + 1 })
-        let lr = (lrChange?.step["lrs"] as? [Double])?.first ?? .nan
-        #expect(abs(lr - 1e-4) < 1e-12, "LR at the step after 'lr 1e-4': \(lr)")
-
         // A typo never leaves this process; a command the run cannot apply comes back rejected.
         try tui.command("lr abc")
         try tui.waitFor("invalid LR 'abc'")
@@ -135,38 +199,12 @@ struct AttachEndToEndTests {
         try tui.command("lr head 1e-3")
         try tui.waitFor("✗ lr head 1e-3: no param group 'head'", timeout: 60)
 
-        // Pause holds the loop at a step boundary; resume lets it go on.
-        try tui.send("Space")
-        try tui.waitFor("paused", timeout: 60)
-        Thread.sleep(forTimeInterval: 0.5)
-        let pausedAt = run.lastStep()
-        Thread.sleep(forTimeInterval: 2)
-        #expect(run.lastStep() == pausedAt, "steps were taken while paused")
-        try tui.send("Space")
-        try tui.waitFor("✓ resume", timeout: 60)
-        #expect(run.waitForSteps(pausedAt + 5, timeout: 60))
-
-        // A scheduler switch, built as a torch scheduler.
-        try tui.command("sched cosine:T_max=200")
-        try tui.waitFor("✓ sched cosine:T_max=200", timeout: 60)
-        try tui.waitFor("cosine")
-        #expect(eventAndNextStep(run, "sched cosine:T_max=200")?.event["kind"] as? String == "command")
-
-        // Checkpoint, then roll back to it: the steps start again from the checkpoint's step.
-        try tui.send("c")
-        try tui.waitFor("✓ ckpt", timeout: 60)
-        let ckptStep = eventAndNextStep(run, "ckpt")?.event["step"] as? Int ?? -1
-        #expect(run.waitForSteps(ckptStep + 10, timeout: 60))
-        try tui.send("u")
-        try tui.waitFor("✓ rollback", timeout: 60)
-        try tui.waitFor("rolled back")
-        let afterRollback = eventAndNextStep(run, "rollback")?.step["step"] as? Int
-        #expect(afterRollback == ckptStep + 1, "first step after the rollback: \(String(describing: afterRollback)), checkpoint at \(ckptStep)")
+        try steerThroughEveryCommand(tui, run)
 
         // q detaches: the run goes on, and the key bar says so.
         _ = try tui.waitFor("q detach", timeout: 20)   // once the rollback notice has made way for the key bar
         try tui.send("q")
-        var screen = try tui.waitFor("LRTOP_EXITED=0")
+        let screen = try tui.waitFor("LRTOP_EXITED=0")
         #expect(screen.contains("detached at step"))
         #expect(screen.contains("Attach again with: lrtop attach"))
         let detachedAt = run.lastStep()
@@ -178,26 +216,66 @@ struct AttachEndToEndTests {
         defer { again.close() }
         try again.waitFor("learning rate", timeout: 60)
         try again.waitFor("lr 1e-4")             // the first session's command, from the log's events
-        try again.command("stop")
-        try again.waitFor("stopped", timeout: 60)
-        #expect(run.waitForExit(timeout: 60), "the PyTorch run did not stop:\n\(run.output)")
-        try again.send("q")
-        screen = try again.waitFor("LRTOP_EXITED=0")
-        #expect(screen.contains("the run ended (stopped) at step"))
-
-        let log = try readLog(run.log)
-        #expect(log.last?["type"] as? String == "end")
-        #expect(log.last?["reason"] as? String == "stopped")
-        let texts = try events(run).filter { $0["kind"] as? String == "command" }.compactMap { $0["text"] as? String }
-        for expected in ["lr 1e-4", "pause", "resume", "sched cosine:T_max=200", "ckpt", "rollback", "stop"] {
-            #expect(texts.contains(expected), "no '\(expected)' command event in \(texts)")
-        }
+        try stopAndCheckTheLog(again, run)
         #expect(try events(run).contains { $0["kind"] as? String == "error" && $0["text"] as? String == "lr head 1e-3" })
+    }
 
-        // The torch run's log replays like any lrtop run.
-        let summary = try lrtop(["replay", "--summary", run.log])
-        #expect(summary.status == 0, "\(summary.stderr)")
-        #expect(summary.stdout.contains("stopped"))
+    /// Lightning (python/examples/lightning_run.py) and HF Trainer (hf_run.py), each through its callback.
+    @Test(arguments: ["lightning", "hf"])
+    func steerAFrameworkRun(_ framework: String) throws {
+        let dir = try TempDir("lrtop-attach")
+        defer { dir.cleanup() }
+        let run = try TorchRun(dir, script: "\(framework)_run.py", name: "\(framework)-e2e")
+        defer { run.killHard() }
+        #expect(run.waitForSteps(5, timeout: slow), "the \(framework) run did not start:\n\(run.output)")
+        #expect(try readLog(run.log).first?["framework"] as? String == framework)
+        let tui = try attach(dir, "runs/\(framework)-e2e")
+        defer { tui.close() }
+        try tui.waitFor("learning rate", timeout: 60)
+        try steerThroughEveryCommand(tui, run)
+        try stopAndCheckTheLog(tui, run)
+    }
+
+    /// What each DDP rank did at every step, from RUN_DIR/ranks/rankN.jsonl (python/examples/ddp_run.py).
+    func rankTrace(_ run: TorchRun, _ rank: Int) throws -> [[String: Any]] {
+        try readLog(run.dir.path("runs/\(run.name)/ranks/rank\(rank).jsonl"))
+    }
+
+    @Test func steerA2RankDDPRunAndEveryRankAppliesEachCommandAtTheSameStep() throws {
+        let dir = try TempDir("lrtop-attach")
+        defer { dir.cleanup() }
+        let run = try TorchRun(dir, script: "ddp_run.py", name: "ddp-e2e", extraArguments: [])
+        defer { run.killHard() }
+        #expect(run.waitForSteps(5, timeout: slow), "the DDP run did not start:\n\(run.output)")
+        #expect(try readLog(run.log).first?["world_size"] as? Int == 2)
+        let tui = try attach(dir, "runs/ddp-e2e")
+        defer { tui.close() }
+        try tui.waitFor("learning rate", timeout: 60)
+        try steerThroughEveryCommand(tui, run)
+        try stopAndCheckTheLog(tui, run)
+
+        // Both ranks took the same steps with the same LR and the same weights, from the first step to the stop:
+        // the override, the pause, the scheduler switch, the rollback and the stop reached both at the same step.
+        let ranks = try (0..<2).map { try rankTrace(run, $0) }
+        #expect(ranks[0].count == ranks[1].count && ranks[0].count > 20, "steps per rank: \(ranks.map(\.count))")
+        for (a, b) in zip(ranks[0], ranks[1]) {
+            #expect(a["step"] as? Int == b["step"] as? Int && a["after"] as? Int == b["after"] as? Int)
+            #expect(a["lr"] as? Double == b["lr"] as? Double, "rank 0 \(a), rank 1 \(b)")
+            #expect(a["weights"] as? Double == b["weights"] as? Double, "rank 0 \(a), rank 1 \(b)")
+        }
+        let log = try readLog(run.log)
+        let lrEvent = try #require(records(log, type: "event").first { $0["text"] as? String == "lr 1e-4" })
+        let rollback = try #require(records(log, type: "event").first { $0["text"] as? String == "rollback" })
+        for trace in ranks {
+            // Rank 1 trains at 1e-4 from the step after the override, as rank 0 does.
+            let next = trace.first { $0["step"] as? Int == (lrEvent["step"] as? Int ?? -2) + 1 }
+            #expect(next?["lr"] as? Double == 1e-4, "rank's step after 'lr 1e-4': \(String(describing: next))")
+            // The pause held every rank: a gap of seconds between two steps.
+            let times = trace.compactMap { $0["time"] as? Double }
+            #expect(zip(times, times.dropFirst()).contains { $1 - $0 > 2 }, "no rank-wide pause in the trace")
+            // The rollback sent every rank back to the checkpoint's step.
+            #expect(trace.contains { $0["after"] as? Int == rollback["step"] as? Int && ($0["step"] as? Int ?? 0) > ($0["after"] as? Int ?? 0) + 1 })
+        }
     }
 
     @Test func aRunThatVanishesIsReportedAndAttachExitsNonZero() throws {

@@ -8,7 +8,6 @@ Each rank also writes what it did at every step to RUN_DIR/ranks/rankN.jsonl (th
 a checksum of its weights, the time): the end-to-end tests compare the ranks with it. The same loop runs under
 `torchrun --nproc-per-node 2 python/examples/ddp_run.py --torchrun`.
 """
-import argparse
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 import lrtop
+from example_common import mlp, parser, teacher_problem
 
 
 def train(rank: int, world: int, args) -> None:
@@ -28,11 +28,8 @@ def train(rank: int, world: int, args) -> None:
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    torch.manual_seed(args.seed)  # the same teacher and initial weights on every rank
-    teacher = torch.randn(16, 4)
-    x_train = torch.randn(8192, 16)
-    y_train = (x_train @ teacher).argmax(1)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    x_train, y_train, _, _ = teacher_problem(args.seed)  # the same problem and initial weights on every rank
+    model = mlp()
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     optimizer = torch.optim.SGD(ddp.parameters(), lr=args.lr, momentum=0.9)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1000, gamma=0.5)
@@ -67,14 +64,7 @@ def train(rank: int, world: int, args) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--batch-size", type=int, default=32, help="per rank")
-    p.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step (to watch it)")
-    p.add_argument("--name", help="run name (default: the start time; every rank must agree, so give one)")
-    p.add_argument("--log-dir", default="runs", help="where the run's folder goes (default ./runs)")
-    p.add_argument("--seed", type=int, default=0)
+    p = parser(__doc__, lr=0.05, batch_size=32)  # --batch-size is per rank; --eval-every is not used
     p.add_argument("--world-size", type=int, default=2)
     p.add_argument("--torchrun", action="store_true", help="started by torchrun: rank and world from its env")
     args = p.parse_args()
@@ -86,10 +76,10 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         args.port = s.getsockname()[1]
-    mp.spawn(lambda_free_train, args=(args,), nprocs=args.world_size, join=True)
+    mp.spawn(train_rank, args=(args,), nprocs=args.world_size, join=True)
 
 
-def lambda_free_train(rank: int, args) -> None:
+def train_rank(rank: int, args) -> None:
     train(rank, args.world_size, args)
 
 

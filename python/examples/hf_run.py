@@ -6,7 +6,6 @@
 A tiny BERT (built from a config: nothing is downloaded) learns a synthetic parity-of-the-first-token task with
 the Trainer's default AdamW and linear decay, on the CPU; `--step-delay` slows it down to watch.
 """
-import argparse
 import os
 import time
 
@@ -17,6 +16,7 @@ import torch  # noqa: E402
 from transformers import (BertConfig, BertForSequenceClassification, Trainer, TrainerCallback,  # noqa: E402
                           TrainingArguments)
 
+from example_common import parser  # noqa: E402
 from lrtop.hf import LrtopCallback  # noqa: E402
 
 VOCAB = 50
@@ -47,16 +47,8 @@ class Slow(TrainerCallback):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")
-    p.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step (to watch it)")
-    p.add_argument("--name", help="run name (default: the start time)")
-    p.add_argument("--log-dir", default="runs", help="where the run's folder goes (default ./runs)")
+    p = parser(__doc__, lr=1e-3, batch_size=16)
     p.add_argument("--out", default="hf-out", help="the Trainer's output_dir (default ./hf-out)")
-    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
 
     torch.manual_seed(args.seed)

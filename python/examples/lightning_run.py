@@ -6,7 +6,6 @@
 A small MLP learns a synthetic 4-class problem with SGD and a step-interval StepLR, on the CPU; `--step-delay`
 slows it down to watch.
 """
-import argparse
 import time
 
 import torch
@@ -17,6 +16,7 @@ try:  # the same package lrtop.lightning uses: a Trainer only accepts its own Ca
 except ImportError:
     import pytorch_lightning as pl
 
+from example_common import mlp, parser, teacher_problem
 from lrtop.lightning import LrtopCallback
 
 
@@ -24,7 +24,7 @@ class Classifier(pl.LightningModule):
     def __init__(self, lr: float):
         super().__init__()
         self.lr = lr
-        self.net = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+        self.net = mlp()
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -54,21 +54,8 @@ class Slow(pl.Callback):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--eval-every", type=int, default=100, help="steps between validations")
-    p.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step (to watch it)")
-    p.add_argument("--name", help="run name (default: the start time)")
-    p.add_argument("--log-dir", default="runs", help="where the run's folder goes (default ./runs)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-
-    torch.manual_seed(args.seed)
-    teacher = torch.randn(16, 4)
-    x_train, x_val = torch.randn(8192, 16), torch.randn(512, 16)
-    y_train, y_val = (x_train @ teacher).argmax(1), (x_val @ teacher).argmax(1)
+    args = parser(__doc__, lr=0.05, batch_size=64).parse_args()
+    x_train, y_train, x_val, y_val = teacher_problem(args.seed, n_val=512)
     train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_train, y_train),
                                         batch_size=args.batch_size, shuffle=True)
     val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_val, y_val), batch_size=256)

@@ -7,32 +7,19 @@ A small MLP learns a synthetic 4-class problem with AdamW and a cosine schedule:
 long enough to steer (`--step-delay` slows it down to watch). The lrtop lines are the `lrtop.attach(...)` call,
 `run.step(...)`, `run.eval(...)` and `run.should_stop`.
 """
-import argparse
 import time
 
 import torch
 import torch.nn.functional as F
 
 import lrtop
+from example_common import mlp, parser, teacher_problem
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=3000, help="optimizer steps (default 3000)")
-    p.add_argument("--lr", type=float, default=1e-3, help="AdamW's LR (default 1e-3)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--eval-every", type=int, default=100, help="steps between evaluations")
-    p.add_argument("--step-delay", type=float, default=0.0, help="seconds to sleep after each step (to watch it)")
-    p.add_argument("--name", help="run name (default: the start time)")
-    p.add_argument("--log-dir", default="runs", help="where the run's folder goes (default ./runs)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-
-    torch.manual_seed(args.seed)
-    teacher = torch.randn(16, 4)
-    x_train, x_val = torch.randn(8192, 16), torch.randn(1024, 16)
-    y_train, y_val = (x_train @ teacher).argmax(1), (x_val @ teacher).argmax(1)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
+    args = parser(__doc__, lr=1e-3, batch_size=64).parse_args()
+    x_train, y_train, x_val, y_val = teacher_problem(args.seed)
+    model = mlp()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps)
     steps_per_epoch = len(x_train) // args.batch_size
