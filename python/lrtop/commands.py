@@ -3,11 +3,12 @@
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
-VERBS = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval"]
+VERBS = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr"]
 
 # Swift's Double(String): decimal or hexadecimal, inf/infinity/nan, an optional sign, no white space or underscores.
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -52,6 +53,8 @@ class Command:
     change: Optional[LRChange] = None
     spec: Optional[str] = None
     count: Optional[int] = None
+    start: Optional[float] = None  # find-lr: the sweep's first and last LR (count: its steps)
+    end: Optional[float] = None
 
     def to_record(self) -> dict:
         """The shared vectors' form of a parsed command (also what crosses ranks in DDP, as JSON)."""
@@ -66,6 +69,8 @@ class Command:
             return {"verb": "sched", "spec": self.spec}
         if self.verb in ("warmup", "step"):
             return {"verb": self.verb, "count": self.count}
+        if self.verb == "find-lr":
+            return {"verb": "find-lr", "start": self.start, "end": self.end, "count": self.count}
         return {"verb": self.verb}
 
     def is_risky(self, current_lrs: list[float]) -> bool:
@@ -128,7 +133,38 @@ def parse(text: str) -> Command:
         return no_args(Command("rollback"))
     if verb == "eval":
         return no_args(Command("eval"))
+    if verb in ("find-lr", "findlr"):
+        return _parse_find_lr(args)
     raise CommandError(f"unknown command '{verb}': valid commands are {', '.join(VERBS)}")
+
+
+def _parse_find_lr(args: list[str]) -> Command:
+    """`find-lr [start=X] [end=Y] [steps=N]`, each key at most once, in any order (fastai's defaults)."""
+    from .findlr import DEFAULT_END, DEFAULT_START, DEFAULT_STEPS
+    usage = "e.g. 'find-lr' or 'find-lr start=1e-6 end=1 steps=200'"
+    values = {"start": DEFAULT_START, "end": DEFAULT_END, "steps": DEFAULT_STEPS}
+    seen = set()
+    for arg in args:
+        parts = arg.split("=", 1)
+        key = parts[0].lower()
+        if len(parts) != 2 or key not in values:
+            raise CommandError(f"'find-lr' takes start=LR, end=LR and steps=N, got '{arg}': {usage}")
+        if key in seen:
+            raise CommandError(f"'find-lr': {key} given twice")
+        seen.add(key)
+        if key == "steps":
+            n = swift_int(parts[1])
+            if n is None or not 6 <= n <= 10_000:
+                raise CommandError(f"invalid find-lr steps '{parts[1]}': expected a whole number from 6 to 10000")
+            values["steps"] = n
+        else:
+            v = swift_double(parts[1])
+            if v is None or not math.isfinite(v) or v <= 0:
+                raise CommandError(f"invalid find-lr {key} '{parts[1]}': expected a positive LR like 1e-7")
+            values[key] = v
+    if not values["start"] < values["end"]:
+        raise CommandError(f"'find-lr' needs start < end, got start={values['start']!r} end={values['end']!r}")
+    return Command("find-lr", start=values["start"], end=values["end"], count=values["steps"])
 
 
 def _parse_lr(args: list[str]) -> Command:

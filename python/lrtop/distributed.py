@@ -60,7 +60,7 @@ class CommandChannel:
         received = json.loads(bytes(buf.cpu().tolist()).decode("utf-8"))
         out = []
         for r in received if isinstance(received, list) else []:
-            if isinstance(r, dict) and isinstance(r.get("text"), str) and r.get("origin") in ("socket", "guard", "api"):
+            if isinstance(r, dict) and isinstance(r.get("text"), str) and r.get("origin") in ("socket", "guard", "api", "sweep"):
                 reason = r.get("reason")
                 out.append({"text": r["text"][:4096], "origin": r["origin"],
                             "reason": reason if isinstance(reason, str) else None})

@@ -26,6 +26,7 @@ from . import __version__
 from . import commands as C
 from . import schedulers as SB
 from .distributed import CommandChannel
+from .rangetest import RangeTestMixin
 from .runlog import RunLogWriter, number
 from .server import ControlServer
 from .specs import SpecError
@@ -73,7 +74,7 @@ def _routed_class(cls, run: "Run"):
     return type(cls.__name__, (cls,), {"step": step, "_lrtop_base": cls, "__module__": cls.__module__})
 
 
-class Run:
+class Run(RangeTestMixin):
     """One steered training run. Create it with `lrtop.attach`; call `step()` after each `optimizer.step()`."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, scheduler=None, model: Optional[torch.nn.Module] = None,
@@ -167,21 +168,24 @@ class Run:
         self.writer: Optional[RunLogWriter] = None
         self.server: Optional[ControlServer] = None
         self.start = time.time()
+        cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self.base_lrs),
+               "framework": framework, "world_size": str(self.world_size)}
+        if scheduler is not None:
+            cfg["schedule"] = type(scheduler).__name__
+        if batch_size:
+            cfg["batch_size"] = str(batch_size)
+        cfg.update({str(k): str(v) for k, v in (config or {}).items()})
+        self._config = cfg
+        self._seed = seed if seed is not None else torch.initial_seed()
+        self._announce = announce
         if self.rank == 0:
             os.makedirs(self.run_dir, exist_ok=True)
             self.writer = RunLogWriter(self.log_path, self.start)
             self.server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick)
-            cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self.base_lrs),
-                   "framework": framework, "world_size": str(self.world_size)}
-            if scheduler is not None:
-                cfg["schedule"] = type(scheduler).__name__
-            if batch_size:
-                cfg["batch_size"] = str(batch_size)
-            cfg.update({str(k): str(v) for k, v in (config or {}).items()})
             self.writer.header(
                 version=__version__,
                 start_time=_dt.datetime.fromtimestamp(self.start, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                seed=seed if seed is not None else torch.initial_seed(), groups=self.group_names,
+                seed=self._seed, groups=self.group_names,
                 steps_per_epoch=steps_per_epoch or 0, total_steps=total_steps, config=cfg,
                 extra={"socket": self.server.path, "source": "pytorch", "framework": framework,
                        "world_size": self.world_size})
@@ -221,6 +225,9 @@ class Run:
         if lrs_used is None:
             lrs_used = self.lrs
         self._lrs_used = None
+        if self.range_test is not None:
+            self._range_test_step(_scalar(loss), elapsed, samples)
+            return
         step = self.step_count = self.step_count + 1
         if epoch is not None:
             self.epoch = int(epoch)
@@ -268,6 +275,8 @@ class Run:
     def close(self, reason: Optional[str] = None, message: Optional[str] = None) -> None:
         if self._closed:
             return
+        if self.range_test is not None:
+            self._finish_range_test(cut_short="cut short: the run ended")
         self._closed = True
         self._pre_hook.remove()
         if self._post_hook is not None:
@@ -304,6 +313,13 @@ class Run:
         # GradScaler skips a step with inf/NaN gradients by not calling optimizer.step(): this hook does not run.
         self._optimizer_steps += 1
         groups = optimizer.param_groups
+        if self.range_test is not None:
+            lr = self.range_test.curve.next_lr
+            if lr is not None:
+                for g in groups:
+                    g["lr"] = lr
+                self._lrs_used = [lr] * len(groups)
+            return
         if self.warmup_done < self.warmup_total:
             factor = (self.warmup_done + 1) / self.warmup_total
             self._warmup_restore = [g["lr"] for g in groups]
@@ -338,6 +354,8 @@ class Run:
             cls.step(scheduler)
 
     def _scheduler_step(self, args, kwargs) -> None:
+        if self.range_test is not None:
+            return  # the sweep sets the LR; the schedule (put back at the sweep's end) stands still
         held = True in self.held
         pinned = self.lrs if held else None
         if self.scheduler is not None:
@@ -367,6 +385,9 @@ class Run:
         """The socket's service thread, about ten times a second: the log's flush and the shadow's steps."""
         if self.writer is not None:
             self.writer.maybe_flush()
+        test = self.range_test
+        if test is not None and test.writer is not None:
+            test.writer.maybe_flush()
         if self._shadow_paid < self._shadow_owed:
             self._settle_shadow()
 
@@ -440,6 +461,8 @@ class Run:
             self.steps_while_paused -= 1
 
     def _exchange_and_apply(self) -> None:
+        if self.range_test is not None:
+            return  # commands wait in the socket for the sweep's end (its own exchange keeps DDP in step)
         if self.server is not None:
             for req in self.server.poll():
                 self._pending.append(_Pending(req.text, req.id, req.client, "socket"))
@@ -466,11 +489,17 @@ class Run:
                                           "reason": p.id if p.origin == "guard" else None} for p in accepted])
         if self.rank != 0:
             accepted = [_Pending(r["text"], r.get("reason"), None, r["origin"]) for r in records]
-        for p in accepted:
-            if p.origin == "guard":
-                self._apply_guard(str(p.id))
-            else:
-                self._apply(p)
+        for i, p in enumerate(accepted):
+            if self.range_test is not None:  # a find-lr began in this batch: the rest waits for its end
+                self.range_test.deferred.extend(accepted[i:])
+                break
+            self._apply_accepted(p)
+
+    def _apply_accepted(self, p: _Pending) -> None:
+        if p.origin == "guard":
+            self._apply_guard(str(p.id))
+        else:
+            self._apply(p)
 
     def _reply(self, p: _Pending, obj: dict) -> None:
         if p.client is not None and self.server is not None:
@@ -492,6 +521,11 @@ class Run:
             return
         try:
             self._precheck(command)
+            if command.verb == "find-lr":
+                if self.paused:
+                    raise C.CommandError("find-lr sweeps over the next steps: 'resume' first")
+                self._start_range_test(command, p)
+                return  # its event and result come when the sweep ends
             if command.is_risky(before):
                 self.save_checkpoint(label=f"before '{p.text}'")
             note = self._perform(command)

@@ -68,16 +68,19 @@ def _step_line(item: tuple) -> str:
     return line + "}\n"
 
 
+FLUSH_INTERVAL = 1.0
+
+
 class RunLogWriter:
     """Appends records to `path`; `flush()` hands buffered lines to the kernel (no fsync, as the Swift writer)."""
 
-    FLUSH_INTERVAL = 1.0
     # A loop that outruns the flushing thread (or one with no such thread) flushes by itself at this many records.
     MAX_QUEUED = 10000
 
-    def __init__(self, path: str, start: float):
+    def __init__(self, path: str, start: float, flush_interval: float = FLUSH_INTERVAL):
         self.path = path
         self.start = start
+        self.flush_interval = flush_interval
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         # Records wait here unencoded (a step record as a tuple, others as dicts): the training loop only appends,
         # and whoever flushes (the socket's service thread about once a second, or the loop at a pause, an end or
@@ -119,8 +122,8 @@ class RunLogWriter:
         self._last_flush = time.monotonic()
 
     def maybe_flush(self) -> None:
-        """Flushes when the last flush is more than a second old."""
-        if self._queue and time.monotonic() - self._last_flush >= self.FLUSH_INTERVAL:
+        """Flushes when the last flush is older than the flush interval (a second for a run)."""
+        if self._queue and time.monotonic() - self._last_flush >= self.flush_interval:
             self.flush()
 
     def close(self) -> None:

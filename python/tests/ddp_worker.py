@@ -1,4 +1,5 @@
-"""Two gloo ranks on the CPU, steered through rank 0 (run by test_ddp.py; `python ddp_worker.py OUT_DIR`)."""
+"""Two gloo ranks on the CPU, steered through rank 0 (run by test_ddp.py: `python ddp_worker.py OUT_DIR`, and by
+test_findlr.py: `python ddp_worker.py OUT_DIR find-lr`)."""
 import json
 import os
 import socket
@@ -23,11 +24,15 @@ def resume_later(sock_path, delay):
     s.close()
 
 
-def worker(rank, world, out, port):
+def init_gloo(rank, world, port):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", rank=rank, world_size=world)
+
+
+def worker(rank, world, out, port):
+    init_gloo(rank, world, port)
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
@@ -69,9 +74,50 @@ def worker(rank, world, out, port):
     dist.destroy_process_group()
 
 
+def checksum(model):
+    return float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
+def find_lr_worker(rank, world, out, port):
+    """`find-lr` at step 3 on rank 0: every rank sweeps with its own batches, ends where rank 0's curve ends."""
+    init_gloo(rank, world, port)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.01, momentum=0.9)
+    run = lrtop.attach(opt, model=model, name="ddp", log_dir=out, announce=False)
+    g = torch.Generator().manual_seed(rank)
+    sweep = {"lrs": [], "losses": []}
+    for _ in range(300):
+        x = torch.randn(16, 4, generator=g)
+        loss = ((ddp(x) - 3 * x.sum(1, keepdim=True)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sweeping = run.range_test is not None
+        if sweeping:
+            sweep["lrs"].append(opt.param_groups[0]["lr"])
+            sweep["losses"].append(float(loss))
+        if rank == 0 and run.step_count == 2 and "weights_before" not in sweep:
+            run.command("find-lr")  # applies at the boundary of step 3
+        run.step(loss=loss)
+        if not sweeping and run.range_test is not None:
+            sweep["weights_before"] = checksum(model)
+        if sweeping and run.range_test is None:
+            sweep["weights_after"] = checksum(model)
+            sweep["step_after"] = run.step_count
+        if run.step_count == 8:
+            break
+    run.close()
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump({"sweep": sweep, "final_step": run.step_count}, f)
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(worker, args=(2, out, port), nprocs=2, join=True)
+    target = find_lr_worker if sys.argv[2:] == ["find-lr"] else worker
+    mp.spawn(target, args=(2, out, port), nprocs=2, join=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lrtop
-from conftest import Client, read_log
+from conftest import Client, read_log, train_step
 
 
 def make_model():
@@ -18,13 +18,6 @@ def make_model():
     return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
 
 
-def train_step(model, opt, x=None):
-    x = torch.randn(32, 8) if x is None else x
-    loss = ((model(x) - x.sum(1, keepdim=True)) ** 2).mean()
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    return loss
 
 
 def test_log_header_steps_and_end_follow_the_schema(tmp_path):

@@ -1,0 +1,157 @@
+"""`find-lr` on a bridged run: the LR range test over the user's own next optimizer steps.
+
+The bridge does not own the loop, so the sweep is a mode of the run rather than a loop of its own: when `find-lr`
+applies at a step boundary, the run keeps an in-memory snapshot (weights, optimizer, scheduler and its shadow,
+GradScaler, RNG, lrtop's own state); for each of the next optimizer steps the optimizer's pre-hook sets every group's
+LR to the sweep's next LR and the scheduler is not stepped; `run.step()` records the loss into the curve and the
+sub-run's log instead of the run's. When the curve stops (every step taken, the smoothed loss over 4x its minimum,
+or a loss that is not finite), the snapshot is put back at that boundary and the run goes on from where it was.
+The step count does not move during the sweep; the data the sweep trained on is consumed (a user's loop cannot be
+rewound), which docs/bridge.md says.
+
+Under DDP every rank sweeps (the `find-lr` command reaches every rank at the same step), and the decision to end
+the sweep is rank 0's, sent to every rank with the commands at each boundary, so all ranks restore at the same step.
+Commands that arrive during a sweep wait for its end.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from . import __version__
+from . import commands as C
+from .findlr import Curve, Settings
+from .runlog import RunLogWriter
+
+# A sub-run's log is flushed this often: the live UI draws the curve from it while the sweep runs.
+SUBRUN_FLUSH_INTERVAL = 0.1
+
+
+@dataclass
+class RangeTest:
+    text: str
+    pending: Any  # the _Pending that asked for it (answered when the sweep ends)
+    curve: Curve
+    snapshot: dict
+    guard_state: tuple
+    lrs_before: list
+    from_step: int
+    started: float
+    writer: Optional[RunLogWriter] = None
+    folder: Optional[str] = None
+    # Commands applied in the same boundary after `find-lr`: they wait for the sweep's end, on every rank alike.
+    deferred: list = field(default_factory=list)
+
+
+@dataclass
+class RangeTestResult:
+    """The last range test of a run, for headless users: `run.last_find_lr`."""
+    from_step: int
+    folder: Optional[str]
+    lrs: list
+    losses: list
+    raw_losses: list
+    stop: Optional[str]
+    suggestions: dict
+    summary: str
+    seconds: float
+
+
+class RangeTestMixin:
+    """The find-lr mode of `Run` (see the module's text)."""
+
+    range_test: Optional[RangeTest] = None
+    last_find_lr: Optional[RangeTestResult] = None
+
+    def _start_range_test(self, command: C.Command, p) -> None:
+        if self.range_test is not None:
+            raise C.CommandError("a find-lr sweep is running already: it ends by itself")
+        if self.model is None:
+            raise C.CommandError("find-lr needs the model to put its weights back: pass model= to lrtop.attach")
+        settings = Settings(command.start, command.end, command.count)
+        snapshot = self._snapshot("find-lr")
+        test = RangeTest(text=p.text, pending=p, curve=Curve(settings), snapshot=snapshot,
+                         guard_state=(self._loss_ema, self._best_ema), lrs_before=self.lrs,
+                         from_step=self.step_count, started=time.time())
+        if self.writer is not None:
+            test.folder, test.writer = self._open_range_test_log(settings)
+        self.range_test = test
+        if self.server is not None:
+            self.server.broadcast(self._status())
+
+    def _open_range_test_log(self, settings: Settings):
+        """Makes `subruns/find-lr-STEP` (`-2`, `-3` ... when taken) and its log with the sub-run header."""
+        base = os.path.join(self.run_dir, "subruns")
+        name, n = f"find-lr-{self.step_count}", 2
+        while os.path.exists(os.path.join(base, name)):
+            name, n = f"find-lr-{self.step_count}-{n}", n + 1
+        folder = os.path.join(base, name)
+        try:
+            os.makedirs(folder)
+            writer = RunLogWriter(os.path.join(folder, "log.jsonl"), time.time(), flush_interval=SUBRUN_FLUSH_INTERVAL)
+        except OSError as e:
+            raise C.CommandError(f"find-lr: cannot create its sub-run log in {folder}: {e}; nothing changed") from e
+        config = dict(self._config)
+        config.update(settings.config_entries)
+        writer.header(version=__version__,
+                      start_time=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      seed=self._seed, groups=self.group_names, steps_per_epoch=self.steps_per_epoch or 0,
+                      total_steps=settings.steps, config=config,
+                      extra={"subrun": {"kind": "find-lr", "label": settings.command_text,
+                                        "from_step": self.step_count, "parent": "../../run.jsonl"},
+                             "source": "pytorch", "framework": self.framework, "world_size": self.world_size})
+        return "subruns/" + name, writer
+
+    def _range_test_lr(self) -> Optional[float]:
+        """The LR the next optimizer step trains with, while a sweep runs."""
+        test = self.range_test
+        return None if test is None else test.curve.next_lr
+
+    def _range_test_step(self, loss: float, elapsed: float, samples: Optional[int]) -> None:
+        """`run.step()` during a sweep: the point on the curve and in the sub-run's log, then the boundary."""
+        test = self.range_test
+        curve = test.curve
+        lr = curve.next_lr
+        if lr is not None:
+            curve.append(lr, loss)
+            if test.writer is not None:
+                n = samples if samples is not None else self.batch_size
+                test.writer.step(curve.count, self.epoch, [lr] * len(self.group_names), loss, math.nan,
+                                 (n / elapsed) if n and elapsed > 0 else math.nan)
+        # Every rank goes through the exchange; rank 0's curve decides, and every rank ends at the same boundary.
+        done = self.channel.exchange([{"text": "find-lr end", "origin": "sweep", "reason": None}]
+                                     if self.rank == 0 and curve.stop is not None else [])
+        if any(r.get("origin") == "sweep" for r in done) or (not self.distributed and curve.stop is not None):
+            self._finish_range_test()
+
+    def _finish_range_test(self, cut_short: Optional[str] = None) -> None:
+        test = self.range_test
+        self.range_test = None
+        curve = test.curve
+        summary = curve.summary + (f" ({cut_short})" if cut_short else "")
+        self._restore(test.snapshot)
+        self._loss_ema, self._best_ema = test.guard_state
+        self.optimizer.zero_grad(set_to_none=True)
+        seconds = time.time() - test.started
+        self.last_find_lr = RangeTestResult(test.from_step, test.folder, list(curve.lrs), list(curve.losses),
+                                            list(curve.raw_losses), curve.stop, curve.suggestions(), summary, seconds)
+        if test.writer is not None:
+            test.writer.end("completed" if curve.stop == "completed" else "stopped", curve.count, 0,
+                            final_loss=curve.raw_losses[-1] if curve.raw_losses else None, message=summary)
+            test.writer.close()
+        message = (f"{test.folder}: " if test.folder else "") + summary
+        after = self.lrs
+        self._event("command", test.text, test.lrs_before, after, message)
+        self._reply(test.pending, {"type": "result", "id": test.pending.id, "ok": True, "step": self.step_count,
+                                   "message": f"{test.text}: {message}"})
+        if self.rank == 0 and self._announce:
+            print(f"lrtop: {test.text}: {message}", file=sys.stderr, flush=True)
+        if self.server is not None:
+            self.server.broadcast(self._status())
+        for p in test.deferred:
+            self._apply_accepted(p)

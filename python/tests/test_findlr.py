@@ -1,0 +1,243 @@
+"""`find-lr` through the bridge: the sweep over the user's next steps, its sub-run log, the restore, the suggestions
+(held to what fastai and Lightning themselves gave, spec/lr_find_curves.json), Lightning, and DDP (every rank ends
+the sweep at the same step)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import lrtop
+from conftest import Client, read_log, train_step
+from lrtop import findlr
+
+CURVES = os.path.join(os.path.dirname(__file__), "..", "..", "spec", "lr_find_curves.json")
+
+
+def _close(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+
+@pytest.mark.skipif(not os.path.exists(CURVES), reason="spec/lr_find_curves.json comes with the Swift find-lr")
+def test_suggestions_are_the_ones_fastai_and_lightning_gave():
+    curves = json.load(open(CURVES))["curves"]
+    assert len(curves) >= 10
+    for c in curves:
+        losses = [math.nan if x is None else x for x in c["losses"]]
+        got = findlr.suggestions(c["lrs"], losses, c["num_it"])
+        fa = c["fastai"]
+        want = {"valley": fa["valley"], "steep": fa["steep"], "min/10": fa["minimum"], "slide": fa["slide"],
+                "lightning": c["lightning"]}
+        for key, value in want.items():
+            assert _close(got[key], value), f"{c['name']}: {key} {got[key]} (fastai/Lightning: {value})"
+        # The curve's own rules give the same LRs, the same length and the same reason to stop.
+        curve = findlr.Curve(findlr.Settings(c["start"], c["end"], c["num_it"]))
+        for lr, loss in zip(c["lrs"], c["raw_losses"]):
+            assert curve.next_lr == pytest.approx(lr, rel=1e-12)
+            curve.append(lr, math.nan if loss is None else loss)
+        assert curve.stop == c["stop"] and curve.count == len(c["lrs"]), c["name"]
+
+
+def test_the_curve_sweeps_exponentially_smooths_like_fastai_and_stops_at_4x_the_minimum():
+    s = findlr.Settings(1e-4, 1.0, 8)
+    assert [s.lr(i) for i in (0, 4, 8)] == pytest.approx([1e-4, 1e-2, 1.0])
+    curve = findlr.Curve(s)
+    for loss in (1.0, 1.0, 0.5):
+        assert curve.append(curve.next_lr, loss)
+    # Debiased: the first smoothed value is the first loss itself.
+    assert curve.losses[0] == pytest.approx(1.0)
+    while curve.append(curve.next_lr, 1000.0):
+        pass
+    assert curve.stop == "diverged" and curve.next_lr is None
+    assert "stopped: loss > 4x min" in curve.summary
+    nan = findlr.Curve(s)
+    nan.append(1e-4, float("nan"))
+    assert nan.stop == "non_finite" and "too few points for a suggestion" in nan.summary
+    full = findlr.Curve(findlr.Settings(1e-4, 1.0, 6))
+    while full.append(full.next_lr, 1.0):
+        pass
+    assert full.stop == "completed" and full.count == 6 and full.summary.startswith("6 steps, all steps taken")
+
+
+def make_model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(32, 1))
+
+
+def regression_step(model, opt, g):
+    return train_step(model, opt, torch.randn(32, 8, generator=g))
+
+
+def test_find_lr_sweeps_the_next_steps_logs_a_subrun_and_puts_everything_back(tmp_path):
+    model = make_model()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.9)
+    run = lrtop.attach(opt, sched, model=model, name="f", log_dir=str(tmp_path), batch_size=32, announce=False)
+    client = Client(run.server.path)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        loss = regression_step(model, opt, g)
+        sched.step()
+        run.step(loss=loss)
+    client.command(1, "find-lr steps=60")
+    client.command(2, "lr 5e-4")  # same boundary, after find-lr: waits for the sweep's end
+    loss = regression_step(model, opt, g)
+    sched.step()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    optim_state = {k: v.clone() for k, v in opt.state_dict()["state"][0].items()}
+    sched_state, lr_before, rng = sched.state_dict(), opt.param_groups[0]["lr"], torch.get_rng_state()
+    run.step(loss=loss)  # step 6: find-lr begins here
+    assert run.range_test is not None and run.step_count == 6
+    assert client.wait_for(lambda m: m["type"] == "ack" and m["id"] == 1)["ok"]
+    used, iterations = [], 0
+    while run.range_test is not None and iterations < 100:
+        loss = regression_step(model, opt, g)
+        used.append(opt.param_groups[0]["lr"])  # the LR the sweep set before this optimizer step
+        sched.step()
+        run.step(loss=loss)
+        iterations += 1
+    # The sweep trained at start * (end/start)^(i/steps) and ended before its 60 steps (the loss exploded).
+    result = run.last_find_lr
+    assert result.stop == "diverged" and 10 < iterations < 60 and iterations == len(result.lrs)
+    assert used[0] == pytest.approx(1e-7) and used[1] == pytest.approx(1e-7 * (1e8) ** (1 / 60))
+    assert used == pytest.approx(result.lrs)
+    # Everything is back as it was at step 6: weights, optimizer state, schedule, LR, RNG, step count.
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert all(torch.equal(v, optim_state[k]) for k, v in opt.state_dict()["state"][0].items())
+    assert sched.state_dict() == sched_state and torch.equal(torch.get_rng_state(), rng)
+    assert run.step_count == 6
+    # The command that waited applies at the sweep's last boundary.
+    assert opt.param_groups[0]["lr"] == 5e-4 and lr_before == pytest.approx(1e-3 * 0.9 ** 2)
+    r1 = client.wait_for(lambda m: m["type"] == "result" and m["id"] == 1)
+    assert r1["ok"] and "subruns/find-lr-6: " in r1["message"] and "valley" in r1["message"]
+    assert client.wait_for(lambda m: m["type"] == "result" and m["id"] == 2)["ok"]
+    loss = regression_step(model, opt, g)
+    sched.step()
+    run.step(loss=loss)
+    client.close()
+    run.close()
+
+    recs = read_log(run.log_path)
+    steps = [r["step"] for r in recs if r["type"] == "step"]
+    assert steps == list(range(1, 8)), "the sweep's steps are not the run's"
+    event = [e for e in recs if e["type"] == "event" and e["text"] == "find-lr steps=60"][0]
+    assert event["kind"] == "command" and event["step"] == 6
+    assert event["message"].startswith(f"subruns/find-lr-6: {iterations} steps, stopped: loss > 4x min; valley ")
+    assert event["lrs_before"] == event["lrs_after"] == [lr_before]
+    sub = read_log(tmp_path / "f" / "subruns" / "find-lr-6" / "log.jsonl")
+    header, end = sub[0], sub[-1]
+    assert header["subrun"] == {"kind": "find-lr", "label": "find-lr steps=60", "from_step": 6,
+                                "parent": "../../run.jsonl"}
+    assert header["total_steps"] == 60 and header["config"]["find_lr_steps"] == "60"
+    assert header["config"]["find_lr_start"] == "1e-07" and header["config"]["find_lr_end"] == "10.0"
+    points = [r for r in sub if r["type"] == "step"]
+    assert [p["step"] for p in points] == list(range(1, iterations + 1))
+    assert [p["lrs"][0] for p in points] == result.lrs and [p["loss"] for p in points] == result.raw_losses
+    assert end["type"] == "end" and end["reason"] == "stopped" and end["message"] == result.summary
+    assert result.suggestions["valley"] is not None and f"valley {result.suggestions['valley']:.3g}" in result.summary
+
+
+def test_find_lr_is_refused_while_paused_and_without_a_model(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = lrtop.attach(opt, name="nomodel", log_dir=str(tmp_path), announce=False)
+    run.command("find-lr")
+    run.step(loss=1.0)
+    assert run.range_test is None
+    run.close()
+    err = [e for e in read_log(run.log_path) if e["type"] == "event"][0]
+    assert err["kind"] == "error" and "pass model= to lrtop.attach" in err["message"]
+
+    run = lrtop.attach(opt, model=model, name="paused", log_dir=str(tmp_path), announce=False)
+    run.command("pause")
+    run.command("find-lr")
+    run.command("resume")
+    run.step(loss=1.0)
+    assert run.range_test is None and not run.paused
+    run.close()
+    err = [e for e in read_log(run.log_path) if e["type"] == "event" and e["text"] == "find-lr"][0]
+    assert err["kind"] == "error" and "'resume' first" in err["message"]
+
+
+def test_lightning_find_lr_sweeps_its_batches_and_restores(tmp_path):
+    pl = pytest.importorskip("pytorch_lightning")
+    from lrtop.lightning import LrtopCallback
+
+    class Regressor(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 1))
+
+        def training_step(self, batch, i):
+            x, y = batch
+            return ((self.net(x) - y) ** 2).mean()
+
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.9)
+            return {"optimizer": opt, "lr_scheduler": {
+                "scheduler": torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5), "interval": "step"}}
+
+    torch.manual_seed(0)
+    x = torch.randn(4096, 8)
+    dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, x.sum(1, keepdim=True)), batch_size=16)
+    cb = LrtopCallback(name="plf", log_dir=str(tmp_path), announce=False)
+    seen = {}
+
+    class Steer(pl.Callback):  # before lrtop's callback: what it queues applies at this boundary
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == 4 and "weights" not in seen:
+                cb.run.command("find-lr steps=80")
+                seen["weights"] = {k: v.clone() for k, v in pl_module.state_dict().items()}
+                seen["lr"] = trainer.optimizers[0].param_groups[0]["lr"]
+
+    class Check(pl.Callback):  # after it: sees the boundary's outcome
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            run = cb.run
+            if run.last_find_lr is not None and "after" not in seen:
+                seen["after"] = {k: v.clone() for k, v in pl_module.state_dict().items()}
+                seen["lr_after"] = trainer.optimizers[0].param_groups[0]["lr"]
+                seen["global_step"] = trainer.global_step
+                run.command("stop")
+
+    trainer = pl.Trainer(max_steps=200, callbacks=[Steer(), cb, Check()], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                         num_sanity_val_steps=0)
+    trainer.fit(Regressor(), dl)
+    result = cb.run.last_find_lr
+    assert result is not None and result.stop in ("diverged", "non_finite") and len(result.lrs) < 80
+    assert all(torch.equal(v, seen["weights"][k]) for k, v in seen["after"].items())
+    assert seen["lr_after"] == seen["lr"]
+    assert seen["global_step"] == 4 + len(result.lrs), "Lightning's own counter goes on through the sweep"
+    recs = read_log(tmp_path / "plf" / "run.jsonl")
+    ev = [e for e in recs if e["type"] == "event" and e["text"] == "find-lr steps=80"][0]
+    assert ev["step"] == 4 and ev["message"].startswith("subruns/find-lr-4: ")
+    assert [r["step"] for r in recs if r["type"] == "step"][-1] == 5 and recs[-1]["reason"] == "stopped"
+    sub = read_log(tmp_path / "plf" / "subruns" / "find-lr-4" / "log.jsonl")
+    assert sub[0]["framework"] == "lightning" and len([r for r in sub if r["type"] == "step"]) == len(result.lrs)
+
+
+def test_ddp_every_rank_ends_the_sweep_at_the_same_step(tmp_path):
+    worker = os.path.join(os.path.dirname(__file__), "ddp_worker.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, worker, str(tmp_path), "find-lr"], env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    traces = [json.load(open(tmp_path / f"rank{r}.json")) for r in (0, 1)]
+    sweeps = [t["sweep"] for t in traces]
+    # Each rank saw its own losses; rank 0's curve decided, and both ended after the same number of steps,
+    # having trained with the same LRs, and both put back the same weights.
+    assert sweeps[0]["lrs"] == sweeps[1]["lrs"] and 5 < len(sweeps[0]["lrs"]) < 100
+    assert sweeps[0]["losses"] != sweeps[1]["losses"]
+    for t in traces:
+        assert t["sweep"]["weights_after"] == t["sweep"]["weights_before"]
+        assert t["sweep"]["step_after"] == 3 and t["final_step"] == 8
+    recs = read_log(tmp_path / "ddp" / "run.jsonl")
+    ev = [e for e in recs if e["type"] == "event" and e["text"] == "find-lr"][0]
+    assert ev["step"] == 3 and ev["message"].startswith(f"subruns/find-lr-3: {len(sweeps[0]['lrs'])} steps")
+    sub = read_log(tmp_path / "ddp" / "subruns" / "find-lr-3" / "log.jsonl")
+    assert [r["loss"] for r in sub if r["type"] == "step"] == sweeps[0]["losses"], "rank 0's losses are the curve"
