@@ -8,7 +8,11 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
-VERBS = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr"]
+VERBS = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr", "fork",
+         "adopt", "drop"]
+# What a fork's branch may run: what changes the LR or its schedule (flow control belongs to the main run).
+BRANCH_VERBS = ["lr", "sched", "warmup"]
+MAX_BRANCHES = 16
 
 # Swift's Double(String): decimal or hexadecimal, inf/infinity/nan, an optional sign, no white space or underscores.
 _DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -47,6 +51,13 @@ class LRChange:
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One branch of a `fork`: its label and the commands it runs at the fork point."""
+    label: str
+    commands: tuple
+
+
+@dataclass(frozen=True)
 class Command:
     verb: str  # "lr" | "sched" | "warmup" | "pause" | "resume" | "step" | "stop" | "ckpt" | "rollback" | "eval"
     group: Optional[str] = None
@@ -55,6 +66,9 @@ class Command:
     count: Optional[int] = None
     start: Optional[float] = None  # find-lr: the sweep's first and last LR (count: its steps)
     end: Optional[float] = None
+    branches: Optional[tuple] = None  # fork: its Branches; count: the steps each trains; jobs: at once
+    jobs: Optional[int] = None
+    branch: Optional[int] = None  # adopt: the branch number, from 1
 
     def to_record(self) -> dict:
         """The shared vectors' form of a parsed command (also what crosses ranks in DDP, as JSON)."""
@@ -71,6 +85,12 @@ class Command:
             return {"verb": self.verb, "count": self.count}
         if self.verb == "find-lr":
             return {"verb": "find-lr", "start": self.start, "end": self.end, "count": self.count}
+        if self.verb == "fork":
+            return {"verb": "fork", "steps": self.count, "jobs": self.jobs,
+                    "branches": [{"label": b.label, "commands": [c.to_record() for c in b.commands]}
+                                 for b in self.branches]}
+        if self.verb == "adopt":
+            return {"verb": "adopt", "branch": self.branch}
         return {"verb": self.verb}
 
     def is_risky(self, current_lrs: list[float]) -> bool:
@@ -135,7 +155,123 @@ def parse(text: str) -> Command:
         return no_args(Command("eval"))
     if verb in ("find-lr", "findlr"):
         return _parse_find_lr(args)
+    if verb == "fork":
+        stripped = text.lstrip(" \t")
+        return _parse_fork(stripped[re.match(r"[^ \t]*", stripped).end():])  # its quotes keep their blanks
+    if verb == "adopt":
+        k = swift_int(args[0]) if len(args) == 1 else None
+        if k is None or k <= 0:
+            raise CommandError("'adopt' needs one branch number, e.g. 'adopt 2' (branches are numbered from 1)")
+        return Command("adopt", branch=k)
+    if verb == "drop":
+        return no_args(Command("drop"))
     raise CommandError(f"unknown command '{verb}': valid commands are {', '.join(VERBS)}")
+
+
+_FORK_USAGE = "e.g. 'fork lr=1e-3,1e-4 steps=300' or \"fork 'sched cosine' | 'lr *0.5' steps=300\""
+
+
+def _fork_tokens(text: str) -> list:
+    """Words, quoted branches (' or ") and bars, as the Swift `ForkParser` reads them."""
+    tokens, i, n = [], 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t":
+            i += 1
+        elif c == "|":
+            tokens.append(("bar", "|"))
+            i += 1
+        elif c in "'\"":
+            end = text.find(c, i + 1)
+            if end < 0:
+                raise CommandError(f"unterminated quote in 'fork': close each branch's quote, {_FORK_USAGE}")
+            tokens.append(("quoted", text[i + 1:end]))
+            i = end + 1
+        else:
+            j = i
+            while j < n and text[j] not in " \t|'\"":
+                j += 1
+            tokens.append(("word", text[i:j]))
+            i = j
+    return tokens
+
+
+def _fork_branch(number: int, label: str, texts: list) -> Branch:
+    parsed = []
+    for text in texts:
+        try:
+            command = parse(text)
+        except CommandError as e:
+            raise CommandError(f"branch {number}: {e}") from None
+        if command.verb not in BRANCH_VERBS:
+            verb = re.split(r"[ \t]", text.strip(" \t"))[0].lower()
+            raise CommandError(f"branch {number}: '{verb}' cannot run inside a branch: a branch takes "
+                               f"{', '.join(BRANCH_VERBS)} commands")
+        parsed.append(command)
+    return Branch(label, tuple(parsed))
+
+
+def _parse_fork(arguments: str) -> Command:
+    """`fork lr=V1,V2,... steps=N [jobs=N]` or `fork 'A; B' | 'C' steps=N [jobs=N]` (the Swift `ForkParser`)."""
+    lr_values, quoted, steps, jobs = None, [], None, None
+    expect_branch, saw_bar = True, False
+    for kind, value in _fork_tokens(arguments):
+        if kind == "quoted":
+            if not expect_branch:
+                raise CommandError(f"two quoted branches need '|' between them: {_FORK_USAGE}")
+            quoted.append(value)
+            expect_branch, saw_bar = False, False
+        elif kind == "bar":
+            if expect_branch:
+                raise CommandError(f"'|' must stand between two quoted branches: {_FORK_USAGE}")
+            expect_branch, saw_bar = True, True
+        else:
+            if "=" not in value:
+                raise CommandError(f"unexpected '{value}' in 'fork': quote each branch's commands, {_FORK_USAGE}")
+            key, val = value.split("=", 1)
+            key = key.lower()
+            if key == "lr":
+                if lr_values is not None:
+                    raise CommandError("'lr' given twice in 'fork'")
+                lr_values = val.split(",")
+                if any(not v for v in lr_values):
+                    raise CommandError("'fork lr=' needs LR values separated by commas, e.g. lr=1e-3,3e-4,1e-4")
+            elif key == "steps":
+                if steps is not None:
+                    raise CommandError("'steps' given twice in 'fork'")
+                steps = swift_int(val)
+                if steps is None or steps <= 0:
+                    raise CommandError(f"invalid steps '{val}' in 'fork': expected a positive number of steps each "
+                                       "branch trains, e.g. steps=300")
+            elif key == "jobs":
+                if jobs is not None:
+                    raise CommandError("'jobs' given twice in 'fork'")
+                jobs = swift_int(val)
+                if jobs is None or jobs <= 0:
+                    raise CommandError(f"invalid jobs '{val}' in 'fork': expected a positive number of branches to "
+                                       "train at once, e.g. jobs=2")
+            else:
+                raise CommandError(f"unknown fork option '{key}': 'fork' takes lr=V1,V2,... or quoted branches, "
+                                   "steps=N and jobs=N")
+    if saw_bar:
+        raise CommandError(f"'|' must stand between two quoted branches: {_FORK_USAGE}")
+    if lr_values is not None and quoted:
+        raise CommandError(f"'fork' takes either lr=V1,V2,... or quoted branches, not both: {_FORK_USAGE}")
+    if lr_values is not None:
+        branches = [_fork_branch(i + 1, f"lr {v}", [f"lr {v}"]) for i, v in enumerate(lr_values)]
+    else:
+        branches = []
+        for i, body in enumerate(quoted):
+            texts = [t.strip(" \t") for t in body.split(";")]
+            texts = [t for t in texts if t]
+            branches.append(_fork_branch(i + 1, "; ".join(texts) if texts else "as is", texts))
+    if not branches:
+        raise CommandError(f"'fork' needs branches: {_FORK_USAGE}")
+    if len(branches) > MAX_BRANCHES:
+        raise CommandError(f"'fork' takes at most {MAX_BRANCHES} branches, got {len(branches)}")
+    if steps is None:
+        raise CommandError(f"'fork' needs steps=N, how many steps each branch trains: {_FORK_USAGE}")
+    return Command("fork", count=steps, jobs=jobs or 1, branches=tuple(branches))
 
 
 def _parse_find_lr(args: list[str]) -> Command:

@@ -564,6 +564,9 @@ class Run(RangeTestMixin):
         raise C.CommandError(f"no param group '{name}': groups are {', '.join(self.group_names)}")
 
     def _precheck(self, c: C.Command) -> None:
+        if c.verb in ("fork", "adopt", "drop"):
+            raise C.CommandError(f"{c.verb} is not available on a bridged PyTorch run: use lrtop's own trainer, "
+                                 "or restart with the LR you want")
         if c.verb == "lr":
             self._group_indices(c.group)
         elif c.verb == "sched":

@@ -164,6 +164,33 @@ def test_find_lr_is_refused_while_paused_and_without_a_model(tmp_path):
     assert err["kind"] == "error" and "'resume' first" in err["message"]
 
 
+def test_fork_adopt_and_drop_parse_but_are_refused_on_a_bridged_run(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = lrtop.attach(opt, model=model, name="fork", log_dir=str(tmp_path), announce=False)
+    client = Client(run.server.path)
+    run.step(loss=1.0)
+    texts = ["fork lr=1e-3,1e-4 steps=10", "fork 'sched cosine:T_max=20' | 'lr *0.5' steps=5", "adopt 1", "drop"]
+    for i, text in enumerate(texts):
+        client.command(i, text)
+    client.command(9, "fork lr=1e-3")  # does not parse: refused at once, as any typo
+    run.step(loss=1.0)
+    client.wait_for(lambda m: m["type"] == "result" and m["id"] == len(texts) - 1)
+    acks = {m["id"]: m for m in client.seen if m["type"] == "ack"}
+    results = {m["id"]: m for m in client.seen if m["type"] == "result"}
+    for i, text in enumerate(texts):
+        verb = text.split()[0]
+        assert acks[i]["ok"] and not results[i]["ok"]
+        assert results[i]["error"] == (f"{verb} is not available on a bridged PyTorch run: use lrtop's own "
+                                       "trainer, or restart with the LR you want")
+    assert not acks[9]["ok"] and "'fork' needs steps=N" in acks[9]["error"] and 9 not in results
+    assert opt.param_groups[0]["lr"] == 0.1 and run.step_count == 2
+    client.close()
+    run.close()
+    errors = sorted((e["text"], e["kind"]) for e in read_log(run.log_path) if e["type"] == "event")
+    assert errors == sorted((t, "error") for t in texts + ["fork lr=1e-3"])
+
+
 def test_lightning_find_lr_sweeps_its_batches_and_restores(tmp_path):
     pl = pytest.importorskip("pytorch_lightning")
     from lrtop.lightning import LrtopCallback

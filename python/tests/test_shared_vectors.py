@@ -10,7 +10,8 @@ from lrtop import commands, specs
 VECTORS = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "spec", "steering_vectors.json")))
 
 
-@pytest.mark.parametrize("case", VECTORS["commands"], ids=lambda c: repr(c["text"]))
+# fork / adopt / drop are kept in their own section until both parsers know them; they are the same language.
+@pytest.mark.parametrize("case", VECTORS["commands"] + VECTORS.get("branch_commands", []), ids=lambda c: repr(c["text"]))
 def test_command(case):
     if "parsed" in case:
         assert commands.parse(case["text"]).to_record() == case["parsed"]
