@@ -130,10 +130,8 @@ def parse(text: str) -> Command:
                                "or 'sched warmup:steps=100 -> cosine'")
         return Command("sched", spec=" ".join(args))
     if verb == "warmup":
-        n = swift_int(args[0]) if len(args) == 1 else None
-        if n is None or n <= 0:
-            raise CommandError("'warmup' needs a positive number of steps, e.g. 'warmup 200'")
-        return Command("warmup", count=n)
+        return Command("warmup", count=_one_positive(args, "'warmup' needs a positive number of steps, "
+                                                           "e.g. 'warmup 200'"))
     if verb == "pause":
         return no_args(Command("pause"))
     if verb in ("resume", "continue"):
@@ -141,10 +139,8 @@ def parse(text: str) -> Command:
     if verb in ("step", "n"):
         if not args:
             return Command("step", count=1)
-        n = swift_int(args[0]) if len(args) == 1 else None
-        if n is None or n <= 0:
-            raise CommandError("'step' takes an optional positive count, e.g. 'step' or 'step 10'")
-        return Command("step", count=n)
+        return Command("step", count=_one_positive(args, "'step' takes an optional positive count, "
+                                                         "e.g. 'step' or 'step 10'"))
     if verb in ("stop", "quit"):
         return no_args(Command("stop"))
     if verb in ("ckpt", "checkpoint"):
@@ -159,13 +155,19 @@ def parse(text: str) -> Command:
         stripped = text.lstrip(" \t")
         return _parse_fork(stripped[re.match(r"[^ \t]*", stripped).end():])  # its quotes keep their blanks
     if verb == "adopt":
-        k = swift_int(args[0]) if len(args) == 1 else None
-        if k is None or k <= 0:
-            raise CommandError("'adopt' needs one branch number, e.g. 'adopt 2' (branches are numbered from 1)")
-        return Command("adopt", branch=k)
+        return Command("adopt", branch=_one_positive(
+            args, "'adopt' needs one branch number, e.g. 'adopt 2' (branches are numbered from 1)"))
     if verb == "drop":
         return no_args(Command("drop"))
     raise CommandError(f"unknown command '{verb}': valid commands are {', '.join(VERBS)}")
+
+
+def _one_positive(args: list[str], error: str) -> int:
+    """The one argument as a positive Int (Swift's `Int(text)`), or CommandError(error)."""
+    n = swift_int(args[0]) if len(args) == 1 else None
+    if n is None or n <= 0:
+        raise CommandError(error)
+    return n
 
 
 _FORK_USAGE = "e.g. 'fork lr=1e-3,1e-4 steps=300' or \"fork 'sched cosine' | 'lr *0.5' steps=300\""

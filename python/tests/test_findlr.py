@@ -165,9 +165,8 @@ def test_find_lr_is_refused_while_paused_and_without_a_model(tmp_path):
 
 
 def test_fork_adopt_and_drop_parse_but_are_refused_on_a_bridged_run(tmp_path):
-    model = make_model()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    run = lrtop.attach(opt, model=model, name="fork", log_dir=str(tmp_path), announce=False)
+    opt = torch.optim.SGD(make_model().parameters(), lr=0.1)
+    run = lrtop.attach(opt, name="fork", log_dir=str(tmp_path), announce=False)
     client = Client(run.server.path)
     run.step(loss=1.0)
     texts = ["fork lr=1e-3,1e-4 steps=10", "fork 'sched cosine:T_max=20' | 'lr *0.5' steps=5", "adopt 1", "drop"]
