@@ -31,6 +31,27 @@ def train_step(model, opt, x=None):
     return loss
 
 
+def tiny_bert(n=64):
+    """A one-layer BERT built from a config (nothing downloaded) and a dataset class of n token rows whose label
+    is the parity of the first token."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16, num_labels=2)
+
+    class Tokens(torch.utils.data.Dataset):
+        def __len__(self):
+            return n
+
+        def __getitem__(self, i):
+            g = torch.Generator().manual_seed(i)
+            ids = torch.randint(0, 50, (8,), generator=g)
+            return {"input_ids": ids, "labels": int(ids[0] % 2)}
+
+    return BertForSequenceClassification(config), Tokens
+
+
 def read_log(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import lrtop
-from conftest import Client, read_log, train_step
+from conftest import Client, read_log, tiny_bert, train_step
 from lrtop import findlr
 
 CURVES = os.path.join(os.path.dirname(__file__), "..", "..", "spec", "lr_find_curves.json")
@@ -245,6 +245,45 @@ def test_lightning_find_lr_sweeps_its_batches_and_restores(tmp_path):
     assert [r["step"] for r in recs if r["type"] == "step"][-1] == 5 and recs[-1]["reason"] == "stopped"
     sub = read_log(tmp_path / "plf" / "subruns" / "find-lr-4" / "log.jsonl")
     assert sub[0]["framework"] == "lightning" and len([r for r in sub if r["type"] == "step"]) == len(result.lrs)
+
+
+def test_hf_trainer_find_lr_sweeps_its_batches_and_restores(tmp_path):
+    pytest.importorskip("transformers")
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from lrtop.hf import LrtopCallback
+
+    model, Tokens = tiny_bert(n=2048)
+    cb = LrtopCallback(name="hff", log_dir=str(tmp_path), announce=False)
+    seen = {}
+
+    class Steer(TrainerCallback):  # before lrtop's callback
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3 and "weights" not in seen:
+                cb.run.command("find-lr steps=60")
+                seen["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
+                seen["lrs"] = cb.run.lrs
+
+    class Check(TrainerCallback):  # after it
+        def on_step_end(self, args, state, control, **kw):
+            if cb.run.last_find_lr is not None and "after" not in seen:
+                seen["after"] = {k: v.clone() for k, v in model.state_dict().items()}
+                seen["lrs_after"] = cb.run.lrs
+                seen["global_step"] = state.global_step
+                cb.run.command("stop")
+
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=200,
+                             learning_rate=1e-3, report_to=[], save_strategy="no", logging_strategy="no",
+                             use_cpu=True, disable_tqdm=True, seed=0)
+    trainer = Trainer(model=model, args=args, train_dataset=Tokens(), callbacks=[Steer, cb, Check])
+    trainer.train()
+    result = cb.run.last_find_lr
+    # HF clips gradients (max_grad_norm=1), so AdamW rarely diverges on this model: the sweep may take every step.
+    assert result is not None and (result.stop == "completed") == (len(result.lrs) == 60)
+    assert all(torch.equal(v, seen["weights"][k]) for k, v in seen["after"].items())
+    assert seen["lrs_after"] == seen["lrs"] and seen["global_step"] == 3 + len(result.lrs)
+    recs = read_log(tmp_path / "hff" / "run.jsonl")
+    ev = [e for e in recs if e["type"] == "event" and e["text"] == "find-lr steps=60"][0]
+    assert ev["step"] == 3 and ev["message"].startswith("subruns/find-lr-3: ") and recs[-1]["reason"] == "stopped"
 
 
 def test_ddp_every_rank_ends_the_sweep_at_the_same_step(tmp_path):

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from conftest import read_log
+from conftest import read_log, tiny_bert
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -76,22 +76,10 @@ def test_lightning_callback_logs_applies_commands_and_stops(tmp_path):
 
 def test_hf_trainer_callback_logs_applies_commands_and_stops(tmp_path):
     transformers = pytest.importorskip("transformers")
-    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments
     from lrtop.hf import LrtopCallback
 
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=16, num_labels=2)
-    model = BertForSequenceClassification(config)
-
-    class DS(torch.utils.data.Dataset):
-        def __len__(self):
-            return 64
-
-        def __getitem__(self, i):
-            g = torch.Generator().manual_seed(i)
-            ids = torch.randint(0, 50, (8,), generator=g)
-            return {"input_ids": ids, "labels": int(ids[0] % 2)}
+    model, DS = tiny_bert()
 
     cb = LrtopCallback(name="hf", log_dir=str(tmp_path), announce=False)
 
