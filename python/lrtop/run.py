@@ -55,6 +55,12 @@ def _scalar(x) -> float:
         return math.nan
 
 
+_S = torch.optim.lr_scheduler
+# Schedulers whose LR at step k is a formula of k (`_get_closed_form_lr`), exactly the classes, not subclasses.
+_CLOSED_FORM = frozenset(c for c in (_S.StepLR, _S.MultiStepLR, _S.ExponentialLR, _S.CosineAnnealingLR, _S.LinearLR,
+                                     _S.ConstantLR, _S.PolynomialLR) if hasattr(c, "_get_closed_form_lr"))
+
+
 def _default_name() -> str:
     return _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
@@ -64,11 +70,18 @@ def _routed_class(cls, run: "Run"):
     `scheduler.step()` keeps working after `sched SPEC` and honours `lr hold`. A class, not an instance attribute,
     so `state_dict()` stays plain."""
     ref = weakref.ref(run)
+    base_step = cls.step
+    plateau = issubclass(cls, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
     def step(self, *args, **kwargs):
         r = ref()
         if r is None or r._closed_scheduler_routing:
-            return cls.step(self, *args, **kwargs)
+            return base_step(self, *args, **kwargs)
+        if not (args or kwargs or plateau) and self is r.scheduler and r.range_test is None and True not in r.held:
+            base_step(self)  # the common case, `_scheduler_step` unrolled: once per step, so kept short
+            if r.shadow is not None:
+                r._shadow_owed += 1
+            return None
         return r._scheduler_step(args, kwargs)
 
     return type(cls.__name__, (cls,), {"step": step, "_lrtop_base": cls, "__module__": cls.__module__})
@@ -371,9 +384,20 @@ class Run(RangeTestMixin):
                     g["lr"] = pinned[i]
 
     def _settle_shadow(self, then=None) -> None:
-        """Steps the shadow schedule the steps it is owed (and then once with `then`'s arguments)."""
+        """Steps the shadow schedule the steps it is owed (and then once with `then`'s arguments). A schedule with
+        a closed form (StepLR, CosineAnnealingLR, ...: nothing but the shadow ever changes its LR) jumps there."""
         with self._shadow_lock:
             shadow = self.shadow
+            owed = self._shadow_owed - self._shadow_paid
+            kind = getattr(type(shadow), "_lrtop_base", type(shadow))
+            if owed > 0 and shadow is not None and kind in _CLOSED_FORM:
+                shadow.last_epoch += owed
+                shadow._step_count += owed
+                lrs = [float(x) for x in shadow._get_closed_form_lr()]
+                for g, lr in zip(self._shadow_opt.param_groups, lrs):
+                    g["lr"] = lr
+                shadow._last_lr = lrs
+                self._shadow_paid += owed
             while self._shadow_paid < self._shadow_owed:
                 self._shadow_paid += 1
                 if shadow is not None:
