@@ -11,7 +11,8 @@ rewound), which docs/bridge.md says.
 
 Under DDP every rank sweeps (the `find-lr` command reaches every rank at the same step), and the decision to end
 the sweep is rank 0's, sent to every rank with the commands at each boundary, so all ranks restore at the same step.
-Commands that arrive during a sweep wait for its end.
+Commands that arrive during a sweep wait for its end. A paused run sweeps too (the TUI's `f` pauses before it
+sends `find-lr`): the loop is let through for the sweep's steps and held again at its last boundary.
 """
 from __future__ import annotations
 
@@ -128,6 +129,7 @@ class RangeTestMixin:
                                      if self.rank == 0 and curve.stop is not None else [])
         if any(r.get("origin") == "sweep" for r in done) or (not self.distributed and curve.stop is not None):
             self._finish_range_test()
+            self._boundary()  # what waited applies here; a run paused before the sweep is held here again
 
     def _finish_range_test(self, cut_short: Optional[str] = None) -> None:
         test = self.range_test

@@ -478,7 +478,9 @@ class Run(RangeTestMixin):
         and every rank's collective see a heartbeat at least every 0.1 s). The log is flushed by the socket's
         service thread, not here."""
         self._exchange_and_apply()
-        while self.paused and self.steps_while_paused == 0 and self.stop_reason is None:
+        # A find-lr sweep runs while paused (the TUI's `f` pauses first): the loop goes on for its steps, and the run
+        # is held again at the sweep's last boundary.
+        while self.paused and self.steps_while_paused == 0 and self.stop_reason is None and self.range_test is None:
             time.sleep(0.05)
             self._exchange_and_apply()
         if self.paused and self.steps_while_paused > 0:
@@ -546,8 +548,6 @@ class Run(RangeTestMixin):
         try:
             self._precheck(command)
             if command.verb == "find-lr":
-                if self.paused:
-                    raise C.CommandError("find-lr sweeps over the next steps: 'resume' first")
                 self._start_range_test(command, p)
                 return  # its event and result come when the sweep ends
             if command.is_risky(before):

@@ -6,6 +6,8 @@ import math
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 import torch
@@ -142,7 +144,7 @@ def test_find_lr_sweeps_the_next_steps_logs_a_subrun_and_puts_everything_back(tm
     assert result.suggestions["valley"] is not None and f"valley {result.suggestions['valley']:.3g}" in result.summary
 
 
-def test_find_lr_is_refused_while_paused_and_without_a_model(tmp_path):
+def test_find_lr_is_refused_without_a_model_and_sweeps_a_paused_run_which_stays_paused(tmp_path):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = lrtop.attach(opt, name="nomodel", log_dir=str(tmp_path), announce=False)
@@ -153,15 +155,37 @@ def test_find_lr_is_refused_while_paused_and_without_a_model(tmp_path):
     err = [e for e in read_log(run.log_path) if e["type"] == "event"][0]
     assert err["kind"] == "error" and "pass model= to lrtop.attach" in err["message"]
 
+    # As the TUI's `f` does: pause, then find-lr. The loop is let through for the sweep, then held again.
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
     run = lrtop.attach(opt, model=model, name="paused", log_dir=str(tmp_path), announce=False)
+    g = torch.Generator().manual_seed(2)
+    run.step(loss=regression_step(model, opt, g))
     run.command("pause")
-    run.command("find-lr")
+    run.command("find-lr steps=20")
+    run.step(loss=regression_step(model, opt, g))  # step 2: paused, then the sweep begins, so this returns
+    assert run.paused and run.range_test is not None
+    held = threading.Event()
+
+    def loop():
+        while run.range_test is not None:
+            run.step(loss=regression_step(model, opt, g))
+        held.set()  # the sweep's last run.step() returned: only once resumed
+
+    t = threading.Thread(target=loop)
+    t.start()
+    deadline = time.time() + 30
+    while run.last_find_lr is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert run.last_find_lr is not None and run.paused and not held.is_set(), "held at the sweep's last boundary"
+    assert run.state == "paused" and run.step_count == 2
+    run.command("lr 1e-3")  # the pick, then resume, as the TUI sends them
     run.command("resume")
-    run.step(loss=1.0)
-    assert run.range_test is None and not run.paused
+    t.join(10)
+    assert held.is_set() and not run.paused and opt.param_groups[0]["lr"] == 1e-3
     run.close()
-    err = [e for e in read_log(run.log_path) if e["type"] == "event" and e["text"] == "find-lr"][0]
-    assert err["kind"] == "error" and "'resume' first" in err["message"]
+    texts = [e["text"] for e in read_log(run.log_path) if e["type"] == "event" and e["kind"] == "command"]
+    assert texts == ["pause", "find-lr steps=20", "lr 1e-3", "resume"]
 
 
 def test_fork_adopt_and_drop_parse_but_are_refused_on_a_bridged_run(tmp_path):
