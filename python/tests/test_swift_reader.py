@@ -48,3 +48,28 @@ def test_replay_summary_and_export_read_a_python_log(tmp_path):
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("step,epoch,lr/w,lr/b,loss") and len(lines) == 31
     assert lines[12].split(",")[2] == "0.05", "the step after 'lr *0.5' trained at half the LR"
+
+
+def test_the_swift_reader_takes_a_find_lr_subrun_this_package_wrote(tmp_path):
+    binary = lrtop_binary()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with lrtop.attach(opt, model=model, name="fl", log_dir=str(tmp_path), announce=False) as run:
+        run.command("find-lr steps=40")
+        for _ in range(80):
+            x = torch.randn(8, 4)
+            loss = (model(x) - 3 * x.sum(1, keepdim=True)).pow(2).mean()
+            opt.zero_grad(); loss.backward(); opt.step()
+            run.step(loss=loss)
+    folder = run.last_find_lr.folder
+    sub = str(tmp_path / "fl" / folder / "log.jsonl")
+    out = subprocess.run([binary, "replay", "--summary", sub], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "skipped" not in out.stderr and "truncated" not in out.stderr and "error" not in out.stderr
+    row = out.stdout.splitlines()[1]  # "log.jsonl  lrtop run log  35  196.5  ...  stopped"
+    ended = "completed" if run.last_find_lr.stop == "completed" else "stopped"
+    assert f"  {len(run.last_find_lr.lrs)}  " in row and row.rstrip().endswith(ended), out.stdout
+    out = subprocess.run([binary, "replay", "--summary", str(tmp_path / "fl" / "run.jsonl")], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "completed" in out.stdout, out.stderr
