@@ -268,8 +268,15 @@ class Run(RangeTestMixin):
         self._boundary()
 
     def eval(self, val_loss=None, val_acc=None, **metrics) -> None:
-        """Logs an evaluation (and steps a ReduceLROnPlateau schedule on `val_loss`)."""
+        """Logs an evaluation (and steps a ReduceLROnPlateau schedule on `val_loss`). During a find-lr sweep it
+        measured the sweep's weights, not the run's: it goes to the sweep's sub-run log only."""
         loss, acc = _scalar(val_loss), _scalar(val_acc)
+        test = self.range_test
+        if test is not None:
+            if test.writer is not None:
+                test.writer.eval(test.curve.count, self.epoch, loss, acc,
+                                 {k: _number(v) for k, v in metrics.items()} or None)
+            return
         if not math.isnan(loss):
             self.best_eval_loss = loss if self.best_eval_loss is None else min(self.best_eval_loss, loss)
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and not self.external:

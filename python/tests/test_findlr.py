@@ -103,6 +103,8 @@ def test_find_lr_sweeps_the_next_steps_logs_a_subrun_and_puts_everything_back(tm
         sched.step()
         run.step(loss=loss)
         iterations += 1
+        if iterations == 5:
+            run.eval(val_loss=9.0)  # measures the sweep's weights: the sub-run's, not the run's
     # The sweep trained at start * (end/start)^(i/steps) and ended before its 60 steps (the loss exploded).
     result = run.last_find_lr
     assert result.stop == "diverged" and 10 < iterations < 60 and iterations == len(result.lrs)
@@ -140,6 +142,8 @@ def test_find_lr_sweeps_the_next_steps_logs_a_subrun_and_puts_everything_back(tm
     points = [r for r in sub if r["type"] == "step"]
     assert [p["step"] for p in points] == list(range(1, iterations + 1))
     assert [p["lrs"][0] for p in points] == result.lrs and [p["loss"] for p in points] == result.raw_losses
+    assert [(r["step"], r["loss"]) for r in sub if r["type"] == "eval"] == [(5, 9.0)]
+    assert not [r for r in recs if r["type"] == "eval"] and run.best_eval_loss is None
     assert end["type"] == "end" and end["reason"] == "stopped" and end["message"] == result.summary
     assert result.suggestions["valley"] is not None and f"valley {result.suggestions['valley']:.3g}" in result.summary
 
