@@ -9,6 +9,10 @@ let venvPython: String? = {
     return FileManager.default.isExecutableFile(atPath: python) ? python : nil
 }()
 
+/// Whether the built `lrtop` has the LR range test (`lrtop find-lr`, the `f` key and its panel): the bridge's side
+/// of it is tested in python/tests/test_findlr.py either way.
+let swiftFindLRBuilt: Bool = ((try? lrtop(["find-lr", "--help"], timeout: 60))?.status ?? 1) == 0
+
 extension TmuxSession {
     /// Types one line at the `:` prompt.
     func command(_ text: String) throws {
@@ -234,6 +238,46 @@ struct AttachEndToEndTests {
         try tui.waitFor("learning rate", timeout: 60)
         try steerThroughEveryCommand(tui, run)
         try stopAndCheckTheLog(tui, run)
+    }
+
+    /// `f` on an attached PyTorch run: the TUI pauses the run and sends `find-lr`; the run sweeps its own next
+    /// batches, logs the sweep as a sub-run that the panel draws, puts its state back and holds; enter applies the
+    /// pick and resumes.
+    @Test(.enabled(if: swiftFindLRBuilt, "this build's lrtop has no find-lr yet (the f key and its panel come with it)"))
+    func findLRFromTheKeyboardSweepsAPyTorchRunAndAppliesThePick() throws {
+        let dir = try TempDir("lrtop-attach")
+        defer { dir.cleanup() }
+        let run = try TorchRun(dir, name: "findlr-e2e", stepDelay: 0.02)
+        defer { run.killHard() }
+        #expect(run.waitForSteps(5, timeout: slow), "the PyTorch run did not start:\n\(run.output)")
+        let tui = try attach(dir, "runs/findlr-e2e")
+        defer { tui.close() }
+        try tui.waitFor("learning rate", timeout: 60)
+        try tui.send("f")
+        try tui.waitFor("find-lr · subruns/find-lr-", timeout: 90)
+        // Over when the panel's title says why it stopped; the cursor is then on valley, and enter applies it.
+        #expect(try tui.waitUntil(timeout: 90) { $0.contains("stopped: loss") || $0.contains("all steps taken") })
+        let panel = try tui.screen()
+        #expect(panel.contains("V valley"))
+        let pick = try #require(panel.components(separatedBy: "enter: lr ").last?.components(separatedBy: " ").first)
+        #expect(Double(pick) != nil, "the pick on screen: \(pick)")
+        try tui.send("Enter")
+        try tui.waitFor("● running", timeout: 60)
+
+        let sweep = try #require(eventAndNextStep(run, "find-lr"))
+        let message = sweep.event["message"] as? String ?? ""
+        #expect(message.hasPrefix("subruns/find-lr-") && message.contains("valley \(pick)"), "\(message)")
+        let folder = String(message.prefix { $0 != ":" })
+        let sub = try readLog(dir.path("runs/findlr-e2e/\(folder)/log.jsonl"))
+        #expect((sub.first?["subrun"] as? [String: Any])?["kind"] as? String == "find-lr")
+        #expect(records(sub, type: "step").count > 10 && sub.last?["type"] as? String == "end")
+        // The pick trains from the next step; pause, find-lr, the pick and resume all sit at the same boundary.
+        let applied = try #require(eventAndNextStep(run, "lr \(pick)"))
+        let lr = (applied.step["lrs"] as? [Double])?.first ?? .nan
+        #expect(abs(lr - Double(pick)!) <= 1e-12, "LR after the pick \(pick): \(lr)")
+        let commands = try events(run).filter { $0["kind"] as? String == "command" }
+        #expect(commands.compactMap { $0["text"] as? String } == ["pause", "find-lr", "lr \(pick)", "resume"])
+        #expect(Set(commands.compactMap { $0["step"] as? Int }).count == 1)
     }
 
     /// What each DDP rank did at every step, from RUN_DIR/ranks/rankN.jsonl (python/examples/ddp_run.py).
