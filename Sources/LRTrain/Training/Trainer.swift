@@ -71,7 +71,7 @@ public final class Trainer: @unchecked Sendable {
         self.channel = channel
         if let t = options.threads { BLAS.setThreads(t) }
 
-        let loaded = try DataLoader.load(spec: config.data, normalize: config.normalize)
+        let loaded = try options.preloadedData ?? DataLoader.load(spec: config.data, normalize: config.normalize)
         self.train = loaded.dataset.train
         self.test = loaded.dataset.test
         self.sampleShape = loaded.dataset.sampleShape
@@ -359,7 +359,7 @@ public final class Trainer: @unchecked Sendable {
         if let i = options.initCheckpoint { cfg["init_from"] = i.path }
         let header = RunHeader(lrtopVersion: options.lrtopVersion, config: cfg, seed: config.seed,
                                startTime: iso.string(from: startDate), groups: optimizer.groups.map(\.name),
-                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps)
+                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, subrun: options.subrun)
         record(.header(header))
     }
 
@@ -415,6 +415,9 @@ extension Trainer {
         for _ in 0..<count { _ = trainOneStep() }
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
+
+    /// The newest checkpoint's file (after `run()`: the final one), where a sweep trial's next rung resumes.
+    public var latestCheckpointURL: URL? { checkpoints.latest?.url }
 
     /// Flushes the log (the UI calls this on quit and signals).
     public func flushLog() { logging { try log?.flush() } }
