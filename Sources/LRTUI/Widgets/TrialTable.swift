@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The comparison view of several runs that share a starting point (sweep trials, fork branches): one row per run,
 /// its configuration on the left, its results on the right, sortable by any column, one row selected.
 /// The table knows cells, not sweeps or branches: callers build rows of labelled cells.
@@ -65,10 +71,14 @@ public struct TrialTable: Widget {
         }
         if selected { style = palette.selected.patched(with: Style(flags: style.flags)) }
         if case .series(let values) = value {
+            // Over a range of more than 10x (losses early and late), a log scale keeps the late part readable.
+            let useLog = scale.map { $0.lowerBound > 0 && $0.upperBound > 10 * $0.lowerBound } ?? false
+            let f: (Double) -> Double = { useLog ? log($0) : $0 }
             let shown = values.suffix(area.width).map { v -> Double? in
                 guard let v, v.isFinite, let s = scale else { return nil }
+                let lo = f(s.lowerBound), hi = f(s.upperBound)
                 // Scaled over the column's range, with a floor so the lowest point still shows a bar.
-                return s.upperBound > s.lowerBound ? 0.1 + 0.9 * (v - s.lowerBound) / (s.upperBound - s.lowerBound) : 0.5
+                return hi > lo ? 0.1 + 0.9 * (f(v) - lo) / (hi - lo) : 0.5
             }
             Sparkline(values: shown, maxValue: 1, style: style).render(into: &buffer, area: area)
             return
@@ -192,7 +202,7 @@ public enum TrialValue: Equatable, Sendable {
         switch self {
         case .text(let s): return s
         case .number(let v, let style): return style.format(v)
-        case .estimate(let m, let s, let style): return style.format(m) + (s > 0 ? " ±" + style.formatSpread(s, mean: m) : "")
+        case .estimate(let m, let s, let style): return style.format(m) + (s.isNaN ? "" : " ±" + style.formatSpread(s, mean: m))
         case .series(let values): return values.last.flatMap { $0 }.map(Format.metric) ?? "—"
         case .state(let s, _): return s
         case .missing: return "—"

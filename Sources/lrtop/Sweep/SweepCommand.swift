@@ -249,8 +249,9 @@ struct Sweep: ParsableCommand {
             }
             args.append(a)
         }
-        args += ["--optimizer", config.optimizer, "--lr", "\(config.lr)", "--scheduler", config.scheduler,
-                 "--seed", "\(config.seed)"]
+        args += ["--optimizer", config.optimizer, "--lr", "\(config.lr)"]
+        if config.scheduler != Defaults.scheduler { args += ["--scheduler", config.scheduler] }
+        args += ["--seed", "\(config.seed)"]
         if let e = config.evalEvery { args += ["--eval-every", "\(e)"] }
         if warmupCommand != nil {
             args += ["--commands", SweepRunner.folder(p.directory, trial: trial).appendingPathComponent("commands.txt").path]

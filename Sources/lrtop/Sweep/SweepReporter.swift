@@ -108,7 +108,8 @@ final class SweepBoardSource: LeaderboardSource {
             }
         }
         return LeaderboardModel(title: title, progress: s.finished ? (s.interrupted ? "stopped" : "done") + " · " + Format.duration(s.elapsed) : progress,
-                                columns: SweepTable.columns, rows: SweepTable.rows(s), finished: s.finished, footer: footer)
+                                columns: SweepTable.columns, rows: SweepTable.rows(s), finished: s.finished, footer: footer,
+                                details: SweepTable.details(s, directory: runner.directory))
     }
 
     func stop() { runner.requestStop() }

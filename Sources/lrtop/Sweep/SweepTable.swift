@@ -39,6 +39,18 @@ enum SweepTable {
         }
     }
 
+    /// Per configuration: its trials' logs, and why a trial failed.
+    static func details(_ s: SweepSnapshot, directory: URL) -> [String: String] {
+        var out: [String: String] = [:]
+        for (c, cfg) in s.configurations.enumerated() {
+            let trials = s.trials(of: c)
+            var text = "\(cfg.name) \(cfg.label): " + trials.map { "trials/\($0.name)" }.joined(separator: ", ")
+            for t in trials { if let m = t.message { text += "; \(t.name) \(m)" } }
+            out[cfg.name] = text
+        }
+        return out
+    }
+
     /// Configuration indices, best first.
     static func ranking(_ s: SweepSnapshot) -> [Int] {
         s.configurations.indices.sorted { a, b in

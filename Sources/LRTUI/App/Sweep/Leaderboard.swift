@@ -10,11 +10,13 @@ public struct LeaderboardModel: Sendable {
     public var finished: Bool
     /// Lines under the table: the best configuration, its `lrtop train` line.
     public var footer: [String]
+    /// A line about a row, shown while it is selected (its trials' logs, why one failed), by row id.
+    public var details: [String: String]
 
     public init(title: String, progress: String, columns: [TrialColumn], rows: [TrialRow], finished: Bool,
-                footer: [String] = []) {
+                footer: [String] = [], details: [String: String] = [:]) {
         self.title = title; self.progress = progress; self.columns = columns; self.rows = rows
-        self.finished = finished; self.footer = footer
+        self.finished = finished; self.footer = footer; self.details = details
     }
 }
 
@@ -49,7 +51,7 @@ public final class Leaderboard {
     public func update() -> Bool {
         let m = source.model()
         let changed = m.rows != model.rows || m.progress != model.progress || m.footer != model.footer
-            || m.finished != model.finished
+            || m.finished != model.finished || m.details != model.details
         model = m
         return changed
     }
@@ -94,7 +96,8 @@ public final class Leaderboard {
             TooSmallMessage(required: Self.minimumSize, actual: (area.width, area.height)).render(into: &buffer, area: area)
             return
         }
-        let footerLines = model.footer.flatMap { Format.wrap($0, width: area.width - 2) }
+        let detail = table.selectedID.flatMap { model.details[$0] }.map { [$0] } ?? []
+        let footerLines = (model.footer + detail).flatMap { Format.wrap($0, width: area.width - 2) }
         let footerHeight = min(footerLines.count, max(0, area.height - 8))
         let tableArea = Rect(x: area.x, y: area.y, width: area.width, height: area.height - 1 - footerHeight)
         let block = Block(title: model.title, rightTitle: model.progress, titleStyle: palette.title,
@@ -103,7 +106,7 @@ public final class Leaderboard {
                      into: &buffer, area: tableArea)
         for (i, line) in footerLines.prefix(footerHeight).enumerated() {
             buffer.set(string: line, at: Position(x: area.x + 1, y: tableArea.bottom + i),
-                       style: i == 0 ? palette.ok.bold : palette.text, clip: area)
+                       style: i == 0 && !model.footer.isEmpty ? palette.ok.bold : palette.text, clip: area)
         }
         let bar = area.row(area.height - 1)
         if let notice {
