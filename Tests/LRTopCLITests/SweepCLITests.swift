@@ -88,12 +88,31 @@ import Foundation
     @Test func anEarlierSweepIsNotOverwrittenWithoutForce() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
-        let args = ["sweep", "--headless", "--data", "synthetic:spirals", "--hidden", "8", "--epochs", "0", "--max-steps", "30",
+        let args = ["sweep", "--headless", "--data", "synthetic:spirals", "--hidden", "8", "--epochs", "0", "--max-steps", "30", "--sched", "step",
                     "--sweep-dir", "sw"]
         #expect(try lrtop(args, in: dir.url).status == 0)
         let again = try lrtop(args, in: dir.url)
         #expect(again.status == 1 && again.stderr.contains("already holds a sweep") && again.stderr.contains("--force"))
         #expect(try lrtop(args + ["--force"], in: dir.url).status == 0)
+    }
+
+    /// Trials are independent trainers: two at a time give the same results as one after another.
+    @Test func twoJobsAtATimeGiveTheSameResults() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let args = ["sweep", "--headless", "--data", "synthetic:spirals", "--hidden", "16", "--epochs", "0", "--max-steps", "90",
+                    "--lr", "1e-3..1e-1:log:3", "--sched", "cosine,step", "--threads", "1"]
+        let one = try lrtop(args + ["--sweep-dir", "one"], in: dir.url)
+        let two = try lrtop(args + ["--jobs", "2", "--sweep-dir", "two"], in: dir.url)
+        #expect(one.status == 0 && two.status == 0, "\(one.stderr) \(two.stderr)")
+        func results(_ name: String) throws -> [String] {
+            let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.url.appendingPathComponent("\(name)/sweep.json"))) as! [String: Any]
+            return (summary["configurations"] as! [[String: Any]]).map { c in
+                "\(c["name"]!) \(c["state"]!) \(c["rung"] ?? "-") \(c["val_loss_mean"] ?? "-")"
+            }
+        }
+        #expect(try results("one") == results("two"))
+        #expect(try results("one").count == 6)
     }
 
     @Test(.enabled(if: tmuxInstalled, "needs tmux"))

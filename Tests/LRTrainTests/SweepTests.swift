@@ -47,6 +47,14 @@ import LRModels
         #expect(throws: SweepError.self) { try SearchSpaceParser.specs(["cosine,,step"], option: "sched") }
     }
 
+    @Test func aSchedulerNamedAloneGetsWhatItsSpecMustGiveSizedToTheRun() {
+        #expect(SearchSpaceParser.filledIn("step", totalSteps: 1407) == "step:step_size=469")
+        #expect(SearchSpaceParser.filledIn("step:gamma=0.5", totalSteps: 1407) == "step:gamma=0.5,step_size=469")
+        #expect(SearchSpaceParser.filledIn("step:step_size=100", totalSteps: 1407) == "step:step_size=100")
+        #expect(SearchSpaceParser.filledIn("cosine", totalSteps: 1407) == "cosine")
+        #expect(SearchSpaceParser.filledIn("warmup:steps=10 -> cosine", totalSteps: 1407) == "warmup:steps=10 -> cosine")
+    }
+
     @Test func configurationsAreTheProductAndWarmupFitsEachScheduler() throws {
         let space = SearchSpace(optimizers: ["adamw", "sgd"], lrs: [1e-3, 1e-2], warmups: [.steps(0), .epochs(1)],
                                 schedulers: ["cosine", "plateau"], seeds: [0, 1])

@@ -176,6 +176,20 @@ public enum SearchSpaceParser {
         return d.needsMetric
     }
 
+    /// A bare scheduler name with options the spec must give (`step` needs `step_size`) gets them filled in as the
+    /// live `s` menu fills them, sized to the run: `step` → `step:step_size=469` for a run of 1,407 steps.
+    public static func filledIn(_ spec: String, totalSteps: Int) -> String {
+        guard !spec.contains("->"), let item = try? SpecItem.parse(spec, what: "scheduler"),
+              let d = try? SchedulerFactory.descriptor(named: item.name) else { return spec }
+        var added: [String] = []
+        for o in d.options where !item.options.contains(where: { $0.key == o.key }) {
+            guard case .required = o.defaultValue, case .fractionsOfRest(let fractions)? = o.suggestion else { continue }
+            added.append(o.key + "=" + fractions.map { "\(max(1, Int(Double(totalSteps) * $0)))" }.joined(separator: "/"))
+        }
+        guard !added.isEmpty else { return spec }
+        return spec + (item.options.isEmpty && !spec.contains(":") ? ":" : ",") + added.joined(separator: ",")
+    }
+
     static func number(_ s: String) -> Double? {
         guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v.isFinite else { return nil }
         return v

@@ -90,7 +90,8 @@ struct Sweep: ParsableCommand {
             do { _ = try OptimizerSpec(parsing: o) } catch { fail("invalid --optimizer '\(o)': \(error)") }
         }
         for s in schedulers where s != Defaults.scheduler {
-            do { _ = try SchedulerFactory.validate(spec: s, context: ScheduleContext(totalSteps: 1000, stepsPerEpoch: 100)) }
+            let spec = SearchSpaceParser.filledIn(s, totalSteps: 1000)
+            do { _ = try SchedulerFactory.validate(spec: spec, context: ScheduleContext(totalSteps: 1000, stepsPerEpoch: 100)) }
             catch { fail("invalid --sched '\(s)': \(error)") }
         }
         if schedulers.contains(Defaults.scheduler) && warmups.contains(where: { $0 != .steps(0) }) {
@@ -108,10 +109,9 @@ struct Sweep: ParsableCommand {
         do { options = try TrainOptions.parse(trainArguments) } catch { fail(TrainOptions.message(for: error)) }
         var base: TrainConfig
         do { base = try options.config(defaultScheduler: Defaults.scheduler) } catch { fail(TrainOptions.message(for: error)) }
-        let space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
+        var space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
                                 seeds: (0..<UInt64(seeds)).map { base.seed &+ $0 })
-        let configurations = space.configurations
-        guard !configurations.isEmpty else { fail("the search space holds no configuration") }
+        guard !space.configurations.isEmpty else { fail("the search space holds no configuration") }
 
         let data: LoadedData
         do { data = try DataLoader.load(spec: base.data, normalize: base.normalize) } catch { fail("\(error)") }
@@ -127,6 +127,8 @@ struct Sweep: ParsableCommand {
             c.scheduler = "constant"
             probe = try Trainer(config: c, options: probeOptions)
         } catch { fail("\(error)") }
+        space.schedulers = space.schedulers.map { SearchSpaceParser.filledIn($0, totalSteps: probe.totalSteps) }
+        let configurations = space.configurations
         let plan: HalvingPlan
         do { plan = try HalvingPlan(totalSteps: probe.totalSteps, configurations: configurations.count, eta: eta, rungs: rungs) }
         catch { fail(error.description) }
@@ -201,7 +203,9 @@ struct Sweep: ParsableCommand {
             for line in intro { reporter.line(line) }
         }
         reporter.final(snapshot, prepared: p, trainLine: trainLine(snapshot, p))
-        if snapshot.interrupted { throw ExitCode(128 + (SignalFlag.number > 0 ? SignalFlag.number : SIGINT)) }
+        // Ctrl-C or a signal: 128 + its number, as for 'lrtop train'; stopped with q q in the UI, the partial result
+        // is what the person asked for.
+        if snapshot.interrupted && SignalFlag.received { throw ExitCode(128 + SignalFlag.number) }
         if snapshot.best == nil { throw ExitCode(1) }
     }
 

@@ -76,8 +76,8 @@ enum SweepTable {
         }
     }
 
-    /// The table as text lines (no colours), `width` cells wide.
-    static func text(_ s: SweepSnapshot, width: Int = 132) -> [String] {
+    /// The table as text lines (no colours), at most `width` cells wide (as wide as its columns need).
+    static func text(_ s: SweepSnapshot, width: Int = 240) -> [String] {
         let rows = rows(s)
         var buffer = Buffer(width: width, height: rows.count + 1)
         TrialTable(columns: columns, rows: rows, palette: Palette(theme: .builtinDefault, depth: .none))
