@@ -64,6 +64,14 @@ import LRTUI
         #expect(b[stateX, 2].fg == palette.warn.fg)
     }
 
+    @Test func aSparklineIsScaledOverWhatItShows() {
+        // The early losses of 100 and 90 are off the left edge: the 6 shown are scaled among themselves.
+        let cols: [TrialColumn] = [.configuration("t"), .series("curve", width: 6)]
+        let rows = [TrialRow(id: "a", cells: [.text("a"), .series([100, 90, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])])]
+        let b = draw(TrialTable(columns: cols, rows: rows, palette: palette), width: 20, height: 2)
+        #expect(b.line(1).hasPrefix("a   █▇▅▄▂▁"))
+    }
+
     @Test func sortingCyclesColumnsBestFirstAndReverses() {
         var state = TrialTableState()
         #expect(state.sorted(rows, columns: columns).map(\.id) == ["a", "b", "c"])

@@ -46,7 +46,7 @@ public struct TrialTable: Widget {
         }
         let selectedIndex = state.selectedID.flatMap { id in ordered.firstIndex { $0.id == id } }
         let top = EventList.scroll(state.scroll, keeping: selectedIndex, height: bodyHeight, count: ordered.count)
-        let scales = seriesScales()
+        let scales = seriesScales(widths: Dictionary(layout.visible.map { ($0.slot.column, $0.slot.width) }) { a, _ in a })
         for (i, row) in ordered.dropFirst(top).prefix(bodyHeight).enumerated() {
             let y = headerY + 1 + i
             let isSelected = selectedIndex == top + i
@@ -99,13 +99,14 @@ public struct TrialTable: Widget {
         }
     }
 
-    /// Each series column's range over all rows, so rows' sparklines compare on one scale.
-    func seriesScales() -> [ClosedRange<Double>?] {
+    /// Each series column's range over all rows (the part that fits in its width), so rows' sparklines compare on
+    /// one scale.
+    func seriesScales(widths: [Int: Int]) -> [ClosedRange<Double>?] {
         columns.indices.map { c in
             var lo = Double.infinity, hi = -Double.infinity
             for row in rows where c < row.cells.count {
                 guard case .series(let values) = row.cells[c] else { continue }
-                for v in values { if let v, v.isFinite { lo = min(lo, v); hi = max(hi, v) } }
+                for v in values.suffix(widths[c] ?? 0) { if let v, v.isFinite { lo = min(lo, v); hi = max(hi, v) } }
             }
             return lo <= hi ? lo...hi : nil
         }

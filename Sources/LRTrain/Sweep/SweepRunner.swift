@@ -333,9 +333,14 @@ struct SweepSummary: Encodable {
         var name: String, seed: UInt64, state: String, rungs_done: Int, step: Int, log: String
         var val_loss: Double?, val_acc: Double?, seconds: Double, message: String?
     }
+    struct RungResult: Encodable {
+        var rung: Int, step: Int, val_loss_mean: Double, val_loss_spread: Double, val_acc_mean: Double, val_acc_spread: Double
+    }
     struct Configuration: Encodable {
         var name: String, optimizer: String, lr: Double, warmup: String, scheduler: String, state: String
         var rung: Int?, val_loss_mean: Double?, val_loss_spread: Double?, val_acc_mean: Double?, val_acc_spread: Double?
+        /// The mean and spread over the seeds at the end of each rung it finished.
+        var rungs: [RungResult]
         var trials: [Trial]
     }
     var base: [String: String]
@@ -359,6 +364,14 @@ struct SweepSummary: Encodable {
                                  scheduler: cfg.scheduler, state: s.state(of: c).rawValue, rung: s.rungReached(c),
                                  val_loss_mean: loss?.mean, val_loss_spread: loss?.spread, val_acc_mean: acc?.mean,
                                  val_acc_spread: acc?.spread,
+                                 rungs: s.budgets.indices.compactMap { r in
+                                     s.evals(of: c, rung: r).map { e in
+                                         let (lm, ls) = SweepSnapshot.meanAndSpread(e.map(\.loss))
+                                         let (am, asp) = SweepSnapshot.meanAndSpread(e.map(\.accuracy))
+                                         return RungResult(rung: r + 1, step: s.budgets[r], val_loss_mean: lm, val_loss_spread: ls,
+                                                           val_acc_mean: am, val_acc_spread: asp)
+                                     }
+                                 },
                                  trials: s.trials(of: c).map { t in
                                      let last = t.rungsDone > 0 ? t.eval(at: s.budgets[t.rungsDone - 1]) : nil
                                      return Trial(name: t.name, seed: t.seed, state: t.state.rawValue, rungs_done: t.rungsDone,
