@@ -136,6 +136,7 @@ import LRTUI
         let lines = b.trimmedLines()
         #expect(lines[1].contains("warmup:steps=100 -> co") || lines[1].contains("…"))
         #expect(lines[1].contains("0.5000"))  // results still shown
+        #expect(lines[1].contains("1.00e-3"))  // a number is never cut short
         let tiny = draw(TrialTable(columns: columns, rows: long, palette: palette), width: 30, height: 3)
         #expect(tiny.line(0).hasSuffix("›"))  // more columns than fit: said so
         #expect(tiny.lines().allSatisfy { $0.count == 30 })

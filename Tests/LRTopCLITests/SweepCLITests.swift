@@ -152,7 +152,7 @@ import Foundation
         let session = try TmuxSession(command: "\(lrtopBinary.path) \(args.joined(separator: " "))", width: 150, height: 30,
                                       directory: dir.url)
         defer { session.close() }
-        try session.waitFor("val loss curve")
+        try session.waitFor("val curve")
         var screen = try session.waitFor("done · best ", timeout: 120)
         #expect(screen.contains("sweep · "))
         #expect(screen.contains("lrtop train --data synthetic:spirals"))

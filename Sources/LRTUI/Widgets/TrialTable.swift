@@ -316,9 +316,15 @@ struct TrialTableLayout {
             return columns[c].maxWidth.map { min(natural, max(header, $0)) } ?? natural
         }
         var total = widths.reduce(0, +) + Self.gap * max(0, columns.count - 1)
-        // Cut the widest configuration column one cell at a time, down to its title's width.
+        // Cut the widest configuration column of text one cell at a time, down to its title's width (a number cut
+        // short would read as another number).
+        let textOnly = columns.indices.map { c in
+            !rows.contains { c < $0.cells.count && { if case .number = $0 { true } else { false } }($0.cells[c]) }
+        }
         while total > width {
-            let cuttable = columns.indices.filter { columns[$0].role == .configuration && widths[$0] > max(6, columns[$0].title.cellWidth + 1) }
+            let cuttable = columns.indices.filter {
+                columns[$0].role == .configuration && textOnly[$0] && widths[$0] > max(6, columns[$0].title.cellWidth + 1)
+            }
             guard let c = cuttable.max(by: { widths[$0] < widths[$1] }) else { break }
             widths[c] -= 1; total -= 1
         }

@@ -7,6 +7,8 @@ import LRTensor
 /// Where a trial (one configuration with one seed) or a configuration stands.
 public enum TrialState: String, Sendable, Codable {
     case queued, running
+    /// Finished its rung; waits for the others of the rung to be ranked with them.
+    case waiting
     /// Finished its rung among the best: waits for the next rung.
     case promoted
     /// Halving stopped it: not among the best at a rung.
@@ -58,7 +60,7 @@ public struct SweepSnapshot: Sendable {
     /// A configuration's state, from its trials'.
     public func state(of c: Int) -> TrialState {
         let states = trials(of: c).map(\.state)
-        for s in [TrialState.running, .failed, .interrupted, .stopped, .done, .promoted] where states.contains(s) { return s }
+        for s in [TrialState.running, .failed, .interrupted, .stopped, .done, .promoted, .waiting] where states.contains(s) { return s }
         return .queued
     }
 
@@ -211,7 +213,7 @@ public final class SweepRunner: @unchecked Sendable {
             s.elapsed = elapsed
             if stopping {
                 s.interrupted = true
-                for t in s.trials.indices where [.running, .promoted, .queued].contains(s.trials[t].state) && s.trials[t].rungsDone < s.budgets.count {
+                for t in s.trials.indices where [.running, .promoted, .queued, .waiting].contains(s.trials[t].state) && s.trials[t].rungsDone < s.budgets.count {
                     if s.trials[t].state != .queued || s.trials[t].step > 0 { s.trials[t].state = .interrupted }
                 }
             }
@@ -286,6 +288,7 @@ public final class SweepRunner: @unchecked Sendable {
                 s.trials[t].seconds += Date().timeIntervalSince(started)
                 if end.step >= budget && (end.reason == .completed || end.reason == .stopped) {
                     s.trials[t].rungsDone = k + 1
+                    s.trials[t].state = .waiting
                 } else if end.reason == .interrupted || stopping {
                     s.trials[t].state = .interrupted
                 } else {

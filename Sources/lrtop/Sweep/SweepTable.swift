@@ -8,7 +8,7 @@ enum SweepTable {
     static let columns: [TrialColumn] = [
         .result("#", better: .lower), .configuration("config"), .configuration("optimizer"), .configuration("lr"),
         .configuration("warmup"), .configuration("sched", maxWidth: 28), .result("rung"), .result("steps"),
-        .result("val loss", better: .lower), .result("val acc", better: .higher), .series("val loss curve"),
+        .result("val loss", better: .lower), .result("val acc", better: .higher), .series("val curve"),
         .state(), .result("time", better: .lower),
     ]
 
@@ -68,7 +68,7 @@ enum SweepTable {
 
     static func tone(_ state: TrialState) -> TrialTone {
         switch state {
-        case .queued: return .waiting
+        case .queued, .waiting: return .waiting
         case .running: return .active
         case .promoted, .done: return .good
         case .stopped: return .stopped
