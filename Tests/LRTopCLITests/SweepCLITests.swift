@@ -93,7 +93,11 @@ import Foundation
         defer { dir.cleanup() }
         let args = ["sweep", "--headless", "--data", "synthetic:spirals", "--hidden", "8", "--epochs", "0", "--max-steps", "30", "--sched", "step",
                     "--sweep-dir", "sw"]
-        #expect(try lrtop(args, in: dir.url).status == 0)
+        let first = try lrtop(args, in: dir.url)
+        #expect(first.status == 0)
+        // One seed: no spread to show, and `step` got the step size it needs.
+        let best = try #require(first.stdout.split(separator: "\n").first { $0.hasPrefix("lrtop: best ") })
+        #expect(best.contains("step:step_size=10") && !best.contains("±"))
         let again = try lrtop(args, in: dir.url)
         #expect(again.status == 1 && again.stderr.contains("already holds a sweep") && again.stderr.contains("--force"))
         #expect(try lrtop(args + ["--force"], in: dir.url).status == 0)

@@ -68,8 +68,9 @@ final class SweepReporter: @unchecked Sendable {
             let e = s.estimate(of: b) { $0.loss }, a = s.estimate(of: b) { $0.accuracy }
             var text = "lrtop: best \(cfg.name): \(cfg.label)"
             if let e, let a {
-                text += " — val_loss \(TrialValue.estimate(mean: e.mean, spread: e.spread, .metric).text), val_acc "
-                    + TrialValue.estimate(mean: a.mean, spread: a.spread, .percent).text
+                let n = s.seeds.count
+                text += " — val_loss \(SweepTable.value(e.mean, e.spread, .metric, seeds: n).text), val_acc "
+                    + SweepTable.value(a.mean, a.spread, .percent, seeds: n).text
                     + " at step \(s.budgets[e.rung])" + (s.seeds.count > 1 ? " (mean ± std over \(s.seeds.count) seeds)" : "")
             }
             line(text)

@@ -21,7 +21,7 @@ enum SweepTable {
             let reached = s.rungReached(c)
             func estimate(_ value: (EvalRecord) -> Double, _ style: TrialNumberStyle) -> TrialValue {
                 guard let e = s.estimate(of: c, value), !e.mean.isNaN else { return .missing }
-                return s.seeds.count > 1 ? .estimate(mean: e.mean, spread: e.spread, style) : .number(e.mean, style)
+                return Self.value(e.mean, e.spread, style, seeds: s.seeds.count)
             }
             let series = trials.map { $0.evals.map(\.loss) }
             let shortest = series.map(\.count).min() ?? 0
@@ -49,6 +49,11 @@ enum SweepTable {
             out[cfg.name] = text
         }
         return out
+    }
+
+    /// A mean over the seeds, with its spread when there are several.
+    static func value(_ mean: Double, _ spread: Double, _ style: TrialNumberStyle, seeds: Int) -> TrialValue {
+        seeds > 1 ? .estimate(mean: mean, spread: spread, style) : .number(mean, style)
     }
 
     /// Configuration indices, best first.
