@@ -149,6 +149,25 @@ import Foundation
     }
 
     @Test(.enabled(if: tmuxInstalled, "needs tmux"))
+    func ctrlCInTheLeaderboardRestoresTheTerminalAndPrintsThePartialTable() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let args = ["sweep", "--data", "synthetic:spirals", "--hidden", "32", "--batch-size", "16", "--epochs", "0",
+                    "--max-steps", "200000", "--lr", "1e-3..1e-2:log:9", "--rungs", "2", "--sweep-dir", "sw"]
+        let session = try TmuxSession(command: "\(lrtopBinary.path) \(args.joined(separator: " "))", width: 150, height: 30,
+                                      directory: dir.url)
+        defer { session.close() }
+        try session.waitFor("running")
+        try session.send("C-c")
+        let screen = try session.waitFor("LRTOP_EXITED=130", timeout: 60)
+        #expect(!screen.contains("╭─ sweep"))  // the UI's screen is gone
+        #expect(screen.contains("lrtop: sweep interrupted after"))
+        #expect(screen.contains(" #  config") && screen.contains("interrupted"))
+        let log = try readLog(dir.path("sw/trials/c01/log.jsonl"))
+        #expect(log.last?["type"] as? String == "end" && log.last?["reason"] as? String == "interrupted")
+    }
+
+    @Test(.enabled(if: tmuxInstalled, "needs tmux"))
     func theLiveLeaderboardRanksSortsAndEndsWithTheBest() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
