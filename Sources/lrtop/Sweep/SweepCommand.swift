@@ -33,7 +33,7 @@ struct Sweep: ParsableCommand {
     @Option(name: [.customLong("sched"), .customLong("scheduler")], parsing: .unconditionalSingleValue,
             help: "Scheduler specs, comma separated or repeated: cosine,step,plateau or 'warmup:steps=100 -> cosine' (default: the train default, warmup + cosine; cosine when --warmup is given).")
     var sched: [String] = []
-    @Option(parsing: .unconditionalSingleValue, help: "Optimizer specs, comma separated or repeated: adamw,sgd:momentum=0.9.")
+    @Option(parsing: .unconditionalSingleValue, help: "Optimizer specs, comma separated or repeated: adamw,sgd:momentum=0.9 (default: adamw).")
     var optimizer: [String] = []
     @Option(help: "Seeds per configuration (from --seed up): ranked by the mean, shown with the spread.")
     var seeds = 1
