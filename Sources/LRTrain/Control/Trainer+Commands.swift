@@ -179,6 +179,8 @@ extension Trainer {
         case .eval:
             evaluate()
             return nil
+        case .fork, .adopt, .drop:
+            throw CommandError("branches are not trained by this build yet")
         }
     }
 }
