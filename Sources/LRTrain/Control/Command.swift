@@ -40,8 +40,12 @@ public enum Command: Equatable, Sendable {
         public struct Branch: Equatable, Sendable {
             /// The branch as the user wrote it (`lr 1e-3`, `sched cosine; lr *0.5`), for the table and the logs.
             public let label: String
+            /// Each command's text, as the branch's log shows it.
+            public let texts: [String]
             public let commands: [Command]
-            public init(label: String, commands: [Command]) { self.label = label; self.commands = commands }
+            public init(label: String, texts: [String], commands: [Command]) {
+                self.label = label; self.texts = texts; self.commands = commands
+            }
         }
         public let branches: [Branch]
         public let steps: Int

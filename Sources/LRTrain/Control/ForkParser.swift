@@ -108,7 +108,7 @@ enum ForkParser {
                 throw CommandError("branch \(number): '\(verb)' cannot run inside a branch: a branch takes \(branchVerbs.joined(separator: ", ")) commands")
             }
         }
-        return Command.Fork.Branch(label: label, commands: commands)
+        return Command.Fork.Branch(label: label, texts: texts, commands: commands)
     }
 
     /// Only spaces and tabs separate words in the language (as in `CommandParser`).
