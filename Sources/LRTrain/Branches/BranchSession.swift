@@ -78,7 +78,7 @@ final class BranchRun: @unchecked Sendable {
     let steps: Int
     let folder: String?
     private let trainer: Trainer
-    private let subrun: SubRun
+    let subrun: SubRun
     private let startState: CheckpointState
     private let startTensors: [String: [Float]]
     private let collected = BranchRecords()
@@ -111,6 +111,9 @@ final class BranchRun: @unchecked Sendable {
         }
         try trainer.restore(state, tensors: tensors)
         subrun = SubRun(kind: .branch, label: branch.label, fromStep: state.step, parent: parentLog)
+        // On disk before the fork's event: a UI that sees the event finds the branch's log and its label.
+        trainer.writeHeader(subrun: subrun)
+        trainer.flushLog()
         startState = state
         startTensors = tensors
         currentStep = Atomic(state.step)
@@ -144,7 +147,6 @@ final class BranchRun: @unchecked Sendable {
     func skip(because why: String) {
         guard !everStarted else { return }
         everStarted = true
-        trainer.writeHeader(subrun: subrun)
         let end = trainer.finish(reason: .stopped, message: "not trained: \(why)")
         finished.withLock {
             $0 = BranchOutcome(reason: .stopped, message: end.message, state: startState, tensors: startTensors,
@@ -162,7 +164,6 @@ final class BranchRun: @unchecked Sendable {
 
     private func train() -> BranchOutcome {
         let t = trainer
-        t.writeHeader(subrun: subrun)
         for text in branch.texts { t.apply(text) }
         let begin = DispatchTime.now().uptimeNanoseconds
         var reason = EndReason.completed
