@@ -46,6 +46,10 @@ final class BranchSession {
     /// end once they are done and reported (so `@400 adopt 1` after `@300 fork ... steps=100` applies when they finish).
     var scriptStep: Int { reported ? fromStep + fork.steps : fromStep }
 
+    /// When the status line last said how far the branches are (it changes every step; the UI reads it a few
+    /// times a second).
+    var progressShownAt = 0.0
+
     /// "2/3 training, branch 2 at step 340/400".
     var progress: String {
         let done = branches.filter { $0.outcome != nil }.count
@@ -66,8 +70,8 @@ struct BranchOutcome {
     var lastGradNorm: Double?
     var steps: Int
     var stepsPerSecond: Double
-    /// The branch's records after its header (its commands, steps, evaluations), in order: adopting the branch
-    /// makes them the run's.
+    /// The branch's records after its header (its commands, steps, evaluations), in order, when it has no log
+    /// (else they are read back from it): adopting the branch makes them the run's.
     var records: [RunRecord]
 }
 
@@ -77,6 +81,7 @@ final class BranchRun: @unchecked Sendable {
     let branch: Command.Fork.Branch
     let steps: Int
     let folder: String?
+    let logURL: URL?
     private let trainer: Trainer
     let subrun: SubRun
     private let startState: CheckpointState
@@ -103,12 +108,16 @@ final class BranchRun: @unchecked Sendable {
         do { log = try logURL.map { try RunLogWriter(url: $0) } } catch {
             throw CommandError("branch \(number): \(error)")
         }
+        // Records are kept in memory only when there is no log to read them back from on `adopt`.
+        let keep = logURL == nil
         trainer = try Trainer(branchOf: parent, log: log) { record in
+            guard keep else { return }
             switch record {
             case .header, .end: break
             default: collected.records.withLock { $0.append(record) }
             }
         }
+        self.logURL = logURL
         try trainer.restore(state, tensors: tensors)
         subrun = SubRun(kind: .branch, label: branch.label, fromStep: state.step, parent: parentLog)
         // On disk before the fork's event: a UI that sees the event finds the branch's log and its label.

@@ -134,7 +134,19 @@ extension Trainer {
         lastGradNorm = outcome.lastGradNorm
         branches = nil
         // The branch's records become the run's: its log and the UI go on from the fork point along the branch.
-        for r in outcome.records { record(r) }
+        var records = outcome.records
+        if let url = run.logURL {
+            do {
+                records = try RunLogReader.readRecords(at: url).records.filter {
+                    switch $0 { case .header, .end: false; default: true }
+                }
+            } catch {
+                emit(event: .error, text: "adopt \(k)", message: "\(url.path) could not be read back (\(error)): "
+                     + "this log lacks branch \(k)'s steps \(session.fromStep + 1)-\(step); the branch's log has them")
+                records = []
+            }
+        }
+        for r in records { record(r) }
         channel.update { $0.message = nil }
         return "continuing from branch \(k) (\(run.branch.label)) at step \(step)"
             + (run.folder.map { ": its records from step \(session.fromStep + 1) (\($0)) are now this run's" } ?? "")
@@ -162,7 +174,9 @@ extension Trainer {
         let text = done
             ? "waiting at step \(session.fromStep): branches done, 'adopt K' or 'drop'"
             : "waiting at step \(session.fromStep) for its branches: \(session.progress)"
-        if channel.status.message != text {
+        let now = Date().timeIntervalSinceReferenceDate
+        if channel.status.message != text && (done || now - session.progressShownAt > 0.2) {
+            session.progressShownAt = now
             channel.update { $0.message = text }
             publishStatus()
         }
