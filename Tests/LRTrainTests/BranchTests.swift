@@ -131,6 +131,9 @@ import LRLog
     }
 
     @Test func branchesTrainedSideBySideMatchBranchesTrainedOneAfterAnother() throws {
+        // Side by side, each branch multiplies on one BLAS thread; this model's products are below OpenBLAS's
+        // threading threshold, so one at a time they run on one thread too (BLAS's thread count is the process's:
+        // setting it here would change other tests running beside this one).
         let one = try Self.train("@10 fork lr=0.3,0.1,0.01 steps=10 jobs=1\n@20 drop")
         let three = try Self.train("@10 fork lr=0.3,0.1,0.01 steps=10 jobs=3\n@20 drop")
         defer { for r in [one, three] { try? FileManager.default.removeItem(at: r.dir) } }

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import LRLog
+import LRTensor
 
 /// The branches of one `fork`: each trains on its own `Trainer` (own weights, optimizer, schedule and batcher,
 /// restored from the parent's in-memory snapshot at the fork point) on a thread of its own, `jobs` at a time.
@@ -19,8 +20,17 @@ final class BranchSession {
         self.fork = fork; self.fromStep = fromStep; self.branches = branches; self.folders = folders
     }
 
+    /// OpenBLAS's thread count before branches trained side by side (each then multiplies on one thread: several
+    /// callers each asking for every core slow all of them down).
+    private var blasThreads: Int? = nil
+
     /// Starts branches while fewer than `jobs` train; returns whether every branch has ended.
     func pump() -> Bool {
+        if started == 0 && min(fork.jobs, branches.count) > 1 && blasThreads == nil {
+            blasThreads = BLAS.threads
+            BLAS.setThreads(1)
+        }
+        defer { if isDone { restoreThreads() } }
         let running = branches[..<started].filter { $0.outcome == nil }.count
         var free = max(0, fork.jobs - running)
         while free > 0 && started < branches.count {
@@ -40,6 +50,12 @@ final class BranchSession {
         }
         for b in branches { b.wait() }
         started = branches.count
+        restoreThreads()
+    }
+
+    private func restoreThreads() {
+        if let n = blasThreads { BLAS.setThreads(n) }
+        blasThreads = nil
     }
 
     /// The step the parent's `--commands` script has reached: the fork point while branches train, the branches'

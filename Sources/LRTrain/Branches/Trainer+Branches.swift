@@ -1,6 +1,7 @@
 import Foundation
 import LROptim
 import LRLog
+import LRTensor
 
 /// `fork`, `adopt K` and `drop`: "what if" branches trained from the run's current state while the run waits.
 extension Trainer {
@@ -109,7 +110,11 @@ extension Trainer {
         let count = runs.count == 1 ? "1 branch" : "\(runs.count) branches"
         let list = runs.map { "\($0.number) \($0.folder ?? "(not logged)") (\($0.branch.label))" }
         channel.update { $0.message = "waiting at step \(step) for \(count): \(session.progress)" }
-        return "\(count) of \(fork.steps) steps from step \(step), \(min(fork.jobs, runs.count)) at a time: "
+        let jobs = min(fork.jobs, runs.count)
+        let threads = BLAS.threads
+        let note = jobs > 1 && threads > 1
+            ? " (each on one BLAS thread, the run uses \(threads): their last bits can differ from one at a time)" : ""
+        return "\(count) of \(fork.steps) steps from step \(step), \(jobs) at a time\(note): "
             + list.joined(separator: ", ") + "; the run waits here for 'adopt K' or 'drop'"
     }
 
