@@ -62,6 +62,9 @@ import LRTUI
         #expect(screen.contains("lr 0.003") && screen.contains("91.0%") && screen.contains("83.0%"))
         // The header counts the run's steps: it waits at the fork while the branches went to 120.
         #expect(screen.contains("step 100/1,000"))
+        // The smallest terminal still shows the table, configurations cut before results.
+        let small = d.render(width: 80, height: 24).text
+        #expect(small.contains("branches from step 100") && small.contains("91.0%") && small.contains("done"), "\(small)")
 
         // While the run waits, `b` offers the branch with the lowest validation loss.
         _ = d.handle(.char("b"))

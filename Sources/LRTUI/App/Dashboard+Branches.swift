@@ -118,10 +118,11 @@ extension Dashboard {
 
     // MARK: drawing
 
+    /// The state right after the branch (adopted, diverged): a narrow table leaves columns off on the right.
     static let branchColumns: [TrialColumn] = [
-        .configuration("#"), .configuration("branch", maxWidth: 32), .result("step"),
+        .configuration("#"), .configuration("branch", maxWidth: 32), .state(),
         .result("loss", better: .lower), .result("val loss", better: .lower), .result("val acc", better: .higher),
-        .result("steps/s", better: .higher), .state(),
+        .result("steps/s", better: .higher), .result("step"),
     ]
 
     static func branchTableRow(_ row: BranchRow) -> TrialRow {
@@ -138,9 +139,9 @@ extension Dashboard {
             .text(row.endStep.map { row.state == "training" ? "\(s)/\($0)" : "\(s)" } ?? "\(s)")
         } ?? .missing
         return TrialRow(id: "\(row.fromStep)/\(row.number)", cells: [
-            .text("\(row.number)"), .text(row.label), progress, number(row.loss, .metric), number(row.valLoss, .metric),
-            number(row.valAccuracy, .percent), number(row.stepsPerSec, .compact),
-            .state(row.state == "adopted" ? "adopted ✓" : row.state, tone),
+            .text("\(row.number)"), .text(row.label), .state(row.state == "adopted" ? "adopted ✓" : row.state, tone),
+            number(row.loss, .metric), number(row.valLoss, .metric), number(row.valAccuracy, .percent),
+            number(row.stepsPerSec, .compact), progress,
         ])
     }
 
