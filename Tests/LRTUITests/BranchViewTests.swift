@@ -46,7 +46,7 @@ import LRTUI
 
         source.pending = [Self.forkEvent()]
         source.current.state = .paused
-        source.current.message = "waiting at step 100: branches done, 'adopt K' or 'drop'"
+        source.current.message = "branches done: adopt K or drop"
         d.update()
         #expect(d.runs.count == 3)
         // The overlays' sources read their logs on their own clock: wait until both have been read.

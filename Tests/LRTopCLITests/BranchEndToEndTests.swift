@@ -22,7 +22,8 @@ struct BranchEndToEndTests {
         try tui.send("Enter")
         // The run waits at the fork point; the table shows the three branches as they train, then their results.
         let training = try tui.waitFor("branches from step")
-        #expect(training.contains("waiting at step"))
+        // The status panel says why the run does not step.
+        #expect(training.contains("paused · branches"))
         let done = try tui.waitFor("3/3 done", timeout: 180)
         #expect(done.contains("b1@"), "no branch overlay in the legend")
         #expect(done.components(separatedBy: "  done").count - 1 == 3, "three finished rows in the table")

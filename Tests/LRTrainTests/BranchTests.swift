@@ -41,14 +41,17 @@ import LRLog
 
     /// A run steered like the UI steers it (not headless, commands through the channel), started on its own thread
     /// with `commands` queued before its first step.
-    static func startLive(directory: URL?, commands: [String]) throws -> (Trainer, RecordBox) {
+    static func startLive(directory: URL?, commands: [String], maxSteps: Int = 60) throws -> (Trainer, RecordBox) {
         var o = RunOptions()
         o.runDirectory = directory
         o.writeFiles = directory != nil
         o.headless = false
         let box = RecordBox()
         o.observer = { box.append($0) }
-        let trainer = try Trainer(config: config(), options: o)
+        var c = config()
+        c.maxSteps = maxSteps
+        c.epochs = max(c.epochs, maxSteps / 50)
+        let trainer = try Trainer(config: c, options: o)
         for c in commands { trainer.channel.send(c) }
         Thread { trainer.run() }.start()
         return (trainer, box)
@@ -193,12 +196,43 @@ import LRLog
         }
     }
 
+    @Test(arguments: ["drop", "stop"])
+    func droppingOrStoppingWhileBranchesTrainStopsThemAndSaysWhy(command: String) throws {
+        let dir = Self.temporaryRunDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // Branches far longer than the test: the command comes while the first trains and the second waits.
+        let (trainer, box) = try Self.startLive(directory: dir, commands: ["pause", "fork lr=0.1,0.01 steps=10000000"],
+                                                maxSteps: 10_000_000)
+        waitFor("the first branch to train") {
+            ((try? RunLogReader.readRecords(at: dir.appendingPathComponent("subruns/fork-0-1/log.jsonl")))?.records.steps
+                .count ?? 0) > 0 || box.records.events.contains { $0.kind == .info && $0.text == "fork" }
+        }
+        trainer.channel.send(command)
+        if command == "drop" { trainer.channel.send("stop") }
+        waitFor("the end") { box.records.contains { if case .end = $0 { true } else { false } } }
+        #expect(trainer.step == 0)
+        let ends = try (1...2).map { k -> EndRecord? in
+            let records = try RunLogReader.readRecords(at: dir.appendingPathComponent("subruns/fork-0-\(k)/log.jsonl")).records
+            guard case .end(let end) = records.last else { return nil }
+            return end
+        }
+        // Each branch's log is complete and says why it stopped.
+        let why = command == "drop" ? "the branches were dropped" : "the run stopped"
+        let first = try #require(ends[0]), second = try #require(ends[1])
+        #expect(first.reason == .stopped && first.message?.hasPrefix("stopped at step ") == true
+                && first.message?.hasSuffix(why) == true, "\(first)")
+        #expect(second.reason == .stopped && second.message == "not trained: \(why)", "\(second)")
+        if command == "stop" {
+            #expect(box.records.events.contains { $0.text == "fork" && $0.message?.contains("ended at the fork point") == true })
+        }
+    }
+
     @Test func whileBranchesExistTheRunTakesOnlyAdoptDropAndStop() throws {
         let (trainer, box) = try Self.startLive(directory: nil,
                                                 commands: ["adopt 1", "fork lr=1e9,0.01 steps=8", "lr 0.1", "adopt 2"])
         waitFor("the branches") { box.records.events.contains { $0.kind == .info && $0.text == "fork" } }
         #expect(trainer.channel.status.phase == .paused)
-        #expect(trainer.channel.status.message == "waiting at step 0: branches done, 'adopt K' or 'drop'")
+        #expect(trainer.channel.status.message == "branches done: adopt K or drop")
         trainer.channel.send("adopt 1")
         trainer.channel.send("adopt 3")
         trainer.channel.send("drop")

@@ -94,8 +94,9 @@ extension Dashboard {
     /// while a fork waits, `adopt K` for the branch with the lowest validation (else training) loss.
     var forkPromptText: String {
         let rows = branchRows
-        if !rows.isEmpty, !rows.contains(where: { ["adopted", "dropped"].contains($0.state) }),
-           status.state == .paused, (status.message ?? "").hasPrefix("waiting at step") {
+        // The latest fork is not adopted or dropped yet and the run is still going: it waits for the choice.
+        if !rows.isEmpty, !rows.contains(where: { ["adopted", "dropped"].contains($0.state) }), isLive,
+           status.state.isActive, primary.end == nil {
             let done = rows.filter { $0.state == "done" }
             let best = done.min { ($0.valLoss ?? $0.loss ?? .infinity) < ($1.valLoss ?? $1.loss ?? .infinity) }
             return "adopt \(best?.number ?? 1)"

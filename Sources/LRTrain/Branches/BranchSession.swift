@@ -66,12 +66,12 @@ final class BranchSession {
     /// times a second).
     var progressShownAt = 0.0
 
-    /// "2/3 training, branch 2 at step 340/400".
+    /// "1/3 done, b2 at 340/400" (the run's status line: short, the table has the rest).
     var progress: String {
         let done = branches.filter { $0.outcome != nil }.count
         let training = branches.filter { $0.isTraining }
-        let at = training.map { "branch \($0.number) at step \($0.step)/\(fromStep + fork.steps)" }
-        return "\(done)/\(branches.count) branches done" + (at.isEmpty ? "" : ", " + at.joined(separator: ", "))
+        let at = training.map { "b\($0.number) at \($0.step)/\(fromStep + fork.steps)" }
+        return "\(done)/\(branches.count) done" + (at.isEmpty ? "" : ", " + at.joined(separator: ", "))
     }
 }
 

@@ -109,7 +109,7 @@ extension Trainer {
         branches = session
         let count = runs.count == 1 ? "1 branch" : "\(runs.count) branches"
         let list = runs.map { "\($0.number) \($0.folder ?? "(not logged)") (\($0.branch.label))" }
-        channel.update { $0.message = "waiting at step \(step) for \(count): \(session.progress)" }
+        channel.update { $0.message = "branches \(session.progress)" }
         let jobs = min(fork.jobs, runs.count)
         let threads = BLAS.threads
         let note = jobs > 1 && threads > 1
@@ -177,8 +177,8 @@ extension Trainer {
         let done = session.pump()
         if done { report(session) }
         let text = done
-            ? "waiting at step \(session.fromStep): branches done, 'adopt K' or 'drop'"
-            : "waiting at step \(session.fromStep) for its branches: \(session.progress)"
+            ? "branches done: adopt K or drop"
+            : "branches \(session.progress)"
         let now = Date().timeIntervalSinceReferenceDate
         if channel.status.message != text && (done || now - session.progressShownAt > 0.2) {
             session.progressShownAt = now
