@@ -83,6 +83,19 @@ import LRTUI
         #expect(d.branchTable.sortColumn == 0)
     }
 
+    @Test func aWatchedLogThatForkedShowsItsBranches() throws {
+        let dir = try Self.forkedRunFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let log = dir.appendingPathComponent("run.jsonl")
+        let writer = try RunLogWriter(url: log)
+        for r in FakeSource.records(steps: 100) + [Self.forkEvent()] { try writer.write(r) }
+        try writer.close()
+        let d = Dashboard(source: WatchSource(url: log, pollInterval: 0))
+        waitUntil { d.update(); return d.runs.count == 3 && d.runs.dropFirst().allSatisfy { $0.end != nil } }
+        #expect(d.keyMode == .watch)
+        #expect(d.branchRows.map(\.label) == ["lr 0.003", "lr 0.0001"])
+    }
+
     @Test func bPromptsAForkAroundTheCurrentLR() {
         let source = FakeSource(status: FakeSource.status(at: 100))
         source.pending = FakeSource.records(steps: 100)
