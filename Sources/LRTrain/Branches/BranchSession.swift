@@ -126,7 +126,8 @@ final class BranchRun: @unchecked Sendable {
         }
         // Records are kept in memory only when there is no log to read them back from on `adopt`.
         let keep = logURL == nil
-        trainer = try Trainer(branchOf: parent, log: log) { record in
+        subrun = SubRun(kind: .branch, label: branch.label, fromStep: state.step, parent: parentLog)
+        trainer = try Trainer(branchOf: parent, subrun: subrun, log: log) { record in
             guard keep else { return }
             switch record {
             case .header, .end: break
@@ -135,9 +136,8 @@ final class BranchRun: @unchecked Sendable {
         }
         self.logURL = logURL
         try trainer.restore(state, tensors: tensors)
-        subrun = SubRun(kind: .branch, label: branch.label, fromStep: state.step, parent: parentLog)
         // On disk before the fork's event: a UI that sees the event finds the branch's log and its label.
-        trainer.writeHeader(subrun: subrun)
+        trainer.writeHeader()
         trainer.flushLog()
         startState = state
         startTensors = tensors

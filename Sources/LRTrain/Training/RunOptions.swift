@@ -36,5 +36,7 @@ public struct RunOptions: Sendable {
     /// Called on the trainer thread after every optimizer step with its record and the model's parameters
     /// (`train --trace-params`: bench/parity.py compares every parameter's norm with PyTorch's).
     public var parameterObserver: (@Sendable (StepRecord, [Parameter]) -> Void)? = nil
+    /// Marks the run's log as a sub-run of another (a sweep trial, a branch): written in its header.
+    public var subrun: SubRun? = nil
     public init() {}
 }

@@ -161,8 +161,10 @@ public final class Trainer: @unchecked Sendable {
     /// A trainer for one branch of `parent`: the same data, model and optimizer kinds, its own copies of the
     /// weights and state (restored from the fork point by the caller), so branches can train side by side.
     /// Records go to `log` (the branch's sub-run log) and to `observer`; nothing else is written.
-    init(branchOf parent: Trainer, log: RunLogWriter?, observer: (@Sendable (RunRecord) -> Void)?) throws {
+    init(branchOf parent: Trainer, subrun: SubRun, log: RunLogWriter?,
+         observer: (@Sendable (RunRecord) -> Void)?) throws {
         var options = RunOptions()
+        options.subrun = subrun
         options.writeFiles = false
         options.evaluate = parent.options.evaluate
         options.lrtopVersion = parent.options.lrtopVersion
@@ -399,7 +401,7 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: records
 
-    func writeHeader(subrun: SubRun? = nil) {
+    func writeHeader() {
         let iso = ISO8601DateFormatter()
         var cfg = config.flattened
         cfg["dataset"] = datasetName
@@ -407,7 +409,7 @@ public final class Trainer: @unchecked Sendable {
         if let i = options.initCheckpoint { cfg["init_from"] = i.path }
         let header = RunHeader(lrtopVersion: options.lrtopVersion, config: cfg, seed: config.seed,
                                startTime: iso.string(from: startDate), groups: optimizer.groups.map(\.name),
-                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, subrun: subrun)
+                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, subrun: options.subrun)
         record(.header(header))
     }
 
