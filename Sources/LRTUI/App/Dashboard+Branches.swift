@@ -91,15 +91,17 @@ extension Dashboard {
     }
 
     /// What the `b` key puts in the prompt: a fork around the current LR (×3, ×1, ÷3) for a tenth of the run, or,
-    /// while a fork waits, `adopt K` for the branch with the lowest validation (else training) loss.
+    /// while a fork waits, `adopt K` for the finished branch with the lowest validation (else training) loss
+    /// (`drop` while none has finished).
     var forkPromptText: String {
         let rows = branchRows
         // The latest fork is not adopted or dropped yet and the run is still going: it waits for the choice.
         if !rows.isEmpty, !rows.contains(where: { ["adopted", "dropped"].contains($0.state) }), isLive,
            status.state.isActive, primary.end == nil {
             let done = rows.filter { $0.state == "done" }
-            let best = done.min { ($0.valLoss ?? $0.loss ?? .infinity) < ($1.valLoss ?? $1.loss ?? .infinity) }
-            return "adopt \(best?.number ?? 1)"
+            guard let best = done.min(by: { ($0.valLoss ?? $0.loss ?? .infinity) < ($1.valLoss ?? $1.loss ?? .infinity) })
+            else { return "drop" }
+            return "adopt \(best.number)"
         }
         let total = primary.totalSteps ?? 1000
         let left = max(1, total - (primary.lastStep ?? 0))
