@@ -8,7 +8,7 @@ import LRTUI
 /// adoption of the best branch while the run waits).
 @Suite struct BranchViewTests {
     /// A run folder whose run forked at step 100 into two branches of 20 steps, written as the trainer writes them.
-    static func forkedRunFolder() throws -> URL {
+    static func forkedRunFolder(finished: Bool = true) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lrtop-branchview-\(UUID().uuidString.prefix(8))")
         for (k, lr, loss, acc) in [(1, 3e-3, 0.30, 0.91), (2, 1e-4, 0.55, 0.83)] {
             let writer = try RunLogWriter(url: dir.appendingPathComponent("subruns/fork-100-\(k)/log.jsonl"))
@@ -20,6 +20,7 @@ import LRTUI
                 try writer.write(step: StepRecord(step: s, epoch: 1, lrs: [lr, lr], loss: loss, gradNorm: 1,
                                                   samplesPerSec: 6400, wallTime: 1 + Double(s - 100) * 0.01))
             }
+            guard finished else { try writer.close(); continue }
             try writer.write(eval: EvalRecord(step: 120, epoch: 1, loss: loss + 0.05, accuracy: acc, wallTime: 1.2))
             try writer.write(end: EndRecord(reason: .completed, step: 120, epoch: 1, finalLoss: loss, bestEvalLoss: nil,
                                             bestAccuracy: nil, finalAccuracy: acc, wallTime: 1.2, message: nil))
@@ -106,6 +107,21 @@ import LRTUI
         let lr = FakeSource.lr(step: 100, group: 0)
         #expect(lr == 0.00095)
         #expect(p.text == "fork lr=2.85e-3,9.5e-4,3.17e-4 steps=100")
+    }
+
+    @Test func whileBranchesTrainBOffersToDropThem() throws {
+        let dir = try Self.forkedRunFolder(finished: false)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var status = FakeSource.status(at: 100)
+        status.logPath = dir.appendingPathComponent("run.jsonl").path
+        let source = FakeSource(status: status)
+        source.pending = FakeSource.records(steps: 100) + [Self.forkEvent()]
+        let d = Dashboard(source: source)
+        waitUntil { d.update(); return d.branchRows.count == 2 }
+        #expect(d.branchRows.map(\.state) == ["training", "training"])
+        _ = d.handle(.char("b"))
+        guard case .prompt(let p) = d.overlay else { Issue.record("no prompt"); return }
+        #expect(p.text == "drop")
     }
 
     @Test func aDroppedForkSaysSo() throws {
