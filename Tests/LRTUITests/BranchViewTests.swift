@@ -29,6 +29,17 @@ import LRTUI
         return dir
     }
 
+    /// A live dashboard on a run that forked at step 100 (its records and the fork event queued), its source, and
+    /// the run folder to remove.
+    static func forkedDashboard(finished: Bool) throws -> (Dashboard, FakeSource, URL) {
+        let dir = try forkedRunFolder(finished: finished)
+        var status = FakeSource.status(at: 100)
+        status.logPath = dir.appendingPathComponent("run.jsonl").path
+        let source = FakeSource(status: status)
+        source.pending = FakeSource.records(steps: 100) + [forkEvent()]
+        return (Dashboard(source: source), source, dir)
+    }
+
     static func forkEvent() -> RunRecord {
         .event(EventRecord(step: 100, kind: .command, text: "fork lr=3e-3,1e-4 steps=20", lrsBefore: [1e-3], lrsAfter: [1e-3],
                            message: "2 branches of 20 steps from step 100", wallTime: 1))
@@ -110,13 +121,8 @@ import LRTUI
     }
 
     @Test func whileBranchesTrainBOffersToDropThem() throws {
-        let dir = try Self.forkedRunFolder(finished: false)
+        let (d, _, dir) = try Self.forkedDashboard(finished: false)
         defer { try? FileManager.default.removeItem(at: dir) }
-        var status = FakeSource.status(at: 100)
-        status.logPath = dir.appendingPathComponent("run.jsonl").path
-        let source = FakeSource(status: status)
-        source.pending = FakeSource.records(steps: 100) + [Self.forkEvent()]
-        let d = Dashboard(source: source)
         waitUntil { d.update(); return d.branchRows.count == 2 }
         #expect(d.branchRows.map(\.state) == ["training", "training"])
         _ = d.handle(.char("b"))
@@ -125,14 +131,8 @@ import LRTUI
     }
 
     @Test func aDroppedForkSaysSo() throws {
-        let dir = try Self.forkedRunFolder()
+        let (d, source, dir) = try Self.forkedDashboard(finished: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        var status = FakeSource.status(at: 100)
-        status.logPath = dir.appendingPathComponent("run.jsonl").path
-        let source = FakeSource(status: status)
-        source.pending = FakeSource.records(steps: 100) + [Self.forkEvent()]
-        let d = Dashboard(source: source)
-        d.update()
         waitUntil { d.update(); return d.runs.count == 3 && d.runs.dropFirst().allSatisfy { $0.end != nil } }
         source.pending = [.event(EventRecord(step: 100, kind: .command, text: "drop", lrsBefore: [1e-3], lrsAfter: [1e-3],
                                              message: "back at step 100 as before the fork", wallTime: 2))]
