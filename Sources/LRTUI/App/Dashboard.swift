@@ -95,6 +95,11 @@ public final class Dashboard {
     public private(set) var awaitingAnswer: [String] = []
     /// How many of the primary run's events have been looked at for answers.
     var eventsAnswered = 0
+    /// Branch sub-run logs already overlaid (live), and how many of the primary's events were looked at for forks.
+    var followedBranchLogs: Set<String> = []
+    var eventsSeenForBranches = 0
+    /// The branches table's sort column and direction (`B` cycles).
+    public internal(set) var branchTable = TrialTableState()
 
     public init(source: any RunSource, overlays: [any RunSource] = [], theme: Theme = .builtinDefault,
                 depth: ColorDepth = .truecolor, themeStore: ThemeStore? = nil) {
@@ -155,6 +160,7 @@ public final class Dashboard {
         var changed = false
         for r in runs where r.poll() { changed = true }
         if answerAwaitedCommands() { changed = true }
+        if followNewBranches() { changed = true }
         if let n = notice, n.kind != .error, ContinuousClock.now - n.shownAt > Self.noticeDuration {
             notice = nil
             changed = true
@@ -259,6 +265,16 @@ public final class Dashboard {
             overlay = .prompt(PromptState(hint: promptHint, history: commandHistory))
         case .warmup:
             overlay = .prompt(PromptState(text: "warmup 200", hint: promptHint, history: commandHistory))
+        case .fork:
+            overlay = .prompt(PromptState(text: forkPromptText, hint: promptHint, history: commandHistory))
+        case .sortBranches:
+            if branchRows.isEmpty {
+                showNotice("no branches to sort: 'b' or ':fork …' makes some" + (isLive ? "" : " (in a live run)"), .warning)
+            } else {
+                branchTable.cycleSortColumn(columns: Self.branchColumns)
+                let c = branchTable.sortColumn.map { Self.branchColumns[$0].title }
+                showNotice("branches sorted by " + (c.map { $0 + (branchTable.descending ? ", highest first" : ", lowest first") } ?? "number"))
+            }
         case .schedulerMenu:
             let kinds = status.schedulerKinds
             if kinds.isEmpty {

@@ -82,6 +82,9 @@ public struct LiveStatus: Equatable, Sendable {
     /// Replay: the step the charts are drawn up to (nil: everything drained).
     public var cursor: Int?
     public var details: [Detail]
+    /// The run's log file when the source knows it (a run trained here, a watched log): the dashboard finds the
+    /// run's sub-runs (`fork` branches) beside it.
+    public var logPath: String? = nil
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",

@@ -21,6 +21,7 @@ public final class Trainer: @unchecked Sendable {
     let train: DataSplit
     let test: DataSplit
     let sampleShape: [Int]
+    let classCount: Int
     let batcher: Batcher
     public let datasetName: String
     public let datasetNotice: String?
@@ -56,6 +57,10 @@ public final class Trainer: @unchecked Sendable {
     var failure: String? = nil
     /// Offset of wall time when resuming, so the log's wall time keeps growing across restarts.
     var wallTimeOffset = 0.0
+    /// A "what if" branch's own trainer (see `BranchSession`): no checkpoints, no files but its sub-run log.
+    var isBranch = false
+    /// The branches of a `fork`, while they train or wait for `adopt K` / `drop`; the run itself waits.
+    var branches: BranchSession? = nil
 
     public init(config: TrainConfig, options: RunOptions = RunOptions(), channel: TrainerChannel = TrainerChannel()) throws {
         var config = config
@@ -75,6 +80,7 @@ public final class Trainer: @unchecked Sendable {
         self.train = loaded.dataset.train
         self.test = loaded.dataset.test
         self.sampleShape = loaded.dataset.sampleShape
+        self.classCount = loaded.dataset.classCount
         self.datasetName = loaded.dataset.name
         self.datasetNotice = loaded.notice
         self.batcher = try Batcher(split: train, sampleShape: sampleShape, batchSize: config.batchSize, seed: config.seed)
@@ -152,6 +158,45 @@ public final class Trainer: @unchecked Sendable {
         publishStatus()
     }
 
+    /// A trainer for one branch of `parent`: the same data, model and optimizer kinds, its own copies of the
+    /// weights and state (restored from the fork point by the caller), so branches can train side by side.
+    /// Records go to `log` (the branch's sub-run log) and to `observer`; nothing else is written.
+    init(branchOf parent: Trainer, subrun: SubRun, log: RunLogWriter?,
+         observer: (@Sendable (RunRecord) -> Void)?) throws {
+        var options = RunOptions()
+        options.subrun = subrun
+        options.writeFiles = false
+        options.evaluate = parent.options.evaluate
+        options.lrtopVersion = parent.options.lrtopVersion
+        options.observer = observer
+        self.options = options
+        self.channel = TrainerChannel()
+        self.config = parent.config
+        self.train = parent.train
+        self.test = parent.test
+        self.sampleShape = parent.sampleShape
+        self.classCount = parent.classCount
+        self.datasetName = parent.datasetName
+        self.datasetNotice = nil
+        self.setupWarnings = []
+        self.stepsPerEpoch = parent.stepsPerEpoch
+        self.totalSteps = parent.totalSteps
+        self.batcher = try Batcher(split: train, sampleShape: sampleShape, batchSize: config.batchSize, seed: config.seed)
+        self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape, classCount: classCount,
+                                             seed: config.seed, hidden: config.hidden, dropout: Float(config.dropout))
+        self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
+        self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
+                                                   parameters: network.parameters)
+        self.lrControl = parent.lrControl
+        self.guardState = parent.guardState
+        self.checkpoints = CheckpointStore(directory: nil, keep: 1)
+        self.runDirectory = nil
+        self.logURL = nil
+        self.log = log
+        self.isBranch = true
+        self.wallTimeOffset = parent.wallTime
+    }
+
     // MARK: the loop
 
     /// Trains until the planned steps are done or the run is stopped; returns how it ended.
@@ -174,6 +219,10 @@ public final class Trainer: @unchecked Sendable {
             if let failure { endReason = .failed; endMessage = failure; break }
             applyScriptAndCommands()
             if let reason = stopRequested { endReason = reason; break }
+            if branches != nil {
+                if let (reason, message) = tendBranches() { endReason = reason; endMessage = message; break }
+                continue
+            }
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
@@ -195,6 +244,7 @@ public final class Trainer: @unchecked Sendable {
                 break
             }
         }
+        endBranches(because: endMessage ?? "the run \(endReason == .completed ? "ended" : endReason.rawValue)")
         return finish(reason: endReason, message: endMessage)
     }
 
@@ -253,7 +303,7 @@ public final class Trainer: @unchecked Sendable {
         } else if epochEnded && config.schedulerInterval == .epoch {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
-        if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 {
+        if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !isBranch {
             saveCheckpoint(label: "auto")
         }
         if step % 16 == 0 || paused { publishStatus() }
@@ -315,7 +365,7 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: ending
 
-    private func finish(reason: EndReason, message: String?) -> EndRecord {
+    func finish(reason: EndReason, message: String?) -> EndRecord {
         var reason = reason, message = message
         // Whatever is still buffered must reach the log before the run can call itself complete.
         flushLog()
@@ -383,7 +433,7 @@ public final class Trainer: @unchecked Sendable {
         // The plan stops at the end of the run: beyond it, some schedules (cosine) would rise again.
         let plan = lrControl.plan(count: min(256, max(0, totalSteps - step)), optimizer: optimizer)
         channel.update { s in
-            if !keepPhase { s.phase = paused ? .paused : .running }
+            if !keepPhase { s.phase = paused || branches != nil ? .paused : .running }
             s.step = step
             s.epoch = min(step, max(0, totalSteps - 1)) / stepsPerEpoch
             s.totalSteps = totalSteps

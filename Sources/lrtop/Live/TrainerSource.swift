@@ -48,11 +48,13 @@ final class TrainerSource: RunSource {
         details.append(LiveStatus.Detail("checkpoints", "\(s.checkpoints) in memory"))
         if let log = s.logPath { details.append(LiveStatus.Detail("log", log)) }
         if let c = cost.summary() { details.append(LiveStatus.Detail("cost", c)) }
-        return LiveStatus(
+        var live = LiveStatus(
             title: title, state: s.phase, message: s.message, step: s.step, epoch: s.epoch,
             totalSteps: s.totalSteps, stepsPerEpoch: s.stepsPerEpoch, optimizer: s.optimizerSummary,
             scheduler: s.schedulerStatus.isEmpty ? s.schedulerSpec : s.schedulerStatus, schedulerSpec: s.schedulerSpec,
             groups: groups, planned: planned,
             schedulerKinds: SchedulerMenuCatalog.kinds(remainingSteps: s.totalSteps - s.step, stepsPerEpoch: s.stepsPerEpoch), details: details)
+        live.logPath = s.logPath
+        return live
     }
 }
