@@ -36,6 +36,7 @@ import LRTrain
         case .checkpoint: return ["verb": "ckpt"]
         case .rollback: return ["verb": "rollback"]
         case .eval: return ["verb": "eval"]
+        case let .findLR(r): return ["verb": "find-lr", "start": "\(r.start)", "end": "\(r.end)", "count": "\(r.steps)"]
         }
     }
 
@@ -46,7 +47,7 @@ import LRTrain
             switch v {
             case let s as String: out[k] = s
             case let n as NSNumber:
-                out[k] = (k == "value") ? "\(n.doubleValue)" : "\(n.intValue)"
+                out[k] = ["value", "start", "end"].contains(k) ? "\(n.doubleValue)" : "\(n.intValue)"
             default: Issue.record("unexpected value for \(k): \(v)")
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// One command of lrtop's steering language. The same text is accepted at the TUI's `:` prompt, bound to keys,
 /// and read from `--commands` scripts (`@STEP COMMAND`), so every intervention is reproducible and logged.
@@ -10,6 +11,7 @@ import Foundation
 ///     sched SPEC         switch scheduler now, continuing from the current LR
 ///     warmup N           re-warm from a low LR up to the scheduled one over N steps
 ///     pause | resume | step [N] | stop | ckpt | rollback | eval
+///     find-lr [start=1e-7] [end=10] [steps=100]   LR range test from here; the run's state is restored after
 public enum Command: Equatable, Sendable {
     public enum LRChange: Equatable, Sendable {
         case set(Double)
@@ -28,9 +30,11 @@ public enum Command: Equatable, Sendable {
     case checkpoint
     case rollback
     case eval
+    /// The LR range test (fastai's `lr_find`): sweep, suggest, restore.
+    case findLR(LRRangeSettings)
 
     /// The verbs, for help texts and error messages.
-    public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval"]
+    public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr"]
 
     /// Whether a checkpoint is taken before applying it automatically (a scheduler switch, a large LR jump).
     public func isRisky(currentLRs: [Double]) -> Bool {
@@ -85,9 +89,40 @@ public enum CommandParser {
         case "ckpt", "checkpoint": return try noArgs(.checkpoint)
         case "rollback": return try noArgs(.rollback)
         case "eval": return try noArgs(.eval)
+        case "find-lr", "findlr": return try parseFindLR(args)
         default:
             throw CommandError("unknown command '\(verb)': valid commands are \(Command.verbs.joined(separator: ", "))")
         }
+    }
+
+    /// `find-lr [start=X] [end=Y] [steps=N]`, each key at most once, in any order.
+    private static func parseFindLR(_ args: [String]) throws(CommandError) -> Command {
+        let usage = "e.g. 'find-lr' or 'find-lr start=1e-6 end=1 steps=200'"
+        var settings = LRRangeSettings()
+        var seen: Set<String> = []
+        for arg in args {
+            let parts = arg.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let key = parts[0].lowercased()
+            guard parts.count == 2, ["start", "end", "steps"].contains(key) else {
+                throw CommandError("'find-lr' takes start=LR, end=LR and steps=N, got '\(arg)': \(usage)")
+            }
+            guard seen.insert(key).inserted else { throw CommandError("'find-lr': \(key) given twice") }
+            if key == "steps" {
+                guard let n = Int(parts[1]), (6...10_000).contains(n) else {
+                    throw CommandError("invalid find-lr steps '\(parts[1])': expected a whole number from 6 to 10000")
+                }
+                settings.steps = n
+            } else {
+                guard let v = Double(parts[1]), v.isFinite, v > 0 else {
+                    throw CommandError("invalid find-lr \(key) '\(parts[1])': expected a positive LR like 1e-7")
+                }
+                if key == "start" { settings.start = v } else { settings.end = v }
+            }
+        }
+        guard settings.start < settings.end else {
+            throw CommandError("'find-lr' needs start < end, got start=\(settings.start) end=\(settings.end)")
+        }
+        return .findLR(settings)
     }
 
     private static func parseLR(_ args: [String]) throws(CommandError) -> Command {

@@ -179,6 +179,9 @@ extension Trainer {
         case .eval:
             evaluate()
             return nil
+        case .findLR(let settings):
+            let result = try runRangeTest(settings)
+            return (result.folder.map { $0 + ": " } ?? "") + result.curve.summary
         }
     }
 }
