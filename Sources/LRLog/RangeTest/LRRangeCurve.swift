@@ -110,6 +110,24 @@ public struct LRRangeCurve: Equatable, Sendable {
         return text
     }
 
+    /// The point nearest `lr` on a log scale (where a suggestion sits on the curve).
+    public func index(nearest lr: Double) -> Int? {
+        guard lr > 0, !lrs.isEmpty else { return nil }
+        let x = log(lr)
+        return lrs.indices.min { abs(log(lrs[$0]) - x) < abs(log(lrs[$1]) - x) }
+    }
+
+    /// The smoothed loss at `lr`, interpolated linearly in log(LR) between the points around it.
+    public func loss(at lr: Double) -> Double? {
+        guard lr > 0, let first = lrs.first, let last = lrs.last, lr >= first, lr <= last else {
+            return index(nearest: lr).map { losses[$0] }
+        }
+        guard let hi = lrs.firstIndex(where: { $0 >= lr }) else { return losses.last }
+        if hi == 0 || lrs[hi] == lr { return losses[hi] }
+        let t = (log(lr) - log(lrs[hi - 1])) / (log(lrs[hi]) - log(lrs[hi - 1]))
+        return losses[hi - 1] + t * (losses[hi] - losses[hi - 1])
+    }
+
     /// An LR as commands take it back: three significant digits, `2.09e-03` style.
     public static func format(_ lr: Double) -> String { String(format: "%.3g", lr) }
 }
