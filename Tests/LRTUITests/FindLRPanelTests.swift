@@ -193,3 +193,21 @@ import LRLog
         #expect(abs(log10(lrThere) - log10(curve.suggestions.valley!)) < 0.2)
     }
 }
+
+extension FindLRPanelTests {
+    @Test func findLRTypedAtThePromptOpensThePanelToo() throws {
+        let dir = try Self.runFolder()
+        let (d, src) = Self.live(dir)
+        _ = d.handle(.char(":"))
+        for ch in "find-lr steps=50" { _ = d.handle(.char(ch)) }
+        _ = d.handle(.enter)
+        #expect(src.sent == ["pause", "find-lr steps=50"])
+        #expect(d.overlay == .findLR)
+        // A bad one stays in the prompt with its reason, as any command does.
+        _ = d.handle(.escape)
+        _ = d.handle(.char(":"))
+        for ch in "find-lr steps=2" { _ = d.handle(.char(ch)) }
+        _ = d.handle(.enter)
+        #expect(src.sent.last == "find-lr steps=2")
+    }
+}

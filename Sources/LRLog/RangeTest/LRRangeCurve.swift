@@ -33,6 +33,47 @@ public struct LRRangeSettings: Equatable, Sendable {
         self.init(start: s, end: e, steps: n)
     }
 
+    public struct ParseError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The arguments of `find-lr [start=X] [end=Y] [steps=N]` (each key at most once, in any order), checked as the
+    /// steering language checks them: the Swift parser and the UI's prompt both read them here.
+    public init(arguments args: [String]) throws(ParseError) {
+        let usage = "e.g. 'find-lr' or 'find-lr start=1e-6 end=1 steps=200'"
+        self.init()
+        var seen: Set<String> = []
+        for arg in args {
+            let parts = arg.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let key = parts[0].lowercased()
+            guard parts.count == 2, ["start", "end", "steps"].contains(key) else {
+                throw ParseError(description: "'find-lr' takes start=LR, end=LR and steps=N, got '\(arg)': \(usage)")
+            }
+            guard seen.insert(key).inserted else { throw ParseError(description: "'find-lr': \(key) given twice") }
+            if key == "steps" {
+                guard let n = Int(parts[1]), (6...10_000).contains(n) else {
+                    throw ParseError(description: "invalid find-lr steps '\(parts[1])': expected a whole number from 6 to 10000")
+                }
+                steps = n
+            } else {
+                guard let v = Double(parts[1]), v.isFinite, v > 0 else {
+                    throw ParseError(description: "invalid find-lr \(key) '\(parts[1])': expected a positive LR like 1e-7")
+                }
+                if key == "start" { start = v } else { end = v }
+            }
+        }
+        guard start < end else {
+            throw ParseError(description: "'find-lr' needs start < end, got start=\(start) end=\(end)")
+        }
+    }
+
+    /// The settings of a `find-lr` command's text; nil when the text is another command or does not parse.
+    public static func of(command text: String) -> LRRangeSettings? {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let verb = words.first?.lowercased(), verb == "find-lr" || verb == "findlr" else { return nil }
+        return try? LRRangeSettings(arguments: Array(words.dropFirst()))
+    }
+
     /// As the command is written: `find-lr start=1e-07 end=10.0 steps=100`, the defaults left out.
     public var commandText: String {
         var parts = ["find-lr"]

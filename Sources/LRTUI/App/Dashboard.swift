@@ -205,6 +205,12 @@ public final class Dashboard {
             case .cancel: overlay = .none
             case .submit(let text):
                 if commandHistory.last != text { commandHistory.append(text) }
+                // A find-lr typed at the prompt opens its panel, as `f` does.
+                if isLive, let settings = LRRangeSettings.of(command: text) {
+                    overlay = .none
+                    startFindLR(settings, text: text)
+                    return .none
+                }
                 if let error = send(text) {
                     p.error = error
                     overlay = .prompt(p)

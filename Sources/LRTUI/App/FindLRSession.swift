@@ -93,8 +93,9 @@ extension Dashboard {
 
     /// `f` live: pauses a running run, starts the range test and opens its panel; the pick then applies and the
     /// run resumes (it was paused only for the sweep). `lrtop find-lr` starts here with `resumeAfterPick`.
-    public func startFindLR(_ settings: LRRangeSettings = LRRangeSettings(), resumeAfterPick: Bool = false) {
-        let command = settings.commandText
+    public func startFindLR(_ settings: LRRangeSettings = LRRangeSettings(), text: String? = nil,
+                            resumeAfterPick: Bool = false) {
+        let command = text ?? settings.commandText
         let wasRunning = status.state == .running && !resumeAfterPick
         if wasRunning, let error = send("pause") {
             showNotice("✗ pause: \(error)", .error)

@@ -72,7 +72,7 @@ public struct FindLRChart: Widget {
             previous = p
         }
         // The raw losses, dim, behind: how noisy the smoothed curve is.
-        for (lr, loss) in zip(curve.lrs, curve.rawLosses) where loss.isFinite && loss <= yr.upperBound {
+        for (lr, loss) in zip(curve.lrs, curve.rawLosses) where loss.isFinite && yr.contains(loss) {
             let x = dotX(lr), y = dotY(loss)
             if !canvas.hasDots(cellX: x / 2, cellY: y / 4) { canvas.set(x: x, y: y, style: palette.loss.dim) }
         }

@@ -95,34 +95,8 @@ public enum CommandParser {
         }
     }
 
-    /// `find-lr [start=X] [end=Y] [steps=N]`, each key at most once, in any order.
     private static func parseFindLR(_ args: [String]) throws(CommandError) -> Command {
-        let usage = "e.g. 'find-lr' or 'find-lr start=1e-6 end=1 steps=200'"
-        var settings = LRRangeSettings()
-        var seen: Set<String> = []
-        for arg in args {
-            let parts = arg.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-            let key = parts[0].lowercased()
-            guard parts.count == 2, ["start", "end", "steps"].contains(key) else {
-                throw CommandError("'find-lr' takes start=LR, end=LR and steps=N, got '\(arg)': \(usage)")
-            }
-            guard seen.insert(key).inserted else { throw CommandError("'find-lr': \(key) given twice") }
-            if key == "steps" {
-                guard let n = Int(parts[1]), (6...10_000).contains(n) else {
-                    throw CommandError("invalid find-lr steps '\(parts[1])': expected a whole number from 6 to 10000")
-                }
-                settings.steps = n
-            } else {
-                guard let v = Double(parts[1]), v.isFinite, v > 0 else {
-                    throw CommandError("invalid find-lr \(key) '\(parts[1])': expected a positive LR like 1e-7")
-                }
-                if key == "start" { settings.start = v } else { settings.end = v }
-            }
-        }
-        guard settings.start < settings.end else {
-            throw CommandError("'find-lr' needs start < end, got start=\(settings.start) end=\(settings.end)")
-        }
-        return .findLR(settings)
+        do { return .findLR(try LRRangeSettings(arguments: args)) } catch { throw CommandError(error.description) }
     }
 
     private static func parseLR(_ args: [String]) throws(CommandError) -> Command {
