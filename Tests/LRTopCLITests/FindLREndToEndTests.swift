@@ -81,6 +81,29 @@ struct FindLREndToEndTests {
         #expect(texts.dropFirst(2).first?.hasPrefix("lr ") == true && texts.contains("resume"), "\(texts)")
     }
 
+    @Test(.enabled(if: tmuxInstalled, "needs tmux"))
+    func aScriptedFindLRReplaysAsItsCurve() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@40 find-lr steps=60\n".write(toFile: dir.path("s.txt"), atomically: true, encoding: .utf8)
+        let train = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--hidden", "32", "--batch-size", "32",
+                               "--max-steps", "100", "--commands", "s.txt", "--run-dir", "run"], in: dir.url)
+        #expect(train.status == 0, "\(train.stderr)")
+        #expect(train.stdout.contains("step 40: find-lr steps=60") && train.stdout.contains("subruns/find-lr-40: "))
+        let tui = try TmuxSession(command: "\(lrtopBinary.path) replay run", width: 120, height: 40, directory: dir.url)
+        defer { tui.close() }
+        try tui.waitFor("replay")
+        try tui.send("G")
+        try tui.send("f")
+        let screen = try tui.waitFor("find-lr · subruns/find-lr-40")
+        #expect(screen.contains("valley") && screen.contains("a replay"))
+        // The replay is of the run alone: the sweep is not overlaid as a second run.
+        #expect(!screen.contains("find-lr-40/log"))
+        try tui.send("Escape")
+        try tui.send("q")
+        try tui.waitFor("LRTOP_EXITED=0")
+    }
+
     @Test func headlessPrintsTheSuggestionsAndATrainLine() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
