@@ -26,7 +26,10 @@ extension Trainer {
         var sweepClock = StepClock()
         var failure: Error? = nil
         channel.update { $0.message = "find-lr: sweeping the LR from \(settings.start) to \(settings.end)" }
+        var interrupted = false
         while let lr = curve.nextLR {
+            // Ctrl-C or SIGTERM ends the sweep here; the run's loop then ends the run as it would have.
+            if SignalFlag.received { interrupted = true; break }
             sweepClock.begin()
             for g in optimizer.groups { g.lr = lr }
             let epoch = step / stepsPerEpoch
@@ -40,9 +43,10 @@ extension Trainer {
                                     wallTime: Date().timeIntervalSince(started))
             do { try sub?.writer.write(step: record) } catch { failure = error; break }
         }
-        let end = EndRecord(reason: curve.stop == .completed ? .completed : .stopped, step: curve.count, epoch: 0,
-                            finalLoss: curve.rawLosses.last, bestEvalLoss: nil, bestAccuracy: nil, finalAccuracy: nil,
-                            wallTime: Date().timeIntervalSince(started), message: curve.summary)
+        let end = EndRecord(reason: interrupted ? .interrupted : curve.stop == .completed ? .completed : .stopped,
+                            step: curve.count, epoch: 0, finalLoss: curve.rawLosses.last, bestEvalLoss: nil,
+                            bestAccuracy: nil, finalAccuracy: nil, wallTime: Date().timeIntervalSince(started),
+                            message: (interrupted ? "interrupted by \(SignalFlag.name); " : "") + curve.summary)
         if failure == nil {
             do { try sub?.writer.write(end: end); try sub?.writer.close() } catch { failure = error }
         }
