@@ -211,3 +211,26 @@ extension FindLRPanelTests {
         #expect(src.sent.last == "find-lr steps=2")
     }
 }
+
+extension FindLRPanelTests {
+    /// On a small terminal every suggestion is still named (the legend takes a second row), and a click on the
+    /// chart puts the cursor on the point under it.
+    @Test func aSmallTerminalNamesEverySuggestionAndAClickMovesTheCursor() throws {
+        let dir = try Self.runFolder()
+        let (d, _) = Self.live(dir)
+        _ = d.handle(.char("f"))
+        let (records, curve) = Self.sweepRecords()
+        let sub = dir.appendingPathComponent("subruns/find-lr-50")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        try Data(Self.lines(records).utf8).write(to: sub.appendingPathComponent("log.jsonl"))
+        d.update()
+        let screen = d.render(width: 80, height: 24).text
+        for (name, lr) in curve.suggestions.named { #expect(screen.contains(name + " " + LRRangeCurve.format(lr)), "\(name)\n\(screen)") }
+        let area = try #require(d.findLR?.chartArea)
+        let plot = FindLRChart.plotArea(area)
+        _ = d.handle(.mouse(MouseEvent(.click, x: plot.x, y: plot.y + 2)))
+        #expect(d.findLR?.cursorLR == curve.lrs.first)
+        _ = d.handle(.mouse(MouseEvent(.click, x: plot.right - 1, y: plot.y + 2)))
+        #expect(d.findLR?.cursorLR == curve.lrs.last)
+    }
+}

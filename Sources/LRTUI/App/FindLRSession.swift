@@ -229,7 +229,9 @@ extension Dashboard {
 
     func renderFindLR(into buffer: inout Buffer, area: Rect) {
         guard let session = findLR else { return }
-        let box = area.centered(width: min(area.width - 2, 110), height: min(area.height - 2, 30))
+        // Above the key bar, where a command's answer may take up to two rows.
+        let room = area.inset(top: 1, bottom: 2)
+        let box = room.centered(width: min(room.width, 110), height: min(room.height, 30))
         Clear(style: palette.background).render(into: &buffer, area: box)
         var title = "find-lr"
         if let folder = session.folder { title += " · subruns/" + folder.lastPathComponent }
@@ -242,8 +244,19 @@ extension Dashboard {
         block.render(into: &buffer, area: box)
         let inner = block.inner(box)
         guard inner.height >= 6 else { return }
-        // Row 0: the cursor's LR and loss; then the chart; then the legend; the last row, the keys.
-        let legendRows = 1
+        // Row 0: the cursor's LR and loss; then the chart; then the legend (one or two rows: every suggestion is
+        // named); the last row, the keys.
+        let named = session.curve?.suggestions.named ?? []
+        let entries = named.map { s in (letter: String(FindLRChart.letters[s.name] ?? "•"), text: " \(s.name) \(LRRangeCurve.format(s.lr))   ", lr: s.lr) }
+        var legend: [[(letter: String, text: String, lr: Double)]] = [[]]
+        var used = 0
+        for e in entries {
+            let w = e.letter.cellWidth + e.text.cellWidth
+            if used + w > inner.width - 1, !legend[legend.count - 1].isEmpty { legend.append([]); used = 0 }
+            legend[legend.count - 1].append(e)
+            used += w
+        }
+        let legendRows = max(1, min(2, legend.count))
         let chartArea = Rect(x: inner.x, y: inner.y + 1, width: inner.width, height: inner.height - 2 - legendRows)
         session.chartArea = chartArea
         if let error = session.error {
@@ -261,19 +274,18 @@ extension Dashboard {
                 buffer.set(string: "lr \(LRRangeCurve.format(curve.lrs.last ?? 0)) · the sweep runs; the run's state is restored after it",
                            at: Position(x: inner.x + 1, y: inner.y), style: palette.inactive, clip: inner)
             }
-            var x = inner.x + 1
-            let legendY = chartArea.bottom
-            let named = curve.suggestions.named
             if named.isEmpty && session.finished {
-                buffer.set(string: "too few points for a suggestion: sweep more steps (find-lr steps=N)", at: Position(x: x, y: legendY),
-                           style: palette.warn, clip: inner)
+                buffer.set(string: "too few points for a suggestion: sweep more steps (find-lr steps=N)",
+                           at: Position(x: inner.x + 1, y: chartArea.bottom), style: palette.warn, clip: inner)
             }
-            for s in named {
-                let letter = String(FindLRChart.letters[s.name] ?? "•")
-                x = buffer.set(string: letter, at: Position(x: x, y: legendY), style: palette.marker.bold.reversed, clip: inner)
-                let style = s.lr == session.cursorLR ? palette.highlight.bold : palette.text
-                x = buffer.set(string: " " + s.name + " " + LRRangeCurve.format(s.lr) + "   ", at: Position(x: x, y: legendY),
-                               style: style, clip: inner)
+            for (row, items) in legend.prefix(legendRows).enumerated() {
+                var x = inner.x + 1
+                let y = chartArea.bottom + row
+                for e in items {
+                    x = buffer.set(string: e.letter, at: Position(x: x, y: y), style: palette.marker.bold.reversed, clip: inner)
+                    x = buffer.set(string: e.text, at: Position(x: x, y: y),
+                                   style: e.lr == session.cursorLR ? palette.highlight.bold : palette.text, clip: inner)
+                }
             }
         } else {
             buffer.set(string: "waiting for the sweep's sub-run log …", at: Position(x: inner.x + 1, y: inner.y + 2),

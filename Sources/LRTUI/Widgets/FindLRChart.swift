@@ -23,15 +23,18 @@ public struct FindLRChart: Widget {
         return lo...(hi > lo ? hi : lo + 1)
     }
 
-    /// The y range: from the lowest loss to the highest before the minimum (the sweep's start), with a margin;
-    /// the diverging tail beyond it is cut at the top, as it would flatten the valley to a line.
+    /// The y range: from the lowest loss up to as far again above the loss the sweep started from (the diverging
+    /// tail beyond is cut at the top, as it would flatten the valley to a line); when the loss only rises (a trained
+    /// model), up to the 4x stopping level, so the rise shows.
     var yRange: ClosedRange<Double>? {
         let finite = curve.losses.filter(\.isFinite)
-        guard let lo = finite.min() else { return nil }
+        guard let lo = finite.min(), let top = finite.max() else { return nil }
         let minIndex = curve.losses.firstIndex(of: lo) ?? 0
         let head = curve.losses[...minIndex].filter(\.isFinite).max() ?? lo
-        var hi = max(head, lo + 1e-6)
-        if let last = finite.last { hi = max(hi, min(last, lo + 2 * (hi - lo))) }
+        let descent = head - lo
+        var hi = descent > 0.05 * abs(lo) ? min(top, head + descent) : min(top, LRRangeSettings.divergenceFactor * lo)
+        hi = max(hi, head)
+        if hi <= lo { hi = lo + max(1e-6, abs(lo) * 0.01) }
         let pad = (hi - lo) * 0.05
         return (lo - pad)...(hi + pad)
     }
