@@ -47,6 +47,19 @@ import LRLog
         return (d, src)
     }
 
+    /// `f` pressed on a live run whose sweep has run to its end: the panel with the whole curve.
+    static func sweptPanel(_ name: String = #function) throws -> (Dashboard, FakeSource, LRRangeCurve) {
+        let dir = try runFolder(name)
+        let (d, src) = live(dir)
+        _ = d.handle(.char("f"))
+        let (records, curve) = sweepRecords()
+        let sub = dir.appendingPathComponent("subruns/find-lr-50")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        try Data(lines(records).utf8).write(to: sub.appendingPathComponent("log.jsonl"))
+        d.update()
+        return (d, src, curve)
+    }
+
     @Test func fSweepsDrawsTheCurveLiveAndEnterAppliesThePickAndResumes() throws {
         let dir = try Self.runFolder()
         let (d, src) = Self.live(dir)
@@ -106,14 +119,7 @@ import LRLog
     }
 
     @Test func oAppliesThePickAsAOneCycleSchedule() throws {
-        let dir = try Self.runFolder()
-        let (d, src) = Self.live(dir)
-        _ = d.handle(.char("f"))
-        let (records, curve) = Self.sweepRecords()
-        let sub = dir.appendingPathComponent("subruns/find-lr-50")
-        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
-        try Data(Self.lines(records).utf8).write(to: sub.appendingPathComponent("log.jsonl"))
-        d.update()
+        let (d, src, curve) = try Self.sweptPanel()
         _ = d.handle(.char("o"))
         #expect(Array(src.sent.suffix(2)) == ["sched onecycle:max_lr=\(LRRangeCurve.format(curve.suggestions.valley!))", "resume"])
     }
@@ -216,14 +222,7 @@ extension FindLRPanelTests {
     /// On a small terminal every suggestion is still named (the legend takes a second row), and a click on the
     /// chart puts the cursor on the point under it.
     @Test func aSmallTerminalNamesEverySuggestionAndAClickMovesTheCursor() throws {
-        let dir = try Self.runFolder()
-        let (d, _) = Self.live(dir)
-        _ = d.handle(.char("f"))
-        let (records, curve) = Self.sweepRecords()
-        let sub = dir.appendingPathComponent("subruns/find-lr-50")
-        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
-        try Data(Self.lines(records).utf8).write(to: sub.appendingPathComponent("log.jsonl"))
-        d.update()
+        let (d, _, curve) = try Self.sweptPanel()
         let screen = d.render(width: 80, height: 24).text
         for (name, lr) in curve.suggestions.named { #expect(screen.contains(name + " " + LRRangeCurve.format(lr)), "\(name)\n\(screen)") }
         let area = try #require(d.findLR?.chartArea)
