@@ -233,3 +233,29 @@ extension FindLRPanelTests {
         #expect(d.findLR?.cursorLR == curve.lrs.last)
     }
 }
+
+extension FindLRPanelTests {
+    /// A sweep that ends after three steps (the loss went NaN) has no suggestion: the panel says so, and the cursor
+    /// starts at the lowest loss, never at the largest LR.
+    @Test func aSweepTooShortForSuggestionsSaysSoAndStartsAtTheLowestLoss() throws {
+        let dir = try Self.runFolder()
+        let (d, _) = Self.live(dir)
+        _ = d.handle(.char("f"))
+        let settings = LRRangeSettings()
+        var records: [RunRecord] = [.header(RunHeader(lrtopVersion: "t", config: settings.configEntries, seed: 1, startTime: "",
+                                                      groups: ["all"], stepsPerEpoch: 100, totalSteps: 100,
+                                                      subrun: SubRun(kind: .findLR, label: "find-lr", fromStep: 50)))]
+        for (i, loss) in [1.0, 0.5, Double.nan].enumerated() {
+            records.append(.step(StepRecord(step: i + 1, epoch: 0, lrs: [settings.lr(at: i)], loss: loss, gradNorm: 1,
+                                            samplesPerSec: 1, wallTime: 0)))
+        }
+        records.append(.end(EndRecord(reason: .stopped, step: 3, epoch: 0, finalLoss: nil, bestEvalLoss: nil, bestAccuracy: nil,
+                                      finalAccuracy: nil, wallTime: 0)))
+        let sub = dir.appendingPathComponent("subruns/find-lr-50")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        try Data(Self.lines(records).utf8).write(to: sub.appendingPathComponent("log.jsonl"))
+        d.update()
+        #expect(d.render(width: 120, height: 36).text.contains("too few points for a suggestion"))
+        #expect(d.findLR?.cursorLR == settings.lr(at: 1))
+    }
+}

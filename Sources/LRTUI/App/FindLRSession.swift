@@ -53,7 +53,12 @@ public final class FindLRSession {
         curve = LRRangeCurve(records: records)
         if records.contains(where: { if case .end = $0 { true } else { false } }) {
             finished = true
-            if cursorLR == nil { cursorLR = curve?.suggestions.valley ?? curve?.lrs.last }
+            // On valley, fastai's default; on a curve too short for it, at the lowest loss (never at the sweep's
+            // largest LR, which enter would apply).
+            if cursorLR == nil, let curve {
+                let lowest = curve.losses.indices.filter { curve.losses[$0].isFinite }.min { curve.losses[$0] < curve.losses[$1] }
+                cursorLR = curve.suggestions.valley ?? lowest.map { curve.lrs[$0] } ?? curve.lrs.first
+            }
         }
         return true
     }
