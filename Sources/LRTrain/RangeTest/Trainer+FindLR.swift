@@ -25,7 +25,7 @@ extension Trainer {
         var curve = LRRangeCurve(settings: settings)
         var sweepClock = StepClock()
         var failure: Error? = nil
-        channel.update { $0.message = "find-lr: sweeping the LR from \(settings.start) to \(settings.end)" }
+        channel.update { $0.message = "find-lr: sweeping the LR from \(LRRangeCurve.format(settings.start)) to \(LRRangeCurve.format(settings.end))" }
         var interrupted = false
         while let lr = curve.nextLR {
             // Ctrl-C or SIGTERM ends the sweep here; the run's loop then ends the run as it would have.
