@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import LRLog
-@testable import LRTUI
+import LRTUI
 
 /// The find-lr panel as a person uses it: `f` sweeps, the curve and its suggestions appear as the sub-run log
 /// grows, the cursor moves, enter applies the pick as a command and the run resumes.
@@ -178,8 +178,8 @@ import LRLog
         // Enter on the find-lr event opens the same curve.
         _ = d.handle(.char("G"))
         d.update()
-        d.setFocus(.events)
-        d.openEvent(0)
+        for _ in 0..<3 { _ = d.handle(.tab) }   // LR chart → loss chart → events
+        _ = d.handle(.enter)
         #expect(d.overlay == .findLR && d.findLR?.folder?.lastPathComponent == "find-lr-100")
     }
 

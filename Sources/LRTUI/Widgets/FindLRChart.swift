@@ -40,7 +40,7 @@ public struct FindLRChart: Widget {
     }
 
     /// The plot's area inside `area` (left of it the y labels, under it the x labels).
-    static func plotArea(_ area: Rect) -> Rect {
+    public static func plotArea(_ area: Rect) -> Rect {
         Rect(x: area.x + 7, y: area.y, width: max(0, area.width - 8), height: max(0, area.height - 1))
     }
 

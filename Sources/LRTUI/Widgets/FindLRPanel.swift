@@ -26,7 +26,7 @@ public final class FindLRSession {
     /// Why the sweep failed (its error event), shown in the panel.
     public internal(set) var error: String?
     /// Where the chart was last drawn, for clicks.
-    var chartArea: Rect?
+    public internal(set) var chartArea: Rect?
 
     init(command: String?, known: Set<String>, canApply: Bool, resumeOnApply: Bool, resumeOnClose: Bool) {
         self.command = command; self.known = known; self.canApply = canApply
