@@ -31,6 +31,8 @@ struct FindLR: ParsableCommand {
     var headless = false
     @Option(name: .customLong("run-dir"), help: "The run folder for the log and the sweep's sub-run (default: ./runs/find-lr_DATE_TIME).")
     var runDir: String?
+    @Option(help: "Sweep from these weights (fine-tuning): an lrtop checkpoint or a .safetensors state_dict, as 'lrtop train --init'.")
+    var `init`: String?
     @Flag(help: "Overwrite the log of an existing run folder.")
     var force = false
     @Option(help: "Theme name from 'lrtop themes' (the UI only).")
@@ -66,6 +68,7 @@ struct FindLR: ParsableCommand {
         runOptions.threads = options.blasThreads
         runOptions.lrtopVersion = LRTop.version
         runOptions.evaluate = false
+        runOptions.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
         do {
             runOptions.runDirectory = try runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.makeDefault(prefix: "find-lr_")
         } catch { fail("\(error)") }

@@ -129,6 +129,15 @@ struct FindLREndToEndTests {
                                "--run-dir", "fl2"], in: dir.url)
         let steepRow = try #require(steep.stdout.split(separator: "\n").first { $0.hasPrefix("  steep") })
         #expect(steepRow.contains("← pick"))
+        // From trained weights (fine-tuning): the sweep starts from them and the train line keeps --init.
+        let trained = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--hidden", "32", "--max-steps", "50",
+                                 "--run-dir", "t"], in: dir.url)
+        #expect(trained.status == 0)
+        let tuned = try lrtop(["find-lr", "--headless", "--data", "synthetic:spirals", "--hidden", "32", "--init",
+                               "t/checkpoints/final.ckpt", "--run-dir", "fl3"], in: dir.url)
+        #expect(tuned.status == 0, "\(tuned.stderr)")
+        #expect(tuned.stdout.split(separator: "\n").last?.hasPrefix("lrtop train --data synthetic:spirals --hidden 32 --init t/checkpoints/final.ckpt --lr ") == true,
+                "\(tuned.stdout)")
     }
 
     @Test(arguments: [
@@ -137,6 +146,7 @@ struct FindLREndToEndTests {
         (["--start", "abc"], "--start"),
         (["--pick", "best"], "unknown --pick 'best'"),
         (["--data", "/nonexistent/data"], "/nonexistent/data"),
+        (["--init", "/nonexistent/w.safetensors"], "/nonexistent/w.safetensors"),
     ])
     func badInputGetsAOneLineErrorAndANonZeroExit(_ c: (args: [String], message: String)) throws {
         let dir = try TempDir()
