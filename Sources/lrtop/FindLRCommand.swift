@@ -80,6 +80,7 @@ struct FindLR: ParsableCommand {
             }
             // The run waits at step 0 while the sweep runs and the person picks; enter applies the pick and trains.
             runOptions.evaluate = true
+            runOptions.lrBeforeFirstStepIsBase = true
             runOptions.script = try? CommandScript.parse("@0 pause", name: "find-lr")
             var train = try Train.parse([])
             train.terminal = terminal

@@ -79,6 +79,17 @@ struct FindLREndToEndTests {
             .filter { $0["kind"] as? String == "command" }.map { $0["text"] as! String }
         #expect(Array(texts.prefix(2)) == ["pause", "find-lr"])
         #expect(texts.dropFirst(2).first?.hasPrefix("lr ") == true && texts.contains("resume"), "\(texts)")
+        // Trained with the pick exactly as 'lrtop train --lr PICK' trains: the same LR at every step, warmup
+        // included (an override at step 0 would have been multiplied by the warmup).
+        let pick = String(texts[2].dropFirst(3))
+        let plain = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "1", "--batch-size", "32",
+                               "--hidden", "32", "--lr", pick, "--run-dir", "plain"], in: dir.url)
+        #expect(plain.status == 0)
+        func lrs(_ path: String) throws -> [Double] {
+            records(try readLog(path), type: "step").map { ($0["lrs"] as! [Double])[0] }
+        }
+        let picked = try lrs(dir.path("run/run.jsonl")), reference = try lrs(dir.path("plain/run.jsonl"))
+        #expect(!picked.isEmpty && picked == reference)
     }
 
     @Test(.enabled(if: tmuxInstalled, "needs tmux"))

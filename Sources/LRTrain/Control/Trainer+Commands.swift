@@ -113,6 +113,12 @@ extension Trainer {
         case .lr(let group, let change):
             let indices = try groupIndices(group)
             switch change {
+            case .set(let v) where options.lrBeforeFirstStepIsBase && step == 0 && group == nil:
+                // Group 0 gets v, the others keep their ratio to it (their lr_scale), as --lr sets them.
+                let first = optimizer.groups[0].initialLR
+                for g in optimizer.groups { g.initialLR = first > 0 ? v * g.initialLR / first : v }
+                try lrControl.reset(optimizer: optimizer)
+                return "the run's base LR before its first step: the schedule is planned from it, as --lr \(v) would"
             case .set(let v):
                 lrControl.set(indices, optimizer: optimizer) { _ in v }
             case .scale(let f):

@@ -36,5 +36,8 @@ public struct RunOptions: Sendable {
     /// Called on the trainer thread after every optimizer step with its record and the model's parameters
     /// (`train --trace-params`: bench/parity.py compares every parameter's norm with PyTorch's).
     public var parameterObserver: (@Sendable (StepRecord, [Parameter]) -> Void)? = nil
+    /// `lrtop find-lr`: an `lr X` for every group before the first step is the run's base LR, the schedule (its
+    /// warmup included) planned from it as `--lr X` would, instead of an override the warmup would multiply.
+    public var lrBeforeFirstStepIsBase = false
     public init() {}
 }
