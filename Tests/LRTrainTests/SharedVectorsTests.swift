@@ -42,11 +42,12 @@ import LRTrain
             }]
         case let .adopt(k): return ["verb": "adopt", "branch": k]
         case .drop: return ["verb": "drop"]
+        case let .findLR(r): return ["verb": "find-lr", "start": r.start, "end": r.end, "count": r.steps]
         }
     }
 
     /// A record (from the JSON or from `record`) as one string, numbers as Swift prints them (so 0.0003 and 3e-4
-    /// compare as the same Double); "value" is the only key holding a non-integer.
+    /// compare as the same Double); "value", "start" and "end" are the keys holding non-integers.
     static func canonical(_ value: Any, key: String = "") -> String {
         switch value {
         case let s as String: return "\"\(s)\""
@@ -54,9 +55,9 @@ import LRTrain
             return "{" + d.keys.sorted().map { "\($0): \(canonical(d[$0]!, key: $0))" }.joined(separator: ", ") + "}"
         case let a as [Any]: return "[" + a.map { canonical($0, key: key) }.joined(separator: ", ") + "]"
         case let n as NSNumber where !(value is Int) && !(value is Double):
-            return key == "value" ? "\(n.doubleValue)" : "\(n.intValue)"
-        case let i as Int: return key == "value" ? "\(Double(i))" : "\(i)"
-        case let d as Double: return key == "value" ? "\(d)" : "\(Int(d))"
+            return ["value", "start", "end"].contains(key) ? "\(n.doubleValue)" : "\(n.intValue)"
+        case let i as Int: return ["value", "start", "end"].contains(key) ? "\(Double(i))" : "\(i)"
+        case let d as Double: return ["value", "start", "end"].contains(key) ? "\(d)" : "\(Int(d))"
         default:
             Issue.record("unexpected value for \(key): \(value)")
             return "?"

@@ -524,6 +524,8 @@ extension Dashboard {
             let rows = p.error == nil ? 1 : 2
             let promptArea = Rect(x: area.x, y: area.bottom - rows, width: area.width, height: rows)
             PromptView(state: p, palette: palette).render(into: &buffer, area: promptArea)
+        case .findLR:
+            renderFindLR(into: &buffer, area: area)
         case .schedulerMenu(let m):
             SchedulerMenuView(state: m, palette: palette).render(into: &buffer, area: area.inset(top: 1, bottom: 1))
         case .eventDetail(let e):

@@ -1,3 +1,4 @@
+import Foundation
 import LRLog
 
 /// What the dashboard watches and steers: the live trainer, or a replay of a run log.
@@ -17,10 +18,13 @@ public protocol RunSource: AnyObject {
     /// Whether quitting the UI ends the run (a run trained in this process: `q` asks first), or leaves it going
     /// (`lrtop attach` detaches from a run in another process).
     var quitEndsRun: Bool { get }
+    /// The run's folder (where `subruns/` is), nil when unknown.
+    var runFolder: URL? { get }
 }
 
 extension RunSource {
     public var quitEndsRun: Bool { isLive }
+    public var runFolder: URL? { nil }
 }
 
 /// Everything the status panel, header and menus show that the records do not carry. Plain values, so a source

@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// One command of lrtop's steering language. The same text is accepted at the TUI's `:` prompt, bound to keys,
 /// and read from `--commands` scripts (`@STEP COMMAND`), so every intervention is reproducible and logged.
@@ -12,6 +13,7 @@ import Foundation
 ///     pause | resume | step [N] | stop | ckpt | rollback | eval
 ///     fork lr=1e-3,1e-4 steps=300        train one "what if" branch per value from here (or quoted command lists:
 ///     fork 'sched cosine' | 'lr *0.5; warmup 50' steps=300 [jobs=2]), then `adopt K` or `drop`
+///     find-lr [start=1e-7] [end=10] [steps=100]   LR range test from here; the run's state is restored after
 public enum Command: Equatable, Sendable {
     public enum LRChange: Equatable, Sendable {
         case set(Double)
@@ -57,8 +59,11 @@ public enum Command: Equatable, Sendable {
         public static let maxBranches = 16
     }
 
+    /// The LR range test (fastai's `lr_find`): sweep, suggest, restore.
+    case findLR(LRRangeSettings)
+
     /// The verbs, for help texts and error messages.
-    public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval",
+    public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr",
                                "fork", "adopt", "drop"]
 
     /// Whether a checkpoint is taken before applying it automatically (a scheduler switch, a large LR jump).
@@ -123,9 +128,14 @@ public enum CommandParser {
             }
             return .adopt(k)
         case "drop": return try noArgs(.drop)
+        case "find-lr", "findlr": return try parseFindLR(args)
         default:
             throw CommandError("unknown command '\(verb)': valid commands are \(Command.verbs.joined(separator: ", "))")
         }
+    }
+
+    private static func parseFindLR(_ args: [String]) throws(CommandError) -> Command {
+        do { return .findLR(try LRRangeSettings(arguments: args)) } catch { throw CommandError(error.description) }
     }
 
     private static func parseLR(_ args: [String]) throws(CommandError) -> Command {

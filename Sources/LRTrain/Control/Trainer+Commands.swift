@@ -122,6 +122,12 @@ extension Trainer {
         case .lr(let group, let change):
             let indices = try groupIndices(group)
             switch change {
+            case .set(let v) where options.lrBeforeFirstStepIsBase && step == 0 && group == nil:
+                // Group 0 gets v, the others keep their ratio to it (their lr_scale), as --lr sets them.
+                let first = optimizer.groups[0].initialLR
+                for g in optimizer.groups { g.initialLR = first > 0 ? v * g.initialLR / first : v }
+                try lrControl.reset(optimizer: optimizer)
+                return "the run's base LR before its first step: the schedule is planned from it, as --lr \(v) would"
             case .set(let v):
                 lrControl.set(indices, optimizer: optimizer) { _ in v }
             case .scale(let f):
@@ -191,6 +197,9 @@ extension Trainer {
         case .fork(let fork): return try startFork(fork)
         case .adopt(let k): return try adopt(k)
         case .drop: return dropBranches()
+        case .findLR(let settings):
+            let result = try runRangeTest(settings)
+            return (result.folder.map { $0 + ": " } ?? "") + result.curve.summary
         }
     }
 }

@@ -40,5 +40,8 @@ public struct RunOptions: Sendable {
     public var subrun: SubRun? = nil
     /// The dataset, already loaded with the config's `data` and `normalize` (a sweep loads it once for all trials).
     public var preloadedData: LoadedData? = nil
+    /// `lrtop find-lr`: an `lr X` for every group before the first step is the run's base LR, the schedule (its
+    /// warmup included) planned from it as `--lr X` would, instead of an override the warmup would multiply.
+    public var lrBeforeFirstStepIsBase = false
     public init() {}
 }

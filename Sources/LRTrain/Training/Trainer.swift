@@ -55,6 +55,10 @@ public final class Trainer: @unchecked Sendable {
     var appendingToLog = false
     /// Why the run cannot go on (its log cannot be written): it stops at the next step boundary.
     var failure: String? = nil
+    /// The last LR range test (`find-lr`) this run made.
+    public internal(set) var lastRangeTest: LRRangeTestResult? = nil
+    /// `lrtop find-lr`: the run only sweeps; it ends without training or a final checkpoint.
+    var rangeTestOnly = false
     /// Offset of wall time when resuming, so the log's wall time keeps growing across restarts.
     var wallTimeOffset = 0.0
     /// A "what if" branch's own trainer (see `BranchSession`): no checkpoints, no files but its sub-run log.
@@ -251,32 +255,13 @@ public final class Trainer: @unchecked Sendable {
     /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
     func trainOneStep() -> EndReason? {
         clock.begin()
-        network.zeroGrad()
         let epoch = step / stepsPerEpoch
-        let firstBatch = (step % stepsPerEpoch) * config.accumSteps
-        var lossSum: Double = 0
-        for micro in 0..<config.accumSteps {
-            // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
-            // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
-            try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
-            batcher.next()
-            let logits = network.forward(batcher.input, training: true)
-            lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
-            if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
-            network.backward(loss.gradLogits)
-        }
-        let stepLoss = lossSum / Double(config.accumSteps)
-        let gradNorm = globalGradNorm()
+        let (stepLoss, gradNorm) = computeGradients()
 
         if let why = guardState.check(loss: stepLoss, gradNorm: gradNorm) {
             return divergence(why, loss: stepLoss)
         }
-        if let maxNorm = config.clipGradNorm, gradNorm > maxNorm {
-            let scale = Float(maxNorm / (gradNorm + 1e-6))
-            for group in optimizer.groups {
-                for p in group.params { p.grad.scale(by: scale) }
-            }
-        }
+        clipGradients(norm: gradNorm)
         let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
         step += 1
         lastLoss = stepLoss
@@ -308,6 +293,36 @@ public final class Trainer: @unchecked Sendable {
         }
         if step % 16 == 0 || paused { publishStatus() }
         return nil
+    }
+
+    /// Forward and backward over the step's micro-batches: the gradients of step `step + 1`, its mean loss and
+    /// the global gradient norm before clipping.
+    func computeGradients() -> (loss: Double, gradNorm: Double) {
+        network.zeroGrad()
+        let epoch = step / stepsPerEpoch
+        let firstBatch = (step % stepsPerEpoch) * config.accumSteps
+        var lossSum: Double = 0
+        for micro in 0..<config.accumSteps {
+            // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
+            // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
+            try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
+            batcher.next()
+            let logits = network.forward(batcher.input, training: true)
+            lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
+            if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
+            network.backward(loss.gradLogits)
+        }
+        return (lossSum / Double(config.accumSteps), globalGradNorm())
+    }
+
+    /// `--clip-grad-norm`: scales the gradients down to the limit when their norm is above it.
+    func clipGradients(norm gradNorm: Double) {
+        if let maxNorm = config.clipGradNorm, gradNorm > maxNorm {
+            let scale = Float(maxNorm / (gradNorm + 1e-6))
+            for group in optimizer.groups {
+                for p in group.params { p.grad.scale(by: scale) }
+            }
+        }
     }
 
     private func metric(for eval: EvalRecord) -> Double {
@@ -371,7 +386,11 @@ public final class Trainer: @unchecked Sendable {
         flushLog()
         if let failure { reason = .failed; message = failure }
         var finalCheckpoint: CheckpointStore.Entry? = nil
-        if options.writeFiles { finalCheckpoint = saveCheckpoint(label: "final", name: "final") }
+        if rangeTestOnly && reason == .stopped {
+            message = message ?? "find-lr only: no training, so no final checkpoint"
+        } else if options.writeFiles {
+            finalCheckpoint = saveCheckpoint(label: "final", name: "final")
+        }
         func end() -> EndRecord {
             var text = message
             if reason == .failed && options.writeFiles {

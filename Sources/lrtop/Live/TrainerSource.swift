@@ -19,6 +19,8 @@ final class TrainerSource: RunSource {
 
     func drain() -> [RunRecord] { channel.drain() }
 
+    var runFolder: URL? { channel.status.runDirectory.map { URL(fileURLWithPath: $0) } }
+
     /// A command that does not parse is refused here, at once (the prompt stays open with the reason), and still
     /// goes to the trainer, which logs it as an error event like every command that cannot apply.
     func send(_ command: String) -> String? {

@@ -8,6 +8,7 @@ import LRLog
 public final class WatchSource: RunSource {
     public let isLive = false
     public let url: URL
+    public var runFolder: URL? { url.deletingLastPathComponent() }
     /// Seconds between reads of the file.
     public var pollInterval: Double
     /// Monotonic seconds; tests replace it.
