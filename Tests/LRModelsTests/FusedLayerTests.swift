@@ -51,4 +51,29 @@ struct FusedLayerTests {
         #expect(close(perSample.weight.grad.storage, grouped.weight.grad.storage, tolerance: 1e-4))
         #expect(close(perSample.bias!.grad.storage, grouped.bias!.grad.storage, tolerance: 1e-4))
     }
+
+    /// The channel-last direct kernels compute what im2col + sgemm computes: output, input and parameter gradients,
+    /// on one worker and on several (BLAS threads), with an image whose padded rows do not fill whole pixel blocks.
+    @Test(arguments: [(cin: 16, cout: 16, h: 7, w: 6, threads: 1), (cin: 16, cout: 32, h: 6, w: 5, threads: 2),
+                      (cin: 32, cout: 16, h: 5, w: 7, threads: 3)])
+    func channelLastConvolutionMatchesIm2col(c: (cin: Int, cout: Int, h: Int, w: Int, threads: Int)) {
+        let before = BLAS.threads
+        BLAS.setThreads(c.threads)
+        defer { BLAS.setThreads(before) }
+        var rngA = Xoshiro256(seed: 50), rngB = Xoshiro256(seed: 50)
+        let direct = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: 3, padding: 1, rng: &rngA)
+        let reference = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: 3, padding: 1,
+                               algorithm: .im2col, rng: &rngB)
+        for step in 0..<2 {  // twice: the second step reuses the buffers (zero borders, cleared partial sums)
+            let x = randomTensor([5, c.cin, c.h, c.w], seed: 51 + UInt64(step))
+            let y1 = direct.forward(x, training: true), y2 = reference.forward(x, training: true)
+            #expect(y1.shape == y2.shape && close(y1.storage, y2.storage, tolerance: 1e-4))
+            let dy = randomTensor(y1.shape, seed: 53 + UInt64(step))
+            let dx1 = direct.backward(dy, needsInputGradient: true).storage
+            let dx2 = reference.backward(dy, needsInputGradient: true).storage
+            #expect(close(dx1, dx2, tolerance: 1e-4))
+            #expect(close(direct.weight.grad.storage, reference.weight.grad.storage, tolerance: 1e-4))
+            #expect(close(direct.bias!.grad.storage, reference.bias!.grad.storage, tolerance: 1e-4))
+        }
+    }
 }
