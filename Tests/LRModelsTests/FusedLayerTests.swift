@@ -53,17 +53,26 @@ struct FusedLayerTests {
     }
 
     /// The channel-last direct kernels compute what im2col + sgemm computes: output, input and parameter gradients,
-    /// on one worker and on several (BLAS threads), with an image whose padded rows do not fill whole pixel blocks.
-    @Test(arguments: [(cin: 16, cout: 16, h: 7, w: 6, threads: 1), (cin: 16, cout: 32, h: 6, w: 5, threads: 2),
-                      (cin: 32, cout: 16, h: 5, w: 7, threads: 3)])
-    func channelLastConvolutionMatchesIm2col(c: (cin: Int, cout: Int, h: Int, w: Int, threads: Int)) {
+    /// on one worker and on several (BLAS threads), for the flipped-kernel input gradient (stride 1, 'same') and the
+    /// scatter (the rest), with images whose rows do not fill whole pixel blocks.
+    @Test(arguments: [
+        ConvCase(cin: 16, cout: 16, h: 7, w: 6, kernel: 3, stride: 1, padding: 1, threads: 1),
+        ConvCase(cin: 16, cout: 32, h: 6, w: 5, kernel: 3, stride: 1, padding: 1, threads: 2),
+        ConvCase(cin: 32, cout: 16, h: 5, w: 7, kernel: 3, stride: 1, padding: 1, threads: 3),
+        ConvCase(cin: 16, cout: 32, h: 7, w: 6, kernel: 3, stride: 2, padding: 1, threads: 2),
+        ConvCase(cin: 16, cout: 32, h: 6, w: 7, kernel: 1, stride: 2, padding: 0, threads: 2),
+        ConvCase(cin: 16, cout: 16, h: 6, w: 6, kernel: 3, stride: 1, padding: 0, threads: 1),
+        ConvCase(cin: 16, cout: 16, h: 9, w: 8, kernel: 3, stride: 2, padding: 2, threads: 2),
+    ])
+    func channelLastConvolutionMatchesIm2col(c: ConvCase) {
         let before = BLAS.threads
         BLAS.setThreads(c.threads)
         defer { BLAS.setThreads(before) }
         var rngA = Xoshiro256(seed: 50), rngB = Xoshiro256(seed: 50)
-        let direct = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: 3, padding: 1, rng: &rngA)
-        let reference = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: 3, padding: 1,
-                               algorithm: .im2col, rng: &rngB)
+        let direct = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.kernel, stride: c.stride,
+                            padding: c.padding, rng: &rngA)
+        let reference = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.kernel, stride: c.stride,
+                               padding: c.padding, algorithm: .im2col, rng: &rngB)
         for step in 0..<2 {  // twice: the second step reuses the buffers (zero borders, cleared partial sums)
             let x = randomTensor([5, c.cin, c.h, c.w], seed: 51 + UInt64(step))
             let y1 = direct.forward(x, training: true), y2 = reference.forward(x, training: true)
@@ -75,5 +84,12 @@ struct FusedLayerTests {
             #expect(close(direct.weight.grad.storage, reference.weight.grad.storage, tolerance: 1e-4))
             #expect(close(direct.bias!.grad.storage, reference.bias!.grad.storage, tolerance: 1e-4))
         }
+    }
+}
+
+struct ConvCase: Sendable, CustomTestStringConvertible {
+    let cin: Int, cout: Int, h: Int, w: Int, kernel: Int, stride: Int, padding: Int, threads: Int
+    var testDescription: String {
+        "\(cin)→\(cout) \(kernel)x\(kernel)/\(stride) pad \(padding) on \(h)x\(w), \(threads) thread(s)"
     }
 }

@@ -1,60 +1,51 @@
-import Dispatch
 import LRTensor
 
-/// The channel-last direct path of a stride-1 'same' `Conv2d`: each sample is packed into a zero-padded
-/// channel-last image that stays in the L2 cache, convolved by `ChannelLastConvolution`'s register kernels, and
-/// unpacked into the NCHW tensors the other layers use. The batch is split into one contiguous run of samples per
-/// worker (the BLAS thread count: OpenBLAS is idle meanwhile); each worker sums its own weight gradient, added up in
-/// worker order, so a run with the same thread count is the same bit for bit.
+/// The channel-last direct path of a `Conv2d`: each sample is packed into a zero-padded channel-last image that
+/// stays in the L2 cache, convolved by `ChannelLastConvolution`'s register kernels, and unpacked into the NCHW
+/// tensors the other layers use. The batch is split into one contiguous run of samples per worker
+/// (`LayerThreads`); each worker writes only its own samples and sums its own weight gradient, added up in worker
+/// order.
 extension Conv2d {
-    /// Pointers the workers share. Each writes only its own samples' rows and its own partial sums.
-    private struct Shared: @unchecked Sendable {
-        let x: UnsafePointer<Float>
-        let out: UnsafeMutablePointer<Float>?
-        let gradOutput: UnsafePointer<Float>?
-        let bias: UnsafePointer<Float>?
-    }
+    /// A stride-1 'same' convolution's input gradient is a convolution again (the kernel flipped), cheaper than
+    /// the scatter every other geometry needs.
+    private var flipsForInputGradient: Bool { stride == 1 && kernel == 2 * padding + 1 }
 
-    private func workerCount(samples n: Int) -> Int { max(1, min(n, BLAS.threads)) }
-
-    /// Runs `body(worker, firstSample, endSample)` for each worker's contiguous run of the `n` samples.
-    private func forEachWorker(_ workers: Int, samples n: Int, _ body: @Sendable (Int, Int, Int) -> Void) {
-        if workers == 1 { body(0, 0, n); return }
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            body(worker, worker * n / workers, (worker + 1) * n / workers)
-        }
+    private func prepare(_ scratch: ChannelLastScratch, _ x: Tensor) -> (ChannelLastConvolution.Geometry, Int) {
+        let g = ChannelLastConvolution.Geometry(h: x.shape[2], w: x.shape[3], kernel: kernel, padding: padding,
+                                                stride: stride)
+        let workers = LayerThreads.workers(for: x.shape[0])
+        scratch.prepare(workers: workers, geometry: g, inChannels: inChannels, outChannels: outChannels)
+        return (g, workers)
     }
 
     func channelLastForward(_ x: Tensor, into output: Tensor, scratch: ChannelLastScratch) {
-        let n = x.shape[0], h = x.shape[2], w = x.shape[3], p = padding, k = kernel
-        let cin = inChannels, cout = outChannels, wp = w + 2 * p
-        let workers = workerCount(samples: n)
-        scratch.prepare(workers: workers, h: h, w: w, inChannels: cin, outChannels: cout, kernel: k, paddedWidth: wp)
-        let pixels = ChannelLastConvolution.outputPixels(rows: h, paddedWidth: wp)
+        let (g, workers) = prepare(scratch, x)
+        let n = x.shape[0], cin = inChannels, cout = outChannels, taps = kernel * kernel
         // [Cout, Cin, K, K] → [K·K][Cin][Cout]
         weight.value.withReadPointer { pw in
             let wf = scratch.forwardKernel
             for co in 0..<cout {
                 for ci in 0..<cin {
-                    for t in 0..<(k * k) { wf[(t * cin + ci) * cout + co] = pw[(co * cin + ci) * k * k + t] }
+                    for t in 0..<taps { wf[(t * cin + ci) * cout + co] = pw[(co * cin + ci) * taps + t] }
                 }
             }
         }
-        let interior = (p * wp + p) * cin
+        let inPlane = cin * g.h * g.w, outPlane = cout * g.ho * g.wo
         withOptionalReadPointer(bias?.value) { pb in
             x.withReadPointer { px in
                 output.withPointer { py in
-                    let shared = Shared(x: px, out: py, gradOutput: nil, bias: pb)
-                    forEachWorker(workers, samples: n) { worker, first, end in
+                    nonisolated(unsafe) let (px, py, pb) = (px, py, pb)
+                    LayerThreads.forEach(count: n, workers: workers) { worker, samples in
                         let xp = scratch.paddedInput[worker], yq = scratch.product[worker]
-                        for s in first..<end {
-                            ChannelLastConvolution.pack(shared.x + s * cin * h * w, channels: cin, h: h, w: w,
-                                                        paddedWidth: wp, into: xp + interior)
-                            ChannelLastConvolution.convolve(input: xp, inChannels: cin, paddedWidth: wp, kernel: k,
+                        for s in samples {
+                            ChannelLastConvolution.pack(px + s * inPlane, channels: cin, h: g.h, w: g.w,
+                                                        rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
+                            ChannelLastConvolution.convolve(input: xp, inChannels: cin, walk: g.walk,
+                                                            paddedWidth: g.paddedWidth, kernel: g.kernel,
                                                             weights: scratch.forwardKernel, outChannels: cout,
-                                                            output: yq, pixels: pixels)
-                            ChannelLastConvolution.unpack(yq, channels: cout, h: h, w: w, paddedWidth: wp,
-                                                          bias: shared.bias, into: shared.out! + s * cout * h * w)
+                                                            output: yq)
+                            ChannelLastConvolution.unpack(yq, channels: cout, h: g.ho, w: g.wo, rowWidth: g.outputWidth,
+                                                          bias: pb, into: py + s * outPlane)
                         }
                     }
                 }
@@ -64,52 +55,63 @@ extension Conv2d {
 
     /// dW and db accumulate into the parameters' gradients; dx is written into `gradInput` when given.
     func channelLastBackward(_ x: Tensor, gradOutput: Tensor, into gradInput: Tensor?, scratch: ChannelLastScratch) {
-        let n = x.shape[0], h = x.shape[2], w = x.shape[3], p = padding, k = kernel
-        let cin = inChannels, cout = outChannels, wp = w + 2 * p, taps = k * k
-        let workers = workerCount(samples: n)
-        scratch.prepare(workers: workers, h: h, w: w, inChannels: cin, outChannels: cout, kernel: k, paddedWidth: wp)
+        let (g, workers) = prepare(scratch, x)
+        let n = x.shape[0], cin = inChannels, cout = outChannels, taps = kernel * kernel
         scratch.clearPartialGradients()
-        let pixels = ChannelLastConvolution.outputPixels(rows: h, paddedWidth: wp)
-        let needsInput = gradInput != nil
-        if needsInput {
-            // [Cout, Cin, K, K] → [K·K][Cout][Cin], the taps reversed: dx = Σ dy[q + shift(t)] · W[K·K − 1 − t]ᵀ
+        let flips = flipsForInputGradient
+        if gradInput != nil {
+            // [Cout, Cin, K, K] → [K·K][Cout][Cin]; flipped: dx = Σ_t dy[q + shift(t)] · W[K·K − 1 − t]ᵀ
             weight.value.withReadPointer { pw in
                 let wb = scratch.backwardKernel
                 for co in 0..<cout {
                     for ci in 0..<cin {
-                        for t in 0..<taps { wb[(t * cout + co) * cin + ci] = pw[(co * cin + ci) * taps + taps - 1 - t] }
+                        for t in 0..<taps {
+                            wb[(t * cout + co) * cin + ci] = pw[(co * cin + ci) * taps + (flips ? taps - 1 - t : t)]
+                        }
                     }
                 }
             }
         }
-        let inputInterior = (p * wp + p) * cin, gradientInterior = (p * wp + p) * cout
-        let hasBias = bias != nil
+        // Where the output gradient's pixel q sits: inside a padded image for the flipped convolution, else at q.
+        let gradientOffset = flips ? g.interiorOffset * cout : 0
+        let gradientRow = flips ? g.paddedWidth : g.outputWidth
+        let inPlane = cin * g.h * g.w, outPlane = cout * g.ho * g.wo, hasBias = bias != nil
         x.withReadPointer { px in
             gradOutput.withReadPointer { pdy in
                 withOptionalPointer(gradInput) { pdx in
-                    let shared = Shared(x: px, out: pdx, gradOutput: pdy, bias: nil)
-                    forEachWorker(workers, samples: n) { worker, first, end in
-                        let xp = scratch.paddedInput[worker], gp = scratch.paddedGradient[worker]
-                        let dxq = scratch.product[worker], dw = scratch.weightGradient[worker]
-                        let db = scratch.biasGradient[worker]
-                        for s in first..<end {
-                            let dy = shared.gradOutput! + s * cout * h * w
-                            ChannelLastConvolution.pack(shared.x + s * cin * h * w, channels: cin, h: h, w: w,
-                                                        paddedWidth: wp, into: xp + inputInterior)
-                            ChannelLastConvolution.pack(dy, channels: cout, h: h, w: w, paddedWidth: wp,
-                                                        into: gp + gradientInterior)
+                    nonisolated(unsafe) let (px, pdy, pdx) = (px, pdy, pdx)
+                    LayerThreads.forEach(count: n, workers: workers) { worker, samples in
+                        let xp = scratch.paddedInput[worker], gp = scratch.outputGradient[worker]
+                        let dw = scratch.weightGradient[worker], db = scratch.biasGradient[worker]
+                        for s in samples {
+                            let dy = pdy + s * outPlane
+                            ChannelLastConvolution.pack(px + s * inPlane, channels: cin, h: g.h, w: g.w,
+                                                        rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
+                            ChannelLastConvolution.pack(dy, channels: cout, h: g.ho, w: g.wo, rowWidth: gradientRow,
+                                                        into: gp + gradientOffset)
                             if hasBias {
-                                for co in 0..<cout { db[co] += laneSum(dy + co * h * w, h * w) }
+                                for co in 0..<cout { db[co] += laneSum(dy + co * g.ho * g.wo, g.ho * g.wo) }
                             }
                             ChannelLastConvolution.accumulateWeightGradient(
-                                input: xp, inChannels: cin, paddedWidth: wp, kernel: k, grad: gp + gradientInterior,
-                                outChannels: cout, pixels: pixels, into: dw)
-                            if let out = shared.out {
-                                ChannelLastConvolution.convolve(input: gp, inChannels: cout, paddedWidth: wp, kernel: k,
+                                input: xp, inChannels: cin, walk: g.walk, paddedWidth: g.paddedWidth,
+                                kernel: g.kernel, grad: gp + gradientOffset, outChannels: cout, into: dw)
+                            guard let out = pdx else { continue }
+                            if flips {
+                                let dxq = scratch.product[worker]
+                                ChannelLastConvolution.convolve(input: gp, inChannels: cout, walk: g.walk,
+                                                                paddedWidth: g.paddedWidth, kernel: g.kernel,
                                                                 weights: scratch.backwardKernel, outChannels: cin,
-                                                                output: dxq, pixels: pixels)
-                                ChannelLastConvolution.unpack(dxq, channels: cin, h: h, w: w, paddedWidth: wp,
-                                                              bias: nil, into: out + s * cin * h * w)
+                                                                output: dxq)
+                                ChannelLastConvolution.unpack(dxq, channels: cin, h: g.h, w: g.w, rowWidth: g.paddedWidth,
+                                                              bias: nil, into: out + s * inPlane)
+                            } else {
+                                let dxp = scratch.inputGradient[worker]
+                                dxp.update(repeating: 0, count: scratch.sizes.input)
+                                ChannelLastConvolution.scatter(grad: gp, outChannels: cout, weights: scratch.backwardKernel,
+                                                               walk: g.walk, paddedWidth: g.paddedWidth,
+                                                               kernel: g.kernel, inChannels: cin, into: dxp)
+                                ChannelLastConvolution.unpack(dxp + g.interiorOffset * cin, channels: cin, h: g.h, w: g.w,
+                                                              rowWidth: g.paddedWidth, bias: nil, into: out + s * inPlane)
                             }
                         }
                     }

@@ -27,17 +27,17 @@ public final class ConvWorkspace: @unchecked Sendable {
 
 /// How a `Conv2d` computes.
 public enum ConvolutionAlgorithm: Sendable {
-    /// The channel-last direct kernels (`ChannelLastConvolution`) where they apply (stride 1, K = 2·padding + 1,
-    /// channel counts multiples of 16), im2col + sgemm elsewhere.
+    /// The channel-last direct kernels (`ChannelLastConvolution`) where they apply (channel counts multiples of
+    /// 16), im2col + sgemm elsewhere.
     case automatic
     /// im2col + sgemm always (the reference the direct kernels are tested against).
     case im2col
 }
 
-/// A 2-D convolution over NCHW tensors (PyTorch's `nn.Conv2d`, groups = 1, dilation = 1). Stride-1 'same'
-/// convolutions with channel counts in multiples of 16 run the channel-last direct kernels, samples split across
-/// the BLAS thread count (`Conv2d+ChannelLast.swift`); the others by im2col over groups of samples and one sgemm
-/// per group (the whole batch when its patches fit the workspace's budget).
+/// A 2-D convolution over NCHW tensors (PyTorch's `nn.Conv2d`, groups = 1, dilation = 1). Convolutions with
+/// channel counts in multiples of 16 run the channel-last direct kernels, samples split across the BLAS thread
+/// count (`Conv2d+ChannelLast.swift`); the others (the 1-channel stem) by im2col over groups of samples and one
+/// sgemm per group (the whole batch when its patches fit the workspace's budget).
 ///
 ///     x:   [N, Cin, H, W]
 ///     W:   [Cout, Cin, K, K]        b: [Cout] (optional)
@@ -78,8 +78,7 @@ public final class Conv2d: Layer, @unchecked Sendable {
         self.padding = padding
         self.workspace = workspace
         self.algorithm = algorithm
-        let direct = algorithm == .automatic && stride == 1 && kernel == 2 * padding + 1
-            && inChannels % ChannelLastConvolution.channelBlock == 0 && outChannels % ChannelLastConvolution.channelBlock == 0
+        let direct = algorithm == .automatic && inChannels % ChannelLastConvolution.channelBlock == 0 && outChannels % ChannelLastConvolution.channelBlock == 0
         channelLast = direct ? ChannelLastScratch(kernelFloats: kernel * kernel * inChannels * outChannels) : nil
         (weight, self.bias) = defaultInitialisedParameters(
             name: name, weightShape: [outChannels, inChannels, kernel, kernel], fanIn: inChannels * kernel * kernel,
