@@ -80,30 +80,18 @@ enum ChannelLastConvolution {
                 var j = 0
                 while j < walk.rowPixels {
                     let first = r * walk.inputRowStep + walk.stride * j
-                    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                    var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+                    var tile = Tile()
                     for kh in 0..<k {
                         for kw in 0..<k {
                             let x = input + (first + kh * wp + kw) * cin
                             let w = weights + (kh * k + kw) * cin * cout + co
                             for ci in 0..<cin {
-                                let w0 = load8(w + ci * cout), w1 = load8(w + ci * cout + 8)
-                                var b = SIMD8<Float>(repeating: x[ci])
-                                a0 = fma(b, w0, a0); a1 = fma(b, w1, a1)
-                                b = SIMD8<Float>(repeating: x[step + ci])
-                                a2 = fma(b, w0, a2); a3 = fma(b, w1, a3)
-                                b = SIMD8<Float>(repeating: x[2 * step + ci])
-                                a4 = fma(b, w0, a4); a5 = fma(b, w1, a5)
-                                b = SIMD8<Float>(repeating: x[3 * step + ci])
-                                a6 = fma(b, w0, a6); a7 = fma(b, w1, a7)
+                                tile.add(x[ci], x[step + ci], x[2 * step + ci], x[3 * step + ci],
+                                         times: w + ci * cout)
                             }
                         }
                     }
-                    let y = output + (r * walk.rowPixels + j) * cout + co
-                    store8(a0, y); store8(a1, y + 8)
-                    store8(a2, y + cout); store8(a3, y + cout + 8)
-                    store8(a4, y + 2 * cout); store8(a5, y + 2 * cout + 8)
-                    store8(a6, y + 3 * cout); store8(a7, y + 3 * cout + 8)
+                    tile.store(output + (r * walk.rowPixels + j) * cout + co, rowStride: cout)
                     j += pixelBlock
                 }
             }
@@ -132,30 +120,16 @@ enum ChannelLastConvolution {
                         var co = 0
                         while co < cout {
                             let d = tap + ci * cout + co
-                            var a0 = load8(d), a1 = load8(d + 8)
-                            var a2 = load8(d + cout), a3 = load8(d + cout + 8)
-                            var a4 = load8(d + 2 * cout), a5 = load8(d + 2 * cout + 8)
-                            var a6 = load8(d + 3 * cout), a7 = load8(d + 3 * cout + 8)
+                            var tile = Tile(d, rowStride: cout)
                             for r in r0..<r1 {
                                 let g = grad + (r * walk.rowPixels) * cout + co
                                 let x = input + (r * walk.inputRowStep + shift) * cin + ci
                                 for j in j0..<j1 {
-                                    let gj = g + j * cout, xj = x + walk.stride * j * cin
-                                    let g0 = load8(gj), g1 = load8(gj + 8)
-                                    var b = SIMD8<Float>(repeating: xj[0])
-                                    a0 = fma(b, g0, a0); a1 = fma(b, g1, a1)
-                                    b = SIMD8<Float>(repeating: xj[1])
-                                    a2 = fma(b, g0, a2); a3 = fma(b, g1, a3)
-                                    b = SIMD8<Float>(repeating: xj[2])
-                                    a4 = fma(b, g0, a4); a5 = fma(b, g1, a5)
-                                    b = SIMD8<Float>(repeating: xj[3])
-                                    a6 = fma(b, g0, a6); a7 = fma(b, g1, a7)
+                                    let xj = x + walk.stride * j * cin
+                                    tile.add(xj[0], xj[1], xj[2], xj[3], times: g + j * cout)
                                 }
                             }
-                            store8(a0, d); store8(a1, d + 8)
-                            store8(a2, d + cout); store8(a3, d + cout + 8)
-                            store8(a4, d + 2 * cout); store8(a5, d + 2 * cout + 8)
-                            store8(a6, d + 3 * cout); store8(a7, d + 3 * cout + 8)
+                            tile.store(d, rowStride: cout)
                             co += channelBlock
                         }
                         ci += 4
@@ -183,25 +157,11 @@ enum ChannelLastConvolution {
                         var ci = 0
                         while ci < cin {
                             let d = dx + first * cin + ci
-                            var a0 = load8(d), a1 = load8(d + 8)
-                            var a2 = load8(d + step), a3 = load8(d + step + 8)
-                            var a4 = load8(d + 2 * step), a5 = load8(d + 2 * step + 8)
-                            var a6 = load8(d + 3 * step), a7 = load8(d + 3 * step + 8)
+                            var tile = Tile(d, rowStride: step)
                             for co in 0..<cout {
-                                let w0 = load8(w + co * cin + ci), w1 = load8(w + co * cin + ci + 8)
-                                var b = SIMD8<Float>(repeating: g[co])
-                                a0 = fma(b, w0, a0); a1 = fma(b, w1, a1)
-                                b = SIMD8<Float>(repeating: g[cout + co])
-                                a2 = fma(b, w0, a2); a3 = fma(b, w1, a3)
-                                b = SIMD8<Float>(repeating: g[2 * cout + co])
-                                a4 = fma(b, w0, a4); a5 = fma(b, w1, a5)
-                                b = SIMD8<Float>(repeating: g[3 * cout + co])
-                                a6 = fma(b, w0, a6); a7 = fma(b, w1, a7)
+                                tile.add(g[co], g[cout + co], g[2 * cout + co], g[3 * cout + co], times: w + co * cin + ci)
                             }
-                            store8(a0, d); store8(a1, d + 8)
-                            store8(a2, d + step); store8(a3, d + step + 8)
-                            store8(a4, d + 2 * step); store8(a5, d + 2 * step + 8)
-                            store8(a6, d + 3 * step); store8(a7, d + 3 * step + 8)
+                            tile.store(d, rowStride: step)
                             ci += channelBlock
                         }
                         j += pixelBlock
@@ -209,6 +169,47 @@ enum ChannelLastConvolution {
                 }
             }
         }
+    }
+}
+
+/// A register block: four rows (pixels, or input channels for the weight gradient) of sixteen floats, two 8-float
+/// vectors each — eight accumulators, which with the two operand vectors and a broadcast fit AVX2's sixteen
+/// registers.
+private struct Tile {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+
+    @inline(__always) init() {}
+
+    /// Loads rows `p`, `p + rowStride`, …
+    @inline(__always)
+    init(_ p: UnsafeMutablePointer<Float>, rowStride: Int) {
+        a0 = load8(p); a1 = load8(p + 8)
+        a2 = load8(p + rowStride); a3 = load8(p + rowStride + 8)
+        a4 = load8(p + 2 * rowStride); a5 = load8(p + 2 * rowStride + 8)
+        a6 = load8(p + 3 * rowStride); a7 = load8(p + 3 * rowStride + 8)
+    }
+
+    /// row j += v_j · v[0..<16], one fused multiply-add per vector.
+    @inline(__always)
+    mutating func add(_ v0: Float, _ v1: Float, _ v2: Float, _ v3: Float, times v: UnsafePointer<Float>) {
+        let w0 = load8(v), w1 = load8(v + 8)
+        var b = SIMD8<Float>(repeating: v0)
+        a0 = a0.addingProduct(b, w0); a1 = a1.addingProduct(b, w1)
+        b = SIMD8<Float>(repeating: v1)
+        a2 = a2.addingProduct(b, w0); a3 = a3.addingProduct(b, w1)
+        b = SIMD8<Float>(repeating: v2)
+        a4 = a4.addingProduct(b, w0); a5 = a5.addingProduct(b, w1)
+        b = SIMD8<Float>(repeating: v3)
+        a6 = a6.addingProduct(b, w0); a7 = a7.addingProduct(b, w1)
+    }
+
+    @inline(__always)
+    func store(_ p: UnsafeMutablePointer<Float>, rowStride: Int) {
+        store8(a0, p); store8(a1, p + 8)
+        store8(a2, p + rowStride); store8(a3, p + rowStride + 8)
+        store8(a4, p + 2 * rowStride); store8(a5, p + 2 * rowStride + 8)
+        store8(a6, p + 3 * rowStride); store8(a7, p + 3 * rowStride + 8)
     }
 }
 
@@ -225,12 +226,6 @@ private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
 @inline(__always)
 private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
-}
-
-/// a·b + c with one rounding (a fused multiply-add instruction on x86-64-v3).
-@inline(__always)
-private func fma(_ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>) -> SIMD8<Float> {
-    c.addingProduct(a, b)
 }
 
 extension ChannelLastConvolution {
