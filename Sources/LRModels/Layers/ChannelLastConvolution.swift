@@ -70,6 +70,7 @@ enum ChannelLastConvolution {
 
     /// out[q][co] = Σ_{kh,kw,ci} input[in(q) + kh·wp + kw][ci] · weights[(kh·k + kw)][ci][co] for every output
     /// pixel q of `walk`; `outChannels` a multiple of `channelBlock`. Overwrites `output`.
+    @inline(never)
     static func convolve(input: UnsafePointer<Float>, inChannels cin: Int, walk: Walk, paddedWidth wp: Int,
                          kernel k: Int, weights: UnsafePointer<Float>, outChannels cout: Int,
                          output: UnsafeMutablePointer<Float>) {
@@ -231,31 +232,100 @@ private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
 extension ChannelLastConvolution {
     /// One NCHW sample [C, H, W] → a channel-last image whose rows are `rowWidth` pixels: pixel (ih, iw) channel
     /// c at `interior[(ih·rowWidth + iw)·C + c]` (the pixels between rows, a padded image's border, are left as
-    /// they are: zero).
+    /// they are: zero). `C` a multiple of 8: blocks of 8 pixels × 8 channels are transposed in registers.
+    @inline(never)
     static func pack(_ x: UnsafePointer<Float>, channels c: Int, h: Int, w: Int, rowWidth wp: Int,
                      into interior: UnsafeMutablePointer<Float>) {
-        let plane = h * w
-        for ih in 0..<h {
-            for iw in 0..<w {
-                let src = x + ih * w + iw, dst = interior + (ih * wp + iw) * c
-                for ch in 0..<c { dst[ch] = src[ch * plane] }
+        let plane = h * w, blocked = plane / 8 * 8
+        var p = 0, ih = 0, iw = 0  // pixel p = (ih, iw) of the plane
+        while p < blocked {
+            // Destinations of the block's 8 pixels (a block may cross a row: the padding sits between rows).
+            var row = ih, col = iw
+            func next() -> UnsafeMutablePointer<Float> {
+                let d = interior + (row * wp + col) * c
+                col += 1
+                if col == w { col = 0; row += 1 }
+                return d
             }
+            let d0 = next(), d1 = next(), d2 = next(), d3 = next(), d4 = next(), d5 = next(), d6 = next(), d7 = next()
+            (ih, iw) = (row, col)
+            var ch = 0
+            while ch < c {
+                let s = x + ch * plane + p
+                let t = transpose8x8(load8(s), load8(s + plane), load8(s + 2 * plane), load8(s + 3 * plane),
+                                     load8(s + 4 * plane), load8(s + 5 * plane), load8(s + 6 * plane), load8(s + 7 * plane))
+                store8(t.0, d0 + ch); store8(t.1, d1 + ch); store8(t.2, d2 + ch); store8(t.3, d3 + ch)
+                store8(t.4, d4 + ch); store8(t.5, d5 + ch); store8(t.6, d6 + ch); store8(t.7, d7 + ch)
+                ch += 8
+            }
+            p += 8
+        }
+        while p < plane {
+            let dst = interior + (ih * wp + iw) * c
+            for ch in 0..<c { dst[ch] = x[ch * plane + p] }
+            p += 1; iw += 1
+            if iw == w { iw = 0; ih += 1 }
         }
     }
 
     /// The inverse of `pack`: `h`×`w` pixels stored in rows of `rowWidth` → NCHW [C, H, W], adding `bias[c]`
     /// when given.
+    @inline(never)
     static func unpack(_ y: UnsafePointer<Float>, channels c: Int, h: Int, w: Int, rowWidth wp: Int,
                        bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
-        for ch in 0..<c {
-            let add = bias?[ch] ?? 0
-            let plane = out + ch * h * w
-            for oh in 0..<h {
-                let src = y + oh * wp * c + ch, dst = plane + oh * w
-                for ow in 0..<w { dst[ow] = src[ow * c] + add }
+        let plane = h * w, blocked = plane / 8 * 8
+        var p = 0, oh = 0, ow = 0
+        while p < blocked {
+            var row = oh, col = ow
+            func next() -> UnsafePointer<Float> {
+                let s = y + (row * wp + col) * c
+                col += 1
+                if col == w { col = 0; row += 1 }
+                return s
             }
+            let s0 = next(), s1 = next(), s2 = next(), s3 = next(), s4 = next(), s5 = next(), s6 = next(), s7 = next()
+            (oh, ow) = (row, col)
+            var ch = 0
+            while ch < c {
+                let t = transpose8x8(load8(s0 + ch), load8(s1 + ch), load8(s2 + ch), load8(s3 + ch),
+                                     load8(s4 + ch), load8(s5 + ch), load8(s6 + ch), load8(s7 + ch))
+                let d = out + ch * plane + p
+                if let bias {
+                    store8(t.0 + bias[ch], d); store8(t.1 + bias[ch + 1], d + plane)
+                    store8(t.2 + bias[ch + 2], d + 2 * plane); store8(t.3 + bias[ch + 3], d + 3 * plane)
+                    store8(t.4 + bias[ch + 4], d + 4 * plane); store8(t.5 + bias[ch + 5], d + 5 * plane)
+                    store8(t.6 + bias[ch + 6], d + 6 * plane); store8(t.7 + bias[ch + 7], d + 7 * plane)
+                } else {
+                    store8(t.0, d); store8(t.1, d + plane); store8(t.2, d + 2 * plane); store8(t.3, d + 3 * plane)
+                    store8(t.4, d + 4 * plane); store8(t.5, d + 5 * plane); store8(t.6, d + 6 * plane); store8(t.7, d + 7 * plane)
+                }
+                ch += 8
+            }
+            p += 8
+        }
+        while p < plane {
+            let src = y + (oh * wp + ow) * c
+            for ch in 0..<c { out[ch * plane + p] = src[ch] + (bias?[ch] ?? 0) }
+            p += 1; ow += 1
+            if ow == w { ow = 0; oh += 1 }
         }
     }
+}
+
+/// The transpose of the 8×8 matrix whose rows are r0…r7. Splitting the 64 values into evens and odds moves the
+/// bits of an index (row bits, column bits) one place to the right, cyclically; three splits swap rows and columns.
+@inline(__always)
+private func transpose8x8(_ r0: SIMD8<Float>, _ r1: SIMD8<Float>, _ r2: SIMD8<Float>, _ r3: SIMD8<Float>,
+                          _ r4: SIMD8<Float>, _ r5: SIMD8<Float>, _ r6: SIMD8<Float>, _ r7: SIMD8<Float>)
+    -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    @inline(__always)
+    func split(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+        (SIMD8(lowHalf: a.evenHalf, highHalf: b.evenHalf), SIMD8(lowHalf: a.oddHalf, highHalf: b.oddHalf))
+    }
+    var (a0, a4) = split(r0, r1), (a1, a5) = split(r2, r3), (a2, a6) = split(r4, r5), (a3, a7) = split(r6, r7)
+    let (b0, b4) = split(a0, a1), (b1, b5) = split(a2, a3), (b2, b6) = split(a4, a5), (b3, b7) = split(a6, a7)
+    (a0, a4) = split(b0, b1); (a1, a5) = split(b2, b3); (a2, a6) = split(b4, b5); (a3, a7) = split(b6, b7)
+    return (a0, a1, a2, a3, a4, a5, a6, a7)
 }
 
 /// The buffers of one convolution's channel-last path, one set per worker thread, plus the repacked kernels.
