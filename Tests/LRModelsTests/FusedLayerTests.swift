@@ -63,6 +63,9 @@ struct FusedLayerTests {
         ConvCase(cin: 16, cout: 32, h: 6, w: 7, kernel: 1, stride: 2, padding: 0, threads: 2),
         ConvCase(cin: 16, cout: 16, h: 6, w: 6, kernel: 3, stride: 1, padding: 0, threads: 1),
         ConvCase(cin: 16, cout: 16, h: 9, w: 8, kernel: 3, stride: 2, padding: 2, threads: 2),
+        ConvCase(cin: 16, cout: 32, h: 5, w: 6, kernel: 3, stride: 2, padding: 1, threads: 2),
+        ConvCase(cin: 16, cout: 32, h: 5, w: 6, kernel: 1, stride: 2, padding: 0, threads: 1),
+        ConvCase(cin: 32, cout: 32, h: 3, w: 3, kernel: 3, stride: 1, padding: 1, threads: 2),
     ])
     func channelLastConvolutionMatchesIm2col(c: ConvCase) {
         let before = BLAS.threads

@@ -59,6 +59,8 @@ public final class Conv2d: Layer, @unchecked Sendable {
     public let algorithm: ConvolutionAlgorithm
     /// The channel-last path's buffers; nil when this convolution runs by im2col.
     let channelLast: ChannelLastScratch?
+    /// Whether this convolution runs the channel-last direct kernels (else im2col + sgemm).
+    public var channelLastPath: Bool { channelLast != nil }
 
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
