@@ -88,6 +88,24 @@ struct FusedLayerTests {
             #expect(close(direct.bias!.grad.storage, reference.bias!.grad.storage, tolerance: 1e-4))
         }
     }
+
+    /// Chunks of samples, not threads, decide how the weight gradient is summed: any thread count gives the same
+    /// numbers bit for bit (a run resumed with another --threads goes on exactly).
+    @Test func channelLastResultsDoNotDependOnTheThreadCount() {
+        let before = BLAS.threads
+        defer { BLAS.setThreads(before) }
+        let x = randomTensor([21, 16, 6, 5], seed: 60), dy = randomTensor([21, 32, 3, 3], seed: 61)
+        var results: [[[Float]]] = []
+        for threads in [1, 2, 3] {
+            BLAS.setThreads(threads)
+            var rng = Xoshiro256(seed: 62)
+            let conv = Conv2d(name: "c", inChannels: 16, outChannels: 32, kernel: 3, stride: 2, padding: 1, rng: &rng)
+            let y = conv.forward(x, training: true).storage
+            let dx = conv.backward(dy, needsInputGradient: true).storage
+            results.append([y, dx, conv.weight.grad.storage, conv.bias!.grad.storage])
+        }
+        #expect(results[0] == results[1] && results[0] == results[2])
+    }
 }
 
 struct ConvCase: Sendable, CustomTestStringConvertible {

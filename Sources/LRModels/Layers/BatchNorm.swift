@@ -88,35 +88,33 @@ public class BatchNorm: Layer, @unchecked Sendable {
                                         nonisolated(unsafe) let (px, py, pg, pb) = (px, py, pg, pb)
                                         nonisolated(unsafe) let (prm, prv, mu, inv) = (prm, prv, mu, inv)
                                         let (eps, momentum) = (eps, momentum)
-                                        LayerThreads.forEach(count: c, workers: LayerThreads.workers(for: c)) { _, channels in
-                                            for ch in channels {
-                                                if training {
-                                                    // Two passes (mean, then centred squares), Float lanes summed in
-                                                    // Double per row: a channel's rows stay in cache between passes.
-                                                    var sum: Double = 0
-                                                    for s in 0..<n { sum += Double(laneSum(px + (s * c + ch) * spatial, spatial)) }
-                                                    let muF = Float(sum / Double(m))
-                                                    var sq: Double = 0
-                                                    for s in 0..<n { sq += Double(centredSquares(px + (s * c + ch) * spatial, spatial, muF)) }
-                                                    let variance = sq / Double(m)
-                                                    mu[ch] = muF
-                                                    inv[ch] = Float(1 / (variance + Double(eps)).squareRoot())
-                                                    let unbiased = variance * Double(m) / Double(m - 1)
-                                                    prm[ch] = (1 - momentum) * prm[ch] + momentum * muF
-                                                    prv[ch] = (1 - momentum) * prv[ch] + momentum * Float(unbiased)
+                                        LayerThreads.forEachChunk(c, workers: LayerThreads.workers(for: c)) { _, ch in
+                                            if training {
+                                                // Two passes (mean, then centred squares), Float lanes summed in
+                                                // Double per row: a channel's rows stay in cache between passes.
+                                                var sum: Double = 0
+                                                for s in 0..<n { sum += Double(laneSum(px + (s * c + ch) * spatial, spatial)) }
+                                                let muF = Float(sum / Double(m))
+                                                var sq: Double = 0
+                                                for s in 0..<n { sq += Double(centredSquares(px + (s * c + ch) * spatial, spatial, muF)) }
+                                                let variance = sq / Double(m)
+                                                mu[ch] = muF
+                                                inv[ch] = Float(1 / (variance + Double(eps)).squareRoot())
+                                                let unbiased = variance * Double(m) / Double(m - 1)
+                                                prm[ch] = (1 - momentum) * prm[ch] + momentum * muF
+                                                prv[ch] = (1 - momentum) * prv[ch] + momentum * Float(unbiased)
+                                            } else {
+                                                mu[ch] = prm[ch]
+                                                inv[ch] = 1 / (prv[ch] + eps).squareRoot()
+                                            }
+                                            let g = pg[ch], b = pb[ch], meanC = mu[ch], istd = inv[ch]
+                                            for s in 0..<n {
+                                                let o = (s * c + ch) * spatial
+                                                let xr = px + o, yr = py + o
+                                                if relu {
+                                                    for i in 0..<spatial { let v = g * ((xr[i] - meanC) * istd) + b; yr[i] = v > 0 ? v : 0 }
                                                 } else {
-                                                    mu[ch] = prm[ch]
-                                                    inv[ch] = 1 / (prv[ch] + eps).squareRoot()
-                                                }
-                                                let g = pg[ch], b = pb[ch], meanC = mu[ch], istd = inv[ch]
-                                                for s in 0..<n {
-                                                    let o = (s * c + ch) * spatial
-                                                    let xr = px + o, yr = py + o
-                                                    if relu {
-                                                        for i in 0..<spatial { let v = g * ((xr[i] - meanC) * istd) + b; yr[i] = v > 0 ? v : 0 }
-                                                    } else {
-                                                        for i in 0..<spatial { yr[i] = g * ((xr[i] - meanC) * istd) + b }
-                                                    }
+                                                    for i in 0..<spatial { yr[i] = g * ((xr[i] - meanC) * istd) + b }
                                                 }
                                             }
                                         }
@@ -150,35 +148,33 @@ public class BatchNorm: Layer, @unchecked Sendable {
                                             // Each worker writes only its own channels.
                                             nonisolated(unsafe) let (pdy, px, py, pg, pdx) = (pdy, px, py, pg, pdx)
                                             nonisolated(unsafe) let (pdg, pdb, mu, inv) = (pdg, pdb, mu, inv)
-                                            LayerThreads.forEach(count: c, workers: LayerThreads.workers(for: c)) { _, channels in
-                                                for ch in channels {
-                                                    let meanC = mu[ch], istd = inv[ch]
-                                                    var sumG: Double = 0, sumGX: Double = 0
-                                                    for s in 0..<n {
-                                                        let o = (s * c + ch) * spatial
-                                                        let (a, b) = gradientSums(pdy + o, px + o, relu ? py + o : nil, spatial, meanC)
-                                                        sumG += Double(a); sumGX += Double(b)
-                                                    }
-                                                    // Σ g·x̂ = istd · Σ g·(x − μ)
-                                                    let sumDy = Float(sumG), sumDyXh = Float(sumGX) * istd
-                                                    pdb[ch] += sumDy
-                                                    pdg[ch] += sumDyXh
-                                                    guard needsInputGradient else { continue }
-                                                    let k = pg[ch] * istd
-                                                    let meanDy = training ? sumDy / Float(m) : 0
-                                                    let meanDyXh = training ? sumDyXh / Float(m) : 0
-                                                    for s in 0..<n {
-                                                        let o = (s * c + ch) * spatial
-                                                        let dr = pdy + o, xr = px + o, yr = py + o, dxr = pdx + o
-                                                        if relu {
-                                                            for i in 0..<spatial {
-                                                                let gi = yr[i] > 0 ? dr[i] : 0
-                                                                dxr[i] = k * (gi - meanDy - (xr[i] - meanC) * istd * meanDyXh)
-                                                            }
-                                                        } else {
-                                                            for i in 0..<spatial {
-                                                                dxr[i] = k * (dr[i] - meanDy - (xr[i] - meanC) * istd * meanDyXh)
-                                                            }
+                                            LayerThreads.forEachChunk(c, workers: LayerThreads.workers(for: c)) { _, ch in
+                                                let meanC = mu[ch], istd = inv[ch]
+                                                var sumG: Double = 0, sumGX: Double = 0
+                                                for s in 0..<n {
+                                                    let o = (s * c + ch) * spatial
+                                                    let (a, b) = gradientSums(pdy + o, px + o, relu ? py + o : nil, spatial, meanC)
+                                                    sumG += Double(a); sumGX += Double(b)
+                                                }
+                                                // Σ g·x̂ = istd · Σ g·(x − μ)
+                                                let sumDy = Float(sumG), sumDyXh = Float(sumGX) * istd
+                                                pdb[ch] += sumDy
+                                                pdg[ch] += sumDyXh
+                                                guard needsInputGradient else { return }
+                                                let k = pg[ch] * istd
+                                                let meanDy = training ? sumDy / Float(m) : 0
+                                                let meanDyXh = training ? sumDyXh / Float(m) : 0
+                                                for s in 0..<n {
+                                                    let o = (s * c + ch) * spatial
+                                                    let dr = pdy + o, xr = px + o, yr = py + o, dxr = pdx + o
+                                                    if relu {
+                                                        for i in 0..<spatial {
+                                                            let gi = yr[i] > 0 ? dr[i] : 0
+                                                            dxr[i] = k * (gi - meanDy - (xr[i] - meanC) * istd * meanDyXh)
+                                                        }
+                                                    } else {
+                                                        for i in 0..<spatial {
+                                                            dxr[i] = k * (dr[i] - meanDy - (xr[i] - meanC) * istd * meanDyXh)
                                                         }
                                                     }
                                                 }

@@ -328,20 +328,22 @@ private func transpose8x8(_ r0: SIMD8<Float>, _ r1: SIMD8<Float>, _ r2: SIMD8<Fl
     return (a0, a1, a2, a3, a4, a5, a6, a7)
 }
 
-/// The buffers of one convolution's channel-last path, one set per worker thread, plus the repacked kernels.
-/// Allocated when the image size or worker count changes, not in a steady-state step; the padded images' borders
-/// and the unused output pixels are zeroed then and never written again.
+/// The buffers of one convolution's channel-last path: images per worker thread, partial gradients per chunk of
+/// samples (`LayerThreads`), and the repacked kernels. Allocated when the image size, worker or chunk count
+/// changes, not in a steady-state step; the padded images' borders and the unused output pixels are zeroed then and
+/// never written again.
 final class ChannelLastScratch: @unchecked Sendable {
     private(set) var workers = 0
+    private(set) var chunks = 0
     private(set) var geometry: ChannelLastConvolution.Geometry?
     /// Per worker: the padded input [paddedPixels][Cin]; the output gradient [paddedPixels][Cout] (padded for a
     /// stride-1 'same' convolution, else as the output's pixels); a product [pixels][max(Cin, Cout)]; the padded
-    /// input gradient [paddedPixels][Cin] a scatter sums into; partial weight [K·K][Cin][Cout] and bias [Cout]
-    /// gradients.
+    /// input gradient [paddedPixels][Cin] a scatter sums into.
     private(set) var paddedInput: [UnsafeMutablePointer<Float>] = []
     private(set) var outputGradient: [UnsafeMutablePointer<Float>] = []
     private(set) var product: [UnsafeMutablePointer<Float>] = []
     private(set) var inputGradient: [UnsafeMutablePointer<Float>] = []
+    /// Per chunk: partial weight [K·K][Cin][Cout] and bias [Cout] gradients.
     private(set) var weightGradient: [UnsafeMutablePointer<Float>] = []
     private(set) var biasGradient: [UnsafeMutablePointer<Float>] = []
     /// [K·K][Cin][Cout] (forward) and [K·K][Cout][Cin] (input gradient; the taps reversed for the flipped
@@ -368,9 +370,10 @@ final class ChannelLastScratch: @unchecked Sendable {
         paddedInput = []; outputGradient = []; product = []; inputGradient = []; weightGradient = []; biasGradient = []
     }
 
-    /// Makes `workers` sets of buffers for `geometry`, unless they exist.
-    func prepare(workers: Int, geometry g: ChannelLastConvolution.Geometry, inChannels cin: Int, outChannels cout: Int) {
-        guard workers != self.workers || g != geometry else { return }
+    /// Makes buffers for `workers` threads and `chunks` chunks of samples of `geometry`, unless they exist.
+    func prepare(workers: Int, chunks: Int, geometry g: ChannelLastConvolution.Geometry, inChannels cin: Int,
+                 outChannels cout: Int) {
+        guard workers != self.workers || chunks != self.chunks || g != geometry else { return }
         release()
         sizes = (g.paddedPixels * cin, g.paddedPixels * cout, g.pixels * max(cin, cout), g.kernel * g.kernel * cin * cout, cout)
         func zeroed(_ n: Int) -> UnsafeMutablePointer<Float> {
@@ -382,15 +385,10 @@ final class ChannelLastScratch: @unchecked Sendable {
         outputGradient = (0..<workers).map { _ in zeroed(sizes.gradient) }
         product = (0..<workers).map { _ in zeroed(sizes.product) }
         inputGradient = (0..<workers).map { _ in zeroed(sizes.input) }
-        weightGradient = (0..<workers).map { _ in zeroed(sizes.weights) }
-        biasGradient = (0..<workers).map { _ in zeroed(sizes.bias) }
+        weightGradient = (0..<chunks).map { _ in zeroed(sizes.weights) }
+        biasGradient = (0..<chunks).map { _ in zeroed(sizes.bias) }
         self.workers = workers
+        self.chunks = chunks
         geometry = g
-    }
-
-    /// Zeroes every worker's partial gradients.
-    func clearPartialGradients() {
-        for p in weightGradient { p.update(repeating: 0, count: sizes.weights) }
-        for p in biasGradient { p.update(repeating: 0, count: sizes.bias) }
     }
 }

@@ -2,24 +2,24 @@ import LRTensor
 
 /// The channel-last direct path of a `Conv2d`: each sample is packed into a zero-padded channel-last image that
 /// stays in the L2 cache, convolved by `ChannelLastConvolution`'s register kernels, and unpacked into the NCHW
-/// tensors the other layers use. The batch is split into one contiguous run of samples per worker
-/// (`LayerThreads`); each worker writes only its own samples and sums its own weight gradient, added up in worker
-/// order.
+/// tensors the other layers use. The batch is split into chunks of samples for the layer threads (`LayerThreads`);
+/// each chunk writes only its own samples and sums its own weight gradient, added up in chunk order.
 extension Conv2d {
     /// A stride-1 'same' convolution's input gradient is a convolution again (the kernel flipped), cheaper than
     /// the scatter every other geometry needs.
     private var flipsForInputGradient: Bool { stride == 1 && kernel == 2 * padding + 1 }
 
-    private func prepare(_ scratch: ChannelLastScratch, _ x: Tensor) -> (ChannelLastConvolution.Geometry, Int) {
+    private func prepare(_ scratch: ChannelLastScratch, _ x: Tensor) -> (ChannelLastConvolution.Geometry, Int, Int) {
         let g = ChannelLastConvolution.Geometry(h: x.shape[2], w: x.shape[3], kernel: kernel, padding: padding,
                                                 stride: stride)
-        let workers = LayerThreads.workers(for: x.shape[0])
-        scratch.prepare(workers: workers, geometry: g, inChannels: inChannels, outChannels: outChannels)
-        return (g, workers)
+        let chunks = LayerThreads.chunks(samples: x.shape[0])
+        let workers = LayerThreads.workers(for: chunks)
+        scratch.prepare(workers: workers, chunks: chunks, geometry: g, inChannels: inChannels, outChannels: outChannels)
+        return (g, workers, chunks)
     }
 
     func channelLastForward(_ x: Tensor, into output: Tensor, scratch: ChannelLastScratch) {
-        let (g, workers) = prepare(scratch, x)
+        let (g, workers, chunks) = prepare(scratch, x)
         let n = x.shape[0], cin = inChannels, cout = outChannels, taps = kernel * kernel
         // [Cout, Cin, K, K] → [K·K][Cin][Cout]
         weight.value.withReadPointer { pw in
@@ -35,9 +35,9 @@ extension Conv2d {
             x.withReadPointer { px in
                 output.withPointer { py in
                     nonisolated(unsafe) let (px, py, pb) = (px, py, pb)
-                    LayerThreads.forEach(count: n, workers: workers) { worker, samples in
+                    LayerThreads.forEachChunk(chunks, workers: workers) { worker, chunk in
                         let xp = scratch.paddedInput[worker], yq = scratch.product[worker]
-                        for s in samples {
+                        for s in LayerThreads.samples(ofChunk: chunk, batch: n) {
                             ChannelLastConvolution.pack(px + s * inPlane, channels: cin, h: g.h, w: g.w,
                                                         rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
                             ChannelLastConvolution.convolve(input: xp, inChannels: cin, walk: g.walk,
@@ -55,9 +55,8 @@ extension Conv2d {
 
     /// dW and db accumulate into the parameters' gradients; dx is written into `gradInput` when given.
     func channelLastBackward(_ x: Tensor, gradOutput: Tensor, into gradInput: Tensor?, scratch: ChannelLastScratch) {
-        let (g, workers) = prepare(scratch, x)
+        let (g, workers, chunks) = prepare(scratch, x)
         let n = x.shape[0], cin = inChannels, cout = outChannels, taps = kernel * kernel
-        scratch.clearPartialGradients()
         let flips = flipsForInputGradient
         if gradInput != nil {
             // [Cout, Cin, K, K] → [K·K][Cout][Cin]; flipped: dx = Σ_t dy[q + shift(t)] · W[K·K − 1 − t]ᵀ
@@ -80,10 +79,12 @@ extension Conv2d {
             gradOutput.withReadPointer { pdy in
                 withOptionalPointer(gradInput) { pdx in
                     nonisolated(unsafe) let (px, pdy, pdx) = (px, pdy, pdx)
-                    LayerThreads.forEach(count: n, workers: workers) { worker, samples in
+                    LayerThreads.forEachChunk(chunks, workers: workers) { worker, chunk in
                         let xp = scratch.paddedInput[worker], gp = scratch.outputGradient[worker]
-                        let dw = scratch.weightGradient[worker], db = scratch.biasGradient[worker]
-                        for s in samples {
+                        let dw = scratch.weightGradient[chunk], db = scratch.biasGradient[chunk]
+                        dw.update(repeating: 0, count: scratch.sizes.weights)
+                        db.update(repeating: 0, count: scratch.sizes.bias)
+                        for s in LayerThreads.samples(ofChunk: chunk, batch: n) {
                             let dy = pdy + s * outPlane
                             ChannelLastConvolution.pack(px + s * inPlane, channels: cin, h: g.h, w: g.w,
                                                         rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
@@ -118,10 +119,10 @@ extension Conv2d {
                 }
             }
         }
-        // Partial sums in worker order, [K·K][Cin][Cout] → [Cout, Cin, K, K].
+        // Partial sums in chunk order, [K·K][Cin][Cout] → [Cout, Cin, K, K].
         weight.grad.withPointer { pdw in
-            for worker in 0..<workers {
-                let dw = scratch.weightGradient[worker]
+            for chunk in 0..<chunks {
+                let dw = scratch.weightGradient[chunk]
                 for co in 0..<cout {
                     for ci in 0..<cin {
                         for t in 0..<taps { pdw[(co * cin + ci) * taps + t] += dw[(t * cin + ci) * cout + co] }
@@ -131,8 +132,8 @@ extension Conv2d {
         }
         if let bias {
             bias.grad.withPointer { pdb in
-                for worker in 0..<workers {
-                    for co in 0..<cout { pdb[co] += scratch.biasGradient[worker][co] }
+                for chunk in 0..<chunks {
+                    for co in 0..<cout { pdb[co] += scratch.biasGradient[chunk][co] }
                 }
             }
         }

@@ -1,19 +1,41 @@
 import Dispatch
 import LRTensor
+import Synchronization
 
 /// The layers' own threads: as many as BLAS has (`--threads`), since OpenBLAS is idle while a layer's loops run.
-/// Work is split into contiguous ranges, one per worker, in a fixed way, so a run with the same thread count gives
-/// the same result bit for bit.
+/// Work comes in fixed chunks (a few samples, one channel) handed to whichever worker is free, so a worker the
+/// system deschedules on a busy machine does not hold the step up; a chunk's result never depends on the worker
+/// that computed it (sums over chunks are added in chunk order), so a run gives the same numbers bit for bit with
+/// any thread count.
 enum LayerThreads {
-    /// Workers for `count` independent units (samples, channels): the BLAS thread count, at most `count`.
-    static func workers(for count: Int) -> Int { max(1, min(count, BLAS.threads)) }
+    /// Samples per chunk for a layer that splits its batch.
+    static let samplesPerChunk = 8
 
-    /// Runs `body(worker, range)` for worker w's share of 0..<count, all workers at once (on the calling thread
-    /// alone when there is one).
-    static func forEach(count: Int, workers: Int, _ body: @Sendable (_ worker: Int, _ range: Range<Int>) -> Void) {
-        if workers <= 1 { body(0, 0..<count); return }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            body(w, (w * count / workers)..<((w + 1) * count / workers))
+    /// Workers for `chunks` chunks of work: the BLAS thread count, at most `chunks`.
+    static func workers(for chunks: Int) -> Int { max(1, min(chunks, BLAS.threads)) }
+
+    /// Chunks of `samplesPerChunk` in a batch of `n`.
+    static func chunks(samples n: Int) -> Int { (n + samplesPerChunk - 1) / samplesPerChunk }
+
+    /// The samples of chunk `chunk` in a batch of `n`.
+    static func samples(ofChunk chunk: Int, batch n: Int) -> Range<Int> {
+        (chunk * samplesPerChunk)..<min(n, (chunk + 1) * samplesPerChunk)
+    }
+
+    /// Runs `body(worker, chunk)` for every chunk in 0..<chunks, each once, on `workers` threads at once (the
+    /// calling thread alone when there is one); `worker` names the thread's own scratch buffers.
+    static func forEachChunk(_ chunks: Int, workers: Int, _ body: @Sendable (_ worker: Int, _ chunk: Int) -> Void) {
+        if workers <= 1 {
+            for chunk in 0..<chunks { body(0, chunk) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            while true {
+                let chunk = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard chunk < chunks else { return }
+                body(worker, chunk)
+            }
         }
     }
 }
