@@ -68,7 +68,7 @@ struct FusedLayerTests {
         ConvCase(cin: 32, cout: 32, h: 3, w: 3, kernel: 3, stride: 1, padding: 1, threads: 2),
     ])
     func channelLastConvolutionMatchesIm2col(c: ConvCase) {
-        let before = BLAS.threads
+        let before = BLAS.computeThreads
         BLAS.setThreads(c.threads)
         defer { BLAS.setThreads(before) }
         var rngA = Xoshiro256(seed: 50), rngB = Xoshiro256(seed: 50)
@@ -92,7 +92,7 @@ struct FusedLayerTests {
     /// Chunks of samples, not threads, decide how the weight gradient is summed: any thread count gives the same
     /// numbers bit for bit (a run resumed with another --threads goes on exactly).
     @Test func channelLastResultsDoNotDependOnTheThreadCount() {
-        let before = BLAS.threads
+        let before = BLAS.computeThreads
         defer { BLAS.setThreads(before) }
         let x = randomTensor([21, 16, 6, 5], seed: 60), dy = randomTensor([21, 32, 3, 3], seed: 61)
         var results: [[[Float]]] = []

@@ -2,7 +2,7 @@ import Dispatch
 import LRTensor
 import Synchronization
 
-/// The layers' own threads: as many as BLAS has (`--threads`), since OpenBLAS is idle while a layer's loops run.
+/// The layers' own threads: `BLAS.computeThreads` (`--threads`), since OpenBLAS is idle while a layer's loops run.
 /// Work comes in fixed chunks (a few samples, one channel) handed to whichever worker is free, so a worker the
 /// system deschedules on a busy machine does not hold the step up; a chunk's result never depends on the worker
 /// that computed it (sums over chunks are added in chunk order), so a run gives the same numbers bit for bit with
@@ -11,8 +11,8 @@ enum LayerThreads {
     /// Samples per chunk for a layer that splits its batch.
     static let samplesPerChunk = 8
 
-    /// Workers for `chunks` chunks of work: the BLAS thread count, at most `chunks`.
-    static func workers(for chunks: Int) -> Int { max(1, min(chunks, BLAS.threads)) }
+    /// Workers for `chunks` chunks of work: the compute thread count, at most `chunks`.
+    static func workers(for chunks: Int) -> Int { max(1, min(chunks, BLAS.computeThreads)) }
 
     /// Chunks of `samplesPerChunk` in a batch of `n`.
     static func chunks(samples n: Int) -> Int { (n + samplesPerChunk - 1) / samplesPerChunk }
