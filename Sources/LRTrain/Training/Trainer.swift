@@ -111,6 +111,7 @@ public final class Trainer: @unchecked Sendable {
         self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
                                              classCount: loaded.dataset.classCount, seed: config.seed,
                                              hidden: config.hidden, dropout: Float(config.dropout))
+        if network.layerThreaded { BLAS.setLibraryThreads(1) }
         let parameters = network.parameters
         let rules = try ParamGroupRule.parse(lines: config.groups)
         self.setupWarnings = zip(config.groups, rules).filter { _, rule in !parameters.contains(where: rule.matches) }
