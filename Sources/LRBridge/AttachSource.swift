@@ -41,6 +41,7 @@ public final class AttachSource: RunSource {
 
     public let connection: BridgeConnection
     public let logURL: URL
+    public var runFolder: URL? { logURL.deletingLastPathComponent() }
     /// Every command's fate so far, oldest first.
     public private(set) var replies: [Reply] = []
     /// Shows a reply on the key bar (text, is it an error?). Set by whoever owns the dashboard.

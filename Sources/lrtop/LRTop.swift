@@ -12,7 +12,7 @@ struct LRTop: ParsableCommand {
         Fashion-MNIST, AdamW with warmup + cosine) and shows it live. Press ? inside for every key.
         """,
         version: version,
-        subcommands: [Train.self, Replay.self, Watch.self, Attach.self, Compare.self, Export.self, ExportWeights.self,
+        subcommands: [Train.self, FindLR.self, Sweep.self, Replay.self, Watch.self, Attach.self, Compare.self, Export.self, ExportWeights.self,
                       Bench.self, Themes.self],
         defaultSubcommand: Train.self)
 

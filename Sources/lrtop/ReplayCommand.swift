@@ -41,7 +41,7 @@ struct Replay: ParsableCommand {
 
     func run() throws {
         if summary {
-            let runs = RunNames.assign(inputs.load())
+            let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
             print(RunSummary.table(runs))
             return
         }
@@ -54,7 +54,8 @@ struct Replay: ParsableCommand {
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
         // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
-        let source = ReplaySource(runs: RunNames.assign(inputs.load(warnings: &warnings)), options: options)
+        let source = ReplaySource(runs: RunInputs.nameBranches(RunNames.assign(inputs.load(warnings: &warnings))),
+                                  options: options)
         if align == .walltime && source.alignment != .walltime {
             let w = "no wall times in \(source.runs.count > 1 ? "these runs" : "this run"): aligned by step"
             printErr("lrtop: warning: \(w)")

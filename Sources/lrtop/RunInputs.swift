@@ -44,7 +44,13 @@ struct RunInputs: ParsableArguments {
                 continue
             }
             do {
-                let result = try RunLoader.load(url)
+                var result = try RunLoader.load(url)
+                if result.runs.count == 1, result.runs[0].format == .runLog, result.runs[0].header?.subrun == nil {
+                    // A run's log named alone: its fork branches beside it are drawn over it.
+                    for branch in BranchSubruns.find(besideLog: url) {
+                        do { result.runs.append(try RunLogReader.readRun(at: branch.log)) } catch { warn("\(error)") }
+                    }
+                }
                 for w in result.warnings { warn(w) }
                 if result.runs.isEmpty { warn("\(path): no runs found") }
                 for var run in result.runs {
@@ -63,6 +69,19 @@ struct RunInputs: ParsableArguments {
             fail("nothing could be read from \(runs.joined(separator: ", "))")
         }
         return loaded
+    }
+
+    /// Branch sub-runs (`fork`) named "bK@STEP label" after their parent, so legends and the branches table
+    /// say which is which (their file names are all `log.jsonl`).
+    static func nameBranches(_ runs: [RunData]) -> [RunData] {
+        runs.map { run in
+            guard let sub = run.header?.subrun, sub.kind == .branch else { return run }
+            let folder = URL(fileURLWithPath: run.source).deletingLastPathComponent().lastPathComponent
+            guard let k = BranchSubruns.number(folder: folder) else { return run }
+            var named = run
+            named.name = BranchSubruns.Found.displayName(number: k, subrun: sub)
+            return named
+        }
     }
 
     /// "FILE: step 12: loss is NaN (3 steps with a NaN or infinite loss; drawn as gaps)", or nil. For imports only

@@ -228,7 +228,8 @@ func lrText(_ lrs: [Double]) -> String {
 
 extension Train {
     /// The interactive session: the trainer on its own thread, the dashboard on this one.
-    func runInteractive(config: TrainConfig, options: RunOptions, theme: String?) throws {
+    /// With `findLR`, the dashboard starts the range test at once and opens its panel (`lrtop find-lr`).
+    func runInteractive(config: TrainConfig, options: RunOptions, theme: String?, findLR: LRRangeSettings? = nil) throws {
         // A parent that started us with these signals blocked (some process managers do) would make Ctrl-C and
         // SIGTERM unable to restore the terminal.
         var signals = sigset_t()
@@ -262,6 +263,7 @@ extension Train {
         tuiOptions.mouse = !terminal.noMouse
         tuiOptions.ascii = terminal.ascii
         tuiOptions.exitWhenFinished = exitWhenDone
+        tuiOptions.findLRAtStart = findLR
         let reason: ExitReason
         do {
             reason = try TUIApp.run(source: source, theme: loadedTheme, options: tuiOptions)

@@ -51,4 +51,66 @@ struct FusedLayerTests {
         #expect(close(perSample.weight.grad.storage, grouped.weight.grad.storage, tolerance: 1e-4))
         #expect(close(perSample.bias!.grad.storage, grouped.bias!.grad.storage, tolerance: 1e-4))
     }
+
+    /// The channel-last direct kernels compute what im2col + sgemm computes: output, input and parameter gradients,
+    /// on one worker and on several (BLAS threads), for the flipped-kernel input gradient (stride 1, 'same') and the
+    /// scatter (the rest), with images whose rows do not fill whole pixel blocks.
+    @Test(arguments: [
+        ConvCase(cin: 16, cout: 16, h: 7, w: 6, kernel: 3, stride: 1, padding: 1, threads: 1),
+        ConvCase(cin: 16, cout: 32, h: 6, w: 5, kernel: 3, stride: 1, padding: 1, threads: 2),
+        ConvCase(cin: 32, cout: 16, h: 5, w: 7, kernel: 3, stride: 1, padding: 1, threads: 3),
+        ConvCase(cin: 16, cout: 32, h: 7, w: 6, kernel: 3, stride: 2, padding: 1, threads: 2),
+        ConvCase(cin: 16, cout: 32, h: 6, w: 7, kernel: 1, stride: 2, padding: 0, threads: 2),
+        ConvCase(cin: 16, cout: 16, h: 6, w: 6, kernel: 3, stride: 1, padding: 0, threads: 1),
+        ConvCase(cin: 16, cout: 16, h: 9, w: 8, kernel: 3, stride: 2, padding: 2, threads: 2),
+        ConvCase(cin: 16, cout: 32, h: 5, w: 6, kernel: 3, stride: 2, padding: 1, threads: 2),
+        ConvCase(cin: 16, cout: 32, h: 5, w: 6, kernel: 1, stride: 2, padding: 0, threads: 1),
+        ConvCase(cin: 32, cout: 32, h: 3, w: 3, kernel: 3, stride: 1, padding: 1, threads: 2),
+    ])
+    func channelLastConvolutionMatchesIm2col(c: ConvCase) {
+        let before = BLAS.computeThreads
+        BLAS.setThreads(c.threads)
+        defer { BLAS.setThreads(before) }
+        var rngA = Xoshiro256(seed: 50), rngB = Xoshiro256(seed: 50)
+        let direct = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.kernel, stride: c.stride,
+                            padding: c.padding, rng: &rngA)
+        let reference = Conv2d(name: "c", inChannels: c.cin, outChannels: c.cout, kernel: c.kernel, stride: c.stride,
+                               padding: c.padding, algorithm: .im2col, rng: &rngB)
+        for step in 0..<2 {  // twice: the second step reuses the buffers (zero borders, cleared partial sums)
+            let x = randomTensor([5, c.cin, c.h, c.w], seed: 51 + UInt64(step))
+            let y1 = direct.forward(x, training: true), y2 = reference.forward(x, training: true)
+            #expect(y1.shape == y2.shape && close(y1.storage, y2.storage, tolerance: 1e-4))
+            let dy = randomTensor(y1.shape, seed: 53 + UInt64(step))
+            let dx1 = direct.backward(dy, needsInputGradient: true).storage
+            let dx2 = reference.backward(dy, needsInputGradient: true).storage
+            #expect(close(dx1, dx2, tolerance: 1e-4))
+            #expect(close(direct.weight.grad.storage, reference.weight.grad.storage, tolerance: 1e-4))
+            #expect(close(direct.bias!.grad.storage, reference.bias!.grad.storage, tolerance: 1e-4))
+        }
+    }
+
+    /// Chunks of samples, not threads, decide how the weight gradient is summed: any thread count gives the same
+    /// numbers bit for bit (a run resumed with another --threads goes on exactly).
+    @Test func channelLastResultsDoNotDependOnTheThreadCount() {
+        let before = BLAS.computeThreads
+        defer { BLAS.setThreads(before) }
+        let x = randomTensor([21, 16, 6, 5], seed: 60), dy = randomTensor([21, 32, 3, 3], seed: 61)
+        var results: [[[Float]]] = []
+        for threads in [1, 2, 3] {
+            BLAS.setThreads(threads)
+            var rng = Xoshiro256(seed: 62)
+            let conv = Conv2d(name: "c", inChannels: 16, outChannels: 32, kernel: 3, stride: 2, padding: 1, rng: &rng)
+            let y = conv.forward(x, training: true).storage
+            let dx = conv.backward(dy, needsInputGradient: true).storage
+            results.append([y, dx, conv.weight.grad.storage, conv.bias!.grad.storage])
+        }
+        #expect(results[0] == results[1] && results[0] == results[2])
+    }
+}
+
+struct ConvCase: Sendable, CustomTestStringConvertible {
+    let cin: Int, cout: Int, h: Int, w: Int, kernel: Int, stride: Int, padding: Int, threads: Int
+    var testDescription: String {
+        "\(cin)→\(cout) \(kernel)x\(kernel)/\(stride) pad \(padding) on \(h)x\(w), \(threads) thread(s)"
+    }
 }

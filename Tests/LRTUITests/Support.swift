@@ -1,3 +1,4 @@
+import Foundation
 import LRLog
 import LRTUI
 
@@ -9,6 +10,8 @@ final class FakeSource: RunSource {
     /// Commands that are rejected, with their error.
     var rejections: [String: String] = [:]
     let isLive: Bool
+    /// The run's folder (its `subruns/`), for the find-lr panel.
+    var runFolder: URL?
 
     init(status: LiveStatus = FakeSource.defaultStatus, isLive: Bool = true) {
         self.current = status

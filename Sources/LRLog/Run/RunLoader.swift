@@ -133,6 +133,10 @@ public enum RunLoader {
                 warnings.append("\(error)")
             }
         }
+        // A run's find-lr sweeps (RUN_DIR/subruns/find-lr-*) are drawn by the find-lr panel, as loss against LR, not
+        // overlaid as runs; a folder holding nothing else still shows them.
+        let withoutSweeps = runs.filter { $0.header?.subrun?.kind != .findLR }
+        if !withoutSweeps.isEmpty { runs = withoutSweeps }
         if runs.isEmpty && warnings.isEmpty {
             warnings.append("\(root.path): no runs found (no run logs, event files or metrics CSV files)")
         }

@@ -14,6 +14,7 @@ import LRTensor
 ///                dx = γ/σ · (g − Σg/M − x̂ · Σ(g · x̂)/M)   (training)   or   γ/σ · g   (evaluation)
 ///
 /// x̂ is recomputed from the input in backward instead of stored: one array less written and read per step.
+/// Channels are independent, so they are split across the layer threads (`LayerThreads`).
 public class BatchNorm: Layer, @unchecked Sendable {
     public let channels: Int
     public let eps: Float
@@ -83,7 +84,11 @@ public class BatchNorm: Layer, @unchecked Sendable {
                             runningVar.withPointer { prv in
                                 mean.withUnsafeMutableBufferPointer { mu in
                                     invStd.withUnsafeMutableBufferPointer { inv in
-                                        for ch in 0..<c {
+                                        // Each worker writes only its own channels.
+                                        nonisolated(unsafe) let (px, py, pg, pb) = (px, py, pg, pb)
+                                        nonisolated(unsafe) let (prm, prv, mu, inv) = (prm, prv, mu, inv)
+                                        let (eps, momentum) = (eps, momentum)
+                                        LayerThreads.forEachChunk(c, workers: LayerThreads.workers(for: c)) { _, ch in
                                             if training {
                                                 // Two passes (mean, then centred squares), Float lanes summed in
                                                 // Double per row: a channel's rows stay in cache between passes.
@@ -140,7 +145,10 @@ public class BatchNorm: Layer, @unchecked Sendable {
                                 mean.withUnsafeBufferPointer { mu in
                                     invStd.withUnsafeBufferPointer { inv in
                                         gradInput.withPointer { pdx in
-                                            for ch in 0..<c {
+                                            // Each worker writes only its own channels.
+                                            nonisolated(unsafe) let (pdy, px, py, pg, pdx) = (pdy, px, py, pg, pdx)
+                                            nonisolated(unsafe) let (pdg, pdb, mu, inv) = (pdg, pdb, mu, inv)
+                                            LayerThreads.forEachChunk(c, workers: LayerThreads.workers(for: c)) { _, ch in
                                                 let meanC = mu[ch], istd = inv[ch]
                                                 var sumG: Double = 0, sumGX: Double = 0
                                                 for s in 0..<n {
@@ -152,7 +160,7 @@ public class BatchNorm: Layer, @unchecked Sendable {
                                                 let sumDy = Float(sumG), sumDyXh = Float(sumGX) * istd
                                                 pdb[ch] += sumDy
                                                 pdg[ch] += sumDyXh
-                                                guard needsInputGradient else { continue }
+                                                guard needsInputGradient else { return }
                                                 let k = pg[ch] * istd
                                                 let meanDy = training ? sumDy / Float(m) : 0
                                                 let meanDyXh = training ? sumDyXh / Float(m) : 0

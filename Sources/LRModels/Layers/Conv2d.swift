@@ -25,8 +25,19 @@ public final class ConvWorkspace: @unchecked Sendable {
     }
 }
 
-/// A 2-D convolution over NCHW tensors (PyTorch's `nn.Conv2d`, groups = 1, dilation = 1), by im2col over groups of
-/// samples and one sgemm per group (the whole batch when its patches fit the workspace's budget).
+/// How a `Conv2d` computes.
+public enum ConvolutionAlgorithm: Sendable {
+    /// The channel-last direct kernels (`ChannelLastConvolution`) where they apply (channel counts multiples of
+    /// 16), im2col + sgemm elsewhere.
+    case automatic
+    /// im2col + sgemm always (the reference the direct kernels are tested against).
+    case im2col
+}
+
+/// A 2-D convolution over NCHW tensors (PyTorch's `nn.Conv2d`, groups = 1, dilation = 1). Convolutions with
+/// channel counts in multiples of 16 run the channel-last direct kernels, samples split across the BLAS thread
+/// count (`Conv2d+ChannelLast.swift`); the others (the 1-channel stem) by im2col over groups of samples and one
+/// sgemm per group (the whole batch when its patches fit the workspace's budget).
 ///
 ///     x:   [N, Cin, H, W]
 ///     W:   [Cout, Cin, K, K]        b: [Cout] (optional)
@@ -45,6 +56,11 @@ public final class Conv2d: Layer, @unchecked Sendable {
     public let weight: Parameter
     public let bias: Parameter?
     public let workspace: ConvWorkspace
+    public let algorithm: ConvolutionAlgorithm
+    /// The channel-last path's buffers; nil when this convolution runs by im2col.
+    let channelLast: ChannelLastScratch?
+    /// Whether this convolution runs the channel-last direct kernels (else im2col + sgemm).
+    public var channelLastPath: Bool { channelLast != nil }
 
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
@@ -53,7 +69,8 @@ public final class Conv2d: Layer, @unchecked Sendable {
     /// Parameters are `<name>.weight` (and `<name>.bias` when `bias`), drawn from `rng` as PyTorch does.
     /// Convolutions of one model share a `workspace`.
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                bias: Bool = true, workspace: ConvWorkspace = ConvWorkspace(), rng: inout Xoshiro256) {
+                bias: Bool = true, workspace: ConvWorkspace = ConvWorkspace(), algorithm: ConvolutionAlgorithm = .automatic,
+                rng: inout Xoshiro256) {
         precondition(inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
                      "Conv2d \(name): invalid geometry")
         self.inChannels = inChannels
@@ -62,6 +79,9 @@ public final class Conv2d: Layer, @unchecked Sendable {
         self.stride = stride
         self.padding = padding
         self.workspace = workspace
+        self.algorithm = algorithm
+        let direct = algorithm == .automatic && inChannels % ChannelLastConvolution.channelBlock == 0 && outChannels % ChannelLastConvolution.channelBlock == 0
+        channelLast = direct ? ChannelLastScratch(kernelFloats: kernel * kernel * inChannels * outChannels) : nil
         (weight, self.bias) = defaultInitialisedParameters(
             name: name, weightShape: [outChannels, inChannels, kernel, kernel], fanIn: inChannels * kernel * kernel,
             bias: bias, rng: &rng)
@@ -88,6 +108,10 @@ public final class Conv2d: Layer, @unchecked Sendable {
         precondition(ho > 0 && wo > 0, "Conv2d: input \(h)x\(w) is smaller than the kernel")
         let kk = inChannels * kernel * kernel, hw = ho * wo, inPlane = inChannels * h * w, cout = outChannels
         output.ensureShape(n, cout, ho, wo)
+        if let channelLast {
+            channelLastForward(x, into: output, scratch: channelLast)
+            return output
+        }
         let group = groupSize(samples: n, hw: hw)
         workspace.reserve(workspace.columns, kk * group * hw)
         workspace.reserve(workspace.channelMajor, cout * group * hw)
@@ -140,10 +164,14 @@ public final class Conv2d: Layer, @unchecked Sendable {
         let n = x.shape[0], h = x.shape[2], w = x.shape[3]
         let ho = output.shape[2], wo = output.shape[3], cout = outChannels
         let kk = inChannels * kernel * kernel, hw = ho * wo, inPlane = inChannels * h * w
+        if needsInputGradient { gradInput.ensureShape(like: x) } else if gradInput.count == 0 { gradInput.resize([1]) }
+        if let channelLast {
+            channelLastBackward(x, gradOutput: gradOutput, into: needsInputGradient ? gradInput : nil, scratch: channelLast)
+            return needsInputGradient ? gradInput : gradOutput
+        }
         let group = groupSize(samples: n, hw: hw)
         workspace.reserve(workspace.columns, kk * group * hw)
         workspace.reserve(workspace.channelMajor, cout * group * hw)
-        if needsInputGradient { gradInput.ensureShape(like: x) } else if gradInput.count == 0 { gradInput.resize([1]) }
         workspace.reserve(workspace.columnGradients, needsInputGradient ? kk * group * hw : 1)
         x.withReadPointer { px in
             gradOutput.withReadPointer { pdy in

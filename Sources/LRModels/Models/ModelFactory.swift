@@ -89,6 +89,6 @@ public enum ModelFactory {
         let shape = sampleShape.map(String.init).joined(separator: "x")
         let summary = "convnet \(shape) \(width)-\(2 * width) → \(classCount)" + (dropout > 0 ? " dropout \(dropout)" : "")
         return Network(kind: "convnet", summary: summary, root: Sequential(layers), sampleShape: sampleShape,
-                       classCount: classCount, random: random, evalChunkSize: 128)
+                       classCount: classCount, random: random, evalChunkSize: 128, layerThreaded: true)
     }
 }

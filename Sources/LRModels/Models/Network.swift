@@ -33,11 +33,16 @@ public final class Network: @unchecked Sendable {
     /// Samples per forward in `evaluate`: layers keep activations for the whole chunk, so a convnet (about 1 MB per
     /// 28×28 sample) evaluates in training-sized chunks while an MLP takes 1000 at a time.
     public let evalChunkSize: Int
+    /// Whether the large products run in the layers' own threads (`BLAS.computeThreads`: the convnet's
+    /// convolutions and batch norms) rather than in OpenBLAS, which is then best kept at one thread
+    /// (`BLAS.setLibraryThreads`).
+    public let layerThreaded: Bool
 
     public init(kind: String, summary: String, root: Layer, sampleShape: [Int], classCount: Int, random: RandomSource,
-                evalChunkSize: Int = 1000) {
+                evalChunkSize: Int = 1000, layerThreaded: Bool = false) {
         precondition(evalChunkSize > 0, "Network: evalChunkSize must be positive")
         self.evalChunkSize = evalChunkSize
+        self.layerThreaded = layerThreaded
         self.kind = kind
         self.summary = summary
         self.root = root

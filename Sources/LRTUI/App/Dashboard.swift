@@ -34,6 +34,8 @@ public final class Dashboard {
         case confirmQuit
         /// One event in full (its whole message, a checkpoint's path).
         case eventDetail(EventRecord)
+        /// The LR range test's curve and suggestions (`findLR` holds its state).
+        case findLR
     }
 
     /// The panels that take focus (tab, or a click): a chart gets a cursor (←/→), the events list a selection
@@ -69,7 +71,11 @@ public final class Dashboard {
     public private(set) var depth: ColorDepth
     public private(set) var palette: Palette
     public var themeStore: ThemeStore?
-    public private(set) var overlay: Overlay = .none
+    public internal(set) var overlay: Overlay = .none
+    /// The find-lr panel's state while it is open.
+    public internal(set) var findLR: FindLRSession?
+    /// How many of the primary run's events the find-lr panel has looked at for its sweep's answer.
+    var findLREventsSeen = 0
     /// The param group the LR keys act on; nil: all groups.
     public private(set) var selectedGroup: Int?
     public private(set) var lrScale: AxisScale = .log
@@ -77,7 +83,7 @@ public final class Dashboard {
     public private(set) var zoomIndex = 0
     public private(set) var smoothingIndex = 1
     public private(set) var notice: Notice?
-    public private(set) var commandHistory: [String] = []
+    public internal(set) var commandHistory: [String] = []
     public private(set) var focus: Panel?
     /// The step under the charts' cursor (a focused chart's ←/→, or a click on a chart).
     public private(set) var chartCursor: Int?
@@ -95,6 +101,11 @@ public final class Dashboard {
     public private(set) var awaitingAnswer: [String] = []
     /// How many of the primary run's events have been looked at for answers.
     var eventsAnswered = 0
+    /// Branch sub-run logs already overlaid (live), and how many of the primary's events were looked at for forks.
+    var followedBranchLogs: Set<String> = []
+    var eventsSeenForBranches = 0
+    /// The branches table's sort column and direction (`B` cycles).
+    public internal(set) var branchTable = TrialTableState()
 
     public init(source: any RunSource, overlays: [any RunSource] = [], theme: Theme = .builtinDefault,
                 depth: ColorDepth = .truecolor, themeStore: ThemeStore? = nil) {
@@ -155,6 +166,8 @@ public final class Dashboard {
         var changed = false
         for r in runs where r.poll() { changed = true }
         if answerAwaitedCommands() { changed = true }
+        if followNewBranches() { changed = true }
+        if updateFindLR() { changed = true }
         if let n = notice, n.kind != .error, ContinuousClock.now - n.shownAt > Self.noticeDuration {
             notice = nil
             changed = true
@@ -198,6 +211,12 @@ public final class Dashboard {
             case .cancel: overlay = .none
             case .submit(let text):
                 if commandHistory.last != text { commandHistory.append(text) }
+                // A find-lr typed at the prompt opens its panel, as `f` does.
+                if isLive, let settings = LRRangeSettings.of(command: text) {
+                    overlay = .none
+                    startFindLR(settings, text: text)
+                    return .none
+                }
                 if let error = send(text) {
                     p.error = error
                     overlay = .prompt(p)
@@ -225,6 +244,9 @@ public final class Dashboard {
             return .none
         case .help, .eventDetail:
             overlay = .none
+            return .none
+        case .findLR:
+            handleFindLR(key)
             return .none
         case .confirmQuit:
             if key == .char("y") || key == .char("Y") || key == .char("q") { return .quit }
@@ -259,6 +281,16 @@ public final class Dashboard {
             overlay = .prompt(PromptState(hint: promptHint, history: commandHistory))
         case .warmup:
             overlay = .prompt(PromptState(text: "warmup 200", hint: promptHint, history: commandHistory))
+        case .fork:
+            overlay = .prompt(PromptState(text: forkPromptText, hint: promptHint, history: commandHistory))
+        case .sortBranches:
+            if branchRows.isEmpty {
+                showNotice("no branches to sort: 'b' or ':fork …' makes some" + (isLive ? "" : " (in a live run)"), .warning)
+            } else {
+                branchTable.cycleSortColumn(columns: Self.branchColumns)
+                let c = branchTable.sortColumn.map { Self.branchColumns[$0].title }
+                showNotice("branches sorted by " + (c.map { $0 + (branchTable.descending ? ", highest first" : ", lowest first") } ?? "number"))
+            }
         case .schedulerMenu:
             let kinds = status.schedulerKinds
             if kinds.isEmpty {
@@ -293,6 +325,8 @@ public final class Dashboard {
             let order: [Panel?] = [.lrChart, .lossChart, .events, nil]
             let i = order.firstIndex(of: focus) ?? order.count - 1
             setFocus(order[(i + 1) % order.count])
+        case .findLR:
+            if isLive { startFindLR() } else { showPastFindLR() }
         case .help:
             overlay = .help
         case .quit:
@@ -374,7 +408,13 @@ public final class Dashboard {
     func openEvent(_ indexFromLatest: Int) {
         let events = visibleEvents
         guard indexFromLatest >= 0, indexFromLatest < events.count else { return }
-        overlay = .eventDetail(events[events.count - 1 - indexFromLatest])
+        let event = events[events.count - 1 - indexFromLatest]
+        // A find-lr event opens its curve.
+        if let folder = Self.findLRFolder(of: event) {
+            showPastFindLR(folderName: folder)
+            if overlay == .findLR { return }
+        }
+        overlay = .eventDetail(event)
     }
 
     /// A click focuses the panel under it (on a chart it also puts the cursor there; on an event it opens it);
@@ -383,6 +423,9 @@ public final class Dashboard {
         switch overlay {
         case .help, .eventDetail:
             if m.kind == .click { overlay = .none }
+            return .none
+        case .findLR:
+            if m.kind == .click { clickFindLR(x: m.x, y: m.y) }
             return .none
         case .none: break
         default: return .none

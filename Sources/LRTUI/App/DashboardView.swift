@@ -15,7 +15,15 @@ extension Dashboard {
         let range = visibleSteps
         renderHeader(into: &buffer, area: layout.header)
         renderLRChart(into: &buffer, area: layout.lrChart, steps: range)
-        renderLossChart(into: &buffer, area: layout.lossChart, steps: range)
+        let branches = branchRows
+        if branches.isEmpty {
+            renderLossChart(into: &buffer, area: layout.lossChart, steps: range)
+        } else {
+            let height = min(branches.count + 3, max(4, layout.lossChart.height / 2))
+            let parts = layout.lossChart.split(.vertical, [.fill(1), .length(height)])
+            renderLossChart(into: &buffer, area: parts[0], steps: range)
+            renderBranches(into: &buffer, area: parts[1], rows: branches)
+        }
         renderStatus(into: &buffer, area: layout.status)
         renderThroughput(into: &buffer, area: layout.throughput, steps: range, compact: layout.isCompact)
         renderEvents(into: &buffer, area: layout.events)
@@ -154,7 +162,8 @@ extension Dashboard {
         }
         var stepText: String
         if xAxis == .steps {
-            stepText = "step " + Format.grouped(dataEnd ?? 0)
+            // Live, overlaid branches run ahead of the run, which waits at the fork: the header counts the run's steps.
+            stepText = "step " + Format.grouped((keyMode == .replay ? dataEnd : viewStep) ?? 0)
             if let t = viewTotal { stepText += "/" + Format.grouped(t) }
         } else {
             stepText = "t " + xAxis.text(dataEnd ?? 0)
@@ -515,6 +524,8 @@ extension Dashboard {
             let rows = p.error == nil ? 1 : 2
             let promptArea = Rect(x: area.x, y: area.bottom - rows, width: area.width, height: rows)
             PromptView(state: p, palette: palette).render(into: &buffer, area: promptArea)
+        case .findLR:
+            renderFindLR(into: &buffer, area: area)
         case .schedulerMenu(let m):
             SchedulerMenuView(state: m, palette: palette).render(into: &buffer, area: area.inset(top: 1, bottom: 1))
         case .eventDetail(let e):

@@ -1,3 +1,4 @@
+import Foundation
 import LRLog
 
 /// What the dashboard watches and steers: the live trainer, or a replay of a run log.
@@ -17,10 +18,13 @@ public protocol RunSource: AnyObject {
     /// Whether quitting the UI ends the run (a run trained in this process: `q` asks first), or leaves it going
     /// (`lrtop attach` detaches from a run in another process).
     var quitEndsRun: Bool { get }
+    /// The run's folder (where `subruns/` is), nil when unknown.
+    var runFolder: URL? { get }
 }
 
 extension RunSource {
     public var quitEndsRun: Bool { isLive }
+    public var runFolder: URL? { nil }
 }
 
 /// Everything the status panel, header and menus show that the records do not carry. Plain values, so a source
@@ -82,6 +86,9 @@ public struct LiveStatus: Equatable, Sendable {
     /// Replay: the step the charts are drawn up to (nil: everything drained).
     public var cursor: Int?
     public var details: [Detail]
+    /// The run's log file when the source knows it (a run trained here, a watched log): the dashboard finds the
+    /// run's sub-runs (`fork` branches) beside it.
+    public var logPath: String? = nil
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",

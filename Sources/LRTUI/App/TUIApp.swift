@@ -1,3 +1,5 @@
+import LRLog
+
 /// How the dashboard runs.
 public struct TUIOptions {
     /// At most this many frames a second (frames are drawn only when something changed); 0: no limit.
@@ -26,6 +28,8 @@ public struct TUIOptions {
     /// Where the view (theme, zoom, smoothing) is remembered between sessions; nil: `ViewPreferences.file()` for a
     /// real terminal, nowhere in tests.
     public var preferencesFile: String?
+    /// `lrtop find-lr`: run this LR range test at once and open its panel; enter then trains with the pick.
+    public var findLRAtStart: LRRangeSettings?
 
     public init(maxFPS: Int = 20, pollMs: Int = 50, colorDepth: ColorDepth? = nil, themeStore: ThemeStore? = nil,
                 overlays: [any RunSource] = [], exitWhenFinished: Bool = false, paletteRedefinition: Bool = true,
@@ -69,6 +73,7 @@ public enum TUIApp {
                                   depth: options.colorDepth ?? backend.colorDepth, themeStore: options.themeStore)
         if let n = options.startupNotice { dashboard.showNotice(n, .warning) }
         if let file = options.preferencesFile { remember(in: file, dashboard) }
+        if let settings = options.findLRAtStart { dashboard.startFindLR(settings, resumeAfterPick: true) }
         return run(dashboard: dashboard, options: options, backend: backend)
     }
 

@@ -23,6 +23,10 @@ public enum KeyAction: Hashable, Sendable {
     case checkpoint
     /// `rollback`.
     case rollback
+    /// Opens the prompt with a `fork` around the current LR (or `adopt K` while a fork waits) to edit and send.
+    case fork
+    /// Sorts the branches table by its next column.
+    case sortBranches
     /// Cycles the param group the LR keys act on (all → each group → all).
     case cycleGroup
     /// LR chart: log ↔ linear.
@@ -55,6 +59,8 @@ public enum KeyAction: Hashable, Sendable {
     case jumpToEnd
     /// Moves the focus: LR chart → loss chart → events → none.
     case cycleFocus
+    /// Live: the LR range test (`find-lr`) and its panel; a replay: the run's find-lr curve up to the cursor.
+    case findLR
 }
 
 /// What the dashboard is showing, which decides the keys that apply: a run training in this process, a replay of
@@ -103,6 +109,8 @@ public enum KeyMap {
         KeyBinding([.char("w")], .warmup, "warmup (prompt: warmup 200)", modes: live),
         KeyBinding([.char("c")], .checkpoint, "checkpoint now", bar: "ckpt", modes: live),
         KeyBinding([.char("u")], .rollback, "roll back to last checkpoint", bar: "undo", modes: live),
+        KeyBinding([.char("b")], .fork, "branch: prompt 'fork lr=…,…,… steps=N' (then 'adopt K' / 'drop')", modes: live),
+        KeyBinding([.char("f")], .findLR, "find-lr: sweep the LR, pick on the curve (enter: lr, o: onecycle)", bar: "find-lr", modes: live),
         // Replay: the cursor the charts, events and status are drawn up to.
         KeyBinding([.space], .togglePause, "play / pause (from the start at the end)", bar: "play", modes: replay),
         KeyBinding([.left], .seek("-1%"), "back 1% of the run", bar: "seek", modes: replay),
@@ -117,6 +125,9 @@ public enum KeyMap {
         KeyBinding([.home], .jumpToStart, "to the start", modes: replay),
         KeyBinding([.char("G"), .end], .jumpToEnd, "to the end (whole run)", bar: "end", modes: replay),
         KeyBinding([.char(":")], .prompt, "go to: STEP, seek ±N[%], speed xN", bar: "goto", modes: replay),
+        KeyBinding([.char("B")], .sortBranches, "branches table: sort by the next column"),
+        KeyBinding([.char("f")], .findLR, "the last find-lr curve up to the cursor (or enter on its event)", bar: "find-lr",
+                   modes: [.replay, .watch]),
         KeyBinding([.char("l")], .toggleLRScale, "LR chart log / linear"),
         KeyBinding([.char("L")], .toggleLossScale, "loss chart linear / log"),
         KeyBinding([.char("z")], .cycleZoom, "zoom: run/full/last N"),

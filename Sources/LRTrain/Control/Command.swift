@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// One command of lrtop's steering language. The same text is accepted at the TUI's `:` prompt, bound to keys,
 /// and read from `--commands` scripts (`@STEP COMMAND`), so every intervention is reproducible and logged.
@@ -10,6 +11,9 @@ import Foundation
 ///     sched SPEC         switch scheduler now, continuing from the current LR
 ///     warmup N           re-warm from a low LR up to the scheduled one over N steps
 ///     pause | resume | step [N] | stop | ckpt | rollback | eval
+///     fork lr=1e-3,1e-4 steps=300        train one "what if" branch per value from here (or quoted command lists:
+///     fork 'sched cosine' | 'lr *0.5; warmup 50' steps=300 [jobs=2]), then `adopt K` or `drop`
+///     find-lr [start=1e-7] [end=10] [steps=100]   LR range test from here; the run's state is restored after
 public enum Command: Equatable, Sendable {
     public enum LRChange: Equatable, Sendable {
         case set(Double)
@@ -28,9 +32,39 @@ public enum Command: Equatable, Sendable {
     case checkpoint
     case rollback
     case eval
+    case fork(Fork)
+    case adopt(Int)
+    case drop
+
+    /// "What if" branches from the current state: each trains `steps` steps after its own commands; the main run
+    /// waits at the fork point until one is adopted or all are dropped.
+    public struct Fork: Equatable, Sendable {
+        public struct Branch: Equatable, Sendable {
+            /// The branch as the user wrote it (`lr 1e-3`, `sched cosine; lr *0.5`), for the table and the logs.
+            public let label: String
+            /// Each command's text, as the branch's log shows it.
+            public let texts: [String]
+            public let commands: [Command]
+            public init(label: String, texts: [String], commands: [Command]) {
+                self.label = label; self.texts = texts; self.commands = commands
+            }
+        }
+        public let branches: [Branch]
+        public let steps: Int
+        /// How many branches train at once.
+        public let jobs: Int
+        public init(branches: [Branch], steps: Int, jobs: Int = 1) {
+            self.branches = branches; self.steps = steps; self.jobs = jobs
+        }
+        public static let maxBranches = 16
+    }
+
+    /// The LR range test (fastai's `lr_find`): sweep, suggest, restore.
+    case findLR(LRRangeSettings)
 
     /// The verbs, for help texts and error messages.
-    public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval"]
+    public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr",
+                               "fork", "adopt", "drop"]
 
     /// Whether a checkpoint is taken before applying it automatically (a scheduler switch, a large LR jump).
     public func isRisky(currentLRs: [Double]) -> Bool {
@@ -85,9 +119,23 @@ public enum CommandParser {
         case "ckpt", "checkpoint": return try noArgs(.checkpoint)
         case "rollback": return try noArgs(.rollback)
         case "eval": return try noArgs(.eval)
+        case "fork":
+            let rest = text.drop { $0 == " " || $0 == "\t" }.drop { $0 != " " && $0 != "\t" }
+            return try ForkParser.parse(String(rest))
+        case "adopt":
+            guard args.count == 1, let k = Int(args[0]), k > 0 else {
+                throw CommandError("'adopt' needs one branch number, e.g. 'adopt 2' (branches are numbered from 1)")
+            }
+            return .adopt(k)
+        case "drop": return try noArgs(.drop)
+        case "find-lr", "findlr": return try parseFindLR(args)
         default:
             throw CommandError("unknown command '\(verb)': valid commands are \(Command.verbs.joined(separator: ", "))")
         }
+    }
+
+    private static func parseFindLR(_ args: [String]) throws(CommandError) -> Command {
+        do { return .findLR(try LRRangeSettings(arguments: args)) } catch { throw CommandError(error.description) }
     }
 
     private static func parseLR(_ args: [String]) throws(CommandError) -> Command {

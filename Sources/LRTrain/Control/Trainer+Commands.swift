@@ -5,8 +5,11 @@ import LRLog
 extension Trainer {
     var scriptHasPendingEntries: Bool {
         guard let script = options.script else { return false }
-        return scriptCursor < script.entries.count && script.entries[scriptCursor].step <= step
+        return scriptCursor < script.entries.count && script.entries[scriptCursor].step <= scriptStep
     }
+
+    /// The step scripted commands are due by: the run's step, or the branches' end once a fork's branches are done.
+    var scriptStep: Int { branches?.scriptStep ?? step }
 
     /// Checks every line of a script against the run before it starts, so a command that could only fail later
     /// (an unknown scheduler kind, an invalid value, a group that does not exist, a step after the run's end)
@@ -14,6 +17,7 @@ extension Trainer {
     /// they happened; `init` sets the cursor.)
     static func validate(_ script: CommandScript, groups: [String], totalSteps: Int, stepsPerEpoch: Int,
                          config: TrainConfig) throws(TrainError) {
+        var pendingFork: (line: Int, step: Int, end: Int, branches: Int)? = nil
         for entry in script.entries {
             func fail(_ message: String) -> TrainError { TrainError("\(script.name):\(entry.line): \(message)") }
             if entry.step > totalSteps {
@@ -21,6 +25,10 @@ extension Trainer {
             }
             let command: Command
             do { command = try CommandParser.parse(entry.text) } catch { throw fail(error.description) }
+            do {
+                try checkScriptedBranches(command, at: entry.step, line: entry.line, pending: &pendingFork, groups: groups,
+                                          totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, config: config)
+            } catch { throw fail(error.description) }
             switch command {
             case .lr(let group, _):
                 do { _ = try groupIndices(group, names: groups) } catch { throw fail(error.description) }
@@ -36,7 +44,7 @@ extension Trainer {
     /// Applies, at this step boundary, the scripted commands due now and everything queued from the UI.
     func applyScriptAndCommands() {
         if let script = options.script {
-            while scriptCursor < script.entries.count && script.entries[scriptCursor].step <= step {
+            while scriptCursor < script.entries.count && script.entries[scriptCursor].step <= scriptStep {
                 apply(script.entries[scriptCursor].text)
                 scriptCursor += 1
             }
@@ -54,7 +62,7 @@ extension Trainer {
         }
         do {
             try precheck(command)
-            if command.isRisky(currentLRs: before) { saveCheckpoint(label: "before '\(text)'") }
+            if command.isRisky(currentLRs: before) && !isBranch { saveCheckpoint(label: "before '\(text)'") }
             let note = try perform(command)
             emit(event: .command, text: text, before: before, message: note)
         } catch let error as CommandError {
@@ -86,6 +94,7 @@ extension Trainer {
     /// Throws for what can be known to fail before anything changes, so a command that cannot apply does not
     /// even take its safety checkpoint.
     private func precheck(_ command: Command) throws {
+        try checkBranchState(command)
         switch command {
         case .lr(let group, _): _ = try groupIndices(group)
         case .sched(let spec):
@@ -97,7 +106,7 @@ extension Trainer {
     }
 
     /// The schedule's span for a scheduler started now: the rest of the run.
-    private var remainingContext: ScheduleContext {
+    var remainingContext: ScheduleContext {
         Self.scheduleContext(from: step, totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, config: config)
     }
 
@@ -113,6 +122,12 @@ extension Trainer {
         case .lr(let group, let change):
             let indices = try groupIndices(group)
             switch change {
+            case .set(let v) where options.lrBeforeFirstStepIsBase && step == 0 && group == nil:
+                // Group 0 gets v, the others keep their ratio to it (their lr_scale), as --lr sets them.
+                let first = optimizer.groups[0].initialLR
+                for g in optimizer.groups { g.initialLR = first > 0 ? v * g.initialLR / first : v }
+                try lrControl.reset(optimizer: optimizer)
+                return "the run's base LR before its first step: the schedule is planned from it, as --lr \(v) would"
             case .set(let v):
                 lrControl.set(indices, optimizer: optimizer) { _ in v }
             case .scale(let f):
@@ -179,6 +194,12 @@ extension Trainer {
         case .eval:
             evaluate()
             return nil
+        case .fork(let fork): return try startFork(fork)
+        case .adopt(let k): return try adopt(k)
+        case .drop: return dropBranches()
+        case .findLR(let settings):
+            let result = try runRangeTest(settings)
+            return (result.folder.map { $0 + ": " } ?? "") + result.curve.summary
         }
     }
 }

@@ -36,5 +36,12 @@ public struct RunOptions: Sendable {
     /// Called on the trainer thread after every optimizer step with its record and the model's parameters
     /// (`train --trace-params`: bench/parity.py compares every parameter's norm with PyTorch's).
     public var parameterObserver: (@Sendable (StepRecord, [Parameter]) -> Void)? = nil
+    /// Marks the run's log as a sub-run of another (a sweep trial, a branch): written in its header.
+    public var subrun: SubRun? = nil
+    /// The dataset, already loaded with the config's `data` and `normalize` (a sweep loads it once for all trials).
+    public var preloadedData: LoadedData? = nil
+    /// `lrtop find-lr`: an `lr X` for every group before the first step is the run's base LR, the schedule (its
+    /// warmup included) planned from it as `--lr X` would, instead of an override the warmup would multiply.
+    public var lrBeforeFirstStepIsBase = false
     public init() {}
 }

@@ -21,6 +21,7 @@ public final class Trainer: @unchecked Sendable {
     let train: DataSplit
     let test: DataSplit
     let sampleShape: [Int]
+    let classCount: Int
     let batcher: Batcher
     public let datasetName: String
     public let datasetNotice: String?
@@ -54,8 +55,16 @@ public final class Trainer: @unchecked Sendable {
     var appendingToLog = false
     /// Why the run cannot go on (its log cannot be written): it stops at the next step boundary.
     var failure: String? = nil
+    /// The last LR range test (`find-lr`) this run made.
+    public internal(set) var lastRangeTest: LRRangeTestResult? = nil
+    /// `lrtop find-lr`: the run only sweeps; it ends without training or a final checkpoint.
+    var rangeTestOnly = false
     /// Offset of wall time when resuming, so the log's wall time keeps growing across restarts.
     var wallTimeOffset = 0.0
+    /// A "what if" branch's own trainer (see `BranchSession`): no checkpoints, no files but its sub-run log.
+    var isBranch = false
+    /// The branches of a `fork`, while they train or wait for `adopt K` / `drop`; the run itself waits.
+    var branches: BranchSession? = nil
 
     public init(config: TrainConfig, options: RunOptions = RunOptions(), channel: TrainerChannel = TrainerChannel()) throws {
         var config = config
@@ -71,10 +80,11 @@ public final class Trainer: @unchecked Sendable {
         self.channel = channel
         if let t = options.threads { BLAS.setThreads(t) }
 
-        let loaded = try DataLoader.load(spec: config.data, normalize: config.normalize)
+        let loaded = try options.preloadedData ?? DataLoader.load(spec: config.data, normalize: config.normalize)
         self.train = loaded.dataset.train
         self.test = loaded.dataset.test
         self.sampleShape = loaded.dataset.sampleShape
+        self.classCount = loaded.dataset.classCount
         self.datasetName = loaded.dataset.name
         self.datasetNotice = loaded.notice
         self.batcher = try Batcher(split: train, sampleShape: sampleShape, batchSize: config.batchSize, seed: config.seed)
@@ -101,6 +111,7 @@ public final class Trainer: @unchecked Sendable {
         self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
                                              classCount: loaded.dataset.classCount, seed: config.seed,
                                              hidden: config.hidden, dropout: Float(config.dropout))
+        if network.layerThreaded { BLAS.setLibraryThreads(1) }
         let parameters = network.parameters
         let rules = try ParamGroupRule.parse(lines: config.groups)
         self.setupWarnings = zip(config.groups, rules).filter { _, rule in !parameters.contains(where: rule.matches) }
@@ -152,6 +163,45 @@ public final class Trainer: @unchecked Sendable {
         publishStatus()
     }
 
+    /// A trainer for one branch of `parent`: the same data, model and optimizer kinds, its own copies of the
+    /// weights and state (restored from the fork point by the caller), so branches can train side by side.
+    /// Records go to `log` (the branch's sub-run log) and to `observer`; nothing else is written.
+    init(branchOf parent: Trainer, subrun: SubRun, log: RunLogWriter?,
+         observer: (@Sendable (RunRecord) -> Void)?) throws {
+        var options = RunOptions()
+        options.subrun = subrun
+        options.writeFiles = false
+        options.evaluate = parent.options.evaluate
+        options.lrtopVersion = parent.options.lrtopVersion
+        options.observer = observer
+        self.options = options
+        self.channel = TrainerChannel()
+        self.config = parent.config
+        self.train = parent.train
+        self.test = parent.test
+        self.sampleShape = parent.sampleShape
+        self.classCount = parent.classCount
+        self.datasetName = parent.datasetName
+        self.datasetNotice = nil
+        self.setupWarnings = []
+        self.stepsPerEpoch = parent.stepsPerEpoch
+        self.totalSteps = parent.totalSteps
+        self.batcher = try Batcher(split: train, sampleShape: sampleShape, batchSize: config.batchSize, seed: config.seed)
+        self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape, classCount: classCount,
+                                             seed: config.seed, hidden: config.hidden, dropout: Float(config.dropout))
+        self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
+        self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
+                                                   parameters: network.parameters)
+        self.lrControl = parent.lrControl
+        self.guardState = parent.guardState
+        self.checkpoints = CheckpointStore(directory: nil, keep: 1)
+        self.runDirectory = nil
+        self.logURL = nil
+        self.log = log
+        self.isBranch = true
+        self.wallTimeOffset = parent.wallTime
+    }
+
     // MARK: the loop
 
     /// Trains until the planned steps are done or the run is stopped; returns how it ended.
@@ -174,6 +224,10 @@ public final class Trainer: @unchecked Sendable {
             if let failure { endReason = .failed; endMessage = failure; break }
             applyScriptAndCommands()
             if let reason = stopRequested { endReason = reason; break }
+            if branches != nil {
+                if let (reason, message) = tendBranches() { endReason = reason; endMessage = message; break }
+                continue
+            }
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
                 if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
@@ -195,38 +249,20 @@ public final class Trainer: @unchecked Sendable {
                 break
             }
         }
+        endBranches(because: endMessage ?? "the run \(endReason == .completed ? "ended" : endReason.rawValue)")
         return finish(reason: endReason, message: endMessage)
     }
 
     /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
     func trainOneStep() -> EndReason? {
         clock.begin()
-        network.zeroGrad()
         let epoch = step / stepsPerEpoch
-        let firstBatch = (step % stepsPerEpoch) * config.accumSteps
-        var lossSum: Double = 0
-        for micro in 0..<config.accumSteps {
-            // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
-            // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
-            try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
-            batcher.next()
-            let logits = network.forward(batcher.input, training: true)
-            lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
-            if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
-            network.backward(loss.gradLogits)
-        }
-        let stepLoss = lossSum / Double(config.accumSteps)
-        let gradNorm = globalGradNorm()
+        let (stepLoss, gradNorm) = computeGradients()
 
         if let why = guardState.check(loss: stepLoss, gradNorm: gradNorm) {
             return divergence(why, loss: stepLoss)
         }
-        if let maxNorm = config.clipGradNorm, gradNorm > maxNorm {
-            let scale = Float(maxNorm / (gradNorm + 1e-6))
-            for group in optimizer.groups {
-                for p in group.params { p.grad.scale(by: scale) }
-            }
-        }
+        clipGradients(norm: gradNorm)
         let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
         step += 1
         lastLoss = stepLoss
@@ -253,11 +289,41 @@ public final class Trainer: @unchecked Sendable {
         } else if epochEnded && config.schedulerInterval == .epoch {
             lrControl.step(optimizer: optimizer, metric: nil)
         }
-        if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 {
+        if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !isBranch {
             saveCheckpoint(label: "auto")
         }
         if step % 16 == 0 || paused { publishStatus() }
         return nil
+    }
+
+    /// Forward and backward over the step's micro-batches: the gradients of step `step + 1`, its mean loss and
+    /// the global gradient norm before clipping.
+    func computeGradients() -> (loss: Double, gradNorm: Double) {
+        network.zeroGrad()
+        let epoch = step / stepsPerEpoch
+        let firstBatch = (step % stepsPerEpoch) * config.accumSteps
+        var lossSum: Double = 0
+        for micro in 0..<config.accumSteps {
+            // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
+            // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
+            try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
+            batcher.next()
+            let logits = network.forward(batcher.input, training: true)
+            lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
+            if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
+            network.backward(loss.gradLogits)
+        }
+        return (lossSum / Double(config.accumSteps), globalGradNorm())
+    }
+
+    /// `--clip-grad-norm`: scales the gradients down to the limit when their norm is above it.
+    func clipGradients(norm gradNorm: Double) {
+        if let maxNorm = config.clipGradNorm, gradNorm > maxNorm {
+            let scale = Float(maxNorm / (gradNorm + 1e-6))
+            for group in optimizer.groups {
+                for p in group.params { p.grad.scale(by: scale) }
+            }
+        }
     }
 
     private func metric(for eval: EvalRecord) -> Double {
@@ -315,13 +381,17 @@ public final class Trainer: @unchecked Sendable {
 
     // MARK: ending
 
-    private func finish(reason: EndReason, message: String?) -> EndRecord {
+    func finish(reason: EndReason, message: String?) -> EndRecord {
         var reason = reason, message = message
         // Whatever is still buffered must reach the log before the run can call itself complete.
         flushLog()
         if let failure { reason = .failed; message = failure }
         var finalCheckpoint: CheckpointStore.Entry? = nil
-        if options.writeFiles { finalCheckpoint = saveCheckpoint(label: "final", name: "final") }
+        if rangeTestOnly && reason == .stopped {
+            message = message ?? "find-lr only: no training, so no final checkpoint"
+        } else if options.writeFiles {
+            finalCheckpoint = saveCheckpoint(label: "final", name: "final")
+        }
         func end() -> EndRecord {
             var text = message
             if reason == .failed && options.writeFiles {
@@ -359,7 +429,7 @@ public final class Trainer: @unchecked Sendable {
         if let i = options.initCheckpoint { cfg["init_from"] = i.path }
         let header = RunHeader(lrtopVersion: options.lrtopVersion, config: cfg, seed: config.seed,
                                startTime: iso.string(from: startDate), groups: optimizer.groups.map(\.name),
-                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps)
+                               stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, subrun: options.subrun)
         record(.header(header))
     }
 
@@ -383,7 +453,7 @@ public final class Trainer: @unchecked Sendable {
         // The plan stops at the end of the run: beyond it, some schedules (cosine) would rise again.
         let plan = lrControl.plan(count: min(256, max(0, totalSteps - step)), optimizer: optimizer)
         channel.update { s in
-            if !keepPhase { s.phase = paused ? .paused : .running }
+            if !keepPhase { s.phase = paused || branches != nil ? .paused : .running }
             s.step = step
             s.epoch = min(step, max(0, totalSteps - 1)) / stepsPerEpoch
             s.totalSteps = totalSteps
@@ -415,6 +485,9 @@ extension Trainer {
         for _ in 0..<count { _ = trainOneStep() }
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     }
+
+    /// The newest checkpoint's file (after `run()`: the final one), where a sweep trial's next rung resumes.
+    public var latestCheckpointURL: URL? { checkpoints.latest?.url }
 
     /// Flushes the log (the UI calls this on quit and signals).
     public func flushLog() { logging { try log?.flush() } }

@@ -27,7 +27,7 @@ final class ProcessCost {
             parts.append("cpu measuring…")
         }
         if let rss = Self.residentBytes() { parts.append("rss " + Self.bytes(rss)) }
-        parts.append("blas \(BLAS.threads)")
+        parts.append("blas \(BLAS.computeThreads)")
         text = parts.joined(separator: " · ")
         return text
     }

@@ -19,6 +19,8 @@ final class TrainerSource: RunSource {
 
     func drain() -> [RunRecord] { channel.drain() }
 
+    var runFolder: URL? { channel.status.runDirectory.map { URL(fileURLWithPath: $0) } }
+
     /// A command that does not parse is refused here, at once (the prompt stays open with the reason), and still
     /// goes to the trainer, which logs it as an error event like every command that cannot apply.
     func send(_ command: String) -> String? {
@@ -48,11 +50,13 @@ final class TrainerSource: RunSource {
         details.append(LiveStatus.Detail("checkpoints", "\(s.checkpoints) in memory"))
         if let log = s.logPath { details.append(LiveStatus.Detail("log", log)) }
         if let c = cost.summary() { details.append(LiveStatus.Detail("cost", c)) }
-        return LiveStatus(
+        var live = LiveStatus(
             title: title, state: s.phase, message: s.message, step: s.step, epoch: s.epoch,
             totalSteps: s.totalSteps, stepsPerEpoch: s.stepsPerEpoch, optimizer: s.optimizerSummary,
             scheduler: s.schedulerStatus.isEmpty ? s.schedulerSpec : s.schedulerStatus, schedulerSpec: s.schedulerSpec,
             groups: groups, planned: planned,
             schedulerKinds: SchedulerMenuCatalog.kinds(remainingSteps: s.totalSteps - s.step, stepsPerEpoch: s.stepsPerEpoch), details: details)
+        live.logPath = s.logPath
+        return live
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
 import LRLog
 
 /// How several replayed runs share the x axis.
@@ -45,6 +46,11 @@ public final class ReplaySource: RunSource {
     public static let stepsPerSecondAtX1 = 20.0
 
     public let isLive = false
+    /// The primary run's folder when it is a log on disk.
+    public var runFolder: URL? {
+        guard let first = runs.first, first.format == .runLog, FileManager.default.fileExists(atPath: first.source) else { return nil }
+        return URL(fileURLWithPath: first.source).deletingLastPathComponent()
+    }
     public let runs: [RunData]
     public let axes: [ReplayAxis]
     public let alignment: ReplayAlignment

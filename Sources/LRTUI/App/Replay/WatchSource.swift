@@ -8,6 +8,7 @@ import LRLog
 public final class WatchSource: RunSource {
     public let isLive = false
     public let url: URL
+    public var runFolder: URL? { url.deletingLastPathComponent() }
     /// Seconds between reads of the file.
     public var pollInterval: Double
     /// Monotonic seconds; tests replace it.
@@ -24,12 +25,13 @@ public final class WatchSource: RunSource {
     private var ended = false
     private var groupNames: [String] = []
 
-    public init(url: URL, pollInterval: Double = 0.15) {
+    public init(url: URL, pollInterval: Double = 0.15, title: String? = nil) {
         self.url = url
         self.pollInterval = pollInterval
         follower = RunLogFollower(url: url)
-        current = LiveStatus(title: url.lastPathComponent, state: .starting,
+        current = LiveStatus(title: title ?? url.lastPathComponent, state: .starting,
                              message: "waiting for \(url.lastPathComponent) to appear")
+        current.logPath = url.path
     }
 
     /// Every warning met so far ("file:line: what").
@@ -84,6 +86,7 @@ public final class WatchSource: RunSource {
             s.state = ended ? current.state : .running
             s.message = ended ? current.message : nil
             groupNames = h.groups
+            s.logPath = url.path
             current = s
         case .step(let st):
             if current.state == .starting { current.state = .running }
