@@ -9,10 +9,6 @@ let venvPython: String? = {
     return FileManager.default.isExecutableFile(atPath: python) ? python : nil
 }()
 
-/// Whether the built `lrtop` has the LR range test (`lrtop find-lr`, the `f` key and its panel): the bridge's side
-/// of it is tested in python/tests/test_findlr.py either way.
-let swiftFindLRBuilt: Bool = ((try? lrtop(["find-lr", "--help"], timeout: 60))?.status ?? 1) == 0
-
 extension TmuxSession {
     /// Types one line at the `:` prompt.
     func command(_ text: String) throws {
@@ -243,8 +239,7 @@ struct AttachEndToEndTests {
     /// `f` on an attached PyTorch run: the TUI pauses the run and sends `find-lr`; the run sweeps its own next
     /// batches, logs the sweep as a sub-run that the panel draws, puts its state back and holds; enter applies the
     /// pick and resumes.
-    @Test(.enabled(if: swiftFindLRBuilt, "this build's lrtop has no find-lr yet (the f key and its panel come with it)"))
-    func findLRFromTheKeyboardSweepsAPyTorchRunAndAppliesThePick() throws {
+    @Test func findLRFromTheKeyboardSweepsAPyTorchRunAndAppliesThePick() throws {
         let dir = try TempDir("lrtop-attach")
         defer { dir.cleanup() }
         let run = try TorchRun(dir, name: "findlr-e2e", stepDelay: 0.02)
