@@ -64,8 +64,7 @@ import LRTrain
         }
     }
 
-    /// `commands`, and `branch_commands` (fork/adopt/drop: same language, kept apart until the Python parser
-    /// reads them too).
+    /// `commands`, and `branch_commands` (fork/adopt/drop, which python/tests/test_shared_vectors.py reads too).
     @Test(arguments: ["commands", "branch_commands"])
     func commandsParseAsTheVectorsSay(section: String) throws {
         let cases = try #require(Self.vectors()[section] as? [[String: Any]])
