@@ -167,6 +167,7 @@ public final class AttachSource: RunSource {
                 LiveStatus.Group(name: g < names.count ? names[g] : "g\(g + 1)", lr: lr, held: b.hold,
                                  note: b.override && !b.hold ? "override" : nil)
             }
+            if let text = ReplaySource.optimizerText(log.config, inForce: b.lrs.first) { s.optimizer = text }
             if let sched = b.scheduler { s.scheduler = sched }
             // A run of unknown length: the menu's lengths default to a thousand more steps.
             s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step), s.stepsPerEpoch ?? 0)

@@ -265,11 +265,7 @@ public final class ReplaySource: RunSource {
             s.scheduler = String(switched.event.text.dropFirst("sched ".count)) + " @" + (alignment == .step ? Format.grouped(switched.x) : where_(switched.x))
             s.schedulerSpec = String(switched.event.text.dropFirst("sched ".count))
         }
-        if let lr = s.groups.first?.lr, lr.isFinite, let config = runs[0].header?.config, let opt = config["optimizer"] {
-            var text = opt + " lr=" + Format.lr(lr)
-            if let wd = config["weight_decay"] ?? config["wd"], Double(wd) != 0 { text += " wd=" + wd }
-            s.optimizer = text
-        }
+        if let text = Self.optimizerText(runs[0].header?.config, inForce: s.groups.first?.lr) { s.optimizer = text }
     }
 
     static func baseStatus(_ run: RunData, alignment: ReplayAlignment, endX: Int) -> LiveStatus {

@@ -24,6 +24,8 @@ public final class WatchSource: RunSource {
     private var warningCount = 0
     private var ended = false
     private var groupNames: [String] = []
+    /// The run's config from its log header, for the optimizer line.
+    public private(set) var config: [String: String]? = nil
 
     public init(url: URL, pollInterval: Double = 0.15, title: String? = nil) {
         self.url = url
@@ -86,6 +88,7 @@ public final class WatchSource: RunSource {
             s.state = ended ? current.state : .running
             s.message = ended ? current.message : nil
             groupNames = h.groups
+            config = h.config
             s.logPath = url.path
             current = s
         case .step(let st):
@@ -96,6 +99,7 @@ public final class WatchSource: RunSource {
             current.groups = st.lrs.enumerated().map { g, lr in
                 LiveStatus.Group(name: groupNames.indices.contains(g) ? groupNames[g] : "g\(g + 1)", lr: lr)
             }
+            if let text = ReplaySource.optimizerText(config, inForce: st.lrs.first) { current.optimizer = text }
         case .eval, .event:
             break
         case .end(let e):
