@@ -30,15 +30,25 @@ public class BatchNorm: Layer, @unchecked Sendable {
     /// A ReLU applied in the same pass (PyTorch's twin: `relu(bn(x))`).
     public let fusedReLU: Bool
 
-    private let expectedRank: Int
-    private let output = Tensor(shape: [0])
-    private let gradInput = Tensor(shape: [0])
-    private var input: Tensor?
-    private var mean: [Float]
-    private var invStd: [Float]
-    private var usedBatchStatistics = true
+    /// [N, C, H, W] or [N, H, W, C] (`BatchNorm+ChannelsLast.swift`); [N, C] for the 1-d norm.
+    public let layout: ActivationLayout
 
-    init(name: String, channels: Int, rank: Int, eps: Float, momentum: Float, fusedReLU: Bool) {
+    private let expectedRank: Int
+    let output = Tensor(shape: [0])
+    let gradInput = Tensor(shape: [0])
+    var input: Tensor?
+    var mean: [Float]
+    var invStd: [Float]
+    var usedBatchStatistics = true
+    /// The channel-last path's partial sums per chunk of samples (two per channel), kept between steps.
+    var chunkSums: [Double] = []
+    var sampleSums: [Float] = []
+    var channelTotals: [Double] = []
+    var gradientCoefficients: [Float] = []
+
+    init(name: String, channels: Int, rank: Int, eps: Float, momentum: Float, fusedReLU: Bool,
+         layout: ActivationLayout = .channelsFirst) {
+        self.layout = layout
         precondition(channels > 0, "BatchNorm \(name): channels must be positive")
         self.name = name
         self.channels = channels
@@ -63,6 +73,10 @@ public class BatchNorm: Layer, @unchecked Sendable {
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if layout == .channelsLast {
+            precondition(x.rank == 4 && x.shape[3] == channels, "\(name): input \(x.shape), expected [N, H, W, \(channels)]")
+            return channelsLastForward(x, training: training)
+        }
         precondition(x.rank == expectedRank && x.shape[1] == channels,
                      "\(name): input \(x.shape), expected \(expectedRank == 2 ? "[N, \(channels)]" : "[N, \(channels), H, W]")")
         let n = x.shape[0], c = channels
@@ -131,6 +145,7 @@ public class BatchNorm: Layer, @unchecked Sendable {
 
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) -> Tensor {
         guard let x = input else { preconditionFailure("\(name).backward before forward") }
+        if layout == .channelsLast { return channelsLastBackward(x, gradOutput: gradOutput, needsInputGradient: needsInputGradient) }
         let n = x.shape[0], c = channels
         let spatial = x.count / max(1, n * c)
         let m = n * spatial
@@ -260,9 +275,12 @@ public final class BatchNorm1d: BatchNorm, @unchecked Sendable {
     }
 }
 
-/// Batch normalisation of [N, C, H, W] feature maps (PyTorch's `nn.BatchNorm2d`). Names as `BatchNorm1d`.
+/// Batch normalisation of [N, C, H, W] (or, channel-last, [N, H, W, C]) feature maps (PyTorch's `nn.BatchNorm2d`).
+/// Names as `BatchNorm1d`.
 public final class BatchNorm2d: BatchNorm, @unchecked Sendable {
-    public init(name: String, channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, fusedReLU: Bool = false) {
-        super.init(name: name, channels: channels, rank: 4, eps: eps, momentum: momentum, fusedReLU: fusedReLU)
+    public init(name: String, channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, fusedReLU: Bool = false,
+                layout: ActivationLayout = .channelsFirst) {
+        super.init(name: name, channels: channels, rank: 4, eps: eps, momentum: momentum, fusedReLU: fusedReLU,
+                   layout: layout)
     }
 }

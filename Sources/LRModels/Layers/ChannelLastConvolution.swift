@@ -44,13 +44,16 @@ enum ChannelLastConvolution {
         /// Pixels a padded input buffer holds: every pixel the kernels may read or scatter to.
         let paddedPixels: Int
 
-        init(h: Int, w: Int, kernel k: Int, padding p: Int, stride s: Int) {
+        /// `compactRows`: walk a stride-1 output row by row too when Wo is a multiple of the pixel block, so that
+        /// its rows are stored Wo wide, as a channel-last tensor's (the kernels then write and read the layer's
+        /// tensors directly, and skip the padding columns the single run computes).
+        init(h: Int, w: Int, kernel k: Int, padding p: Int, stride s: Int, compactRows: Bool = false) {
             self.h = h; self.w = w; kernel = k; padding = p; stride = s
             ho = (h + 2 * p - k) / s + 1
             wo = (w + 2 * p - k) / s + 1
             let wp = w + 2 * p
             paddedWidth = wp
-            if s == 1 {
+            if s == 1 && !(compactRows && wo % pixelBlock == 0) {
                 outputWidth = wp
                 walk = Walk(rows: 1, rowPixels: (ho * wp + pixelBlock - 1) / pixelBlock * pixelBlock, inputRowStep: 0,
                             stride: 1)
@@ -66,6 +69,8 @@ enum ChannelLastConvolution {
         var pixels: Int { walk.pixels }
         /// Where input pixel (0, 0) sits in the padded image.
         var interiorOffset: Int { padding * paddedWidth + padding }
+        /// Whether the output's rows are stored as wide as the output: a channel-last sample as it is.
+        var compactOutput: Bool { outputWidth == wo }
     }
 
     /// out[q][co] = Σ_{kh,kw,ci} input[in(q) + kh·wp + kw][ci] · weights[(kh·k + kw)][ci][co] for every output
@@ -101,8 +106,8 @@ enum ChannelLastConvolution {
     }
 
     /// dW[(kh·k + kw)][ci][co] += Σ_q input[in(q) + kh·wp + kw][ci] · grad[q][co] over the output pixels of
-    /// `walk`; `inChannels` a multiple of 4, `outChannels` of `channelBlock`. Pixels are taken in chunks of rows
-    /// that stay in the L1 cache across taps.
+    /// `walk`; `outChannels` a multiple of `channelBlock`. Pixels are taken in chunks of rows that stay in the L1
+    /// cache across taps.
     static func accumulateWeightGradient(input: UnsafePointer<Float>, inChannels cin: Int, walk: Walk,
                                          paddedWidth wp: Int, kernel k: Int, grad: UnsafePointer<Float>,
                                          outChannels cout: Int, into dw: UnsafeMutablePointer<Float>) {
@@ -117,7 +122,7 @@ enum ChannelLastConvolution {
                     let shift = kh * wp + kw
                     let tap = dw + (kh * k + kw) * cin * cout
                     var ci = 0
-                    while ci < cin {
+                    while ci + 4 <= cin {
                         var co = 0
                         while co < cout {
                             let d = tap + ci * cout + co
@@ -134,6 +139,33 @@ enum ChannelLastConvolution {
                             co += channelBlock
                         }
                         ci += 4
+                    }
+                    // Channels left over (a 1-channel stem): one input channel at a time, four pixels' products in
+                    // separate accumulators, summed at the end.
+                    while ci < cin {
+                        var co = 0
+                        while co < cout {
+                            let d = tap + ci * cout + co
+                            var tile = Tile()
+                            for r in r0..<r1 {
+                                let g = grad + (r * walk.rowPixels) * cout + co
+                                let x = input + (r * walk.inputRowStep + shift) * cin + ci
+                                var j = j0
+                                while j + 4 <= j1 {
+                                    let xj = x + walk.stride * j * cin, step = walk.stride * cin
+                                    tile.addRows(xj[0], xj[step], xj[2 * step], xj[3 * step], times: g + j * cout,
+                                                 rowStride: cout)
+                                    j += 4
+                                }
+                                while j < j1 {
+                                    tile.addRows(x[walk.stride * j * cin], 0, 0, 0, times: g + j * cout, rowStride: 0)
+                                    j += 1
+                                }
+                            }
+                            tile.accumulateRowSums(into: d)
+                            co += channelBlock
+                        }
+                        ci += 1
                     }
                 }
             }
@@ -205,6 +237,24 @@ private struct Tile {
         a6 = a6.addingProduct(b, w0); a7 = a7.addingProduct(b, w1)
     }
 
+    /// row j += v_j · v[j·rowStride ..< j·rowStride + 16]: four pixels' contributions to one row of sixteen.
+    @inline(__always)
+    mutating func addRows(_ v0: Float, _ v1: Float, _ v2: Float, _ v3: Float, times v: UnsafePointer<Float>,
+                          rowStride: Int) {
+        a0 = a0.addingProduct(SIMD8(repeating: v0), load8(v)); a1 = a1.addingProduct(SIMD8(repeating: v0), load8(v + 8))
+        let v1p = v + rowStride, v2p = v + 2 * rowStride, v3p = v + 3 * rowStride
+        a2 = a2.addingProduct(SIMD8(repeating: v1), load8(v1p)); a3 = a3.addingProduct(SIMD8(repeating: v1), load8(v1p + 8))
+        a4 = a4.addingProduct(SIMD8(repeating: v2), load8(v2p)); a5 = a5.addingProduct(SIMD8(repeating: v2), load8(v2p + 8))
+        a6 = a6.addingProduct(SIMD8(repeating: v3), load8(v3p)); a7 = a7.addingProduct(SIMD8(repeating: v3), load8(v3p + 8))
+    }
+
+    /// p[0..<16] += the sum of the four rows.
+    @inline(__always)
+    func accumulateRowSums(into p: UnsafeMutablePointer<Float>) {
+        store8(load8(p) + ((a0 + a2) + (a4 + a6)), p)
+        store8(load8(p + 8) + ((a1 + a3) + (a5 + a7)), p + 8)
+    }
+
     @inline(__always)
     func store(_ p: UnsafeMutablePointer<Float>, rowStride: Int) {
         store8(a0, p); store8(a1, p + 8)
@@ -233,9 +283,14 @@ extension ChannelLastConvolution {
     /// One NCHW sample [C, H, W] → a channel-last image whose rows are `rowWidth` pixels: pixel (ih, iw) channel
     /// c at `interior[(ih·rowWidth + iw)·C + c]` (the pixels between rows, a padded image's border, are left as
     /// they are: zero). `C` a multiple of 8: blocks of 8 pixels × 8 channels are transposed in registers.
+    /// A sample already channel-last ([H, W, C], `from: .channelsLast`) needs only a copy per row.
     @inline(never)
-    static func pack(_ x: UnsafePointer<Float>, channels c: Int, h: Int, w: Int, rowWidth wp: Int,
-                     into interior: UnsafeMutablePointer<Float>) {
+    static func pack(_ x: UnsafePointer<Float>, from layout: ActivationLayout = .channelsFirst, channels c: Int,
+                     h: Int, w: Int, rowWidth wp: Int, into interior: UnsafeMutablePointer<Float>) {
+        if layout == .channelsLast {
+            for r in 0..<h { (interior + r * wp * c).update(from: x + r * w * c, count: w * c) }
+            return
+        }
         let plane = h * w, blocked = plane / 8 * 8
         var p = 0, ih = 0, iw = 0  // pixel p = (ih, iw) of the plane
         while p < blocked {
@@ -270,9 +325,24 @@ extension ChannelLastConvolution {
 
     /// The inverse of `pack`: `h`×`w` pixels stored in rows of `rowWidth` → NCHW [C, H, W], adding `bias[c]`
     /// when given.
+    /// `to: .channelsLast` writes [H, W, C]: a copy per row.
     @inline(never)
-    static func unpack(_ y: UnsafePointer<Float>, channels c: Int, h: Int, w: Int, rowWidth wp: Int,
-                       bias: UnsafePointer<Float>?, into out: UnsafeMutablePointer<Float>) {
+    static func unpack(_ y: UnsafePointer<Float>, to layout: ActivationLayout = .channelsFirst, channels c: Int,
+                       h: Int, w: Int, rowWidth wp: Int, bias: UnsafePointer<Float>?,
+                       into out: UnsafeMutablePointer<Float>) {
+        if layout == .channelsLast {
+            for r in 0..<h {
+                let src = y + r * wp * c, dst = out + r * w * c
+                if let bias {
+                    for px in 0..<w {
+                        for ch in 0..<c { dst[px * c + ch] = src[px * c + ch] + bias[ch] }
+                    }
+                } else {
+                    dst.update(from: src, count: w * c)
+                }
+            }
+            return
+        }
         let plane = h * w, blocked = plane / 8 * 8
         var p = 0, oh = 0, ow = 0
         while p < blocked {

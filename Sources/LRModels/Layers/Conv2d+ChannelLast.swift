@@ -1,17 +1,27 @@
 import LRTensor
 
 /// The channel-last direct path of a `Conv2d`: each sample is packed into a zero-padded channel-last image that
-/// stays in the L2 cache, convolved by `ChannelLastConvolution`'s register kernels, and unpacked into the NCHW
-/// tensors the other layers use. The batch is split into chunks of samples for the layer threads (`LayerThreads`);
-/// each chunk writes only its own samples and sums its own weight gradient, added up in chunk order.
+/// stays in the L2 cache (transposed from NCHW, or copied row by row from a channel-last tensor) and convolved by
+/// `ChannelLastConvolution`'s register kernels. For NCHW tensors the result is transposed back; a channel-last
+/// layer whose output rows the kernels store compactly (`Geometry.compactOutput`) has it written straight into its
+/// output, and reads its output gradient in place for the weight gradient. The batch is split into chunks of
+/// samples for the layer threads (`LayerThreads`); each chunk writes only its own samples and sums its own weight
+/// gradient, added up in chunk order.
 extension Conv2d {
     /// A stride-1 'same' convolution's input gradient is a convolution again (the kernel flipped), cheaper than
     /// the scatter every other geometry needs.
     private var flipsForInputGradient: Bool { stride == 1 && kernel == 2 * padding + 1 }
 
+    /// An unpadded channel-last input is the image the kernels read (a 1×1 shortcut): no copy, when every pixel
+    /// they may touch lies inside the sample.
+    private func readsInputInPlace(_ g: ChannelLastConvolution.Geometry) -> Bool {
+        layout == .channelsLast && g.padding == 0 && g.paddedPixels <= g.h * g.w
+    }
+
     private func prepare(_ scratch: ChannelLastScratch, _ x: Tensor) -> (ChannelLastConvolution.Geometry, Int, Int) {
-        let g = ChannelLastConvolution.Geometry(h: x.shape[2], w: x.shape[3], kernel: kernel, padding: padding,
-                                                stride: stride)
+        let (h, w) = layout == .channelsLast ? (x.shape[1], x.shape[2]) : (x.shape[2], x.shape[3])
+        let g = ChannelLastConvolution.Geometry(h: h, w: w, kernel: kernel, padding: padding, stride: stride,
+                                                compactRows: layout == .channelsLast)
         let chunks = LayerThreads.chunks(samples: x.shape[0])
         let workers = LayerThreads.workers(for: chunks)
         scratch.prepare(workers: workers, chunks: chunks, geometry: g, inChannels: inChannels, outChannels: outChannels)
@@ -31,6 +41,8 @@ extension Conv2d {
             }
         }
         let inPlane = cin * g.h * g.w, outPlane = cout * g.ho * g.wo
+        let inPlaceOutput = layout == .channelsLast && g.compactOutput
+        let inPlaceInput = readsInputInPlace(g)
         withOptionalReadPointer(bias?.value) { pb in
             x.withReadPointer { px in
                 output.withPointer { py in
@@ -38,13 +50,18 @@ extension Conv2d {
                     LayerThreads.forEachChunk(chunks, workers: workers) { worker, chunk in
                         let xp = scratch.paddedInput[worker], yq = scratch.product[worker]
                         for s in LayerThreads.samples(ofChunk: chunk, batch: n) {
-                            ChannelLastConvolution.pack(px + s * inPlane, channels: cin, h: g.h, w: g.w,
-                                                        rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
-                            ChannelLastConvolution.convolve(input: xp, inChannels: cin, walk: g.walk,
+                            let input = inPlaceInput ? px + s * inPlane : UnsafePointer(xp)
+                            if !inPlaceInput {
+                                ChannelLastConvolution.pack(px + s * inPlane, from: layout, channels: cin, h: g.h, w: g.w,
+                                                            rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
+                            }
+                            let inPlace = inPlaceOutput && pb == nil
+                            ChannelLastConvolution.convolve(input: input, inChannels: cin, walk: g.walk,
                                                             paddedWidth: g.paddedWidth, kernel: g.kernel,
                                                             weights: scratch.forwardKernel, outChannels: cout,
-                                                            output: yq)
-                            ChannelLastConvolution.unpack(yq, channels: cout, h: g.ho, w: g.wo, rowWidth: g.outputWidth,
+                                                            output: inPlace ? py + s * outPlane : yq)
+                            if inPlace { continue }
+                            ChannelLastConvolution.unpack(yq, to: layout, channels: cout, h: g.ho, w: g.wo, rowWidth: g.outputWidth,
                                                           bias: pb, into: py + s * outPlane)
                         }
                     }
@@ -75,6 +92,11 @@ extension Conv2d {
         let gradientOffset = flips ? g.interiorOffset * cout : 0
         let gradientRow = flips ? g.paddedWidth : g.outputWidth
         let inPlane = cin * g.h * g.w, outPlane = cout * g.ho * g.wo, hasBias = bias != nil
+        // A channel-last output gradient stored as the kernels walk it is read in place for the weight gradient
+        // (the flipped convolution still needs it padded); the input gradient of a compact walk is written in place.
+        let inPlace = layout == .channelsLast && g.compactOutput
+        let packsGradient = !inPlace || (flips && gradInput != nil)
+        let inPlaceInput = readsInputInPlace(g)
         x.withReadPointer { px in
             gradOutput.withReadPointer { pdy in
                 withOptionalPointer(gradInput) { pdx in
@@ -86,32 +108,48 @@ extension Conv2d {
                         db.update(repeating: 0, count: scratch.sizes.bias)
                         for s in LayerThreads.samples(ofChunk: chunk, batch: n) {
                             let dy = pdy + s * outPlane
-                            ChannelLastConvolution.pack(px + s * inPlane, channels: cin, h: g.h, w: g.w,
-                                                        rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
-                            ChannelLastConvolution.pack(dy, channels: cout, h: g.ho, w: g.wo, rowWidth: gradientRow,
-                                                        into: gp + gradientOffset)
+                            let input = inPlaceInput ? px + s * inPlane : UnsafePointer(xp)
+                            if !inPlaceInput {
+                                ChannelLastConvolution.pack(px + s * inPlane, from: layout, channels: cin, h: g.h, w: g.w,
+                                                            rowWidth: g.paddedWidth, into: xp + g.interiorOffset * cin)
+                            }
+                            if packsGradient {
+                                ChannelLastConvolution.pack(dy, from: layout, channels: cout, h: g.ho, w: g.wo,
+                                                            rowWidth: gradientRow, into: gp + gradientOffset)
+                            }
                             if hasBias {
-                                for co in 0..<cout { db[co] += laneSum(dy + co * g.ho * g.wo, g.ho * g.wo) }
+                                if layout == .channelsLast {
+                                    for q in 0..<g.ho * g.wo {
+                                        for co in 0..<cout { db[co] += dy[q * cout + co] }
+                                    }
+                                } else {
+                                    for co in 0..<cout { db[co] += laneSum(dy + co * g.ho * g.wo, g.ho * g.wo) }
+                                }
                             }
                             ChannelLastConvolution.accumulateWeightGradient(
-                                input: xp, inChannels: cin, walk: g.walk, paddedWidth: g.paddedWidth,
-                                kernel: g.kernel, grad: gp + gradientOffset, outChannels: cout, into: dw)
+                                input: input, inChannels: cin, walk: g.walk, paddedWidth: g.paddedWidth,
+                                kernel: g.kernel, grad: inPlace ? dy : UnsafePointer(gp + gradientOffset), outChannels: cout, into: dw)
                             guard let out = pdx else { continue }
                             if flips {
-                                let dxq = scratch.product[worker]
+                                // The same geometry as forward's: dx [H, W] is walked as the output was.
+                                let dxq = inPlace ? out + s * inPlane : scratch.product[worker]
                                 ChannelLastConvolution.convolve(input: gp, inChannels: cout, walk: g.walk,
                                                                 paddedWidth: g.paddedWidth, kernel: g.kernel,
                                                                 weights: scratch.backwardKernel, outChannels: cin,
                                                                 output: dxq)
-                                ChannelLastConvolution.unpack(dxq, channels: cin, h: g.h, w: g.w, rowWidth: g.paddedWidth,
-                                                              bias: nil, into: out + s * inPlane)
+                                if inPlace { continue }
+                                ChannelLastConvolution.unpack(dxq, to: layout, channels: cin, h: g.h, w: g.w,
+                                                              rowWidth: g.outputWidth, bias: nil, into: out + s * inPlane)
                             } else {
-                                let dxp = scratch.inputGradient[worker]
-                                dxp.update(repeating: 0, count: scratch.sizes.input)
-                                ChannelLastConvolution.scatter(grad: gp, outChannels: cout, weights: scratch.backwardKernel,
-                                                               walk: g.walk, paddedWidth: g.paddedWidth,
-                                                               kernel: g.kernel, inChannels: cin, into: dxp)
-                                ChannelLastConvolution.unpack(dxp + g.interiorOffset * cin, channels: cin, h: g.h, w: g.w,
+                                // Unpadded, the scattered image is the sample's input gradient as it is.
+                                let dxp = inPlaceInput ? out + s * inPlane : scratch.inputGradient[worker]
+                                dxp.update(repeating: 0, count: inPlaceInput ? inPlane : scratch.sizes.input)
+                                ChannelLastConvolution.scatter(grad: inPlace ? dy : UnsafePointer(gp), outChannels: cout,
+                                                               weights: scratch.backwardKernel, walk: g.walk,
+                                                               paddedWidth: g.paddedWidth, kernel: g.kernel,
+                                                               inChannels: cin, into: dxp)
+                                if inPlaceInput { continue }
+                                ChannelLastConvolution.unpack(dxp + g.interiorOffset * cin, to: layout, channels: cin, h: g.h, w: g.w,
                                                               rowWidth: g.paddedWidth, bias: nil, into: out + s * inPlane)
                             }
                         }

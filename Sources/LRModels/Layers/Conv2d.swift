@@ -27,17 +27,18 @@ public final class ConvWorkspace: @unchecked Sendable {
 
 /// How a `Conv2d` computes.
 public enum ConvolutionAlgorithm: Sendable {
-    /// The channel-last direct kernels (`ChannelLastConvolution`) where they apply (channel counts multiples of
-    /// 16), im2col + sgemm elsewhere.
+    /// The channel-last direct kernels (`ChannelLastConvolution`) where they apply (output channels a multiple of
+    /// 16, and input channels too unless the activations are channel-last), im2col + sgemm elsewhere.
     case automatic
     /// im2col + sgemm always (the reference the direct kernels are tested against).
     case im2col
 }
 
-/// A 2-D convolution over NCHW tensors (PyTorch's `nn.Conv2d`, groups = 1, dilation = 1). Convolutions with
-/// channel counts in multiples of 16 run the channel-last direct kernels, samples split across the BLAS thread
-/// count (`Conv2d+ChannelLast.swift`); the others (the 1-channel stem) by im2col over groups of samples and one
-/// sgemm per group (the whole batch when its patches fit the workspace's budget).
+/// A 2-D convolution over NCHW or channel-last tensors (`layout`; PyTorch's `nn.Conv2d`, groups = 1,
+/// dilation = 1). Convolutions with channel counts in multiples of 16 (channel-last: output channels) run the
+/// channel-last direct kernels, samples split across the BLAS thread count (`Conv2d+ChannelLast.swift`); the others
+/// by im2col over groups of samples and one sgemm per group (the whole batch when its patches fit the workspace's
+/// budget). As for NCHW:
 ///
 ///     x:   [N, Cin, H, W]
 ///     W:   [Cout, Cin, K, K]        b: [Cout] (optional)
@@ -57,20 +58,23 @@ public final class Conv2d: Layer, @unchecked Sendable {
     public let bias: Parameter?
     public let workspace: ConvWorkspace
     public let algorithm: ConvolutionAlgorithm
+    /// The activations' layout: [N, C, H, W] in and out, or [N, H, W, C] (`Conv2d+ChannelsLastColumns.swift` for
+    /// im2col in that layout).
+    public let layout: ActivationLayout
     /// The channel-last path's buffers; nil when this convolution runs by im2col.
     let channelLast: ChannelLastScratch?
     /// Whether this convolution runs the channel-last direct kernels (else im2col + sgemm).
     public var channelLastPath: Bool { channelLast != nil }
 
-    private let output = Tensor(shape: [0])
-    private let gradInput = Tensor(shape: [0])
+    let output = Tensor(shape: [0])
+    let gradInput = Tensor(shape: [0])
     private var input: Tensor?
 
     /// Parameters are `<name>.weight` (and `<name>.bias` when `bias`), drawn from `rng` as PyTorch does.
     /// Convolutions of one model share a `workspace`.
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true, workspace: ConvWorkspace = ConvWorkspace(), algorithm: ConvolutionAlgorithm = .automatic,
-                rng: inout Xoshiro256) {
+                layout: ActivationLayout = .channelsFirst, rng: inout Xoshiro256) {
         precondition(inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
                      "Conv2d \(name): invalid geometry")
         self.inChannels = inChannels
@@ -80,7 +84,12 @@ public final class Conv2d: Layer, @unchecked Sendable {
         self.padding = padding
         self.workspace = workspace
         self.algorithm = algorithm
-        let direct = algorithm == .automatic && inChannels % ChannelLastConvolution.channelBlock == 0 && outChannels % ChannelLastConvolution.channelBlock == 0
+        self.layout = layout
+        // Channel-last, any input channel count goes direct (the input gradient of one that is not a multiple of
+        // the block falls back to im2col: the stem never asks for it).
+        let block = ChannelLastConvolution.channelBlock
+        let direct = algorithm == .automatic && outChannels % block == 0
+            && (inChannels % block == 0 || layout == .channelsLast)
         channelLast = direct ? ChannelLastScratch(kernelFloats: kernel * kernel * inChannels * outChannels) : nil
         (weight, self.bias) = defaultInitialisedParameters(
             name: name, weightShape: [outChannels, inChannels, kernel, kernel], fanIn: inChannels * kernel * kernel,
@@ -96,11 +105,24 @@ public final class Conv2d: Layer, @unchecked Sendable {
     }
 
     /// Samples per sgemm: as many as the workspace's column budget holds, at least one.
-    private func groupSize(samples n: Int, hw: Int) -> Int {
+    func groupSize(samples n: Int, hw: Int) -> Int {
         max(1, min(n, workspace.columnBudget / max(1, inChannels * kernel * kernel * hw)))
     }
 
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
+        if layout == .channelsLast {
+            precondition(x.rank == 4 && x.shape[3] == inChannels, "Conv2d: input \(x.shape), expected [N, H, W, \(inChannels)]")
+            input = x
+            let (ho, wo) = outputSize(h: x.shape[1], w: x.shape[2])
+            precondition(ho > 0 && wo > 0, "Conv2d: input \(x.shape[1])x\(x.shape[2]) is smaller than the kernel")
+            output.ensureShape(x.shape[0], ho, wo, outChannels)
+            if let channelLast {
+                channelLastForward(x, into: output, scratch: channelLast)
+            } else {
+                columnsForwardChannelsLast(x)
+            }
+            return output
+        }
         precondition(x.rank == 4 && x.shape[1] == inChannels, "Conv2d: input \(x.shape), expected [N, \(inChannels), H, W]")
         input = x
         let n = x.shape[0], h = x.shape[2], w = x.shape[3]
@@ -161,6 +183,15 @@ public final class Conv2d: Layer, @unchecked Sendable {
 
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) -> Tensor {
         guard let x = input else { preconditionFailure("Conv2d.backward before forward") }
+        if layout == .channelsLast {
+            if needsInputGradient { gradInput.ensureShape(like: x) } else if gradInput.count == 0 { gradInput.resize([1]) }
+            if let channelLast, !needsInputGradient || inChannels % ChannelLastConvolution.channelBlock == 0 {
+                channelLastBackward(x, gradOutput: gradOutput, into: needsInputGradient ? gradInput : nil, scratch: channelLast)
+            } else {
+                columnsBackwardChannelsLast(x, gradOutput: gradOutput, needsInputGradient: needsInputGradient)
+            }
+            return needsInputGradient ? gradInput : gradOutput
+        }
         let n = x.shape[0], h = x.shape[2], w = x.shape[3]
         let ho = output.shape[2], wo = output.shape[3], cout = outChannels
         let kk = inChannels * kernel * kernel, hw = ho * wo, inPlane = inChannels * h * w
@@ -233,7 +264,7 @@ public final class Conv2d: Layer, @unchecked Sendable {
 
     /// The output columns `ow` for which input column `ow·stride + kw − pad` lies inside [0, w).
     @inline(__always)
-    private func validRange(kOffset: Int, size: Int, outSize: Int) -> (Int, Int) {
+    func validRange(kOffset: Int, size: Int, outSize: Int) -> (Int, Int) {
         // ow·s + k − p ≥ 0  ⇔ ow ≥ ceil((p − k)/s);   ow·s + k − p ≤ size − 1  ⇔ ow ≤ floor((size − 1 + p − k)/s)
         let lowNum = padding - kOffset
         let lo = lowNum <= 0 ? 0 : (lowNum + stride - 1) / stride
@@ -242,10 +273,18 @@ public final class Conv2d: Layer, @unchecked Sendable {
         return (min(lo, outSize), max(min(hi + 1, outSize), min(lo, outSize)))
     }
 
-    /// One sample [Cin, H, W] → its Ho·Wo columns of col: row r = (c, kh, kw) starts at `col + r·rowStride`.
-    private func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, ho: Int, wo: Int,
-                        into col: UnsafeMutablePointer<Float>, rowStride: Int) {
+    /// Where channel c of pixel (ih, iw) of a sample sits: c·H·W + ih·W + iw, or channel-last (ih·W + iw)·Cin + c.
+    @inline(__always)
+    private func strides(h: Int, w: Int) -> (channel: Int, pixel: Int) {
+        layout == .channelsLast ? (1, inChannels) : (h * w, 1)
+    }
+
+    /// One sample (in this layer's layout) → its Ho·Wo columns of col: row r = (c, kh, kw) starts at
+    /// `col + r·rowStride`.
+    func im2col(_ x: UnsafePointer<Float>, h: Int, w: Int, ho: Int, wo: Int,
+                into col: UnsafeMutablePointer<Float>, rowStride: Int) {
         let k = kernel, s = stride, p = padding
+        let (channelStride, pixel) = strides(h: h, w: w)
         for c in 0..<inChannels {
             for kh in 0..<k {
                 let (oh0, oh1) = validRange(kOffset: kh, size: h, outSize: ho)
@@ -258,12 +297,12 @@ public final class Conv2d: Layer, @unchecked Sendable {
                             for i in 0..<wo { row[i] = 0 }
                             continue
                         }
-                        let src = x + (c * h + oh * s + kh - p) * w + kw - p
+                        let src = x + c * channelStride + ((oh * s + kh - p) * w + kw - p) * pixel
                         for i in 0..<ow0 { row[i] = 0 }
-                        if s == 1 {
+                        if s == 1 && pixel == 1 {
                             if ow1 > ow0 { (row + ow0).update(from: src + ow0, count: ow1 - ow0) }
                         } else {
-                            for i in ow0..<ow1 { row[i] = src[i * s] }
+                            for i in ow0..<ow1 { row[i] = src[i * s * pixel] }
                         }
                         for i in ow1..<wo { row[i] = 0 }
                     }
@@ -272,11 +311,12 @@ public final class Conv2d: Layer, @unchecked Sendable {
         }
     }
 
-    /// One sample's Ho·Wo columns of col (row r at `col + r·rowStride`) → [Cin, H, W], summing overlapping
-    /// patches (overwrites `dx`).
-    private func col2im(_ col: UnsafePointer<Float>, rowStride: Int, h: Int, w: Int, ho: Int, wo: Int,
-                        into dx: UnsafeMutablePointer<Float>) {
+    /// One sample's Ho·Wo columns of col (row r at `col + r·rowStride`) → the sample in this layer's layout,
+    /// summing overlapping patches (overwrites `dx`).
+    func col2im(_ col: UnsafePointer<Float>, rowStride: Int, h: Int, w: Int, ho: Int, wo: Int,
+                into dx: UnsafeMutablePointer<Float>) {
         let k = kernel, s = stride, p = padding
+        let (channelStride, pixel) = strides(h: h, w: w)
         dx.update(repeating: 0, count: inChannels * h * w)
         for c in 0..<inChannels {
             for kh in 0..<k {
@@ -286,11 +326,11 @@ public final class Conv2d: Layer, @unchecked Sendable {
                     let src = col + ((c * k + kh) * k + kw) * rowStride
                     for oh in oh0..<oh1 {
                         let row = src + oh * wo
-                        let dst = dx + (c * h + oh * s + kh - p) * w + kw - p
-                        if s == 1 {
+                        let dst = dx + c * channelStride + ((oh * s + kh - p) * w + kw - p) * pixel
+                        if s == 1 && pixel == 1 {
                             for i in ow0..<ow1 { dst[i] += row[i] }
                         } else {
-                            for i in ow0..<ow1 { dst[i * s] += row[i] }
+                            for i in ow0..<ow1 { dst[i * s * pixel] += row[i] }
                         }
                     }
                 }

@@ -38,4 +38,14 @@ enum LayerThreads {
             }
         }
     }
+
+    /// Runs `body(elements)` over a batch of `n` samples of `perSample` elements each, one chunk of samples at a
+    /// time on the layer threads: for elementwise passes over a whole activation.
+    static func forEachElementChunk(samples n: Int, perSample: Int, _ body: @Sendable (_ elements: Range<Int>) -> Void) {
+        let chunks = chunks(samples: n)
+        forEachChunk(chunks, workers: workers(for: chunks)) { _, chunk in
+            let range = samples(ofChunk: chunk, batch: n)
+            body((range.lowerBound * perSample)..<(range.upperBound * perSample))
+        }
+    }
 }

@@ -78,25 +78,42 @@ public final class MaxPool2d: Layer, @unchecked Sendable {
 
 /// Global average pooling: the mean of each channel's plane (PyTorch's `AdaptiveAvgPool2d(1)` + flatten).
 ///
-///     x: [N, C, H, W]   y: [N, C]   dx[n, c, :, :] = dy[n, c] / (H·W)
+///     x: [N, C, H, W] (or channel-last [N, H, W, C])   y: [N, C]   dx[n, c, :, :] = dy[n, c] / (H·W)
 public final class GlobalAvgPool2d: Layer, @unchecked Sendable {
+    public let layout: ActivationLayout
     private let output = Tensor(shape: [0])
     private let gradInput = Tensor(shape: [0])
     private var inputShape: [Int] = []
 
-    public init() {}
+    public init(layout: ActivationLayout = .channelsFirst) { self.layout = layout }
     public var parameters: [Parameter] { [] }
     public var buffers: [NamedTensor] { [] }
 
+    /// (samples, channels, pixels per channel) of a 4-D input in this layout.
+    private func dimensions(_ shape: [Int]) -> (n: Int, c: Int, hw: Int) {
+        layout == .channelsLast ? (shape[0], shape[3], shape[1] * shape[2]) : (shape[0], shape[1], shape[2] * shape[3])
+    }
+
     public func forward(_ x: Tensor, training: Bool) -> Tensor {
-        precondition(x.rank == 4, "GlobalAvgPool2d: input \(x.shape), expected [N, C, H, W]")
+        precondition(x.rank == 4, "GlobalAvgPool2d: input \(x.shape), expected \(layout == .channelsLast ? "[N, H, W, C]" : "[N, C, H, W]")")
         if inputShape != x.shape { inputShape = x.shape }
-        let planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3]
-        output.ensureShape(x.shape[0], x.shape[1])
+        let (n, c, hw) = dimensions(x.shape)
+        output.ensureShape(n, c)
         let scale = 1 / Float(hw)
         x.withReadPointer { px in
             output.withPointer { py in
-                for p in 0..<planes {
+                if layout == .channelsLast {
+                    for s in 0..<n {
+                        let y = py + s * c, image = px + s * hw * c
+                        y.update(repeating: 0, count: c)
+                        for p in 0..<hw {
+                            for ch in 0..<c { y[ch] += image[p * c + ch] }
+                        }
+                        for ch in 0..<c { y[ch] *= scale }
+                    }
+                    return
+                }
+                for p in 0..<n * c {
                     let row = px + p * hw
                     var acc: Float = 0
                     for i in 0..<hw { acc += row[i] }
@@ -110,11 +127,19 @@ public final class GlobalAvgPool2d: Layer, @unchecked Sendable {
     public func backward(_ gradOutput: Tensor, needsInputGradient: Bool) -> Tensor {
         guard needsInputGradient else { return gradOutput }
         if gradInput.shape != inputShape { gradInput.resize(inputShape) }
-        let planes = inputShape[0] * inputShape[1], hw = inputShape[2] * inputShape[3]
+        let (n, c, hw) = dimensions(inputShape)
         let scale = 1 / Float(hw)
         gradOutput.withReadPointer { pdy in
             gradInput.withPointer { pdx in
-                for p in 0..<planes {
+                if layout == .channelsLast {
+                    for s in 0..<n {
+                        let image = pdx + s * hw * c, dy = pdy + s * c
+                        for ch in 0..<c { image[ch] = dy[ch] * scale }
+                        for p in 1..<max(1, hw) { (image + p * c).update(from: image, count: c) }
+                    }
+                    return
+                }
+                for p in 0..<n * c {
                     let v = pdy[p] * scale, row = pdx + p * hw
                     for i in 0..<hw { row[i] = v }
                 }

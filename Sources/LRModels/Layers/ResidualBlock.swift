@@ -6,7 +6,7 @@ import LRTensor
 ///     shortcut:  identity, or (channels or stride change) shortcut.conv 1×1/stride → shortcut.bn
 ///     y = relu(main(x) + shortcut(x))
 ///
-///     x: [N, Cin, H, W]   y: [N, Cout, Ho, Wo]   Ho = (H − 1)/stride + 1
+///     x: [N, Cin, H, W]   y: [N, Cout, Ho, Wo]   Ho = (H − 1)/stride + 1   (channel-last: [N, H, W, Cin] …)
 ///     backward: g = relu'(dy);  dx = main'(g) + shortcut'(g)
 ///
 /// Convolutions have no bias (the batch norms that follow carry one), as in torchvision's ResNet. Names:
@@ -25,22 +25,23 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
     private let gradInput = Tensor(shape: [0])
 
     public init(name: String, inChannels: Int, outChannels: Int, stride: Int = 1,
-                activation: () -> Layer = { ReLU() }, workspace: ConvWorkspace = ConvWorkspace(), rng: inout Xoshiro256) {
+                activation: () -> Layer = { ReLU() }, workspace: ConvWorkspace = ConvWorkspace(),
+                layout: ActivationLayout = .channelsFirst, rng: inout Xoshiro256) {
         let first = activation()
         precondition(first.parameters.isEmpty, "ResidualBlock: the activation must have no parameters")
         let fused = first is ReLU
         relu1 = fused ? nil : first
         relu2 = fused ? nil : activation()
         conv1 = Conv2d(name: name + ".conv1", inChannels: inChannels, outChannels: outChannels, kernel: 3,
-                       stride: stride, padding: 1, bias: false, workspace: workspace, rng: &rng)
-        bn1 = BatchNorm2d(name: name + ".bn1", channels: outChannels, fusedReLU: fused)
+                       stride: stride, padding: 1, bias: false, workspace: workspace, layout: layout, rng: &rng)
+        bn1 = BatchNorm2d(name: name + ".bn1", channels: outChannels, fusedReLU: fused, layout: layout)
         conv2 = Conv2d(name: name + ".conv2", inChannels: outChannels, outChannels: outChannels, kernel: 3,
-                       stride: 1, padding: 1, bias: false, workspace: workspace, rng: &rng)
-        bn2 = BatchNorm2d(name: name + ".bn2", channels: outChannels)
+                       stride: 1, padding: 1, bias: false, workspace: workspace, layout: layout, rng: &rng)
+        bn2 = BatchNorm2d(name: name + ".bn2", channels: outChannels, layout: layout)
         if stride != 1 || inChannels != outChannels {
             shortcutConv = Conv2d(name: name + ".shortcut.conv", inChannels: inChannels, outChannels: outChannels,
-                                  kernel: 1, stride: stride, padding: 0, bias: false, workspace: workspace, rng: &rng)
-            shortcutBN = BatchNorm2d(name: name + ".shortcut.bn", channels: outChannels)
+                                  kernel: 1, stride: stride, padding: 0, bias: false, workspace: workspace, layout: layout, rng: &rng)
+            shortcutBN = BatchNorm2d(name: name + ".shortcut.bn", channels: outChannels, layout: layout)
         } else {
             shortcutConv = nil
             shortcutBN = nil
@@ -65,14 +66,17 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
         }
         precondition(short.shape == main.shape, "ResidualBlock: shortcut \(short.shape) vs main \(main.shape)")
         sum.ensureShape(like: main)
-        let n = main.count, relu = relu2 == nil
+        let n = main.shape[0], relu = relu2 == nil
         main.withReadPointer { pm in
             short.withReadPointer { ps in
                 sum.withPointer { py in
-                    if relu {
-                        for i in 0..<n { let v = pm[i] + ps[i]; py[i] = v > 0 ? v : 0 }
-                    } else {
-                        for i in 0..<n { py[i] = pm[i] + ps[i] }
+                    nonisolated(unsafe) let (pm, ps, py) = (pm, ps, py)
+                    LayerThreads.forEachElementChunk(samples: n, perSample: main.count / n) { elements in
+                        if relu {
+                            for i in elements { let v = pm[i] + ps[i]; py[i] = v > 0 ? v : 0 }
+                        } else {
+                            for i in elements { py[i] = pm[i] + ps[i] }
+                        }
                     }
                 }
             }
@@ -85,7 +89,17 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
         if let relu2 {
             g = relu2.backward(gradOutput, needsInputGradient: true)
         } else {
-            reluBackward(output: sum, gradOutput: gradOutput, into: gradSum)
+            gradSum.ensureShape(like: sum)
+            sum.withReadPointer { py in
+                gradOutput.withReadPointer { pdy in
+                    gradSum.withPointer { pg in
+                        nonisolated(unsafe) let (py, pdy, pg) = (py, pdy, pg)
+                        LayerThreads.forEachElementChunk(samples: sum.shape[0], perSample: sum.count / sum.shape[0]) {
+                            for i in $0 { let d = pdy[i], v = py[i]; pg[i] = v > 0 ? d : 0 }
+                        }
+                    }
+                }
+            }
             g = gradSum
         }
         var d = bn2.backward(g, needsInputGradient: true)
@@ -100,11 +114,14 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
         }
         guard needsInputGradient else { return gradOutput }
         gradInput.ensureShape(like: dMain)
-        let n = dMain.count
+        let n = dMain.shape[0]
         dMain.withReadPointer { pa in
             dShort.withReadPointer { pb in
                 gradInput.withPointer { pdx in
-                    for i in 0..<n { pdx[i] = pa[i] + pb[i] }
+                    nonisolated(unsafe) let (pa, pb, pdx) = (pa, pb, pdx)
+                    LayerThreads.forEachElementChunk(samples: n, perSample: dMain.count / n) {
+                        for i in $0 { pdx[i] = pa[i] + pb[i] }
+                    }
                 }
             }
         }

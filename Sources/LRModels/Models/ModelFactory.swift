@@ -8,7 +8,7 @@ public enum ModelFactory {
     /// Builds model `name` for samples of `sampleShape` and `classCount` classes.
     ///
     /// - `mlp`: Flatten → [Linear → ReLU (→ Dropout)] per hidden size → Linear head. Names `fc1`, `fc2` …, `head`.
-    /// - `convnet`: a small ResNet for [C, H, W] images: stem conv3×3-bn-relu (`stem.conv`, `stem.bn`, the ReLU fused
+    /// - `convnet`: a small ResNet for [C, H, W] images, its activations channel-last inside: stem conv3×3-bn-relu (`stem.conv`, `stem.bn`, the ReLU fused
     ///   into the batch norm's pass),
     ///   `stage1.block1` (width channels), `stage2.block1` (2·width, stride 2, projection shortcut),
     ///   global average pool (→ Dropout), Linear `head`. `hidden` is ignored.
@@ -74,15 +74,18 @@ public enum ModelFactory {
         guard width > 0 else { throw ModelError("convnet width must be positive, got \(width)") }
         let c = sampleShape[0]
         let workspace = ConvWorkspace()
+        // Channel-last from the input on (`ActivationLayout`); the weights keep PyTorch's layout.
+        let layout = ActivationLayout.channelsLast
         var layers: [Layer] = [
+            ChannelsLastInput(),
             Conv2d(name: "stem.conv", inChannels: c, outChannels: width, kernel: 3, stride: 1, padding: 1, bias: false,
-                   workspace: workspace, rng: &rng),
-            BatchNorm2d(name: "stem.bn", channels: width, fusedReLU: true),
+                   workspace: workspace, layout: layout, rng: &rng),
+            BatchNorm2d(name: "stem.bn", channels: width, fusedReLU: true, layout: layout),
             ResidualBlock(name: "stage1.block1", inChannels: width, outChannels: width, stride: 1,
-                          workspace: workspace, rng: &rng),
+                          workspace: workspace, layout: layout, rng: &rng),
             ResidualBlock(name: "stage2.block1", inChannels: width, outChannels: 2 * width, stride: 2,
-                          workspace: workspace, rng: &rng),
-            GlobalAvgPool2d(),
+                          workspace: workspace, layout: layout, rng: &rng),
+            GlobalAvgPool2d(layout: layout),
         ]
         if dropout > 0 { layers.append(Dropout(p: dropout, random: random)) }
         layers.append(Linear(name: "head", inFeatures: 2 * width, outFeatures: classCount, rng: &rng))
