@@ -2,9 +2,11 @@ import LRTensor
 
 /// The channel-last batch norm: [N, H, W, C] is [M, C] with M = N·H·W and a pixel's channels contiguous, so every
 /// pass walks the pixels in memory order with the channels in vectors. Samples go to the layer threads in chunks
-/// (`LayerThreads`); a chunk sums each sample in Float and its samples in Double, and the chunks' sums are added in
-/// chunk order, so the statistics are the same for any thread count. The arithmetic per element is the
-/// channels-first path's.
+/// (`LayerThreads`). Every sum is a Float sum over one sample's pixels, then a Double sum over samples in sample or
+/// chunk order, so the results are the same for any thread count. Memory traffic is what the layer costs, so
+/// forward reads the batch twice (statistics, with each sample read again from the cache; then normalisation) and
+/// backward twice (sums, then dx), the fused ReLU's mask recomputed from x instead of read from y. The arithmetic
+/// per element is the channels-first path's.
 extension BatchNorm {
     private func prepareChannelsLastScratch(chunks: Int) {
         let c = channels
@@ -16,11 +18,11 @@ extension BatchNorm {
 
     /// Runs `perSample(sample, Float sums [2C])` over every sample, chunks on the layer threads, then returns
     /// the per-channel totals Σ_samples (first C: the first sum, next C: the second) in `totals`, chunk by chunk.
+    /// The scratch must be prepared for the batch.
     private func reduceSamples(_ n: Int, into totals: UnsafeMutablePointer<Double>,
                                _ perSample: @Sendable (_ sample: Int, _ sums: UnsafeMutablePointer<Float>) -> Void) {
         let c = channels
         let chunks = LayerThreads.chunks(samples: n), workers = LayerThreads.workers(for: chunks)
-        prepareChannelsLastScratch(chunks: chunks)
         chunkSums.withUnsafeMutableBufferPointer { partial in
             sampleSums.withUnsafeMutableBufferPointer { scratch in
                 nonisolated(unsafe) let (partial, scratch) = (partial.baseAddress!, scratch.baseAddress!)
@@ -49,51 +51,28 @@ extension BatchNorm {
         if training {
             precondition(m > 1, "\(name): training needs more than one value per channel, got input \(x.shape)")
             batchesTracked.storage[0] += 1
-        }
-        prepareChannelsLastScratch(chunks: LayerThreads.chunks(samples: n))
-        channelTotals.withUnsafeMutableBufferPointer { totals in
-        let totals = totals.baseAddress!
-        x.withReadPointer { px in
-            mean.withUnsafeMutableBufferPointer { mu in
-                invStd.withUnsafeMutableBufferPointer { inv in
-                    nonisolated(unsafe) let (px, mu, inv) = (px, mu.baseAddress!, inv.baseAddress!)
-                    if training {
-                        // Two passes, the mean and then the centred squares, as the channels-first path.
-                        reduceSamples(n, into: totals) { s, acc in pixelSums(px + s * sample, pixels, c, into: acc) }
-                        for ch in 0..<c { mu[ch] = Float(totals[ch] / Double(m)) }
-                        reduceSamples(n, into: totals) { s, acc in
-                            centredPixelSquares(px + s * sample, pixels, c, mean: mu, into: acc)
-                        }
-                        runningMean.withPointer { prm in
-                            runningVar.withPointer { prv in
-                                for ch in 0..<c {
-                                    let variance = totals[ch] / Double(m)
-                                    inv[ch] = Float(1 / (variance + Double(eps)).squareRoot())
-                                    let unbiased = variance * Double(m) / Double(m - 1)
-                                    prm[ch] = (1 - momentum) * prm[ch] + momentum * mu[ch]
-                                    prv[ch] = (1 - momentum) * prv[ch] + momentum * Float(unbiased)
-                                }
-                            }
-                        }
-                    } else {
-                        runningMean.withReadPointer { prm in
-                            runningVar.withReadPointer { prv in
-                                for ch in 0..<c {
-                                    mu[ch] = prm[ch]
-                                    inv[ch] = 1 / (prv[ch] + eps).squareRoot()
-                                }
-                            }
-                        }
+            batchStatistics(x, samples: n, pixels: pixels)
+        } else {
+            runningMean.withReadPointer { prm in
+                runningVar.withReadPointer { prv in
+                    for ch in 0..<c {
+                        mean[ch] = prm[ch]
+                        invStd[ch] = 1 / (prv[ch] + eps).squareRoot()
                     }
+                }
+            }
+        }
+        x.withReadPointer { px in
+            mean.withUnsafeBufferPointer { mu in
+                invStd.withUnsafeBufferPointer { inv in
                     output.withPointer { py in
                         weight.value.withReadPointer { pg in
                             bias.value.withReadPointer { pb in
-                                nonisolated(unsafe) let (py, pg, pb) = (py, pg, pb)
-                                let relu = fusedReLU, chunks = LayerThreads.chunks(samples: n)
-                                LayerThreads.forEachChunk(chunks, workers: LayerThreads.workers(for: chunks)) { _, chunk in
-                                    let range = LayerThreads.samples(ofChunk: chunk, batch: n)
-                                    normalisePixels(px + range.lowerBound * sample, py + range.lowerBound * sample,
-                                                    range.count * pixels, c, gamma: pg, beta: pb, mean: mu, invStd: inv,
+                                nonisolated(unsafe) let (px, py, pg, pb, mu, inv) = (px, py, pg, pb, mu.baseAddress!, inv.baseAddress!)
+                                let relu = fusedReLU
+                                LayerThreads.forEachElementChunk(samples: n, perSample: sample) { elements in
+                                    normalisePixels(px + elements.lowerBound, py + elements.lowerBound,
+                                                    elements.count / c, c, gamma: pg, beta: pb, mean: mu, invStd: inv,
                                                     relu: relu)
                                 }
                             }
@@ -102,8 +81,58 @@ extension BatchNorm {
                 }
             }
         }
-        }
         return output
+    }
+
+    /// The batch's mean and 1/σ per channel into `mean`, `invStd`, and the running statistics updated. Each sample
+    /// is read twice while it is in the cache, for its own sum and its squares around its own mean a_s; the
+    /// samples' moments are then combined in sample order, in Double:
+    ///
+    ///     μ = Σ_s sum_s / M,   M·σ² = Σ_s [ Σ_p (x − a_s)² + 2(a_s − μ)(sum_s − P·a_s) + P(a_s − μ)² ]
+    ///
+    /// which is Σ (x − μ)² exactly, without a third pass over the batch.
+    private func batchStatistics(_ x: Tensor, samples n: Int, pixels: Int) {
+        let c = channels, m = n * pixels, sample = pixels * c
+        if sampleMoments.count != 3 * c * n { sampleMoments = [Float](repeating: 0, count: 3 * c * n) }
+        x.withReadPointer { px in
+            sampleMoments.withUnsafeMutableBufferPointer { moments in
+                // Per sample: sum_s [C], a_s [C], Σ (x − a_s)² [C].
+                nonisolated(unsafe) let (px, moments) = (px, moments.baseAddress!)
+                let chunks = LayerThreads.chunks(samples: n)
+                LayerThreads.forEachChunk(chunks, workers: LayerThreads.workers(for: chunks)) { _, chunk in
+                    for s in LayerThreads.samples(ofChunk: chunk, batch: n) {
+                        let sum = moments + 3 * c * s, centre = sum + c, squares = sum + 2 * c
+                        sum.update(repeating: 0, count: c)
+                        squares.update(repeating: 0, count: c)
+                        pixelSums(px + s * sample, pixels, c, into: sum)
+                        for ch in 0..<c { centre[ch] = sum[ch] / Float(pixels) }
+                        centredPixelSquares(px + s * sample, pixels, c, mean: centre, into: squares)
+                    }
+                }
+                let p = Double(pixels)
+                runningMean.withPointer { prm in
+                    runningVar.withPointer { prv in
+                        for ch in 0..<c {
+                            var total = 0.0
+                            for s in 0..<n { total += Double(moments[3 * c * s + ch]) }
+                            let mu = total / Double(m)
+                            var squares = 0.0
+                            for s in 0..<n {
+                                let sum = Double(moments[3 * c * s + ch]), a = Double(moments[3 * c * s + c + ch])
+                                let d = a - mu
+                                squares += Double(moments[3 * c * s + 2 * c + ch]) + 2 * d * (sum - p * a) + p * d * d
+                            }
+                            let variance = max(0, squares / Double(m))
+                            mean[ch] = Float(mu)
+                            invStd[ch] = Float(1 / (variance + Double(eps)).squareRoot())
+                            let unbiased = variance * Double(m) / Double(m - 1)
+                            prm[ch] = (1 - momentum) * prm[ch] + momentum * Float(mu)
+                            prv[ch] = (1 - momentum) * prv[ch] + momentum * Float(unbiased)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     func channelsLastBackward(_ x: Tensor, gradOutput: Tensor, needsInputGradient: Bool) -> Tensor {
@@ -111,49 +140,61 @@ extension BatchNorm {
         gradInput.ensureShape(like: x)
         let training = usedBatchStatistics, relu = fusedReLU
         prepareChannelsLastScratch(chunks: LayerThreads.chunks(samples: n))
-        channelTotals.withUnsafeMutableBufferPointer { totals in
-        let totals = totals.baseAddress!
+        withStatePointers(gradOutput: gradOutput, x: x) { pdy, px, mu, inv, pg, pb, totals in
+            // Read-only here and in the workers.
+            nonisolated(unsafe) let (pdy, px, mu, inv) = (pdy, px, mu, inv)
+            // The fused ReLU's mask is recomputed from x as forward computed y, bit for bit: one stream less to read.
+            let mask = relu ? ReLUMask(gamma: pg, beta: pb, invStd: inv) : nil
+            reduceSamples(n, into: totals) { s, acc in
+                gradientPixelSums(pdy + s * sample, px + s * sample, mask, pixels, c, mean: mu, into: acc)
+            }
+            // Σ g·x̂ = istd · Σ g·(x − μ)
+            weight.grad.withPointer { pdg in
+                bias.grad.withPointer { pdb in
+                    for ch in 0..<c {
+                        pdb[ch] += Float(totals[ch])
+                        pdg[ch] += Float(totals[c + ch]) * inv[ch]
+                    }
+                }
+            }
+            guard needsInputGradient else { return }
+            gradientCoefficients.withUnsafeMutableBufferPointer { buffer in
+                // Per channel: k = γ·istd, the mean of g, the mean of g·x̂.
+                let coefficients = buffer.baseAddress!
+                for ch in 0..<c {
+                    let sumDy = Float(totals[ch]), sumDyXh = Float(totals[c + ch]) * inv[ch]
+                    coefficients[ch] = pg[ch] * inv[ch]
+                    coefficients[c + ch] = training ? sumDy / Float(m) : 0
+                    coefficients[2 * c + ch] = training ? sumDyXh / Float(m) : 0
+                }
+                gradInput.withPointer { pdx in
+                    nonisolated(unsafe) let (pdx, coefficients) = (pdx, UnsafePointer(coefficients))
+                    LayerThreads.forEachElementChunk(samples: n, perSample: sample) { elements in
+                        let o = elements.lowerBound
+                        inputGradientPixels(pdy + o, px + o, mask, into: pdx + o, elements.count / c, c, mean: mu,
+                                            invStd: inv, coefficients: coefficients)
+                    }
+                }
+            }
+        }
+        return needsInputGradient ? gradInput : gradOutput
+    }
+
+    /// The pointers backward reads, taken once.
+    private func withStatePointers(
+        gradOutput: Tensor, x: Tensor,
+        _ body: (_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ mean: UnsafePointer<Float>,
+                 _ invStd: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>,
+                 _ totals: UnsafeMutablePointer<Double>) -> Void
+    ) {
         gradOutput.withReadPointer { pdy in
             x.withReadPointer { px in
-                output.withReadPointer { py in
-                    mean.withUnsafeBufferPointer { mu in
-                        invStd.withUnsafeBufferPointer { inv in
-                            nonisolated(unsafe) let (pdy, px, py, mu, inv) = (pdy, px, py, mu.baseAddress!, inv.baseAddress!)
-                            reduceSamples(n, into: totals) { s, acc in
-                                let o = s * sample
-                                gradientPixelSums(pdy + o, px + o, relu ? py + o : nil, pixels, c, mean: mu, into: acc)
-                            }
-                            // Σ g·x̂ = istd · Σ g·(x − μ)
-                            weight.grad.withPointer { pdg in
-                                bias.grad.withPointer { pdb in
-                                    for ch in 0..<c {
-                                        pdb[ch] += Float(totals[ch])
-                                        pdg[ch] += Float(totals[c + ch]) * inv[ch]
-                                    }
-                                }
-                            }
-                            guard needsInputGradient else { return }
-                            // Per channel: k = γ·istd, mean of g, mean of g·x̂, after the two passes' sums.
-                            gradientCoefficients.withUnsafeMutableBufferPointer { buffer in
-                                let coefficients = buffer.baseAddress!
-                                weight.value.withReadPointer { pg in
-                                    for ch in 0..<c {
-                                        let sumDy = Float(totals[ch]), sumDyXh = Float(totals[c + ch]) * inv[ch]
-                                        coefficients[ch] = pg[ch] * inv[ch]
-                                        coefficients[c + ch] = training ? sumDy / Float(m) : 0
-                                        coefficients[2 * c + ch] = training ? sumDyXh / Float(m) : 0
-                                    }
-                                }
-                                gradInput.withPointer { pdx in
-                                    nonisolated(unsafe) let (pdx, coefficients) = (pdx, UnsafePointer(coefficients))
-                                    let chunks = LayerThreads.chunks(samples: n)
-                                    LayerThreads.forEachChunk(chunks, workers: LayerThreads.workers(for: chunks)) { _, chunk in
-                                        let range = LayerThreads.samples(ofChunk: chunk, batch: n)
-                                        let o = range.lowerBound * sample
-                                        inputGradientPixels(pdy + o, px + o, relu ? py + o : nil, into: pdx + o,
-                                                            range.count * pixels, c, mean: mu, invStd: inv,
-                                                            coefficients: coefficients)
-                                    }
+                mean.withUnsafeBufferPointer { mu in
+                    invStd.withUnsafeBufferPointer { inv in
+                        weight.value.withReadPointer { pg in
+                            bias.value.withReadPointer { pb in
+                                channelTotals.withUnsafeMutableBufferPointer { totals in
+                                    body(pdy, px, mu.baseAddress!, inv.baseAddress!, pg, pb, totals.baseAddress!)
                                 }
                             }
                         }
@@ -161,9 +202,12 @@ extension BatchNorm {
                 }
             }
         }
-        }
-        return needsInputGradient ? gradInput : gradOutput
     }
+}
+
+/// Where a fused ReLU passed the gradient: γ·((x − μ)·istd) + β > 0.
+private struct ReLUMask: @unchecked Sendable {
+    let gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, invStd: UnsafePointer<Float>
 }
 
 // Loops over `pixels` rows of `c` channels: 8-channel vectors, then single channels. Accumulators live in the
@@ -204,8 +248,8 @@ private func centredPixelSquares(_ x: UnsafePointer<Float>, _ pixels: Int, _ c: 
     }
 }
 
-/// acc[ch] += Σ_p g, acc[C + ch] += Σ_p g·(x − μ), g = dy (masked by y > 0 when `y` is given: a fused ReLU)
-private func gradientPixelSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+/// acc[ch] += Σ_p g, acc[C + ch] += Σ_p g·(x − μ), g = dy (zero where a fused ReLU's output was zero)
+private func gradientPixelSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ mask: ReLUMask?,
                                _ pixels: Int, _ c: Int, mean: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Float>) {
     let zero = SIMD8<Float>()
     let accD = acc + c
@@ -214,15 +258,21 @@ private func gradientPixelSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Fl
         var ch = 0
         while ch + 8 <= c {
             var g = vload(dy + o + ch)
-            if let y { g = g.replacing(with: zero, where: vload(y + o + ch) .<= zero) }
+            let centred = vload(x + o + ch) - vload(mean + ch)
+            if let mask {
+                let y = vload(mask.gamma + ch) * (centred * vload(mask.invStd + ch)) + vload(mask.beta + ch)
+                g = g.replacing(with: zero, where: y .<= zero)
+            }
             vstore(vload(acc + ch) + g, acc + ch)
-            vstore(vload(accD + ch) + g * (vload(x + o + ch) - vload(mean + ch)), accD + ch)
+            vstore(vload(accD + ch) + g * centred, accD + ch)
             ch += 8
         }
         while ch < c {
-            let g = y.map { $0[o + ch] > 0 ? dy[o + ch] : 0 } ?? dy[o + ch]
+            let centred = x[o + ch] - mean[ch]
+            var g = dy[o + ch]
+            if let mask, mask.gamma[ch] * (centred * mask.invStd[ch]) + mask.beta[ch] <= 0 { g = 0 }
             acc[ch] += g
-            accD[ch] += g * (x[o + ch] - mean[ch])
+            accD[ch] += g * centred
             ch += 1
         }
     }
@@ -251,7 +301,7 @@ private func normalisePixels(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointe
 }
 
 /// dx = k·(g − mean(g) − (x − μ)·istd·mean(g·x̂)), with k, mean(g), mean(g·x̂) at `coefficients` [3][C]
-private func inputGradientPixels(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>?,
+private func inputGradientPixels(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ mask: ReLUMask?,
                                  into dx: UnsafeMutablePointer<Float>, _ pixels: Int, _ c: Int,
                                  mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
                                  coefficients: UnsafePointer<Float>) {
@@ -262,14 +312,20 @@ private func inputGradientPixels(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<
         var ch = 0
         while ch + 8 <= c {
             var g = vload(dy + o + ch)
-            if let y { g = g.replacing(with: zero, where: vload(y + o + ch) .<= zero) }
-            let xh = (vload(x + o + ch) - vload(mean + ch)) * vload(invStd + ch) * vload(meanDyXh + ch)
+            let centred = vload(x + o + ch) - vload(mean + ch)
+            if let mask {
+                let y = vload(mask.gamma + ch) * (centred * vload(mask.invStd + ch)) + vload(mask.beta + ch)
+                g = g.replacing(with: zero, where: y .<= zero)
+            }
+            let xh = centred * vload(invStd + ch) * vload(meanDyXh + ch)
             vstore(vload(k + ch) * (g - vload(meanDy + ch) - xh), dx + o + ch)
             ch += 8
         }
         while ch < c {
-            let g = y.map { $0[o + ch] > 0 ? dy[o + ch] : 0 } ?? dy[o + ch]
-            dx[o + ch] = k[ch] * (g - meanDy[ch] - (x[o + ch] - mean[ch]) * invStd[ch] * meanDyXh[ch])
+            let centred = x[o + ch] - mean[ch]
+            var g = dy[o + ch]
+            if let mask, mask.gamma[ch] * (centred * mask.invStd[ch]) + mask.beta[ch] <= 0 { g = 0 }
+            dx[o + ch] = k[ch] * (g - meanDy[ch] - centred * invStd[ch] * meanDyXh[ch])
             ch += 1
         }
     }

@@ -44,6 +44,7 @@ public class BatchNorm: Layer, @unchecked Sendable {
     var chunkSums: [Double] = []
     var sampleSums: [Float] = []
     var channelTotals: [Double] = []
+    var sampleMoments: [Float] = []
     var gradientCoefficients: [Float] = []
 
     init(name: String, channels: Int, rank: Int, eps: Float, momentum: Float, fusedReLU: Bool,
