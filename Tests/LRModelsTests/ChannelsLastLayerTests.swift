@@ -172,4 +172,31 @@ struct ChannelsLastLayerTests {
         }
         #expect(results[0] == results[1] && results[0] == results[2])
     }
+
+    /// A batch norm fed by a convolution takes the per-sample moments the convolution recorded while writing its
+    /// output: the same numbers, bit for bit, as the batch norm computing them itself; a stale record (evaluation,
+    /// another tensor) is not used.
+    @Test func statisticsRecordedByTheConvolutionAreTheBatchNormsOwn() {
+        func pair(recorded: Bool) -> (Conv2d, BatchNorm2d) {
+            var rng = Xoshiro256(seed: 91)
+            let conv = Conv2d(name: "c", inChannels: 16, outChannels: 16, kernel: 3, padding: 1, bias: false,
+                              layout: .channelsLast, rng: &rng)
+            let bn = BatchNorm2d(name: "bn", channels: 16, fusedReLU: true, layout: .channelsLast)
+            if recorded { bn.takeStatistics(from: conv) }
+            return (conv, bn)
+        }
+        let (conv, bn) = pair(recorded: true), (plainConv, plainBN) = pair(recorded: false)
+        for step in 0..<3 {
+            let x = channelsLast(randomTensor([10, 16, 8, 8], seed: 92 + UInt64(step)))
+            let training = step != 1
+            let y = bn.forward(conv.forward(x, training: training), training: training).storage
+            let expected = plainBN.forward(plainConv.forward(x, training: training), training: training).storage
+            #expect(y == expected)
+            #expect(bn.runningMean.storage == plainBN.runningMean.storage)
+            #expect(bn.runningVar.storage == plainBN.runningVar.storage)
+        }
+        // Another tensor through the same batch norm: it computes its own statistics.
+        let other = channelsLast(randomTensor([10, 16, 8, 8], seed: 95))
+        #expect(bn.forward(other, training: true).storage == plainBN.forward(other, training: true).storage)
+    }
 }

@@ -93,46 +93,55 @@ extension BatchNorm {
     /// which is Σ (x − μ)² exactly, without a third pass over the batch.
     private func batchStatistics(_ x: Tensor, samples n: Int, pixels: Int) {
         let c = channels, m = n * pixels, sample = pixels * c
-        if sampleMoments.count != 3 * c * n { sampleMoments = [Float](repeating: 0, count: 3 * c * n) }
-        x.withReadPointer { px in
-            sampleMoments.withUnsafeMutableBufferPointer { moments in
-                // Per sample: sum_s [C], a_s [C], Σ (x − a_s)² [C].
-                nonisolated(unsafe) let (px, moments) = (px, moments.baseAddress!)
+        let moments: SampleMoments
+        if let given = inputMoments, given.describes(x, samples: n, channels: c) {
+            moments = given
+        } else {
+            moments = ownMoments
+            moments.prepare(samples: n, channels: c)
+            x.withReadPointer { px in
+                nonisolated(unsafe) let px = px
                 let chunks = LayerThreads.chunks(samples: n)
                 LayerThreads.forEachChunk(chunks, workers: LayerThreads.workers(for: chunks)) { _, chunk in
                     for s in LayerThreads.samples(ofChunk: chunk, batch: n) {
-                        let sum = moments + 3 * c * s, centre = sum + c, squares = sum + 2 * c
-                        sum.update(repeating: 0, count: c)
-                        squares.update(repeating: 0, count: c)
-                        pixelSums(px + s * sample, pixels, c, into: sum)
-                        for ch in 0..<c { centre[ch] = sum[ch] / Float(pixels) }
-                        centredPixelSquares(px + s * sample, pixels, c, mean: centre, into: squares)
-                    }
-                }
-                let p = Double(pixels)
-                runningMean.withPointer { prm in
-                    runningVar.withPointer { prv in
-                        for ch in 0..<c {
-                            var total = 0.0
-                            for s in 0..<n { total += Double(moments[3 * c * s + ch]) }
-                            let mu = total / Double(m)
-                            var squares = 0.0
-                            for s in 0..<n {
-                                let sum = Double(moments[3 * c * s + ch]), a = Double(moments[3 * c * s + c + ch])
-                                let d = a - mu
-                                squares += Double(moments[3 * c * s + 2 * c + ch]) + 2 * d * (sum - p * a) + p * d * d
-                            }
-                            let variance = max(0, squares / Double(m))
-                            mean[ch] = Float(mu)
-                            invStd[ch] = Float(1 / (variance + Double(eps)).squareRoot())
-                            let unbiased = variance * Double(m) / Double(m - 1)
-                            prm[ch] = (1 - momentum) * prm[ch] + momentum * Float(mu)
-                            prv[ch] = (1 - momentum) * prv[ch] + momentum * Float(unbiased)
-                        }
+                        moments.record(sample: s, px + s * sample, pixels: pixels)
                     }
                 }
             }
         }
+        inputMoments?.source = nil
+        let p = Double(pixels), values = moments.values
+        runningMean.withPointer { prm in
+            runningVar.withPointer { prv in
+                for ch in 0..<c {
+                    var total = 0.0
+                    for s in 0..<n { total += Double(values[3 * c * s + ch]) }
+                    let mu = total / Double(m)
+                    var squares = 0.0
+                    for s in 0..<n {
+                        let sum = Double(values[3 * c * s + ch]), a = Double(values[3 * c * s + c + ch])
+                        let d = a - mu
+                        squares += Double(values[3 * c * s + 2 * c + ch]) + 2 * d * (sum - p * a) + p * d * d
+                    }
+                    let variance = max(0, squares / Double(m))
+                    mean[ch] = Float(mu)
+                    invStd[ch] = Float(1 / (variance + Double(eps)).squareRoot())
+                    let unbiased = variance * Double(m) / Double(m - 1)
+                    prm[ch] = (1 - momentum) * prm[ch] + momentum * Float(mu)
+                    prv[ch] = (1 - momentum) * prv[ch] + momentum * Float(unbiased)
+                }
+            }
+        }
+    }
+
+    /// Lets `conv` (channel-last, feeding this batch norm) record the per-sample moments of its output while
+    /// each sample is still in the cache, so training statistics take no pass of their own over the batch. The
+    /// numbers are the ones this layer would compute, bit for bit.
+    public func takeStatistics(from conv: Conv2d) {
+        guard layout == .channelsLast, conv.layout == .channelsLast, conv.outChannels == channels else { return }
+        let moments = SampleMoments()
+        conv.outputMoments = moments
+        inputMoments = moments
     }
 
     func channelsLastBackward(_ x: Tensor, gradOutput: Tensor, needsInputGradient: Bool) -> Tensor {
@@ -208,6 +217,49 @@ extension BatchNorm {
 /// Where a fused ReLU passed the gradient: γ·((x − μ)·istd) + β > 0.
 private struct ReLUMask: @unchecked Sendable {
     let gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, invStd: UnsafePointer<Float>
+}
+
+/// Per-sample channel moments of a channel-last activation [N, P, C]: for sample s, Σ_p x [C], its mean a_s [C]
+/// and Σ_p (x − a_s)² [C], each a Float sum in pixel order. A batch norm combines them into its statistics; a
+/// convolution that feeds one records them as it writes its output (`BatchNorm.takeStatistics(from:)`).
+public final class SampleMoments: @unchecked Sendable {
+    private(set) var values: UnsafeMutablePointer<Float>
+    private var capacity = 0
+    private(set) var channels = 0
+    /// The activation these moments describe, set by the producer after a training forward and cleared when read.
+    var source: ObjectIdentifier?
+    private(set) var samples = 0
+
+    public init() { values = .allocate(capacity: 1) }
+    deinit { values.deallocate() }
+
+    /// Sizes the buffer for a batch (allocating only when it grows) and forgets the previous batch.
+    func prepare(samples n: Int, channels c: Int) {
+        if 3 * c * n > capacity {
+            values.deallocate()
+            capacity = 3 * c * n
+            values = .allocate(capacity: capacity)
+        }
+        samples = n
+        channels = c
+        source = nil
+    }
+
+    /// Sample `s`'s moments of `x` [pixels][C]; samples may be recorded from several threads at once.
+    func record(sample s: Int, _ x: UnsafePointer<Float>, pixels: Int) {
+        let c = channels
+        let sum = values + 3 * c * s, centre = sum + c, squares = sum + 2 * c
+        sum.update(repeating: 0, count: c)
+        squares.update(repeating: 0, count: c)
+        pixelSums(x, pixels, c, into: sum)
+        for ch in 0..<c { centre[ch] = sum[ch] / Float(pixels) }
+        centredPixelSquares(x, pixels, c, mean: centre, into: squares)
+    }
+
+    /// Whether these are the moments of `x`, just recorded.
+    func describes(_ x: Tensor, samples n: Int, channels c: Int) -> Bool {
+        source == ObjectIdentifier(x) && samples == n && channels == c
+    }
 }
 
 // Loops over `pixels` rows of `c` channels: 8-channel vectors, then single channels. Accumulators live in the

@@ -44,7 +44,9 @@ public class BatchNorm: Layer, @unchecked Sendable {
     var chunkSums: [Double] = []
     var sampleSums: [Float] = []
     var channelTotals: [Double] = []
-    var sampleMoments: [Float] = []
+    let ownMoments = SampleMoments()
+    /// Moments of the training input recorded by the convolution that produced it (`takeStatistics(from:)`).
+    var inputMoments: SampleMoments?
     var gradientCoefficients: [Float] = []
 
     init(name: String, channels: Int, rank: Int, eps: Float, momentum: Float, fusedReLU: Bool,

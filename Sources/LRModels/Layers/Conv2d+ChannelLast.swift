@@ -28,8 +28,10 @@ extension Conv2d {
         return (g, workers, chunks)
     }
 
-    func channelLastForward(_ x: Tensor, into output: Tensor, scratch: ChannelLastScratch) {
+    /// `moments`, when given, receives each sample's output moments as the sample is written.
+    func channelLastForward(_ x: Tensor, into output: Tensor, scratch: ChannelLastScratch, moments: SampleMoments? = nil) {
         let (g, workers, chunks) = prepare(scratch, x)
+        moments?.prepare(samples: x.shape[0], channels: outChannels)
         let n = x.shape[0], cin = inChannels, cout = outChannels, taps = kernel * kernel
         // [Cout, Cin, K, K] → [K·K][Cin][Cout]
         weight.value.withReadPointer { pw in
@@ -60,14 +62,17 @@ extension Conv2d {
                                                             paddedWidth: g.paddedWidth, kernel: g.kernel,
                                                             weights: scratch.forwardKernel, outChannels: cout,
                                                             output: inPlace ? py + s * outPlane : yq)
-                            if inPlace { continue }
-                            ChannelLastConvolution.unpack(yq, to: layout, channels: cout, h: g.ho, w: g.wo, rowWidth: g.outputWidth,
-                                                          bias: pb, into: py + s * outPlane)
+                            if !inPlace {
+                                ChannelLastConvolution.unpack(yq, to: layout, channels: cout, h: g.ho, w: g.wo,
+                                                              rowWidth: g.outputWidth, bias: pb, into: py + s * outPlane)
+                            }
+                            moments?.record(sample: s, py + s * outPlane, pixels: g.ho * g.wo)
                         }
                     }
                 }
             }
         }
+        moments?.source = ObjectIdentifier(output)
     }
 
     /// dW and db accumulate into the parameters' gradients; dx is written into `gradInput` when given.

@@ -68,6 +68,9 @@ public final class Conv2d: Layer, @unchecked Sendable {
 
     let output = Tensor(shape: [0])
     let gradInput = Tensor(shape: [0])
+    /// Where a training forward records its output's per-sample moments for the batch norm it feeds
+    /// (`BatchNorm.takeStatistics(from:)`; channel-last direct path).
+    var outputMoments: SampleMoments?
     private var input: Tensor?
 
     /// Parameters are `<name>.weight` (and `<name>.bias` when `bias`), drawn from `rng` as PyTorch does.
@@ -116,8 +119,9 @@ public final class Conv2d: Layer, @unchecked Sendable {
             let (ho, wo) = outputSize(h: x.shape[1], w: x.shape[2])
             precondition(ho > 0 && wo > 0, "Conv2d: input \(x.shape[1])x\(x.shape[2]) is smaller than the kernel")
             output.ensureShape(x.shape[0], ho, wo, outChannels)
+            outputMoments?.source = nil
             if let channelLast {
-                channelLastForward(x, into: output, scratch: channelLast)
+                channelLastForward(x, into: output, scratch: channelLast, moments: training ? outputMoments : nil)
             } else {
                 columnsForwardChannelsLast(x)
             }

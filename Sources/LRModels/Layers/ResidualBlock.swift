@@ -46,6 +46,9 @@ public final class ResidualBlock: Layer, @unchecked Sendable {
             shortcutConv = nil
             shortcutBN = nil
         }
+        bn1.takeStatistics(from: conv1)
+        bn2.takeStatistics(from: conv2)
+        if let shortcutConv { shortcutBN?.takeStatistics(from: shortcutConv) }
     }
 
     public var parameters: [Parameter] {

@@ -76,11 +76,14 @@ public enum ModelFactory {
         let workspace = ConvWorkspace()
         // Channel-last from the input on (`ActivationLayout`); the weights keep PyTorch's layout.
         let layout = ActivationLayout.channelsLast
+        let stemConv = Conv2d(name: "stem.conv", inChannels: c, outChannels: width, kernel: 3, stride: 1, padding: 1,
+                              bias: false, workspace: workspace, layout: layout, rng: &rng)
+        let stemBN = BatchNorm2d(name: "stem.bn", channels: width, fusedReLU: true, layout: layout)
+        stemBN.takeStatistics(from: stemConv)
         var layers: [Layer] = [
             ChannelsLastInput(),
-            Conv2d(name: "stem.conv", inChannels: c, outChannels: width, kernel: 3, stride: 1, padding: 1, bias: false,
-                   workspace: workspace, layout: layout, rng: &rng),
-            BatchNorm2d(name: "stem.bn", channels: width, fusedReLU: true, layout: layout),
+            stemConv,
+            stemBN,
             ResidualBlock(name: "stage1.block1", inChannels: width, outChannels: width, stride: 1,
                           workspace: workspace, layout: layout, rng: &rng),
             ResidualBlock(name: "stage2.block1", inChannels: width, outChannels: 2 * width, stride: 2,
