@@ -217,6 +217,19 @@ extension BatchNorm {
 /// Where a fused ReLU passed the gradient: γ·((x − μ)·istd) + β > 0.
 private struct ReLUMask: @unchecked Sendable {
     let gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, invStd: UnsafePointer<Float>
+
+    /// dy where the output γ·((x − μ)·istd) + β was positive, else 0: channels `channel ..< channel + 8`.
+    @inline(__always)
+    func gradient(_ dy: SIMD8<Float>, centred: SIMD8<Float>, channel ch: Int) -> SIMD8<Float> {
+        let y = vload(gamma + ch) * (centred * vload(invStd + ch)) + vload(beta + ch)
+        return dy.replacing(with: SIMD8<Float>(), where: y .<= SIMD8<Float>())
+    }
+
+    /// The same for one channel.
+    @inline(__always)
+    func gradient(_ dy: Float, centred: Float, channel ch: Int) -> Float {
+        gamma[ch] * (centred * invStd[ch]) + beta[ch] <= 0 ? 0 : dy
+    }
 }
 
 /// Per-sample channel moments of a channel-last activation [N, P, C]: for sample s, Σ_p x [C], its mean a_s [C]
@@ -303,26 +316,20 @@ private func centredPixelSquares(_ x: UnsafePointer<Float>, _ pixels: Int, _ c: 
 /// acc[ch] += Σ_p g, acc[C + ch] += Σ_p g·(x − μ), g = dy (zero where a fused ReLU's output was zero)
 private func gradientPixelSums(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ mask: ReLUMask?,
                                _ pixels: Int, _ c: Int, mean: UnsafePointer<Float>, into acc: UnsafeMutablePointer<Float>) {
-    let zero = SIMD8<Float>()
     let accD = acc + c
     for p in 0..<pixels {
         let o = p * c
         var ch = 0
         while ch + 8 <= c {
-            var g = vload(dy + o + ch)
             let centred = vload(x + o + ch) - vload(mean + ch)
-            if let mask {
-                let y = vload(mask.gamma + ch) * (centred * vload(mask.invStd + ch)) + vload(mask.beta + ch)
-                g = g.replacing(with: zero, where: y .<= zero)
-            }
+            let g = mask?.gradient(vload(dy + o + ch), centred: centred, channel: ch) ?? vload(dy + o + ch)
             vstore(vload(acc + ch) + g, acc + ch)
             vstore(vload(accD + ch) + g * centred, accD + ch)
             ch += 8
         }
         while ch < c {
             let centred = x[o + ch] - mean[ch]
-            var g = dy[o + ch]
-            if let mask, mask.gamma[ch] * (centred * mask.invStd[ch]) + mask.beta[ch] <= 0 { g = 0 }
+            let g = mask?.gradient(dy[o + ch], centred: centred, channel: ch) ?? dy[o + ch]
             acc[ch] += g
             accD[ch] += g * centred
             ch += 1
@@ -357,26 +364,20 @@ private func inputGradientPixels(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<
                                  into dx: UnsafeMutablePointer<Float>, _ pixels: Int, _ c: Int,
                                  mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
                                  coefficients: UnsafePointer<Float>) {
-    let zero = SIMD8<Float>()
     let k = coefficients, meanDy = coefficients + c, meanDyXh = coefficients + 2 * c
     for p in 0..<pixels {
         let o = p * c
         var ch = 0
         while ch + 8 <= c {
-            var g = vload(dy + o + ch)
             let centred = vload(x + o + ch) - vload(mean + ch)
-            if let mask {
-                let y = vload(mask.gamma + ch) * (centred * vload(mask.invStd + ch)) + vload(mask.beta + ch)
-                g = g.replacing(with: zero, where: y .<= zero)
-            }
+            let g = mask?.gradient(vload(dy + o + ch), centred: centred, channel: ch) ?? vload(dy + o + ch)
             let xh = centred * vload(invStd + ch) * vload(meanDyXh + ch)
             vstore(vload(k + ch) * (g - vload(meanDy + ch) - xh), dx + o + ch)
             ch += 8
         }
         while ch < c {
             let centred = x[o + ch] - mean[ch]
-            var g = dy[o + ch]
-            if let mask, mask.gamma[ch] * (centred * mask.invStd[ch]) + mask.beta[ch] <= 0 { g = 0 }
+            let g = mask?.gradient(dy[o + ch], centred: centred, channel: ch) ?? dy[o + ch]
             dx[o + ch] = k[ch] * (g - meanDy[ch] - centred * invStd[ch] * meanDyXh[ch])
             ch += 1
         }
