@@ -66,6 +66,20 @@ public struct SubRun: Codable, Sendable, Equatable {
     }
 }
 
+/// One of a run's own scalars in a record: a numeric key beyond the record's built-in ones (`run.step(acc=0.7)`'s
+/// `acc`), or a member of its `metrics` object (docs/runlog.md, "Metrics"). NaN and infinities are values like any other.
+public struct MetricValue: Sendable, Equatable {
+    public var name: String
+    public var value: Double
+
+    public init(_ name: String, _ value: Double) { self.name = name; self.value = value }
+}
+
+extension Array where Element == MetricValue {
+    /// The value of the metric `name` in this record, or nil.
+    public subscript(metric name: String) -> Double? { first { $0.name == name }?.value }
+}
+
 /// One optimizer step.
 public struct StepRecord: Codable, Sendable, Equatable {
     /// 1-based count of optimizer steps taken so far.
@@ -81,14 +95,17 @@ public struct StepRecord: Codable, Sendable, Equatable {
     public var samplesPerSec: Double
     /// Seconds since the run started.
     public var wallTime: Double
+    /// The step's other scalars, in the order of the line (the trainer's batch accuracy, the bridge's
+    /// `run.step(**metrics)`).
+    public var metrics: [MetricValue]
 
     public init(step: Int, epoch: Int, lrs: [Double], loss: Double, gradNorm: Double, samplesPerSec: Double,
-                wallTime: Double) {
+                wallTime: Double, metrics: [MetricValue] = []) {
         self.step = step; self.epoch = epoch; self.lrs = lrs; self.loss = loss; self.gradNorm = gradNorm
-        self.samplesPerSec = samplesPerSec; self.wallTime = wallTime
+        self.samplesPerSec = samplesPerSec; self.wallTime = wallTime; self.metrics = metrics
     }
 
-    public enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case step, epoch, lrs, loss, gradNorm = "grad_norm", samplesPerSec = "samples_per_sec", wallTime = "wall_time"
     }
 }
@@ -101,13 +118,33 @@ public struct EvalRecord: Codable, Sendable, Equatable {
     /// Top-1 accuracy in [0, 1].
     public var accuracy: Double
     public var wallTime: Double
+    /// The evaluation's other scalars (`run.eval(val_f1=...)`, HF's `eval_*` keys), in the order of the line.
+    public var metrics: [MetricValue]
 
-    public init(step: Int, epoch: Int, loss: Double, accuracy: Double, wallTime: Double) {
+    public init(step: Int, epoch: Int, loss: Double, accuracy: Double, wallTime: Double, metrics: [MetricValue] = []) {
         self.step = step; self.epoch = epoch; self.loss = loss; self.accuracy = accuracy; self.wallTime = wallTime
+        self.metrics = metrics
     }
 
-    public enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case step, epoch, loss, accuracy, wallTime = "wall_time"
+    }
+}
+
+/// Scalars logged on their own, at any cadence (the bridge's `run.log(dict)`): not an optimizer step, so they add no
+/// row to the run's steps. `step` is the step boundary they belong to (the optimizer steps taken so far).
+public struct MetricsRecord: Codable, Sendable, Equatable {
+    public var step: Int
+    /// Seconds since the run started.
+    public var wallTime: Double
+    public var metrics: [MetricValue]
+
+    public init(step: Int, wallTime: Double, metrics: [MetricValue]) {
+        self.step = step; self.wallTime = wallTime; self.metrics = metrics
+    }
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case step, wallTime = "wall_time"
     }
 }
 
@@ -226,6 +263,8 @@ public enum RunRecord: Sendable, Equatable {
     case header(RunHeader)
     case step(StepRecord)
     case eval(EvalRecord)
+    /// Scalars logged between steps (`run.log`).
+    case metrics(MetricsRecord)
     case event(EventRecord)
     case end(EndRecord)
 }

@@ -26,6 +26,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Measure replay instead: load a generated run log and event file, open + first frame, seek, memory.")
     var replay = false
     @Option(name: .customLong("replay-steps"), help: "Steps of the generated run for --replay.") var replaySteps = 1_000_000
+    @Option(name: .customLong("replay-only"),
+            help: "With --replay: only the base case (loss, LR, 4 TensorBoard tags) or only the metrics case (20 metrics a step).")
+    var replayOnly: ReplayBench.Part?
     @Flag(help: "Measure the terminal UI's cost: the same run headless and with the UI on a pseudo-terminal, alternately.")
     var tui = false
 
@@ -50,7 +53,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if replay {
-            try ReplayBench(steps: replaySteps).run(json: json)
+            var bench = ReplayBench(steps: replaySteps)
+            if let only = replayOnly { bench.parts = [only] }
+            try bench.run(json: json)
             return
         }
         if tui {
@@ -106,3 +111,5 @@ struct Bench: ParsableCommand {
                       samples_per_s: stepsPerSec * Double(batchSize), ms_per_step: 1000 / stepsPerSec)
     }
 }
+
+extension ReplayBench.Part: ExpressibleByArgument {}

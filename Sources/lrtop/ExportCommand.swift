@@ -8,6 +8,7 @@ struct Export: ParsableCommand {
         discussion: """
         lrtop export runs/X/run.jsonl --to tensorboard tb/      (then: tensorboard --logdir tb)
         lrtop export runs/X/run.jsonl --to csv run.csv          (then: pandas.read_csv("run.csv"))
+        Every metric goes too: a TensorBoard tag or a CSV column each, under its own name.
         """)
 
     enum Target: String, ExpressibleByArgument, CaseIterable { case tensorboard, csv }
@@ -15,6 +16,12 @@ struct Export: ParsableCommand {
     @Argument(help: "The run to export (any format 'lrtop replay' reads).") var source: String
     @Option(help: "tensorboard or csv.") var to: Target
     @Argument(help: "Output: a folder (TensorBoard) or a .csv file.") var out: String
+
+    /// ", 12 metrics" when the run has metrics of its own.
+    static func metricsText(_ run: RunData) -> String {
+        let n = run.metricNames.count
+        return n == 0 ? "" : ", \(n) metric\(n == 1 ? "" : "s")"
+    }
 
     func run() throws {
         let result: LoadResult
@@ -29,10 +36,10 @@ struct Export: ParsableCommand {
             case .tensorboard:
                 try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
                 let file = try TensorBoardExport.write(data, to: outURL)
-                print("lrtop: wrote \(file.path) (\(data.steps.count) steps): tensorboard --logdir \(outURL.path)")
+                print("lrtop: wrote \(file.path) (\(data.steps.count) steps\(Self.metricsText(data))): tensorboard --logdir \(outURL.path)")
             case .csv:
                 try CSVExport.write(data, to: outURL)
-                print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
+                print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps\(Self.metricsText(data)))")
             }
         } catch {
             fail("cannot write \(out): \(FileProblem.reason(error))")

@@ -21,6 +21,10 @@ struct Replay: ParsableCommand {
     @OptionGroup var inputs: RunInputs
     @Flag(help: "Print a table (final and best loss and accuracy, steps, interventions, how it ended) without the UI.")
     var summary = false
+    @Option(help: ArgumentHelp("With --summary: a table of this metric instead (values, steps, last, min, max, mean; "
+                               + "repeatable). Names as the metrics grid shows them: train/loss, val/acc, a tag, a run's own.",
+                               valueName: "name"))
+    var metric: [String] = []
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.")
     var theme: String?
     @Option(help: "Line several runs up by step (default) or by wall time since each started (walltime).")
@@ -34,6 +38,9 @@ struct Replay: ParsableCommand {
     @OptionGroup var terminal: TerminalFlags
 
     func validate() throws {
+        if !metric.isEmpty && !summary {
+            throw ValidationError("--metric goes with --summary (the replay UI shows every metric: press m)")
+        }
         if let s = speed, !(1...1000).contains(s) {
             throw ValidationError("--speed \(s): choose 1 to 1000 (x1 plays 20 steps a second, x1000 20,000)")
         }
@@ -42,7 +49,14 @@ struct Replay: ParsableCommand {
     func run() throws {
         if summary {
             let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
-            print(RunSummary.table(runs))
+            if metric.isEmpty {
+                print(RunSummary.table(runs))
+            } else {
+                switch RunSummary.metricTable(runs, metrics: metric) {
+                case .success(let table): print(table)
+                case .failure(let problem): fail(problem.message)
+                }
+            }
             return
         }
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {

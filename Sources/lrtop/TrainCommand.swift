@@ -207,7 +207,7 @@ final class ProgressPrinter: @unchecked Sendable {
             case .rollback, .info: if let m = ev.message { line("step \(ev.step): \(m)") }
             case .checkpoint: break
             }
-        case .header, .end: break
+        case .header, .metrics, .end: break
         }
     }
 

@@ -4,13 +4,15 @@ import Glibc
 import Darwin
 #endif
 
-/// Receives parsed records. Steps arrive as scalars plus a borrowed LR buffer, so a columnar sink
-/// never materialises a `StepRecord` (and its `lrs` array) per line.
+/// Receives parsed records. Steps arrive as scalars plus borrowed LR and metric buffers, so a columnar sink
+/// never materialises a `StepRecord` (and its arrays) per line.
 protocol RunRecordSink {
     mutating func header(_ header: RunHeader)
     mutating func step(step: Int, epoch: Int, lrs: UnsafeBufferPointer<Double>, loss: Double, gradNorm: Double,
-                       samplesPerSec: Double, wallTime: Double)
+                       samplesPerSec: Double, wallTime: Double, metrics: LineMetrics)
     mutating func eval(_ eval: EvalRecord)
+    /// A `metrics` record: scalars logged between steps.
+    mutating func metrics(step: Int, wallTime: Double, metrics: LineMetrics)
     mutating func event(_ event: EventRecord)
     mutating func end(_ end: EndRecord)
     /// A hint: about this many lines follow.
@@ -26,13 +28,76 @@ struct RecordCollector: RunRecordSink {
     var records: [RunRecord] = []
     mutating func header(_ header: RunHeader) { records.append(.header(header)) }
     mutating func step(step: Int, epoch: Int, lrs: UnsafeBufferPointer<Double>, loss: Double, gradNorm: Double,
-                       samplesPerSec: Double, wallTime: Double) {
+                       samplesPerSec: Double, wallTime: Double, metrics: LineMetrics) {
         records.append(.step(StepRecord(step: step, epoch: epoch, lrs: Array(lrs), loss: loss, gradNorm: gradNorm,
-                                        samplesPerSec: samplesPerSec, wallTime: wallTime)))
+                                        samplesPerSec: samplesPerSec, wallTime: wallTime, metrics: metrics.materialized())))
     }
     mutating func eval(_ eval: EvalRecord) { records.append(.eval(eval)) }
+    mutating func metrics(step: Int, wallTime: Double, metrics: LineMetrics) {
+        records.append(.metrics(MetricsRecord(step: step, wallTime: wallTime, metrics: metrics.materialized())))
+    }
     mutating func event(_ event: EventRecord) { records.append(.event(event)) }
     mutating func end(_ end: EndRecord) { records.append(.end(end)) }
+}
+
+/// The metric names of one log, interned: a line's keys are looked up by their bytes, so a million lines of 20
+/// metrics make 20 strings, not 20 million. Ids count from 0 in order of first appearance. A name longer than
+/// `RunLogLine.maxMetricNameBytes`, or beyond the first `RunLogLine.maxMetricNames`, gets no id.
+final class MetricNameTable {
+    private var table = TagTable()
+    private(set) var names: [String] = []
+    /// What the last refusal was, for the reader's warning.
+    private(set) var refusal: String?
+
+    @inline(__always)
+    func id(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32? {
+        if let i = table.lookup(p, n) { return Int32(i) }
+        return add(p, n)
+    }
+
+    func id(_ name: String) -> Int32? {
+        var text = name
+        return text.withUTF8 { b in id(b.baseAddress ?? UnsafePointer(bitPattern: 1)!, b.count) }
+    }
+
+    @inline(never)
+    private func add(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32? {
+        let name = String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
+        guard n <= RunLogLine.maxMetricNameBytes else {
+            refusal = "metric name of \(n) bytes (\"\(name.prefix(40))…\") is longer than \(RunLogLine.maxMetricNameBytes); such metrics are left out"
+            return nil
+        }
+        guard names.count < RunLogLine.maxMetricNames else {
+            refusal = "metric \"\(name.prefix(60))\" is beyond the first \(RunLogLine.maxMetricNames) metric names; later names are left out"
+            return nil
+        }
+        var isNew = false
+        let i = table.index(p, n, isNew: &isNew)
+        names.append(name)
+        return Int32(i)
+    }
+
+    /// Takes the refusal to report (each kind is reported once per log by the parser).
+    func takeRefusal() -> String? {
+        defer { refusal = nil }
+        return refusal
+    }
+}
+
+/// The metrics of the line being parsed, borrowed from the parser: ids into its name table and their values.
+struct LineMetrics {
+    let ids: UnsafeBufferPointer<Int32>
+    let values: UnsafeBufferPointer<Double>
+    let names: MetricNameTable
+
+    var count: Int { ids.count }
+    var isEmpty: Bool { ids.isEmpty }
+    @inline(__always) func name(_ i: Int) -> String { names.names[Int(ids[i])] }
+
+    /// As values with their names (for whole records).
+    func materialized() -> [MetricValue] {
+        (0..<count).map { MetricValue(name($0), values[$0]) }
+    }
 }
 
 enum LineOutcome: Equatable {
@@ -55,15 +120,91 @@ final class RunLogLineParser {
     private var loss = Double.nan, gradNorm = Double.nan, samplesPerSec = Double.nan, wallTime = Double.nan
     private var accuracy = Double.nan
     private var seen: UInt32 = 0
-    private static let seenStep: UInt32 = 1
+    private static let seenStep: UInt32 = 1, seenLoss: UInt32 = 2, seenAccuracy: UInt32 = 4, seenGradNorm: UInt32 = 8
+    private static let seenSamplesPerSec: UInt32 = 16, seenEpoch: UInt32 = 32
     /// The "type" of the last record `parse` delivered.
     private(set) var lastType = ""
 
-    init() { lrs = .allocate(capacity: lrCapacity) }
-    deinit { lrs.deallocate() }
+    /// The metrics of the line being scanned: ids into `metricNames` and values.
+    let metricNames = MetricNameTable()
+    private var metricIDs: UnsafeMutablePointer<Int32>
+    private var metricValues: UnsafeMutablePointer<Double>
+    private var metricCapacity = 16
+    private var metricCount = 0
+    /// Metrics the line held beyond `RunLogLine.maxMetricsPerRecord`.
+    private var metricsDropped = 0
+    /// A problem with the last line's metrics that did not stop the record (a name left out), for its warning.
+    private(set) var lineNote: String?
+    private var notedKinds = Set<String>()
+
+    init() {
+        lrs = .allocate(capacity: lrCapacity)
+        metricIDs = .allocate(capacity: metricCapacity)
+        metricValues = .allocate(capacity: metricCapacity)
+    }
+    deinit {
+        lrs.deallocate()
+        metricIDs.deallocate()
+        metricValues.deallocate()
+    }
+
+    private var lineMetrics: LineMetrics {
+        LineMetrics(ids: UnsafeBufferPointer(start: metricIDs, count: metricCount),
+                    values: UnsafeBufferPointer(start: metricValues, count: metricCount), names: metricNames)
+    }
+
+    /// The metric `k ..< k+n` = `v` of the line being parsed; a name that gets no id, or one too many, is left out.
+    @inline(__always)
+    private func pushMetric(_ k: UnsafePointer<UInt8>, _ n: Int, _ v: Double) {
+        guard let id = metricNames.id(k, n) else { note(kind: "name", metricNames.takeRefusal()); return }
+        pushMetric(id: id, v)
+    }
+
+    private func pushMetric(literal: StaticString, _ v: Double) {
+        pushMetric(literal.utf8Start, literal.utf8CodeUnitCount, v)
+    }
+
+    private func pushMetric(id: Int32, _ v: Double) {
+        guard metricCount < RunLogLine.maxMetricsPerRecord else { metricsDropped += 1; return }
+        if metricCount == metricCapacity {
+            let ids = UnsafeMutablePointer<Int32>.allocate(capacity: metricCapacity * 2)
+            let values = UnsafeMutablePointer<Double>.allocate(capacity: metricCapacity * 2)
+            ids.update(from: metricIDs, count: metricCount)
+            values.update(from: metricValues, count: metricCount)
+            metricIDs.deallocate(); metricValues.deallocate()
+            metricIDs = ids; metricValues = values
+            metricCapacity *= 2
+        }
+        metricIDs[metricCount] = id
+        metricValues[metricCount] = v
+        metricCount += 1
+    }
+
+    /// Sets the line's note, once per kind of problem in a log (a log of bad names would otherwise say it on
+    /// every line).
+    private func note(kind: String, _ text: String?) {
+        guard let text, notedKinds.insert(kind).inserted else { return }
+        lineNote = text
+    }
+
+    /// Metrics of a record the general parser read: through the name table, as the scanner's are.
+    private func pushMetrics(_ metrics: [MetricValue]) {
+        for m in metrics {
+            guard let id = metricNames.id(m.name) else { note(kind: "name", metricNames.takeRefusal()); continue }
+            pushMetric(id: id, m.value)
+        }
+    }
+
+    /// Notes the metrics left out for want of room once the line is read.
+    private func finishLineMetrics() {
+        if metricsDropped > 0 {
+            note(kind: "count", "\(metricsDropped + metricCount) metrics in one record: those after the first \(RunLogLine.maxMetricsPerRecord) are left out")
+        }
+    }
 
     /// Parses the line `start ..< end` (no newline) into `sink`.
     func parse<S: RunRecordSink>(_ start: UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>, into sink: inout S) -> LineOutcome {
+        lineNote = nil
         var e = end
         if e > start, e[-1] == 13 { e -= 1 }  // CRLF
         var s = start
@@ -78,12 +219,20 @@ final class RunLogLineParser {
         switch scan(s, e) {
         case .step:
             lastType = "step"
+            finishLineMetrics()
             sink.step(step: step, epoch: epoch, lrs: UnsafeBufferPointer(start: lrs, count: lrCount), loss: loss,
-                      gradNorm: gradNorm, samplesPerSec: samplesPerSec, wallTime: wallTime)
+                      gradNorm: gradNorm, samplesPerSec: samplesPerSec, wallTime: wallTime, metrics: lineMetrics)
             return .record
         case .eval:
             lastType = "eval"
-            sink.eval(EvalRecord(step: step, epoch: epoch, loss: loss, accuracy: accuracy, wallTime: wallTime))
+            finishLineMetrics()
+            sink.eval(EvalRecord(step: step, epoch: epoch, loss: loss, accuracy: accuracy, wallTime: wallTime,
+                                 metrics: lineMetrics.materialized()))
+            return .record
+        case .metrics:
+            lastType = "metrics"
+            finishLineMetrics()
+            sink.metrics(step: step, wallTime: wallTime, metrics: lineMetrics)
             return .record
         case .other:
             return general(s, e, into: &sink)
@@ -106,14 +255,26 @@ final class RunLogLineParser {
             }
             if let problem = RunLogLine.rangeProblem(record) { return .invalid(problem) }
             lastType = record.typeName
+            metricCount = 0
+            metricsDropped = 0
             switch record {
             case let .header(h): sink.header(h)
             case let .step(r):
+                pushMetrics(r.metrics)
+                finishLineMetrics()
                 r.lrs.withUnsafeBufferPointer { b in
                     sink.step(step: r.step, epoch: r.epoch, lrs: b, loss: r.loss, gradNorm: r.gradNorm,
-                              samplesPerSec: r.samplesPerSec, wallTime: r.wallTime)
+                              samplesPerSec: r.samplesPerSec, wallTime: r.wallTime, metrics: lineMetrics)
                 }
-            case let .eval(r): sink.eval(r)
+            case var .eval(r):
+                pushMetrics(r.metrics)
+                finishLineMetrics()
+                r.metrics = lineMetrics.materialized()
+                sink.eval(r)
+            case let .metrics(r):
+                pushMetrics(r.metrics)
+                finishLineMetrics()
+                sink.metrics(step: r.step, wallTime: r.wallTime, metrics: lineMetrics)
             case let .event(r): sink.event(r)
             case let .end(r): sink.end(r)
             }
@@ -127,7 +288,7 @@ final class RunLogLineParser {
 
     // MARK: - The byte scanner
 
-    private enum ScanResult { case step, eval, other }
+    private enum ScanResult { case step, eval, metrics, other }
 
     @inline(__always)
     private static func skipSpace(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) {
@@ -216,9 +377,11 @@ final class RunLogLineParser {
         var p = start
         guard p < e, p.pointee == UInt8(ascii: "{") else { return .other }
         p += 1
-        var kind = 0  // 1 step, 2 eval
+        var kind = 0  // 1 step, 2 eval, 3 metrics
         seen = 0
         lrCount = 0
+        metricCount = 0
+        metricsDropped = 0
         step = 0; epoch = 0
         loss = .nan; gradNorm = .nan; samplesPerSec = .nan; wallTime = .nan; accuracy = .nan
         while true {
@@ -263,6 +426,7 @@ final class RunLogLineParser {
                 guard p.pointee == UInt8(ascii: "\"") else { return .other }
                 if e - p >= 6, memcmp(p, "\"step\"", 6) == 0 { kind = 1; p += 6 }
                 else if e - p >= 6, memcmp(p, "\"eval\"", 6) == 0 { kind = 2; p += 6 }
+                else if e - p >= 9, memcmp(p, "\"metrics\"", 9) == 0 { kind = 3; p += 9 }
                 else { return .other }
             case 4 where Self.key(k, n, is: "step"):
                 guard let v = NumberParser.parseInt(&p, e), RunLogLine.stepRange.contains(v) else { return .other }
@@ -271,23 +435,35 @@ final class RunLogLineParser {
             case 4 where Self.key(k, n, is: "loss"):
                 guard let v = Self.number(&p, e) else { return .other }
                 loss = v
+                seen |= Self.seenLoss
             case 5 where Self.key(k, n, is: "epoch"):
                 guard let v = NumberParser.parseInt(&p, e), RunLogLine.stepRange.contains(v) else { return .other }
                 epoch = v
+                seen |= Self.seenEpoch
             case 8 where Self.key(k, n, is: "accuracy"):
                 guard let v = Self.number(&p, e) else { return .other }
                 accuracy = v
+                seen |= Self.seenAccuracy
             case 9 where Self.key(k, n, is: "grad_norm"):
                 guard let v = Self.number(&p, e) else { return .other }
                 gradNorm = v
+                seen |= Self.seenGradNorm
             case 9 where Self.key(k, n, is: "wall_time"):
                 guard let v = Self.number(&p, e) else { return .other }
                 wallTime = v
             case 15 where Self.key(k, n, is: "samples_per_sec"):
                 guard let v = Self.number(&p, e) else { return .other }
                 samplesPerSec = v
+                seen |= Self.seenSamplesPerSec
+            case 7 where Self.key(k, n, is: "metrics") && p.pointee == UInt8(ascii: "{"):
+                guard scanMetricsObject(&p, e) else { return .other }
             default:
-                guard Self.skipValue(&p, e) else { return .other }
+                // Any other key with a number is a metric; other values are skipped, as unknown keys are.
+                if let v = Self.metricNumber(&p, e) {
+                    pushMetric(k, n, v)
+                } else {
+                    guard Self.skipValue(&p, e) else { return .other }
+                }
             }
             Self.skipSpace(&p, e)
             guard p < e else { return .other }
@@ -297,10 +473,77 @@ final class RunLogLineParser {
         }
         Self.skipSpace(&p, e)
         guard p == e, seen & Self.seenStep != 0 else { return .other }
+        // A key that is built in for one record type is a metric in another (a step's `accuracy`, an eval's
+        // `grad_norm`, anything but `step` and `wall_time` in a metrics record), as the general parser reads them.
+        switch kind {
+        case 1:
+            if seen & Self.seenAccuracy != 0 { pushMetric(literal: "accuracy", accuracy) }
+        case 2:
+            if seen & Self.seenGradNorm != 0 { pushMetric(literal: "grad_norm", gradNorm) }
+            if seen & Self.seenSamplesPerSec != 0 { pushMetric(literal: "samples_per_sec", samplesPerSec) }
+        case 3:
+            if seen & Self.seenEpoch != 0 { pushMetric(literal: "epoch", Double(epoch)) }
+            if seen & Self.seenLoss != 0 { pushMetric(literal: "loss", loss) }
+            if seen & Self.seenAccuracy != 0 { pushMetric(literal: "accuracy", accuracy) }
+            if seen & Self.seenGradNorm != 0 { pushMetric(literal: "grad_norm", gradNorm) }
+            if seen & Self.seenSamplesPerSec != 0 { pushMetric(literal: "samples_per_sec", samplesPerSec) }
+        default:
+            break
+        }
         switch kind {
         case 1: return .step
         case 2: return .eval
+        case 3: return .metrics
         default: return .other
+        }
+    }
+
+    /// A metric's value at `p`: a number, NaN/Infinity as strings or tokens, or null (NaN); nil (and `p` unmoved)
+    /// for anything else: a string, a bool, an array, an object.
+    @inline(__always)
+    private static func metricNumber(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) -> Double? {
+        let c = p.pointee
+        guard c == UInt8(ascii: "-") || isDigit(c) || c == UInt8(ascii: "\"") || c == UInt8(ascii: "N")
+                || c == UInt8(ascii: "I") || c == UInt8(ascii: "n") else { return nil }
+        var q = p
+        guard let v = number(&q, e) else { return nil }
+        // The value must end there: `"NaNa"` or `12abc` is not a number.
+        var r = q
+        skipSpace(&r, e)
+        guard r < e, r.pointee == UInt8(ascii: ",") || r.pointee == UInt8(ascii: "}") else { return nil }
+        p = q
+        return v
+    }
+
+    /// The members of a `metrics` object, each a metric when its value is a number; false when the object is
+    /// malformed (the general parser then reads the line).
+    private func scanMetricsObject(_ p: inout UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>) -> Bool {
+        p += 1  // {
+        while true {
+            Self.skipSpace(&p, e)
+            guard p < e else { return false }
+            if p.pointee == UInt8(ascii: "}") { p += 1; return true }
+            guard p.pointee == UInt8(ascii: "\"") else { return false }
+            p += 1
+            let k = p
+            while p < e, p.pointee != UInt8(ascii: "\"") {
+                if p.pointee == UInt8(ascii: "\\") { return false }
+                p += 1
+            }
+            guard p < e else { return false }
+            let n = p - k
+            p += 1
+            Self.skipSpace(&p, e)
+            guard p < e, p.pointee == UInt8(ascii: ":") else { return false }
+            p += 1
+            Self.skipSpace(&p, e)
+            guard p < e else { return false }
+            if let v = Self.metricNumber(&p, e) { pushMetric(k, n, v) } else if !Self.skipValue(&p, e) { return false }
+            Self.skipSpace(&p, e)
+            guard p < e else { return false }
+            if p.pointee == UInt8(ascii: ",") { p += 1; continue }
+            if p.pointee == UInt8(ascii: "}") { p += 1; return true }
+            return false
         }
     }
 }

@@ -97,6 +97,7 @@ struct RunLogFeeder {
                                                   into sink: inout S) throws {
         line += 1
         let outcome = parser.parse(s, e, into: &sink)
+        if let note = parser.lineNote { warnings.add("\(path):\(line): \(note)") }
         if !sawFirstLine {
             if outcome == .blank { return }
             sawFirstLine = true

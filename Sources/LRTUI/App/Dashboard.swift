@@ -86,7 +86,7 @@ public final class Dashboard {
     public internal(set) var commandHistory: [String] = []
     public private(set) var focus: Panel?
     /// The step under the charts' cursor (a focused chart's ←/→, or a click on a chart).
-    public private(set) var chartCursor: Int?
+    public internal(set) var chartCursor: Int?
     /// The selected event, counted from the latest (0), while the events list has focus.
     public private(set) var selectedEvent: Int?
     /// Rows the events list is scrolled down from the latest.
@@ -106,6 +106,10 @@ public final class Dashboard {
     var eventsSeenForBranches = 0
     /// The branches table's sort column and direction (`B` cycles).
     public internal(set) var branchTable = TrialTableState()
+    /// The metrics grid (`m`), and where its last frame put its charts.
+    public internal(set) var metricsView = MetricsView()
+    var lastGridLayout: MetricsGridLayout?
+    var lastGridPlots: [Int: Rect] = [:]
 
     public init(source: any RunSource, overlays: [any RunSource] = [], theme: Theme = .builtinDefault,
                 depth: ColorDepth = .truecolor, themeStore: ThemeStore? = nil) {
@@ -255,7 +259,7 @@ public final class Dashboard {
             return .none
         case .none:
             notice = nil
-            if handleFocused(key) { return .none }
+            if handleMetricsKey(key) || handleFocused(key) { return .none }
             guard let action = KeyMap.action(for: key, mode: keyMode) else {
                 if keyMode != .live, KeyMap.action(for: key, mode: .live) != nil {
                     showNotice("\(key): only while training live (this is " + (keyMode == .replay ? "a replay)" : "a watched log)"),
@@ -339,6 +343,8 @@ public final class Dashboard {
             overlay = .none
         case .redraw:
             return .redraw
+        case .metricsView, .filterMetrics, .metricsGrid:
+            performMetrics(action)
         }
         return .none
     }
@@ -430,6 +436,7 @@ public final class Dashboard {
         case .none: break
         default: return .none
         }
+        if metricsView.isOpen { return handleMetricsMouse(m) }
         guard let layout = lastLayout else { return .none }
         let at = Position(x: m.x, y: m.y)
         let panel: Panel? = layout.lrChart.contains(at) ? .lrChart : layout.lossChart.contains(at) ? .lossChart

@@ -12,16 +12,17 @@ extension Dashboard {
             return
         }
         lastLayout = layout
+        if metricsView.isOpen { renderMetricsView(into: &buffer, layout: layout); return }
         let range = visibleSteps
         renderHeader(into: &buffer, area: layout.header)
         renderLRChart(into: &buffer, area: layout.lrChart, steps: range)
         let branches = branchRows
         if branches.isEmpty {
-            renderLossChart(into: &buffer, area: layout.lossChart, steps: range)
+            renderLossArea(into: &buffer, area: layout.lossChart, steps: range)
         } else {
             let height = min(branches.count + 3, max(4, layout.lossChart.height / 2))
             let parts = layout.lossChart.split(.vertical, [.fill(1), .length(height)])
-            renderLossChart(into: &buffer, area: parts[0], steps: range)
+            renderLossArea(into: &buffer, area: parts[0], steps: range)
             renderBranches(into: &buffer, area: parts[1], rows: branches)
         }
         renderStatus(into: &buffer, area: layout.status)
@@ -230,6 +231,7 @@ extension Dashboard {
     /// The key bar's (key, label) pairs that fit `width`, in table order; help and quit always stay, the others
     /// are dropped from the end of the table first.
     func keyBarItems(width: Int) -> [(key: String, label: String)] {
+        if metricsView.isOpen { return metricsKeyBarItems(width: width) }
         var items: [(key: String, label: String, keep: Bool)] = []
         for b in KeyMap.bindings(for: keyMode) {
             guard var label = b.barLabel else { continue }
@@ -437,6 +439,7 @@ extension Dashboard {
         if let g = current(run.gradNorm) {
             items.append(("grad", [Span(Format.metric(g), g.isFinite ? palette.text : palette.error)]))
         }
+        items += systemMetricItems()
         if !s.optimizer.isEmpty { items.append(("optim", [Span(Format.typeable(s.optimizer), palette.text)])) }
         for d in s.details { items.append((d.key, [Span(d.value, palette.text)])) }
         return items
@@ -518,7 +521,8 @@ extension Dashboard {
         case .help:
             let title = keyMode == .replay ? "replay keys — esc closes" : keyMode == .watch ? "keys (watching a log) — esc closes"
                 : "keys — esc closes"
-            HelpOverlay(bindings: KeyMap.bindings(for: keyMode), palette: palette, title: title)
+            HelpOverlay(bindings: (metricsView.isOpen ? KeyMap.metricsGrid : []) + KeyMap.bindings(for: keyMode), palette: palette,
+                        title: title)
                 .render(into: &buffer, area: area.inset(top: 1, bottom: 1))
         case .prompt(let p):
             let rows = p.error == nil ? 1 : 2

@@ -61,6 +61,26 @@ public enum KeyAction: Hashable, Sendable {
     case cycleFocus
     /// Live: the LR range test (`find-lr`) and its panel; a replay: the run's find-lr curve up to the cursor.
     case findLR
+    /// Opens or closes the metrics grid (every metric of the runs, one small chart each).
+    case metricsView
+    /// In the metrics grid: its name filter to type.
+    case filterMetrics
+    /// A key of the metrics grid itself (`KeyMap.metricsGrid`).
+    case metricsGrid(MetricsGridAction)
+}
+
+/// What a key does in the metrics grid, before the key table.
+public enum MetricsGridAction: Hashable, Sendable {
+    /// Moves the selected chart by columns and rows.
+    case select(columns: Int, rows: Int)
+    /// Shows or hides the chart cursor (every chart's value at one step); ← → then move it.
+    case toggleCursor
+    /// The selected chart's y axis: linear ↔ log.
+    case toggleScale
+    /// Pins the selected metric to the main view's loss panel (or unpins it).
+    case pin
+    /// Hides the cursor, else clears the filter, else back to the main view.
+    case back
 }
 
 /// What the dashboard is showing, which decides the keys that apply: a run training in this process, a replay of
@@ -134,10 +154,26 @@ public enum KeyMap {
         KeyBinding([.char("e")], .cycleSmoothing, "loss smoothing 0/.6/.9/.99"),
         KeyBinding([.char("t")], .nextTheme, "next theme"),
         KeyBinding([.tab], .cycleFocus, "focus LR chart/loss chart/events (←→ cursor, ↑↓ enter open)", bar: "focus"),
+        KeyBinding([.char("m")], .metricsView, "metrics grid: a chart per metric (/ filters)", bar: "metrics"),
         KeyBinding([.char("?"), .char("h"), .function(1)], .help, "this help (mouse: click focuses, wheel zooms)", bar: "help"),
         KeyBinding([.escape], .close, "close overlay / prompt / focus"),
         KeyBinding([.ctrl("l")], .redraw, "redraw the screen"),
         KeyBinding([.char("q"), .function(10)], .quit, "quit", bar: "quit"),
+    ]
+
+    /// The metrics grid's own keys, taken before the table's while it is open (the table's others still work:
+    /// space, the LR keys, z, t, q ...).
+    public static let metricsGrid: [KeyBinding] = [
+        KeyBinding([.left], .metricsGrid(.select(columns: -1, rows: 0)), "grid: select the chart left (with the cursor: move it)"),
+        KeyBinding([.right], .metricsGrid(.select(columns: 1, rows: 0)), "grid: select the chart right (with the cursor: move it)"),
+        KeyBinding([.up], .metricsGrid(.select(columns: 0, rows: -1)), "grid: select the chart above"),
+        KeyBinding([.down], .metricsGrid(.select(columns: 0, rows: 1)), "grid: select the chart below"),
+        KeyBinding([.tab], .metricsGrid(.toggleCursor), "grid: chart cursor on/off: every metric's value at a step", bar: "cursor"),
+        KeyBinding([.char("l")], .metricsGrid(.toggleScale), "grid: the selected chart's y axis log / linear", bar: "log-y"),
+        KeyBinding([.enter], .metricsGrid(.pin), "grid: pin the selected metric to the loss panel (again: unpin)", bar: "pin"),
+        KeyBinding([.char("/")], .filterMetrics, "grid: filter by name (words must all match; esc clears)", bar: "filter"),
+        KeyBinding([.escape], .metricsGrid(.back), "grid: cursor off, else clear the filter, else back"),
+        KeyBinding([.char("m")], .metricsView, "grid: back to the main view", bar: "back"),
     ]
 
     /// The keys of live training, in help order.

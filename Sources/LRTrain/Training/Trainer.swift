@@ -46,6 +46,9 @@ public final class Trainer: @unchecked Sendable {
     var clock = StepClock()
     var lastLoss: Double? = nil
     var lastGradNorm: Double? = nil
+    /// Top-1 accuracy on the last step's batch (its micro-batches together): a free by-product of the loss, logged
+    /// as the step's `train/acc` metric.
+    var lastBatchAccuracy = Double.nan
     var bestEvalLoss: Double? = nil
     var bestAccuracy: Double? = nil
     var lastEval: EvalRecord? = nil
@@ -271,7 +274,8 @@ public final class Trainer: @unchecked Sendable {
         let samples = config.batchSize * config.accumSteps
         let rate = clock.end(samples: samples)
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
-                                samplesPerSec: rate, wallTime: wallTime)
+                                samplesPerSec: rate, wallTime: wallTime,
+                                metrics: [MetricValue(Self.batchAccuracyMetric, lastBatchAccuracy)])
         self.record(.step(record))
         options.parameterObserver?(record, network.parameters)
 
@@ -303,18 +307,26 @@ public final class Trainer: @unchecked Sendable {
         let epoch = step / stepsPerEpoch
         let firstBatch = (step % stepsPerEpoch) * config.accumSteps
         var lossSum: Double = 0
+        var correct = 0, seen = 0
         for micro in 0..<config.accumSteps {
             // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
             // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
             try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
             batcher.next()
             let logits = network.forward(batcher.input, training: true)
-            lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
+            let result = loss.compute(logits: logits, labels: batcher.labels, computeGradient: true)
+            lossSum += result.loss
+            correct += result.correct
+            seen += result.count
             if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
             network.backward(loss.gradLogits)
         }
+        lastBatchAccuracy = seen > 0 ? Double(correct) / Double(seen) : .nan
         return (lossSum / Double(config.accumSteps), globalGradNorm())
     }
+
+    /// The name of the step records' batch accuracy metric.
+    public static let batchAccuracyMetric = "train/acc"
 
     /// `--clip-grad-norm`: scales the gradients down to the limit when their norm is above it.
     func clipGradients(norm gradNorm: Double) {

@@ -100,7 +100,7 @@ public final class WatchSource: RunSource {
                 LiveStatus.Group(name: groupNames.indices.contains(g) ? groupNames[g] : "g\(g + 1)", lr: lr)
             }
             if let text = ReplaySource.optimizerText(config, inForce: st.lrs.first) { current.optimizer = text }
-        case .eval, .event:
+        case .eval, .metrics, .event:
             break
         case .end(let e):
             ended = true
