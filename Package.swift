@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(name: "LRTensorTests", dependencies: ["LRTensor"]),
         .testTarget(name: "LRModelsTests", dependencies: ["LRModels"]),
         .testTarget(name: "LROptimTests", dependencies: ["LROptim"], exclude: ["Fixtures"]),
-        .testTarget(name: "LRLogTests", dependencies: ["LRLog"]),
+        .testTarget(name: "LRLogTests", dependencies: ["LRLog"], exclude: ["Fixtures"]),
         .testTarget(name: "LRTrainTests", dependencies: ["LRTrain"]),
         .testTarget(name: "LRTUITests", dependencies: ["LRTUI"]),
         // The attach client against a fake bridge server written in the tests; commands checked by the real parser.

@@ -92,7 +92,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
             // Our encoder writes the documented examples byte for byte.
             #expect(RunLogLine.encode(record) == line)
         }
-        #expect(types == ["header", "step", "eval", "event", "end"])
+        #expect(types == ["header", "step", "eval", "metrics", "event", "end"])
     }
 
     @Test func subRunHeaderRoundTripsAndAnUnknownKindIsRefused() throws {

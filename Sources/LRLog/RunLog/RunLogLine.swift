@@ -225,19 +225,21 @@ public enum RunLogLine {
     }
 
     /// A record's metrics in line order: every key beyond the reserved ones whose value is a number (or NaN,
-    /// Infinity, -Infinity, or null for "not known"), then the members of its `metrics` object. Other values are
-    /// not metrics and are ignored, as unknown keys are.
+    /// Infinity, -Infinity, or null for "not known"), and the members of its `metrics` object where it stands. Other
+    /// values are not metrics and are ignored, as unknown keys are.
     private static func metrics(_ json: JSONValue, reserved: Set<String>) -> [MetricValue] {
-        func numbers(_ pairs: [(String, JSONValue)], skipping: Set<String>) -> [MetricValue] {
-            pairs.compactMap { key, value in
-                guard !skipping.contains(key) else { return nil }
-                if value.isNull { return MetricValue(key, .nan) }
-                return value.double.map { MetricValue(key, $0) }
-            }
+        func number(_ key: String, _ value: JSONValue) -> MetricValue? {
+            value.isNull ? MetricValue(key, .nan) : value.double.map { MetricValue(key, $0) }
         }
         guard case let .object(pairs) = json else { return [] }
-        var out = numbers(pairs, skipping: reserved)
-        if case let .object(nested)? = json[MetricCoding.objectKey] { out += numbers(nested, skipping: []) }
+        var out: [MetricValue] = []
+        for (key, value) in pairs {
+            if key == MetricCoding.objectKey, case let .object(nested) = value {
+                out += nested.compactMap { number($0, $1) }
+            } else if !reserved.contains(key), let m = number(key, value) {
+                out.append(m)
+            }
+        }
         return out
     }
 
@@ -319,8 +321,6 @@ extension RunLogLine {
     public static let maxLineBytes = 1 << 20
     /// The most param groups a step record may hold.
     public static let maxGroups = 4096
-    /// The most metrics one record may hold; later ones in the line are left out (with a warning).
-    public static let maxMetricsPerRecord = 1024
     /// The most distinct metric names a log may use; a name beyond them is left out (with a warning), so a log of
     /// made-up names cannot make a reader keep a chart for each.
     public static let maxMetricNames = 1024

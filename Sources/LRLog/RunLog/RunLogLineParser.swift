@@ -46,8 +46,8 @@ struct RecordCollector: RunRecordSink {
 final class MetricNameTable {
     private var table = TagTable()
     private(set) var names: [String] = []
-    /// What the last refusal was, for the reader's warning.
-    private(set) var refusal: String?
+    /// What the last refusal was (its kind and a sentence), for the reader's warning.
+    private(set) var refusal: (kind: String, text: String)?
 
     @inline(__always)
     func id(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32? {
@@ -64,11 +64,11 @@ final class MetricNameTable {
     private func add(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int32? {
         let name = String(decoding: UnsafeBufferPointer(start: p, count: n), as: UTF8.self)
         guard n <= RunLogLine.maxMetricNameBytes else {
-            refusal = "metric name of \(n) bytes (\"\(name.prefix(40))…\") is longer than \(RunLogLine.maxMetricNameBytes); such metrics are left out"
+            refusal = ("long", "metric name of \(n) bytes (\"\(name.prefix(40))…\") is longer than \(RunLogLine.maxMetricNameBytes); such metrics are left out")
             return nil
         }
         guard names.count < RunLogLine.maxMetricNames else {
-            refusal = "metric \"\(name.prefix(60))\" is beyond the first \(RunLogLine.maxMetricNames) metric names; later names are left out"
+            refusal = ("many", "metric \"\(name.prefix(60))\" is beyond the first \(RunLogLine.maxMetricNames) metric names; later names are left out")
             return nil
         }
         var isNew = false
@@ -78,7 +78,7 @@ final class MetricNameTable {
     }
 
     /// Takes the refusal to report (each kind is reported once per log by the parser).
-    func takeRefusal() -> String? {
+    func takeRefusal() -> (kind: String, text: String)? {
         defer { refusal = nil }
         return refusal
     }
@@ -131,8 +131,6 @@ final class RunLogLineParser {
     private var metricValues: UnsafeMutablePointer<Double>
     private var metricCapacity = 16
     private var metricCount = 0
-    /// Metrics the line held beyond `RunLogLine.maxMetricsPerRecord`.
-    private var metricsDropped = 0
     /// A problem with the last line's metrics that did not stop the record (a name left out), for its warning.
     private(set) var lineNote: String?
     private var notedKinds = Set<String>()
@@ -156,7 +154,7 @@ final class RunLogLineParser {
     /// The metric `k ..< k+n` = `v` of the line being parsed; a name that gets no id, or one too many, is left out.
     @inline(__always)
     private func pushMetric(_ k: UnsafePointer<UInt8>, _ n: Int, _ v: Double) {
-        guard let id = metricNames.id(k, n) else { note(kind: "name", metricNames.takeRefusal()); return }
+        guard let id = metricNames.id(k, n) else { noteRefusal(); return }
         pushMetric(id: id, v)
     }
 
@@ -165,7 +163,7 @@ final class RunLogLineParser {
     }
 
     private func pushMetric(id: Int32, _ v: Double) {
-        guard metricCount < RunLogLine.maxMetricsPerRecord else { metricsDropped += 1; return }
+        // No limit per record: a line is at most `RunLogLine.maxLineBytes`, so its metrics are too.
         if metricCount == metricCapacity {
             let ids = UnsafeMutablePointer<Int32>.allocate(capacity: metricCapacity * 2)
             let values = UnsafeMutablePointer<Double>.allocate(capacity: metricCapacity * 2)
@@ -182,24 +180,22 @@ final class RunLogLineParser {
 
     /// Sets the line's note, once per kind of problem in a log (a log of bad names would otherwise say it on
     /// every line).
-    private func note(kind: String, _ text: String?) {
-        guard let text, notedKinds.insert(kind).inserted else { return }
+    private func note(kind: String, _ text: String) {
+        guard notedKinds.insert(kind).inserted else { return }
         lineNote = text
     }
 
     /// Metrics of a record the general parser read: through the name table, as the scanner's are.
     private func pushMetrics(_ metrics: [MetricValue]) {
         for m in metrics {
-            guard let id = metricNames.id(m.name) else { note(kind: "name", metricNames.takeRefusal()); continue }
+            guard let id = metricNames.id(m.name) else { noteRefusal(); continue }
             pushMetric(id: id, m.value)
         }
     }
 
-    /// Notes the metrics left out for want of room once the line is read.
-    private func finishLineMetrics() {
-        if metricsDropped > 0 {
-            note(kind: "count", "\(metricsDropped + metricCount) metrics in one record: those after the first \(RunLogLine.maxMetricsPerRecord) are left out")
-        }
+    private func noteRefusal() {
+        guard let (kind, text) = metricNames.takeRefusal() else { return }
+        note(kind: kind, text)
     }
 
     /// Parses the line `start ..< end` (no newline) into `sink`.
@@ -219,19 +215,16 @@ final class RunLogLineParser {
         switch scan(s, e) {
         case .step:
             lastType = "step"
-            finishLineMetrics()
             sink.step(step: step, epoch: epoch, lrs: UnsafeBufferPointer(start: lrs, count: lrCount), loss: loss,
                       gradNorm: gradNorm, samplesPerSec: samplesPerSec, wallTime: wallTime, metrics: lineMetrics)
             return .record
         case .eval:
             lastType = "eval"
-            finishLineMetrics()
             sink.eval(EvalRecord(step: step, epoch: epoch, loss: loss, accuracy: accuracy, wallTime: wallTime,
                                  metrics: lineMetrics.materialized()))
             return .record
         case .metrics:
             lastType = "metrics"
-            finishLineMetrics()
             sink.metrics(step: step, wallTime: wallTime, metrics: lineMetrics)
             return .record
         case .other:
@@ -256,25 +249,21 @@ final class RunLogLineParser {
             if let problem = RunLogLine.rangeProblem(record) { return .invalid(problem) }
             lastType = record.typeName
             metricCount = 0
-            metricsDropped = 0
             switch record {
             case let .header(h): sink.header(h)
             case let .step(r):
                 pushMetrics(r.metrics)
-                finishLineMetrics()
-                r.lrs.withUnsafeBufferPointer { b in
+                    r.lrs.withUnsafeBufferPointer { b in
                     sink.step(step: r.step, epoch: r.epoch, lrs: b, loss: r.loss, gradNorm: r.gradNorm,
                               samplesPerSec: r.samplesPerSec, wallTime: r.wallTime, metrics: lineMetrics)
                 }
             case var .eval(r):
                 pushMetrics(r.metrics)
-                finishLineMetrics()
-                r.metrics = lineMetrics.materialized()
+                    r.metrics = lineMetrics.materialized()
                 sink.eval(r)
             case let .metrics(r):
                 pushMetrics(r.metrics)
-                finishLineMetrics()
-                sink.metrics(step: r.step, wallTime: r.wallTime, metrics: lineMetrics)
+                    sink.metrics(step: r.step, wallTime: r.wallTime, metrics: lineMetrics)
             case let .event(r): sink.event(r)
             case let .end(r): sink.end(r)
             }
@@ -381,7 +370,6 @@ final class RunLogLineParser {
         seen = 0
         lrCount = 0
         metricCount = 0
-        metricsDropped = 0
         step = 0; epoch = 0
         loss = .nan; gradNorm = .nan; samplesPerSec = .nan; wallTime = .nan; accuracy = .nan
         while true {
@@ -434,27 +422,22 @@ final class RunLogLineParser {
                 seen |= Self.seenStep
             case 4 where Self.key(k, n, is: "loss"):
                 guard let v = Self.number(&p, e) else { return .other }
-                loss = v
-                seen |= Self.seenLoss
+                if kind == 3 { pushMetric(literal: "loss", v) } else { loss = v; seen |= Self.seenLoss }
             case 5 where Self.key(k, n, is: "epoch"):
                 guard let v = NumberParser.parseInt(&p, e), RunLogLine.stepRange.contains(v) else { return .other }
-                epoch = v
-                seen |= Self.seenEpoch
+                if kind == 3 { pushMetric(literal: "epoch", Double(v)) } else { epoch = v; seen |= Self.seenEpoch }
             case 8 where Self.key(k, n, is: "accuracy"):
                 guard let v = Self.number(&p, e) else { return .other }
-                accuracy = v
-                seen |= Self.seenAccuracy
+                if kind == 1 || kind == 3 { pushMetric(literal: "accuracy", v) } else { accuracy = v; seen |= Self.seenAccuracy }
             case 9 where Self.key(k, n, is: "grad_norm"):
                 guard let v = Self.number(&p, e) else { return .other }
-                gradNorm = v
-                seen |= Self.seenGradNorm
+                if kind >= 2 { pushMetric(literal: "grad_norm", v) } else { gradNorm = v; seen |= Self.seenGradNorm }
             case 9 where Self.key(k, n, is: "wall_time"):
                 guard let v = Self.number(&p, e) else { return .other }
                 wallTime = v
             case 15 where Self.key(k, n, is: "samples_per_sec"):
                 guard let v = Self.number(&p, e) else { return .other }
-                samplesPerSec = v
-                seen |= Self.seenSamplesPerSec
+                if kind >= 2 { pushMetric(literal: "samples_per_sec", v) } else { samplesPerSec = v; seen |= Self.seenSamplesPerSec }
             case 7 where Self.key(k, n, is: "metrics") && p.pointee == UInt8(ascii: "{"):
                 guard scanMetricsObject(&p, e) else { return .other }
             default:
@@ -474,7 +457,8 @@ final class RunLogLineParser {
         Self.skipSpace(&p, e)
         guard p == e, seen & Self.seenStep != 0 else { return .other }
         // A key that is built in for one record type is a metric in another (a step's `accuracy`, an eval's
-        // `grad_norm`, anything but `step` and `wall_time` in a metrics record), as the general parser reads them.
+        // `grad_norm`, anything but `step` and `wall_time` in a metrics record), as the general parser reads them:
+        // in line order once the type is known (writers put it first), else here.
         switch kind {
         case 1:
             if seen & Self.seenAccuracy != 0 { pushMetric(literal: "accuracy", accuracy) }

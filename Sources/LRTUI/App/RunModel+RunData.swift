@@ -165,8 +165,15 @@ extension RunModel {
             }
         }
         ingestColumns(firstStep: firstX, lrs: lrs, loss: loss, samplesPerSec: sps, gradNorm: gn)
-        // One metric at a time, so only one dense column exists at once.
+        // Consecutive x (the usual case): straight from the Float32 columns. Else one metric at a time through a
+        // dense column with gaps, so only one exists at once.
         for (m, name) in s.metricNames.enumerated() where take[m] {
+            if span == rows.count {
+                s.metrics[m].withUnsafeBufferPointer { col in
+                    metrics.append(name, count: span, startingAt: firstX) { Double(col[row(rows.lowerBound + $0)]) }
+                }
+                continue
+            }
             var dense = [Double](repeating: .nan, count: span)
             dense.withUnsafeMutableBufferPointer { out in
                 s.metrics[m].withUnsafeBufferPointer { col in

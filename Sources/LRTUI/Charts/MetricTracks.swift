@@ -36,11 +36,20 @@ public struct MetricTracks: Sendable {
 
     /// Values at consecutive steps from `start` (NaN: not logged there), in one pass on a new track.
     public mutating func append(_ name: String, contentsOf values: [Double], startingAt start: Int) {
+        values.withUnsafeBufferPointer { b in append(name, count: b.count, startingAt: start) { b[$0] } }
+    }
+
+    /// `count` values at consecutive steps from `start`, value k being `value(k)` (NaN: not logged there).
+    @inline(__always)
+    public mutating func append(_ name: String, count: Int, startingAt start: Int, value: (Int) -> Double) {
         guard let i = slot(name) else { return }
         if let last = tracks[i].lastStep, start <= last {
-            for (k, v) in values.enumerated() where !v.isNaN { append(name, step: start + k, value: v) }
+            for k in 0..<count {
+                let v = value(k)
+                if !v.isNaN { append(name, step: start + k, value: v) }
+            }
         } else {
-            tracks[i].append(contentsOf: values, startingAt: start)
+            tracks[i].append(count: count, startingAt: start, value: value)
         }
     }
 
