@@ -55,6 +55,15 @@ enum NumberParser {
         }
         if q < end, q.pointee == UInt8(ascii: ".") {
             q += 1
+            // Past the first significant digit, eight digits at a time while they fit in the 19 (the long
+            // fractions of float32 values written as doubles: "0.8745999336242676").
+            while significant > 0, significant <= 11, end - q >= 8, let eight = eightDigits(q) {
+                mantissa = mantissa &* 100_000_000 &+ eight
+                exponent -= 8
+                significant += 8
+                sawDigit = true
+                q += 8
+            }
             while q < end, isDigit(q.pointee) {
                 sawDigit = true
                 if significant < 19 {
@@ -105,6 +114,20 @@ enum NumberParser {
             #endif
         }
         return slowParse(start, q)
+    }
+
+    /// The value of the 8 ASCII digits at `p`, or nil when they are not all digits (SWAR, as fast_float does it).
+    @inline(__always)
+    static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        let bytes = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self).littleEndian
+        // Each byte 0x30...0x39: its high nibble is 3, and adding 6 keeps it 3.
+        guard (bytes & 0xF0F0_F0F0_F0F0_F0F0) | (((bytes &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4)
+                == 0x3333_3333_3333_3333 else { return nil }
+        var v = bytes &- 0x3030_3030_3030_3030
+        v = (v &* 10) &+ (v >> 8)  // pairs of digits
+        v = (((v & 0x0000_00FF_0000_00FF) &* 0x000F_4240_0000_0064)
+             &+ (((v >> 16) & 0x0000_00FF_0000_00FF) &* 0x0000_2710_0000_0001)) >> 32
+        return v & 0xFFFF_FFFF
     }
 
     @inline(never)

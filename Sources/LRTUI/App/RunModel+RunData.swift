@@ -165,9 +165,17 @@ extension RunModel {
             }
         }
         ingestColumns(firstStep: firstX, lrs: lrs, loss: loss, samplesPerSec: sps, gradNorm: gn)
-        // Consecutive x (the usual case): straight from the Float32 columns. Else one metric at a time through a
-        // dense column with gaps, so only one exists at once.
-        for (m, name) in s.metricNames.enumerated() where take[m] {
+        // Consecutive x in file order (the usual case): new tracks straight from the Float32 columns, side by side.
+        var built = Set<Int>()
+        if span == rows.count, axis.ingestOrder == nil {
+            let fresh = s.metricNames.indices.filter { take[$0] && metrics.track(named: s.metricNames[$0])?.isEmpty ?? true }
+            let tracks = MetricTracks.build(columns: fresh.map { s.metrics[$0] }, rows: rows, startingAt: firstX,
+                                            retainedBlocks: trackBlocks)
+            for (m, track) in zip(fresh, tracks) where metrics.install(s.metricNames[m], track) { built.insert(m) }
+        }
+        // Else straight from the columns one by one, or through a dense column with gaps, one metric at a time so only
+        // one exists at once.
+        for (m, name) in s.metricNames.enumerated() where take[m] && !built.contains(m) {
             if span == rows.count {
                 s.metrics[m].withUnsafeBufferPointer { col in
                     metrics.append(name, count: span, startingAt: firstX) { Double(col[row(rows.lowerBound + $0)]) }

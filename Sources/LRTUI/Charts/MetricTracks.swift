@@ -1,4 +1,7 @@
+import Dispatch
+import Foundation
 import LRLog
+import Synchronization
 
 /// A run's own metrics as chart tracks, by name in order of first appearance: one bounded multi-resolution
 /// `MetricTrack` each, as the loss has. At most `RunLogLine.maxMetricNames` names (the readers keep no more either),
@@ -69,6 +72,33 @@ public struct MetricTracks: Sendable {
         }
     }
 
+    /// Tracks of whole Float32 columns, `column[rows]` at consecutive steps from `start` (a replay's metric columns),
+    /// built side by side on the machine's cores: each track is a pure function of its column. Then `install` them.
+    public static func build(columns: [[Float]], rows: Range<Int>, startingAt start: Int, retainedBlocks: Int) -> [MetricTrack] {
+        let out = TrackSlots(count: columns.count, retainedBlocks: retainedBlocks)
+        let next = Atomic<Int>(0)
+        let workers = max(1, min(columns.count, ProcessInfo.processInfo.activeProcessorCount))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                guard i < columns.count else { return }
+                columns[i].withUnsafeBufferPointer { col in
+                    out.slots[i].append(count: rows.count, startingAt: start) { Double(col[rows.lowerBound + $0]) }
+                }
+            }
+        }
+        return out.tracks
+    }
+
+    /// Puts a track built by `build` under `name`; false (nothing changed) when `name` already has values or the
+    /// table is full.
+    @discardableResult
+    public mutating func install(_ name: String, _ track: MetricTrack) -> Bool {
+        guard let i = slot(name), tracks[i].isEmpty else { return false }
+        tracks[i] = track
+        return true
+    }
+
     /// Cuts every track before `step` (a rollback).
     public mutating func rollback(to step: Int) {
         for i in tracks.indices { tracks[i].rollback(to: step) }
@@ -80,5 +110,22 @@ extension MetricTrack {
     public func latest(atOrBefore step: Int) -> Double? {
         guard let first = firstStep, step >= first else { return nil }
         return summary(in: first...step)?.last
+    }
+}
+
+/// Tracks being built on several threads, each written by one thread only (`MetricTracks.build`).
+private final class TrackSlots: @unchecked Sendable {
+    let slots: UnsafeMutableBufferPointer<MetricTrack>
+
+    init(count: Int, retainedBlocks: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: MetricTrack(retainedBlocks: retainedBlocks))
+    }
+
+    var tracks: [MetricTrack] { Array(slots) }
+
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
     }
 }
