@@ -43,7 +43,8 @@ private func sameValues(_ a: [Double], _ b: [Double]) -> Bool {
         #expect(sameValues(column(run, "accuracy")!, [.nan, 0.75, .nan]))  // a step's accuracy is no built-in
         #expect(run.steps.loss == [2.5, 2.0, 1.5])
         // An eval's own keys, a metrics record's (anything but step and wall_time).
-        #expect(run.evals[0].metrics == [MetricValue("val/f1", 0.55), MetricValue("grad_norm", 7.0)])
+        // Metrics are kept at float32 precision.
+        #expect(run.evals[0].metrics == [MetricValue("val/f1", Double(Float(0.55))), MetricValue("grad_norm", 7.0)])
         #expect(run.metricSeries.map(\.name) == ["tokens", "loss", "epoch"])
         #expect(run.metricSeries[0].steps == [3, 5] && run.metricSeries[0].values == [3000, 5000])
         #expect(run.metricSeries[0].wallTimes == [0.36, 0.5])
@@ -54,7 +55,7 @@ private func sameValues(_ a: [Double], _ b: [Double]) -> Bool {
         #expect(Array(names.dropFirst(6)) == run.metricNames)
         let loss = try #require(run.metricSource(named: "loss"))
         let samples = run.samples(loss)
-        #expect(samples.steps == [2, 3] && samples.values == [9.5, 1.4])  // step 2's column, step 3's metrics record
+        #expect(samples.steps == [2, 3] && samples.values == [9.5, Double(Float(1.4))])  // step 2's column, step 3's metrics record
     }
 
     @Test func wholeRecordsCarryTheirMetricsAndEveryReaderAgrees() throws {
@@ -66,8 +67,8 @@ private func sameValues(_ a: [Double], _ b: [Double]) -> Bool {
         }
         #expect(s2.metrics.map(\.name) == ["acc", "train/ppl", "loss", "accuracy"])
         #expect(s2.metrics[metric: "acc"]!.isNaN && s2.metrics[metric: "loss"] == 9.5)
-        #expect(e.metrics == [MetricValue("val/f1", 0.55), MetricValue("grad_norm", 7.0)])
-        #expect(m == MetricsRecord(step: 3, wallTime: 0.36, metrics: [MetricValue("tokens", 3000), MetricValue("loss", 1.4),
+        #expect(e.metrics == [MetricValue("val/f1", Double(Float(0.55))), MetricValue("grad_norm", 7.0)])
+        #expect(m == MetricsRecord(step: 3, wallTime: 0.36, metrics: [MetricValue("tokens", 3000), MetricValue("loss", Double(Float(1.4))),
                                                                       MetricValue("epoch", 0)]))
         // A key with an escape takes the general JSON parser: the same metrics come out.
         let lines = bridgeLog.split(separator: "\n").map(String.init)
@@ -130,6 +131,31 @@ private func sameValues(_ a: [Double], _ b: [Double]) -> Bool {
         #expect(run.warnings.count == 2, "\(run.warnings)")
         #expect(run.warnings[0].hasSuffix(":2: metric name of 257 bytes (\"\(String(repeating: "n", count: 40))…\") is longer than 256; such metrics are left out"))
         #expect(run.warnings[1].hasSuffix(":4: metric \"m1023\" is beyond the first 1024 metric names; later names are left out"))
+    }
+
+    @Test func metricValuesReadAsTheFloatOfTheirText() throws {
+        // Float32 values written as doubles (what a bridge writes for tensor metrics: "0.8745999336242676"), and
+        // any decimals: each reads as the Float nearest to its text's Double, whichever path reads it.
+        var rng = SystemRandomNumberGenerator()
+        var texts: [String] = ["3.4028235e38", "3.5e38", "1e-45", "1.4e-45", "-0", "16777217", "0.1", "123456789012345678901234567890"]
+        for _ in 0..<10_000 { texts.append(Double(Float(bitPattern: UInt32.random(in: 0..<0x7F80_0000, using: &rng))).description) }
+        for _ in 0..<10_000 {
+            let digits = Int.random(in: 1...19, using: &rng)
+            var mantissa = String(Int.random(in: 1...9, using: &rng))
+            for _ in 1..<digits { mantissa += String(Int.random(in: 0...9, using: &rng)) }
+            texts.append(mantissa + "e\(Int.random(in: -50...40, using: &rng))")
+        }
+        for text in texts {
+            let want = Double(Float(Double(text)!))
+            let step = #"{"type":"step","step":1,"lrs":[],"loss":0,"wall_time":0,"m":\#(text)}"#
+            let escaped = #"{"type":"step","step":1,"lrs":[],"loss":0,"wall_time":0,"\u006d":\#(text)}"#  // the general parser
+            for line in [step, escaped] {
+                guard case let .step(s) = try RunLogLine.decode(line), let got = s.metrics[metric: "m"] else {
+                    Issue.record("\(line)"); continue
+                }
+                #expect(got.bitPattern == want.bitPattern, "\(text): \(got) vs \(want)")
+            }
+        }
     }
 
     @Test func summaryOfAMetric() throws {

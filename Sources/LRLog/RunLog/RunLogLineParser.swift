@@ -182,6 +182,7 @@ final class RunLogLineParser {
         pushMetric(literal.utf8Start, literal.utf8CodeUnitCount, v)
     }
 
+    /// Metrics are kept at float32 precision, whichever record and path they come from (docs/runlog.md, "Metrics").
     private func pushMetric(id: Int32, _ v: Double) {
         // No limit per record: a line is at most `RunLogLine.maxLineBytes`, so its metrics are too.
         if metricCount == metricCapacity {
@@ -194,7 +195,7 @@ final class RunLogLineParser {
             metricCapacity *= 2
         }
         metricIDs[metricCount] = id
-        metricValues[metricCount] = v
+        metricValues[metricCount] = Double(Float(v))
         metricCount += 1
     }
 
@@ -529,7 +530,7 @@ final class RunLogLineParser {
         guard c == UInt8(ascii: "-") || isDigit(c) || c == UInt8(ascii: "\"") || c == UInt8(ascii: "N")
                 || c == UInt8(ascii: "I") || c == UInt8(ascii: "n") else { return nil }
         var q = p
-        guard let v = number(&q, e) else { return nil }
+        guard let v = NumberParser.parseFloat(&q, e) ?? special(&q, e) else { return nil }
         // The value must end there: `"NaNa"` or `12abc` is not a number.
         var r = q
         skipSpace(&r, e)

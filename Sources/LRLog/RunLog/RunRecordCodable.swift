@@ -81,7 +81,8 @@ enum MetricCoding {
         var out: [MetricValue] = []
         for key in c.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where !skipping.contains(key.stringValue) {
             if (try? c.decodeNil(forKey: key)) == true { out.append(MetricValue(key.stringValue, .nan)); continue }
-            if let v = try? c.decode(Double.self, forKey: key) { out.append(MetricValue(key.stringValue, v)) }
+            // At float32 precision, as every reader keeps metrics.
+            if let v = try? c.decode(Double.self, forKey: key) { out.append(MetricValue(key.stringValue, Double(Float(v)))) }
         }
         return out
     }
