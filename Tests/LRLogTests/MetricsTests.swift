@@ -158,6 +158,42 @@ private func sameValues(_ a: [Double], _ b: [Double]) -> Bool {
         }
     }
 
+    @Test(arguments: [2, 3, 7])
+    func aLogReadInPiecesIsTheLogReadInOnePass(pieces: Int) throws {
+        // Metrics appearing in later pieces only, a garbage line and a cut-off last line (warnings numbered over the
+        // whole file), evals, events, metrics records and the end record in different pieces.
+        var text = bridgeLog + "\n"
+        for s in 10...400 {
+            text += #"{"type":"step","step":\#(s),"epoch":1,"lrs":[0.001,0.002],"loss":\#(1 / Double(s)),"wall_time":\#(s),"acc":\#(Double(s) / 400)"#
+            if s > 300 { text += #","late":\#(s)"# }
+            text += "}\n"
+            if s == 200 { text += "not json at all\n" }
+            if s % 100 == 0 { text += #"{"type":"eval","step":\#(s),"loss":0.5,"accuracy":0.75,"wall_time":\#(s),"val/f1":0.5}"# + "\n" }
+            if s % 150 == 0 { text += #"{"type":"metrics","step":\#(s),"wall_time":\#(s),"tokens":\#(s * 10)}"# + "\n" }
+            if s == 250 { text += #"{"type":"event","step":250,"kind":"command","text":"lr 1e-4","lrs_before":[0.001],"lrs_after":[0.0001],"wall_time":250}"# + "\n" }
+        }
+        text += #"{"type":"end","reason":"completed","step":400,"epoch":1,"wall_time":401}"# + "\n"
+        text += #"{"type":"step","step":401,"lrs":[0.1"#
+        let url = try write(text)
+        defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }
+        let one = try RunLogReader.readRun(at: url, pieces: 1)
+        let many = try RunLogReader.readRun(at: url, pieces: pieces)
+        #expect(many.steps.count == one.steps.count && one.steps.count == 3 + 391)
+        #expect(many.steps.step == one.steps.step && many.steps.loss == one.steps.loss && many.steps.wallTime == one.steps.wallTime)
+        #expect(many.steps.lrs.count == 2 && many.steps.lrs[1].count == one.steps.count)
+        #expect(zip(many.steps.lrs.joined(), one.steps.lrs.joined()).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) })
+        #expect(Set(many.steps.metricNames) == Set(one.steps.metricNames))
+        for name in one.steps.metricNames {
+            #expect(sameValues(column(many, name)!, column(one, name)!), "\(name)")
+        }
+        #expect(many.evals == one.evals && many.events == one.events && many.end == one.end && many.header == one.header)
+        #expect(many.metricSeries == one.metricSeries && many.groups == one.groups)
+        #expect(many.warnings == one.warnings && one.warnings.count == 2, "\(many.warnings) vs \(one.warnings)")
+        let garbage = text.split(separator: "\n", omittingEmptySubsequences: false).firstIndex(of: "not json at all")! + 1
+        #expect(one.warnings[0].contains(":\(garbage): not JSON"), "\(one.warnings[0])")
+        #expect(one.warnings.last!.contains("truncated last line"))
+    }
+
     @Test func summaryOfAMetric() throws {
         let url = try write(bridgeLog)
         defer { try? FileManager.default.removeItem(at: url.deletingLastPathComponent()) }

@@ -53,6 +53,18 @@ public struct StepColumns: Sendable, Equatable {
     /// The column of metric `name`, or nil when no step record gave it.
     public func metric(named name: String) -> [Float]? { metricIndex[name].map { metrics[$0] } }
 
+    /// Appends `other`'s metric columns (matched by name) for its rows, before its other columns are appended:
+    /// a name new here gets NaN for the rows before, a column `other` lacks gets NaN for its rows.
+    mutating func appendMetrics(of other: StepColumns) {
+        var touched = Set<Int>()
+        for (m, name) in other.metricNames.enumerated() {
+            let c = metricColumn(named: name)
+            metrics[c] += other.metrics[m]
+            touched.insert(c)
+        }
+        for c in metrics.indices where !touched.contains(c) { metrics[c] += repeatElement(.nan, count: other.count) }
+    }
+
     /// Sets metric column `m` of the last row (after `append`).
     @inline(__always)
     mutating func setLastRow(metric m: Int, _ value: Double) {

@@ -22,9 +22,20 @@ public enum RunLogReader {
     }
 
     /// The run as columns (the fast path for replay: no per-step records are built).
-    public static func readRun(at url: URL, name: String? = nil) throws -> RunData {
-        var sink = RunDataSink(run: RunData(name: name ?? url.deletingPathExtension().lastPathComponent,
-                                            source: url.path, format: .runLog))
+    /// `pieces`: read in that many pieces side by side; nil: in pieces on every core (up to 8) when the file is at
+    /// least `piecewiseBytes`, else in one pass.
+    public static func readRun(at url: URL, name: String? = nil, pieces: Int? = nil) throws -> RunData {
+        let empty = RunData(name: name ?? url.deletingPathExtension().lastPathComponent, source: url.path, format: .runLog)
+        // A large log is read in pieces on every core (RunLogPieces.swift).
+        var st = stat()
+        if stat(url.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+            let size = Int(st.st_size)
+            let auto = size >= piecewiseBytes ? min(ProcessInfo.processInfo.activeProcessorCount, 8) : 1
+            if let n = pieces ?? (auto > 1 ? auto : nil), n > 1, size > 0 {
+                return try readRunInPieces(path: url.path, run: empty, size: size, pieces: n)
+            }
+        }
+        var sink = RunDataSink(run: empty)
         let warnings = try read(path: url.path, into: &sink)
         sink.finish()
         sink.run.warnings = warnings

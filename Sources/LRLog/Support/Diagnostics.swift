@@ -22,6 +22,9 @@ struct WarningList {
         if lines.count < Self.limit { lines.append(line) } else { suppressed += 1 }
     }
 
+    /// Counts `n` problems another list left out.
+    mutating func addSuppressed(_ n: Int) { suppressed += n }
+
     /// The warnings, with a last line counting those not shown.
     func finished(file: String) -> [String] {
         suppressed == 0 ? lines : lines + ["\(file): \(suppressed) more problems not shown"]
