@@ -55,19 +55,7 @@ extension RunLogReader {
         var sink = RunDataSink(run: run)
         var feeder = RunLogFeeder(path: path)
         feeder.sawFirstLine = !first
-        var reserved = false
-        while try file.readMore() {
-            if !reserved {
-                reserved = true
-                let head = UnsafeBufferPointer(start: file.pointer, count: file.available)
-                let newlines = head.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
-                if newlines > 8 {
-                    sink.reserve(lines: Int(Double(to - from) / Double(head.count) * Double(newlines) * 1.02) + 16)
-                }
-            }
-            let used = try feeder.feed(file.pointer, file.available, into: &sink)
-            file.consume(used)
-        }
+        try feed(file, bytes: to - from, &feeder, into: &sink)
         if last { try feeder.finish(file.pointer, file.available, into: &sink) }
         return Piece(run: sink.run, warnings: feeder.warnings, lines: feeder.line)
     }

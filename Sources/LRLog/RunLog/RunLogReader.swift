@@ -53,23 +53,27 @@ public enum RunLogReader {
     static func read<S: RunRecordSink>(path: String, into sink: inout S) throws -> [String] {
         let file = try ChunkedFile(path: path)
         var feeder = RunLogFeeder(path: path)
-        let size = file.fileSize
+        try feed(file, bytes: file.fileSize, &feeder, into: &sink)
+        try feeder.finish(file.pointer, file.available, into: &sink)
+        return feeder.warnings.finished(file: path)
+    }
+
+    /// Feeds every complete line of `file` (`bytes` long) to the sink, reserving its columns once from the first
+    /// chunk's lines per byte, so they grow once.
+    static func feed<S: RunRecordSink>(_ file: ChunkedFile, bytes: Int, _ feeder: inout RunLogFeeder, into sink: inout S) throws {
         var reserved = false
         while try file.readMore() {
             if !reserved {
-                // Estimate the line count from the first chunk, so the columns grow once.
                 reserved = true
                 let head = UnsafeBufferPointer(start: file.pointer, count: file.available)
                 let newlines = head.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
-                if newlines > 8, size > 0 {
-                    sink.reserve(lines: Int(Double(size) / Double(head.count) * Double(newlines) * 1.02) + 16)
+                if newlines > 8, bytes > 0 {
+                    sink.reserve(lines: Int(Double(bytes) / Double(head.count) * Double(newlines) * 1.02) + 16)
                 }
             }
             let used = try feeder.feed(file.pointer, file.available, into: &sink)
             file.consume(used)
         }
-        try feeder.finish(file.pointer, file.available, into: &sink)
-        return feeder.warnings.finished(file: path)
     }
 }
 
