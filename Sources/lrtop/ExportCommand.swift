@@ -17,10 +17,11 @@ struct Export: ParsableCommand {
     @Option(help: "tensorboard or csv.") var to: Target
     @Argument(help: "Output: a folder (TensorBoard) or a .csv file.") var out: String
 
-    /// ", 12 metrics" when the run has metrics of its own.
-    static func metricsText(_ run: RunData) -> String {
+    /// "lrtop: with its 12 metrics, each a tag under its own name", or nil when the run has none.
+    static func metricsLine(_ run: RunData, to target: Target) -> String? {
         let n = run.metricNames.count
-        return n == 0 ? "" : ", \(n) metric\(n == 1 ? "" : "s")"
+        guard n > 0 else { return nil }
+        return "lrtop: with its \(n) metric\(n == 1 ? "" : "s"), each a \(target == .csv ? "column" : "tag") under its own name"
     }
 
     func run() throws {
@@ -36,13 +37,14 @@ struct Export: ParsableCommand {
             case .tensorboard:
                 try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
                 let file = try TensorBoardExport.write(data, to: outURL)
-                print("lrtop: wrote \(file.path) (\(data.steps.count) steps\(Self.metricsText(data))): tensorboard --logdir \(outURL.path)")
+                print("lrtop: wrote \(file.path) (\(data.steps.count) steps): tensorboard --logdir \(outURL.path)")
             case .csv:
                 try CSVExport.write(data, to: outURL)
-                print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps\(Self.metricsText(data)))")
+                print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
             }
         } catch {
             fail("cannot write \(out): \(FileProblem.reason(error))")
         }
+        if let line = Self.metricsLine(data, to: to) { print(line) }
     }
 }

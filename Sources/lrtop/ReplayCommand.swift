@@ -46,17 +46,20 @@ struct Replay: ParsableCommand {
         }
     }
 
+    /// `--summary --metric NAME ...`: the metrics' table, or one line naming the metrics there are.
+    func summarizeMetrics() {
+        let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
+        switch RunSummary.metricTable(runs, metrics: metric) {
+        case .success(let table): print(table)
+        case .failure(let problem): fail(problem.message)
+        }
+    }
+
     func run() throws {
         if summary {
+            if !metric.isEmpty { return summarizeMetrics() }
             let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
-            if metric.isEmpty {
-                print(RunSummary.table(runs))
-            } else {
-                switch RunSummary.metricTable(runs, metrics: metric) {
-                case .success(let table): print(table)
-                case .failure(let problem): fail(problem.message)
-                }
-            }
+            print(RunSummary.table(runs))
             return
         }
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
