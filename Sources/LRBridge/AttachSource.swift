@@ -1,6 +1,7 @@
 import Foundation
 import LRLog
 import LRTUI
+import LRCommand
 
 /// A PyTorch run in another process as the dashboard sees it (`lrtop attach`): the records come from its run log,
 /// followed as `lrtop watch` follows one (the whole run so far, then live); the state, LRs and scheduler, and the
@@ -57,7 +58,6 @@ public final class AttachSource: RunSource {
     public var staleAfter: Double = 5
 
     private let log: WatchSource
-    private let validate: (String) -> String?
     private var bridge: BridgeStatus?
     private var lastMessageAt: Double
     private var closedAt: Double?
@@ -66,12 +66,9 @@ public final class AttachSource: RunSource {
     private var warningCount = 0
     private var noticeWarnings: [String] = []
 
-    /// `validate` checks a command with the steering language's parser before it is sent (nil: it parses).
-    public init(connection: BridgeConnection, logURL: URL, pollInterval: Double = 0.15,
-                validate: @escaping (String) -> String?) {
+    public init(connection: BridgeConnection, logURL: URL, pollInterval: Double = 0.15) {
         self.connection = connection
         self.logURL = logURL
-        self.validate = validate
         log = WatchSource(url: self.logURL, pollInterval: pollInterval)
         lastMessageAt = ReplaySource.monotonicSeconds()
     }
@@ -113,7 +110,8 @@ public final class AttachSource: RunSource {
 
     public func send(_ command: String) -> String? {
         let text = command.trimmingCharacters(in: .whitespaces)
-        if let error = validate(text) { return error }
+        // Checked with the steering language's own parser: a typo is refused here and never sent.
+        do { _ = try CommandParser.parse(text) } catch { return error.description }
         switch connection.state {
         case .closed(let reason):
             return "not connected to the run: " + (lostReason ?? reason ?? "detached")

@@ -3,6 +3,7 @@ import Foundation
 import LRTrain
 import LRLog
 import LRTUI
+import LRCommand
 
 /// `lrtop find-lr`: the LR range test before training. Headless it prints the suggestions and the `lrtop train`
 /// line that trains with the pick; in the terminal UI it sweeps, draws the curve, and trains with the LR picked on it.

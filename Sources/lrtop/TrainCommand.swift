@@ -3,6 +3,7 @@ import Foundation
 import LRTrain
 import LRLog
 import LRTUI
+import LRCommand
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -3,15 +3,12 @@ import Testing
 import LRBridge
 import LRTUI
 import LRTrain
+import LRCommand
 
 /// The attach client against a fake bridge server: what it sends, what it shows, and how it copes with a server
 /// that refuses, misbehaves or vanishes.
 @Suite(.serialized)
 struct AttachClientTests {
-    let validate: (String) -> String? = { text in
-        do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
-    }
-
     /// A run log, a fake server for it, and a client attached to both; `shown` collects the key-bar replies.
     final class Attached {
         let dir: TempFolder
@@ -20,7 +17,7 @@ struct AttachClientTests {
         let source: AttachSource
         var shown: [(text: String, isError: Bool)] = []
 
-        init(steps: Int = 3, validate: @escaping (String) -> String?,
+        init(steps: Int = 3,
              reply: @escaping @Sendable (Int, String) -> [String] = { id, _ in [#"{"type":"ack","id":\#(id),"ok":true}"#] }) throws {
             dir = try TempFolder()
             log = dir.file("run.jsonl")
@@ -29,7 +26,7 @@ struct AttachClientTests {
             let connection = try BridgeConnection(path: server.path)
             _ = try connection.waitForGreeting()
             source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: log),
-                                  pollInterval: 0, validate: validate)
+                                  pollInterval: 0)
             source.onReply = { [unowned self] in shown.append(($0, $1)) }
         }
 
@@ -49,8 +46,7 @@ struct AttachClientTests {
         let connection = try BridgeConnection(path: server.path)
         let hello = try connection.waitForGreeting()
         #expect(hello == BridgeHello(run: "fake-run", log: log, pid: 4242, framework: "plain", worldSize: 1))
-        let source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: hello.log), pollInterval: 0,
-                                  validate: validate)
+        let source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: hello.log), pollInterval: 0)
         source.schedulerKinds = { rest, perEpoch in [SchedulerKind(name: "cosine \(rest) \(perEpoch)", summary: "", parameters: [])] }
         #expect(source.logURL.path == log)
         var records = 0
@@ -72,7 +68,7 @@ struct AttachClientTests {
     }
 
     @Test func aCommandIsSentOnceAndItsResultIsShown() throws {
-        let run = try Attached(validate: validate) { id, text in [
+        let run = try Attached() { id, text in [
             #"{"type":"ack","id":\#(id),"ok":true}"#,
             #"{"type":"result","id":\#(id),"ok":true,"step":13,"message":"\#(text): all groups 1.00e-03 -> 1.00e-04"}"#,
         ] }
@@ -89,7 +85,7 @@ struct AttachClientTests {
     }
 
     @Test func aTypoIsRejectedHereAndNeverSent() throws {
-        let run = try Attached(validate: validate)
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
         let error = source.send("lr abc")
         #expect(error?.hasPrefix("invalid LR 'abc'") == true)
@@ -100,7 +96,7 @@ struct AttachClientTests {
     }
 
     @Test func aCommandTheRunRefusesOrCannotApplyLooksRejected() throws {
-        let run = try Attached(validate: validate) { id, text in
+        let run = try Attached() { id, text in
             if text.hasPrefix("sched") {
                 return [#"{"type":"ack","id":\#(id),"ok":false,"error":"unknown scheduler 'cosin': valid kinds are cosine, step"}"#]
             }
@@ -119,7 +115,7 @@ struct AttachClientTests {
     }
 
     @Test func malformedLinesFromTheRunAreSkippedAndTheConnectionStays() throws {
-        let run = try Attached(validate: validate)
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
         server.send("this is not json")
         server.send(#"{"type":"telemetry","x":1}"#)
@@ -132,7 +128,7 @@ struct AttachClientTests {
     }
 
     @Test func aLineOverTheLimitClosesTheConnectionWithTheReason() throws {
-        let run = try Attached(validate: validate)
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
         // After the greeting's status line, so nothing else can end the line.
         #expect(eventually { _ = source.drain(); return source.status().scheduler == "cosine T_max=200" })
@@ -143,7 +139,7 @@ struct AttachClientTests {
     }
 
     @Test func aVanishedRunIsCalledLostAndCommandsAreRefused() throws {
-        let run = try Attached(steps: 12, validate: validate)
+        let run = try Attached(steps: 12)
         let (server, source) = (run.server, run.source)
         var now = 100.0
         source.clock = { now }
@@ -163,7 +159,7 @@ struct AttachClientTests {
     }
 
     @Test func aRunThatEndsIsShownEndedNotLost() throws {
-        let run = try Attached(steps: 12, validate: validate)
+        let run = try Attached(steps: 12)
         let (server, source) = (run.server, run.source)
         var now = 100.0
         source.clock = { now }
@@ -216,7 +212,7 @@ struct AttachClientTests {
     }
 
     @Test func qDetachesWithoutAskingAndTheKeysSendCommands() throws {
-        let run = try Attached(validate: validate)
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
         let dashboard = Dashboard(source: source)
         #expect(eventually { dashboard.update(); return dashboard.status.state == .running })

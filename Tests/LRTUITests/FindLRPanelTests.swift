@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LRLog
 import LRTUI
+import LRCommand
 
 /// The find-lr panel as a person uses it: `f` sweeps, the curve and its suggestions appear as the sub-run log
 /// grows, the cursor moves, enter applies the pick as a command and the run resumes.

@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import LRTrain
 import LRLog
+import LRCommand
 
 /// `fork`, `adopt K`, `drop`: branches train from the run's state at the fork point on the same data order;
 /// dropping them leaves the run exactly as if it never forked, adopting one is exactly the run that applied the

@@ -3,6 +3,7 @@ import Foundation
 import LRTrain
 import LRLog
 import LROptim
+import LRCommand
 
 /// Resume and rollback put a run back bit for bit, whatever schedules its LR: every kind of the spec language,
 /// sequences of them, and both scheduler intervals. A run of 40 steps checkpoints at 20; a second run resumes

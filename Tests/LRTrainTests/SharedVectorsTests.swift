@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LROptim
 import LRTrain
+import LRCommand
 
 /// The steering language's shared vectors (spec/steering_vectors.json): the Python bridge's parser
 /// (python/tests/test_shared_vectors.py) reads the same file, so both sides parse commands and scheduler specs alike.

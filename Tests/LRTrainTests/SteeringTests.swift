@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import LRTrain
 import LRLog
+import LRCommand
 
 /// Runs a short training on the built-in spirals data, collecting every record.
 func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, scheduler: String = "constant",

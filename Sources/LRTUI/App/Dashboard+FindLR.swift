@@ -1,5 +1,6 @@
 import Foundation
 import LRLog
+import LRCommand
 
 // The find-lr panel's part of the dashboard: starting a sweep (`f`, the prompt, `lrtop find-lr`), following its
 // sub-run, showing a past one (replay, an event), the panel's keys and applying the pick. The panel's state and

@@ -1,4 +1,5 @@
 import LRLog
+import LRCommand
 
 /// The dashboard's state and what keys do to it. Drawing is in DashboardView.swift, the layout in
 /// DashboardLayout.swift, the key table in Input/KeyMap.swift.

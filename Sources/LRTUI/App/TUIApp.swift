@@ -1,4 +1,5 @@
 import LRLog
+import LRCommand
 
 /// How the dashboard runs.
 public struct TUIOptions {

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import LRLog
 import LRTensor
+import LRCommand
 
 /// The branches of one `fork`: each trains on its own `Trainer` (own weights, optimizer, schedule and batcher,
 /// restored from the parent's in-memory snapshot at the fork point) on a thread of its own, `jobs` at a time.

@@ -2,6 +2,7 @@ import Foundation
 import LROptim
 import LRLog
 import LRTensor
+import LRCommand
 
 /// `fork`, `adopt K` and `drop`: "what if" branches trained from the run's current state while the run waits.
 extension Trainer {

@@ -1,6 +1,7 @@
 import Foundation
 import LROptim
 import LRLog
+import LRCommand
 
 extension Trainer {
     var scriptHasPendingEntries: Bool {

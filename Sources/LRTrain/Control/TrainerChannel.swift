@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import LRLog
+import LRCommand
 
 /// The only place the trainer thread and the UI thread meet.
 ///

@@ -1,5 +1,6 @@
 import Foundation
 import LRLog
+import LRCommand
 
 /// What one LR range test found, and where its sub-run log is.
 public struct LRRangeTestResult: Sendable {

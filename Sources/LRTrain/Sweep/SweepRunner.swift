@@ -3,6 +3,7 @@ import Synchronization
 import LRLog
 import LRModels
 import LRTensor
+import LRCommand
 
 /// Where a trial (one configuration with one seed) or a configuration stands.
 public enum TrialState: String, Sendable, Codable {

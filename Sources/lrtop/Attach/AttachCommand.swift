@@ -52,9 +52,7 @@ struct Attach: ParsableCommand {
             }
             fail("\(error)")
         }
-        let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
-            do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
-        })
+        let source = AttachSource(connection: connection, logURL: logURL)
         source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
 
         var warnings: [String] = []

@@ -2,6 +2,7 @@ import Foundation
 import LRTrain
 import LRLog
 import LRTUI
+import LRCommand
 
 /// The live trainer as the dashboard sees it: records drained from the trainer's channel, its status mapped to
 /// the status panel, and keys turned into commands of the steering language. Everything here is a short read of

@@ -5,6 +5,7 @@ import LRModels
 import LROptim
 import LRTrain
 import LRTUI
+import LRCommand
 
 extension SweepMetric: ExpressibleByArgument {}
 

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import LRLog
+import LRCommand
 
 /// How several replayed runs share the x axis.
 public enum ReplayAlignment: String, Sendable, CaseIterable {

@@ -1,5 +1,4 @@
 import Foundation
-import LRLog
 
 /// One command of lrtop's steering language. The same text is accepted at the TUI's `:` prompt, bound to keys,
 /// and read from `--commands` scripts (`@STEP COMMAND`), so every intervention is reproducible and logged.

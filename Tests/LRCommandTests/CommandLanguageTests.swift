@@ -1,5 +1,5 @@
 import Testing
-import LRTrain
+import LRCommand
 
 @Suite struct CommandLanguageTests {
     @Test func parsesEveryVerb() throws {
