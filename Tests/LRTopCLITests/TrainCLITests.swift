@@ -31,7 +31,7 @@ import Foundation
         #expect(records(log, type: "eval").count == 2)
         let header = log[0]
         #expect((header["config"] as? [String: String])?["optimizer"] == "adamw")
-        #expect(header["schema"] as? Int == 1)
+        #expect(header["schema"] as? Int == 2)
         #expect(FileManager.default.fileExists(atPath: runDir + "/checkpoints/final.ckpt"))
     }
 
