@@ -38,40 +38,49 @@ public struct LRRangeSettings: Equatable, Sendable {
     }
 
     /// The arguments of `find-lr [start=X] [end=Y] [steps=N]` (each key at most once, in any order), checked as the
-    /// steering language checks them: the Swift parser and the UI's prompt both read them here.
+    /// steering language checks them.
     public init(arguments args: [String]) throws(ParseError) {
         let usage = "e.g. 'find-lr' or 'find-lr start=1e-6 end=1 steps=200'"
         self.init()
-        var seen: Set<String> = []
+        var written: [String: String] = [:]
         for arg in args {
             let parts = arg.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             let key = parts[0].lowercased()
             guard parts.count == 2, ["start", "end", "steps"].contains(key) else {
                 throw ParseError(description: "'find-lr' takes start=LR, end=LR and steps=N, got '\(arg)': \(usage)")
             }
-            guard seen.insert(key).inserted else { throw ParseError(description: "'find-lr': \(key) given twice") }
+            guard written.updateValue(parts[1], forKey: key) == nil else {
+                throw ParseError(description: "'find-lr': \(key) given twice")
+            }
             if key == "steps" {
-                guard let n = Int(parts[1]), (6...10_000).contains(n) else {
-                    throw ParseError(description: "invalid find-lr steps '\(parts[1])': expected a whole number from 6 to 10000")
-                }
+                guard let n = Int(parts[1]) else { throw Self.invalidSteps(parts[1]) }
                 steps = n
             } else {
-                guard let v = Double(parts[1]), v.isFinite, v > 0 else {
-                    throw ParseError(description: "invalid find-lr \(key) '\(parts[1])': expected a positive LR like 1e-7")
-                }
+                guard let v = Double(parts[1]) else { throw Self.invalidLR(key, parts[1]) }
                 if key == "start" { start = v } else { end = v }
             }
         }
+        try check(written: written)
+    }
+
+    /// Refuses what the language refuses: an LR that is not finite and positive, a sweep of fewer than 6 or more
+    /// than 10,000 steps, `start >= end`. `written` spells values as the person wrote them, for the message.
+    public func check(written: [String: String] = [:]) throws(ParseError) {
+        for (key, v) in [("start", start), ("end", end)] where !(v.isFinite && v > 0) {
+            throw Self.invalidLR(key, written[key] ?? "\(v)")
+        }
+        guard (6...10_000).contains(steps) else { throw Self.invalidSteps(written["steps"] ?? "\(steps)") }
         guard start < end else {
             throw ParseError(description: "'find-lr' needs start < end, got start=\(start) end=\(end)")
         }
     }
 
-    /// The settings of a `find-lr` command's text; nil when the text is another command or does not parse.
-    public static func of(command text: String) -> LRRangeSettings? {
-        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-        guard let verb = words.first?.lowercased(), verb == "find-lr" || verb == "findlr" else { return nil }
-        return try? LRRangeSettings(arguments: Array(words.dropFirst()))
+    private static func invalidSteps(_ text: String) -> ParseError {
+        ParseError(description: "invalid find-lr steps '\(text)': expected a whole number from 6 to 10000")
+    }
+
+    private static func invalidLR(_ key: String, _ text: String) -> ParseError {
+        ParseError(description: "invalid find-lr \(key) '\(text)': expected a positive LR like 1e-7")
     }
 
     /// As the command is written: `find-lr start=1e-07 end=10.0 steps=100`, the defaults left out.

@@ -42,16 +42,14 @@ struct FindLR: ParsableCommand {
 
     static let picks = ["valley", "steep", "min", "slide", "lightning"]
 
-    /// The settings, checked by the command language's own parser so both say the same about bad values.
+    /// The settings, checked by the command language's own rules so both say the same about bad values.
     func settings() throws -> LRRangeSettings {
-        let text = "find-lr start=\(start) end=\(end) steps=\(steps)"
-        do {
-            guard case .findLR(let s) = try CommandParser.parse(text) else { throw ValidationError(text) }
-            return s
-        } catch let error as CommandError {
+        let settings = LRRangeSettings(start: start, end: end, steps: steps)
+        do { try settings.check() } catch {
             throw ValidationError(error.description.replacingOccurrences(of: "find-lr ", with: "--")
                 .replacingOccurrences(of: "start=", with: "--start ").replacingOccurrences(of: "end=", with: "--end "))
         }
+        return settings
     }
 
     func validate() throws {
@@ -82,7 +80,7 @@ struct FindLR: ParsableCommand {
             // The run waits at step 0 while the sweep runs and the person picks; enter applies the pick and trains.
             runOptions.evaluate = true
             runOptions.lrBeforeFirstStepIsBase = true
-            runOptions.script = try? CommandScript.parse("@0 pause", name: "find-lr")
+            runOptions.script = CommandScript(entries: [.init(step: 0, command: .pause)], name: "find-lr")
             var train = try Train.parse([])
             train.terminal = terminal
             try train.runInteractive(config: config, options: runOptions, theme: theme, findLR: settings)

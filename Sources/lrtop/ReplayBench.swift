@@ -63,12 +63,13 @@ struct ReplayBench {
         r["frame_ms"] = frames.min()! * 1000
         // Seeks as the keys send them, each followed by the frame that shows it.
         var seeks: [Double] = []
-        let commands = ["goto start", "seek +10%", "goto \(steps / 2)", "seek -1%", "event next", "goto \(steps * 3 / 4)",
-                        "step", "seek +10%", "goto end"]
+        let commands: [ReplayCommand] = [.goto(.start), .seek(.percent(10)), .goto(.step(steps / 2)), .seek(.percent(-1)),
+                                         .event(next: true), .goto(.step(steps * 3 / 4)), .step(1), .seek(.percent(10)),
+                                         .goto(.end)]
         for zoom in 0..<Dashboard.zoomLevels.count {
             for c in commands {
                 let t = monotonic()
-                _ = source.send(c)
+                _ = source.control(c)
                 dashboard.update()
                 dashboard.render(into: &buffer)
                 seeks.append(monotonic() - t)

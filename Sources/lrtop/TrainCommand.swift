@@ -287,7 +287,7 @@ extension Train {
 
     private func stop(_ trainer: Trainer, _ finished: DispatchSemaphore, signal: Int32?) {
         if let signal { SignalFlag.raise(signal) }
-        trainer.channel.send("stop")
+        trainer.channel.send(.stop)
         if finished.wait(timeout: .now() + 60) == .timedOut {
             trainer.flushLog()
             printErr("lrtop: the trainer did not stop within 60 s; its log was flushed")

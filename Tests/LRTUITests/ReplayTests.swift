@@ -38,8 +38,8 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         }
     }
     for (step, text) in commands {
-        run.append(.event(EventRecord(step: step, kind: .command, text: text, lrsBefore: [1e-3], lrsAfter: [5e-4],
-                                      wallTime: Double(step) * secondsPerStep)))
+        run.append(.event(logged(EventRecord(step: step, kind: .command, text: text, lrsBefore: [1e-3], lrsAfter: [5e-4],
+                                             wallTime: Double(step) * secondsPerStep))))
     }
     if let end {
         run.append(.end(EndRecord(reason: end, step: n, epoch: (n - 1) / 100, finalLoss: nil, bestEvalLoss: nil,
@@ -315,7 +315,8 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         run.steps.gradNorm = [Float](repeating: 1, count: n)
         run.steps.samplesPerSec = [Float](repeating: 5000, count: n)
         run.steps.wallTime = (0..<n).map { Double($0) * 0.001 }
-        run.events = [EventRecord(step: 400_000, kind: .command, text: "lr *0.5", lrsBefore: [], lrsAfter: [], wallTime: 400)]
+        run.events = [logged(EventRecord(step: 400_000, kind: .command, text: "lr *0.5", lrsBefore: [], lrsAfter: [],
+                                         wallTime: 400))]
         let clock = ContinuousClock()
         var d: Dashboard!
         var source: ReplaySource!

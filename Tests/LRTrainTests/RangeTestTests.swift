@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import LRTrain
+import LRCommand
 import LRLog
 
 /// The LR range test (`find-lr`): it sweeps, logs a sub-run, suggests, and leaves the run exactly as it was.
@@ -92,7 +93,7 @@ import LRLog
     @Test func aBadFindLRAtThePromptIsAnErrorEventAndChangesNothing() throws {
         let box = RecordBox()
         let run = try trainSpirals(steps: 5, options: { $0.observer = { box.append($0) } })
-        run.trainer.apply("find-lr steps=3")
+        run.trainer.apply(.findLR(LRRangeSettings(steps: 3)))
         let e = try #require(box.records.events.last)
         #expect(e.kind == .error && e.text == "find-lr steps=3" && e.message?.contains("from 6 to 10000") == true)
         #expect(run.trainer.lastRangeTest == nil)

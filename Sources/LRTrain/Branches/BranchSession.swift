@@ -190,7 +190,7 @@ final class BranchRun: @unchecked Sendable {
 
     private func train() -> BranchOutcome {
         let t = trainer
-        for text in branch.texts { t.apply(text) }
+        for (command, text) in zip(branch.commands, branch.texts) { t.apply(command, text: text) }
         let begin = DispatchTime.now().uptimeNanoseconds
         var reason = EndReason.completed
         var message: String? = nil

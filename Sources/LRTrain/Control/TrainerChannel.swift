@@ -5,12 +5,21 @@ import LRCommand
 
 /// The only place the trainer thread and the UI thread meet.
 ///
-/// Commands go in (any thread; applied by the trainer at its next step boundary, never mid-step); records and a
-/// status snapshot come out (drained by the UI at its frame rate). Every access is a short critical section, so
-/// neither side ever waits on the other's work.
+/// Commands go in as values with an id (any thread; applied by the trainer at its next step boundary, never
+/// mid-step); records, each command's answer by its id, and a status snapshot come out (drained by the UI at its
+/// frame rate). Every access is a short critical section, so neither side ever waits on the other's work.
 public final class TrainerChannel: Sendable {
+    /// The trainer's answer to a command sent here: the event it logged for it (`command` when it applied,
+    /// `error` when it could not, with the reason in its message).
+    public struct Reply: Sendable, Equatable {
+        public let id: Int
+        public let event: EventRecord
+    }
+
     private struct State {
-        var inbox: [String] = []
+        var inbox: [IssuedCommand] = []
+        var lastID = 0
+        var replies: [Reply] = []
         var outbox: [RunRecord] = []
         var status = TrainerStatus()
         /// Bounded: a UI that stops draining (a frozen terminal) must not grow memory without limit.
@@ -23,16 +32,48 @@ public final class TrainerChannel: Sendable {
 
     // MARK: commands in
 
-    /// Queues a command's text. Parsing errors are reported by `CommandParser` before this (the UI shows them
-    /// inline); errors that depend on the run's state come back as error events.
-    public func send(_ command: String) {
-        state.withLock { $0.inbox.append(command) }
+    /// Queues a command; returns its id, which its reply carries. `text` is what the log keeps as typed (default:
+    /// the command as the language writes it). Errors that depend on the run's state come back as error events.
+    @discardableResult
+    public func send(_ command: Command, text: String? = nil) -> Int {
+        enqueue { IssuedCommand(id: $0, command: command, text: text) }
     }
 
-    func takeCommands() -> [String] {
+    /// A typed text that did not parse (the prompt shows why at once): the trainer logs it as an error event, so
+    /// the run log holds every command a person sent.
+    @discardableResult
+    public func send(refused text: String, because error: CommandError) -> Int {
+        enqueue { IssuedCommand(id: $0, text: text, parsed: .failure(error)) }
+    }
+
+    private func enqueue(_ make: (Int) -> IssuedCommand) -> Int {
+        state.withLock { s in
+            s.lastID += 1
+            s.inbox.append(make(s.lastID))
+            return s.lastID
+        }
+    }
+
+    func takeCommands() -> [IssuedCommand] {
         state.withLock { s in
             defer { s.inbox.removeAll(keepingCapacity: true) }
             return s.inbox
+        }
+    }
+
+    func reply(to id: Int, with event: EventRecord) {
+        state.withLock { s in
+            // Bounded like the records: nobody reading them must not grow memory.
+            if s.replies.count >= 4096 { s.replies.removeFirst(2048) }
+            s.replies.append(Reply(id: id, event: event))
+        }
+    }
+
+    /// The answers given since the last call, oldest first.
+    public func takeReplies() -> [Reply] {
+        state.withLock { s in
+            defer { s.replies.removeAll(keepingCapacity: true) }
+            return s.replies
         }
     }
 

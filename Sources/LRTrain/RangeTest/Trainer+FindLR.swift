@@ -105,8 +105,8 @@ extension Trainer {
     /// Returns the test's result, or nil when it could not run (its error event says why).
     public func runRangeTestOnly(_ settings: LRRangeSettings) -> LRRangeTestResult? {
         rangeTestOnly = true
-        channel.send(settings.commandText)
-        channel.send("stop")
+        channel.send(.findLR(settings))
+        channel.send(.stop)
         run()
         return lastRangeTest
     }

@@ -177,7 +177,7 @@ public final class SweepRunner: @unchecked Sendable {
     /// Stops the sweep: running trials end at their next step (logs and checkpoints kept), nothing new starts.
     public func requestStop() {
         stopRequested.store(true, ordering: .relaxed)
-        for channel in running.withLock({ Array($0.values) }) { channel.send("stop") }
+        for channel in running.withLock({ Array($0.values) }) { channel.send(.stop) }
     }
 
     var stopping: Bool { stopRequested.load(ordering: .relaxed) || SignalFlag.received }
@@ -255,21 +255,23 @@ public final class SweepRunner: @unchecked Sendable {
         options.lrtopVersion = version
         options.preloadedData = data
         options.subrun = SubRun(kind: .trial, label: "\(trial.name) \(configuration.label)")
-        var lines: [String] = []
-        if k == 0, let w = warmup { lines.append("@0 warmup \(w)") }
+        var script: [CommandScript.Entry] = []
+        if k == 0, let w = warmup { script.append(.init(step: 0, command: .warmup(w))) }
         if budget < totalSteps {
             let automatic = budget % stepsPerEpoch == 0 || (config.evalEvery.map { budget % $0 == 0 } ?? false)
-            if !automatic { lines.append("@\(budget) eval") }
-            lines.append("@\(budget) stop")
+            if !automatic { script.append(.init(step: budget, command: .eval)) }
+            script.append(.init(step: budget, command: .stop))
         }
         if k > 0 { options.resumeCheckpoint = trial.checkpoint }
         let started = Date()
         do {
             if k == 0, let w = warmup {
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                try "@0 warmup \(w)\n".write(to: dir.appendingPathComponent("commands.txt"), atomically: true, encoding: .utf8)
+                // The same command as a script line, for `lrtop train --commands` to reproduce the trial.
+                try "@0 \(Command.warmup(w))\n".write(to: dir.appendingPathComponent("commands.txt"), atomically: true,
+                                                      encoding: .utf8)
             }
-            options.script = try CommandScript.parse(lines.joined(separator: "\n"), name: "sweep")
+            options.script = CommandScript(entries: script, name: "sweep")
             options.observer = { [self] record in
                 state.withLock { s in
                     switch record {
@@ -281,7 +283,7 @@ public final class SweepRunner: @unchecked Sendable {
             }
             let trainer = try Trainer(config: config, options: options)
             running.withLock { $0[t] = trainer.channel }
-            if stopping { trainer.channel.send("stop") }
+            if stopping { trainer.channel.send(.stop) }
             let end = trainer.run()
             running.withLock { _ = $0.removeValue(forKey: t) }
             state.withLock { s in

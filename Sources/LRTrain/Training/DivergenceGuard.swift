@@ -73,7 +73,7 @@ extension Trainer {
         }
         for g in optimizer.groups { g.lr *= 0.5 }
         lrControl.markOverridden(all: optimizer.groups.count)
-        emit(event: .guardTrip, text: "guard", before: lrs,
+        emit(event: .guardTrip, text: "guard", result: EventResult(rolledBackTo: target.state.step), before: lrs,
              message: "\(trip); rolled back to step \(target.state.step) and halved the LR")
         return nil
     }
@@ -86,7 +86,8 @@ extension Trainer {
             return .diverged
         }
         let advice = pauseAnyway ? "paused" : "paused: lower the LR (e.g. 'lr /10') and resume, or roll back"
-        emit(event: .guardTrip, text: "guard", before: lrs, message: "\(message); \(advice)")
+        emit(event: .guardTrip, text: "guard", result: EventResult(paused: true), before: lrs,
+             message: "\(message); \(advice)")
         pause(reason: message)
         pausedByGuard = message
         return nil

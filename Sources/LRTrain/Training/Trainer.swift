@@ -3,6 +3,7 @@ import LRTensor
 import LRModels
 import LROptim
 import LRLog
+import LRCommand
 
 /// Trains one model, applying steering commands at step boundaries and logging everything.
 ///
@@ -433,12 +434,15 @@ public final class Trainer: @unchecked Sendable {
         record(.header(header))
     }
 
-    func emit(event kind: EventRecord.Kind, text: String, before: [Double]? = nil, message: String? = nil) {
+    @discardableResult
+    func emit(event kind: EventRecord.Kind, text: String, command: Command? = nil, result: EventResult? = nil,
+              before: [Double]? = nil, message: String? = nil) -> EventRecord {
         let after = optimizer.groups.map(\.lr)
-        let record = EventRecord(step: step, kind: kind, text: text, lrsBefore: before ?? after, lrsAfter: after,
-                                 message: message, wallTime: wallTime)
+        let record = EventRecord(step: step, kind: kind, text: text, command: command, result: result,
+                                 lrsBefore: before ?? after, lrsAfter: after, message: message, wallTime: wallTime)
         self.record(.event(record))
         flushLog()
+        return record
     }
 
     /// Every record goes out through here: to the log, to the UI, to the observer.
@@ -517,7 +521,7 @@ extension Trainer {
         if base > 0 {
             for g in optimizer.groups where g.initialLR != base { g.lr = lr * g.initialLR / base }
         }
-        emit(event: .command, text: "lr \(lr)", before: before,
+        emit(event: .command, text: "lr \(lr)", command: .lr(group: nil, .set(lr)), before: before,
              message: "--lr given with --resume: overrides the scheduled LR, which continues from it")
     }
 }

@@ -53,13 +53,12 @@ struct Attach: ParsableCommand {
             fail("\(error)")
         }
         let source = AttachSource(connection: connection, logURL: logURL)
-        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
 
         var warnings: [String] = []
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
         let look = Replay.loadTheme(theme, store: store, warnings: &warnings)
         let dashboard = Dashboard(source: source, theme: look, themeStore: store)
-        source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
         dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              warnings.isEmpty ? .info : .warning)
         let reason = try TUIRunner.run(dashboard, terminal: terminal)

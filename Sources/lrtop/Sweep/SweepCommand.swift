@@ -142,7 +142,7 @@ struct Sweep: ParsableCommand {
             }
             let (config, warmupCommand) = c.setup(base: base, seed: space.seeds[0], stepsPerEpoch: probe.stepsPerEpoch)
             var check = probeOptions
-            if let w = warmupCommand { check.script = try? CommandScript.parse("@0 warmup \(w)", name: "sweep") }
+            if let w = warmupCommand { check.script = CommandScript(entries: [.init(step: 0, command: .warmup(w))], name: "sweep") }
             do { _ = try Trainer(config: config, options: check) } catch {
                 fail("configuration \(c.name) (\(c.label)): \(error)")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import LRCommand
 import LRLog
 
 /// A run log that another process is still writing (`lrtop watch`), followed like `tail -f`: every
@@ -76,8 +77,8 @@ public final class WatchSource: RunSource {
 
     public func status() -> LiveStatus { current }
 
-    public func send(_ command: String) -> String? {
-        "watching a log is read-only: '\(command)' can only steer a run trained in this lrtop"
+    public func send(_ command: Command, text: String) throws(CommandError) -> Int {
+        throw CommandError("watching a log is read-only: '\(text)' can only steer a run trained in this lrtop")
     }
 
     private func apply(_ record: RunRecord) {
