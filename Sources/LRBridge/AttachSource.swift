@@ -101,11 +101,11 @@ public final class AttachSource: RunSource {
 
     /// How things stand now; `.detached` while the connection is up.
     public var ending: Ending {
-        let s = log.status()
-        if !s.state.isActive {
-            let m = s.message ?? s.state.rawValue
-            return .ended(reason: m.hasPrefix("ended: ") ? String(m.dropFirst(7)) : m)
+        if let end = log.end {
+            return .ended(reason: end.reason.rawValue + (end.message.map { " (\($0))" } ?? ""))
         }
+        let s = log.status()
+        if !s.state.isActive { return .ended(reason: s.message ?? s.state.rawValue) }
         if let lostReason { return .lost(lostReason) }
         return .detached
     }

@@ -23,7 +23,9 @@ public final class WatchSource: RunSource {
     private var current: LiveStatus
     private var failed = false
     private var warningCount = 0
-    private var ended = false
+    /// The log's end record, once it has arrived.
+    public private(set) var end: EndRecord?
+    private var ended: Bool { end != nil }
     private var groupNames: [String] = []
     /// The run's config from its log header, for the optimizer line.
     public private(set) var config: [String: String]? = nil
@@ -104,7 +106,7 @@ public final class WatchSource: RunSource {
         case .eval, .event:
             break
         case .end(let e):
-            ended = true
+            end = e
             current.state = RunPhase(ended: e.reason)
             current.message = "ended: " + e.reason.rawValue + (e.message.map { " (\($0))" } ?? "")
         }
