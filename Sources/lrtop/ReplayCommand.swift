@@ -66,7 +66,7 @@ struct Replay: ParsableCommand {
             dashboard.showNotice(first + (warnings.count > 1 ? " (+\(warnings.count - 1) more, printed before the UI)" : ""),
                                  .warning)
         }
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied())
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
 
@@ -77,17 +77,5 @@ struct Replay: ParsableCommand {
         for d in result.diagnostics { printErr("lrtop: warning: \(d)") }
         warnings += result.diagnostics
         return result.theme
-    }
-}
-
-/// Runs a dashboard that is already built in this terminal, restoring it on every way out.
-enum TUIRunner {
-    static func run(_ dashboard: Dashboard, terminal: TerminalFlags = TerminalFlags()) throws -> ExitReason {
-        let backend = NcursesBackend(mouse: !terminal.noMouse, ascii: terminal.ascii)
-        do { try backend.start() } catch { fail("cannot start the terminal UI: \(error)") }
-        defer { backend.restore() }
-        dashboard.setDepth(backend.colorDepth)
-        if let file = ViewPreferences.file() { TUIApp.remember(in: file, dashboard) }
-        return TUIApp.run(dashboard: dashboard, options: TUIOptions(), backend: backend)
     }
 }

@@ -258,16 +258,13 @@ extension Train {
         // Each frame can stall a BLAS thread mid-product on a 2-core machine (measured with `lrtop bench --tui`:
         // about 0.3% of training speed per frame per second), so the view refreshes 4 times a second while you
         // watch and 15 times a second for two seconds after a key. Keys are read the moment they arrive.
-        var tuiOptions = TUIOptions(maxFPS: 15, pollMs: 250, themeStore: Themes.store,
-                                    startupNotice: notice ?? trainer.datasetNotice)
+        var tuiOptions = terminal.applied(to: TUIOptions(maxFPS: 15, pollMs: 250, startupNotice: notice ?? trainer.datasetNotice))
         tuiOptions.idleFPS = 4
-        tuiOptions.mouse = !terminal.noMouse
-        tuiOptions.ascii = terminal.ascii
         tuiOptions.exitWhenFinished = exitWhenDone
         tuiOptions.findLRAtStart = findLR
         let reason: ExitReason
         do {
-            reason = try TUIApp.run(source: source, theme: loadedTheme, options: tuiOptions)
+            reason = try TUIApp.run(Dashboard(source: source, theme: loadedTheme, themeStore: Themes.store), options: tuiOptions)
         } catch {
             stop(trainer, finished, signal: nil)
             fail("\(error)")

@@ -36,7 +36,7 @@ struct Watch: ParsableCommand {
         let source = WatchSource(url: URL(fileURLWithPath: log), pollInterval: Double(intervalMs) / 1000)
         let dashboard = Dashboard(source: source, theme: chosen, themeStore: store)
         if let first = warnings.first { dashboard.showNotice(first, .warning) }
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied())
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
 }

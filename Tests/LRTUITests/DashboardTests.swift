@@ -274,7 +274,7 @@ import Glibc
         src.pending = FakeSource.records(steps: 50)
         src.current = FakeSource.status(at: 50)
         let backend = MemoryBackend(width: 80, height: 24, script: [.idle(3), .key(.char("?")), .idle(3), .key(.escape), .idle(3)])
-        let reason = try TUIApp.run(source: src, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        let reason = try TUIApp.run(Dashboard(source: src), options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
         #expect(reason == .interrupted(signal: MemoryBackend.endOfScriptSignal))
         #expect(backend.restoreCount == 1)
         #expect(backend.frames.count >= 3)
@@ -291,7 +291,7 @@ import Glibc
         src.pending = FakeSource.records(steps: 400)
         src.current = FakeSource.status(at: 400)
         let backend = MemoryBackend(width: 160, height: 48, script: [.idle(2), .key(.char("g")), .idle(2)])
-        _ = try TUIApp.run(source: src, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        _ = try TUIApp.run(Dashboard(source: src), options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
         let text = backend.screen.text
         for s in ["step 400/1,000", "lr→body", "▸lr body 8.00e-4", "0.4321 acc 87.5% @400",
                   "steps/s   100 now · 100 avg", "160 ✗ lr abc  bad value", "LR keys act on group body"] {
@@ -305,7 +305,7 @@ import Glibc
         src.pending = FakeSource.records(steps: 10)
         src.current = FakeSource.status(at: 10)
         let backend = MemoryBackend(script: [.idle(50)])
-        _ = try TUIApp.run(source: src, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        _ = try TUIApp.run(Dashboard(source: src), options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
         #expect(backend.frames.count == 1)
     }
 
@@ -326,7 +326,7 @@ import Glibc
             var isLive: Bool { true }
         }
         let feeder = Feeder(src)
-        _ = try TUIApp.run(source: feeder, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        _ = try TUIApp.run(Dashboard(source: feeder), options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
         #expect(backend.frames.first?.text.contains("waiting for data") == true)
         #expect(backend.screen.text.contains("step 120/1,000"))
     }
@@ -335,7 +335,7 @@ import Glibc
         let src = FakeSource()
         src.current = FakeSource.status(at: 0)
         let backend = MemoryBackend(script: [.key(.char("q")), .idle(1), .key(.char("y"))])
-        #expect(try TUIApp.run(source: src, options: TUIOptions(pollMs: 0), backend: backend) == .quit)
+        #expect(try TUIApp.run(Dashboard(source: src), options: TUIOptions(pollMs: 0), backend: backend) == .quit)
         #expect(backend.restoreCount == 1)
         #expect(backend.frames.last?.text.contains("quit? training is still running (y/n)") == true)
     }
@@ -346,7 +346,7 @@ import Glibc
         src.current = FakeSource.status(at: 20)
         let backend = MemoryBackend(width: 80, height: 24, script: [.idle(1), .resize(width: 50, height: 10), .idle(1),
                                                                    .resize(width: 100, height: 30), .idle(1), .signal(15)])
-        let reason = try TUIApp.run(source: src, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        let reason = try TUIApp.run(Dashboard(source: src), options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
         #expect(reason == .interrupted(signal: 15))
         #expect(backend.frames.map(\.width) == [80, 50, 100])
         #expect(backend.frames[1].text.contains("too small: need 60x18, have 50x10"))
@@ -361,7 +361,7 @@ import Glibc
         src.current = FakeSource.status(at: 5)
         src.current.state = .finished
         let backend = MemoryBackend(script: [.idle(100)])
-        #expect(try TUIApp.run(source: src, options: TUIOptions(maxFPS: 0, pollMs: 0, exitWhenFinished: true), backend: backend) == .finished)
+        #expect(try TUIApp.run(Dashboard(source: src), options: TUIOptions(maxFPS: 0, pollMs: 0, exitWhenFinished: true), backend: backend) == .finished)
         #expect(backend.screen.text.contains("completed"))
     }
 
@@ -383,7 +383,7 @@ import Glibc
     func refusesToStartWithoutATerminal() {
         let src = FakeSource()
         #expect(throws: TUIError.notATerminal) {
-            _ = try TUIApp.run(source: src)
+            _ = try TUIApp.run(Dashboard(source: src))
         }
         #expect(TUIError.notATerminal.description.contains("needs a terminal"))
     }

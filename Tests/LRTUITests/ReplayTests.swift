@@ -296,8 +296,7 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         source.clock = { clock.now }
         let d = source.makeDashboard()
         let backend = MemoryBackend(width: 120, height: 40, script: [.idle(1), .key(.home), .idle(1), .key(.char(".")), .idle(2)])
-        try backend.start()
-        let reason = TUIApp.run(dashboard: d, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        let reason = try TUIApp.run(d, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
         #expect(reason == .interrupted(signal: MemoryBackend.endOfScriptSignal))
         #expect(backend.frames.contains { $0.lines()[0].contains("step 0/300") })
         #expect(backend.screen.lines()[0].contains("step 100/300"))

@@ -45,13 +45,6 @@ public final class Dashboard {
         case lrChart, lossChart, events
     }
 
-    public enum Outcome: Equatable, Sendable {
-        case none
-        case quit
-        /// The whole screen should be written again.
-        case redraw
-    }
-
     /// A one-line message on the key bar until the next key, or a few seconds (errors stay until a key).
     public struct Notice: Equatable, Sendable {
         public enum Kind: Sendable { case info, warning, error }
@@ -211,7 +204,7 @@ public final class Dashboard {
     // MARK: keys
 
     /// Handles a key: overlays first, then the key table.
-    public func handle(_ key: Key) -> Outcome {
+    public func handle(_ key: Key) -> ScreenAction {
         if key == .resize { return .none }
         if key == .ctrl("c") { return .quit }
         if case .mouse(let m) = key { return handle(mouse: m) }
@@ -269,7 +262,7 @@ public final class Dashboard {
     }
 
     /// Carries out an action of the key table.
-    public func perform(_ action: KeyAction) -> Outcome {
+    public func perform(_ action: KeyAction) -> ScreenAction {
         switch action {
         case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
             if keyMode == .replay {
@@ -422,7 +415,7 @@ public final class Dashboard {
 
     /// A click focuses the panel under it (on a chart it also puts the cursor there; on an event it opens it);
     /// the wheel zooms a chart's x-range or scrolls the events.
-    func handle(mouse m: MouseEvent) -> Outcome {
+    func handle(mouse m: MouseEvent) -> ScreenAction {
         switch overlay {
         case .help, .eventDetail:
             if m.kind == .click { overlay = .none }

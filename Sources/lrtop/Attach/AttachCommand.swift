@@ -61,7 +61,7 @@ struct Attach: ParsableCommand {
         let dashboard = Dashboard(source: source, theme: look, themeStore: store)
         dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              warnings.isEmpty ? .info : .warning)
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied())
         let step = dashboard.status.step
         source.detach()
 

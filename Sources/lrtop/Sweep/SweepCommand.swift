@@ -227,9 +227,9 @@ struct Sweep: ParsableCommand {
         let (loadedTheme, _) = Themes.resolve(theme)
         let source = SweepBoardSource(runner: runner, title: "sweep · \(p.directory.path)",
                                       trainLine: { trainLine($0, p) })
-        let backend = NcursesBackend(mouse: false, ascii: terminal.ascii)
-        let board = Leaderboard(source: source, theme: loadedTheme)
-        let reason = try Leaderboard.run(board, backend: backend)
+        var options = terminal.applied(to: TUIOptions(pollMs: 100))
+        options.mouse = false
+        let reason = try TUIApp.run(Leaderboard(source: source, theme: loadedTheme), options: options)
         if case .interrupted(let s) = reason { SignalFlag.raise(s) }
         runner.requestStop()
         finished.wait()
