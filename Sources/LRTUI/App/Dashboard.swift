@@ -98,6 +98,9 @@ public final class Dashboard {
     public internal(set) var branchTable = TrialTableState()
     /// The id of the last command sent.
     var lastSentID: Int?
+    /// The status panel as last built, and whether something it shows changed since (a record, a status, a key).
+    var statusPanel: StatusPanel?
+    var statusIsStale = true
 
     public init(source: any RunSource, overlays: [any RunSource] = [], theme: Theme = .builtinDefault,
                 depth: ColorDepth = .truecolor, themeStore: ThemeStore? = nil) {
@@ -141,11 +144,13 @@ public final class Dashboard {
     public func setTheme(_ theme: Theme) {
         self.theme = theme
         palette = Palette(theme: theme, depth: depth)
+        statusIsStale = true
     }
 
     public func setDepth(_ depth: ColorDepth) {
         self.depth = depth
         palette = Palette(theme: theme, depth: depth)
+        statusIsStale = true
     }
 
     public func showNotice(_ text: String, _ kind: Notice.Kind = .info) {
@@ -168,6 +173,7 @@ public final class Dashboard {
             changed = true
         }
         if let g = selectedGroup, g >= primary.groupNames.count { selectedGroup = nil }
+        if changed { statusIsStale = true }
         return changed
     }
 
@@ -205,6 +211,7 @@ public final class Dashboard {
 
     /// Handles a key: overlays first, then the key table.
     public func handle(_ key: Key) -> ScreenAction {
+        statusIsStale = true
         if key == .resize { return .none }
         if key == .ctrl("c") { return .quit }
         if case .mouse(let m) = key { return handle(mouse: m) }
@@ -263,6 +270,7 @@ public final class Dashboard {
 
     /// Carries out an action of the key table.
     public func perform(_ action: KeyAction) -> ScreenAction {
+        statusIsStale = true
         switch action {
         case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
             if keyMode == .replay {
@@ -485,6 +493,7 @@ public final class Dashboard {
     public func apply(_ p: ViewPreferences) {
         if let z = p.zoom, Self.zoomLevels.indices.contains(z) { zoomIndex = z }
         if let e = p.smoothing, RunModel.smoothingWeights.indices.contains(e) { smoothingIndex = e }
+        statusIsStale = true
     }
 
     func viewChanged() { onViewChange?(viewPreferences) }
