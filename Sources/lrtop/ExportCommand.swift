@@ -18,10 +18,10 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let result: LoadResult
-        do { result = try RunLoader.load(URL(fileURLWithPath: source)) } catch { fail("\(error)") }
+        do { result = try RunLoader.load(URL(fileURLWithPath: source)) } catch { try fail("\(error)") }
         for w in result.warnings { printErr("lrtop: warning: \(w)") }
         guard result.runs.count == 1, let data = result.runs.first else {
-            fail("\(source) holds \(result.runs.count) runs: export one file at a time")
+            try fail("\(source) holds \(result.runs.count) runs: export one file at a time")
         }
         let outURL = URL(fileURLWithPath: out)
         do {
@@ -35,7 +35,7 @@ struct Export: ParsableCommand {
                 print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
             }
         } catch {
-            fail("cannot write \(out): \(FileProblem.reason(error))")
+            try fail("cannot write \(out): \(FileProblem.reason(error))")
         }
     }
 }

@@ -42,12 +42,12 @@ struct ExportWeights: ParsableCommand {
         if initial {
             let sizes = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.count == hidden.split(separator: ",").count else {
-                fail("invalid --hidden '\(hidden)': expected sizes like 256 or 512,256")
+                try fail("invalid --hidden '\(hidden)': expected sizes like 256 or 512,256")
             }
             do {
                 let loaded = try DataLoader.load(spec: data)
                 network = try ModelFactory.make(name: model, dataset: loaded.dataset, seed: seed, hidden: sizes)
-            } catch { fail("\(error)") }
+            } catch { try fail("\(error)") }
             metadata["lrtop_source"] = "initial weights, seed \(seed)"
         } else if paths[0].lowercased().hasSuffix(".safetensors") {
             // A PyTorch file through the model: checked against it (names, shapes, finite values) and written as
@@ -56,31 +56,31 @@ struct ExportWeights: ParsableCommand {
                 let file = try Safetensors.read(contentsOf: URL(fileURLWithPath: paths[0]))
                 network = try Self.network(fitting: file, model: model)
                 try network.load(file)
-            } catch { fail("\(error)") }
+            } catch { try fail("\(error)") }
             metadata["lrtop_source"] = paths[0]
         } else {
-            let source = Self.checkpointURL(for: paths[0])
+            let source = try Self.checkpointURL(for: paths[0])
             do {
                 let (net, step) = try Self.network(fromCheckpoint: source)
                 network = net
                 metadata["lrtop_source"] = source.path
                 metadata["lrtop_step"] = "\(step)"
-            } catch { fail("\(error)") }
+            } catch { try fail("\(error)") }
         }
         metadata["lrtop_model"] = network.summary
         let bytes = network.safetensorsBytes(metadata: metadata)
         do { try Data(bytes).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-            fail("cannot write \(out): \((error as NSError).localizedDescription)")
+            try fail("cannot write \(out): \((error as NSError).localizedDescription)")
         }
         print("lrtop: wrote \(out): \(network.summary), \(network.parameterCount) parameters, \(bytes.count) bytes")
     }
 
     /// A checkpoint file as given; for a run folder (or its log) the final checkpoint, else the latest one.
-    static func checkpointURL(for path: String) -> URL {
+    static func checkpointURL(for path: String) throws -> URL {
         var url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            fail("\(path): no such file or folder — give a checkpoint (.ckpt) or a run folder")
+            try fail("\(path): no such file or folder — give a checkpoint (.ckpt) or a run folder")
         }
         if !isDir.boolValue {
             guard url.pathExtension == "jsonl" else { return url }
@@ -92,7 +92,7 @@ struct ExportWeights: ParsableCommand {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
             .filter { $0.hasSuffix(".ckpt") }.sorted()
         guard let latest = names.last else {
-            fail("\(url.path): no checkpoints in \(folder.path) — was the run started with a run folder?")
+            try fail("\(url.path): no checkpoints in \(folder.path) — was the run started with a run folder?")
         }
         return folder.appendingPathComponent(latest)
     }

@@ -7,7 +7,7 @@ import LRCommand
 
 /// `lrtop find-lr`: the LR range test before training. Headless it prints the suggestions and the `lrtop train`
 /// line that trains with the pick; in the terminal UI it sweeps, draws the curve, and trains with the LR picked on it.
-struct FindLR: ParsableCommand {
+struct FindLR: TypedArgumentsCommand {
     static let configuration = CommandConfiguration(
         commandName: "find-lr",
         abstract: "LR range test (fastai's lr_find): sweep the LR, suggest one, train with the pick.",
@@ -59,7 +59,7 @@ struct FindLR: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run(arguments: [String]) throws {
         let settings = try settings()
         let config = try options.config(defaultScheduler: Defaults.scheduler)
         var runOptions = RunOptions()
@@ -70,12 +70,12 @@ struct FindLR: ParsableCommand {
         runOptions.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
         do {
             runOptions.runDirectory = try runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.makeDefault(prefix: "find-lr_")
-        } catch { fail("\(error)") }
+        } catch { try fail("\(error)") }
         if headless {
-            try runHeadless(config: config, options: runOptions, settings: settings)
+            try runHeadless(config: config, options: runOptions, settings: settings, arguments: arguments)
         } else {
             guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-                fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop find-lr --headless' instead")
+                try fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop find-lr --headless' instead")
             }
             // The run waits at step 0 while the sweep runs and the person picks; enter applies the pick and trains.
             runOptions.evaluate = true
@@ -87,27 +87,28 @@ struct FindLR: ParsableCommand {
         }
     }
 
-    private func runHeadless(config: TrainConfig, options: RunOptions, settings: LRRangeSettings) throws {
+    private func runHeadless(config: TrainConfig, options: RunOptions, settings: LRRangeSettings,
+                             arguments: [String]) throws {
         var options = options
         options.headless = true
         SignalFlag.install()
         let box = EventBox()
         options.observer = { if case .event(let e) = $0 { box.events.append(e) } }
         let trainer: Trainer
-        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
         let c = trainer.config
         print("lrtop: find-lr on \(c.model) · \(trainer.datasetName): LR \(LRRangeCurve.format(settings.start)) → "
               + "\(LRRangeCurve.format(settings.end)) over up to \(settings.steps) steps (\(c.optimizer), batch \(c.batchSize))")
         guard let result = trainer.runRangeTestOnly(settings) else {
             let why = box.events.last { $0.kind == .error }?.message ?? "the sweep did not run"
-            fail(why)
+            try fail(why)
         }
         let curve = result.curve
         print(String(format: "lrtop: %d steps in %.2f s, ", curve.count, result.seconds) + (curve.stop?.text ?? ""))
         let named = curve.suggestions.named
         guard !named.isEmpty else {
-            fail("too few points for a suggestion (\(curve.count)): give more --steps or a wider --start/--end")
+            try fail("too few points for a suggestion (\(curve.count)): give more --steps or a wider --start/--end")
         }
         let picked = named.first { $0.name == (pick == "min" ? "min/10" : pick) } ?? named[0]
         print("")
@@ -122,13 +123,12 @@ struct FindLR: ParsableCommand {
         if let dir = trainer.runDirectory, let folder = result.folder {
             print("lrtop: sweep logged in \(dir.appendingPathComponent(folder).path)/log.jsonl; see it with: lrtop replay \(dir.path)")
         }
-        print(Self.trainLine(lr: picked.lr))
+        print(Self.trainLine(lr: picked.lr, arguments: arguments))
     }
 
-    /// `lrtop train` with the options given here (the find-lr ones left out) and `--lr PICK`.
-    static func trainLine(lr: Double, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String {
+    /// `lrtop train` with the options typed after `find-lr` (the find-lr ones left out) and `--lr PICK`.
+    static func trainLine(lr: Double, arguments: [String]) -> String {
         var args = arguments
-        if args.first == "find-lr" { args.removeFirst() }
         let dropWithValue: Set<String> = ["--start", "--end", "--steps", "--pick", "--run-dir", "--lr", "--theme"]
         let dropFlag: Set<String> = ["--headless", "--force", "--ascii", "--no-mouse"]
         var kept: [String] = []

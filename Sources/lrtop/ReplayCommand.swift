@@ -41,12 +41,12 @@ struct Replay: ParsableCommand {
 
     func run() throws {
         if summary {
-            let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
+            let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
             print(RunSummary.table(runs))
             return
         }
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
+            try fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
         }
         var warnings: [String] = []
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
@@ -54,7 +54,7 @@ struct Replay: ParsableCommand {
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
         // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
-        let source = ReplaySource(runs: RunInputs.nameBranches(RunNames.assign(inputs.load(warnings: &warnings))),
+        let source = ReplaySource(runs: RunInputs.nameBranches(RunNames.assign(try inputs.load(warnings: &warnings))),
                                   options: options)
         if align == .walltime && source.alignment != .walltime {
             let w = "no wall times in \(source.runs.count > 1 ? "these runs" : "this run"): aligned by step"

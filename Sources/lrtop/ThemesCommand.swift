@@ -24,16 +24,16 @@ struct Themes: ParsableCommand {
     static var store: ThemeStore { ThemeStore(searchPaths: ThemeStore.defaultSearchPaths()) }
 
     /// The theme to start with, and a notice of what was ignored in it. An unknown name is an error.
-    static func resolve(_ name: String?) -> (Theme, String?) {
+    static func resolve(_ name: String?) throws -> (Theme, String?) {
         guard let name else {
             let result = store.load("default")
             return (result.theme, result.diagnostics.first)
         }
         let isPath = name.contains("/") || name.hasSuffix(".theme")
         if !isPath && !store.availableThemes().contains(name) {
-            fail("unknown theme '\(name)': available themes are \(store.availableThemes().joined(separator: ", ")) ('lrtop themes' lists them)")
+            try fail("unknown theme '\(name)': available themes are \(store.availableThemes().joined(separator: ", ")) ('lrtop themes' lists them)")
         }
-        if isPath && !FileManager.default.isReadableFile(atPath: name) { fail("cannot read the theme file \(name)") }
+        if isPath && !FileManager.default.isReadableFile(atPath: name) { try fail("cannot read the theme file \(name)") }
         let result = store.load(name)
         for d in result.diagnostics { printErr("lrtop: warning: \(d)") }
         return (result.theme, result.diagnostics.isEmpty ? nil : "theme: \(result.diagnostics.count) problem(s) ignored; \(result.diagnostics[0])")

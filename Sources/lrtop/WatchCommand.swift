@@ -24,11 +24,11 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("lrtop watch needs a terminal (stdout is not one): use 'lrtop replay --summary \(log)' for a table")
+            try fail("lrtop watch needs a terminal (stdout is not one): use 'lrtop replay --summary \(log)' for a table")
         }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: log, isDirectory: &isDir), isDir.boolValue {
-            fail("\(log) is a folder: watch follows one .jsonl run log (its run.jsonl?)")
+            try fail("\(log) is a folder: watch follows one .jsonl run log (its run.jsonl?)")
         }
         var warnings: [String] = []
         let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())

@@ -225,16 +225,8 @@ public final class SweepRunner: @unchecked Sendable {
 
     /// Trains `work` (trial indices) to rung `k`, `jobs` at a time.
     private func runPool(_ work: [Int], rung k: Int) {
-        let queue = WorkQueue(work)
-        let group = DispatchGroup()
-        for _ in 0..<min(jobs, work.count) {
-            group.enter()
-            Thread.detachNewThread { [self] in
-                while !stopping, let t = queue.next() { runTrial(t, rung: k) }
-                group.leave()
-            }
-        }
-        group.wait()
+        TrainerPool(count: work.count, width: jobs, name: "lrtop-trial") { [self] in runTrial(work[$0], rung: k) }
+            .run(stop: { stopping })
     }
 
     private func runTrial(_ t: Int, rung k: Int) {
@@ -318,14 +310,6 @@ public final class SweepRunner: @unchecked Sendable {
         guard let data = try? encoder.encode(summary) else { return }
         try? data.write(to: directory.appendingPathComponent("sweep.json"), options: .atomic)
     }
-}
-
-/// Trial indices handed to the worker threads one at a time.
-final class WorkQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: ArraySlice<Int>
-    init(_ items: [Int]) { self.items = items[...] }
-    func next() -> Int? { lock.lock(); defer { lock.unlock() }; return items.popFirst() }
 }
 
 extension SweepConfiguration {

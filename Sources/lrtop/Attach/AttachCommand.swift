@@ -25,13 +25,13 @@ struct Attach: ParsableCommand {
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
+            try fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
         }
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
         } catch {
-            fail("\(error)")
+            try fail("\(error)")
         }
         let connection: BridgeConnection
         let logURL: URL
@@ -48,9 +48,9 @@ struct Attach: ParsableCommand {
             }
         } catch {
             if let log = chosen.log, let reason = RunFinder.endReason(of: log) {
-                fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
+                try fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
             }
-            fail("\(error)")
+            try fail("\(error)")
         }
         let source = AttachSource(connection: connection, logURL: logURL)
         source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
@@ -68,7 +68,7 @@ struct Attach: ParsableCommand {
         let log = source.logURL.path
         switch source.ending {
         case .lost(let why):
-            fail(why + "; what it logged is in \(log)")
+            try fail(why + "; what it logged is in \(log)")
         case .ended(let why):
             print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
         case .detached:

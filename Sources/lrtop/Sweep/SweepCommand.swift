@@ -86,36 +86,36 @@ struct Sweep: ParsableCommand {
             schedulers = sched.isEmpty ? [givenWarmup ? "cosine" : Defaults.scheduler]
                 : try SearchSpaceParser.specs(sched, option: "sched")
             optimizers = optimizer.isEmpty ? ["adamw"] : try SearchSpaceParser.specs(optimizer, option: "optimizer")
-        } catch { fail(error.description) }
+        } catch { try fail(error.description) }
         for o in optimizers {
-            do { _ = try OptimizerSpec(parsing: o) } catch { fail("invalid --optimizer '\(o)': \(error)") }
+            do { _ = try OptimizerSpec(parsing: o) } catch { try fail("invalid --optimizer '\(o)': \(error)") }
         }
         for s in schedulers where s != Defaults.scheduler {
             let spec = SearchSpaceParser.filledIn(s, totalSteps: 1000)
             do { _ = try SchedulerFactory.validate(spec: spec, context: ScheduleContext(totalSteps: 1000, stepsPerEpoch: 100)) }
-            catch { fail("invalid --sched '\(s)': \(error)") }
+            catch { try fail("invalid --sched '\(s)': \(error)") }
         }
         if schedulers.contains(Defaults.scheduler) && warmups.contains(where: { $0 != .steps(0) }) {
-            fail("--warmup needs --sched: the default schedule has its own warmup (e.g. --sched cosine)")
+            try fail("--warmup needs --sched: the default schedule has its own warmup (e.g. --sched cosine)")
         }
-        guard seeds >= 1 else { fail("invalid --seeds \(seeds): at least 1 seed per configuration") }
-        guard jobs >= 1 else { fail("invalid --jobs \(jobs): at least 1 trial at a time") }
+        guard seeds >= 1 else { try fail("invalid --seeds \(seeds): at least 1 seed per configuration") }
+        guard jobs >= 1 else { try fail("invalid --jobs \(jobs): at least 1 trial at a time") }
         for a in trainArguments where a.hasPrefix("-") {
             let name = String(a.drop { $0 == "-" }.prefix { $0 != "=" })
             if ["resume", "init", "commands", "run-dir", "log", "headless"].contains(name) {
-                fail("--\(name) is an option of 'lrtop train', not of a sweep: every trial starts fresh in SWEEP_DIR/trials")
+                try fail("--\(name) is an option of 'lrtop train', not of a sweep: every trial starts fresh in SWEEP_DIR/trials")
             }
         }
         let options: TrainOptions
-        do { options = try TrainOptions.parse(trainArguments) } catch { fail(TrainOptions.message(for: error)) }
+        do { options = try TrainOptions.parse(trainArguments) } catch { try fail(TrainOptions.message(for: error)) }
         var base: TrainConfig
-        do { base = try options.config(defaultScheduler: Defaults.scheduler) } catch { fail(TrainOptions.message(for: error)) }
+        do { base = try options.config(defaultScheduler: Defaults.scheduler) } catch { try fail(TrainOptions.message(for: error)) }
         var space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
                                 seeds: (0..<UInt64(seeds)).map { base.seed &+ $0 })
-        guard !space.configurations.isEmpty else { fail("the search space holds no configuration") }
+        guard !space.configurations.isEmpty else { try fail("the search space holds no configuration") }
 
         let data: LoadedData
-        do { data = try DataLoader.load(spec: base.data, normalize: base.normalize) } catch { fail("\(error)") }
+        do { data = try DataLoader.load(spec: base.data, normalize: base.normalize) } catch { try fail("\(error)") }
         if let notice = data.notice { printErr("lrtop: \(notice)") }
         // A trainer that writes nothing sizes the run (steps per epoch, total) exactly as the trials will.
         var probeOptions = RunOptions()
@@ -127,24 +127,24 @@ struct Sweep: ParsableCommand {
             var c = base
             c.scheduler = "constant"
             probe = try Trainer(config: c, options: probeOptions)
-        } catch { fail("\(error)") }
+        } catch { try fail("\(error)") }
         space.schedulers = space.schedulers.map { SearchSpaceParser.filledIn($0, totalSteps: probe.totalSteps) }
         let configurations = space.configurations
         let plan: HalvingPlan
         do { plan = try HalvingPlan(totalSteps: probe.totalSteps, configurations: configurations.count, eta: eta, rungs: rungs) }
-        catch { fail(error.description) }
+        catch { try fail(error.description) }
         if base.evalEvery == nil { base.evalEvery = plan.budgets[0] }
         // Every configuration is built once as its trials will be, so a bad one is refused before any training.
         for c in configurations {
             let w = c.warmup.steps(stepsPerEpoch: probe.stepsPerEpoch)
             if w >= probe.totalSteps {
-                fail("--warmup \(c.warmup) is \(w) steps, as long as the whole run (\(probe.totalSteps) steps): give a shorter warmup or more --epochs")
+                try fail("--warmup \(c.warmup) is \(w) steps, as long as the whole run (\(probe.totalSteps) steps): give a shorter warmup or more --epochs")
             }
             let (config, warmupCommand) = c.setup(base: base, seed: space.seeds[0], stepsPerEpoch: probe.stepsPerEpoch)
             var check = probeOptions
             if let w = warmupCommand { check.script = CommandScript(entries: [.init(step: 0, command: .warmup(w))], name: "sweep") }
             do { _ = try Trainer(config: config, options: check) } catch {
-                fail("configuration \(c.name) (\(c.label)): \(error)")
+                try fail("configuration \(c.name) (\(c.label)): \(error)")
             }
         }
         let directory = try sweepDirectory()
@@ -159,18 +159,18 @@ struct Sweep: ParsableCommand {
         let fm = FileManager.default
         let dir: URL
         if let sweepDir { dir = URL(fileURLWithPath: sweepDir) } else {
-            do { dir = try RunDirectory.makeDefault(prefix: "sweep-") } catch { fail("\(error)") }
+            do { dir = try RunDirectory.makeDefault(prefix: "sweep-") } catch { try fail("\(error)") }
         }
         let trials = dir.appendingPathComponent("trials"), summary = dir.appendingPathComponent("sweep.json")
         if fm.fileExists(atPath: trials.path) || fm.fileExists(atPath: summary.path) {
             guard force else {
-                fail("\(dir.path) already holds a sweep (trials/, sweep.json); nothing was overwritten: choose another --sweep-dir or pass --force to replace it")
+                try fail("\(dir.path) already holds a sweep (trials/, sweep.json); nothing was overwritten: choose another --sweep-dir or pass --force to replace it")
             }
             try? fm.removeItem(at: trials)
             try? fm.removeItem(at: summary)
         }
         do { try fm.createDirectory(at: trials, withIntermediateDirectories: true) } catch {
-            fail("cannot create the sweep folder \(dir.path): \(FileProblem.reason(error))")
+            try fail("cannot create the sweep folder \(dir.path): \(FileProblem.reason(error))")
         }
         return dir
     }
@@ -198,7 +198,7 @@ struct Sweep: ParsableCommand {
             snapshot = runner.run()
         } else {
             guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-                fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop sweep --headless' for progress lines instead")
+                try fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop sweep --headless' for progress lines instead")
             }
             snapshot = try runLive(runner, prepared: p, intro: intro)
             for line in intro { reporter.line(line) }
@@ -224,7 +224,7 @@ struct Sweep: ParsableCommand {
         thread.stackSize = 16 << 20
         thread.name = "lrtop-sweep"
         thread.start()
-        let (loadedTheme, _) = Themes.resolve(theme)
+        let (loadedTheme, _) = try Themes.resolve(theme)
         let source = SweepBoardSource(runner: runner, title: "sweep · \(p.directory.path)",
                                       trainLine: { trainLine($0, p) })
         var options = terminal.applied(to: TUIOptions(pollMs: 100))

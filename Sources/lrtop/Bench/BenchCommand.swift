@@ -95,7 +95,7 @@ struct Bench: ParsableCommand {
         if withLog { options.runDirectory = tmp }
         defer { if withLog { try? FileManager.default.removeItem(at: tmp) } }
         let trainer: Trainer
-        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         _ = trainer.timeSteps(warmup)
         var best = Double.infinity
         for _ in 0..<max(1, repeats) { best = min(best, trainer.timeSteps(steps)) }

@@ -72,8 +72,10 @@ struct TUIOverheadBench {
         return Double(count * batchSize) / seconds
     }
 
+    /// This very binary, as the kernel knows it.
     private var executable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? Bundle.main.executableURL?.resolvingSymlinksInPath().path ?? "lrtop"
     }
 
     private func runQuietly(_ args: [String]) throws -> Int32 {

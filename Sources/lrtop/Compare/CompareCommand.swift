@@ -31,16 +31,16 @@ struct Compare: ParsableCommand {
     @Flag(help: "Print the table as JSON too.") var json = false
 
     func run() throws {
-        guard epochs >= 1, seeds >= 1, jobs >= 1 else { fail("--epochs, --seeds and --jobs must be at least 1") }
+        guard epochs >= 1, seeds >= 1, jobs >= 1 else { try fail("--epochs, --seeds and --jobs must be at least 1") }
         let targetFraction = target > 1 ? target / 100 : target
         var plan = CompareConfiguration.guide
         for spec in configs {
-            do { try CompareConfiguration.merge(spec, into: &plan) } catch { fail("\(error)") }
+            do { try CompareConfiguration.merge(spec, into: &plan) } catch { try fail("\(error)") }
         }
         if let only {
             let keys = only.split(separator: ",").map { $0.lowercased().trimmingCharacters(in: .whitespaces) }
             plan = plan.filter { c in keys.contains { c.name.lowercased().contains($0) } }
-            guard !plan.isEmpty else { fail("--only '\(only)' matches no configuration") }
+            guard !plan.isEmpty else { try fail("--only '\(only)' matches no configuration") }
         }
         let outDir = try out.map { URL(fileURLWithPath: $0) } ?? RunDirectory.makeDefault(prefix: "compare-")
         try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
@@ -51,7 +51,7 @@ struct Compare: ParsableCommand {
         probe.epochs = epochs
         var probeOptions = RunOptions(); probeOptions.writeFiles = false
         let stepsPerEpoch: Int
-        do { stepsPerEpoch = try Trainer(config: probe, options: probeOptions).stepsPerEpoch } catch { fail("\(error)") }
+        do { stepsPerEpoch = try Trainer(config: probe, options: probeOptions).stepsPerEpoch } catch { try fail("\(error)") }
 
         var jobsList: [CompareJob] = []
         for c in plan {
@@ -59,7 +59,7 @@ struct Compare: ParsableCommand {
                 var cfg = TrainConfig()
                 cfg.model = model; cfg.hidden = [hidden]; cfg.batchSize = batchSize; cfg.epochs = epochs
                 cfg.data = data; cfg.seed = UInt64(seed); cfg.guardFactor = 0
-                do { try c.apply(to: &cfg, stepsPerEpoch: stepsPerEpoch, epochs: epochs) } catch { fail("\(c.name): \(error)") }
+                do { try c.apply(to: &cfg, stepsPerEpoch: stepsPerEpoch, epochs: epochs) } catch { try fail("\(c.name): \(error)") }
                 let slug = c.name.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).joined(separator: "-")
                 let runDir = outDir.appendingPathComponent("\(slug)-seed\(seed)")
                 jobsList.append(CompareJob(name: c.name, seed: seed, config: cfg, log: runDir.appendingPathComponent("run.jsonl")))
@@ -68,11 +68,12 @@ struct Compare: ParsableCommand {
         let live = !headless && isatty(STDOUT_FILENO) == 1
         let view = CompareProgress(jobs: jobsList, stepsPerEpoch: stepsPerEpoch, epochs: epochs, live: live)
         SignalFlag.install()
-        let results = CompareRunner(jobs: jobsList, parallel: jobs, target: targetFraction, progress: view).run()
+        let results = CompareRunner(jobs: jobsList, parallel: jobs, target: targetFraction, version: LRTop.version,
+                                    observe: { view.update(index: $0, record: $1) }).run()
         view.finish()
-        if SignalFlag.received { fail("interrupted by \(SignalFlag.name); finished runs' logs are in \(outDir.path)", code: 130) }
+        if SignalFlag.received { try fail("interrupted by \(SignalFlag.name); finished runs' logs are in \(outDir.path)", code: 130) }
         if let failure = results.first(where: { $0.error != nil }) {
-            fail("\(failure.job.name) seed \(failure.job.seed): \(failure.error!)")
+            try fail("\(failure.job.name) seed \(failure.job.seed): \(failure.error!)")
         }
         let table = CompareTable(results: results, order: plan.map(\.name), target: targetFraction, epochs: epochs)
         print(table.render())
