@@ -21,7 +21,8 @@ struct ExportWeights: ParsableCommand {
     var paths: [String] = []
     @Flag(help: "Export the initial weights of a fresh run with --model, --hidden, --seed and --data instead of a checkpoint's.")
     var initial = false
-    @Option(help: "With --initial or a .safetensors source: mlp or convnet.") var model = "mlp"
+    @Option(help: "With --initial or a .safetensors source: mlp or convnet.", transform: { try ModelKind(name: $0) })
+    var model = ModelKind.mlp
     @Option(help: "With --initial: MLP hidden sizes, comma separated.") var hidden = "256"
     @Option(help: "With --initial: the run's seed.") var seed: UInt64 = 0
     @Option(help: "With --initial: the dataset (its sample shape and class count size the model).") var data: String?
@@ -46,7 +47,7 @@ struct ExportWeights: ParsableCommand {
             }
             do {
                 let loaded = try DataLoader.load(spec: data)
-                network = try ModelFactory.make(name: model, dataset: loaded.dataset, seed: seed, hidden: sizes)
+                network = try ModelFactory.make(name: model.rawValue, dataset: loaded.dataset, seed: seed, hidden: sizes)
             } catch { try fail("\(error)") }
             metadata["lrtop_source"] = "initial weights, seed \(seed)"
         } else if paths[0].lowercased().hasSuffix(".safetensors") {
@@ -98,7 +99,7 @@ struct ExportWeights: ParsableCommand {
     }
 
     /// The model whose state_dict `file` holds, sized from its tensors' shapes (the twin of `model`).
-    static func network(fitting file: Safetensors, model: String) throws -> Network {
+    static func network(fitting file: Safetensors, model: ModelKind) throws -> Network {
         func shape(_ name: String) throws -> [Int] {
             guard let e = file[name] else {
                 throw SafetensorsError("\(file.source): no tensor '\(name)': is it the state_dict of a \(model) twin? (--model)")
@@ -107,18 +108,16 @@ struct ExportWeights: ParsableCommand {
         }
         let classes = try shape("head.bias").first ?? 0
         switch model {
-        case "mlp":
+        case .mlp:
             var hidden: [Int] = []
             while let w = file["fc\(hidden.count + 1).weight"], w.shape.count == 2 { hidden.append(w.shape[0]) }
             let inputs = try shape("fc1.weight")
             guard inputs.count == 2 else { throw SafetensorsError("\(file.source): tensor 'fc1.weight' has shape \(inputs), expected [hidden, inputs]") }
-            return try ModelFactory.make(name: "mlp", sampleShape: [inputs[1]], classCount: classes, seed: 0, hidden: hidden)
-        case "convnet":
+            return try ModelFactory.make(.mlp, sampleShape: [inputs[1]], classCount: classes, seed: 0, hidden: hidden)
+        case .convnet:
             let stem = try shape("stem.conv.weight")
             guard stem.count == 4 else { throw SafetensorsError("\(file.source): tensor 'stem.conv.weight' has shape \(stem), expected [width, channels, 3, 3]") }
-            return try ModelFactory.make(name: "convnet", sampleShape: [stem[1], 28, 28], classCount: classes, seed: 0, width: stem[0])
-        default:
-            throw CLIError("unknown model '\(model)': valid models are \(ModelFactory.names.joined(separator: ", "))")
+            return try ModelFactory.make(.convnet, sampleShape: [stem[1], 28, 28], classCount: classes, seed: 0, width: stem[0])
         }
     }
 
@@ -145,11 +144,10 @@ struct ExportWeights: ParsableCommand {
         let classes = try count("head.bias")
         let sampleShape: [Int]
         switch config.model {
-        case "mlp": sampleShape = [try count("fc1.weight") / max(1, config.hidden.first ?? 1)]
-        case "convnet": sampleShape = [max(1, try count("stem.conv.weight") / (16 * 9)), 28, 28]
-        default: throw CLIError("\(url.path): unknown model '\(config.model)'")
+        case .mlp: sampleShape = [try count("fc1.weight") / max(1, config.hidden.first ?? 1)]
+        case .convnet: sampleShape = [max(1, try count("stem.conv.weight") / (16 * 9)), 28, 28]
         }
-        let network = try ModelFactory.make(name: config.model, sampleShape: sampleShape, classCount: classes,
+        let network = try ModelFactory.make(config.model, sampleShape: sampleShape, classCount: classes,
                                             seed: config.seed, hidden: config.hidden, dropout: Float(config.dropout))
         for p in network.parameters {
             let values = tensors["param/\(p.name)"] ?? []

@@ -61,7 +61,7 @@ struct FindLR: TypedArgumentsCommand {
 
     func run(arguments: [String]) throws {
         let settings = try settings()
-        let config = try options.config(defaultScheduler: Defaults.scheduler)
+        let config = try options.config()
         var runOptions = RunOptions()
         runOptions.force = force
         runOptions.threads = options.blasThreads

@@ -77,7 +77,7 @@ struct Train: TypedArgumentsCommand {
             try merged.run(arguments: argv, explicit: explicit.union(Train.configKeys(in: fileArgs)))
             return
         }
-        let config = try options.config(defaultScheduler: Defaults.scheduler)
+        let config = try options.config()
         if let path = dumpBatchOrder {
             do { try BatchOrderFile.write(config: config, to: path) } catch { try fail("\(error)") }
             print("lrtop: wrote the batch order to \(path)")
@@ -128,7 +128,7 @@ struct Train: TypedArgumentsCommand {
         let c = trainer.config
         let what = trainer.step > 0 ? "resuming \(c.model) at step \(trainer.step) of \(trainer.totalSteps)"
             : "training \(c.model) on \(trainer.datasetName): \(trainer.totalSteps) steps"
-        var line = "lrtop: \(what) (\(trainer.stepsPerEpoch)/epoch), \(c.optimizer) lr=\(c.lr), scheduler \(c.scheduler)"
+        var line = "lrtop: \(what) (\(trainer.stepsPerEpoch)/epoch), \(c.optimizer) lr=\(c.lr), scheduler \(c.scheduler ?? "default")"
         if let lr = trainer.resumeLR { line += "; LR overridden to \(lr) from step \(trainer.step)" }
         printer.line(line)
         if let dir = trainer.runDirectory { printer.line("lrtop: run folder \(dir.path)") }
@@ -145,12 +145,6 @@ struct Train: TypedArgumentsCommand {
         case .diverged: throw ExitCode(2)
         }
     }
-}
-
-enum Defaults {
-    /// The schedule when none is given, headless and in the UI alike: warmup + cosine, sized to the run
-    /// (`TrainConfig.defaultSchedule`).
-    static let scheduler = TrainConfig.defaultScheduler
 }
 
 extension Train {

@@ -5,7 +5,7 @@ import LRLog
 import LRCommand
 
 /// Runs a short training on the built-in spirals data, collecting every record.
-func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, scheduler: String = "constant",
+func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, scheduler: String? = "constant",
                   script: String? = nil, configure: (inout TrainConfig) -> Void = { _ in },
                   options: (inout RunOptions) -> Void = { _ in }) throws -> (records: [RunRecord], end: EndRecord, trainer: Trainer) {
     var config = TrainConfig()
@@ -126,7 +126,7 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
         // Typed in the UI (the channel): a script with these lines is refused before the run starts instead.
         var config = TrainConfig()
         config.data = "synthetic:spirals"; config.batchSize = 32; config.hidden = [32]; config.maxSteps = 10
-        config.optimizer = "sgd"; config.lr = 0.1
+        config.optimizer = "sgd"; config.lr = 0.1; config.scheduler = "constant"
         var opts = RunOptions()
         opts.writeFiles = false; opts.evaluate = false
         opts.script = try CommandScript.parse("@3 rollback\n@3 resume\n@3 step\n", name: "test-script")
@@ -212,7 +212,7 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
     @Test func uiCommandsArriveThroughTheChannelAtStepBoundaries() throws {
         var config = TrainConfig()
         config.data = "synthetic:spirals"; config.batchSize = 32; config.hidden = [16]; config.maxSteps = 100_000
-        config.optimizer = "sgd"; config.lr = 0.1
+        config.optimizer = "sgd"; config.lr = 0.1; config.scheduler = "constant"
         var opts = RunOptions()
         opts.writeFiles = false; opts.headless = false; opts.publishRecords = true
         let trainer = try Trainer(config: config, options: opts)

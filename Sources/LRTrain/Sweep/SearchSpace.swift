@@ -7,10 +7,11 @@ public struct SearchSpace: Sendable, Equatable {
     public var optimizers: [String]
     public var lrs: [Double]
     public var warmups: [WarmupLength]
-    public var schedulers: [String]
+    /// Scheduler specs; nil is the train default (the guide's warmup + cosine, sized to the run).
+    public var schedulers: [String?]
     public var seeds: [UInt64]
 
-    public init(optimizers: [String], lrs: [Double], warmups: [WarmupLength], schedulers: [String], seeds: [UInt64]) {
+    public init(optimizers: [String], lrs: [Double], warmups: [WarmupLength], schedulers: [String?], seeds: [UInt64]) {
         self.optimizers = optimizers; self.lrs = lrs; self.warmups = warmups; self.schedulers = schedulers
         self.seeds = seeds
     }
@@ -57,7 +58,11 @@ public struct SweepConfiguration: Sendable, Equatable {
     public var optimizer: String
     public var lr: Double
     public var warmup: WarmupLength
-    public var scheduler: String
+    /// nil: the train default.
+    public var scheduler: String?
+
+    /// The scheduler as the table and `sweep.json` name it.
+    public var schedulerText: String { scheduler ?? "default" }
 
     /// `c07`: short, sortable, the same in the table, the folders and sweep.json.
     public var name: String { number < 10 ? "c0\(number)" : "c\(number)" }
@@ -72,7 +77,8 @@ public struct SweepConfiguration: Sendable, Equatable {
         c.seed = seed
         c.scheduler = scheduler
         let w = warmup.steps(stepsPerEpoch: stepsPerEpoch)
-        guard w > 0 else { return (c, nil) }
+        // The default schedule has a warmup of its own (the CLI refuses --warmup with it).
+        guard w > 0, let scheduler else { return (c, nil) }
         if SearchSpaceParser.isMetricDriven(scheduler) { return (c, w) }
         c.scheduler = "warmup:steps=\(w) -> " + scheduler
         return (c, nil)

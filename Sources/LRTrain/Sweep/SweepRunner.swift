@@ -314,7 +314,7 @@ public final class SweepRunner: @unchecked Sendable {
 
 extension SweepConfiguration {
     /// `adamw lr=1.00e-3 warmup=1ep cosine`.
-    public var label: String { "\(optimizer) lr=\(lr) warmup=\(warmup) \(scheduler)" }
+    public var label: String { "\(optimizer) lr=\(lr) warmup=\(warmup) \(schedulerText)" }
 }
 
 /// The contents of `sweep.json`.
@@ -351,7 +351,7 @@ struct SweepSummary: Encodable {
             let cfg = s.configurations[c]
             let loss = s.estimate(of: c) { $0.loss }, acc = s.estimate(of: c) { $0.accuracy }
             return Configuration(name: cfg.name, optimizer: cfg.optimizer, lr: cfg.lr, warmup: cfg.warmup.description,
-                                 scheduler: cfg.scheduler, state: s.state(of: c).rawValue, rung: s.rungReached(c),
+                                 scheduler: cfg.schedulerText, state: s.state(of: c).rawValue, rung: s.rungReached(c),
                                  val_loss_mean: loss?.mean, val_loss_spread: loss?.spread, val_acc_mean: acc?.mean,
                                  val_acc_spread: acc?.spread,
                                  rungs: s.budgets.indices.compactMap { r in

@@ -103,13 +103,13 @@ public final class Trainer: @unchecked Sendable {
             throw TrainError("the checkpoint is at step \(resumed.state.step) and this run ends at step \(totalSteps): "
                 + "give a larger --max-steps or --epochs to continue it")
         }
-        if config.scheduler == TrainConfig.defaultScheduler {
-            config.scheduler = TrainConfig.defaultSchedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
-        }
+        // The run's length is known: the default schedule (nil) is sized to it, and the config says which it is.
+        let schedule = config.schedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
+        config.scheduler = schedule
         self.config = config
 
         try MemoryEstimate.check(config, sampleShape: sampleShape, classCount: loaded.dataset.classCount)
-        self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
+        self.network = try ModelFactory.make(config.model, sampleShape: sampleShape,
                                              classCount: loaded.dataset.classCount, seed: config.seed,
                                              hidden: config.hidden, dropout: Float(config.dropout))
         if network.layerThreaded { BLAS.setLibraryThreads(1) }
@@ -125,7 +125,7 @@ public final class Trainer: @unchecked Sendable {
         let perEpoch = config.schedulerInterval == .epoch
         let context = ScheduleContext(totalSteps: perEpoch ? config.epochs : totalSteps,
                                       stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
-        self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
+        self.lrControl = try LRControl(spec: schedule, optimizer: optimizer, context: context)
         self.guardState = DivergenceGuard(factor: config.guardFactor)
         // Everything that can refuse the run does so before its folder is made.
         if let script = options.script {
@@ -188,7 +188,7 @@ public final class Trainer: @unchecked Sendable {
         self.stepsPerEpoch = parent.stepsPerEpoch
         self.totalSteps = parent.totalSteps
         self.batcher = try Batcher(split: train, sampleShape: sampleShape, batchSize: config.batchSize, seed: config.seed)
-        self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape, classCount: classCount,
+        self.network = try ModelFactory.make(config.model, sampleShape: sampleShape, classCount: classCount,
                                              seed: config.seed, hidden: config.hidden, dropout: Float(config.dropout))
         self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
         self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,

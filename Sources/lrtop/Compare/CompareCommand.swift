@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LRModels
 import LRTrain
 import LRLog
 
@@ -17,7 +18,7 @@ struct Compare: ParsableCommand {
 
     @Option(help: "Epochs per run.") var epochs = 15
     @Option(help: "Seeds per configuration (0, 1, ...).") var seeds = 3
-    @Option(help: "Model: mlp or convnet.") var model = "mlp"
+    @Option(help: "Model: mlp or convnet. (default: mlp)", transform: { try ModelKind(name: $0) }) var model = ModelKind.mlp
     @Option(help: "MLP hidden size.") var hidden = 256
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
     @Option(help: "Target test accuracy for 'epochs to target', in percent or as a fraction.") var target = 88.0

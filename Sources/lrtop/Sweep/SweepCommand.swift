@@ -78,24 +78,24 @@ struct Sweep: ParsableCommand {
     }
 
     func prepare() throws -> Prepared {
-        let lrs: [Double], warmups: [WarmupLength], schedulers: [String], optimizers: [String]
+        let lrs: [Double], warmups: [WarmupLength], schedulers: [String?], optimizers: [String]
         do {
             lrs = try SearchSpaceParser.lrs(lr)
             warmups = try SearchSpaceParser.warmups(warmup)
             let givenWarmup = warmups.contains { $0 != .steps(0) }
-            schedulers = sched.isEmpty ? [givenWarmup ? "cosine" : Defaults.scheduler]
-                : try SearchSpaceParser.specs(sched, option: "sched")
+            // No --sched: the train default (nil), or cosine after a --warmup (the default has a warmup of its own).
+            schedulers = sched.isEmpty ? [givenWarmup ? "cosine" : nil] : try SearchSpaceParser.specs(sched, option: "sched")
             optimizers = optimizer.isEmpty ? ["adamw"] : try SearchSpaceParser.specs(optimizer, option: "optimizer")
         } catch { try fail(error.description) }
         for o in optimizers {
             do { _ = try OptimizerSpec(parsing: o) } catch { try fail("invalid --optimizer '\(o)': \(error)") }
         }
-        for s in schedulers where s != Defaults.scheduler {
+        for case let s? in schedulers {
             let spec = SearchSpaceParser.filledIn(s, totalSteps: 1000)
             do { _ = try SchedulerFactory.validate(spec: spec, context: ScheduleContext(totalSteps: 1000, stepsPerEpoch: 100)) }
             catch { try fail("invalid --sched '\(s)': \(error)") }
         }
-        if schedulers.contains(Defaults.scheduler) && warmups.contains(where: { $0 != .steps(0) }) {
+        if schedulers.contains(nil) && warmups.contains(where: { $0 != .steps(0) }) {
             try fail("--warmup needs --sched: the default schedule has its own warmup (e.g. --sched cosine)")
         }
         guard seeds >= 1 else { try fail("invalid --seeds \(seeds): at least 1 seed per configuration") }
@@ -109,7 +109,7 @@ struct Sweep: ParsableCommand {
         let options: TrainOptions
         do { options = try TrainOptions.parse(trainArguments) } catch { try fail(TrainOptions.message(for: error)) }
         var base: TrainConfig
-        do { base = try options.config(defaultScheduler: Defaults.scheduler) } catch { try fail(TrainOptions.message(for: error)) }
+        do { base = try options.config() } catch { try fail(TrainOptions.message(for: error)) }
         var space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
                                 seeds: (0..<UInt64(seeds)).map { base.seed &+ $0 })
         guard !space.configurations.isEmpty else { try fail("the search space holds no configuration") }
@@ -128,7 +128,7 @@ struct Sweep: ParsableCommand {
             c.scheduler = "constant"
             probe = try Trainer(config: c, options: probeOptions)
         } catch { try fail("\(error)") }
-        space.schedulers = space.schedulers.map { SearchSpaceParser.filledIn($0, totalSteps: probe.totalSteps) }
+        space.schedulers = space.schedulers.map { $0.map { SearchSpaceParser.filledIn($0, totalSteps: probe.totalSteps) } }
         let configurations = space.configurations
         let plan: HalvingPlan
         do { plan = try HalvingPlan(totalSteps: probe.totalSteps, configurations: configurations.count, eta: eta, rungs: rungs) }
@@ -255,7 +255,7 @@ struct Sweep: ParsableCommand {
             args.append(a)
         }
         args += ["--optimizer", config.optimizer, "--lr", "\(config.lr)"]
-        if config.scheduler != Defaults.scheduler { args += ["--scheduler", config.scheduler] }
+        if let s = config.scheduler { args += ["--scheduler", s] }
         args += ["--seed", "\(config.seed)"]
         if let e = config.evalEvery { args += ["--eval-every", "\(e)"] }
         if warmupCommand != nil {
