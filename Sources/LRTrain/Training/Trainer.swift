@@ -7,9 +7,9 @@ import LRCommand
 
 /// Trains one model, applying steering commands at step boundaries and logging everything.
 ///
-/// The loop in `run()` reads top to bottom: commands → (pause) → forward/backward over the micro-batches →
-/// guard → clip → optimizer step → log → scheduler → evaluation → checkpoint. It runs on its own thread; the only
-/// shared state is the `TrainerChannel`.
+/// The loop in `run()` reads top to bottom: commands → (pause) → one step (`trainOneStep`: forward/backward over
+/// the micro-batches → guard → clip → optimizer step → log → evaluation → scheduler → checkpoint). It runs on its
+/// own thread; the only shared state is the `TrainerChannel`.
 public final class Trainer: @unchecked Sendable {
     public let config: TrainConfig
     public let options: RunOptions
@@ -254,47 +254,61 @@ public final class Trainer: @unchecked Sendable {
         return finish(reason: endReason, message: endMessage)
     }
 
-    /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
+    /// One optimizer step, in sections. Returns a reason to end the run (guard with `stop`), or nil.
     func trainOneStep() -> EndReason? {
         clock.begin()
         let epoch = step / stepsPerEpoch
+
+        // 1. Forward and backward over the step's micro-batches.
         let (stepLoss, gradNorm) = computeGradients()
 
+        // 2. The divergence guard, before the gradients can reach the weights.
         if let why = guardState.check(loss: stepLoss, gradNorm: gradNorm) {
             return divergence(why, loss: stepLoss)
         }
+
+        // 3. Clip, then the optimizer step at the LR in force (the warmup ramp applied to it).
         clipGradients(norm: gradNorm)
         let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
         step += 1
         lastLoss = stepLoss
         lastGradNorm = gradNorm
 
-        let samples = config.batchSize * config.accumSteps
-        let rate = clock.end(samples: samples)
+        // 4. The step's record: to the log, the UI, the observers.
+        let rate = clock.end(samples: config.batchSize * config.accumSteps)
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
                                 samplesPerSec: rate, wallTime: wallTime)
         self.record(.step(record))
         options.parameterObserver?(record, network.parameters)
 
-        if config.schedulerInterval == .step && !lrControl.needsMetric {
-            lrControl.step(optimizer: optimizer, metric: nil)
-        }
+        // 5. Evaluation: at each epoch's end, at the run's end, and every --eval-every steps.
         let epochEnded = step % stepsPerEpoch == 0
-        let evalDue = options.evaluate && (epochEnded || step == totalSteps || (config.evalEvery.map { step % $0 == 0 } ?? false))
-        let eval = evalDue ? evaluate() : nil
-        if lrControl.needsMetric {
-            // ReduceLROnPlateau learns from evaluations: at epoch ends, or at every evaluation when stepping per step.
-            if let eval, epochEnded || config.schedulerInterval == .step {
-                lrControl.step(optimizer: optimizer, metric: metric(for: eval))
-            }
-        } else if epochEnded && config.schedulerInterval == .epoch {
-            lrControl.step(optimizer: optimizer, metric: nil)
-        }
+        let evalDue = epochEnded || step == totalSteps || (config.evalEvery.map { step % $0 == 0 } ?? false)
+        let eval = options.evaluate && evalDue ? evaluate() : nil
+
+        // 6. The scheduler, by its rules.
+        stepScheduler(epochEnded: epochEnded, eval: eval)
+
+        // 7. A checkpoint every --checkpoint-every steps (not in a branch); the status now and then.
         if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !isBranch {
             saveCheckpoint(label: "auto")
         }
         if step % 16 == 0 || paused { publishStatus() }
         return nil
+    }
+
+    /// When the scheduler steps, after an optimizer step (PyTorch's loop and Lightning's `interval`):
+    ///  1. a scheduler stepped per step (`--scheduler-interval step`): after every optimizer step;
+    ///  2. one stepped per epoch: at each epoch's end;
+    ///  3. ReduceLROnPlateau, which learns from a metric: on an evaluation, at epoch ends (per epoch) or at every
+    ///     evaluation (per step); without one it does not step.
+    func stepScheduler(epochEnded: Bool, eval: EvalRecord?) {
+        if lrControl.needsMetric {
+            guard let eval, epochEnded || config.schedulerInterval == .step else { return }
+            lrControl.step(optimizer: optimizer, metric: metric(for: eval))
+        } else if config.schedulerInterval == .step || epochEnded {
+            lrControl.step(optimizer: optimizer, metric: nil)
+        }
     }
 
     /// Forward and backward over the step's micro-batches: the gradients of step `step + 1`, its mean loss and
