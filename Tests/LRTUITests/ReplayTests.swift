@@ -415,3 +415,37 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         #expect(d.render(width: 120, height: 40).text.contains("not an lrtop run log"))
     }
 }
+
+/// A log written before events carried their command (run log schema 1) still replays with the meaning of its
+/// events: the scheduler switch in force at the cursor, a rollback's ghost branch, a `PAUSE` in the running clock.
+@Suite struct OldLogReplayTests {
+    @Test func aSchemaOneLogReplaysWithItsEventsUnderstood() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lrtop-old-log-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var lines = [#"{"type":"header","schema":1,"lrtop_version":"0.1.0","start_time":"2025-11-25T02:50:00Z","seed":0,"groups":["all"],"steps_per_epoch":100,"total_steps":300,"config":{"optimizer":"sgd","lr":"0.1","scheduler":"constant"}}"#]
+        func step(_ s: Int, wall: Double) -> String {
+            #"{"type":"step","step":\#(s),"epoch":0,"lrs":[0.1],"loss":\#(2.0 / Double(s)),"grad_norm":1,"samples_per_sec":100,"wall_time":\#(wall)}"#
+        }
+        for s in 1...100 { lines.append(step(s, wall: Double(s) * 0.01)) }
+        lines.append(#"{"type":"event","step":100,"kind":"command","text":"sched cosine:T_max=200","lrs_before":[0.1],"lrs_after":[0.1],"wall_time":1}"#)
+        lines.append(#"{"type":"event","step":100,"kind":"command","text":"PAUSE","lrs_before":[0.1],"lrs_after":[0.1],"wall_time":1}"#)
+        lines.append(#"{"type":"event","step":100,"kind":"command","text":"resume","lrs_before":[0.1],"lrs_after":[0.1],"wall_time":601}"#)
+        for s in 101...150 { lines.append(step(s, wall: 601 + Double(s - 100) * 0.01)) }
+        lines.append(#"{"type":"event","step":120,"kind":"command","text":"rollback","lrs_before":[0.1],"lrs_after":[0.1],"message":"rolled back from step 150 to step 120 (manual)","wall_time":601.5}"#)
+        for s in 121...200 { lines.append(step(s, wall: 601.5 + Double(s - 120) * 0.01)) }
+        let url = dir.appendingPathComponent("run.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+
+        let run = try RunLogReader.readRun(at: url)
+        #expect(run.events.map(\.command) == [.sched("cosine:T_max=200"), .pause, .resume, .rollback])
+        let source = ReplaySource(runs: [run], options: ReplayOptions(startAt: 150))
+        let d = source.makeDashboard()
+        d.update()
+        #expect(d.render(width: 120, height: 40).squeezed.contains("sched cosine:T_max=200 @100"))
+        // The ten paused minutes are not running time: 200 steps at 100 a second.
+        #expect(d.primary.stepsPerSecAverage.map { ($0 - 100).magnitude < 1 } == true)
+        // Steps 121-150 were rolled back: their first pass is a ghost behind the timeline.
+        #expect(!d.primary.loss.ghostSources.isEmpty)
+    }
+}
