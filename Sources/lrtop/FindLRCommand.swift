@@ -128,7 +128,7 @@ struct FindLR: TypedArgumentsCommand {
 
     /// `lrtop train` with the options typed after `find-lr` (the find-lr ones left out) and `--lr PICK`.
     static func trainLine(lr: Double, arguments: [String]) -> String {
-        var args = arguments
+        let args = arguments
         let dropWithValue: Set<String> = ["--start", "--end", "--steps", "--pick", "--run-dir", "--lr", "--theme"]
         let dropFlag: Set<String> = ["--headless", "--force", "--ascii", "--no-mouse"]
         var kept: [String] = []
