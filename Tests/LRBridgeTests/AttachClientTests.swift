@@ -4,6 +4,7 @@ import LRBridge
 import LRTUI
 import LRTrain
 import LRCommand
+import LRLog
 
 /// The attach client against a fake bridge server: what it sends, what it shows, and how it copes with a server
 /// that refuses, misbehaves or vanishes.
@@ -144,6 +145,18 @@ struct AttachClientTests {
         #expect(run.shown.map(\.0) == ["malformed message from the run: not JSON: 'this is not json'",
                                    "malformed message from the run: unknown message type 'telemetry'"])
         #expect(source.status().groups[1].lr.isNaN)
+    }
+
+    /// The run's state word is a phase or how it ended (an `EndReason`, as its log's end record says it):
+    /// `completed` is finished, `interrupted` is stopped; a word of a later bridge reads as running.
+    @Test func theStateWordIsReadAsAPhaseOrAnEndReason() throws {
+        let run = try Attached()
+        let (server, source) = (run.server, run.source)
+        for (word, phase) in [("completed", RunPhase.finished), ("interrupted", .stopped), ("diverged", .diverged),
+                              ("paused", .paused), ("warming", .running)] {
+            server.send(#"{"type":"status","state":"\#(word)","step":3,"lr":[0.001],"groups":["all"]}"#)
+            #expect(eventually { run.pump(); return source.status().state == phase }, "\(word)")
+        }
     }
 
     @Test func aLineOverTheLimitClosesTheConnectionWithTheReason() throws {
