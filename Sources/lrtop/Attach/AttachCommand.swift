@@ -8,7 +8,8 @@ struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Steer a PyTorch run in another process, live in the terminal UI.",
         discussion: """
-        The run uses the lrtop Python package (the wheel's, or pip install ./python from a clone): run = lrtop.attach(optimizer, scheduler), \
+        The run uses the lrtop Python package (the wheel, or pip install ./python in a clone): \
+        run = lrtop.attach(optimizer, scheduler), \
         then run.step(loss=loss) after each optimizer.step(); or lrtop.lightning.LrtopCallback(), or \
         lrtop.hf.LrtopCallback(). It prints 'lrtop: steer this run with: lrtop attach RUN_DIR'.
         The charts show the whole run so far from its log, then follow it live; the keys and the : prompt send \
