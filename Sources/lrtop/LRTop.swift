@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import LRLog
 
 @main
 struct LRTop: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = LRTopVersion.release
     static let configuration = CommandConfiguration(
         commandName: "lrtop",
         abstract: "htop for neural-network training: train a model, watch its learning rate, loss and throughput live, and steer it from the keyboard.",
@@ -11,7 +12,8 @@ struct LRTop: ParsableCommand {
         With no subcommand, lrtop opens the interactive session: it trains the default configuration (MLP on \
         Fashion-MNIST, AdamW with warmup + cosine) and shows it live. Press ? inside for every key.
         """,
-        version: version,
+        // All three from python/lrtop/_version.py (Sources/LRLog/Version.swift is generated from it).
+        version: "lrtop \(version) · Python package \(version) · bridge protocol \(LRTopVersion.bridgeProtocol)",
         subcommands: [Train.self, FindLR.self, Sweep.self, Replay.self, Watch.self, Attach.self, Compare.self, Export.self, ExportWeights.self,
                       Bench.self, Themes.self],
         defaultSubcommand: Train.self)

@@ -48,9 +48,8 @@ struct Replay: ParsableCommand {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
             fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
         }
-        var warnings: [String] = []
-        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
-        let chosenTheme = Self.loadTheme(theme, store: store, warnings: &warnings)
+        let (chosenTheme, themeNotice) = Themes.resolve(theme)
+        var warnings = themeNotice.map { [$0] } ?? []
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
         // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
@@ -61,22 +60,13 @@ struct Replay: ParsableCommand {
             printErr("lrtop: warning: \(w)")
             warnings.append(w)
         }
-        let dashboard = source.makeDashboard(theme: chosenTheme, themeStore: store)
+        let dashboard = source.makeDashboard(theme: chosenTheme, themeStore: Themes.store)
         if let first = warnings.first {
             dashboard.showNotice(first + (warnings.count > 1 ? " (+\(warnings.count - 1) more, printed before the UI)" : ""),
                                  .warning)
         }
         let reason = try TUIRunner.run(dashboard, terminal: terminal)
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
-    }
-
-    /// The theme named, or the built-in default; problems are printed and added to `warnings`.
-    static func loadTheme(_ name: String?, store: ThemeStore, warnings: inout [String]) -> Theme {
-        guard let name else { return .builtinDefault }
-        let result = store.load(name)
-        for d in result.diagnostics { printErr("lrtop: warning: \(d)") }
-        warnings += result.diagnostics
-        return result.theme
     }
 }
 

@@ -1,10 +1,10 @@
 import Foundation
 import LRLog
 
-/// The bridge protocol, version 1 (docs/bridge.md): JSON Lines both ways over a Unix-domain socket, one object a
-/// line, at most `maxLineBytes` bytes a line.
+/// The bridge protocol (docs/bridge.md): JSON Lines both ways over a Unix-domain socket, one object a line, at most
+/// `maxLineBytes` bytes a line. Its version is lrtop's one protocol version (python/lrtop/_version.py).
 public enum BridgeProtocol {
-    public static let version = 1
+    public static let version = LRTopVersion.bridgeProtocol
     public static let maxLineBytes = 65_536
 }
 

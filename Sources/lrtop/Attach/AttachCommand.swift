@@ -8,7 +8,8 @@ struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Steer a PyTorch run in another process, live in the terminal UI.",
         discussion: """
-        The run uses the lrtop Python package (pip install ./python): run = lrtop.attach(optimizer, scheduler), \
+        The run uses the lrtop Python package (the wheel, or pip install ./python in a clone): \
+        run = lrtop.attach(optimizer, scheduler), \
         then run.step(loss=loss) after each optimizer.step(); or lrtop.lightning.LrtopCallback(), or \
         lrtop.hf.LrtopCallback(). It prints 'lrtop: steer this run with: lrtop attach RUN_DIR'.
         The charts show the whole run so far from its log, then follow it live; the keys and the : prompt send \
@@ -27,6 +28,7 @@ struct Attach: ParsableCommand {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
             fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
         }
+        let (look, themeNotice) = Themes.resolve(theme)
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
@@ -57,13 +59,10 @@ struct Attach: ParsableCommand {
         })
         source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
 
-        var warnings: [String] = []
-        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
-        let look = Replay.loadTheme(theme, store: store, warnings: &warnings)
-        let dashboard = Dashboard(source: source, theme: look, themeStore: store)
+        let dashboard = Dashboard(source: source, theme: look, themeStore: Themes.store)
         source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
-        dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
-                             warnings.isEmpty ? .info : .warning)
+        dashboard.showNotice(themeNotice ?? "attached to \(source.status().title) · q detaches, the run goes on",
+                             themeNotice == nil ? .info : .warning)
         let reason = try TUIRunner.run(dashboard, terminal: terminal)
         let step = dashboard.status.step
         source.detach()

@@ -27,11 +27,12 @@ struct Output {
 }
 
 /// Runs `lrtop ARGS` as a user would, with stdin closed and stdout/stderr captured (so stdout is not a terminal).
+/// `binary` runs another copy of it.
 @discardableResult
 func lrtop(_ args: [String], in directory: URL? = nil, timeout: TimeInterval = 300,
-           environment: [String: String] = [:]) throws -> Output {
+           environment: [String: String] = [:], binary: URL = lrtopBinary) throws -> Output {
     let process = Process()
-    process.executableURL = lrtopBinary
+    process.executableURL = binary
     process.arguments = args
     if let directory { process.currentDirectoryURL = directory }
     var env = ProcessInfo.processInfo.environment
