@@ -17,7 +17,7 @@ struct Themes: ParsableCommand {
             if paths { line += "  " + (store.path(for: name) ?? "(built in)") }
             let result = store.load(name)
             if !result.diagnostics.isEmpty { line += "  [\(result.diagnostics.count) problem(s): \(result.diagnostics[0])]" }
-            print(line)
+            printOut(line)
         }
     }
 
