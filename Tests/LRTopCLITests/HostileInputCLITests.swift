@@ -54,7 +54,7 @@ import Testing
         #expect(line.contains("of training and ") && line.contains("of disk) is over the limit of 10,000 trials"), "\(line)")
         #expect(!line.contains("\n"))
         #expect(!FileManager.default.fileExists(atPath: dir.path("sw")))
-        #expect(out.maxRSSKiB < 200 * 1024)
+        #expect(out.maxRSSKiB < ReaderFuzzTests.rssLimitKiB)
     }
 
     @Test func tooManyRungsAreRefusedSayingHowManyFit() throws {

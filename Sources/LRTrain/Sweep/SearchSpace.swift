@@ -79,7 +79,7 @@ public struct SweepConfiguration: Sendable, Equatable {
     }
 }
 
-public struct SweepError: Error, CustomStringConvertible, Sendable {
+public struct SweepError: Error, CustomStringConvertible, Sendable, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }

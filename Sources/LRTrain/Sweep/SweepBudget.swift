@@ -83,8 +83,9 @@ public struct SweepBudget: Sendable, Equatable {
         var st = statvfs()
         while statvfs(p, &st) != 0 {
             let parent = (p as NSString).deletingLastPathComponent
-            if parent == p || parent.isEmpty { return nil }
-            p = parent
+            let next = parent.isEmpty ? "." : parent
+            if next == p { return nil }
+            p = next
         }
         return Double(st.f_bavail) * Double(st.f_frsize)
     }

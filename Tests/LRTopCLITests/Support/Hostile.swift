@@ -25,15 +25,21 @@ struct MeasuredOutput {
     var signal: Int32
     var stdout: String
     var stderr: String
-    /// Peak resident memory of the child, in KiB (getrusage through wait4).
+    /// Peak resident memory of lrtop, in KiB, as GNU time reads it (0 when /usr/bin/time is missing).
     var maxRSSKiB: Int
 }
+
+/// GNU time (Debian's `time`, installed by .ci/install): it forks lrtop from its own small process and reads its
+/// peak memory with wait4. A child spawned straight from the test runner would not do: spawned with vfork, its
+/// peak counts the runner's memory it shared until exec.
+let gnuTime = FileManager.default.isExecutableFile(atPath: "/usr/bin/time") ? "/usr/bin/time" : nil
 
 /// Runs `lrtop ARGS` and reports its peak memory too. Output goes to files, so nothing blocks on a full pipe.
 func lrtopMeasured(_ args: [String], in directory: URL, environment: [String: String] = [:]) throws -> MeasuredOutput {
     let tag = UUID().uuidString.prefix(8)
     let outPath = directory.appendingPathComponent(".out-\(tag)").path, errPath = directory.appendingPathComponent(".err-\(tag)").path
-    defer { unlink(outPath); unlink(errPath) }
+    let rssPath = directory.appendingPathComponent(".rss-\(tag)").path
+    defer { unlink(outPath); unlink(errPath); unlink(rssPath) }
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
@@ -45,8 +51,9 @@ func lrtopMeasured(_ args: [String], in directory: URL, environment: [String: St
     defer { posix_spawnattr_destroy(&attr) }
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
-    // The shell changes folder and becomes lrtop (exec), so wait4 reports lrtop's own peak memory.
-    let argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory.path, lrtopBinary.path] + args
+    // The shell changes folder and becomes GNU time, which runs lrtop and writes its peak memory to a file.
+    let measure = gnuTime.map { [$0, "-f", "%M", "-o", rssPath] } ?? []
+    let argv = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", directory.path] + measure + [lrtopBinary.path] + args
     let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
     let cenv: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer { for a in cargs + cenv { free(a) } }
@@ -54,13 +61,18 @@ func lrtopMeasured(_ args: [String], in directory: URL, environment: [String: St
     let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, cargs, cenv)
     guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
     var status: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-    let signal = status & 0x7f
-    return MeasuredOutput(status: signal == 0 ? (status >> 8) & 0xff : 128 + signal, signal: signal,
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    var signal = status & 0x7f
+    let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    // GNU time exits 128+N itself when lrtop dies of signal N (and says "Command terminated by signal N").
+    let rss = ((try? String(contentsOfFile: rssPath, encoding: .utf8)) ?? "").split(separator: "\n")
+    if gnuTime != nil && signal == 0 && code > 128 && rss.contains(where: { $0.hasPrefix("Command terminated by signal") }) {
+        signal = code - 128
+    }
+    return MeasuredOutput(status: code, signal: signal,
                           stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
                           stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "",
-                          maxRSSKiB: Int(usage.ru_maxrss))
+                          maxRSSKiB: rss.last.flatMap { Int($0) } ?? 0)
 }
 
 /// A `.ckpt` taken apart (Sources/LRTrain/Checkpoint/CheckpointArchive.swift's layout) so a test can change its
