@@ -170,7 +170,9 @@ public final class AttachSource: RunSource {
             if let text = ReplaySource.optimizerText(log.config, inForce: b.lrs.first) { s.optimizer = text }
             if let sched = b.scheduler { s.scheduler = sched }
             // A run of unknown length: the menu's lengths default to a thousand more steps.
-            s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step), s.stepsPerEpoch ?? 0)
+            // The log's total may be anything a file holds: the difference must not overflow.
+            let (left, overflow) = (s.totalSteps ?? (b.step + 1000)).subtractingReportingOverflow(b.step)
+            s.schedulerKinds = schedulerKinds(overflow ? 1 : max(1, left), s.stepsPerEpoch ?? 0)
             if s.state == .running { s.message = nil }
         }
         if !ended {

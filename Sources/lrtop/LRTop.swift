@@ -31,6 +31,13 @@ struct LRTop: ParsableCommand {
             var command = try parseAsRoot(args)
             try command.run()
         } catch {
+            // An error's text can quote a file or a peer: it leaves through the sanitising writer too.
+            let code = exitCode(for: error)
+            if code != .success || !(error is CleanExit) {
+                let text = fullMessage(for: error)
+                if !text.isEmpty { _ = writeLine(text, to: code == .success ? STDOUT_FILENO : STDERR_FILENO) }
+                Glibc.exit(code.rawValue)
+            }
             exit(withError: error)
         }
     }
@@ -81,10 +88,18 @@ func printErr(_ message: String) {
     _ = writeLine(message, to: STDERR_FILENO)
 }
 
-/// Writes `text` and a newline to a descriptor; false when it cannot (a closed pipe: SIGPIPE is ignored).
+/// A line (or lines) to stdout, as `print` would, through the same sanitising writer as errors.
+func printOut(_ text: String = "", terminator: String = "\n") {
+    fflush(nil)
+    _ = writeLine(text, to: STDOUT_FILENO, terminator: terminator)
+}
+
+/// Writes `text` and a newline to a descriptor; false when it cannot (a closed pipe: SIGPIPE is ignored). Every
+/// line lrtop prints outside its UI leaves through here, so text from a file or a peer (a run's name, a theme's,
+/// a bridge's message) is stripped of control characters and escape sequences first (`TerminalText`).
 @discardableResult
-func writeLine(_ text: String, to fd: Int32) -> Bool {
-    let bytes = Array((text + "\n").utf8)
+func writeLine(_ text: String, to fd: Int32, terminator: String = "\n") -> Bool {
+    let bytes = Array((TerminalText.sanitized(text, keepLines: true) + terminator).utf8)
     var done = 0
     while done < bytes.count {
         let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

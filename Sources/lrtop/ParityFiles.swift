@@ -34,8 +34,8 @@ enum BatchOrderFile {
             let order = Batcher.permutation(count: count, seed: config.seed, epoch: epoch)
             text += "[" + order[0..<used].map(String.init).joined(separator: ",") + "]\n"
         }
-        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
-            throw CLIError("cannot write the batch order to \(path): \((error as NSError).localizedDescription)")
+        do { try SafeFiles.writeFile(Array(text.utf8), to: URL(fileURLWithPath: path), what: "the batch order") } catch {
+            throw CLIError(error.message)
         }
     }
 }
@@ -50,10 +50,15 @@ final class ParameterTrace: @unchecked Sendable {
     private var wroteHeader = false
 
     init(path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw CLIError("cannot write the parameter trace to \(path): check the folder exists and is writable")
+        let url = URL(fileURLWithPath: path)
+        do {
+            try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the folder of the parameter trace",
+                                        instead: "choose another --trace-params path", sharedAllowed: true)
+            handle = FileHandle(fileDescriptor: try SafeFiles.open(url, .truncate, what: "the parameter trace"),
+                                closeOnDealloc: true)
+        } catch {
+            throw CLIError("cannot write the parameter trace: \(error.message)")
         }
-        handle = h
     }
 
     func record(_ step: StepRecord, _ parameters: [Parameter]) {

@@ -42,7 +42,7 @@ struct Replay: ParsableCommand {
     func run() throws {
         if summary {
             let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
-            print(RunSummary.table(runs))
+            printOut(RunSummary.table(runs))
             return
         }
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {

@@ -28,7 +28,7 @@ struct Themes: ParsableCommand {
             if name == "default" { line += " (the default)" }
             let result = store.load(name)
             if !result.diagnostics.isEmpty { line += "  [\(result.diagnostics.count) problem(s): \(result.diagnostics[0])]" }
-            print(line)
+            printOut(line)
         }
         print(Self.userThemesLine(store))
     }

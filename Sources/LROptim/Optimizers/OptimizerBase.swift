@@ -192,7 +192,14 @@ open class OptimizerBase: Optimizer, @unchecked Sendable {
         if !state.groupLRs.isEmpty && state.groupLRs.count != groups.count {
             throw OptimError("optimizer state has \(state.groupLRs.count) param groups, this optimizer has \(groups.count)")
         }
-        // Check everything before changing anything.
+        // Check everything before changing anything: a checkpoint's hyperparameters are validated as a spec's are
+        // (PyTorch's messages), so a crafted `beta1 = -1` is refused instead of diverging the run.
+        for (g, group) in groups.enumerated() where g < state.groupHypers.count {
+            let hyper = group.hyper.merging(state.groupHypers[g]) { _, saved in saved }
+            do { try descriptor.validate(lr: g < state.groupLRs.count ? state.groupLRs[g] : group.lr, hyper: hyper) } catch {
+                throw OptimError("optimizer state of group '\(group.name)': \(error)")
+            }
+        }
         for group in groups {
             for p in group.params {
                 for (slot, values) in state.tensors[p.name] ?? [:] where values.count != p.value.count {

@@ -41,15 +41,26 @@ extension Trainer {
         }
     }
 
-    /// Applies, at this step boundary, the scripted commands due now and everything queued from the UI.
+    /// Commands from the channel one step boundary applies at most; the rest wait for the next ones, so a flood
+    /// (20,000 `lr *1`, 300 `ckpt`) delays training by a bounded amount of work per step instead of stalling it.
+    static let commandsPerBoundary = 32
+
+    /// Applies, at this step boundary, the scripted commands due now and up to `commandsPerBoundary` of those
+    /// queued from the UI (the run's own script is checked before the run and applies in full).
     func applyScriptAndCommands() {
+        boundary &+= 1
         if let script = options.script {
             while scriptCursor < script.entries.count && script.entries[scriptCursor].step <= scriptStep {
                 apply(script.entries[scriptCursor].text)
                 scriptCursor += 1
             }
         }
-        for text in channel.takeCommands() { apply(text) }
+        let (commands, refused) = channel.takeCommands(limit: Self.commandsPerBoundary)
+        if refused > 0 {
+            emit(event: .error, text: "commands", message: "\(refused) command\(refused == 1 ? "" : "s") refused: "
+                 + "\(TrainerChannel.inboxLimit) were already waiting for the trainer")
+        }
+        for text in commands { apply(text) }
     }
 
     /// Parses and applies one command. A command that cannot apply changes nothing and logs an error event.
@@ -62,8 +73,14 @@ extension Trainer {
         }
         do {
             try precheck(command)
-            if command.isRisky(currentLRs: before) && !isBranch { saveCheckpoint(label: "before '\(text)'") }
+            // One automatic checkpoint per boundary at most, and none when the state is saved already: `rollback`
+            // then undoes the whole burst of risky commands sent together.
+            if command.isRisky(currentLRs: before) && !isBranch && !checkpointIsCurrent && riskCheckpointBoundary != boundary {
+                riskCheckpointBoundary = boundary
+                saveCheckpoint(label: "before '\(text)'")
+            }
             let note = try perform(command)
+            if case .checkpoint = command {} else { checkpointIsCurrent = false }
             emit(event: .command, text: text, before: before, message: note)
         } catch let error as CommandError {
             restoreLRs(before)
@@ -180,6 +197,10 @@ extension Trainer {
             stopRequested = .stopped
             return nil
         case .checkpoint:
+            // Repeated `ckpt` with nothing changed in between are one checkpoint, not one file each.
+            if checkpointIsCurrent, let latest = checkpoints.latest {
+                return "step \(step) is already saved in \(latest.url?.path ?? "the memory ring") (the same state: not written again)"
+            }
             guard let entry = saveCheckpoint(label: "manual") else {
                 throw CommandError("checkpoint failed (see the previous event)")
             }

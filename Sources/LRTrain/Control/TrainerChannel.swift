@@ -10,6 +10,10 @@ import LRLog
 public final class TrainerChannel: Sendable {
     private struct State {
         var inbox: [String] = []
+        /// Commands before this index were taken: the inbox is a queue the trainer takes a few at a time from.
+        var inboxHead = 0
+        /// Commands refused because `inboxLimit` were already waiting.
+        var refused = 0
         var outbox: [RunRecord] = []
         var status = TrainerStatus()
         /// Bounded: a UI that stops draining (a frozen terminal) must not grow memory without limit.
@@ -17,6 +21,9 @@ public final class TrainerChannel: Sendable {
     }
     private let state = Mutex(State())
     private let outboxLimit = 1_000_000
+    /// Commands that may wait at once: a flood (a script gone wrong, a key held down for minutes) must not grow
+    /// memory without limit; the rest are refused, and the trainer says how many.
+    public static let inboxLimit = 10_000
 
     public init() {}
 
@@ -25,17 +32,34 @@ public final class TrainerChannel: Sendable {
     /// Queues a command's text. Parsing errors are reported by `CommandParser` before this (the UI shows them
     /// inline); errors that depend on the run's state come back as error events.
     public func send(_ command: String) {
-        state.withLock { $0.inbox.append(command) }
-    }
-
-    func takeCommands() -> [String] {
         state.withLock { s in
-            defer { s.inbox.removeAll(keepingCapacity: true) }
-            return s.inbox
+            if s.inbox.count - s.inboxHead >= Self.inboxLimit { s.refused += 1 } else { s.inbox.append(command) }
         }
     }
 
-    var hasCommands: Bool { state.withLock { !$0.inbox.isEmpty } }
+    /// The oldest `limit` waiting commands (the trainer bounds the work of one step boundary); the others wait
+    /// for the next boundary. Also how many were refused since the last call.
+    func takeCommands(limit: Int) -> (commands: [String], refused: Int) {
+        state.withLock { s in
+            let end = min(s.inbox.count, s.inboxHead + max(0, limit))
+            let taken = Array(s.inbox[s.inboxHead..<end])
+            s.inboxHead = end
+            if s.inboxHead == s.inbox.count {
+                s.inbox.removeAll(keepingCapacity: true)
+                s.inboxHead = 0
+            } else if s.inboxHead > 4096 && s.inboxHead * 2 > s.inbox.count {
+                s.inbox.removeFirst(s.inboxHead)
+                s.inboxHead = 0
+            }
+            defer { s.refused = 0 }
+            return (taken, s.refused)
+        }
+    }
+
+    var hasCommands: Bool { state.withLock { $0.inbox.count > $0.inboxHead } }
+
+    /// Commands waiting for a step boundary.
+    public var pendingCommands: Int { state.withLock { $0.inbox.count - $0.inboxHead } }
 
     // MARK: records out
 

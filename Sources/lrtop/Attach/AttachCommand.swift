@@ -35,6 +35,7 @@ struct Attach: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+        if let skipped = chosen.skipped { printErr("lrtop: \(skipped)") }
         let connection: BridgeConnection
         let logURL: URL
         do {
@@ -51,6 +52,12 @@ struct Attach: ParsableCommand {
         } catch {
             if let log = chosen.log, let reason = RunFinder.endReason(of: log) {
                 fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
+            }
+            if let log = chosen.log, error.code == ECONNREFUSED {
+                let removed = RunFinder.removeIfStale(chosen.socket) ? " (the stale socket was removed)" : ""
+                fail("the run in \(log.deletingLastPathComponent().path) is not running: its process exited without an end "
+                     + "record (killed or crashed), so nobody listens on its socket \(chosen.socket)\(removed); replay what "
+                     + "it logged with 'lrtop replay \(log.path)'")
             }
             fail("\(error)")
         }
@@ -72,10 +79,10 @@ struct Attach: ParsableCommand {
         case .lost(let why):
             fail(why + "; what it logged is in \(log)")
         case .ended(let why):
-            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
+            printOut("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
         case .detached:
             let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
-            print("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
+            printOut("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
@@ -83,17 +90,19 @@ struct Attach: ParsableCommand {
     /// The newest live run under --runs, or the person's pick when several are live.
     func pickRun() throws(BridgeError) -> RunFinder.Target {
         let found = RunFinder.runs(under: URL(fileURLWithPath: runs))
-        let live = RunFinder.live(found)
-        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs) }
+        let probed = RunFinder.probe(found)
+        let live = probed.filter { $0.state == .listening }.map(\.run)
+        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs, probed: probed) }
+        if let skipped = RunFinder.skippedNote(probed) { printErr("lrtop: \(skipped)") }
         if live.count == 1 { return RunFinder.Target(socket: newest.socket!, log: newest.log) }
-        print("\(live.count) live runs under \(runs), newest first:")
+        printOut("\(live.count) live runs under \(runs), newest first:")
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
         for (i, run) in live.enumerated() {
-            print("  \(i + 1)  \(run.name)  (last written \(formatter.string(from: run.modified)))")
+            printOut("  \(i + 1)  \(run.name)  (last written \(formatter.string(from: run.modified)))")
         }
         while true {
-            print("attach to which? [1] ", terminator: "")
+            printOut("attach to which? [1] ", terminator: "")
             flushStdout()
             guard let line = readLine() else { throw BridgeError("no run chosen") }
             let answer = line.trimmingCharacters(in: .whitespaces)
@@ -102,7 +111,7 @@ struct Attach: ParsableCommand {
                 return RunFinder.Target(socket: live[n - 1].socket!, log: live[n - 1].log)
             }
             if answer == "q" { throw BridgeError("no run chosen") }
-            print("type a number from 1 to \(live.count), Enter for the newest, or q")
+            printOut("type a number from 1 to \(live.count), Enter for the newest, or q")
         }
     }
 }
