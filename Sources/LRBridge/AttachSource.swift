@@ -138,7 +138,9 @@ public final class AttachSource: RunSource {
         guard let b = bridge else { return [] }
         let s = status()
         // A run of unknown length: the menu's lengths default to a thousand more steps.
-        return catalog(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step), s.stepsPerEpoch ?? 0)
+        // The log's total may be anything a file holds: the difference must not overflow.
+        let (left, overflow) = (s.totalSteps ?? (b.step + 1000)).subtractingReportingOverflow(b.step)
+        return catalog(overflow ? 1 : max(1, left), s.stepsPerEpoch ?? 0)
     }
 
     private func handle(_ message: ServerMessage) {

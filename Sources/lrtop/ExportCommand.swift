@@ -27,12 +27,11 @@ struct Export: ParsableCommand {
         do {
             switch to {
             case .tensorboard:
-                try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
                 let file = try TensorBoardExport.write(data, to: outURL)
-                print("lrtop: wrote \(file.path) (\(data.steps.count) steps): tensorboard --logdir \(outURL.path)")
+                printOut("lrtop: wrote \(file.path) (\(data.steps.count) steps): tensorboard --logdir \(outURL.path)")
             case .csv:
                 try CSVExport.write(data, to: outURL)
-                print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
+                printOut("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
             }
         } catch {
             try fail("cannot write \(out): \(FileProblem.reason(error))")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LRModels
 import LRTrain
+import LRLog
 
 /// `lrtop export-weights`: a model's weights as a safetensors file named like the PyTorch twin's `state_dict()`.
 struct ExportWeights: ParsableCommand {
@@ -70,16 +71,19 @@ struct ExportWeights: ParsableCommand {
         }
         metadata["lrtop_model"] = network.summary
         let bytes = network.safetensorsBytes(metadata: metadata)
-        do { try Data(bytes).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-            try fail("cannot write \(out): \((error as NSError).localizedDescription)")
+        do { try SafeFiles.writeFile(bytes, to: URL(fileURLWithPath: out), what: "the weights") } catch {
+            try fail(error.message)
         }
-        print("lrtop: wrote \(out): \(network.summary), \(network.parameterCount) parameters, \(bytes.count) bytes")
+        printOut("lrtop: wrote \(out): \(network.summary), \(network.parameterCount) parameters, \(bytes.count) bytes")
     }
 
     /// A checkpoint file as given; for a run folder (or its log) the final checkpoint, else the latest one.
     static func checkpointURL(for path: String) throws -> URL {
         var url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
+        if let problem = FileProblem.statProblem(path, what: "file or folder") {
+            try fail(problem.code == ENOENT ? "\(path): no such file or folder — give a checkpoint (.ckpt) or a run folder" : problem.message)
+        }
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
             try fail("\(path): no such file or folder — give a checkpoint (.ckpt) or a run folder")
         }
@@ -107,16 +111,30 @@ struct ExportWeights: ParsableCommand {
             return e.shape
         }
         let classes = try shape("head.bias").first ?? 0
+        // The sizes read from the file must chain as the model's layers do before a model is made of them, so every
+        // tensor of that model is one the file holds: a crafted shape cannot size a model the file does not back.
+        func expect(_ name: String, _ wanted: [Int]) throws {
+            let got = try shape(name)
+            guard got == wanted else {
+                throw SafetensorsError("\(file.source): tensor '\(name)' has shape \(got), a \(model) twin needs \(wanted) (check --model)")
+            }
+        }
         switch model {
         case .mlp:
             var hidden: [Int] = []
             while let w = file["fc\(hidden.count + 1).weight"], w.shape.count == 2 { hidden.append(w.shape[0]) }
             let inputs = try shape("fc1.weight")
             guard inputs.count == 2 else { throw SafetensorsError("\(file.source): tensor 'fc1.weight' has shape \(inputs), expected [hidden, inputs]") }
+            for (i, h) in hidden.enumerated() { try expect("fc\(i + 1).weight", [h, i == 0 ? inputs[1] : hidden[i - 1]]) }
+            try expect("head.weight", [classes, hidden.last ?? inputs[1]])
             return try ModelFactory.make(.mlp, sampleShape: [inputs[1]], classCount: classes, seed: 0, hidden: hidden)
         case .convnet:
             let stem = try shape("stem.conv.weight")
             guard stem.count == 4 else { throw SafetensorsError("\(file.source): tensor 'stem.conv.weight' has shape \(stem), expected [width, channels, 3, 3]") }
+            let (wide, overflow) = stem[0].multipliedReportingOverflow(by: 2)
+            guard !overflow else { throw SafetensorsError("\(file.source): tensor 'stem.conv.weight' has shape \(stem): too wide") }
+            try expect("stage2.block1.conv2.weight", [wide, wide, 3, 3])
+            try expect("head.weight", [classes, wide])
             return try ModelFactory.make(.convnet, sampleShape: [stem[1], 28, 28], classCount: classes, seed: 0, width: stem[0])
         }
     }
@@ -132,8 +150,9 @@ struct ExportWeights: ParsableCommand {
         let contents = try CheckpointArchive.read(from: url)
         let summary: CheckpointSummary
         do { summary = try JSONDecoder().decode(CheckpointSummary.self, from: contents.metadata) } catch {
-            throw CLIError("\(url.path): checkpoint metadata is unreadable (\(error))")
+            throw CLIError("\(url.path): checkpoint metadata is unreadable (\(TerminalText.excerpt("\(error)", limit: 200)))")
         }
+        try contents.checkFinite(path: url.path)
         let config = summary.config, tensors = contents.tensors
         func count(_ name: String) throws -> Int {
             guard let values = tensors["param/\(name)"] else {
@@ -144,7 +163,19 @@ struct ExportWeights: ParsableCommand {
         let classes = try count("head.bias")
         let sampleShape: [Int]
         switch config.model {
-        case .mlp: sampleShape = [try count("fc1.weight") / max(1, config.hidden.first ?? 1)]
+        case .mlp:
+            sampleShape = [try count("fc1.weight") / max(1, config.hidden.first ?? 1)]
+            // The sizes in the metadata must be those of the tensors in the file before a model is made of them:
+            // a crafted `hidden` would otherwise allocate a model the file does not hold.
+            var inputs = sampleShape[0]
+            for (i, h) in config.hidden.enumerated() {
+                let have = try count("fc\(i + 1).weight"), (need, overflow) = h.multipliedReportingOverflow(by: inputs)
+                guard h > 0, !overflow, need == have else {
+                    throw CLIError("\(url.path): parameter 'fc\(i + 1).weight' holds \(have) values, which does not fit the "
+                        + "hidden sizes \(config.hidden) in its metadata: the checkpoint is corrupt")
+                }
+                inputs = h
+            }
         case .convnet: sampleShape = [max(1, try count("stem.conv.weight") / (16 * 9)), 28, 28]
         }
         let network = try ModelFactory.make(config.model, sampleShape: sampleShape, classCount: classes,

@@ -98,32 +98,32 @@ struct FindLR: TypedArgumentsCommand {
         do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
         let c = trainer.config
-        print("lrtop: find-lr on \(c.model) · \(trainer.datasetName): LR \(LRRangeCurve.format(settings.start)) → "
+        printOut("lrtop: find-lr on \(c.model) · \(trainer.datasetName): LR \(LRRangeCurve.format(settings.start)) → "
               + "\(LRRangeCurve.format(settings.end)) over up to \(settings.steps) steps (\(c.optimizer), batch \(c.batchSize))")
         guard let result = trainer.runRangeTestOnly(settings) else {
             let why = box.events.last { $0.kind == .error }?.message ?? "the sweep did not run"
             try fail(why)
         }
         let curve = result.curve
-        print(String(format: "lrtop: %d steps in %.2f s, ", curve.count, result.seconds) + (curve.stop?.text ?? ""))
+        printOut(String(format: "lrtop: %d steps in %.2f s, ", curve.count, result.seconds) + (curve.stop?.text ?? ""))
         let named = curve.suggestions.named
         guard !named.isEmpty else {
             try fail("too few points for a suggestion (\(curve.count)): give more --steps or a wider --start/--end")
         }
         let picked = named.first { $0.name == (pick == "min" ? "min/10" : pick) } ?? named[0]
-        print("")
-        print("  suggestion  lr         loss")
+        printOut("")
+        printOut("  suggestion  lr         loss")
         for s in named {
             let loss = curve.loss(at: s.lr).map { String(format: "%.4f", $0) } ?? "--"
             let mark = s.name == picked.name ? "  ← pick" : ""
-            print("  " + s.name.padding(toLength: 10, withPad: " ", startingAt: 0) + "  "
+            printOut("  " + s.name.padding(toLength: 10, withPad: " ", startingAt: 0) + "  "
                   + LRRangeCurve.format(s.lr).padding(toLength: 9, withPad: " ", startingAt: 0) + "  " + loss + mark)
         }
-        print("")
+        printOut("")
         if let dir = trainer.runDirectory, let folder = result.folder {
-            print("lrtop: sweep logged in \(dir.appendingPathComponent(folder).path)/log.jsonl; see it with: lrtop replay \(dir.path)")
+            printOut("lrtop: sweep logged in \(dir.appendingPathComponent(folder).path)/log.jsonl; see it with: lrtop replay \(dir.path)")
         }
-        print(Self.trainLine(lr: picked.lr, arguments: arguments))
+        printOut(Self.trainLine(lr: picked.lr, arguments: arguments))
     }
 
     /// `lrtop train` with the options typed after `find-lr` (the find-lr ones left out) and `--lr PICK`.

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
-import LRTrain
+import LRLog
 
 @main
 struct LRTop: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = LRTopVersion.release
     static let configuration = CommandConfiguration(
         commandName: "lrtop",
         abstract: "htop for neural-network training: train a model, watch its learning rate, loss and throughput live, and steer it from the keyboard.",
@@ -12,7 +12,8 @@ struct LRTop: ParsableCommand {
         With no subcommand, lrtop opens the interactive session: it trains the default configuration (MLP on \
         Fashion-MNIST, AdamW with warmup + cosine) and shows it live. Press ? inside for every key.
         """,
-        version: version,
+        // All three from python/lrtop/_version.py (Sources/LRLog/Version.swift is generated from it).
+        version: "lrtop \(version) · Python package \(version) · bridge protocol \(LRTopVersion.bridgeProtocol)",
         subcommands: [Train.self, FindLR.self, Sweep.self, Replay.self, Watch.self, Attach.self, Compare.self, Export.self, ExportWeights.self,
                       Bench.self, Themes.self],
         defaultSubcommand: Train.self)
@@ -40,6 +41,13 @@ struct LRTop: ParsableCommand {
             printErr("lrtop: error: \(error.description)")
             Foundation.exit(error.code)
         } catch {
+            // An error's text can quote a file or a peer: it leaves through the sanitising writer too.
+            let code = exitCode(for: error)
+            if code != .success || !(error is CleanExit) {
+                let text = fullMessage(for: error)
+                if !text.isEmpty { _ = writeLine(text, to: code == .success ? STDOUT_FILENO : STDERR_FILENO) }
+                Glibc.exit(code.rawValue)
+            }
             exit(withError: error)
         }
     }
@@ -97,13 +105,6 @@ struct CLIError: Error, CustomStringConvertible {
 func fail(_ message: String, code: Int32 = 1) throws -> Never {
     throw CLIError(message, code: code)
 }
-
-/// One line to stderr, with `write(2)`: `FileHandle.write` traps when the descriptor is closed.
-func printErr(_ message: String) {
-    fflush(nil)
-    _ = writeLine(message, to: STDERR_FILENO)
-}
-
 
 /// Flushes stdout so progress lines appear at once when piped.
 func flushStdout() { fflush(nil) }

@@ -42,15 +42,14 @@ struct Replay: ParsableCommand {
     func run() throws {
         if summary {
             let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
-            print(RunSummary.table(runs))
+            printOut(RunSummary.table(runs))
             return
         }
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
             try fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
         }
-        var warnings: [String] = []
-        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
-        let chosenTheme = Self.loadTheme(theme, store: store, warnings: &warnings)
+        let (chosenTheme, themeNotice) = try Themes.resolve(theme)
+        var warnings = themeNotice.map { [$0] } ?? []
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
         // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
@@ -61,21 +60,12 @@ struct Replay: ParsableCommand {
             printErr("lrtop: warning: \(w)")
             warnings.append(w)
         }
-        let dashboard = source.makeDashboard(theme: chosenTheme, themeStore: store)
+        let dashboard = source.makeDashboard(theme: chosenTheme, themeStore: Themes.store)
         if let first = warnings.first {
             dashboard.showNotice(first + (warnings.count > 1 ? " (+\(warnings.count - 1) more, printed before the UI)" : ""),
                                  .warning)
         }
         let reason = try TUIApp.run(dashboard, options: terminal.applied())
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
-    }
-
-    /// The theme named, or the built-in default; problems are printed and added to `warnings`.
-    static func loadTheme(_ name: String?, store: ThemeStore, warnings: inout [String]) -> Theme {
-        guard let name else { return .builtinDefault }
-        let result = store.load(name)
-        for d in result.diagnostics { printErr("lrtop: warning: \(d)") }
-        warnings += result.diagnostics
-        return result.theme
     }
 }

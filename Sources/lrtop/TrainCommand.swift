@@ -80,7 +80,7 @@ struct Train: TypedArgumentsCommand {
         let config = try options.config()
         if let path = dumpBatchOrder {
             do { try BatchOrderFile.write(config: config, to: path) } catch { try fail("\(error)") }
-            print("lrtop: wrote the batch order to \(path)")
+            printOut("lrtop: wrote the batch order to \(path)")
             return
         }
         var runOptions = RunOptions()
@@ -197,8 +197,8 @@ extension Train {
             ProgressPrinter(every: 0).summary(end)
             if end.reason == .diverged || end.reason == .failed { printErr("lrtop: \(end.message ?? end.reason.rawValue)") }
         }
-        if let dir = trainer.runDirectory { print("lrtop: run folder \(dir.path)") }
-        if let log = trainer.logURL { print("lrtop: replay with: lrtop replay \(log.path)") }
+        if let dir = trainer.runDirectory { printOut("lrtop: run folder \(dir.path)") }
+        if let log = trainer.logURL { printOut("lrtop: replay with: lrtop replay \(log.path)") }
         if let signal { throw ExitCode(128 + signal) }
     }
 

@@ -30,12 +30,10 @@ struct Watch: ParsableCommand {
         if FileManager.default.fileExists(atPath: log, isDirectory: &isDir), isDir.boolValue {
             try fail("\(log) is a folder: watch follows one .jsonl run log (its run.jsonl?)")
         }
-        var warnings: [String] = []
-        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
-        let chosen = Replay.loadTheme(theme, store: store, warnings: &warnings)
+        let (chosen, themeNotice) = try Themes.resolve(theme)
         let source = WatchSource(url: URL(fileURLWithPath: log), pollInterval: Double(intervalMs) / 1000)
-        let dashboard = Dashboard(source: source, theme: chosen, themeStore: store)
-        if let first = warnings.first { dashboard.showNotice(first, .warning) }
+        let dashboard = Dashboard(source: source, theme: chosen, themeStore: Themes.store)
+        if let themeNotice { dashboard.showNotice(themeNotice, .warning) }
         let reason = try TUIApp.run(dashboard, options: terminal.applied())
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }

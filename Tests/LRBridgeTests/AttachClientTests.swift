@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LRLog
 import LRBridge
 import LRTUI
 import LRTrain
@@ -238,7 +239,7 @@ struct AttachClientTests {
         defer { server.stop() }
         let connection = try BridgeConnection(path: server.path)
         server.send(#"{"type":"hello","protocol":2,"run":"r","log":"/tmp/r/run.jsonl"}"#)
-        #expect(throws: BridgeError(server.path + ": the run speaks bridge protocol 2, this lrtop speaks 1: install the lrtop Python package from this lrtop's source (pip install ./python)")) {
+        #expect(throws: BridgeError(server.path + ": the run speaks bridge protocol 2, this lrtop speaks 1: give the run the lrtop Python package of this lrtop's version, \(LRTopVersion.release) (the same wheel, or pip install ./python from this lrtop's source)")) {
             try connection.waitForGreeting(timeoutMs: 3000)
         }
     }

@@ -155,10 +155,11 @@ import Glibc
         #expect(d.render(width: 80, height: 24).text.contains("keys — esc closes"))
         _ = d.handle(.escape)
         #expect(d.overlay == .none)
+        // The built-in themes, in the binary: `t` cycles them with no theme file anywhere.
         _ = d.handle(.char("t"))
         #expect(d.theme.name == "basic")
         _ = d.handle(.char("t"))
-        #expect(d.theme.name == "default")
+        #expect(d.theme.name == "colorblind")
         #expect(src.sent.isEmpty)  // view keys send nothing
     }
 

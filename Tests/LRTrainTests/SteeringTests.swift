@@ -7,7 +7,8 @@ import LRCommand
 /// Runs a short training on the built-in spirals data, collecting every record.
 func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, scheduler: String? = "constant",
                   script: String? = nil, configure: (inout TrainConfig) -> Void = { _ in },
-                  options: (inout RunOptions) -> Void = { _ in }) throws -> (records: [RunRecord], end: EndRecord, trainer: Trainer) {
+                  options: (inout RunOptions) -> Void = { _ in },
+                  before: (TrainerChannel) -> Void = { _ in }) throws -> (records: [RunRecord], end: EndRecord, trainer: Trainer) {
     var config = TrainConfig()
     config.data = "synthetic:spirals"
     config.batchSize = 32
@@ -26,6 +27,7 @@ func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, sched
     opts.observer = { box.append($0) }
     options(&opts)
     let trainer = try Trainer(config: config, options: opts)
+    before(trainer.channel)
     let end = trainer.run()
     return (box.records, end, trainer)
 }

@@ -239,7 +239,15 @@ open class OptimizerBase: Optimizer, @unchecked Sendable {
         if !state.groupLRs.isEmpty && state.groupLRs.count != groups.count {
             throw OptimError("optimizer state has \(state.groupLRs.count) param groups, this optimizer has \(groups.count)")
         }
-        // Check everything before changing anything: each slot is one this optimizer keeps, of the parameter's size.
+        // Check everything before changing anything: a checkpoint's hyperparameters are validated as a spec's are
+        // (PyTorch's messages), so a crafted `beta1 = -1` is refused instead of diverging the run.
+        for (g, group) in groups.enumerated() where g < state.groupHypers.count {
+            let hyper = group.hyper.merging(state.groupHypers[g]) { _, saved in saved }
+            do { try descriptor.validate(lr: g < state.groupLRs.count ? state.groupLRs[g] : group.lr, hyper: hyper) } catch {
+                throw OptimError("optimizer state of group '\(group.name)': \(error)")
+            }
+        }
+        // Then each slot: one this optimizer keeps, of the parameter's size.
         let kind = type(of: self)
         let slots = Dictionary(uniqueKeysWithValues: kind.stateSlots.map { ($0.name, $0) })
         let scalarSlots = Dictionary(uniqueKeysWithValues: kind.scalarSlots.map { ($0.name, $0) })

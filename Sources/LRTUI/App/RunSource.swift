@@ -72,10 +72,11 @@ public struct CommandReply: Equatable, Sendable {
         self.step = step
     }
 
-    /// The answer to a command from the event the run logged for it.
+    /// The answer to a command from the event the run logged for it: a `command` event when it applied; any other
+    /// (an error, the note that the run ended before it) says why it did not.
     public init(id: Int, event: EventRecord) {
         self.init(id: id, text: event.text,
-                  outcome: event.kind == .error ? .rejected(event.message ?? "rejected") : .applied, event: event)
+                  outcome: event.kind == .command ? .applied : .rejected(event.message ?? "not applied"), event: event)
     }
 }
 

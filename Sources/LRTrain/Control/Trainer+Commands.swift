@@ -41,8 +41,14 @@ extension Trainer {
         }
     }
 
-    /// Applies, at this step boundary, the scripted commands due now and everything queued from the UI.
+    /// Commands from the channel one step boundary applies at most; the rest wait for the next ones, so a flood
+    /// (20,000 `lr *1`, 300 `ckpt`) delays training by a bounded amount of work per step instead of stalling it.
+    static let commandsPerBoundary = 32
+
+    /// Applies, at this step boundary, the scripted commands due now and up to `commandsPerBoundary` of those
+    /// queued from the UI (the run's own script is checked before the run and applies in full).
     func applyScriptAndCommands() {
+        boundary &+= 1
         if let script = options.script {
             while scriptCursor < script.entries.count && script.entries[scriptCursor].step <= scriptStep {
                 let entry = script.entries[scriptCursor]
@@ -50,7 +56,9 @@ extension Trainer {
                 scriptCursor += 1
             }
         }
-        for issued in channel.takeCommands() {
+        let (commands, refused) = channel.takeCommands(limit: Self.commandsPerBoundary)
+        answerRefused(refused)
+        for issued in commands {
             let event: EventRecord
             switch issued.parsed {
             case .success(let command): event = apply(command, text: issued.text)
@@ -59,6 +67,27 @@ extension Trainer {
             }
             channel.reply(to: issued.id, with: event)
         }
+    }
+
+    /// Logs one error event counting the commands the channel refused (its queue was full), and answers each of
+    /// them with it.
+    private func answerRefused(_ ids: [ClosedRange<Int>]) {
+        guard !ids.isEmpty else { return }
+        let n = ids.reduce(0) { $0 + $1.count }
+        let event = emit(event: .error, text: "commands", message: "\(n) command\(n == 1 ? "" : "s") refused: "
+                         + "\(TrainerChannel.inboxLimit) were already waiting for the trainer")
+        channel.reply(toRefused: ids, with: event)
+    }
+
+    /// At the run's end: the commands still waiting are not applied; one event says how many, and answers each.
+    func answerUnappliedCommands() {
+        let (waiting, refused) = channel.takeCommands(limit: TrainerChannel.inboxLimit)
+        answerRefused(refused)
+        guard !waiting.isEmpty else { return }
+        let n = waiting.count
+        let event = emit(event: .info, text: "commands",
+                         message: "\(n) command\(n == 1 ? "" : "s") sent were not applied: the run ended first")
+        channel.reply(to: waiting.map(\.id), with: event)
     }
 
     /// Applies one command; returns the event that logs it. A command that cannot apply changes nothing and logs
@@ -70,8 +99,14 @@ extension Trainer {
         defer { publishStatus() }
         do {
             try precheck(command)
-            if command.isRisky(currentLRs: before) && !isBranch { saveCheckpoint(label: "before '\(text)'") }
+            // One automatic checkpoint per boundary at most, and none when the state is saved already: `rollback`
+            // then undoes the whole burst of risky commands sent together.
+            if command.isRisky(currentLRs: before) && !isBranch && !checkpointIsCurrent && riskCheckpointBoundary != boundary {
+                riskCheckpointBoundary = boundary
+                saveCheckpoint(label: "before '\(text)'")
+            }
             let outcome = try perform(command)
+            if case .checkpoint = command {} else { checkpointIsCurrent = false }
             return emit(event: .command, text: text, command: command, result: outcome.result, before: before,
                         message: outcome.note)
         } catch let error as CommandError {
@@ -200,6 +235,10 @@ extension Trainer {
             stopRequested = .stopped
             return Outcome()
         case .checkpoint:
+            // Repeated `ckpt` with nothing changed in between are one checkpoint, not one file each.
+            if checkpointIsCurrent, let latest = checkpoints.latest {
+                return Outcome("step \(step) is already saved in \(latest.url?.path ?? "the memory ring") (the same state: not written again)")
+            }
             guard let entry = saveCheckpoint(label: "manual") else {
                 throw CommandError("checkpoint failed (see the previous event)")
             }

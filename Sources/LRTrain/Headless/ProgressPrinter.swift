@@ -72,17 +72,3 @@ public final class ProgressPrinter: @unchecked Sendable {
 func lrText(_ lrs: [Double]) -> String {
     lrs.map { String(format: "%.3g", $0) }.joined(separator: ",")
 }
-
-/// Writes `text` and a newline to a descriptor; false when it cannot (a closed pipe: SIGPIPE is ignored).
-@discardableResult
-public func writeLine(_ text: String, to fd: Int32) -> Bool {
-    let bytes = Array((text + "\n").utf8)
-    var done = 0
-    while done < bytes.count {
-        let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        done += n
-    }
-    return true
-}

@@ -33,8 +33,8 @@ public enum BatchOrderFile {
             let order = Batcher.permutation(count: count, seed: config.seed, epoch: epoch)
             text += "[" + order[0..<used].map(String.init).joined(separator: ",") + "]\n"
         }
-        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
-            throw TrainError("cannot write the batch order to \(path): \((error as NSError).localizedDescription)")
+        do { try SafeFiles.writeFile(Array(text.utf8), to: URL(fileURLWithPath: path), what: "the batch order") } catch {
+            throw TrainError(error.message)
         }
     }
 }
@@ -49,10 +49,15 @@ public final class ParameterTrace: @unchecked Sendable {
     private var wroteHeader = false
 
     public init(path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw TrainError("cannot write the parameter trace to \(path): check the folder exists and is writable")
+        let url = URL(fileURLWithPath: path)
+        do {
+            try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the folder of the parameter trace",
+                                        instead: "choose another --trace-params path", sharedAllowed: true)
+            handle = FileHandle(fileDescriptor: try SafeFiles.open(url, .truncate, what: "the parameter trace"),
+                                closeOnDealloc: true)
+        } catch {
+            throw TrainError("cannot write the parameter trace: \(error.message)")
         }
-        handle = h
     }
 
     public func record(_ step: StepRecord, _ parameters: [Parameter]) {

@@ -76,7 +76,7 @@ extension Trainer {
         let dir = base.appendingPathComponent(name)
         let writer: RunLogWriter
         do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try SafeFiles.prepareFolder(dir, what: "the find-lr sub-run folder", instead: "check the run folder")
             // Flushed often: the live UI draws the curve from this file while the sweep runs.
             writer = try RunLogWriter(url: dir.appendingPathComponent("log.jsonl"), flushInterval: 0.1)
         } catch {

@@ -55,6 +55,9 @@ public struct SweepSnapshot: Sendable {
     public var interrupted = false
     public var elapsed = 0.0
     public var metric: SweepMetric
+    /// Why the sweep stopped on its own before the end: a trial could not write its log or checkpoint because the
+    /// disk (or a quota, or a file-size limit) is full, so every trial after it would fail too.
+    public var stoppedBy: String? = nil
 
     public func trials(of c: Int) -> ArraySlice<TrialStatus> { trials[(c * seeds.count)..<((c + 1) * seeds.count)] }
 
@@ -92,9 +95,11 @@ public struct SweepSnapshot: Sendable {
         return v.allSatisfy(\.isFinite) ? v.reduce(0, +) / Double(v.count) : nil
     }
 
-    /// The best configuration among those that went furthest.
+    /// The best configuration among those that went furthest; one with a failed trial is never the best (its
+    /// results stop where it failed, and the run it would reproduce fails).
     public var best: Int? {
-        let reached = configurations.indices.compactMap { c in rungReached(c).map { (c, $0) } }
+        let reached = configurations.indices.filter { c in !trials(of: c).contains { $0.state == .failed } }
+            .compactMap { c in rungReached(c).map { (c, $0) } }
         guard let top = reached.map(\.1).max() else { return nil }
         return reached.filter { $0.1 == top }.compactMap { c, r in score(of: c, rung: r).map { (c, $0) } }
             .min { $0.1 < $1.1 }?.0
@@ -258,10 +263,10 @@ public final class SweepRunner: @unchecked Sendable {
         let started = Date()
         do {
             if k == 0, let w = warmup {
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                try SafeFiles.prepareFolder(dir, what: "the trial's folder", instead: "choose another --sweep-dir")
                 // The same command as a script line, for `lrtop train --commands` to reproduce the trial.
-                try "@0 \(Command.warmup(w))\n".write(to: dir.appendingPathComponent("commands.txt"), atomically: true,
-                                                      encoding: .utf8)
+                try SafeFiles.writeAtomically(Array("@0 \(Command.warmup(w))\n".utf8),
+                                              to: dir.appendingPathComponent("commands.txt"), what: "the trial's commands")
             }
             options.script = CommandScript(entries: script, name: "sweep")
             options.observer = { [self] record in
@@ -278,6 +283,18 @@ public final class SweepRunner: @unchecked Sendable {
             if stopping { trainer.channel.send(.stop) }
             let end = trainer.run()
             running.withLock { _ = $0.removeValue(forKey: t) }
+            if let full = trainer.outOfSpace {
+                // Every later trial would fail the same way: stop here, and say why.
+                state.withLock { s in
+                    s.trials[t].state = .failed
+                    s.trials[t].message = full
+                    s.trials[t].seconds += Date().timeIntervalSince(started)
+                    if s.stoppedBy == nil { s.stoppedBy = full }
+                }
+                requestStop()
+                onEvent?(.trialFinished(trial: t, rung: k))
+                return
+            }
             state.withLock { s in
                 s.trials[t].checkpoint = trainer.latestCheckpointURL
                 s.trials[t].seconds += Date().timeIntervalSince(started)
@@ -308,7 +325,7 @@ public final class SweepRunner: @unchecked Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         guard let data = try? encoder.encode(summary) else { return }
-        try? data.write(to: directory.appendingPathComponent("sweep.json"), options: .atomic)
+        try? SafeFiles.writeAtomically([UInt8](data), to: directory.appendingPathComponent("sweep.json"), what: "the sweep summary")
     }
 }
 

@@ -62,7 +62,8 @@ public struct MemoryEstimate: Sendable, Equatable {
             activationsPerSample = acts.flatMap { mul(2, $0) }
         }
         guard let params, let activationsPerSample else { return nil }
-        let copies = 1 + 1 + 3 + 3 * config.checkpointKeep + 4     // value, grad, slots, ring, checkpoint encoding
+        // value, grad, slots, ring, checkpoint encoding (`--checkpoint-keep` is the user's, or a checkpoint's)
+        let copies = add(1 + 1 + 3 + 4, mul(3, config.checkpointKeep))
         guard let pb = mul(params, copies, 4), let bb = mul(activationsPerSample, config.batchSize, 4),
               let eb = mul(activationsPerSample / 2, evalChunk, 4), add(pb, bb, eb) != nil else { return nil }
         return MemoryEstimate(parameterBytes: pb, batchBytes: bb, evalBytes: eb)

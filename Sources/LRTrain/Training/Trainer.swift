@@ -37,6 +37,16 @@ public final class Trainer: @unchecked Sendable {
     var stopRequested: EndReason? = nil
     /// Why the guard paused the run (nil when it runs, or a person paused it).
     var pausedByGuard: String? = nil
+    /// Step boundaries so far (each pass of the loop applies commands at one).
+    var boundary = 0
+    /// The boundary of the last automatic checkpoint before a risky command.
+    var riskCheckpointBoundary = -1
+    /// The latest checkpoint holds the state as it is now (nothing trained or applied since).
+    var checkpointIsCurrent = false
+    /// Guard rollbacks since the run last got past the step where it diverged (`DivergenceGuard.swift`).
+    var rollbacksInARow = 0
+    /// The furthest step at which the guard tripped in the current run of rollbacks.
+    var divergedAtStep = 0
     var guardState: DivergenceGuard
     var checkpoints: CheckpointStore
     var log: RunLogWriter?
@@ -56,6 +66,8 @@ public final class Trainer: @unchecked Sendable {
     var appendingToLog = false
     /// Why the run cannot go on (its log cannot be written): it stops at the next step boundary.
     var failure: String? = nil
+    /// The first write (log or checkpoint) that failed for want of space: a full disk, a quota, a file-size limit.
+    public internal(set) var outOfSpace: String? = nil
     /// The last LR range test (`find-lr`) this run made.
     public internal(set) var lastRangeTest: LRRangeTestResult? = nil
     /// `lrtop find-lr`: the run only sweeps; it ends without training or a final checkpoint.
@@ -251,12 +263,14 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         endBranches(because: endMessage ?? "the run \(endReason == .completed ? "ended" : endReason.rawValue)")
+        answerUnappliedCommands()
         return finish(reason: endReason, message: endMessage)
     }
 
     /// One optimizer step, in sections. Returns a reason to end the run (guard with `stop`), or nil.
     func trainOneStep() -> EndReason? {
         clock.begin()
+        checkpointIsCurrent = false
         let epoch = step / stepsPerEpoch
 
         // 1. Forward and backward over the step's micro-batches.
@@ -518,6 +532,7 @@ extension Trainer {
         do { try body() } catch {
             log = nil
             let message = "the run log could not be written: \(error); the run stops"
+            if SafeFiles.isOutOfSpace((error as? LogError)?.code) { outOfSpace = outOfSpace ?? "\(error)" }
             failure = message
             channel.update { $0.message = message }
             let event = EventRecord(step: step, kind: .error, text: "log", lrsBefore: optimizer.groups.map(\.lr),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LRLog
 import LRModels
 import LRTrain
 import LRTensor
@@ -70,9 +71,9 @@ struct Bench: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let data = results.count == 1 ? try encoder.encode(results[0]) : try encoder.encode(results)
-            print(String(decoding: data, as: UTF8.self))
+            printOut(String(decoding: data, as: UTF8.self))
         } else {
-            for r in results { print(r.line) }
+            for r in results { printOut(r.line) }
         }
     }
 

@@ -22,9 +22,9 @@ struct ReplayBench {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(r), as: UTF8.self))
+            printOut(String(decoding: try encoder.encode(r), as: UTF8.self))
         } else {
-            print(Self.text(r))
+            printOut(Self.text(r))
         }
     }
 

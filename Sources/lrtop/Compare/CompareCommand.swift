@@ -44,7 +44,9 @@ struct Compare: ParsableCommand {
             guard !plan.isEmpty else { try fail("--only '\(only)' matches no configuration") }
         }
         let outDir = try out.map { URL(fileURLWithPath: $0) } ?? RunDirectory.makeDefault(prefix: "compare-")
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        do { try SafeFiles.prepareFolder(outDir, what: "the compare folder", instead: "choose another --out") } catch {
+            try fail(error.message)
+        }
 
         // Resolve step counts once from the data (steps per epoch).
         var probe = TrainConfig()
@@ -77,10 +79,10 @@ struct Compare: ParsableCommand {
             try fail("\(failure.job.name) seed \(failure.job.seed): \(failure.error!)")
         }
         let table = CompareTable(results: results, order: plan.map(\.name), target: targetFraction, epochs: epochs)
-        print(table.render())
-        if json { print(table.json()) }
+        printOut(table.render())
+        if json { printOut(table.json()) }
         let logs = results.map(\.job.log.path).joined(separator: " ")
-        print("\nLogs: \(outDir.path)\nOverlay them: lrtop replay \(logs)")
+        printOut("\nLogs: \(outDir.path)\nOverlay them: lrtop replay \(logs)")
     }
 }
 

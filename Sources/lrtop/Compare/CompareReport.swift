@@ -35,7 +35,7 @@ final class CompareProgress: @unchecked Sendable {
             acc[index] = e.accuracy
             if !live && e.step % stepsPerEpoch == 0 {
                 let j = jobs[index]
-                print(String(format: "%@ seed %d: epoch %d/%d  test acc %.2f%%  train loss %.4f", j.name, j.seed,
+                printOut(String(format: "%@ seed %d: epoch %d/%d  test acc %.2f%%  train loss %.4f", j.name, j.seed,
                              e.step / stepsPerEpoch, epochs, e.accuracy * 100, loss[index] ?? .nan))
                 flushStdout()
             }

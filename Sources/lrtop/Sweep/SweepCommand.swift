@@ -68,6 +68,7 @@ struct Sweep: ParsableCommand {
         var base: TrainConfig
         var space: SearchSpace
         var plan: HalvingPlan
+        var budget: SweepBudget
         var data: LoadedData
         var datasetName: String
         var stepsPerEpoch: Int
@@ -78,9 +79,9 @@ struct Sweep: ParsableCommand {
     }
 
     func prepare() throws -> Prepared {
-        let lrs: [Double], warmups: [WarmupLength], schedulers: [String?], optimizers: [String]
+        let lrCount: Int, warmups: [WarmupLength], schedulers: [String?], optimizers: [String]
         do {
-            lrs = try SearchSpaceParser.lrs(lr)
+            lrCount = try SearchSpaceParser.lrCount(lr)
             warmups = try SearchSpaceParser.warmups(warmup)
             let givenWarmup = warmups.contains { $0 != .steps(0) }
             // No --sched: the train default (nil), or cosine after a --warmup (the default has a warmup of its own).
@@ -110,10 +111,6 @@ struct Sweep: ParsableCommand {
         do { options = try TrainOptions.parse(trainArguments) } catch { try fail(TrainOptions.message(for: error)) }
         var base: TrainConfig
         do { base = try options.config() } catch { try fail(TrainOptions.message(for: error)) }
-        var space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
-                                seeds: (0..<UInt64(seeds)).map { base.seed &+ $0 })
-        guard !space.configurations.isEmpty else { try fail("the search space holds no configuration") }
-
         let data: LoadedData
         do { data = try DataLoader.load(spec: base.data, normalize: base.normalize) } catch { try fail("\(error)") }
         if let notice = data.notice { printErr("lrtop: \(notice)") }
@@ -128,14 +125,31 @@ struct Sweep: ParsableCommand {
             c.scheduler = "constant"
             probe = try Trainer(config: c, options: probeOptions)
         } catch { try fail("\(error)") }
+        // The size, before anything of that size is made: refused with the time and disk it would take.
+        let configurationCount = Double(lrCount) * Double(warmups.count) * Double(schedulers.count) * Double(optimizers.count)
+        let plan: HalvingPlan
+        do {
+            plan = try HalvingPlan(totalSteps: probe.totalSteps, configurations: Int(min(configurationCount, 1e15)),
+                                   eta: eta, rungs: rungs)
+        } catch { try fail(error.description) }
+        if base.evalEvery == nil { base.evalEvery = plan.budgets[0] }
+        let budget = SweepBudget(budgets: plan.budgets, eta: plan.eta, configurations: configurationCount,
+                                 seeds: Double(seeds), cost: probe.measureTrialCost(), evalEvery: base.evalEvery ?? probe.totalSteps,
+                                 stepsPerEpoch: probe.stepsPerEpoch,
+                                 checkpointsKept: base.checkpointEvery > 0 ? base.checkpointKeep : 0, jobs: jobs)
+        let folder = sweepDir ?? "runs"
+        do { try budget.check(freeBytes: SweepBudget.freeBytes(at: folder), folder: folder) } catch { try fail(error.description) }
+        let lrs: [Double]
+        do { lrs = try SearchSpaceParser.lrs(lr) } catch { try fail(error.description) }
+        var space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
+                                seeds: (0..<UInt64(seeds)).map { base.seed &+ $0 })
+        guard !space.configurations.isEmpty else { try fail("the search space holds no configuration") }
         space.schedulers = space.schedulers.map { $0.map { SearchSpaceParser.filledIn($0, totalSteps: probe.totalSteps) } }
         let configurations = space.configurations
-        let plan: HalvingPlan
-        do { plan = try HalvingPlan(totalSteps: probe.totalSteps, configurations: configurations.count, eta: eta, rungs: rungs) }
-        catch { try fail(error.description) }
-        if base.evalEvery == nil { base.evalEvery = plan.budgets[0] }
-        // Every configuration is built once as its trials will be, so a bad one is refused before any training.
-        for c in configurations {
+        // Every configuration is built once as its trials will be, so a bad one is refused before any training; the
+        // LR aside (checked when parsed), one of each optimizer, warmup and scheduler is enough.
+        var checked = Set<String>()
+        for c in configurations where checked.insert("\(c.optimizer)|\(c.warmup)|\(c.scheduler ?? "default")").inserted {
             let w = c.warmup.steps(stepsPerEpoch: probe.stepsPerEpoch)
             if w >= probe.totalSteps {
                 try fail("--warmup \(c.warmup) is \(w) steps, as long as the whole run (\(probe.totalSteps) steps): give a shorter warmup or more --epochs")
@@ -148,7 +162,7 @@ struct Sweep: ParsableCommand {
             }
         }
         let directory = try sweepDirectory()
-        return Prepared(base: base, space: space, plan: plan, data: data, datasetName: probe.datasetName,
+        return Prepared(base: base, space: space, plan: plan, budget: budget, data: data, datasetName: probe.datasetName,
                         stepsPerEpoch: probe.stepsPerEpoch, totalSteps: probe.totalSteps, directory: directory,
                         threads: jobs > 1 ? max(1, options.blasThreads / jobs) : options.blasThreads,
                         sharedArguments: trainArguments)
@@ -161,6 +175,8 @@ struct Sweep: ParsableCommand {
         if let sweepDir { dir = URL(fileURLWithPath: sweepDir) } else {
             do { dir = try RunDirectory.makeDefault(prefix: "sweep-") } catch { try fail("\(error)") }
         }
+        let instead = "choose another --sweep-dir"
+        do { try SafeFiles.prepareFolder(dir, what: "the sweep folder", instead: instead) } catch { try fail(error.message) }
         let trials = dir.appendingPathComponent("trials"), summary = dir.appendingPathComponent("sweep.json")
         if fm.fileExists(atPath: trials.path) || fm.fileExists(atPath: summary.path) {
             guard force else {
@@ -169,8 +185,8 @@ struct Sweep: ParsableCommand {
             try? fm.removeItem(at: trials)
             try? fm.removeItem(at: summary)
         }
-        do { try fm.createDirectory(at: trials, withIntermediateDirectories: true) } catch {
-            try fail("cannot create the sweep folder \(dir.path): \(FileProblem.reason(error))")
+        do { try SafeFiles.prepareFolder(trials, what: "the sweep's trials folder", instead: instead) } catch {
+            try fail(error.message)
         }
         return dir
     }
@@ -187,6 +203,7 @@ struct Sweep: ParsableCommand {
                 + "\(p.totalSteps) steps each at most (\(p.stepsPerEpoch)/epoch)",
             "lrtop: rungs end at step \(p.plan.budgets.map(String.init).joined(separator: ", ")) (eta \(p.plan.eta), ranked by mean \(metric.rawValue)): "
                 + "\(Format.grouped(halving)) steps in all instead of \(Format.grouped(full)) for the full grid",
+            "lrtop: estimated \(p.budget.summary) (a step measured at \(String(format: "%.2g", p.budget.cost.stepSeconds * 1000)) ms)",
             "lrtop: sweep folder \(p.directory.path)",
         ]
         let reporter = SweepReporter(runner: runner, metric: metric)
@@ -206,6 +223,10 @@ struct Sweep: ParsableCommand {
         reporter.final(snapshot, prepared: p, trainLine: trainLine(snapshot, p))
         // Ctrl-C or a signal: 128 + its number, as for 'lrtop train'; stopped with q q in the UI, the partial result
         // is what the person asked for.
+        if let full = snapshot.stoppedBy {
+            try fail("the sweep stopped early: a trial ran out of disk space (\(full)); free space on that disk, or choose "
+                 + "another --sweep-dir, and run the sweep again")
+        }
         if snapshot.interrupted && SignalFlag.received { throw ExitCode(128 + SignalFlag.number) }
         if snapshot.best == nil { throw ExitCode(1) }
     }
