@@ -4,9 +4,12 @@
 // its log line without the "type" key. NaN and infinities are the strings "NaN", "Infinity", "-Infinity"
 // in the log (use `.convertToString`/`.convertFromString` strategies with Foundation's coders).
 
+import LRCommand
+
 /// The first line of a run log.
 public struct RunHeader: Codable, Sendable, Equatable {
-    public static let currentSchema = 1
+    /// 2: events carry the parsed command (`command`) and typed outcomes (`result`); see docs/runlog.md.
+    public static let currentSchema = 2
     /// Schema version of the log format (see docs/runlog.md).
     public var schema: Int
     public var lrtopVersion: String
@@ -167,6 +170,11 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var kind: Kind
     /// The command text as typed, or a short label ("auto-checkpoint").
     public var text: String
+    /// The command as parsed, on `command` and `error` events a command caused (nil for one that did not parse,
+    /// and for the run's own events). Readers of older logs get it from `text` (`RunLogLine`).
+    public var command: Command?
+    /// What the event did that a reader needs as data (where it rolled back to, the sub-runs it made ...).
+    public var result: EventResult?
     /// LR per group just before and just after (equal when nothing changed).
     public var lrsBefore: [Double]
     public var lrsAfter: [Double]
@@ -174,14 +182,46 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var message: String?
     public var wallTime: Double
 
-    public init(step: Int, kind: Kind, text: String, lrsBefore: [Double], lrsAfter: [Double], message: String? = nil,
-                wallTime: Double) {
-        self.step = step; self.kind = kind; self.text = text; self.lrsBefore = lrsBefore; self.lrsAfter = lrsAfter
-        self.message = message; self.wallTime = wallTime
+    public init(step: Int, kind: Kind, text: String, command: Command? = nil, result: EventResult? = nil,
+                lrsBefore: [Double], lrsAfter: [Double], message: String? = nil, wallTime: Double) {
+        self.step = step; self.kind = kind; self.text = text; self.command = command; self.result = result
+        self.lrsBefore = lrsBefore; self.lrsAfter = lrsAfter; self.message = message; self.wallTime = wallTime
     }
 
     public enum CodingKeys: String, CodingKey {
-        case step, kind, text, lrsBefore = "lrs_before", lrsAfter = "lrs_after", message, wallTime = "wall_time"
+        case step, kind, text, command, result, lrsBefore = "lrs_before", lrsAfter = "lrs_after", message
+        case wallTime = "wall_time"
+    }
+}
+
+/// The outcome of an event as data, so that readers never take it from the message's English (docs/runlog.md,
+/// `result`). Every field is optional: an event carries the ones that apply.
+public struct EventResult: Codable, Sendable, Equatable {
+    /// A find-lr suggestion: fastai's `valley`, `steep`, `min/10`, `slide`, or Lightning's `lightning`.
+    public struct Suggestion: Codable, Sendable, Equatable {
+        public var name: String
+        public var lr: Double
+        public init(name: String, lr: Double) { self.name = name; self.lr = lr }
+    }
+    /// The step the run was put back to: `rollback`, a guard trip that rolled back.
+    public var rolledBackTo: Int?
+    /// The guard paused the run (a person resumes it).
+    public var paused: Bool?
+    /// The scheduler in force after the event, as built (`sched`: its lengths filled in, canonical spelling).
+    public var scheduler: String?
+    /// Sub-run folders the event made, relative to the log's folder: find-lr's sweep, a fork's branches in order.
+    public var subruns: [String]?
+    /// find-lr's suggestions, in the order the summary lists them.
+    public var suggestions: [Suggestion]?
+
+    public init(rolledBackTo: Int? = nil, paused: Bool? = nil, scheduler: String? = nil, subruns: [String]? = nil,
+                suggestions: [Suggestion]? = nil) {
+        self.rolledBackTo = rolledBackTo; self.paused = paused; self.scheduler = scheduler; self.subruns = subruns
+        self.suggestions = suggestions
+    }
+
+    public enum CodingKeys: String, CodingKey {
+        case rolledBackTo = "rolled_back_to", paused, scheduler, subruns, suggestions
     }
 }
 

@@ -26,25 +26,24 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let result: LoadResult
-        do { result = try RunLoader.load(URL(fileURLWithPath: source)) } catch { fail("\(error)") }
+        do { result = try RunLoader.load(URL(fileURLWithPath: source)) } catch { try fail("\(error)") }
         for w in result.warnings { printErr("lrtop: warning: \(w)") }
         guard result.runs.count == 1, let data = result.runs.first else {
-            fail("\(source) holds \(result.runs.count) runs: export one file at a time")
+            try fail("\(source) holds \(result.runs.count) runs: export one file at a time")
         }
         let outURL = URL(fileURLWithPath: out)
         do {
             switch to {
             case .tensorboard:
-                try FileManager.default.createDirectory(at: outURL, withIntermediateDirectories: true)
                 let file = try TensorBoardExport.write(data, to: outURL)
-                print("lrtop: wrote \(file.path) (\(data.steps.count) steps): tensorboard --logdir \(outURL.path)")
+                printOut("lrtop: wrote \(file.path) (\(data.steps.count) steps): tensorboard --logdir \(outURL.path)")
             case .csv:
                 try CSVExport.write(data, to: outURL)
-                print("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
+                printOut("lrtop: wrote \(outURL.path) (\(data.steps.count) steps)")
             }
         } catch {
-            fail("cannot write \(out): \(FileProblem.reason(error))")
+            try fail("cannot write \(out): \(FileProblem.reason(error))")
         }
-        if let line = Self.metricsLine(data, to: to) { print(line) }
+        if let line = Self.metricsLine(data, to: to) { printOut(line) }
     }
 }

@@ -47,64 +47,42 @@ struct Replay: ParsableCommand {
     }
 
     /// `--summary --metric NAME ...`: the metrics' table, or one line naming the metrics there are.
-    func summarizeMetrics() {
-        let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
+    func summarizeMetrics() throws {
+        let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
         switch RunSummary.metricTable(runs, metrics: metric) {
-        case .success(let table): print(table)
-        case .failure(let problem): fail(problem.message)
+        case .success(let table): printOut(table)
+        case .failure(let problem): try fail(problem.message)
         }
     }
 
     func run() throws {
         if summary {
-            if !metric.isEmpty { return summarizeMetrics() }
-            let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
-            print(RunSummary.table(runs))
+            if !metric.isEmpty { return try summarizeMetrics() }
+            let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
+            printOut(RunSummary.table(runs))
             return
         }
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
+            try fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
         }
-        var warnings: [String] = []
-        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
-        let chosenTheme = Self.loadTheme(theme, store: store, warnings: &warnings)
+        let (chosenTheme, themeNotice) = try Themes.resolve(theme)
+        var warnings = themeNotice.map { [$0] } ?? []
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
         // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
-        let source = ReplaySource(runs: RunInputs.nameBranches(RunNames.assign(inputs.load(warnings: &warnings))),
+        let source = ReplaySource(runs: RunInputs.nameBranches(RunNames.assign(try inputs.load(warnings: &warnings))),
                                   options: options)
         if align == .walltime && source.alignment != .walltime {
             let w = "no wall times in \(source.runs.count > 1 ? "these runs" : "this run"): aligned by step"
             printErr("lrtop: warning: \(w)")
             warnings.append(w)
         }
-        let dashboard = source.makeDashboard(theme: chosenTheme, themeStore: store)
+        let dashboard = source.makeDashboard(theme: chosenTheme, themeStore: Themes.store)
         if let first = warnings.first {
             dashboard.showNotice(first + (warnings.count > 1 ? " (+\(warnings.count - 1) more, printed before the UI)" : ""),
                                  .warning)
         }
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied())
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
-    }
-
-    /// The theme named, or the built-in default; problems are printed and added to `warnings`.
-    static func loadTheme(_ name: String?, store: ThemeStore, warnings: inout [String]) -> Theme {
-        guard let name else { return .builtinDefault }
-        let result = store.load(name)
-        for d in result.diagnostics { printErr("lrtop: warning: \(d)") }
-        warnings += result.diagnostics
-        return result.theme
-    }
-}
-
-/// Runs a dashboard that is already built in this terminal, restoring it on every way out.
-enum TUIRunner {
-    static func run(_ dashboard: Dashboard, terminal: TerminalFlags = TerminalFlags()) throws -> ExitReason {
-        let backend = NcursesBackend(mouse: !terminal.noMouse, ascii: terminal.ascii)
-        do { try backend.start() } catch { fail("cannot start the terminal UI: \(error)") }
-        defer { backend.restore() }
-        dashboard.setDepth(backend.colorDepth)
-        if let file = ViewPreferences.file() { TUIApp.remember(in: file, dashboard) }
-        return TUIApp.run(dashboard: dashboard, options: TUIOptions(), backend: backend)
     }
 }

@@ -18,17 +18,17 @@ struct RunInputs: ParsableArguments {
 
     var hasMappingOverride: Bool { lossTag != nil || !lrTags.isEmpty || accTag != nil || valLossTag != nil }
 
-    /// Loads every run, printing one line per problem to stderr; exits non-zero only when nothing could be read.
-    func load() -> [RunData] {
+    /// Loads every run, printing one line per problem to stderr; throws (a non-zero exit) only when nothing could be read.
+    func load() throws -> [RunData] {
         var warnings: [String] = []
-        return load(warnings: &warnings)
+        return try load(warnings: &warnings)
     }
 
     /// Loads every run and prints one line per problem to stderr ("lrtop: warning: FILE:LINE: what"); `warnings`
     /// gets the same lines without the prefix (for the UI's notice bar). A file that cannot be read at all is an
-    /// error line and the others are still loaded; when nothing can be read it exits 1.
-    func load(warnings: inout [String]) -> [RunData] {
-        guard !runs.isEmpty else { fail("name at least one run: a .jsonl log, a TensorBoard file or folder, or a CSV") }
+    /// error line and the others are still loaded; when nothing can be read it throws `ExitCode(1)`.
+    func load(warnings: inout [String]) throws -> [RunData] {
+        guard !runs.isEmpty else { try fail("name at least one run: a .jsonl log, a TensorBoard file or folder, or a CSV") }
         var loaded: [RunData] = []
         var unreadable = 0
         func warn(_ w: String) {
@@ -65,8 +65,8 @@ struct RunInputs: ParsableArguments {
         }
         guard !loaded.isEmpty else {
             // Each file already has its line; one more would only repeat it.
-            if unreadable == runs.count { Foundation.exit(1) }
-            fail("nothing could be read from \(runs.joined(separator: ", "))")
+            if unreadable == runs.count { throw ExitCode(1) }
+            try fail("nothing could be read from \(runs.joined(separator: ", "))")
         }
         return loaded
     }

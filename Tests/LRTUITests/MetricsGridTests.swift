@@ -93,8 +93,12 @@ func metricRun(_ name: String, steps n: Int, offset: Double = 0) -> RunData {
         let row0 = Array(b.lines()[0])
         let slash = row0.firstIndex(of: "/")!
         #expect(b[slash, 0].fg == palette.inactive.fg && b[slash + 1, 0].fg == palette.title.fg)
-        // A name from a file never writes control characters.
-        #expect(MetricsGrid.displayName("a\u{1b}[2Jb") == "a?[2Jb")
+        // A name from a file never writes control characters: the cell buffer shows them as spaces.
+        var hostile = Buffer(width: 60, height: 10)
+        MetricsGrid(charts: [MetricsGridChart(name: "a\u{1b}[2J\u{7f}\u{9b}b", series: [], valueText: "1")], steps: 0...10,
+                    palette: palette).draw(into: &hostile, area: hostile.area)
+        #expect(hostile.text.contains("a [2Jb"))
+        #expect(!hostile.text.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || (0x7f..<0xa0).contains($0.value) })
         #expect(MetricsGrid.group(of: "train/acc") == "train" && MetricsGrid.group(of: "tokens") == "")
     }
 }

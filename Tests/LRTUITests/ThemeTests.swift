@@ -73,24 +73,39 @@ import LRTUI
             .deletingLastPathComponent().appendingPathComponent("themes").path
     }
 
-    @Test func shippedThemesParseCleanly() {
-        let store = ThemeStore(searchPaths: [Self.repoThemes])
+    /// The six built-in themes need no file: a store that looks nowhere has them all.
+    @Test func builtInThemesParseCleanly() {
+        let store = ThemeStore(searchPaths: [])
         let names = store.availableThemes()
-        for n in ["default", "light", "high-contrast", "colorblind", "mono", "basic"] {
-            #expect(names.contains(n), "missing theme \(n)")
-        }
-        #expect(names.first == "default")
+        #expect(names == ["default", "basic", "colorblind", "high-contrast", "light", "mono"])
+        #expect(Set(Theme.builtinNames) == Set(names))
         for n in ["default", "light", "high-contrast", "colorblind", "mono"] {
             let r = store.load(n)
             #expect(r.diagnostics.isEmpty, "\(n): \(r.diagnostics)")
             #expect(r.theme.name == n)
+            #expect(store.path(for: n) == nil)
             // Every key is set in the file.
-            let text = try? String(contentsOfFile: store.path(for: n)!, encoding: .utf8)
+            let text = Theme.builtinFiles.first { $0.name == n }?.text
             for (key, _) in Theme.keys { #expect(text?.contains("theme[\(key)]=") == true, "\(n) lacks \(key)") }
         }
         #expect(store.load("default").theme == Theme.builtinDefault)
+        #expect(store.load("basic").theme == Theme.basic)
+        // mono builds on the 8-colour basic theme; the others on the default.
+        #expect(store.load("mono").theme["main_bg"] == .default)
         // Okabe–Ito colours in the colour-blind theme.
         #expect(store.load("colorblind").theme["smooth_line"] == .rgb(RGB(0xe6, 0x9f, 0x00)))
+    }
+
+    /// The compiled-in themes are exactly the files in themes/ (scripts/generate-builtins writes them).
+    @Test func compiledThemesAreTheFilesInThemesFolder() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.repoThemes).filter { $0.hasSuffix(".theme") }
+        let compiled = Dictionary(uniqueKeysWithValues: Theme.builtinFiles.map { ($0.name, $0.text) })
+        let stale = "BuiltinThemes.swift is out of date: run scripts/generate-builtins"
+        #expect(Set(files.map { String($0.dropLast(6)) }) == Set(compiled.keys), "\(stale)")
+        for file in files {
+            let text = try String(contentsOfFile: Self.repoThemes + "/" + file, encoding: .utf8)
+            #expect(compiled[String(file.dropLast(6))] == text, "\(file): \(stale)")
+        }
     }
 
     @Test func storeDiscoversCyclesAndFallsBack() throws {
@@ -100,7 +115,7 @@ import LRTUI
         try "theme[lr_line]=\"#010203\"\n".write(to: dir.appendingPathComponent("zeta.theme"), atomically: true, encoding: .utf8)
         try "theme[nope]=\"#010203\"\n".write(to: dir.appendingPathComponent("alpha.theme"), atomically: true, encoding: .utf8)
         let store = ThemeStore(searchPaths: ["/nonexistent", dir.path])
-        #expect(store.availableThemes() == ["default", "alpha", "basic", "zeta"])
+        #expect(store.availableThemes() == ["default", "alpha", "basic", "colorblind", "high-contrast", "light", "mono", "zeta"])
         #expect(store.next(after: "default") == "alpha")
         #expect(store.next(after: "zeta") == "default")
         #expect(store.load("zeta").theme["lr_line"] == .rgb(RGB(1, 2, 3)))
@@ -111,10 +126,34 @@ import LRTUI
         #expect(store.load(dir.appendingPathComponent("zeta.theme").path).theme.name == "zeta")
     }
 
-    @Test func defaultSearchPathsOrder() {
-        let paths = ThemeStore.defaultSearchPaths(environment: ["LRTOP_THEMES": "/a:/b", "HOME": "/home/u"],
-                                                  executablePath: "/repo/.build/debug/lrtop")
-        #expect(Array(paths.prefix(4)) == ["/a", "/b", "/home/u/.config/lrtop/themes", "/repo/themes"])
-        #expect(paths.contains("/usr/local/share/lrtop/themes"))
+    /// User themes: $LRTOP_THEMES, then the config folder (XDG's when set); never beside the executable.
+    @Test func defaultSearchPathsAreTheUsersOnly() {
+        #expect(ThemeStore.defaultSearchPaths(environment: ["LRTOP_THEMES": "/a:/b", "HOME": "/home/u"])
+                == ["/a", "/b", "/home/u/.config/lrtop/themes"])
+        #expect(ThemeStore.defaultSearchPaths(environment: ["XDG_CONFIG_HOME": "/x", "HOME": "/home/u"]) == ["/x/lrtop/themes"])
+        #expect(ThemeStore.defaultSearchPaths(environment: [:]) == [])
+    }
+
+    /// The one loader every command uses: a user's file replaces a built-in, problems in it are diagnostics, an
+    /// unknown name or an unreadable file is an error naming what there is and where it looked.
+    @Test func resolveIsTheOneLoader() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lrtui-resolve-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "theme[lr_line]=\"#010203\"\ntheme[nope]=\"#000000\"\n".write(to: dir.appendingPathComponent("light.theme"),
+                                                                       atomically: true, encoding: .utf8)
+        let store = ThemeStore(searchPaths: [dir.path])
+        #expect(try store.resolve(nil).theme == Theme.builtinDefault)
+        let light = try store.resolve("light")
+        #expect(light.theme["lr_line"] == .rgb(RGB(1, 2, 3)))
+        #expect(light.diagnostics == ["theme 'light': line 2: unknown key 'nope', ignored"])
+        #expect(try store.resolve("mono").diagnostics.isEmpty)
+        #expect(throws: ThemeError.self) { try store.resolve("nosuch") }
+        do { _ = try store.resolve("nosuch") } catch {
+            #expect("\(error)".hasPrefix("unknown theme 'nosuch': available themes are default, basic, colorblind"))
+            #expect("\(error)".contains("looked for in \(dir.path)"))
+        }
+        #expect(throws: ThemeError.self) { try store.resolve(dir.path + "/missing.theme") }
+        #expect(try store.resolve(dir.appendingPathComponent("light.theme").path).theme.name == "light")
     }
 }

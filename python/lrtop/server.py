@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-PROTOCOL = 1
+from ._version import PROTOCOL
+
 MAX_LINE = 65536
 MAX_TEXT = 4096
 # A viewer that does not read has this much output queued at most before it is dropped.

@@ -1,3 +1,5 @@
+import LRLog
+
 /// One client connection to a training process's bridge socket: JSON lines out, parsed messages in.
 /// `poll()` and `send` never block (non-blocking socket, buffered writes), so the UI thread can call them every
 /// frame. Not thread-safe: one thread uses it.
@@ -81,7 +83,7 @@ public final class BridgeConnection {
         for case .hello(let h) in messages where hello == nil {
             hello = h
             if h.protocolVersion != BridgeProtocol.version {
-                finish("the run speaks bridge protocol \(h.protocolVersion), this lrtop speaks \(BridgeProtocol.version): install the lrtop Python package from this lrtop's source (pip install ./python)")
+                finish("the run speaks bridge protocol \(h.protocolVersion), this lrtop speaks \(BridgeProtocol.version): give the run the lrtop Python package of this lrtop's version, \(LRTopVersion.release) (the same wheel, or pip install ./python from this lrtop's source)")
             }
         }
         return messages
@@ -134,7 +136,8 @@ public final class BridgeConnection {
             do {
                 messages.append(try ServerMessage.parse(line))
             } catch {
-                warnings.append("malformed message from the run: \(error.description)")
+                // Kept up to a bound: a peer sending bad lines forever must not grow the viewer's memory.
+                if warnings.count < 1000 { warnings.append("malformed message from the run: \(error.description)") }
             }
         }
         inbox.removeFirst(start)

@@ -13,7 +13,7 @@ public enum ReplayBenchmark {
     /// The files are deleted afterwards unless `keepFiles`.
     public static func run(steps: Int = 1_000_000, directory: URL, keepFiles: Bool = false) throws -> [String: Double] {
         var r: [String: Double] = ["steps": Double(steps)]
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try SafeFiles.prepareFolder(directory, what: "the benchmark's folder", instead: "choose another folder")
         let logURL = directory.appendingPathComponent("bench-run.jsonl")
         let tbURL = directory.appendingPathComponent("events.out.tfevents.0.bench")
         defer {

@@ -10,9 +10,9 @@ import Foundation
 /// digits that round-trip.
 public enum CSVExport {
     public static func write(_ run: RunData, to url: URL) throws {
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        let fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw LogError("\(url.path): cannot open for writing: \(errnoText())") }
+        try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the export's folder",
+                                    instead: "choose another output path", sharedAllowed: true)
+        let fd = try SafeFiles.open(url, .truncate, what: "the CSV export")
         defer { close(fd) }
         var out: [UInt8] = []
         out.reserveCapacity(1 << 20)

@@ -3,6 +3,8 @@
 // trainer); reading general lines goes through the small JSON parser, step and eval lines through
 // `RunLogLineParser`'s byte scanner.
 
+import LRCommand
+
 /// Encoding and decoding of single run log lines.
 public enum RunLogLine {
     /// The line for `record`, without the trailing newline.
@@ -121,6 +123,8 @@ public enum RunLogLine {
         b.appendASCII("{\"type\":\"event\",\"step\":"); b.appendInt(e.step)
         b.appendASCII(",\"kind\":"); b.appendJSONString(e.kind.rawValue)
         b.appendASCII(",\"text\":"); b.appendJSONString(e.text)
+        if let c = e.command { b.appendASCII(",\"command\":"); appendObject(c, to: &b) }
+        if let r = e.result { b.appendASCII(",\"result\":"); appendObject(r, to: &b) }
         b.appendASCII(",\"lrs_before\":"); appendDoubles(e.lrsBefore, to: &b)
         b.appendASCII(",\"lrs_after\":"); appendDoubles(e.lrsAfter, to: &b)
         if let m = e.message { b.appendASCII(",\"message\":"); b.appendJSONString(m) }
@@ -203,10 +207,12 @@ public enum RunLogLine {
             guard let kind = EventRecord.Kind(rawValue: kindText) else {
                 throw Problem(message: "field \"kind\": unknown event kind \"\(kindText)\"")
             }
-            return .event(EventRecord(
+            return .event(upgraded(EventRecord(
                 step: try requiredInt(json, "step"), kind: kind, text: try optionalString(json, "text") ?? "",
+                command: decodeObject(json["command"], as: Command.self),
+                result: decodeObject(json["result"], as: EventResult.self),
                 lrsBefore: try doubleArray(json, "lrs_before"), lrsAfter: try doubleArray(json, "lrs_after"),
-                message: try optionalString(json, "message"), wallTime: try double(json, "wall_time")))
+                message: try optionalString(json, "message"), wallTime: try double(json, "wall_time"))))
         case "end":
             guard let reasonText = try optionalString(json, "reason") else { throw Problem(message: "field \"reason\": missing") }
             guard let reason = EndReason(rawValue: reasonText) else {

@@ -22,9 +22,9 @@ public final class TensorBoardWriter {
     /// (Unix seconds).
     public init(url: URL, wallTime: Double) throws {
         self.url = url
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw LogError("\(url.path): cannot open for writing: \(errnoText())") }
+        try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the export's folder",
+                                    instead: "choose another output folder", sharedAllowed: true)
+        fd = try SafeFiles.open(url, .truncate, what: "the TensorBoard export")
         buffer.reserveCapacity(1 << 20)
         event.appendKey(field: 1, wire: 1)
         event.appendLittleEndian(wallTime.bitPattern)

@@ -1,8 +1,9 @@
 import LRLog
 
 // The metrics grid's part of the dashboard (`m`): which charts it holds, its keys and mouse, drawing the screen around
-// it, the metric pinned to the loss panel, and the GPU figures of the status panel. The grid itself is
-// Widgets/MetricsGrid.swift.
+// it, and the chart of the metric pinned to the loss panel. The grid itself is Widgets/MetricsGrid.swift; the loss
+// panel draws the pinned chart (Widgets/Panels/LossChartPanel.swift), the status panel the GPU rows
+// (Widgets/Panels/StatusPanel.swift).
 
 /// The metrics grid's state.
 public struct MetricsView: Equatable, Sendable {
@@ -172,10 +173,10 @@ extension Dashboard {
             guard let name = selectedMetric(names) else { showNotice("no chart selected: ↑↓←→ select one", .warning); return }
             if metricsView.pinned == name {
                 metricsView.pinned = nil
-                showNotice("unpinned " + MetricsGrid.displayName(name))
+                showNotice("unpinned " + name)
             } else {
                 metricsView.pinned = name
-                showNotice("pinned " + MetricsGrid.displayName(name) + " to the loss panel (m: back to it)")
+                showNotice("pinned " + name + " to the loss panel (m: back to it)")
             }
         case .back:
             if chartCursor != nil {
@@ -205,7 +206,7 @@ extension Dashboard {
     }
 
     /// A click selects the chart under it and, on its plot, puts the cursor at that step; the wheel scrolls rows.
-    func handleMetricsMouse(_ m: MouseEvent) -> Outcome {
+    func handleMetricsMouse(_ m: MouseEvent) -> ScreenAction {
         guard let layout = lastGridLayout else { return .none }
         let names = metricsGridNames
         let at = Position(x: m.x, y: m.y)
@@ -260,7 +261,7 @@ extension Dashboard {
                     visible.append(MetricsGridChart(name: name, series: []))
                 }
             }
-            var grid = MetricsGrid(charts: visible, steps: steps, markers: cursorMarker(steps),
+            var grid = MetricsGrid(charts: visible, steps: steps, markers: ChartWindow(steps: steps, cursor: chartCursor).markers([], palette: palette),
                                    selected: metricsView.selected.flatMap { names.firstIndex(of: $0) },
                                    top: metricsView.top, palette: palette)
             if xAxis != .steps { grid.xLabel = xAxis.label }
@@ -295,7 +296,7 @@ extension Dashboard {
         if runs.count > 1 {
             for (i, r) in runs.enumerated() {
                 right.append(Span("━ ", i == 0 ? palette.smooth : palette.run(i)))
-                right.append(Span(MetricsGrid.displayName(r.name) + " ", palette.axis))
+                right.append(Span(r.name + " ", palette.axis))
             }
         }
         let rightLine = TextLine(right)
@@ -320,72 +321,9 @@ extension Dashboard {
         return items + tail
     }
 
-    /// The loss panel: the loss chart, with the pinned metric's chart under it (or in its place when the panel is
-    /// too small for two).
-    func renderLossArea(into buffer: inout Buffer, area: Rect, steps: ClosedRange<Int>) {
-        guard let name = metricsView.pinned, runs.contains(where: { $0.source(named: name) != nil }) else {
-            renderLossChart(into: &buffer, area: area, steps: steps)
-            return
-        }
-        if area.height >= 14 {
-            let parts = area.split(.vertical, [.fill(1), .percentage(45)])
-            renderLossChart(into: &buffer, area: parts[0], steps: steps)
-            renderPinned(name, into: &buffer, area: parts[1], steps: steps)
-        } else {
-            renderPinned(name, into: &buffer, area: area, steps: steps)
-        }
+    /// The pinned metric's chart for the loss panel (`LossChartPanel`), when a run has it.
+    var pinnedChart: MetricsGridChart? {
+        guard let name = metricsView.pinned, runs.contains(where: { $0.source(named: name) != nil }) else { return nil }
+        return metricsChart(name, sources: metricSources)
     }
-
-    func renderPinned(_ name: String, into buffer: inout Buffer, area: Rect, steps: ClosedRange<Int>) {
-        let chart = metricsChart(name, sources: metricSources)
-        var right = chart.valueText
-        if let c = chartCursor, steps.contains(c) { right = "@" + xAxis.text(c) + " " + right }
-        let block = Block(title: "◆ " + MetricsGrid.displayName(name) + (chart.scale == .log ? " (log)" : ""),
-                          rightTitle: right + " · m: grid", titleStyle: palette.title, rightTitleStyle: palette.highlight,
-                          borderStyle: palette.border)
-        block.render(into: &buffer, area: area)
-        var line = LineChart(series: chart.series, markers: markers(for: primary, steps: steps) + cursorMarker(steps),
-                             steps: steps, scale: chart.scale, axisStyle: palette.border, labelStyle: palette.axis)
-        if xAxis != .steps { line.xLabel = xAxis.label; line.preciseXLabel = nil }
-        line.draw(into: &buffer, area: block.inner(area))
-    }
-
-    // MARK: status
-
-    /// What GPU users look at, when the run's records give it (docs/runlog.md, "Reserved metric names"): memory
-    /// peak / reserved / total, utilisation, and the spread of the ranks' step times.
-    func systemMetricItems() -> [(key: String, value: [Span])] {
-        guard let step = viewStep else { return [] }
-        let run = primary
-        func value(_ name: String) -> Double? {
-            run.metrics.track(named: name)?.latest(atOrBefore: step).flatMap { $0.isFinite ? $0 : nil }
-        }
-        var items: [(key: String, value: [Span])] = []
-        let peak = value(SystemMetrics.gpuMemPeak), reserved = value(SystemMetrics.gpuMemReserved)
-        let total = value(SystemMetrics.gpuMemTotal), util = value(SystemMetrics.gpuUtil)
-        if peak != nil || reserved != nil || util != nil {
-            var spans: [Span] = []
-            if let peak {
-                spans.append(Span(Self.gigabytes(peak), palette.highlight))
-                if let total { spans.append(Span("/" + Self.gigabytes(total) + " GB peak", palette.text)) }
-                else { spans.append(Span(" GB peak", palette.text)) }
-            }
-            if let reserved { spans.append(Span((spans.isEmpty ? "" : " · ") + Self.gigabytes(reserved) + " rsv", palette.inactive)) }
-            if let util { spans.append(Span((spans.isEmpty ? "" : " · ") + Format.fixed(util, 0) + "%", palette.highlight)) }
-            items.append(("gpu", spans))
-        }
-        let ranks = run.metrics.names.filter { $0.hasPrefix(SystemMetrics.rankStepTimePrefix) }
-        let times: [(rank: String, seconds: Double)] = ranks.compactMap { n in
-            value(n).map { (String(n.dropFirst(SystemMetrics.rankStepTimePrefix.count)), $0) }
-        }
-        if times.count > 1, let slow = times.max(by: { $0.seconds < $1.seconds }), let fast = times.min(by: { $0.seconds < $1.seconds }) {
-            items.append(("ranks", [Span(Format.significant(fast.seconds * 1000, 3) + "–" + Format.significant(slow.seconds * 1000, 3) + " ms/step",
-                                         palette.text),
-                                    Span(" · slowest " + slow.rank, slow.seconds > fast.seconds * 1.2 ? palette.warn : palette.inactive)]))
-        }
-        return items
-    }
-
-    /// Bytes as GB with 3 significant digits.
-    static func gigabytes(_ bytes: Double) -> String { Format.significant(bytes / 1e9, 3) }
 }

@@ -1,3 +1,4 @@
+import LRCommand
 import LRLog
 
 /// The data of one run as the dashboard draws it: bounded-memory tracks per metric, evaluations, events and
@@ -128,9 +129,8 @@ public final class RunModel {
     /// The step a rollback event went back to, or nil for any other event.
     static func rollbackTarget(_ e: EventRecord) -> Int? {
         switch e.kind {
-        case .rollback: return e.step
-        case .command where e.text == "rollback": return e.step
-        case .guardTrip where (e.message ?? "").contains("rolled back to step"): return e.step
+        case .rollback: return e.result?.rolledBackTo ?? e.step
+        case .command, .guardTrip: return e.result?.rolledBackTo
         default: return nil
         }
     }
@@ -253,11 +253,11 @@ public final class RunModel {
     /// Seconds of running time the "now" rate spans.
     public static let rateWindow = 5.0
 
-    /// Keeps the running clock: wall time less the paused intervals the events mark.
+    /// Keeps the running clock: wall time less the paused intervals the events mark (a `pause` however it was
+    /// typed, a guard trip that paused; a `resume`).
     func noteForRate(event e: EventRecord) {
-        let pauses = (e.kind == .command && e.text == "pause")
-            || (e.kind == .guardTrip && (e.message ?? "").contains("paused"))
-        let resumes = e.kind == .command && (e.text == "resume" || e.text == "continue")
+        let pauses = (e.kind == .command && e.command == .pause) || (e.kind == .guardTrip && e.result?.paused == true)
+        let resumes = e.kind == .command && e.command == .resume
         if pauses, pausedSince == nil, e.wallTime.isFinite {
             pausedSince = e.wallTime
         } else if resumes, let since = pausedSince {

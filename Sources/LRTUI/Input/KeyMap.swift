@@ -1,5 +1,6 @@
 // The one table of keys and what they do. The dashboard acts on it, the help overlay and the key bar are generated
-// from it. Keys that change the run produce a command of the command language, so the trainer logs every action.
+// from it. Keys that change the run produce a command of the steering language as a value, so the run logs every
+// action.
 
 /// What a key does in the dashboard.
 public enum KeyAction: Hashable, Sendable {
@@ -7,8 +8,8 @@ public enum KeyAction: Hashable, Sendable {
     case togglePause
     /// `step`: one optimizer step while paused.
     case step
-    /// `lr <factor>` (e.g. `*1.1`, `/2`), for the selected group when one is selected.
-    case scaleLR(String)
+    /// `lr *F`: the LR times this factor (`/2` is 0.5), for the selected group when one is selected.
+    case scaleLR(Double)
     /// `lr release`: give the LR back to the scheduler.
     case releaseLR
     /// `lr reset`: back to the base LR.
@@ -48,7 +49,7 @@ public enum KeyAction: Hashable, Sendable {
     /// Redraws the whole screen (after something else wrote over it).
     case redraw
     /// Replay: moves the cursor by steps (`+500`, `-1000`) or by a share of the run (`+1%`, `-10%`).
-    case seek(String)
+    case seek(ReplayCommand.Seek)
     /// Replay: to the previous (-1) or next (+1) event.
     case seekEvent(Int)
     /// Replay: the next slower (-1) or faster (+1) playback speed.
@@ -117,10 +118,10 @@ public enum KeyMap {
     public static let table: [KeyBinding] = [
         KeyBinding([.space], .togglePause, "pause / resume training", bar: "pause", modes: live),
         KeyBinding([.char("n")], .step, "one step (while paused)", bar: "step", modes: live),
-        KeyBinding([.char("+")], .scaleLR("*1.1"), "LR ×1.1 (fine up)", modes: live),
-        KeyBinding([.char("-")], .scaleLR("/1.1"), "LR ÷1.1 (fine down)", modes: live),
-        KeyBinding([.char("]")], .scaleLR("*2"), "LR ×2", bar: "lr×2", modes: live),
-        KeyBinding([.char("[")], .scaleLR("/2"), "LR ÷2", bar: "lr÷2", modes: live),
+        KeyBinding([.char("+")], .scaleLR(1.1), "LR ×1.1 (fine up)", modes: live),
+        KeyBinding([.char("-")], .scaleLR(1 / 1.1), "LR ÷1.1 (fine down)", modes: live),
+        KeyBinding([.char("]")], .scaleLR(2), "LR ×2", bar: "lr×2", modes: live),
+        KeyBinding([.char("[")], .scaleLR(0.5), "LR ÷2", bar: "lr÷2", modes: live),
         KeyBinding([.char("r")], .releaseLR, "release LR to scheduler", modes: live),
         KeyBinding([.char("R")], .resetLR, "reset LR to base", modes: live),
         KeyBinding([.char("g")], .cycleGroup, "cycle param group for LR keys", modes: live),
@@ -133,10 +134,10 @@ public enum KeyMap {
         KeyBinding([.char("f")], .findLR, "find-lr: sweep the LR, pick on the curve (enter: lr, o: onecycle)", bar: "find-lr", modes: live),
         // Replay: the cursor the charts, events and status are drawn up to.
         KeyBinding([.space], .togglePause, "play / pause (from the start at the end)", bar: "play", modes: replay),
-        KeyBinding([.left], .seek("-1%"), "back 1% of the run", bar: "seek", modes: replay),
-        KeyBinding([.right], .seek("+1%"), "forward 1% of the run", modes: replay),
-        KeyBinding([.pageUp], .seek("-10%"), "back 10% of the run", modes: replay),
-        KeyBinding([.pageDown], .seek("+10%"), "forward 10% of the run", modes: replay),
+        KeyBinding([.left], .seek(.percent(-1)), "back 1% of the run", bar: "seek", modes: replay),
+        KeyBinding([.right], .seek(.percent(1)), "forward 1% of the run", modes: replay),
+        KeyBinding([.pageUp], .seek(.percent(-10)), "back 10% of the run", modes: replay),
+        KeyBinding([.pageDown], .seek(.percent(10)), "forward 10% of the run", modes: replay),
         KeyBinding([.char("n")], .step, "one step forward (pauses)", modes: replay),
         KeyBinding([.char(","), .char("p")], .seekEvent(-1), "previous event", modes: replay),
         KeyBinding([.char(".")], .seekEvent(1), "next event", bar: "event", modes: replay),

@@ -70,7 +70,7 @@ public struct Theme: Equatable, Sendable {
 
     static func hex(_ s: String) -> Color { RGB(hex: s).map(Color.rgb) ?? .default }
 
-    /// The built-in dark theme (also what `themes/default.theme` holds).
+    /// The built-in dark theme (also what `themes/default.theme` holds; ThemeTests hold them equal).
     public static let builtinDefault: Theme = Theme(name: "default", exact: [
         "main_bg": hex("#0d1117"), "main_fg": hex("#c9d1d9"), "title": hex("#e6edf3"), "hi_fg": hex("#58a6ff"),
         "inactive_fg": hex("#6e7681"), "div_line": hex("#30363d"), "graph_text": hex("#8b949e"),
@@ -97,8 +97,21 @@ public struct Theme: Equatable, Sendable {
         "selected_bg": .cyan, "selected_fg": .black,
     ])
 
-    /// Themes that need no file.
-    public static let builtins: [Theme] = [builtinDefault, basic]
+    /// The names of the themes built into the binary: `basic` and every `themes/*.theme` (BuiltinThemes.swift).
+    public static let builtinNames: [String] = [basic.name] + builtinFiles.map(\.name)
+
+    /// A built-in theme by name; nil when there is none of that name.
+    public static func builtin(named name: String) -> ThemeLoadResult? {
+        if name == basic.name { return ThemeLoadResult(theme: basic, diagnostics: []) }
+        guard let file = builtinFiles.first(where: { $0.name == name }) else { return nil }
+        return parse(file.text, name: name, base: base(forName: name))
+    }
+
+    /// What a theme file's missing keys fall back to: `mono` (and a user's `basic.theme`) build on the 8-colour
+    /// `basic`, every other theme on the built-in default.
+    static func base(forName name: String) -> Theme {
+        name == basic.name || name == "mono" ? basic : builtinDefault
+    }
 }
 
 /// Three colours to interpolate between (btop's `_start`/`_mid`/`_end`).

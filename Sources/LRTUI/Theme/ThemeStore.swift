@@ -1,6 +1,9 @@
 import Foundation
 
-/// Finds themes in a list of directories (first match wins) and the built-ins (`default`, `basic`).
+/// The one place themes come from: those built into the binary (`Theme.builtinNames`: `basic` and every
+/// `themes/*.theme`, compiled in) and the user's `NAME.theme` files in `searchPaths` (first match wins; a user's file
+/// replaces a built-in of the same name). Nothing is read from beside the executable, so a copied or pip-installed
+/// binary has every built-in theme.
 public struct ThemeStore: Sendable {
     public var searchPaths: [String]
 
@@ -8,41 +11,28 @@ public struct ThemeStore: Sendable {
         self.searchPaths = searchPaths
     }
 
-    /// The usual search path: `$LRTOP_THEMES` (colon-separated), `~/.config/lrtop/themes`,
-    /// `<executable dir>/../../themes` (a SwiftPM build tree: `.build/debug/lrtop`), `<executable dir>/../share/lrtop/themes`,
-    /// `/usr/local/share/lrtop/themes`, `/usr/share/lrtop/themes`, and a `themes/` folder found by walking up from
-    /// the executable (the repository).
-    public static func defaultSearchPaths(environment: [String: String] = ProcessInfo.processInfo.environment,
-                                          executablePath: String? = CommandLine.arguments.first) -> [String] {
+    /// Where user themes are looked for: `$LRTOP_THEMES` (colon-separated), then `$XDG_CONFIG_HOME/lrtop/themes`
+    /// (`~/.config/lrtop/themes` when XDG_CONFIG_HOME is unset), beside the `view.conf` the UI remembers.
+    public static func defaultSearchPaths(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
         var paths: [String] = []
         if let env = environment["LRTOP_THEMES"] {
             paths += env.split(separator: ":").map(String.init).filter { !$0.isEmpty }
         }
-        if let home = environment["HOME"], !home.isEmpty { paths.append(home + "/.config/lrtop/themes") }
-        if let exe = executablePath, !exe.isEmpty {
-            let resolved = URL(fileURLWithPath: exe).resolvingSymlinksInPath()
-            let dir = resolved.deletingLastPathComponent()
-            paths.append(dir.appendingPathComponent("../../themes").standardized.path)
-            paths.append(dir.appendingPathComponent("../share/lrtop/themes").standardized.path)
-            var up = dir
-            for _ in 0..<6 {
-                let candidate = up.appendingPathComponent("themes").path
-                if !paths.contains(candidate) { paths.append(candidate) }
-                up = up.deletingLastPathComponent()
-            }
+        if let config = environment["XDG_CONFIG_HOME"], !config.isEmpty {
+            paths.append(config + "/lrtop/themes")
+        } else if let home = environment["HOME"], !home.isEmpty {
+            paths.append(home + "/.config/lrtop/themes")
         }
-        paths += ["/usr/local/share/lrtop/themes", "/usr/share/lrtop/themes"]
         var seen = Set<String>()
         return paths.filter { seen.insert($0).inserted }
     }
 
-    /// Names of the themes available: files `NAME.theme` in the search path and the built-ins, sorted,
-    /// with `default` first.
+    /// Names of the themes available: the built-ins and the files in the search path, sorted, with `default` first.
     public func availableThemes() -> [String] {
-        var names = Set(Theme.builtins.map(\.name))
+        var names = Set(Theme.builtinNames)
         for dir in searchPaths {
             guard let entries = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
-            for e in entries where e.hasSuffix(".theme") { names.insert(String(e.dropLast(6))) }
+            for e in entries where e.hasSuffix(".theme") && e.count > 6 { names.insert(String(e.dropLast(6))) }
         }
         return names.sorted { a, b in
             if a == "default" { return b != "default" }
@@ -51,7 +41,7 @@ public struct ThemeStore: Sendable {
         }
     }
 
-    /// Where the theme's file is, if there is one.
+    /// The user's file for this theme, if there is one in the search path.
     public func path(for name: String) -> String? {
         for dir in searchPaths {
             let p = dir + "/" + name + ".theme"
@@ -60,22 +50,38 @@ public struct ThemeStore: Sendable {
         return nil
     }
 
-    /// Loads a theme by name (or by path when `name` contains `/` or ends in `.theme`). A file wins over a built-in of
-    /// the same name; an unknown name gives the built-in default with a diagnostic.
+    /// Loads a theme by name (or by path when `name` contains `/` or ends in `.theme`): the user's file, else the
+    /// built-in; an unknown name gives the built-in default with a diagnostic saying where it looked.
     public func load(_ name: String) -> ThemeLoadResult {
         if name.contains("/") || name.hasSuffix(".theme") {
-            return Theme.load(path: name)
+            let file = ((name as NSString).lastPathComponent as NSString).deletingPathExtension
+            return Theme.load(path: name, base: Theme.base(forName: file))
         }
-        if let p = path(for: name) {
-            let base = name == "basic" || name == "mono" ? Theme.basic : Theme.builtinDefault
-            return Theme.load(path: p, base: base)
-        }
-        if let builtin = Theme.builtins.first(where: { $0.name == name }) {
-            return ThemeLoadResult(theme: builtin, diagnostics: [])
-        }
-        let where_ = searchPaths.isEmpty ? "no theme directories" : searchPaths.joined(separator: ", ")
+        if let p = path(for: name) { return Theme.load(path: p, base: Theme.base(forName: name)) }
+        if let builtin = Theme.builtin(named: name) { return builtin }
         return ThemeLoadResult(theme: .builtinDefault,
-                               diagnostics: ["theme '\(name)' not found (looked in \(where_)), using the built-in default"])
+                               diagnostics: ["theme '\(name)' not found (\(lookedIn)), using the built-in default"])
+    }
+
+    /// The theme a command starts with: the one named (a theme's name or a `.theme` file's path), or `default`. What
+    /// a file gets wrong is in the diagnostics (the theme still loads); a name that is neither built in nor a user's
+    /// file, or a file that cannot be read, is an error that names what there is.
+    public func resolve(_ name: String?) throws -> ThemeLoadResult {
+        guard let name else { return load("default") }
+        if name.contains("/") || name.hasSuffix(".theme") {
+            guard FileManager.default.isReadableFile(atPath: name) else {
+                throw ThemeError("cannot read the theme file \(name)")
+            }
+        } else if !availableThemes().contains(name) {
+            throw ThemeError("unknown theme '\(name)': available themes are "
+                             + "\(availableThemes().joined(separator: ", ")) (\(lookedIn); 'lrtop themes' lists them)")
+        }
+        return load(name)
+    }
+
+    /// Where user themes were looked for, for messages.
+    public var lookedIn: String {
+        searchPaths.isEmpty ? "no user theme folder: HOME is not set" : "user themes looked for in " + searchPaths.joined(separator: ", ")
     }
 
     /// The theme after `name` in `availableThemes()`, wrapping around.
@@ -84,4 +90,10 @@ public struct ThemeStore: Sendable {
         guard let i = all.firstIndex(of: name) else { return all.first ?? "default" }
         return all[(i + 1) % all.count]
     }
+}
+
+/// A theme that cannot be used: one line naming it and what to do.
+public struct ThemeError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

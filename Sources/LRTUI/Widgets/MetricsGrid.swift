@@ -140,14 +140,15 @@ public struct MetricsGrid {
         return plots
     }
 
-    /// " ◆ val/acc (log) ": the group prefix dimmed, the rest in the title style; room is left for the value.
+    /// " ◆ val/acc (log) ": the group prefix dimmed, the rest in the title style; room is left for the value. A name
+    /// read from a file may hold control characters: the buffer writes them as spaces, never to the terminal.
     func renderTitle(_ chart: MetricsGridChart, selected: Bool, into buffer: inout Buffer, area: Rect) {
         let valueWidth = chart.valueText.isEmpty ? 0 : chart.valueText.cellWidth + 3
         let room = area.width - 4 - valueWidth
         guard room >= 4 else { return }
         var spans: [Span] = [Span(" ")]
         if chart.pinned { spans.append(Span("◆ ", palette.marker)) }
-        let name = Self.displayName(chart.name)
+        let name = chart.name
         if let slash = name.lastIndex(of: "/") {
             spans.append(Span(String(name[...slash]), palette.inactive))
             spans.append(Span(String(name[name.index(after: slash)...]), selected ? palette.highlight.bold : palette.title))
@@ -158,12 +159,6 @@ public struct MetricsGrid {
         spans.append(Span(" "))
         TextLine(spans).truncated(toWidth: room).render(into: &buffer, at: Position(x: area.x + 2, y: area.y),
                                                        clip: Rect(x: area.x + 2, y: area.y, width: room, height: 1))
-    }
-
-    /// A name as the screen may show it: control characters (a name read from a file) become `?`.
-    public static func displayName(_ name: String) -> String {
-        guard name.unicodeScalars.contains(where: { $0.value < 32 || $0.value == 127 }) else { return name }
-        return String(String.UnicodeScalarView(name.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? "?" : $0 }))
     }
 
     /// The group of a name: what comes before its first `/` (`train/acc` → `train`), or "" when it has none.

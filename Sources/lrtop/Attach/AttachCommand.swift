@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LRBridge
+import LRLog
 import LRTrain
 import LRTUI
 
@@ -8,7 +9,8 @@ struct Attach: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Steer a PyTorch run in another process, live in the terminal UI.",
         discussion: """
-        The run uses the lrtop Python package (pip install ./python): run = lrtop.attach(optimizer, scheduler), \
+        The run uses the lrtop Python package (the wheel, or pip install ./python in a clone): \
+        run = lrtop.attach(optimizer, scheduler), \
         then run.step(loss=loss) after each optimizer.step(); or lrtop.lightning.LrtopCallback(), or \
         lrtop.hf.LrtopCallback(). It prints 'lrtop: steer this run with: lrtop attach RUN_DIR'.
         The charts show the whole run so far from its log, then follow it live; the keys and the : prompt send \
@@ -25,14 +27,16 @@ struct Attach: ParsableCommand {
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
+            try fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
         }
+        let (look, themeNotice) = try Themes.resolve(theme)
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
         } catch {
-            fail("\(error)")
+            try fail("\(error)")
         }
+        if let skipped = chosen.skipped { printErr("lrtop: \(skipped)") }
         let connection: BridgeConnection
         let logURL: URL
         do {
@@ -48,35 +52,35 @@ struct Attach: ParsableCommand {
             }
         } catch {
             if let log = chosen.log, let reason = RunFinder.endReason(of: log) {
-                fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
+                try fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
             }
-            fail("\(error)")
+            if let log = chosen.log, error.code == ECONNREFUSED {
+                let removed = RunFinder.removeIfStale(chosen.socket) ? " (the stale socket was removed)" : ""
+                try fail("the run in \(log.deletingLastPathComponent().path) is not running: its process exited without an end "
+                         + "record (killed or crashed), so nobody listens on its socket \(chosen.socket)\(removed); replay what "
+                         + "it logged with 'lrtop replay \(log.path)'")
+            }
+            try fail("\(error)")
         }
-        let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
-            do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
-        })
-        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        let source = AttachSource(connection: connection, logURL: logURL)
+        source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
 
-        var warnings: [String] = []
-        let store = ThemeStore(searchPaths: ThemeStore.defaultSearchPaths())
-        let look = Replay.loadTheme(theme, store: store, warnings: &warnings)
-        let dashboard = Dashboard(source: source, theme: look, themeStore: store)
-        source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
-        dashboard.showNotice(warnings.first ?? "attached to \(source.status().title) · q detaches, the run goes on",
-                             warnings.isEmpty ? .info : .warning)
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        let dashboard = Dashboard(source: source, theme: look, themeStore: Themes.store)
+        dashboard.showNotice(themeNotice ?? "attached to \(source.status().title) · q detaches, the run goes on",
+                             themeNotice == nil ? .info : .warning)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied())
         let step = dashboard.status.step
         source.detach()
 
         let log = source.logURL.path
         switch source.ending {
         case .lost(let why):
-            fail(why + "; what it logged is in \(log)")
+            try fail(why + "; what it logged is in \(log)")
         case .ended(let why):
-            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
+            printOut("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
         case .detached:
             let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
-            print("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
+            printOut("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
@@ -84,17 +88,19 @@ struct Attach: ParsableCommand {
     /// The newest live run under --runs, or the person's pick when several are live.
     func pickRun() throws(BridgeError) -> RunFinder.Target {
         let found = RunFinder.runs(under: URL(fileURLWithPath: runs))
-        let live = RunFinder.live(found)
-        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs) }
+        let probed = RunFinder.probe(found)
+        let live = probed.filter { $0.state == .listening }.map(\.run)
+        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs, probed: probed) }
+        if let skipped = RunFinder.skippedNote(probed) { printErr("lrtop: \(skipped)") }
         if live.count == 1 { return RunFinder.Target(socket: newest.socket!, log: newest.log) }
-        print("\(live.count) live runs under \(runs), newest first:")
+        printOut("\(live.count) live runs under \(runs), newest first:")
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
         for (i, run) in live.enumerated() {
-            print("  \(i + 1)  \(run.name)  (last written \(formatter.string(from: run.modified)))")
+            printOut("  \(i + 1)  \(run.name)  (last written \(formatter.string(from: run.modified)))")
         }
         while true {
-            print("attach to which? [1] ", terminator: "")
+            printOut("attach to which? [1] ", terminator: "")
             flushStdout()
             guard let line = readLine() else { throw BridgeError("no run chosen") }
             let answer = line.trimmingCharacters(in: .whitespaces)
@@ -103,7 +109,7 @@ struct Attach: ParsableCommand {
                 return RunFinder.Target(socket: live[n - 1].socket!, log: live[n - 1].log)
             }
             if answer == "q" { throw BridgeError("no run chosen") }
-            print("type a number from 1 to \(live.count), Enter for the newest, or q")
+            printOut("type a number from 1 to \(live.count), Enter for the newest, or q")
         }
     }
 }

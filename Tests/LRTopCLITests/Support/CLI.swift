@@ -27,11 +27,12 @@ struct Output {
 }
 
 /// Runs `lrtop ARGS` as a user would, with stdin closed and stdout/stderr captured (so stdout is not a terminal).
+/// `binary` runs another copy of it.
 @discardableResult
 func lrtop(_ args: [String], in directory: URL? = nil, timeout: TimeInterval = 300,
-           environment: [String: String] = [:]) throws -> Output {
+           environment: [String: String] = [:], binary: URL = lrtopBinary) throws -> Output {
     let process = Process()
-    process.executableURL = lrtopBinary
+    process.executableURL = binary
     process.arguments = args
     if let directory { process.currentDirectoryURL = directory }
     var env = ProcessInfo.processInfo.environment
@@ -154,14 +155,8 @@ func runCleanly(_ argv: [String]) throws -> String {
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     var attr = posix_spawnattr_t()
-    posix_spawnattr_init(&attr)
+    initCleanSpawnAttributes(&attr)
     defer { posix_spawnattr_destroy(&attr) }
-    var none = sigset_t(), all = sigset_t()
-    sigemptyset(&none)
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attr, &none)
-    posix_spawnattr_setsigdefault(&attr, &all)
-    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
     let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
     defer { for a in cargs { free(a) } }
     var pid: pid_t = 0
@@ -178,4 +173,15 @@ func runCleanly(_ argv: [String]) throws -> String {
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     return String(decoding: data, as: UTF8.self)
+}
+
+/// Spawn attributes for a child with no signal blocked and every signal at its default action (see `runCleanly`).
+func initCleanSpawnAttributes(_ attr: inout posix_spawnattr_t) {
+    posix_spawnattr_init(&attr)
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attr, &none)
+    posix_spawnattr_setsigdefault(&attr, &all)
+    posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import LRLog
+import LRModels
 import LRTrain
 import LRTensor
 
@@ -11,7 +13,7 @@ struct Bench: ParsableCommand {
         of 3 repeats. Compare with PyTorch: python3 ../shared/reference/torch_reference.py bench.
         """)
 
-    @Option(help: "Model: mlp or convnet.") var model = "mlp"
+    @Option(help: "Model: mlp or convnet. (default: mlp)", transform: { try ModelKind(name: $0) }) var model = ModelKind.mlp
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
     @Option(help: "MLP hidden size.") var hidden = 256
     @Option(help: "Optimizer.") var optimizer = "adamw"
@@ -74,9 +76,9 @@ struct Bench: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let data = results.count == 1 ? try encoder.encode(results[0]) : try encoder.encode(results)
-            print(String(decoding: data, as: UTF8.self))
+            printOut(String(decoding: data, as: UTF8.self))
         } else {
-            for r in results { print(r.line) }
+            for r in results { printOut(r.line) }
         }
     }
 
@@ -100,12 +102,12 @@ struct Bench: ParsableCommand {
         if withLog { options.runDirectory = tmp }
         defer { if withLog { try? FileManager.default.removeItem(at: tmp) } }
         let trainer: Trainer
-        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         _ = trainer.timeSteps(warmup)
         var best = Double.infinity
         for _ in 0..<max(1, repeats) { best = min(best, trainer.timeSteps(steps)) }
         let stepsPerSec = Double(steps) / best
-        return Result(impl: "lrtop \(LRTop.version)", model: model == "mlp" ? "mlp 784-\(hidden)-10" : model,
+        return Result(impl: "lrtop \(LRTop.version)", model: model == .mlp ? "mlp 784-\(hidden)-10" : model.rawValue,
                       batch: batchSize, optimizer: optimizer, threads: threads, log: withLog,
                       dataset: trainer.datasetName, steps: steps, steps_per_s: stepsPerSec,
                       samples_per_s: stepsPerSec * Double(batchSize), ms_per_step: 1000 / stepsPerSec)

@@ -1,5 +1,4 @@
 import Foundation
-import LRLog
 
 /// One command of lrtop's steering language. The same text is accepted at the TUI's `:` prompt, bound to keys,
 /// and read from `--commands` scripts (`@STEP COMMAND`), so every intervention is reproducible and logged.
@@ -177,8 +176,15 @@ public enum CommandParser {
 public struct CommandScript: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         public let step: Int
+        /// The line's command as written, and as parsed once, when the script is read.
         public let text: String
+        public let command: Command
+        /// The line number in the file (0 for an entry a program made).
         public let line: Int
+
+        public init(step: Int, command: Command, text: String? = nil, line: Int = 0) {
+            self.step = step; self.command = command; self.text = text ?? command.description; self.line = line
+        }
     }
     public let entries: [Entry]
     /// The script's file name, for `file:line` messages.
@@ -202,10 +208,11 @@ public struct CommandScript: Sendable, Equatable {
             }
             guard parts.count == 2 else { throw CommandError("\(name):\(i + 1): missing command after '@\(step)'") }
             let text = parts[1].trimmingCharacters(in: .whitespaces)
-            do { _ = try CommandParser.parse(text) } catch {
+            let command: Command
+            do { command = try CommandParser.parse(text) } catch {
                 throw CommandError("\(name):\(i + 1): \(error.description)")
             }
-            entries.append(Entry(step: step, text: text, line: i + 1))
+            entries.append(Entry(step: step, command: command, text: text, line: i + 1))
         }
         return CommandScript(entries: entries.enumerated().sorted {
             ($0.element.step, $0.offset) < ($1.element.step, $1.offset)

@@ -48,9 +48,9 @@ struct ReplayBench {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(r), as: UTF8.self))
+            printOut(String(decoding: try encoder.encode(r), as: UTF8.self))
         } else {
-            print(Self.text(r))
+            printOut(Self.text(r))
         }
     }
 
@@ -101,12 +101,13 @@ struct ReplayBench {
         r["frame_ms"] = frameTimes(dashboard, &buffer, count: 5).min()! * 1000
         // Seeks as the keys send them, each followed by the frame that shows it.
         var seeks: [Double] = []
-        let commands = ["goto start", "seek +10%", "goto \(steps / 2)", "seek -1%", "event next", "goto \(steps * 3 / 4)",
-                        "step", "seek +10%", "goto end"]
+        let commands: [ReplayCommand] = [.goto(.start), .seek(.percent(10)), .goto(.step(steps / 2)), .seek(.percent(-1)),
+                                         .event(next: true), .goto(.step(steps * 3 / 4)), .step(1), .seek(.percent(10)),
+                                         .goto(.end)]
         for zoom in 0..<Dashboard.zoomLevels.count {
             for c in commands {
                 let t = monotonic()
-                _ = source.send(c)
+                _ = source.control(c)
                 dashboard.update()
                 dashboard.render(into: &buffer)
                 seeks.append(monotonic() - t)
