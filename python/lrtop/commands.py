@@ -32,6 +32,16 @@ def swift_double(text: str) -> Optional[float]:
     return None
 
 
+# The largest float32: an LR the trainer or a float32 parameter cannot hold is refused, not overflowed at the next
+# optimizer.step() (Swift: Float.greatestFiniteMagnitude).
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32_finite(x: float) -> bool:
+    """Whether `x` is a number a float32 holds (its magnitude at most float32's largest)."""
+    return math.isfinite(x) and abs(x) <= FLOAT32_MAX
+
+
 def swift_int(text: str) -> Optional[int]:
     """What Swift's `Int(text)` gives (64-bit; None on overflow)."""
     if not _INT.fullmatch(text):
@@ -297,7 +307,7 @@ def _parse_find_lr(args: list[str]) -> Command:
             values["steps"] = n
         else:
             v = swift_double(parts[1])
-            if v is None or not math.isfinite(v) or v <= 0:
+            if v is None or not float32_finite(v) or v <= 0:
                 raise CommandError(f"invalid find-lr {key} '{parts[1]}': expected a positive LR like 1e-7")
             values[key] = v
     if not values["start"] < values["end"]:
@@ -324,14 +334,15 @@ def _parse_lr(args: list[str]) -> Command:
     if arg[0] in "*/x":
         number = arg[1:]
         f = swift_double(number)
-        if f is None or f != f or f in (float("inf"), float("-inf")) or f <= 0:
-            raise CommandError(f"invalid LR factor '{number}' in 'lr {arg}': expected a positive number, e.g. 'lr *0.5'")
+        if f is None or not float32_finite(f) or f <= 0 or not float32_finite(1 / f):
+            raise CommandError(f"invalid LR factor '{number}' in 'lr {arg}': expected a positive number within "
+                               "float32's range (1e-38 to 3.4e38), e.g. 'lr *0.5'")
         return Command("lr", group, LRChange("scale", 1 / f if arg[0] == "/" else f))
     v = swift_double(arg)
     if v is None:
         raise CommandError(f"invalid LR '{arg}': expected a number like 3e-4, or {usage}")
-    if v != v or v in (float("inf"), float("-inf")) or v < 0:
-        raise CommandError(f"invalid LR '{arg}': must be a finite number >= 0")
+    if not float32_finite(v) or v < 0:
+        raise CommandError(f"invalid LR '{arg}': must be a finite number >= 0 within float32's range (at most 3.4e38)")
     return Command("lr", group, LRChange("set", v))
 
 

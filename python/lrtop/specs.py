@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .commands import swift_double
+from .commands import float32_finite, swift_double
 
 
 class SpecError(ValueError):
@@ -155,6 +155,8 @@ class _Options:
         d = self._number(s)
         if d is None:
             raise self._bad(key, s, "a number")
+        if not float32_finite(d):
+            raise self._bad(key, s, "a number within float32's range (at most 3.4e38 in size)")
         return d
 
     def required_double(self, key: str) -> float:
@@ -204,6 +206,8 @@ class _Options:
         parts = [self._number(p) for p in s.split("/")]
         if not parts or any(p is None for p in parts):
             raise self._bad(key, s, "numbers separated by '/'")
+        if not all(float32_finite(p) for p in parts):
+            raise self._bad(key, s, "numbers within float32's range (at most 3.4e38 in size) separated by '/'")
         return parts
 
     def int_list(self, key: str) -> Optional[list[int]]:

@@ -56,7 +56,7 @@ public struct LRRangeSettings: Equatable, Sendable {
                 }
                 steps = n
             } else {
-                guard let v = Double(parts[1]), v.isFinite, v > 0 else {
+                guard let v = Double(parts[1]), v > 0, v <= Double(Float.greatestFiniteMagnitude) else {
                     throw ParseError(description: "invalid find-lr \(key) '\(parts[1])': expected a positive LR like 1e-7")
                 }
                 if key == "start" { start = v } else { end = v }
