@@ -21,11 +21,9 @@ from .run import Run
 class _HFRun(Run):
     control = None
 
-    def save_checkpoint(self, label: str = "manual") -> Optional[str]:
-        path = super().save_checkpoint(label)
-        if label == "manual" and self.control is not None:
+    def _on_manual_checkpoint(self) -> None:
+        if self.control is not None:
             self.control.should_save = True
-        return path
 
 
 class LrtopCallback(TrainerCallback):

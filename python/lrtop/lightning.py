@@ -93,8 +93,9 @@ class LrtopCallback(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         if self.run is not None:
-            reason = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
-            self.run.close(reason, f"{type(exception).__name__}: {exception}"[:500])
+            # Lightning's SIGTERMException (a SystemExit) and Ctrl-C end the run as interrupted, not failed.
+            stopped = isinstance(exception, (KeyboardInterrupt, SystemExit)) or self.run._signal is not None
+            self.run.close("interrupted" if stopped else "failed", f"{type(exception).__name__}: {exception}"[:500])
 
     @staticmethod
     def _validate(trainer) -> None:

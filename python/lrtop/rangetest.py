@@ -28,6 +28,7 @@ from . import __version__
 from . import commands as C
 from .findlr import Curve, Settings
 from .runlog import RunLogWriter
+from .safefs import FOLDER_MODE, close_quietly, open_folder
 
 # A sub-run's log is flushed this often: the live UI draws the curve from it while the sweep runs.
 SUBRUN_FLUSH_INTERVAL = 0.1
@@ -89,14 +90,25 @@ class RangeTestMixin:
         """Makes `subruns/find-lr-STEP` (`-2`, `-3` ... when taken) and its log with the sub-run header."""
         base = os.path.join(self.run_dir, "subruns")
         name, n = f"find-lr-{self.step_count}", 2
-        while os.path.exists(os.path.join(base, name)):
-            name, n = f"find-lr-{self.step_count}-{n}", n + 1
-        folder = os.path.join(base, name)
+        subruns = sub = None
         try:
-            os.makedirs(folder)
-            writer = RunLogWriter(os.path.join(folder, "log.jsonl"), time.time(), flush_interval=SUBRUN_FLUSH_INTERVAL)
+            subruns = open_folder("subruns", parent=self._folder, path=base, create=True, what="sub-runs folder")
+            while True:
+                try:
+                    os.mkdir(name, FOLDER_MODE, dir_fd=subruns)
+                    break
+                except FileExistsError:
+                    name, n = f"find-lr-{self.step_count}-{n}", n + 1
+            folder = os.path.join(base, name)
+            sub = open_folder(name, parent=subruns, path=folder, what="sub-run folder")
+            writer = RunLogWriter(sub, "log.jsonl", os.path.join(folder, "log.jsonl"), time.time(),
+                                  flush_interval=SUBRUN_FLUSH_INTERVAL)
         except OSError as e:
-            raise C.CommandError(f"find-lr: cannot create its sub-run log in {folder}: {e}; nothing changed") from e
+            raise C.CommandError(f"find-lr: cannot create its sub-run log in {os.path.join(base, name)}: "
+                                 f"{e.strerror or e}; nothing changed") from None
+        finally:
+            close_quietly(sub)
+            close_quietly(subruns)
         config = dict(self._config)
         config.update(settings.config_entries)
         writer.header(version=__version__,

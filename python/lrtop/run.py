@@ -7,9 +7,10 @@ PyTorch scheduler whose base LRs are the current ones; `warmup N` scales the LR 
 """
 from __future__ import annotations
 
+import atexit
 import copy
 import datetime as _dt
-import json
+import functools
 import math
 import os
 import random
@@ -23,15 +24,57 @@ from typing import Any, Callable, Optional
 import torch
 
 from . import __version__
+from . import checkpoint_file as CF
 from . import commands as C
 from . import schedulers as SB
+from .checkpoint_file import CheckpointError
 from .distributed import CommandChannel
 from .rangetest import RangeTestMixin
 from .runlog import RunLogWriter, number
+from .safefs import close_quietly, open_folder, open_run_folder
 from .server import ControlServer
+from .signals import SignalHandlers, name as signal_name
 from .specs import SpecError
 
 GUARD_ACTIONS = ("pause", "rollback", "stop")
+# Commands one step boundary applies at most; the rest wait for the next boundaries (a flood never stalls a step).
+MAX_COMMANDS_PER_BOUNDARY = 32
+# Commands whose work is more than setting a few numbers: a boundary applies a few of them at most.
+COSTLY_VERBS = frozenset(("ckpt", "rollback", "eval", "find-lr", "sched"))
+MAX_COSTLY_PER_BOUNDARY = 4
+# The guard's rollbacks in a row (each to the last checkpoint, LR halved) before it stops trying: pause with a viewer
+# to decide, stop without one.
+MAX_GUARD_ROLLBACKS = 3
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _lr_limit(optimizer: torch.optim.Optimizer) -> float:
+    """The largest LR `optimizer.step()` can apply: the largest value of the narrowest floating dtype it steps
+    (float32: 3.4e38; float16: 65504), as PyTorch converts the LR to the parameters' dtype."""
+    limit = C.FLOAT32_MAX
+    for g in optimizer.param_groups:
+        for p in g["params"]:
+            if isinstance(p, torch.Tensor) and p.is_floating_point():
+                limit = min(limit, float(torch.finfo(p.dtype).max))
+    return limit
+
+
+def _close_at_exit(ref: "weakref.ref[Run]") -> None:
+    """At interpreter exit, a run nobody closed gets its end record: `interrupted` after a signal or Ctrl-C,
+    `failed` after an uncaught exception, else as `close()` decides."""
+    run = ref()
+    if run is None or run._closed:
+        return
+    last = getattr(sys, "last_value", None)
+    if run._signal is not None or isinstance(last, KeyboardInterrupt):
+        run.close("interrupted", f"{signal_name(run._signal)}" if run._signal is not None else "KeyboardInterrupt")
+    elif isinstance(last, BaseException):
+        run.close("failed", f"{type(last).__name__}: {last}"[:500])
+    else:
+        run.close()
 
 
 @dataclass
@@ -40,7 +83,11 @@ class _Pending:
     text: str
     id: object = None
     client: Any = None
-    origin: str = "socket"  # "socket" | "guard" | "api"
+    origin: str = "socket"  # "socket" | "guard" | "api" | "signal"
+    acked: bool = False
+    command: Optional[C.Command] = None  # parsed on rank 0
+    same_as: Optional["_Pending"] = None  # a `ckpt` right behind this one: answered by its checkpoint
+    error: Optional[str] = None  # why it failed, when it did
 
 
 def _scalar(x) -> float:
@@ -159,9 +206,15 @@ class Run(RangeTestMixin):
         self._warmup_restore: Optional[list[float]] = None
         self._last_step_time = time.perf_counter()
         self.checkpoints: list[dict] = []  # in memory, newest last
-        self.checkpoint_files: list[str] = []
         self._pending: list[_Pending] = []
         self._closed = False
+        # Bumped by every step and applied command: a `ckpt` with nothing changed since the last one reuses it.
+        self._version = 0
+        self._checkpoint_version = -1
+        self._last_checkpoint_path: Optional[str] = None
+        # The guard's rollbacks in a row (reset once the run gets past the step that diverged) and where it tripped.
+        self._guard_rollbacks = 0
+        self._guard_trip_step = 0
 
         # DDP: rank 0 logs and listens; every rank applies the same commands at the same step.
         dist = torch.distributed
@@ -175,9 +228,14 @@ class Run(RangeTestMixin):
         self._pre_hook = optimizer.register_step_pre_hook(self._pre_step)
         self._post_hook = None
 
+        # The narrowest floating dtype the optimizer steps: an LR beyond its range overflows at optimizer.step().
+        self._lr_limit = _lr_limit(optimizer)
+        self._last_good_lrs = list(self.lrs)
+        self._lr_overflow: Optional[str] = None
+
         self.name = name or _default_name()
-        self.run_dir = os.path.abspath(os.path.join(log_dir, self.name))
-        self.log_path = os.path.join(self.run_dir, "run.jsonl")
+        self._folder: Optional[int] = None
+        self._files: Optional[CF.FileWriter] = None
         self.writer: Optional[RunLogWriter] = None
         self.server: Optional[ControlServer] = None
         self.start = time.time()
@@ -191,19 +249,51 @@ class Run(RangeTestMixin):
         self._config = cfg
         self._seed = seed if seed is not None else torch.initial_seed()
         self._announce = announce
+        # The run's folder: rank 0 opens it (refusing one that is not the user's own, or a link) and picks `name-2`
+        # when `name` holds a run already; every rank gets the same name.
+        suffix = 1
         if self.rank == 0:
-            os.makedirs(self.run_dir, exist_ok=True)
-            self.writer = RunLogWriter(self.log_path, self.start)
-            self.server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick)
+            self.run_dir, self._folder, suffix = open_run_folder(log_dir, self.name)
+        suffix = self.channel.agree(suffix)
+        if suffix != 1:
+            self.name = f"{self.name}-{suffix}"
+        if self.rank != 0:
+            self.run_dir = os.path.abspath(os.path.join(log_dir, self.name))
+        self.log_path = os.path.join(self.run_dir, "run.jsonl")
+        self._signal: Optional[int] = None
+        self._checkpoint_requested = False
+        self._signals: Optional[SignalHandlers] = None
+        if self.rank == 0:
+            assert self._folder is not None
+            folder = self._folder
+            self._files = CF.FileWriter(
+                lambda: open_folder("checkpoints", parent=folder, path=os.path.join(self.run_dir, "checkpoints"),
+                                    create=True, what="checkpoints folder"),
+                os.path.join(self.run_dir, "checkpoints"), self.checkpoint_keep)
+            self.writer = RunLogWriter(self._folder, "run.jsonl", self.log_path, self.start,
+                                       on_trouble=self._log_trouble)
+            try:
+                self.server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick, warn=_warn)
+            except OSError as e:  # no socket (a path too long, a full /tmp): the run trains and logs without one
+                _warn(f"lrtop: cannot open this run's control socket ({e.strerror or e}); it trains and logs, but "
+                      "lrtop attach can only watch it")
+            extra = {"source": "pytorch", "framework": framework, "world_size": self.world_size}
+            if self.server is not None:
+                extra = {"socket": self.server.path, **extra}
             self.writer.header(
                 version=__version__,
                 start_time=_dt.datetime.fromtimestamp(self.start, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 seed=self._seed, groups=self.group_names,
-                steps_per_epoch=steps_per_epoch or 0, total_steps=total_steps, config=cfg,
-                extra={"socket": self.server.path, "source": "pytorch", "framework": framework,
-                       "world_size": self.world_size})
+                steps_per_epoch=steps_per_epoch or 0, total_steps=total_steps, config=cfg, extra=extra)
             if announce:
                 print(f"lrtop: steer this run with: lrtop attach {self.run_dir}", file=sys.stderr, flush=True)
+            if suffix != 1:
+                _warn(f"lrtop: {os.path.join(os.path.abspath(log_dir), name or '')} holds a run already; this one is "
+                      f"{self.run_dir}")
+        self._signals = SignalHandlers(note=self._note_signal, flush=self._flush_log, finish=self._finish_on_signal,
+                                       warning=self._request_checkpoint, busy=self._writing_on_this_thread)
+        self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._exit_hook)
 
     # ------------------------------------------------------------------ public API
 
@@ -220,6 +310,8 @@ class Run(RangeTestMixin):
         """Call once per optimizer step, after `optimizer.step()` (and `scheduler.step()`): logs the step, checks the
         divergence guard, applies pending commands, and blocks here while the run is paused."""
         if self._closed:
+            if self._signal is not None:
+                return  # the run ended at a signal (its log says so) and the process goes on: nothing to steer
             raise RuntimeError("lrtop: step() after close()")
         # The hot path: a few attribute reads, the loss as a float, a tuple queued for the log (encoded by the
         # service thread), the guard's arithmetic, and a look at the command queue. Nothing is formatted here.
@@ -242,6 +334,9 @@ class Run(RangeTestMixin):
             self._range_test_step(_scalar(loss), elapsed, samples)
             return
         step = self.step_count = self.step_count + 1
+        self._version += 1
+        if self._guard_rollbacks and step > self._guard_trip_step:
+            self._guard_rollbacks = 0  # past the step that diverged: the rollbacks helped
         if epoch is not None:
             self.epoch = int(epoch)
         elif self.steps_per_epoch:
@@ -265,6 +360,10 @@ class Run(RangeTestMixin):
             if not (skipped and scaler is not None):
                 # GradScaler already skipped this step's inf/NaN gradients: that is AMP working, not divergence.
                 self._check_guard(loss_value)
+        if self._lr_overflow is not None:
+            self._report_lr_overflow()
+        if self._checkpoint_requested:
+            self._checkpoint_on_request()
         self._boundary()
 
     def eval(self, val_loss=None, val_acc=None, **metrics) -> None:
@@ -301,19 +400,33 @@ class Run(RangeTestMixin):
         self._pre_hook.remove()
         if self._post_hook is not None:
             self._post_hook.remove()
+        if self._signals is not None:
+            self._signals.uninstall()
+        atexit.unregister(self._exit_hook)
         if reason is None:
             reason = "stopped" if self.stop_reason == "stopped" else ("diverged" if self.stop_reason == "diverged"
                                                                       else "completed")
+            if self._signal is not None:
+                reason, message = "interrupted", message or signal_name(self._signal)
         self.state = "finished"
+        if self._files is not None:
+            self._files.close()  # the checkpoints being written are written (and answered) first
         if self.server is not None:
             self.server.broadcast(self._status())
             self.server.close()
         if self.writer is not None:
+            trouble = self.writer.trouble_note
+            if trouble is not None:
+                message = f"{message}; {trouble}" if message else trouble
             self.writer.end(reason, self.step_count, self.epoch,
                             final_loss=None if math.isnan(self.last_loss) else self.last_loss,
                             best_eval_loss=self.best_eval_loss, best_accuracy=self.best_accuracy,
                             final_accuracy=self.final_accuracy, message=message)
-            self.writer.close()
+            if not self.writer.close():
+                _warn(f"lrtop: {self.writer.unwritten} records of {self.log_path} could not be written "
+                      f"({self.writer.trouble}): the log ends early")
+        close_quietly(self._folder)
+        self._folder = None
         self._closed_scheduler_routing = True
 
     def __enter__(self) -> "Run":
@@ -322,8 +435,8 @@ class Run(RangeTestMixin):
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.close("interrupted")
+        elif issubclass(exc_type, KeyboardInterrupt) or self._signal is not None:
+            self.close("interrupted", signal_name(self._signal) if self._signal is not None else "KeyboardInterrupt")
         else:
             self.close("failed", f"{exc_type.__name__}: {exc}"[:500])
 
@@ -347,7 +460,27 @@ class Run(RangeTestMixin):
                 g["lr"] = g["lr"] * factor
             if self._post_hook is None:
                 self._post_hook = optimizer.register_step_post_hook(self._post_step)
-        self._lrs_used = [float(g["lr"]) for g in groups]
+        lrs = [float(g["lr"]) for g in groups]
+        if not sum(lrs) <= self._lr_limit:  # also NaN: the step would raise, so the last good LR trains instead
+            lrs = self._keep_lrs_in_range(groups, lrs)
+        self._lrs_used = self._last_good_lrs = lrs
+
+    def _keep_lrs_in_range(self, groups: list, lrs: list[float]) -> list[float]:
+        """An LR the parameters' dtype cannot hold (a user's schedule that grew past float32, an exponential one
+        stepped for long) would make `optimizer.step()` raise and the run die: that group trains at its last good
+        LR this step, and the guard is told at the next boundary (an event, and pause, rollback or stop)."""
+        bad = [i for i, x in enumerate(lrs) if not x <= self._lr_limit]
+        if not bad:
+            return lrs
+        kept = list(lrs)
+        for i in bad:
+            kept[i] = self._last_good_lrs[i] if i < len(self._last_good_lrs) else self.base_lrs[i]
+            groups[i]["lr"] = kept[i]
+        if self._lr_overflow is None:
+            i = bad[0]
+            self._lr_overflow = (f"the LR of group {self.group_names[i]} reached {lrs[i]:.3g}, beyond what its "
+                                 f"parameters' dtype holds ({self._lr_limit:.3g}); kept {kept[i]:.3g}")
+        return kept
 
     def _post_step(self, optimizer, args, kwargs) -> None:
         if self._warmup_restore is not None:
@@ -501,27 +634,53 @@ class Run(RangeTestMixin):
                 self._pending.append(_Pending(req.text, req.id, req.client, "socket"))
         if not self._pending and not self.distributed:
             return
+        accepted: list[_Pending] = []
         if self.rank == 0:
-            accepted = []
-            for p in self._pending:
-                if p.origin == "guard":
+            # A bounded share per boundary: a flood of commands is spread over the next boundaries, so no step
+            # waits for it (what waits is answered when it is taken).
+            # At most a few costly commands (checkpoints, rollbacks, evaluations) per boundary. The `ckpt`s queued
+            # right behind a `ckpt` are the same checkpoint: they are answered from the next boundaries on, without
+            # another one (a burst of 300 is one checkpoint).
+            taken = costly = 0
+            lrs = self.lrs
+            for p in self._pending[:MAX_COMMANDS_PER_BOUNDARY]:
+                if p.same_as is not None:
+                    taken += 1
+                    self._answer_coalesced(p)
+                    continue
+                if accepted and _costly(accepted[-1], lrs):
+                    costly += 1
+                    if costly >= MAX_COSTLY_PER_BOUNDARY or accepted[-1].command.verb == "ckpt":
+                        break
+                taken += 1
+                if p.origin in ("guard", "signal"):
                     accepted.append(p)
                     continue
                 try:
-                    C.parse(p.text)
+                    command = C.parse(p.text)
                 except C.CommandError as e:
                     self._reply(p, {"type": "ack", "id": p.id, "ok": False, "error": str(e)})
-                    self._event("error", p.text, self.lrs, self.lrs, str(e))
+                    self._event("error", p.text, lrs, lrs, str(e))
                     continue
-                self._reply(p, {"type": "ack", "id": p.id, "ok": True})
+                if not p.acked:
+                    self._reply(p, {"type": "ack", "id": p.id, "ok": True})
+                    p.acked = True
+                p.command = command
                 accepted.append(p)
-            self._pending = []
-        else:
-            accepted = []
+                if command.verb == "ckpt":
+                    for q in self._pending[taken:]:
+                        if q.origin in ("guard", "signal") or q.same_as is not None or not _is_ckpt(q.text):
+                            break
+                        q.same_as = p
+            del self._pending[:taken]
         records = self.channel.exchange([{"text": p.text, "origin": p.origin,
-                                          "reason": p.id if p.origin == "guard" else None} for p in accepted])
+                                          "reason": p.id if p.origin in ("guard", "signal") else None}
+                                         for p in accepted])
         if self.rank != 0:
             accepted = [_Pending(r["text"], r.get("reason"), None, r["origin"]) for r in records]
+        elif len(records) < len(accepted):  # more than one exchange carries: the rest goes at the next boundary
+            self._pending[:0] = accepted[len(records):]
+            accepted = accepted[:len(records)]
         for i, p in enumerate(accepted):
             if self.range_test is not None:  # a find-lr began in this batch: the rest waits for its end
                 self.range_test.deferred.extend(accepted[i:])
@@ -531,16 +690,21 @@ class Run(RangeTestMixin):
     def _apply_accepted(self, p: _Pending) -> None:
         if p.origin == "guard":
             self._apply_guard(str(p.id))
+        elif p.origin == "signal":
+            self._automatic_checkpoint(f"signal {p.id}")
         else:
             self._apply(p)
+            if self.server is not None:
+                self.server.broadcast(self._status())  # after every applied command (protocol v1)
 
     def _reply(self, p: _Pending, obj: dict) -> None:
         if p.client is not None and self.server is not None:
             self.server.send(p.client, obj)
 
-    def _event(self, kind: str, text: str, before: list[float], after: list[float], message: Optional[str]) -> None:
+    def _event(self, kind: str, text: str, before: list[float], after: list[float], message: Optional[str],
+               step: Optional[int] = None) -> None:
         if self.writer is not None:
-            self.writer.event(self.step_count, kind, text, before, after, message)
+            self.writer.event(self.step_count if step is None else step, kind, text, before, after, message)
 
     def _on_malformed(self, error: str) -> None:
         self._event("error", "socket", self.lrs, self.lrs, f"refused a socket message: {error}")
@@ -557,20 +721,66 @@ class Run(RangeTestMixin):
             if command.verb == "find-lr":
                 self._start_range_test(command, p)
                 return  # its event and result come when the sweep ends
+            if command.verb == "ckpt" and not (self.checkpoints and self._checkpoint_version == self._version):
+                self._checkpoint_command(p, before)
+                return  # its event and result come when the file is written
             if command.is_risky(before):
-                self.save_checkpoint(label=f"before '{p.text}'")
+                self._automatic_checkpoint(f"before '{p.text}'")
             note = self._perform(command)
+            if command.verb not in ("ckpt", "eval"):
+                self._version += 1
             after = self.lrs
             self._event("command", p.text, before, after, note)
             msg = f"{p.text}: {_lr_change(before, after)}" + (f" ({note})" if note else "")
             self._reply(p, {"type": "result", "id": p.id, "ok": True, "step": self.step_count, "message": msg})
-        except (C.CommandError, SpecError, ValueError, RuntimeError, OSError) as e:
+        except Exception as e:  # whatever a command raises is its answer, never the end of the run
             for g, lr in zip(self.optimizer.param_groups, before):
                 g["lr"] = lr
-            self._event("error", p.text, before, before, str(e))
-            self._reply(p, {"type": "result", "id": p.id, "ok": False, "step": self.step_count, "error": str(e)})
-        if self.server is not None:
-            self.server.broadcast(self._status())
+            error = p.error = _one_line(e)
+            self._event("error", p.text, before, before, error)
+            self._reply(p, {"type": "result", "id": p.id, "ok": False, "step": self.step_count, "error": error})
+
+    def _answer_coalesced(self, p: _Pending) -> None:
+        """A `ckpt` that arrived right behind another: that one's checkpoint is its answer."""
+        lead = p.same_as
+        assert lead is not None
+        self._reply(p, {"type": "ack", "id": p.id, "ok": True})
+        lrs = self.lrs
+        if lead.error is not None:
+            self._event("error", p.text, lrs, lrs, f"{lead.error} (as the '{lead.text}' just before it)")
+            self._reply(p, {"type": "result", "id": p.id, "ok": False, "step": self.step_count,
+                            "error": f"{lead.error} (as the '{lead.text}' just before it)"})
+            return
+        note = f"the same checkpoint as the '{lead.text}' just before it"
+        self._event("command", p.text, lrs, lrs, note)
+        self._reply(p, {"type": "result", "id": p.id, "ok": True, "step": self.step_count,
+                        "message": f"{p.text}: LR unchanged ({note})"})
+
+    def _checkpoint_command(self, p: _Pending, lrs: list[float]) -> None:
+        """`ckpt`: the checkpoint is kept now; its event and answer come when the file is written (or at once when
+        there is no file to write)."""
+        step = self.step_count
+
+        def succeeded(note: str) -> None:
+            self._event("command", p.text, lrs, lrs, note, step=step)
+            self._reply(p, {"type": "result", "id": p.id, "ok": True, "step": step,
+                            "message": f"{p.text}: LR unchanged ({note})"})
+
+        def written(path: Optional[str], error: Optional[str]) -> None:
+            if error is None:
+                succeeded(f"saved {path}")
+            else:
+                p.error = error
+                self._event("error", p.text, lrs, lrs, error, step=step)
+                self._reply(p, {"type": "result", "id": p.id, "ok": False, "step": step, "error": error})
+
+        note = self._checkpoint_in_background("manual", written)
+        self._on_manual_checkpoint()
+        if note is not None:
+            succeeded(note)
+
+    def _on_manual_checkpoint(self) -> None:
+        """Framework integrations override this (HF also saves its own checkpoint)."""
 
     def _rebase(self, i: int, new_lr: float) -> None:
         """LambdaLR (HF's default schedules) recomputes the LR from its base each step, which would undo a manual
@@ -599,9 +809,22 @@ class Run(RangeTestMixin):
             raise C.CommandError(f"{c.verb} is not available on a bridged PyTorch run: use lrtop's own trainer, "
                                  "or restart with the LR you want")
         if c.verb == "lr":
-            self._group_indices(c.group)
+            idx = self._group_indices(c.group)
+            self._check_lr_range(c, idx)
         elif c.verb == "sched":
             SB.resolve(c.spec, self._remaining(), groups=len(self.group_names))
+
+    def _check_lr_range(self, c: C.Command, idx: list[int]) -> None:
+        """An LR the parameters' dtype cannot hold would make the next `optimizer.step()` raise: refused here."""
+        if c.change.kind == "set" and not c.change.value <= self._lr_limit:
+            raise C.CommandError(f"an LR of {c.change.value:.3g} is beyond what the parameters' dtype holds "
+                                 f"({self._lr_limit:.3g}): the next step would overflow; nothing changed")
+        if c.change.kind == "scale":
+            groups = self.optimizer.param_groups
+            bad = [x for x in (groups[i]["lr"] * c.change.value for i in idx) if not x <= self._lr_limit]
+            if bad:
+                raise C.CommandError(f"scaling gives an LR of {bad[0]:.3g}, beyond what the parameters' dtype "
+                                     f"holds ({self._lr_limit:.3g}); nothing changed")
 
     def _perform(self, c: C.Command) -> Optional[str]:
         groups = self.optimizer.param_groups
@@ -609,6 +832,7 @@ class Run(RangeTestMixin):
         if v == "lr":
             idx = self._group_indices(c.group)
             kind = c.change.kind
+            self._check_lr_range(c, idx)
             if kind == "set":
                 for i in idx:
                     self._rebase(i, c.change.value)
@@ -616,9 +840,6 @@ class Run(RangeTestMixin):
                     self.overridden[i] = True
             elif kind == "scale":
                 scaled = [groups[i]["lr"] * c.change.value for i in idx]
-                bad = [x for x in scaled if not math.isfinite(x)]
-                if bad:
-                    raise C.CommandError(f"scaling gives a non-finite LR ({bad[0]}); nothing changed")
                 for i, x in zip(idx, scaled):
                     self._rebase(i, x)
                     groups[i]["lr"] = x
@@ -675,14 +896,15 @@ class Run(RangeTestMixin):
             self.paused = False
             return None
         if v == "ckpt":
-            path = self.save_checkpoint(label="manual")
-            return f"saved {path}" if path else "kept in memory"
+            last = self.checkpoints[-1]["lrtop"]  # taken by `_checkpoint_command` just before
+            where = f"saved {self._last_checkpoint_path}" if self._last_checkpoint_path else "kept in memory"
+            return f"nothing changed since the checkpoint at step {last['step']} ({last['label']}): {where}"
         if v == "rollback":
             if not self.checkpoints:
                 raise C.CommandError("no checkpoint to roll back to: 'ckpt' takes one")
             frm = self.step_count
             target = self.checkpoints[-1]
-            self._restore(target)
+            self._restore_or_keep(target, "rollback")
             return f"rolled back from step {frm} to step {target['lrtop']['step']} ({target['lrtop']['label']})"
         if v == "eval":
             self._run_eval()
@@ -745,49 +967,113 @@ class Run(RangeTestMixin):
     def _apply_guard(self, reason: str) -> None:
         before = self.lrs
         action = self.guard_action
-        if action == "pause":
-            if not self.paused:
-                self._pause()
-            self._event("guard", "guard", before, self.lrs, f"{reason}; paused ('resume' continues, 'rollback' undoes)")
+        if action == "rollback" and self.checkpoints and self._guard_rollbacks >= MAX_GUARD_ROLLBACKS:
+            # Halving and rolling back again has not helped: someone has to decide (or, with no one to ask, stop).
+            tried = f"{self._guard_rollbacks} rollbacks in a row, each halving the LR, did not help"
+            self._guard_rollbacks = 0
+            if self.server is not None and self.server.has_clients:
+                self._guard_pause(f"{reason}; {tried}", before)
+            else:
+                self.stop_reason = "diverged"
+                self._event("guard", "guard", before, self.lrs, f"{reason}; {tried}; stopped (no viewer attached)")
+                _warn(f"lrtop: {self.name}: {reason}; {tried}: stopped")
+        elif action == "pause":
+            self._guard_pause(reason, before)
         elif action == "stop":
             self.stop_reason = "diverged"
             self._event("guard", "guard", before, self.lrs, f"{reason}; stopped")
         elif action == "rollback":
             if not self.checkpoints:
-                self._pause()
-                self._event("guard", "guard", before, self.lrs, f"{reason}; no checkpoint to roll back to, paused")
+                self._guard_pause(f"{reason}; no checkpoint to roll back to", before)
             else:
                 target = self.checkpoints[-1]
-                self._restore(target, lr_factor=0.5)
+                tripped_at = self.step_count
+                self._restore_or_keep(target, "the guard's rollback", lr_factor=0.5)
+                self._guard_rollbacks += 1
+                self._guard_trip_step = max(self._guard_trip_step, tripped_at)
                 self._event("guard", "guard", before, self.lrs,
                             f"{reason}; rolled back to step {target['lrtop']['step']} and halved the LR")
         if self.server is not None:
             self.server.broadcast(self._status())
 
+    def _guard_pause(self, reason: str, before: list[float]) -> None:
+        """Pauses for the guard and says so on stderr too: with no viewer attached, nothing else would tell."""
+        if not self.paused:
+            self._pause()
+        self._event("guard", "guard", before, self.lrs, f"{reason}; paused ('resume' continues, 'rollback' undoes)")
+        if self.rank == 0:
+            _warn(f"lrtop: {self.name} paused at step {self.step_count}: {reason}; decide with: lrtop attach "
+                  f"{self.run_dir} ('resume', 'rollback', 'lr ...' or 'stop')")
+
+    def _report_lr_overflow(self) -> None:
+        reason, self._lr_overflow = self._lr_overflow, None
+        if self.writer is None:
+            return
+        if self.guard_action == "off":
+            self._event("guard", "guard", self.lrs, self.lrs, f"{reason} (the guard is off: training goes on)")
+        else:
+            self._pending.insert(0, _Pending(f"guard {self.guard_action}", origin="guard",
+                                             id=f"{reason} at step {self.step_count}"))
+
     def _run_eval(self) -> None:
         if self.eval_fn is None:
             raise C.CommandError("no evaluation function: pass eval_fn= to lrtop.attach")
-        result = self.eval_fn()
+        try:
+            result = self.eval_fn()
+        except Exception as e:  # the user's evaluation failed: the answer says why, the run goes on
+            raise C.CommandError(f"eval failed: {_one_line(e)}; the run goes on") from None
         if isinstance(result, dict):
             self.eval(**result)
+
+    # ------------------------------------------------------------------ signals
+
+    def _note_signal(self, signum: int) -> None:
+        self._signal = signum
+
+    def _flush_log(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def _finish_on_signal(self, signum: int) -> None:
+        self.close("interrupted", signal_name(signum))
+
+    def _request_checkpoint(self) -> None:
+        self._checkpoint_requested = True
+
+    def _checkpoint_on_request(self) -> None:
+        """SIGUSR1 (Slurm's warning before the time limit): a checkpoint on every rank at this boundary."""
+        self._checkpoint_requested = False
+        if self.rank == 0:
+            self._pending.insert(0, _Pending("ckpt", origin="signal", id="SIGUSR1"))
+
+    def _writing_on_this_thread(self) -> bool:
+        return self.writer is not None and self.writer.flushing_thread == threading.get_ident()
+
+    def _log_trouble(self, message: str) -> None:
+        """A failed (or recovered) log write: one line on stderr and an event (written once the log takes it)."""
+        _warn(f"lrtop: {message}")
+        self._event("info", "log", self.lrs, self.lrs, message)
 
     # ------------------------------------------------------------------ checkpoints
 
     def _snapshot(self, label: str) -> dict:
-        rng = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        """Everything a rollback puts back, as tensors and plain data only (so the file form loads with
+        `weights_only=True`: numpy's RNG state is stored as a list)."""
+        rng: dict = {"torch": torch.get_rng_state(), "python": random.getstate()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         np = sys.modules.get("numpy")
         if np is not None:
-            rng["numpy"] = np.random.get_state()
-        snap = {
-            "lrtop": {"version": __version__, "step": self.step_count, "epoch": self.epoch, "label": label,
-                      "spec": self.spec, "held": list(self.held), "overridden": list(self.overridden),
-                      "warmup": [self.warmup_total, self.warmup_done], "lrs": self.lrs,
-                      "base_lrs": list(self.base_lrs), "skipped_steps": self.skipped_steps},
-            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
-            "rng": rng,
-        }
+            kind, keys, pos, has_gauss, cached = np.random.get_state()
+            rng["numpy"] = [str(kind), [int(k) for k in keys], int(pos), int(has_gauss), float(cached)]
+        meta = {"version": __version__, "step": self.step_count, "epoch": self.epoch, "label": label,
+                "spec": self.spec, "held": list(self.held), "overridden": list(self.overridden),
+                "warmup": [self.warmup_total, self.warmup_done], "lrs": self.lrs,
+                "base_lrs": list(self.base_lrs), "skipped_steps": self.skipped_steps,
+                "optimizer": type(self.optimizer).__name__}
+        if self.user_scheduler is not None:
+            meta["scheduler"] = _class_name(self.user_scheduler)
+        snap = {"lrtop": meta, "optimizer": copy.deepcopy(self.optimizer.state_dict()), "rng": rng}
         if self.model is not None:
             snap["model"] = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.scheduler is not None:
@@ -800,40 +1086,187 @@ class Run(RangeTestMixin):
             snap["scaler"] = copy.deepcopy(self.scaler.state_dict())
         return snap
 
+    def _nonfinite_weights(self) -> Optional[str]:
+        """The first weight (or optimizer state) holding NaN or infinity, by name; None when all are finite."""
+        tensors: dict = {}
+        if self.model is not None:
+            tensors.update(self.model.state_dict())
+        else:
+            for gi, g in enumerate(self.optimizer.param_groups):
+                for pi, p in enumerate(g["params"]):
+                    tensors[f"param {pi} of group {self.group_names[gi]}"] = p.detach()
+        for pi, state in enumerate(self.optimizer.state.values()):
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optimizer {key} of param {pi}"] = value
+        return CF.nonfinite_tensor(tensors)
+
     def save_checkpoint(self, label: str = "manual") -> Optional[str]:
-        """Keeps a checkpoint in memory (for `rollback`, on every rank) and writes it on rank 0 atomically:
-        temporary file, fsync, rename, fsync of the folder. Returns the file's path on rank 0."""
-        snap = self._snapshot(label)
-        self.checkpoints.append(snap)
-        del self.checkpoints[:-self.checkpoint_keep]
-        if self.rank != 0:
+        """Keeps a checkpoint in memory (for `rollback`, on every rank) and writes it on rank 0 atomically, with its
+        checksum: `RUN_DIR/checkpoints/step-NNNNNNN.pt` and `.pt.sha256`. Returns the file's path on rank 0 once it
+        is on disk. Weights that hold NaN or infinity are refused (CheckpointError; nothing kept), so a rollback
+        always finds finite ones; a file that cannot be written (a full disk) raises CheckpointError after the
+        in-memory copy is kept. (The `ckpt` command writes the file on a thread of its own instead: the step
+        boundary does not wait for the disk.)"""
+        snap = self._keep_checkpoint(label)
+        if self._files is None:
             return None
-        folder = os.path.join(self.run_dir, "checkpoints")
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"step-{self.step_count:07d}.pt")
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            torch.save(snap, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(folder, os.O_RDONLY)
+        name = _checkpoint_name(snap)
         try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-        self.checkpoint_files.append(path)
+            path = self._files.write_now(name, snap)
+        except OSError as e:
+            raise CheckpointError(f"kept in memory for rollback, but {os.path.join(self._files.folder_path, name)} "
+                                  f"could not be written: {e.strerror or e}") from None
+        self._last_checkpoint_path = path
         if label != "manual":
             self._event("checkpoint", label, self.lrs, self.lrs, f"saved {path}")
         return path
 
+    @property
+    def checkpoint_files(self) -> list[str]:
+        """The checkpoint files on disk this run wrote, oldest first (the newest `checkpoint_keep`)."""
+        return list(self._files.files) if self._files is not None else []
+
+    def _keep_checkpoint(self, label: str) -> dict:
+        """The in-memory checkpoint (every rank): refused when the weights are not finite."""
+        bad = self._nonfinite_weights()
+        if bad is not None:
+            raise CheckpointError(f"not saved: the weights hold NaN or infinity ({bad}); rollback keeps the last "
+                                  "finite checkpoint")
+        snap = self._snapshot(label)
+        self.checkpoints.append(snap)
+        del self.checkpoints[:-self.checkpoint_keep]
+        self._checkpoint_version = self._version
+        self._last_checkpoint_path = None
+        return snap
+
+    def _checkpoint_in_background(self, label: str,
+                                  written: Callable[[Optional[str], Optional[str]], None]) -> Optional[str]:
+        """Keeps a checkpoint in memory now and queues its file; `written(path, error)` is called (on the writer's
+        thread) once it is on disk or failed. Returns None when the file is queued, else why it is not (in memory
+        only: a run without files, a rank other than 0, a disk too slow to keep up)."""
+        snap = self._keep_checkpoint(label)
+        if self._files is None:
+            return "kept in memory"
+        name = _checkpoint_name(snap)
+
+        def done(path: Optional[str], error: Optional[BaseException]) -> None:
+            if error is None:
+                self._last_checkpoint_path = path
+                written(path, None)
+            else:
+                written(None, f"kept in memory for rollback, but {os.path.join(self._files.folder_path, name)} "
+                              f"could not be written: {getattr(error, 'strerror', None) or error}")
+
+        if not self._files.submit(name, snap, done):
+            return (f"kept in memory for rollback; its file is not written: {self._files.MAX_WAITING} earlier "
+                    "checkpoints are still being written (the disk is slow)")
+        return None
+
+    def _automatic_checkpoint(self, label: str) -> None:
+        """The checkpoint before a risky command (or at SIGUSR1): one that cannot be taken is an event, and the
+        command still applies."""
+        step, lrs = self.step_count, self.lrs
+
+        def written(path: Optional[str], error: Optional[str]) -> None:
+            self._event("checkpoint", label, lrs, lrs, f"saved {path}" if error is None else error, step=step)
+
+        try:
+            note = self._checkpoint_in_background(label, written)
+        except CheckpointError as e:
+            self._event("checkpoint", label, lrs, lrs, f"not taken: {_one_line(e)}")
+            return
+        if note is not None:
+            self._event("checkpoint", label, lrs, lrs, note)
+
     def load_checkpoint(self, path: str, lr: Optional[float] = None) -> None:
         """Resumes from a checkpoint file this package wrote. With `lr=`, the scheduler's saved state is overridden
-        so that LR is the one that trains (not the one the scheduler remembered)."""
-        snap = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(snap, dict) or "lrtop" not in snap:
-            raise ValueError(f"lrtop: {path} is not a checkpoint written by lrtop")
-        self._restore(snap, lr=lr)
+        so that LR is the one that trains (not the one the scheduler remembered).
+
+        The file is trusted only as far as it is checked: its checksum must match, it is loaded with
+        `weights_only=True` (tensors and plain data; no code runs), and it must fit this run (the same optimizer
+        type, param groups, model weights by name and shape, finite values). Anything else raises CheckpointError
+        with one line, and the model, optimizer and schedule are as they were."""
+        if lr is not None and not (C.float32_finite(lr) and 0 <= lr <= self._lr_limit):
+            raise CheckpointError(f"lrtop: lr={lr!r} is not an LR the optimizer can step with; nothing loaded")
+        snap = CF.read(path)
+        self._check_fits(snap, path)
+        self._restore_or_keep(snap, f"loading {path}", lr=lr)
+        _clean_stale_temporaries(os.path.dirname(os.path.abspath(path)))
+
+    def _check_fits(self, snap: dict, path: str) -> None:
+        """Refuses a checkpoint of another run's shape before anything changes."""
+        def refuse(what: str) -> CheckpointError:
+            return CheckpointError(f"lrtop: {path}: {what}; nothing loaded")
+
+        meta, saved = snap["lrtop"], snap["optimizer"]
+        mine = self.optimizer.state_dict()
+        kind = meta.get("optimizer")
+        if kind is not None and kind != type(self.optimizer).__name__:
+            raise refuse(f"it is a checkpoint of a {kind} optimizer and this run steps a {type(self.optimizer).__name__}")
+        if len(saved["param_groups"]) != len(mine["param_groups"]):
+            raise refuse(f"it has {len(saved['param_groups'])} param groups and this run {len(mine['param_groups'])}")
+        ids: dict = {}
+        for i, (sg, mg) in enumerate(zip(saved["param_groups"], mine["param_groups"])):
+            keys, my_keys = set(sg) - {"initial_lr", "name"}, set(mg) - {"initial_lr", "name"}
+            if keys != my_keys:
+                raise refuse(f"its param group {i} has the settings of another optimizer (differing in "
+                             f"{', '.join(sorted(keys ^ my_keys))})")
+            params = sg.get("params")
+            if not (isinstance(params, list) and len(params) == len(mg["params"]) and all(_is_int(x) for x in params)):
+                raise refuse(f"its param group {i} does not hold this run's {len(mg['params'])} parameters")
+            for saved_id, my_id in zip(params, mg["params"]):
+                ids[saved_id] = my_id
+        by_id = dict(zip([x for g in mine["param_groups"] for x in g["params"]],
+                         [p for g in self.optimizer.param_groups for p in g["params"]]))
+        for key, state in saved["state"].items():
+            if key not in ids or not isinstance(state, dict):
+                raise refuse("its optimizer state names a parameter the run does not have")
+            param = by_id[ids[key]]
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor) and value.numel() > max(1, param.numel()):
+                    raise refuse(f"its optimizer state '{name}' does not fit parameter {key} "
+                                 f"({list(value.shape)} for {list(param.shape)})")
+        model = snap.get("model")
+        if self.model is not None:
+            if model is None:
+                raise refuse("it holds no model weights (saved without model=)")
+            expected = self.model.state_dict()
+            if set(model) != set(expected):
+                missing, extra = sorted(set(expected) - set(model)), sorted(set(model) - set(expected))
+                raise refuse("its weights are not this model's (" + "; ".join(
+                    x for x in (f"missing {', '.join(missing[:3])}" if missing else "",
+                                f"unexpected {', '.join(extra[:3])}" if extra else "") if x) + ")")
+            for k, v in model.items():
+                if v.shape != expected[k].shape or v.dtype != expected[k].dtype:
+                    raise refuse(f"its weight {k} is {v.dtype} {list(v.shape)}, this model's "
+                                 f"{expected[k].dtype} {list(expected[k].shape)}")
+        tensors = dict(model or {})
+        for pi, state in saved["state"].items():
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optimizer {name} of param {pi}"] = value
+        bad = CF.nonfinite_tensor(tensors)
+        if bad is not None:
+            raise refuse(f"its {bad} holds NaN or infinity")
+        user = meta.get("scheduler")
+        if user is not None and self.user_scheduler is not None and user != _class_name(self.user_scheduler):
+            raise refuse(f"it was saved with a {user} schedule and this run has a {_class_name(self.user_scheduler)}")
+        if self.scheduler is not None and meta.get("spec") is None and "scheduler" in snap and \
+                self.scheduler is self.user_scheduler and set(snap["scheduler"]) != set(self.scheduler.state_dict()):
+            raise refuse("its schedule's state is not this run's scheduler's")
+
+    def _restore_or_keep(self, snap: dict, what: str, lr_factor: Optional[float] = None,
+                         lr: Optional[float] = None) -> None:
+        """Restores `snap`, or, when anything in it fails to apply, puts back the state from before (a copy taken
+        first) and raises CheckpointError: a failed load or rollback leaves the run as it was."""
+        backup = self._snapshot("before " + what)
+        try:
+            self._restore(snap, lr_factor=lr_factor, lr=lr)
+        except Exception as e:
+            self._restore(backup)
+            raise CheckpointError(f"{what} failed ({_one_line(e)}); the model, optimizer and schedule are as they "
+                                  "were") from None
 
     def _restore(self, snap: dict, lr_factor: Optional[float] = None, lr: Optional[float] = None) -> None:
         meta = snap["lrtop"]
@@ -865,7 +1298,8 @@ class Run(RangeTestMixin):
             torch.cuda.set_rng_state_all(rng["cuda"])
         np = sys.modules.get("numpy")
         if np is not None and "numpy" in rng:
-            np.random.set_state(rng["numpy"])
+            kind, keys, pos, has_gauss, cached = rng["numpy"]
+            np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
         self.held = list(meta["held"])
         self.overridden = list(meta["overridden"])
         self.warmup_total, self.warmup_done = meta["warmup"]
@@ -928,6 +1362,50 @@ class Run(RangeTestMixin):
 
 def _number(v) -> object:
     return number(_scalar(v))
+
+
+def _is_ckpt(text: str) -> bool:
+    return text.strip(" \t").lower() in ("ckpt", "checkpoint")
+
+
+def _costly(p: "_Pending", lrs: list[float]) -> bool:
+    """Whether applying `p` takes more than setting a few numbers (a checkpoint, a rollback, an evaluation)."""
+    c = p.command
+    return c is not None and (c.verb in COSTLY_VERBS or c.is_risky(lrs))
+
+
+def _checkpoint_name(snap: dict) -> str:
+    return f"step-{snap['lrtop']['step']:07d}.pt"
+
+
+def _clean_stale_temporaries(folder: str) -> None:
+    """Removes what a process killed mid-checkpoint left in the folder a run resumes from (when it is the user's own
+    and private: nothing is removed from a folder others can write)."""
+    try:
+        fd = open_folder(folder, path=folder, what="checkpoints folder")
+    except OSError:
+        return
+    try:
+        CF.clean_stale_temporaries(fd)
+    finally:
+        close_quietly(fd)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _class_name(obj: object) -> str:
+    cls = type(obj)
+    return getattr(cls, "_lrtop_base", cls).__name__
+
+
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: lrtop's own errors as they are, others with their type."""
+    if isinstance(e, (C.CommandError, SpecError, CheckpointError)):
+        return str(e).splitlines()[0] if str(e) else type(e).__name__
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0][:300]}" if lines else type(e).__name__
 
 
 def _lr_change(before: list[float], after: list[float]) -> str:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lrtop
-from conftest import Client, read_log, train_step
+from conftest import Client, read_log, train_step, wait_for_files
 
 
 def make_model():
@@ -200,9 +200,8 @@ def test_ckpt_and_rollback_restore_weights_optimizer_and_step(tmp_path):
     run.command("ckpt")
     run.step(loss=train_step(model, opt))  # step 4; boundary takes the checkpoint
     saved = {k: v.clone() for k, v in model.state_dict().items()}
-    files = os.listdir(tmp_path / "r6" / "checkpoints")
-    assert files == ["step-0000004.pt"]
-    ck = torch.load(tmp_path / "r6" / "checkpoints" / files[0], weights_only=False)
+    files = wait_for_files(tmp_path / "r6" / "checkpoints", ["step-0000004.pt", "step-0000004.pt.sha256"])
+    ck = torch.load(tmp_path / "r6" / "checkpoints" / files[0], weights_only=True)
     assert set(ck) >= {"model", "optimizer", "rng", "lrtop"} and ck["lrtop"]["step"] == 4
     for _ in range(3):
         run.step(loss=train_step(model, opt))
