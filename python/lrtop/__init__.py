@@ -7,9 +7,9 @@
         if run.should_stop: break
     run.close()
 """
-__version__ = "0.1.0"
+from ._version import __version__
+from .checkpoint_file import CheckpointError
+from .commands import Command, CommandError, parse as parse_command
+from .run import Run, attach
 
-from .commands import Command, CommandError, parse as parse_command  # noqa: E402
-from .run import Run, attach  # noqa: E402
-
-__all__ = ["attach", "Run", "Command", "CommandError", "parse_command", "__version__"]
+__all__ = ["attach", "Run", "Command", "CommandError", "CheckpointError", "parse_command", "__version__"]

@@ -19,7 +19,7 @@ import os
 import re
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional, cast
 
 import torch
 
@@ -31,6 +31,8 @@ _TEMP = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 # Temporaries without a pid (lrtop before checksums) are stale once this old.
 LEGACY_TEMP_AGE = 600.0
 MAX_CHECKSUM_FILE = 4096
+# Steps and epochs every reader of the run log holds exactly (a JSON number, a Swift Int).
+MAX_STEP = 2 ** 53
 
 
 class CheckpointError(ValueError):
@@ -82,7 +84,7 @@ def write(folder: int, folder_path: str, name: str, snapshot: dict) -> str:
         temps.append(tmp)
         try:
             writer = _HashingWriter(fd)
-            torch.save(snapshot, writer)
+            torch.save(snapshot, cast(IO[bytes], writer))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -113,7 +115,7 @@ def remove(folder: int, name: str) -> None:
 
 def clean_stale_temporaries(folder: int) -> list[str]:
     """Removes temporaries whose writer is gone (a process killed mid-checkpoint); returns their names."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:
@@ -197,7 +199,9 @@ def _finite_numbers(xs: Any, n: Optional[int] = None) -> bool:
 
 
 def check_layout(snap: Any, path: str) -> None:
-    """The structure lrtop's own snapshot has (see `Run._snapshot`), checked before any of it is applied."""
+    """The structure of lrtop's own snapshot (`Run._snapshot`), checked before any of it is applied: "lrtop" (the
+    step, epoch, label, LRs, optimizer type), "lr_control" (`LRControl.state_dict()`), "optimizer", "model", "rng",
+    and "scaler" when there was one."""
     if not isinstance(snap, dict) or not isinstance(snap.get("lrtop"), dict):
         raise _bad(path, "no 'lrtop' section")
     meta = snap["lrtop"]
@@ -205,21 +209,30 @@ def check_layout(snap: Any, path: str) -> None:
     if not _finite_numbers(groups) or not groups:
         raise _bad(path, "its LRs are missing or not finite")
     n = len(groups)
-    if not (_is_int(meta.get("step")) and meta["step"] >= 0 and _is_int(meta.get("epoch")) and meta["epoch"] >= 0):
-        raise _bad(path, "its step or epoch is not a whole number >= 0")
-    for key in ("held", "overridden"):
-        v = meta.get(key)
-        if not (isinstance(v, list) and len(v) == n and all(isinstance(x, bool) for x in v)):
-            raise _bad(path, f"'{key}' is not one flag per param group")
-    warm = meta.get("warmup")
-    if not (isinstance(warm, list) and len(warm) == 2 and all(_is_int(x) and x >= 0 for x in warm)):
-        raise _bad(path, "'warmup' is not two whole numbers")
-    if not _finite_numbers(meta.get("base_lrs"), n):
-        raise _bad(path, "'base_lrs' is not one finite LR per param group")
-    if meta.get("spec") is not None and not isinstance(meta["spec"], str):
-        raise _bad(path, "'spec' is not text")
+    if not (_is_int(meta.get("step")) and 0 <= meta["step"] < MAX_STEP and _is_int(meta.get("epoch"))
+            and 0 <= meta["epoch"] < MAX_STEP):
+        raise _bad(path, f"its step or epoch is not a whole number from 0 to {MAX_STEP - 1}")
     if not isinstance(meta.get("label"), str):
         raise _bad(path, "'label' is not text")
+    control = snap.get("lr_control")
+    if not isinstance(control, dict):
+        raise _bad(path, "no 'lr_control' section")
+    for key in ("held", "overridden"):
+        v = control.get(key)
+        if not (isinstance(v, list) and len(v) == n and all(isinstance(x, bool) for x in v)):
+            raise _bad(path, f"'{key}' is not one flag per param group")
+    warm = control.get("warmup")
+    if not (isinstance(warm, list) and len(warm) == 2 and all(_is_int(x) and x >= 0 for x in warm)):
+        raise _bad(path, "'warmup' is not two whole numbers")
+    if control.get("spec") is not None and not isinstance(control["spec"], str):
+        raise _bad(path, "'spec' is not text")
+    if control.get("spec_length") is not None and not (_is_int(control["spec_length"]) and control["spec_length"] > 0):
+        raise _bad(path, "'spec_length' is not a whole number of steps")
+    for key in ("scheduler", "shadow"):
+        if control.get(key) is not None and not isinstance(control[key], dict):
+            raise _bad(path, f"the {key} state is not a table")
+    if control.get("shadow") is not None and not _finite_numbers(control.get("shadow_lrs"), n):
+        raise _bad(path, "'shadow_lrs' is not one finite LR per param group")
     opt = snap.get("optimizer")
     if not (isinstance(opt, dict) and isinstance(opt.get("state"), dict) and isinstance(opt.get("param_groups"), list)
             and len(opt["param_groups"]) == n and all(isinstance(g, dict) for g in opt["param_groups"])):
@@ -231,11 +244,8 @@ def check_layout(snap: Any, path: str) -> None:
     rng = snap.get("rng")
     if not (isinstance(rng, dict) and isinstance(rng.get("torch"), torch.Tensor) and rng["torch"].dtype == torch.uint8):
         raise _bad(path, "the random-number state is missing")
-    for key in ("scheduler", "shadow", "scaler"):
-        if key in snap and not isinstance(snap[key], dict):
-            raise _bad(path, f"the {key} state is not a table")
-    if "shadow_lrs" in snap and not _finite_numbers(snap["shadow_lrs"], n):
-        raise _bad(path, "'shadow_lrs' is not one finite LR per param group")
+    if "scaler" in snap and not isinstance(snap["scaler"], dict):
+        raise _bad(path, "the scaler state is not a table")
 
 
 def nonfinite_tensor(tensors: dict) -> Optional[str]:

@@ -22,9 +22,10 @@ class CommandChannel:
     def __init__(self, distributed: bool):
         self.distributed = distributed
         self._device: Optional[torch.device] = None
-        self._length: Optional[torch.Tensor] = None
+        self._length = torch.zeros(1, dtype=torch.int64)
 
     def _dev(self) -> torch.device:
+        """Where the exchanged tensors live: the CPU for gloo, the current CUDA device for NCCL."""
         if self._device is None:
             backend = torch.distributed.get_backend()
             if backend == "nccl":

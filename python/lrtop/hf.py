@@ -50,7 +50,7 @@ class LrtopCallback(TrainerCallback):
                 "batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
                 * max(1, args.world_size), "seed": args.seed}
         opts.update(self.options)
-        self.run = _HFRun(torch_opt, lr_scheduler, model, None, self.name, self.log_dir, framework="hf",
+        self.run = _HFRun(torch_opt, lr_scheduler, model=model, name=self.name, log_dir=self.log_dir, framework="hf",
                           scheduler_stepped_externally=True, eval_fn=self._request_eval, **opts)
         self.run.control = control
         if model is not None:

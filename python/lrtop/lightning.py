@@ -69,8 +69,8 @@ class LrtopCallback(pl.Callback):
         opts = {"total_steps": int(total) if math.isfinite(total) else None,
                 "steps_per_epoch": int(per_epoch // accumulate) if math.isfinite(per_epoch) else None}
         opts.update(self.options)
-        self.run = _LightningRun(trainer, trainer.optimizers[0], scheduler, pl_module, None, self.name, self.log_dir,
-                                 framework="lightning", scheduler_stepped_externally=True,
+        self.run = _LightningRun(trainer, trainer.optimizers[0], scheduler, model=pl_module, name=self.name,
+                                 log_dir=self.log_dir, framework="lightning", scheduler_stepped_externally=True,
                                  eval_fn=lambda: self._validate(trainer), **opts)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -168,6 +168,8 @@ class RunLogWriter:
 
     def _cut(self, extra: int) -> None:
         """Cuts the half line a failed write left at the file's end."""
+        if self._fd is None:
+            return
         try:
             os.ftruncate(self._fd, os.fstat(self._fd).st_size - extra)
         except OSError:
@@ -260,10 +262,15 @@ class RunLogWriter:
         self._write(record)
 
     def event(self, step: int, kind: str, text: str, lrs_before: list[float], lrs_after: list[float],
-              message: Optional[str] = None) -> None:
+              message: Optional[str] = None, command: Optional[dict] = None) -> None:
+        """An event; `command` is the parsed command's record (the shared vectors' form) beside its `text`, for
+        command events and for error events of commands that parsed."""
         assert kind in EVENT_KINDS, kind
-        record = {"type": "event", "step": step, "kind": kind, "text": text, "lrs_before": numbers(lrs_before),
-                  "lrs_after": numbers(lrs_after)}
+        record: dict = {"type": "event", "step": step, "kind": kind, "text": text}
+        if command is not None:
+            record["command"] = command
+        record["lrs_before"] = numbers(lrs_before)
+        record["lrs_after"] = numbers(lrs_after)
         if message is not None:
             record["message"] = message
         record["wall_time"] = self.wall_time()

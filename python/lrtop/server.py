@@ -44,7 +44,9 @@ LINES_PER_ROUND = 64
 # The loop's share at a boundary is smaller: the service thread reads the rest within milliseconds.
 LOOP_READ_BUDGET = 1 << 15
 LOOP_LINES = 32
-LOOP_LOCK_WAIT = 0.005
+# The loop waits this long at most for the service thread's round (bounded: a few milliseconds of reading): long
+# enough that a line sent before a boundary applies at it, short enough that a stalled thread cannot stall a step.
+LOOP_LOCK_WAIT = 0.25
 # Commands read but not yet applied, at most; beyond, a command is refused at once (ack ok:false).
 MAX_QUEUED_COMMANDS = 1024
 # Refusals logged per connection; beyond, one event says the rest are answered but not logged.
@@ -96,7 +98,7 @@ def private_socket_dir(warn: Callable[[str], None]) -> tuple[str, bool]:
 
 def remove_stale_sockets(directory: str) -> list[str]:
     """Removes sockets of runs whose process is gone (killed before it could remove its socket)."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -264,7 +266,8 @@ class ControlServer:
         """The command lines read since the last call: one non-blocking poll(2) over the listener and the viewers'
         sockets, and only when something is there (a newcomer, a line) the lock, accept and a bounded read; so a
         line sent before this step boundary applies at it. The loop waits at most `LOOP_LOCK_WAIT` for the lock:
-        when the service thread holds it longer (a flood, a busy machine), what it reads applies a boundary later."""
+        when the service thread holds it longer (a machine too busy to run it), what it reads applies a boundary
+        later."""
         try:
             events = self._poller.poll(0)
         except OSError:

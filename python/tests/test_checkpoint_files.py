@@ -187,7 +187,7 @@ def test_nan_weights_are_never_checkpointed_and_rollback_finds_the_last_finite_o
     run.command("ckpt")        # refused
     run.command("lr /10")      # risky: its automatic checkpoint is refused, the command applies
     run.step(loss=1.0)
-    assert len(run.checkpoints) == 1
+    assert run.checkpoint_count == 1
     run.command("rollback")
     run.step(loss=1.0)
     assert all(torch.equal(model.state_dict()[k], good[k]) for k in good)
@@ -263,10 +263,12 @@ def _structural_mutations(snap: dict):
     yield mutated(lambda s: s["lrtop"].update(step="5"))
     yield mutated(lambda s: s["lrtop"].update(lrs=[float("nan")]))
     yield mutated(lambda s: s["lrtop"].update(lrs=[1e-3, 1e-3]))
-    yield mutated(lambda s: s["lrtop"].update(held="yes"))
-    yield mutated(lambda s: s["lrtop"].update(warmup=[1]))
-    yield mutated(lambda s: s["lrtop"].update(spec="cosin:T_max=3"))
-    yield mutated(lambda s: s["lrtop"].update(spec=42))
+    yield mutated(lambda s: s["lr_control"].update(held="yes"))
+    yield mutated(lambda s: s["lr_control"].update(warmup=[1]))
+    yield mutated(lambda s: s["lr_control"].update(spec="cosin:T_max=3"))
+    yield mutated(lambda s: s["lr_control"].update(spec=42))
+    yield mutated(lambda s: s["lr_control"].update(spec_length=-5))
+    yield mutated(lambda s: s.pop("lr_control"))
     yield mutated(lambda s: s["model"].update({first: torch.zeros(3, 3)}))
     yield mutated(lambda s: s["model"].update({first: "weights"}))
     yield mutated(lambda s: s["model"].update({first: s["model"][first].double()}))
@@ -282,9 +284,9 @@ def _structural_mutations(snap: dict):
     yield mutated(lambda s: s["rng"].update(torch=torch.zeros(3, dtype=torch.uint8)))
     yield mutated(lambda s: s["rng"].update(python=(3, (1,), None)))
     yield mutated(lambda s: s["rng"].update(numpy=["MT19937", [1, 2], 0, 0, 0.0]))
-    yield mutated(lambda s: s.update(scheduler={"last_epoch": "x"}))
-    yield mutated(lambda s: s.update(scheduler=[1]))
-    yield mutated(lambda s: s.update(shadow_lrs=[None]))
+    yield mutated(lambda s: s["lr_control"].update(scheduler={"last_epoch": "x"}))
+    yield mutated(lambda s: s["lr_control"].update(scheduler=[1]))
+    yield mutated(lambda s: s["lr_control"].update(shadow_lrs=[None]))
     yield mutated(lambda s: s.update(lrtop=[1, 2, 3]))
     nested: list = []
     for _ in range(300):
@@ -344,8 +346,23 @@ def test_fuzz_the_checkpoint_reader(tmp_path, saved):
     grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
     assert grown < 200, f"the reader's peak memory grew {grown:.0f} MB"
     assert outcomes["refused"] > len(mutants) // 2
+    structural = list(_structural_mutations(snap))
+    assert all(_refuses(run, path, tmp_path, m) for m in structural), "every structural mutation is refused"
     train(run, model, opt, sched, 1)
     run.close()
+
+
+def _refuses(run, good_path, tmp_path, snap) -> bool:
+    buf = io.BytesIO()
+    torch.save(snap, buf)
+    target = str(tmp_path / "structural.pt")
+    write_with_checksum(target, buf.getvalue())
+    try:
+        run.load_checkpoint(target)
+    except CheckpointError:
+        return True
+    run.load_checkpoint(good_path)
+    return False
 
 
 def _patch_first_numel(pk: bytes, numel: int) -> bytes:

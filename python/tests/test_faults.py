@@ -35,7 +35,7 @@ def test_an_lr_beyond_float32_is_refused_where_it_applies(tmp_path):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=10.0)
     run = lrtop.attach(opt, model=model, name="lr", log_dir=str(tmp_path), announce=False, guard="off")
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     run.step(loss=1.0)
     c.command(1, "lr 1e39")    # refused by the parser: a float32 cannot hold it
     c.command(2, "lr *1e38")   # parses; 10 * 1e38 is beyond float32: refused where it applies
@@ -97,7 +97,7 @@ def test_an_eval_fn_that_raises_is_answered_and_logged_and_the_run_goes_on(tmp_p
         raise ValueError("validation set not found\nsecond line")
 
     run = lrtop.attach(opt, model=model, name="ev", log_dir=str(tmp_path), announce=False, eval_fn=evaluate)
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     run.step(loss=1.0)
     c.command(1, "eval")
     run.step(loss=1.0)
@@ -155,7 +155,7 @@ def test_rollbacks_that_do_not_help_escalate_to_stop_without_a_viewer(tmp_path, 
 
 def test_rollbacks_that_do_not_help_escalate_to_pause_with_a_viewer(tmp_path):
     run = rolling_back(tmp_path, "gv")
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     for _ in range(3):
         run.step(loss=float("nan"))
     t = threading.Thread(target=lambda: run.step(loss=float("nan")))
@@ -174,7 +174,7 @@ def test_rollbacks_count_again_once_the_run_gets_past_the_divergence(tmp_path):
         run.step(loss=float("nan"))
         while run.step_count <= tripped:
             run.step(loss=1.0)
-    assert not run.should_stop and run._guard_rollbacks == 0
+    assert not run.should_stop and run._guard.rollbacks == 0
     run.close()
 
 
@@ -200,10 +200,10 @@ def test_a_full_disk_holds_records_until_they_can_be_written(small_disk, capfd):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = lrtop.attach(opt, model=model, name="full", log_dir=small_disk, announce=False)
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     for _ in range(10):
         run.step(loss=train_step(model, opt))
-    run.writer.flush()
+    run.flush()
     filler = os.path.join(small_disk, "filler")
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # the disk fills up (another job's output, say)
     try:
@@ -214,7 +214,7 @@ def test_a_full_disk_holds_records_until_they_can_be_written(small_disk, capfd):
     os.close(fd)
     for _ in range(300):
         run.step(loss=train_step(model, opt))
-    run.writer.flush()
+    run.flush()
     c.command(1, "ckpt")
     run.step(loss=train_step(model, opt))
     r = c.wait_for(lambda m: m["type"] == "result" and m["id"] == 1)

@@ -87,7 +87,7 @@ def test_a_squatted_socket_folder_falls_back_to_a_private_one(shared_dir, other_
     as_user(other_user, "mkdir", "-m", "0777", os.path.join(shared_dir, f"lrtop-{os.getuid()}"))
     runs = [make(tmp_path, f"sq{i}")[0] for i in range(2)]
     for run in runs:
-        sock = run.server.path
+        sock = run.socket_path
         assert not sock.startswith(os.path.join(shared_dir, f"lrtop-{os.getuid()}/"))
         assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700
         assert read_log(run.log_path)[0]["socket"] == sock, "the header names the socket, so attach finds it"
@@ -97,7 +97,7 @@ def test_a_squatted_socket_folder_falls_back_to_a_private_one(shared_dir, other_
         c.close()
     err = capfd.readouterr().err
     assert err.count("cannot hold this run's socket") == 1, "warned once"
-    folders = [os.path.dirname(r.server.path) for r in runs]
+    folders = [os.path.dirname(r.socket_path) for r in runs]
     for run in runs:
         run.close()
     assert not any(os.path.exists(f) for f in folders), "the fallback folders are removed at close"

@@ -72,7 +72,7 @@ def check_whole(path, reason):
 
 def test_a_3000_deep_line_is_answered_and_the_run_goes_on(tmp_path):
     run, model, opt = make_run(tmp_path, "deep")
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     run.step(loss=1.0)
     c.wait_for(lambda m: m["type"] == "status")
     c.send_raw(b"[" * 3000 + b"]" * 3000 + b"\n")
@@ -91,7 +91,7 @@ def test_a_3000_deep_line_is_answered_and_the_run_goes_on(tmp_path):
 
 def test_a_lone_surrogate_is_refused_and_no_step_record_is_lost(tmp_path):
     run, model, opt = make_run(tmp_path, "surrogate")
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     run.step(loss=1.0)
     c.send_raw(b'{"type":"command","id":1,"text":"lr \\ud800"}\n{"type":"command","id":"\\udfff","text":"ckpt"}\n'
                b'{"type":"command","id":3,"text":"stop"}\n')
@@ -115,12 +115,12 @@ def test_a_process_with_thousands_of_open_files_is_served_and_the_service_thread
     held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]  # dataset shards, loader workers
     try:
         run, model, opt = make_run(tmp_path, "fds")
-        assert run.server.listener.fileno() > 1024
+        assert run._server.listener.fileno() > 1024
         cpu0, wall0 = time.process_time(), time.perf_counter()
         time.sleep(1.0)
         idle = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
         assert idle < 0.2, f"the service thread used {idle:.0%} of a core with no viewer"
-        c = Client(run.server.path)
+        c = Client(run.socket_path)
         run.step(loss=1.0)
         assert c.read()["type"] == "hello"
         c.command(1, "lr 0.05")
@@ -137,7 +137,7 @@ def test_a_process_with_thousands_of_open_files_is_served_and_the_service_thread
 
 def test_a_flood_of_commands_is_spread_over_boundaries_and_checkpoints_coalesce(tmp_path):
     run, model, opt = make_run(tmp_path, "flood")
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     run.step(loss=1.0)
     c.send_raw(b"".join(b'{"type":"command","id":%d,"text":"lr *1"}\n' % i for i in range(5000)))
     c.send_raw(b"".join(b'{"type":"command","id":"c%d","text":"ckpt"}\n' % i for i in range(300)))
@@ -180,7 +180,7 @@ def test_fuzz_the_socket_with_10000_messages_at_a_live_loop(tmp_path):
     loop's and not the test's threads competing with it for the interpreter."""
     run, model, opt = make_run(tmp_path, "fuzz", guard="off")
     fuzzer = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "socket_fuzzer.py"),
-                               run.server.path, "7"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               run.socket_path, "7"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     boundaries = Boundaries()
     t_end = time.time() + 40
     while fuzzer.poll() is None and time.time() < t_end:
