@@ -108,14 +108,16 @@ struct LRControl {
         self = fresh
     }
 
-    /// Switches to a new scheduler that starts from the current LRs.
+    /// Switches to a new scheduler whose base LRs are the current ones. The next step trains at the new schedule's
+    /// first value, as with a PyTorch scheduler built mid-run (the current LR for cosine or step; a fraction of it
+    /// for warmup, linear or onecycle); a held group keeps its LR.
     mutating func switchScheduler(to newSpec: String, optimizer: any Optimizer, context newContext: ScheduleContext) throws {
         let current = optimizer.groups.map(\.lr)
         let next = try LRControl(spec: newSpec, optimizer: optimizer, context: newContext, baseLRs: current)
         let keepHeld = held
         self = next
         held = keepHeld
-        for g in optimizer.groups.indices { optimizer.groups[g].lr = current[g] }
+        for g in optimizer.groups.indices where keepHeld[g] { optimizer.groups[g].lr = current[g] }
     }
 
     mutating func startWarmup(steps: Int) {
