@@ -118,9 +118,6 @@ class Run:
         self._world_size = dist.get_world_size() if self._distributed else 1
         self._channel = CommandChannel(self._distributed)
 
-        # The pre-hook counts the steps and reads the LRs they use; the post-hook, which puts the LR back after a
-        # `warmup` step, is registered by the pre-hook only while a warmup runs (one hook call less per step).
-        self._pre_hook = optimizer.register_step_pre_hook(self._pre_step)
         self._post_hook: Any = None
         # The narrowest floating dtype the optimizer steps: an LR beyond its range overflows at optimizer.step().
         self._lr_limit = _lr_limit(optimizer)
@@ -143,10 +140,18 @@ class Run:
         self._seed = seed if seed is not None else torch.initial_seed()
         # The run's folder: rank 0 opens it (refusing one that is not the user's own, or a link) and picks `name-2`
         # when `name` holds a run already; every rank gets the same name.
-        suffix = 1
+        suffix, refused = 1, None
         if self._rank == 0:
-            self._run_dir, self._folder, suffix = open_run_folder(log_dir, self._name)
+            try:
+                self._run_dir, self._folder, suffix = open_run_folder(log_dir, self._name)
+            except OSError as e:
+                refused, suffix = e, 0  # the other ranks are told (0), so none waits for a run that will not start
         suffix = self._channel.agree(suffix)
+        if refused is not None:
+            raise refused
+        if suffix == 0:
+            raise RuntimeError(f"lrtop: rank 0 could not open the run folder {os.path.join(log_dir, self._name)} "
+                               "(its error says why)")
         if suffix != 1:
             self._name = f"{self._name}-{suffix}"
         if self._rank != 0:
@@ -163,7 +168,17 @@ class Run:
         self._signal: Optional[int] = None
         self._checkpoint_requested = False
         if self._rank == 0:
-            self._open_log_and_socket(log_dir, name, suffix)
+            try:
+                self._open_log_and_socket(log_dir, name, suffix)
+            except BaseException:
+                if self._server is not None:
+                    self._server.close()
+                close_quietly(self._folder)
+                raise
+        # Last, once nothing above can fail: the pre-hook counts the steps and reads the LRs they use; the post-hook,
+        # which puts the LR back after a `warmup` step, is registered by the pre-hook only while a warmup runs (one
+        # hook call less per step).
+        self._pre_hook = optimizer.register_step_pre_hook(self._pre_step)
         self._signals = SignalHandlers(note=self._note_signal, flush=self.flush, finish=self._finish_on_signal,
                                        warning=self._request_checkpoint, busy=self._writing_on_this_thread)
         self._exit_hook = functools.partial(_close_at_exit, weakref.ref(self))

@@ -44,9 +44,13 @@ def test_a_folder_others_can_write_is_refused(tmp_path):
     folder = tmp_path / "open"
     folder.mkdir()
     os.chmod(folder, 0o777)
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(UnsafeFolder) as e:
-        make(tmp_path, "open")
+        lrtop.attach(opt, model=model, name="open", log_dir=str(tmp_path), announce=False)
     assert "others can write in it (mode 0777" in str(e.value) and "chmod go-w" in str(e.value)
+    assert not opt._optimizer_step_pre_hooks, "a refused attach leaves nothing on the optimizer"
+    opt.step()
 
 
 def test_a_dangling_log_link_in_a_reused_folder_is_not_followed(tmp_path):
