@@ -161,18 +161,10 @@ class LRControl:
         if self._shadow_paid < self.shadow_owed:
             self.settle_shadow()
 
-    def warmup_factor(self) -> Optional[float]:
-        """The factor of the warmup ramp for the coming optimizer step, or None when no warmup runs."""
-        if self.warmup_done < self.warmup_total:
-            return (self.warmup_done + 1) / self.warmup_total
-        return None
-
     def warmup_step_done(self) -> None:
+        """One optimizer step of the warmup ramp taken (the run's optimizer hooks apply the ramp: the factor of the
+        k-th of N steps is k/N, `(warmup_done + 1) / warmup_total`)."""
         self.warmup_done += 1
-
-    @property
-    def warming_up(self) -> bool:
-        return self.warmup_done < self.warmup_total
 
     # ------------------------------------------------------------------ commands
 

@@ -322,7 +322,7 @@ class Run:
         skipped = self._optimizer_steps == 0
         self._optimizer_steps = 0
         lr = self._lr
-        if self._post_hook is not None and self._warmup_restore is None and not lr.warming_up:
+        if self._post_hook is not None and self._warmup_restore is None and lr.warmup_done >= lr.warmup_total:
             self._post_hook.remove()  # not from inside the hook: torch is iterating over its hooks then
             self._post_hook = None
         scaler = self._scaler
@@ -332,8 +332,9 @@ class Run:
         if lrs_used is None:
             lrs_used = self.lrs
         self._lrs_used = None
-        if self._sweeps.current is not None:
-            self._sweeps.step(_scalar(loss), elapsed, samples)
+        sweeps = self._sweeps
+        if sweeps.current is not None:
+            sweeps.step(_scalar(loss), elapsed, samples)
             return
         step = self._step = self._step + 1
         self._version += 1
@@ -450,15 +451,17 @@ class Run:
         # GradScaler skips a step with inf/NaN gradients by not calling optimizer.step(): this hook does not run.
         self._optimizer_steps += 1
         groups = optimizer.param_groups
-        if self._sweeps.current is not None:
-            lr = self._sweeps.current.curve.next_lr
+        sweep = self._sweeps.current
+        if sweep is not None:
+            lr = sweep.curve.next_lr
             if lr is not None:
                 for g in groups:
                     g["lr"] = lr
                 self._lrs_used = [lr] * len(groups)
             return
-        factor = self._lr.warmup_factor()
-        if factor is not None:
+        control = self._lr
+        if control.warmup_done < control.warmup_total:
+            factor = (control.warmup_done + 1) / control.warmup_total
             self._warmup_restore = [g["lr"] for g in groups]
             for g in groups:
                 g["lr"] = g["lr"] * factor

@@ -272,6 +272,8 @@ class ControlServer:
             events = self._poller.poll(0)
         except OSError:
             events = []
+        if not events and not self._requests:
+            return []  # the common case, once per step: nothing there
         if events and self._lock.acquire(timeout=LOOP_LOCK_WAIT):
             try:
                 self._send_outgoing()
