@@ -30,9 +30,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from ._version import PROTOCOL
 from .safefs import process_gone
 
-PROTOCOL = 1
 MAX_LINE = 65536
 MAX_TEXT = 4096
 # A viewer that does not read has this much output queued at most before it is dropped.
