@@ -49,6 +49,8 @@ MAX_COMMANDS_PER_BOUNDARY = 32
 # Commands whose work is more than setting a few numbers: a boundary applies a few of them at most.
 COSTLY_VERBS = frozenset(("ckpt", "rollback", "eval", "find-lr", "sched"))
 MAX_COSTLY_PER_BOUNDARY = 4
+# Commands taken from the socket and waiting for their boundary, at most (the server holds as many more).
+MAX_WAITING_COMMANDS = 1024
 
 
 @dataclass
@@ -596,7 +598,8 @@ class Run:
         if self._sweeps.current is not None:
             return  # commands wait in the socket for the sweep's end (its own exchange keeps DDP in step)
         if self._server is not None:
-            for req in self._server.poll():
+            # What waits here is bounded as what waits in the server is: beyond, the server refuses at once.
+            for req in self._server.poll(room=MAX_WAITING_COMMANDS - len(self._pending)):
                 self._pending.append(_Pending(req.text, req.id, req.client, "socket"))
         if not self._pending and not self._distributed:
             return

@@ -262,9 +262,9 @@ class ControlServer:
     def has_clients(self) -> bool:
         return bool(self.clients)
 
-    def poll(self) -> list[Request]:
-        """The command lines read since the last call: one non-blocking poll(2) over the listener and the viewers'
-        sockets, and only when something is there (a newcomer, a line) the lock, accept and a bounded read; so a
+    def poll(self, room: int = MAX_QUEUED_COMMANDS) -> list[Request]:
+        """The command lines read since the last call (at most `room`): one non-blocking poll(2) over the listener and
+        the viewers' sockets, and only when something is there (a newcomer, a line) the lock, accept and a bounded read; so a
         line sent before this step boundary applies at it. The loop waits at most `LOOP_LOCK_WAIT` for the lock:
         when the service thread holds it longer (a machine too busy to run it), what it reads applies a boundary
         later."""
@@ -286,13 +286,14 @@ class ControlServer:
                 pass  # the service thread's next round deals with it; the loop goes on
             finally:
                 self._lock.release()
-        requests = []
+        requests: list[Request] = []
         pop = self._requests.popleft
         try:
-            while True:
+            while len(requests) < room:  # the rest stays here (counting towards the refusal limit)
                 requests.append(pop())
         except IndexError:
-            return requests
+            pass
+        return requests
 
     def _read_ready(self, ready: set, budget: Optional[list] = None) -> None:
         """Reads the clients with data (and lines already waiting in their inboxes), within one round's budget
