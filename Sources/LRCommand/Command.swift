@@ -77,6 +77,11 @@ public enum Command: Equatable, Sendable {
     }
 }
 
+extension Float32 {
+    /// The largest LR a float32 parameter can be stepped with (`lr 1e39` would overflow at the next step).
+    public static let maxLR = Double(Float32.greatestFiniteMagnitude)
+}
+
 public struct CommandError: Error, CustomStringConvertible, Equatable, Sendable {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -156,16 +161,17 @@ public enum CommandParser {
         }
         if let op = arg.first, op == "*" || op == "/" || op == "x" {
             let number = String(arg.dropFirst())
-            guard let f = Double(number), f.isFinite, f > 0 else {
-                throw CommandError("invalid LR factor '\(number)' in 'lr \(arg)': expected a positive number, e.g. 'lr *0.5'")
+            // Within float32's range both ways (`lr *1e300`, `lr /1e-39`): what trains is float32.
+            guard let f = Double(number), f > 0, f <= Float32.maxLR, 1 / f <= Float32.maxLR else {
+                throw CommandError("invalid LR factor '\(number)' in 'lr \(arg)': expected a positive number within float32's range (1e-38 to 3.4e38), e.g. 'lr *0.5'")
             }
             return .lr(group: group, .scale(op == "/" ? 1 / f : f))
         }
         guard let v = Double(arg) else {
             throw CommandError("invalid LR '\(arg)': expected a number like 3e-4, or \(usage)")
         }
-        guard v.isFinite, v >= 0 else {
-            throw CommandError("invalid LR '\(arg)': must be a finite number >= 0")
+        guard v.isFinite, v >= 0, v <= Float32.maxLR else {
+            throw CommandError("invalid LR '\(arg)': must be a finite number >= 0 within float32's range (at most 3.4e38)")
         }
         return .lr(group: group, .set(v))
     }

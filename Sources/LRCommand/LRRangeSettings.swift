@@ -63,10 +63,11 @@ public struct LRRangeSettings: Equatable, Sendable {
         try check(written: written)
     }
 
-    /// Refuses what the language refuses: an LR that is not finite and positive, a sweep of fewer than 6 or more
+    /// Refuses what the language refuses: an LR that is not finite and positive (and within float32's range: what
+    /// trains is float32), a sweep of fewer than 6 or more
     /// than 10,000 steps, `start >= end`. `written` spells values as the person wrote them, for the message.
     public func check(written: [String: String] = [:]) throws(ParseError) {
-        for (key, v) in [("start", start), ("end", end)] where !(v.isFinite && v > 0) {
+        for (key, v) in [("start", start), ("end", end)] where !(v.isFinite && v > 0 && v <= Double(Float.greatestFiniteMagnitude)) {
             throw Self.invalidLR(key, written[key] ?? "\(v)")
         }
         guard (6...10_000).contains(steps) else { throw Self.invalidSteps(written["steps"] ?? "\(steps)") }

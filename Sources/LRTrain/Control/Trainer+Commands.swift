@@ -127,7 +127,7 @@ extension Trainer {
         try Self.groupIndices(name, names: optimizer.groups.map(\.name))
     }
 
-    static func groupIndices(_ name: String?, names: [String]) throws(CommandError) -> [Int] {
+    public static func groupIndices(_ name: String?, names: [String]) throws(CommandError) -> [Int] {
         guard let name else { return Array(names.indices) }
         if let i = names.firstIndex(of: name) { return [i] }
         if let i = Int(name), names.indices.contains(i) { return [i] }
@@ -185,8 +185,8 @@ extension Trainer {
                 lrControl.set(indices, optimizer: optimizer) { _ in v }
             case .scale(let f):
                 let scaled = indices.map { optimizer.groups[$0].lr * f }
-                if let bad = scaled.first(where: { !$0.isFinite }) {
-                    throw CommandError("scaling gives a non-finite LR (\(bad)); nothing changed")
+                if let bad = scaled.first(where: { !$0.isFinite || $0 > Float32.maxLR }) {
+                    throw CommandError("scaling gives an LR beyond float32's range (\(bad)); nothing changed")
                 }
                 lrControl.set(indices, optimizer: optimizer) { $0 * f }
             case .hold:
