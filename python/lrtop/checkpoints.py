@@ -34,6 +34,13 @@ class Checkpoints:
     def latest(self) -> Optional[dict]:
         return self._kept[-1] if self._kept else None
 
+    def before(self, step: int) -> Optional[dict]:
+        """The newest checkpoint taken of a step before `step` (the weights before a divergence at `step`)."""
+        for snapshot in reversed(self._kept):
+            if snapshot["lrtop"]["step"] < step:
+                return snapshot
+        return None
+
     @property
     def files(self) -> list[str]:
         """The files on disk this run wrote, oldest first (the newest `keep`)."""

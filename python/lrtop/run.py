@@ -14,6 +14,7 @@ commands that arrived (a bounded share per boundary), and blocks there while the
 from __future__ import annotations
 
 import atexit
+import collections
 import copy
 import datetime as _dt
 import functools
@@ -34,6 +35,7 @@ from . import commands as C
 from ._version import __version__
 from .checkpoint_file import CheckpointError
 from .checkpoints import Checkpoints, check_fits, nonfinite, scheduler_class
+from .devicevalues import Deferred, DeviceValues, ready
 from .distributed import CommandChannel
 from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
@@ -64,6 +66,7 @@ class _Pending:
     command: Optional[C.Command] = None  # parsed on rank 0
     same_as: Optional["_Pending"] = None  # a `ckpt` right behind this one: answered by its checkpoint
     error: Optional[str] = None  # why it failed, when it did
+    at: Optional[int] = None  # the guard's: the step whose loss diverged (its rollback returns to before it)
 
 
 class Run:
@@ -77,6 +80,10 @@ class Run:
                  guard_factor: float = 10.0, checkpoint_keep: int = 5, announce: bool = True,
                  framework: str = "plain", scheduler_stepped_externally: Optional[bool] = None):
         self._guard = DivergenceGuard(guard, guard_factor)
+        # The step's values: floats now, or device values that arrive a window later (devicevalues.py); the losses
+        # the guard has not seen yet wait here, in step order, as (step, loss, skipped by GradScaler).
+        self._values = DeviceValues()
+        self._unchecked: collections.deque = collections.deque()
         self._sweeps = RangeTester(self)
         self._optimizer = optimizer
         self._model = model
@@ -98,12 +105,13 @@ class Run:
         self._steps_while_paused = 0
         self._stop_reason: Optional[str] = None
         self._state = "running"
-        self._last_loss = math.nan
+        self._last_loss: Any = math.nan
         self._best_eval_loss: Optional[float] = None
         self._best_accuracy: Optional[float] = None
         self._final_accuracy: Optional[float] = None
         self._skipped_steps = 0
-        self._last_scale = math.nan
+        self._last_scale: Any = math.nan
+        self._shown_scale: Optional[float] = None
         self._optimizer_steps = 0
         self._lrs_used: Optional[list[float]] = None
         self._warmup_restore: Optional[list[float]] = None
@@ -177,6 +185,12 @@ class Run:
                     self._server.close()
                 close_quietly(self._folder)
                 raise
+        if guard == "rollback":
+            # The guard's first rollback has somewhere to go: the state at attach, in memory (no file).
+            try:
+                self._keep_checkpoint("start")
+            except CheckpointError:
+                pass  # weights that are not finite at attach: the guard pauses instead, saying there is none
         # Last, once nothing above can fail: the pre-hook counts the steps and reads the LRs they use; the post-hook,
         # which puts the LR back after a `warmup` step, is registered by the pre-hook only while a warmup runs (one
         # hook call less per step).
@@ -346,23 +360,28 @@ class Run:
             self._epoch = (step - 1) // self._steps_per_epoch
         if not lr.external and lr.scheduler is not None:
             lr.step()
-        loss_value = _scalar(loss)
-        self._last_loss = loss_value
         writer = self._writer
         if writer is not None:
+            # No host-device sync here: a device tensor's value is a `Deferred` that arrives a window later; the
+            # record is queued with it and written once it has (devicevalues.py).
+            values = self._values
+            loss_value = self._last_loss = values.value(loss)
             n = samples if samples is not None else self._batch_size
-            extra = {k: _number(v) for k, v in metrics.items()} if metrics else None
+            extra = {k: _json_value(values.value(v)) for k, v in metrics.items()} if metrics else None
             if scaler is not None:
-                self._last_scale = self._loss_scale()
+                self._last_scale = self._loss_scale(values)
                 extra = extra or {}
-                extra["loss_scale"] = _number(self._last_scale)
+                extra["loss_scale"] = _json_value(self._last_scale)
                 extra["skipped_steps"] = self._skipped_steps
-            writer.step(step, self._epoch, lrs_used, loss_value,
-                        math.nan if grad_norm is None else _scalar(grad_norm),
+            writer.step(step, self._epoch, lrs_used, loss_value, values.value(grad_norm),
                         (n / elapsed) if n and elapsed > 0 else math.nan, extra)
-            if not (skipped and scaler is not None):
-                # GradScaler already skipped this step's inf/NaN gradients: that is AMP working, not divergence.
-                self._check_guard(loss_value)
+            # GradScaler already skipped this step's inf/NaN gradients: that is AMP working, not divergence.
+            unchecked = self._unchecked
+            if unchecked or type(loss_value) is Deferred:
+                unchecked.append((step, loss_value, skipped and scaler is not None))
+            elif not (skipped and scaler is not None):
+                self._check_guard(float(loss_value), step)
+            values.end_step(now)
         if self._lr_overflow is not None:
             self._report_lr_overflow()
         if self._checkpoint_requested:
@@ -417,6 +436,7 @@ class Run:
             if self._signal is not None:
                 reason, message = "interrupted", message or signal_name(self._signal)
         self._state = "finished"
+        self._values.flush(wait=True)  # the last device values: off the steady state, waiting is allowed
         self._checkpoints.close()  # the checkpoints being written are written (and answered) first
         if self._server is not None:
             self._server.broadcast(self._status())
@@ -426,7 +446,7 @@ class Run:
             if trouble is not None:
                 message = f"{message}; {trouble}" if message else trouble
             self._writer.end(reason, self._step, self._epoch,
-                             final_loss=None if math.isnan(self._last_loss) else self._last_loss,
+                             final_loss=None if math.isnan(float(self._last_loss)) else float(self._last_loss),
                              best_eval_loss=self._best_eval_loss, best_accuracy=self._best_accuracy,
                              final_accuracy=self._final_accuracy, message=message)
             if not self._writer.close():
@@ -520,18 +540,31 @@ class Run:
 
     # ------------------------------------------------------------------ guard
 
-    def _check_guard(self, loss: float) -> None:
+    def _check_guard(self, loss: float, step: int) -> None:
         guard = self._guard
         if guard.action == "off" or self._paused and guard.action == "pause":
             return
-        reason = guard.check(loss, self._step)
+        reason = guard.check(loss, step)
         if reason is not None:
-            self._pending.insert(0, _Pending(f"guard {guard.action}", origin="guard", id=reason))
+            self._pending.insert(0, _Pending(f"guard {guard.action}", origin="guard", id=reason, at=step))
 
-    def _apply_guard(self, reason: str) -> None:
+    def _check_arrived_losses(self) -> None:
+        """The guard on the device losses that arrived since the last boundary, in step order (a trip is seen one
+        window after its step at most, plus the steps the GPU runs behind: docs/bridge.md "Cost per step")."""
+        unchecked = self._unchecked
+        while unchecked and ready(unchecked[0][1]):
+            step, loss, skipped = unchecked.popleft()
+            if not skipped:
+                self._check_guard(float(loss), step)
+
+    def _apply_guard(self, reason: str, at: Optional[int] = None) -> None:
         before = self.lrs
         guard = self._guard
-        if guard.action == "rollback" and self._checkpoints.latest is not None and guard.exhausted:
+        diverged_at = self._step if at is None else at
+        # The last snapshot taken before the divergence: one taken since (the guard sees a device loss a window
+        # late) may hold the diverged weights.
+        target = self._checkpoints.before(diverged_at)
+        if guard.action == "rollback" and target is not None and guard.exhausted:
             # Halving and rolling back again has not helped: someone has to decide (or, with no one to ask, stop).
             tried = f"{guard.rollbacks} rollbacks in a row, each halving the LR, did not help"
             guard.rollbacks = 0
@@ -547,13 +580,11 @@ class Run:
             self._stop_reason = "diverged"
             self._event("guard", "guard", before, self.lrs, f"{reason}; stopped")
         elif guard.action == "rollback":
-            target = self._checkpoints.latest
             if target is None:
                 self._guard_pause(f"{reason}; no checkpoint to roll back to", before)
             else:
-                tripped_at = self._step
                 self._restore_or_keep(target, "the guard's rollback", lr_factor=0.5)
-                guard.rolled_back(tripped_at)
+                guard.rolled_back(diverged_at)
                 self._event("guard", "guard", before, self.lrs,
                             f"{reason}; rolled back to step {target['lrtop']['step']} and halved the LR")
         if self._server is not None:
@@ -595,6 +626,8 @@ class Run:
             self._steps_while_paused -= 1
 
     def _exchange_and_apply(self) -> None:
+        if self._unchecked:
+            self._check_arrived_losses()
         if self._sweeps.current is not None:
             return  # commands wait in the socket for the sweep's end (its own exchange keeps DDP in step)
         if self._server is not None:
@@ -660,7 +693,7 @@ class Run:
 
     def _apply_accepted(self, p: _Pending) -> None:
         if p.origin == "guard":
-            self._apply_guard(str(p.id))
+            self._apply_guard(str(p.id), p.at)
         elif p.origin == "signal":
             self._automatic_checkpoint(f"signal {p.id}")
         else:
@@ -813,6 +846,7 @@ class Run:
         self._paused = True
         self._steps_while_paused = 0
         self._state = "paused"
+        self._values.flush(wait=True)  # the records up to the pause are in the log while it waits
         if self._writer is not None:
             self._writer.flush()
 
@@ -999,6 +1033,7 @@ class Run:
         self._step = meta["step"]
         self._epoch = meta["epoch"]
         self._guard.restart()
+        self._unchecked.clear()  # losses of the steps undone: logged, not judged
         if lr_factor is not None:
             self._lr.override([x * lr_factor for x in meta["lrs"]])
         elif lr is not None:
@@ -1006,10 +1041,17 @@ class Run:
 
     # ------------------------------------------------------------------ status
 
-    def _loss_scale(self) -> float:
+    def _loss_scale(self, values: DeviceValues) -> Any:
+        """GradScaler's scale as a step value, without `get_scale()` (which syncs): its scale tensor, copied on its
+        device when deferred, as `update()` changes it in place."""
         try:
             scaler = self._scaler
-            return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else math.nan
+            if scaler is None or not scaler.is_enabled():
+                return math.nan
+            scale = scaler._get_scale_async()
+            if scale is None:
+                return float(scaler.get_scale())  # before the first step: the initial scale, a float
+            return values.value(scale if scale.device.type == "cpu" and not values.defer_cpu else scale.clone())
         except Exception:
             return math.nan
 
@@ -1020,6 +1062,9 @@ class Run:
     def _status(self) -> dict:
         # The scale read at the last step: reading it here could synchronise the GPU from the socket's thread.
         scale = self._last_scale if self._scaler is not None else None
+        if type(scale) is Deferred:  # not arrived yet: the one before it
+            scale = float(scale) if scale.ready() else self._shown_scale
+        self._shown_scale = scale
         return {"type": "status", "state": self._state, "step": self._step, "epoch": self._epoch,
                 "total_steps": self._total_steps, "lr": self.lrs, "groups": self._group_names,
                 "hold": any(self._lr.held), "override": any(self._lr.overridden), "scheduler": self._lr.describe(),
@@ -1099,6 +1144,11 @@ def _scalar(x: Any) -> float:
 
 def _number(v: Any) -> object:
     return number(_scalar(v))
+
+
+def _json_value(v: Any) -> Any:
+    """A step value as queued for the log: a `Deferred` as it is (resolved when written), a float in JSON form."""
+    return v if type(v) is Deferred else number(v)
 
 
 def _is_ckpt(text: str) -> bool:
