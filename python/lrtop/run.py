@@ -35,7 +35,7 @@ from . import commands as C
 from ._version import __version__
 from .checkpoint_file import CheckpointError
 from .checkpoints import Checkpoints, check_fits, nonfinite, scheduler_class
-from .devicevalues import Deferred, DeviceValues, ready
+from .devicevalues import Deferred, DeviceValues, gpu_stats, ready
 from .distributed import CommandChannel
 from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
@@ -53,6 +53,10 @@ COSTLY_VERBS = frozenset(("ckpt", "rollback", "eval", "find-lr", "sched"))
 MAX_COSTLY_PER_BOUNDARY = 4
 # Commands taken from the socket and waiting for their boundary, at most (the server holds as many more).
 MAX_WAITING_COMMANDS = 1024
+# The GPU's memory is looked at this often (seconds); past this share of the device at its peak, an event warns.
+GPU_STATS_INTERVAL = 1.0
+GPU_MEMORY_WARNING = 0.9
+GPU_MEMORY_REARM = 0.8
 
 
 @dataclass
@@ -84,6 +88,12 @@ class Run:
         # the guard has not seen yet wait here, in step order, as (step, loss, skipped by GradScaler).
         self._values = DeviceValues()
         self._unchecked: collections.deque = collections.deque()
+        # What rank 0 adds to the next step record: the exchange's step times per rank, the GPU's memory.
+        self._window_metrics: Optional[dict] = None
+        self._gpu = torch.cuda.is_available() and torch.cuda.is_initialized()
+        self._gpu_checked = 0.0
+        self._gpu_stats: Optional[dict] = None
+        self._gpu_warned = False
         self._sweeps = RangeTester(self)
         self._optimizer = optimizer
         self._model = model
@@ -335,6 +345,8 @@ class Run:
         now = time.perf_counter()
         elapsed = now - self._last_step_time
         self._last_step_time = now
+        if self._distributed:
+            self._channel.count_step(elapsed, now)
         skipped = self._optimizer_steps == 0
         self._optimizer_steps = 0
         lr = self._lr
@@ -368,6 +380,9 @@ class Run:
             loss_value = self._last_loss = values.value(loss)
             n = samples if samples is not None else self._batch_size
             extra = {k: _json_value(values.value(v)) for k, v in metrics.items()} if metrics else None
+            if self._window_metrics is not None:  # the last exchange's step times, the GPU's memory
+                extra = {**(extra or {}), **self._window_metrics}
+                self._window_metrics = None
             if scaler is not None:
                 self._last_scale = self._loss_scale(values)
                 extra = extra or {}
@@ -382,6 +397,9 @@ class Run:
             elif not (skipped and scaler is not None):
                 self._check_guard(float(loss_value), step)
             values.end_step(now)
+            if self._gpu and now - self._gpu_checked >= GPU_STATS_INTERVAL:
+                self._gpu_checked = now
+                self._check_gpu()
         if self._lr_overflow is not None:
             self._report_lr_overflow()
         if self._checkpoint_requested:
@@ -621,11 +639,13 @@ class Run:
         while self._paused and self._steps_while_paused == 0 and self._stop_reason is None and \
                 self._sweeps.current is None:
             time.sleep(0.05)
-            self._exchange_and_apply()
+            self._exchange_and_apply(every_rank_here=True)
         if self._paused and self._steps_while_paused > 0:
             self._steps_while_paused -= 1
 
-    def _exchange_and_apply(self) -> None:
+    def _exchange_and_apply(self, every_rank_here: bool = False) -> None:
+        """Takes the commands that arrived and, under DDP at the steps the ranks exchange (`every_rank_here`: every
+        rank is paused here and polls together), agrees them with every rank; then applies them."""
         if self._unchecked:
             self._check_arrived_losses()
         if self._sweeps.current is not None:
@@ -634,14 +654,19 @@ class Run:
             # What waits here is bounded as what waits in the server is: beyond, the server refuses at once.
             for req in self._server.poll(room=MAX_WAITING_COMMANDS - len(self._pending)):
                 self._pending.append(_Pending(req.text, req.id, req.client, "socket"))
-        if not self._pending and not self._distributed:
-            return
+        if not self._distributed:
+            if not self._pending:
+                return
+        elif not (every_rank_here or self._channel.due(self._step)):
+            return  # no collective at this step: what is pending waits for the exchange (K steps at most)
         accepted = self._take_share() if self._rank == 0 else []
         records = self._channel.exchange([{"text": p.text, "origin": p.origin,
-                                           "reason": p.id if p.origin in ("guard", "signal") else None}
-                                          for p in accepted])
+                                           "reason": p.id if p.origin in ("guard", "signal") else None, "at": p.at}
+                                          for p in accepted], self._step)
+        if self._distributed and self._rank == 0:
+            self._note_ranks()
         if self._rank != 0:
-            accepted = [_Pending(r["text"], r.get("reason"), None, r["origin"]) for r in records]
+            accepted = [_Pending(r["text"], r.get("reason"), None, r["origin"], at=r.get("at")) for r in records]
         elif len(records) < len(accepted):  # more than one exchange carries: the rest goes at the next boundary
             self._pending[:0] = accepted[len(records):]
             accepted = accepted[:len(records)]
@@ -708,8 +733,10 @@ class Run:
     def _event(self, kind: str, text: str, before: list[float], after: list[float], message: Optional[str],
                step: Optional[int] = None, command: Optional[C.Command] = None) -> None:
         if self._writer is not None:
+            # Under DDP what every rank applied (at this step, exchanged) says on how many ranks.
+            ranks = self._world_size if self._distributed and kind in ("command", "guard", "checkpoint") else None
             self._writer.event(self._step if step is None else step, kind, text, before, after, message,
-                               command=None if command is None else command.to_record())
+                               command=None if command is None else command.to_record(), ranks=ranks)
 
     def _on_malformed(self, error: str) -> None:
         self._event("error", "socket", self.lrs, self.lrs, f"refused a socket message: {error}")
@@ -1069,7 +1096,48 @@ class Run:
                 "total_steps": self._total_steps, "lr": self.lrs, "groups": self._group_names,
                 "hold": any(self._lr.held), "override": any(self._lr.overridden), "scheduler": self._lr.describe(),
                 "loss_scale": None if scale is None or math.isnan(scale) else scale,
-                "skipped_steps": self._skipped_steps, "checkpoints": len(self._checkpoints)}
+                "skipped_steps": self._skipped_steps, "checkpoints": len(self._checkpoints), **self._device_status()}
+
+    def _device_status(self) -> dict:
+        """The status's per-rank step times (DDP: protocol B's `ranks`) and the GPU's memory, when there are any."""
+        out: dict = {}
+        ranks = self._channel.ranks
+        if ranks is not None and self._world_size > 1:
+            out["ranks"] = ranks
+        if self._gpu_stats is not None:
+            out["gpu"] = self._gpu_stats
+        return out
+
+    def _note_ranks(self) -> None:
+        """Rank 0 after an exchange: every rank's step time over the window goes into the next step record."""
+        ranks = self._channel.ranks
+        if ranks is None:
+            return
+        metrics = self._window_metrics if self._window_metrics is not None else {}
+        for r in ranks:  # the window's mean step time per rank (none in a window without steps: while paused)
+            if r["step_time_mean"] is not None:
+                metrics[f"step_time/rank{r['rank']}"] = r["step_time_mean"]
+        self._window_metrics = metrics
+
+    def _check_gpu(self) -> None:
+        """Rank 0, once a second: the GPU's memory (peak since the last look) into the next step record and the
+        status, and an event when the peak passes 90% of the device (once, until it drops below 80%)."""
+        stats = gpu_stats()
+        if stats is None:
+            return
+        self._gpu_stats = stats
+        metrics = self._window_metrics if self._window_metrics is not None else {}
+        metrics.update((k, stats[k]) for k in ("gpu_mem_peak", "gpu_mem_reserved", "gpu_mem_total", "gpu_util")
+                       if k in stats)
+        self._window_metrics = metrics
+        share = stats["gpu_mem_peak"] / stats["gpu_mem_total"] if stats["gpu_mem_total"] else 0.0
+        if share > GPU_MEMORY_WARNING and not self._gpu_warned:
+            self._gpu_warned = True
+            self._event("info", "gpu memory", self.lrs, self.lrs,
+                        f"the GPU's memory peaked at {share:.0%} of its {stats['gpu_mem_total'] / 2**30:.1f} GiB "
+                        "since the last look: close to running out")
+        elif share < GPU_MEMORY_REARM:
+            self._gpu_warned = False
 
 
 def attach(optimizer: torch.optim.Optimizer, scheduler: Any = None, *, model: Optional[torch.nn.Module] = None,

@@ -276,9 +276,9 @@ class RunLogWriter:
         self._write(record)
 
     def event(self, step: int, kind: str, text: str, lrs_before: list[float], lrs_after: list[float],
-              message: Optional[str] = None, command: Optional[dict] = None) -> None:
+              message: Optional[str] = None, command: Optional[dict] = None, ranks: Optional[int] = None) -> None:
         """An event; `command` is the parsed command's record (the shared vectors' form) beside its `text`, for
-        command events and for error events of commands that parsed."""
+        command events and for error events of commands that parsed; `ranks`, under DDP, how many ranks applied it."""
         assert kind in EVENT_KINDS, kind
         record: dict = {"type": "event", "step": step, "kind": kind, "text": text}
         if command is not None:
@@ -287,6 +287,8 @@ class RunLogWriter:
         record["lrs_after"] = numbers(lrs_after)
         if message is not None:
             record["message"] = message
+        if ranks is not None:
+            record["ranks"] = ranks  # DDP: the ranks that applied it, all at this step
         record["wall_time"] = self.wall_time()
         self._write(record)
 

@@ -1,5 +1,5 @@
 """Two gloo ranks on the CPU, steered through rank 0 (run by test_ddp.py: `python ddp_worker.py OUT_DIR`, and by
-test_findlr.py: `python ddp_worker.py OUT_DIR find-lr`)."""
+test_findlr.py: `python ddp_worker.py OUT_DIR find-lr`, and `every-k`)."""
 import json
 import os
 import socket
@@ -119,10 +119,42 @@ def find_lr_worker(rank, world, out, port):
     dist.destroy_process_group()
 
 
+def every_k_worker(rank, world, out, port):
+    """Steps of about 3 ms: after the warm-up the ranks exchange every K-th step only; `lr 0.05` queued at step 20
+    and `pause` at step 70 (resumed 0.5 s later) apply at an exchange, at the same step on both ranks."""
+    init_gloo(rank, world, port)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+    run = lrtop.attach(opt, model=model, name="k", log_dir=out, announce=False)
+    trace = {"lr_used": {}, "start": {}}
+    for _ in range(160):
+        step = run.step_count + 1
+        trace["start"][step] = time.time()
+        loss = ddp(torch.randn(8, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        trace["lr_used"][step] = opt.param_groups[0]["lr"]
+        opt.step()
+        time.sleep(0.003 if rank == 0 else 0.002)
+        if rank == 0 and step == 20:
+            run.command("lr 0.05")
+        if rank == 0 and step == 70:
+            run.command("pause")
+            threading.Thread(target=resume_later, args=(run.socket_path, 0.5), daemon=True).start()
+        run.step(loss=loss)
+    run.close()
+    trace["k"] = run._channel.k
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump(trace, f)
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    target = find_lr_worker if sys.argv[2:] == ["find-lr"] else worker
+    target = {"find-lr": find_lr_worker, "every-k": every_k_worker}.get(sys.argv[2] if sys.argv[2:] else "", worker)
     mp.spawn(target, args=(2, out, port), nprocs=2, join=True)
