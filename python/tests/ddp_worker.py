@@ -24,6 +24,25 @@ def resume_later(sock_path, delay):
     s.close()
 
 
+def resume_and_watch(sock_path, delay, statuses):
+    """`resume` after `delay`, keeping the statuses the socket sends meanwhile and just after."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    s.settimeout(0.1)
+    data, t0, sent = b"", time.time(), False
+    while time.time() - t0 < delay + 0.5:
+        if not sent and time.time() - t0 >= delay:
+            s.sendall(b'{"type":"command","id":1,"text":"resume"}\n')
+            sent = True
+        try:
+            data += s.recv(65536)
+        except socket.timeout:
+            pass
+    s.close()
+    statuses.extend(m for m in (json.loads(line) for line in data.split(b"\n") if line.strip())
+                    if m.get("type") == "status")
+
+
 def init_gloo(rank, world, port):
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
@@ -31,13 +50,18 @@ def init_gloo(rank, world, port):
     dist.init_process_group("gloo", rank=rank, world_size=world)
 
 
-def worker(rank, world, out, port):
+def linear_run(rank, world, out, port, name):
+    """A Linear(4, 1) under DDP on gloo, SGD at 0.1, attached as `name`."""
     init_gloo(rank, world, port)
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
-    run = lrtop.attach(opt, model=model, name="ddp", log_dir=out, announce=False)
+    return model, ddp, opt, lrtop.attach(opt, model=model, name=name, log_dir=out, announce=False)
+
+
+def worker(rank, world, out, port):
+    model, ddp, opt, run = linear_run(rank, world, out, port, "ddp")
     trace = {"lr_used": {}, "start": {}, "end": {}, "weights": {}}
     g = torch.Generator().manual_seed(rank)
     issued = set()
@@ -122,13 +146,9 @@ def find_lr_worker(rank, world, out, port):
 def every_k_worker(rank, world, out, port):
     """Steps of about 3 ms: after the warm-up the ranks exchange every K-th step only; `lr 0.05` queued at step 20
     and `pause` at step 70 (resumed 0.5 s later) apply at an exchange, at the same step on both ranks."""
-    init_gloo(rank, world, port)
-    torch.manual_seed(0)
-    model = torch.nn.Linear(4, 1)
-    ddp = torch.nn.parallel.DistributedDataParallel(model)
-    opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
-    run = lrtop.attach(opt, model=model, name="k", log_dir=out, announce=False)
-    trace = {"lr_used": {}, "start": {}}
+    _, ddp, opt, run = linear_run(rank, world, out, port, "k")
+    trace: dict = {"lr_used": {}, "start": {}}
+    statuses: list = []
     for _ in range(160):
         step = run.step_count + 1
         trace["start"][step] = time.time()
@@ -142,10 +162,14 @@ def every_k_worker(rank, world, out, port):
             run.command("lr 0.05")
         if rank == 0 and step == 70:
             run.command("pause")
-            threading.Thread(target=resume_later, args=(run.socket_path, 0.5), daemon=True).start()
+            watcher = threading.Thread(target=resume_and_watch, args=(run.socket_path, 0.5, statuses))
+            watcher.start()
         run.step(loss=loss)
     run.close()
+    if rank == 0:
+        watcher.join()
     trace["k"] = run._channel.k
+    trace["statuses"] = statuses
     with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
         json.dump(trace, f)
     dist.destroy_process_group()

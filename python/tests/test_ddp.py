@@ -67,3 +67,8 @@ def test_the_ranks_exchange_every_k_steps_and_commands_apply_at_the_same_step(tm
     for t in traces:
         start = {int(s): v for s, v in t["start"].items()}
         assert start[paused + 1] - start[paused] >= 0.25  # the resume was sent 0.5 s after the pause was queued
+    # While paused, the status names every rank with its step times from the last exchange (protocol B).
+    ranks = [m["ranks"] for m in traces[0]["statuses"] if "ranks" in m]
+    assert ranks and [r["rank"] for r in ranks[0]] == [0, 1]
+    assert all(set(r) == {"rank", "step_time_mean", "step_time_max", "since_last_step"} for r in ranks[0])
+    assert any(r["since_last_step"] > 0.05 for r in ranks[-1])  # paused: nobody has stepped for a while
