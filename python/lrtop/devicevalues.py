@@ -125,14 +125,14 @@ class DeviceValues:
         if x is None:
             return math.nan
         if isinstance(x, torch.Tensor):
+            n = x.numel()
+            if x.is_cpu and not self.defer_cpu:  # the direct path: nothing to wait for
+                return float(x.item()) if n == 1 else float(x.detach().float().mean().item()) if n else math.nan
             t = x.detach()
-            n = t.numel()
             if n != 1:
                 if n == 0:
                     return math.nan
                 t = t.float().mean()
-            if t.device.type == "cpu" and not self.defer_cpu:
-                return float(t.item())
             return self._defer(t)
         try:
             return float(x)

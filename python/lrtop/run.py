@@ -141,6 +141,10 @@ class Run:
         self._post_hook: Any = None
         # The narrowest floating dtype the optimizer steps: an LR beyond its range overflows at optimizer.step().
         self._lr_limit = _lr_limit(optimizer)
+        # The groups' LR tensors (None: floats everywhere): kept as the groups' LRs, written in place.
+        tensors = [g["lr"] if isinstance(g["lr"], torch.Tensor) else None for g in optimizer.param_groups]
+        self._lr_tensors: Optional[list[Optional[torch.Tensor]]] = \
+            tensors if any(t is not None for t in tensors) else None
         self._last_good_lrs = self.lrs
         self._lr_overflow: Optional[str] = None
 
@@ -498,11 +502,13 @@ class Run:
                 for g in groups:
                     g["lr"] = lr
                 self._lrs_used = [lr] * len(groups)
+                if self._lr_tensors is not None:
+                    self._write_tensor_lrs(groups, self._lrs_used)
             return
         control = self._lr
         if control.warmup_done < control.warmup_total:
             factor = (control.warmup_done + 1) / control.warmup_total
-            self._warmup_restore = [g["lr"] for g in groups]
+            self._warmup_restore = [float(g["lr"]) for g in groups]
             for g in groups:
                 g["lr"] = g["lr"] * factor
             if self._post_hook is None:
@@ -511,6 +517,18 @@ class Run:
         if not sum(lrs) <= self._lr_limit:  # also NaN: the step would raise, so the last good LR trains instead
             lrs = self._keep_lrs_in_range(groups, lrs)
         self._lrs_used = self._last_good_lrs = lrs
+        if self._lr_tensors is not None:
+            self._write_tensor_lrs(groups, lrs)
+
+    def _write_tensor_lrs(self, groups: list, lrs: list[float]) -> None:
+        """A group whose LR was a tensor (`lr=torch.tensor(1e-3)`, what a compiled `optimizer.step` needs so that a
+        new LR does not recompile it) gets its own tensor back, written in place (`fill_`), wherever lrtop or a
+        schedule wrote a float since; a tensor left in place (a torch schedule fills it itself) is kept."""
+        assert self._lr_tensors is not None
+        for g, t, lr in zip(groups, self._lr_tensors, lrs):
+            if t is not None and g["lr"] is not t:
+                t.fill_(lr)
+                g["lr"] = t
 
     def _keep_lrs_in_range(self, groups: list, lrs: list[float]) -> list[float]:
         """An LR the parameters' dtype cannot hold (a user's schedule that grew past float32, an exponential one

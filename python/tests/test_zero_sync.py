@@ -187,3 +187,36 @@ def test_no_sync_on_cuda_in_500_steps(tmp_path, monkeypatch):
     client.close()
     steps = [r for r in read_log(run.log_path) if r["type"] == "step"]
     assert len(steps) == 520 and all(math.isfinite(r["loss"]) for r in steps)
+
+
+def test_a_tensor_lr_is_written_in_place_and_a_compiled_step_does_not_recompile(tmp_path):
+    """`lr=torch.tensor(...)` with a compiled `optimizer.step`: `lr` commands change the tensor's value (fill_),
+    never the object, so dynamo does not compile the step again (counted by dynamo's own frame counter)."""
+    import torch._dynamo
+    from torch._dynamo.testing import CompileCounter
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1)
+    lr = torch.tensor(0.01)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    counter = CompileCounter()
+    compiled_step = torch.compile(opt.step, backend=counter)
+    run = lrtop.attach(opt, model=model, name="tlr", log_dir=str(tmp_path), announce=False)
+    x, y = torch.randn(16, 8), torch.randn(16, 1)
+    used = []
+    for i in range(12):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        compiled_step()
+        assert opt.param_groups[0]["lr"] is lr  # the step ran with the same tensor, never a float
+        used.append(float(lr))
+        if i == 3:
+            compiled_before = counter.frame_count  # SGD's first steps compile twice (no momentum buffer, then one)
+            run.command("lr 0.002")
+        if i == 6:
+            run.command("lr *0.5")
+        run.step(loss=loss)
+    run.close()
+    assert used[3] == pytest.approx(0.01) and used[4] == pytest.approx(0.002) and used[7] == pytest.approx(0.001)
+    assert counter.frame_count == compiled_before, "a new LR recompiled the step"
