@@ -37,6 +37,7 @@ from .checkpoint_file import CheckpointError
 from .checkpoints import Checkpoints, check_fits, nonfinite, scheduler_class
 from .devicevalues import Deferred, DeviceValues, gpu_stats, ready
 from .distributed import CommandChannel
+from .engines import unwrap as unwrap_engine
 from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
 from .rangetest import RangeTester, RangeTestResult
@@ -83,6 +84,8 @@ class Run:
                  eval_fn: Optional[Callable[[], Optional[dict]]] = None, guard: GuardAction = "pause",
                  guard_factor: float = 10.0, checkpoint_keep: int = 5, announce: bool = True,
                  framework: str = "plain", scheduler_stepped_externally: Optional[bool] = None):
+        # accelerate's wrappers: what they wrap is steered (engines.py); DeepSpeed's engine is refused, with why.
+        optimizer, scheduler, engine = unwrap_engine(optimizer, scheduler)
         self._guard = DivergenceGuard(guard, guard_factor)
         # The step's values: floats now, or device values that arrive a window later (devicevalues.py); the losses
         # the guard has not seen yet wait here, in step order, as (step, loss, skipped by GradScaler).
@@ -155,6 +158,8 @@ class Run:
         self._start = time.time()
         cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self._lr.base_lrs),
                "framework": framework, "world_size": str(self._world_size)}
+        if engine is not None:
+            cfg["engine"] = engine
         if scheduler is not None:
             cfg["schedule"] = type(scheduler).__name__
         if batch_size:
