@@ -20,7 +20,7 @@ import json
 import math
 import sys
 import time
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -41,7 +41,7 @@ class CommandChannel:
     def __init__(self, distributed: bool):
         self.distributed = distributed
         self._device: Optional[torch.device] = None
-        self._group: Optional[object] = None
+        self._group: Any = None  # a ProcessGroup of lrtop's own (gloo beside NCCL), or None: the default group
         self._length = torch.zeros(1, dtype=torch.int64)
         self.k: Optional[int] = None  # fixed at the warm-up's last exchange
         # This rank's step times since the last exchange.
