@@ -34,7 +34,8 @@ from . import checkpoint_file as CF
 from . import commands as C
 from ._version import __version__
 from .checkpoint_file import CheckpointError
-from .checkpoints import Checkpoints, check_fits, nonfinite, scheduler_class
+from .checkpoints import (SHARDED_NOTE, Checkpoints, check_fits, is_sharded, load_sharded_state, nonfinite,
+                          scheduler_class, sharded_state)
 from .devicevalues import Deferred, DeviceValues, gpu_stats, ready
 from .distributed import CommandChannel
 from .engines import unwrap as unwrap_engine
@@ -187,13 +188,16 @@ class Run:
             self._run_dir = os.path.abspath(os.path.join(log_dir, self._name))
         self._log_path = os.path.join(self._run_dir, "run.jsonl")
         files: Optional[CF.FileWriter] = None
-        if self._rank == 0:
+        # FSDP2 (`fully_shard`): each rank holds its shards; snapshots go through torch.distributed.checkpoint's
+        # state dicts, sharded, never gathered, and stay in memory (a file on rank 0 would hold its shard only).
+        self._sharded = is_sharded(model, optimizer)
+        if self._rank == 0 and not self._sharded:
             folder = self._folder
             checkpoints_path = os.path.join(self._run_dir, "checkpoints")
             files = CF.FileWriter(lambda: open_folder("checkpoints", parent=folder, path=checkpoints_path,
                                                       create=True, what="checkpoints folder"),
                                   checkpoints_path, max(1, checkpoint_keep))
-        self._checkpoints = Checkpoints(checkpoint_keep, files)
+        self._checkpoints = Checkpoints(checkpoint_keep, files, no_file_note=SHARDED_NOTE if self._sharded else None)
         self._signal: Optional[int] = None
         self._checkpoint_requested = False
         if self._rank == 0:
@@ -952,7 +956,14 @@ class Run:
         if self._lr.user_scheduler is not None:
             meta["scheduler"] = scheduler_class(self._lr.user_scheduler)
         snap = {"lrtop": meta, "lr_control": self._lr.state_dict(),
-                "optimizer": copy.deepcopy(self._optimizer.state_dict()), "rng": rng}
+                "rng": rng}
+        if self._sharded:
+            model_state, optimizer_state = sharded_state(self._model, self._optimizer)
+            snap["optimizer"] = copy.deepcopy(optimizer_state)
+            if model_state is not None:
+                snap["model"] = model_state
+            return snap
+        snap["optimizer"] = copy.deepcopy(self._optimizer.state_dict())
         if self._model is not None:
             snap["model"] = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
         if self._scaler is not None:
@@ -1046,6 +1057,9 @@ class Run:
         with one line, and the model, optimizer and schedule are as they were."""
         if lr is not None and not (C.float32_finite(lr) and 0 <= lr <= self._lr_limit):
             raise CheckpointError(f"lrtop: lr={lr!r} is not an LR the optimizer can step with; nothing loaded")
+        if self._sharded:
+            raise CheckpointError(f"lrtop: {path}: an FSDP2 run's checkpoints are kept in memory, sharded; resume an "
+                                  "FSDP2 run with torch.distributed.checkpoint; nothing loaded")
         snap = CF.read(path)
         check_fits(snap, path, optimizer=self._optimizer, model=self._model, user_scheduler=self._lr.user_scheduler)
         self._restore_or_keep(snap, f"loading {path}", lr=lr)
@@ -1065,9 +1079,12 @@ class Run:
 
     def _restore(self, snap: dict, lr_factor: Optional[float] = None, lr: Optional[float] = None) -> None:
         meta = snap["lrtop"]
-        if self._model is not None and "model" in snap:
-            self._model.load_state_dict(snap["model"])
-        self._optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
+        if self._sharded:
+            load_sharded_state(self._model, self._optimizer, snap.get("model"), copy.deepcopy(snap["optimizer"]))
+        else:
+            if self._model is not None and "model" in snap:
+                self._model.load_state_dict(snap["model"])
+            self._optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
         self._lr.load_state_dict(snap["lr_control"], meta["lrs"])
         if self._scaler is not None and "scaler" in snap:
             self._scaler.load_state_dict(snap["scaler"])

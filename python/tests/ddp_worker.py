@@ -175,10 +175,60 @@ def every_k_worker(rank, world, out, port):
     dist.destroy_process_group()
 
 
+def fsdp2_worker(rank, world, out, port):
+    """FSDP2 (`fully_shard`) on 2 gloo ranks: `lr` at step 3, `ckpt` at 5, `rollback` at 8, `find-lr` at 10 (its
+    weights put back after), each rank's own shard recorded."""
+    init_gloo(rank, world, port)
+    from torch.distributed.fsdp import fully_shard
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer)
+    fully_shard(model)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    run = lrtop.attach(opt, model=model, name="fsdp", log_dir=out, announce=False)
+    trace: dict = {"lr_used": {}, "shard": {}}
+    g = torch.Generator().manual_seed(rank)
+
+    def shard():
+        return float(sum(p.to_local().detach().double().sum() for p in model.parameters()))
+    commands = {3: "lr 0.001", 5: "ckpt", 8: "rollback", 10: "find-lr"}
+    issued = set()
+    for _ in range(400):
+        step = run.step_count + 1
+        loss = ((model(torch.randn(8, 4, generator=g)) - 1) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        if not run.finding_lr:
+            trace["lr_used"].setdefault(step, opt.param_groups[0]["lr"])
+        opt.step()
+        if not run.finding_lr:
+            trace["shard"].setdefault(step, shard())
+        if rank == 0 and step in commands and step not in issued and not run.finding_lr:
+            issued.add(step)
+            run.command(commands[step])
+        sweeping = run.finding_lr
+        run.step(loss=loss)
+        if step == 8 and "after_rollback" not in trace:
+            trace["after_rollback"] = {"step": run.step_count, "shard": shard()}
+        if not sweeping and run.finding_lr:
+            trace["before_sweep"] = shard()
+        if sweeping and not run.finding_lr:
+            trace["after_sweep"] = shard()
+            break
+    run.close()
+    trace["final_step"] = run.step_count
+    trace["files"] = run.checkpoint_files
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump(trace, f)
+    dist.destroy_process_group()
+
+
 if __name__ == "__main__":
     out = sys.argv[1]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    target = {"find-lr": find_lr_worker, "every-k": every_k_worker}.get(sys.argv[2] if sys.argv[2:] else "", worker)
+    target = {"find-lr": find_lr_worker, "every-k": every_k_worker, "fsdp2": fsdp2_worker}.get(sys.argv[2] if sys.argv[2:] else "", worker)
     mp.spawn(target, args=(2, out, port), nprocs=2, join=True)

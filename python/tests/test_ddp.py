@@ -72,3 +72,25 @@ def test_the_ranks_exchange_every_k_steps_and_commands_apply_at_the_same_step(tm
     assert ranks and [r["rank"] for r in ranks[0]] == [0, 1]
     assert all(set(r) == {"rank", "step_time_mean", "step_time_max", "since_last_step"} for r in ranks[0])
     assert any(r["since_last_step"] > 0.05 for r in ranks[-1])  # paused: nobody has stepped for a while
+
+
+def test_fsdp2_ranks_are_steered_with_sharded_snapshots(tmp_path):
+    """FSDP2 (`fully_shard`) on 2 gloo ranks: `lr`, `ckpt`, `rollback` and `find-lr` apply at the same step on both;
+    the snapshots are each rank's own shards (torch.distributed.checkpoint's state dicts), in memory, no file."""
+    run_workers(tmp_path, "fsdp2")
+    traces = [json.load(open(tmp_path / f"rank{r}.json")) for r in (0, 1)]
+    for t in traces:
+        lr = {int(k): v for k, v in t["lr_used"].items()}
+        assert lr[3] == 0.01 and lr[4] == 0.001
+        # `rollback` after step 8 put back each rank's own shard as it was after step 5.
+        assert t["after_rollback"] == {"step": 5, "shard": t["shard"]["5"]}
+        # The sweep's weights were put back on every rank.
+        assert t["after_sweep"] == t["before_sweep"] and t["final_step"] == 10
+        assert t["files"] == []
+    assert traces[0]["shard"]["5"] != traces[1]["shard"]["5"], "each rank holds its own shard"
+    recs = read_log(tmp_path / "fsdp" / "run.jsonl")
+    events = {e["text"]: e for e in recs if e["type"] == "event"}
+    assert "sharded across the ranks" in events["ckpt"]["message"] and events["ckpt"]["ranks"] == 2
+    assert events["rollback"]["message"].startswith("rolled back from step 8 to step 5")
+    assert "find-lr" in events
+    assert not (tmp_path / "fsdp" / "checkpoints").exists()
