@@ -92,6 +92,7 @@ class Run:
         # the guard has not seen yet wait here, in step order, as (step, loss, skipped by GradScaler).
         self._values = DeviceValues()
         self._unchecked: collections.deque = collections.deque()
+        self._guard_queued = False  # a trip waits for its boundary: the losses behind it are not judged again
         # What rank 0 adds to the next step record: the exchange's step times per rank, the GPU's memory.
         self._window_metrics: Optional[dict] = None
         self._gpu = torch.cuda.is_available() and torch.cuda.is_initialized()
@@ -587,10 +588,12 @@ class Run:
 
     def _check_guard(self, loss: float, step: int) -> None:
         guard = self._guard
-        if guard.action == "off" or self._paused and guard.action == "pause":
-            return
+        if guard.action == "off" or self._paused and guard.action == "pause" or self._guard_queued or \
+                self._stop_reason is not None:
+            return  # a trip waiting for its boundary (the exchange, K steps at most) is answered once
         reason = guard.check(loss, step)
         if reason is not None:
+            self._guard_queued = True
             self._pending.insert(0, _Pending(f"guard {guard.action}", origin="guard", id=reason, at=step))
 
     def _check_arrived_losses(self) -> None:
@@ -603,6 +606,7 @@ class Run:
                 self._check_guard(float(loss), step)
 
     def _apply_guard(self, reason: str, at: Optional[int] = None) -> None:
+        self._guard_queued = False
         before = self.lrs
         guard = self._guard
         diverged_at = self._step if at is None else at

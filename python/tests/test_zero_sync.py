@@ -220,3 +220,11 @@ def test_a_tensor_lr_is_written_in_place_and_a_compiled_step_does_not_recompile(
     run.close()
     assert used[3] == pytest.approx(0.01) and used[4] == pytest.approx(0.002) and used[7] == pytest.approx(0.001)
     assert counter.frame_count == compiled_before, "a new LR recompiled the step"
+
+
+def test_a_window_of_diverged_losses_trips_the_guard_once(tmp_path, monkeypatch):
+    """Eight NaN losses arrive together (a window or two): one trip, one stop, not eight."""
+    losses = [None] * 10 + [math.nan] * 8 + [None] * 4
+    run, _, _ = train(tmp_path, "once", losses, monkeypatch, guard="stop", during=lambda run, i: time.sleep(0.02))
+    guards = [r for r in read_log(run.log_path) if r["type"] == "event" and r["kind"] == "guard"]
+    assert len(guards) == 1 and "loss is NaN at step 11" in guards[0]["message"]
