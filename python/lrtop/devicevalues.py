@@ -117,7 +117,9 @@ class DeviceValues:
         self.min_steps = min_steps
         self._open: dict[torch.device, _Window] = {}
         self._in_flight: list[_Window] = []  # closed windows whose values are not read yet, oldest first
-        self._host_pool: list[tuple[torch.Tensor, Any]] = []  # (pinned buffer, event of its last copy)
+        # Pinned buffers and the window whose copy each holds (None: free); a buffer is reused once that window's
+        # values are read (`done()` reads them as soon as its event says the copy is complete).
+        self._host_pool: list[tuple[torch.Tensor, Optional[_Window]]] = []
         self.any_deferred = False
 
     def value(self, x: Any) -> Value:
@@ -188,9 +190,9 @@ class DeviceValues:
             host[:n].copy_(stacked, non_blocking=True)
             event = torch.cuda.Event()
             event.record(torch.cuda.current_stream(device))
-            self._host_pool[slot] = (host, event)
             window.event = event
             window.host = host
+            self._host_pool[slot] = (host, window)
         elif device.type == "cpu":
             window.host = stacked.to("cpu", non_blocking=True)  # the tensor itself: nothing to copy or wait for
         else:  # another accelerator (MPS, XPU): a blocking copy, the one place a sync remains
@@ -199,23 +201,26 @@ class DeviceValues:
         self._in_flight.append(window)
 
     def _host_buffer(self, dtype: torch.dtype) -> tuple[torch.Tensor, int]:
-        """A pinned buffer whose last copy is done (reused), or a new one while the pool has room."""
+        """A pinned buffer no window still needs (reused), or a new one while the pool has room."""
         pool = self._host_pool
-        for i, (buf, event) in enumerate(pool):
-            if buf.dtype == dtype and (event is None or event.query()):
+        for i, (buf, window) in enumerate(pool):
+            if buf.dtype == dtype and (window is None or window.done()):
                 return buf, i
         if len(pool) < MAX_HOST_BUFFERS:
             pool.append((torch.empty(CAPACITY, dtype=dtype, pin_memory=True), None))
             return pool[-1][0], len(pool) - 1
-        # The GPU is more than MAX_HOST_BUFFERS windows behind: wait for the oldest copy of this dtype (or replace
-        # the oldest buffer of another dtype).
-        for i, (buf, event) in enumerate(pool):
-            if buf.dtype == dtype:
-                event.synchronize()
-                return buf, i
-        pool[0][1].synchronize()
-        pool[0] = (torch.empty(CAPACITY, dtype=dtype, pin_memory=True), None)
-        return pool[0][0], 0
+        # The GPU is more than MAX_HOST_BUFFERS windows behind: wait for the oldest copy (off the steady state: the
+        # CUDA launch queue keeps the CPU closer to the GPU than this).
+        i = next((i for i, (buf, _) in enumerate(pool) if buf.dtype == dtype), 0)
+        buf, window = pool[i]
+        if window is not None:
+            if window.event is not None:
+                window.event.synchronize()
+            window.values()
+        if buf.dtype != dtype:
+            buf = torch.empty(CAPACITY, dtype=dtype, pin_memory=True)
+            pool[i] = (buf, None)
+        return buf, i
 
 
 def ready(v: Any) -> bool:
