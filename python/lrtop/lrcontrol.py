@@ -48,11 +48,14 @@ def _routed_class(cls: Any, control: "LRControl") -> type:
         c = ref()
         if c is None or c.detached:
             return base_step(self, *args, **kwargs)
+        c.user_steps += 1
         if not (args or kwargs or plateau) and self is c.scheduler and not c.frozen and True not in c.held:
             base_step(self)  # the common case, `step` unrolled: once per optimizer step, so kept short
             if c.shadow is not None:
                 c.shadow_owed += 1
             return None
+        if c.driven and not (args or kwargs):
+            return None  # lrtop steps the schedule `sched` built at every optimizer step (see `switch`)
         c.step(args, kwargs)
         return None
 
@@ -104,6 +107,11 @@ class LRControl:
         self.spec: Optional[str] = None
         self._spec_length: Optional[int] = None  # the length its defaults spanned when it was installed
         self.external = scheduler is not None if stepped_externally is None else stepped_externally
+        self._user_external = self.external
+        # The script's `scheduler.step()` calls (counted by the routed class), and whether lrtop steps the schedule
+        # `sched` built itself, at every optimizer step, because the script steps its scheduler once an epoch.
+        self.user_steps = 0
+        self.driven = False
         # While a find-lr sweep sets the LR, the schedule stands still; after close(), routing passes straight on.
         self.frozen = False
         self.detached = False
@@ -231,10 +239,24 @@ class LRControl:
         self._restart()
         return "base LR restored, schedule restarted"
 
-    def switch(self, spec: str) -> str:
-        """`sched SPEC`: a new schedule from the current LRs (a held group keeps its LR)."""
+    def switch(self, spec: str, steps_taken: Optional[int] = None) -> str:
+        """`sched SPEC`: a new schedule from the current LRs (a held group keeps its LR). Its lengths are in
+        optimizer steps, as lrtop's language says; when the script steps its own scheduler less often than the
+        optimizer (pytorch/examples step theirs once an epoch; `steps_taken` optimizer steps so far), lrtop steps
+        the new schedule itself at every optimizer step and the script's `scheduler.step()` no longer moves it:
+        stepped once an epoch, a schedule in steps would barely move, silently."""
+        calls = self.user_steps
+        drive = steps_taken is not None and self.user_scheduler is not None and self._user_external \
+            and calls < steps_taken - 1
+        self.driven = drive
+        self.external = self._user_external and not drive
         self.install(spec, self.lrs)
-        return f"now {self.describe()}, continuing from the current LR"
+        note = f"now {self.describe()}, continuing from the current LR"
+        if drive:
+            note += (f"; the script stepped its scheduler {calls} time{'' if calls == 1 else 's'} in {steps_taken} "
+                     "optimizer steps, so lrtop steps this schedule at every optimizer step and the script's "
+                     "scheduler.step() no longer moves it")
+        return note
 
     def start_warmup(self, steps: int) -> str:
         self.warmup_total, self.warmup_done = steps, 0
@@ -356,6 +378,8 @@ class LRControl:
         for g, lr in zip(groups, self.base_lrs):
             g["lr"] = lr
             g["initial_lr"] = lr
+        self.driven = False
+        self.external = self._user_external
         if self.user_scheduler is not None:
             # Restart the user's own scheduler from its first step.
             sched = self.user_scheduler
@@ -403,7 +427,7 @@ class LRControl:
         """Everything a rollback puts back, as plain data and the schedulers' own state dicts."""
         self.settle_shadow()
         state: dict = {"spec": self.spec, "spec_length": self._spec_length, "held": list(self.held), "overridden": list(self.overridden),
-                       "anchor_scale": list(self.anchor_scale),
+                       "anchor_scale": list(self.anchor_scale), "driven": self.driven,
                        "warmup": [self.warmup_total, self.warmup_done], "scheduler": None, "shadow": None,
                        "shadow_lrs": None}
         if self.scheduler is not None:
@@ -421,6 +445,8 @@ class LRControl:
             self.scheduler = self.user_scheduler
             self.spec = None
             self._on_replaced(self.scheduler)
+        self.driven = bool(state.get("driven", False))
+        self.external = self._user_external and not self.driven
         if state["spec"] is not None:
             self._spec_length = state.get("spec_length")
         if self.scheduler is not None and state["scheduler"] is not None:

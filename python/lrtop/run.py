@@ -39,6 +39,7 @@ from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
 from .rangetest import RangeTester, RangeTestResult
 from .runlog import RunLogWriter, number, numbers
+from .schedulers import shadow_optimizer
 from .safefs import close_quietly, open_folder, open_run_folder
 from .server import ControlServer
 from .signals import SignalHandlers, name as signal_name
@@ -69,7 +70,7 @@ class _Pending:
 class Run:
     """One steered training run. Create it with `lrtop.attach`; call `step()` after each `optimizer.step()`."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, scheduler: Any = None, *,
+    def __init__(self, optimizer: Optional[torch.optim.Optimizer], scheduler: Any = None, *, lr: Optional[float] = None,
                  model: Optional[torch.nn.Module] = None, scaler: Any = None, name: Optional[str] = None,
                  log_dir: str = "runs", total_steps: Optional[int] = None, steps_per_epoch: Optional[int] = None,
                  batch_size: Optional[int] = None, config: Optional[dict] = None, seed: Optional[int] = None,
@@ -77,8 +78,20 @@ class Run:
                  guard_factor: float = 10.0, checkpoint_keep: int = 5, announce: bool = True,
                  epoch_base: Optional[int] = None, framework: str = "plain",
                  scheduler_stepped_externally: Optional[bool] = None):
-        if not isinstance(optimizer, torch.optim.Optimizer):
+        # A loop without torch.optim (it updates the weights itself with a float LR): the LR lives here, in the one
+        # group of a stand-in optimizer that is never stepped; the loop reports it (`step(lr=)`) and reads `run.lr`.
+        self._manual = optimizer is None and lr is not None
+        if self._manual:
+            if not (isinstance(lr, (int, float)) and C.float32_finite(float(lr)) and lr >= 0):
+                raise ValueError(f"lrtop.attach: lr={lr!r} is not an LR (a number >= 0)")
+            # Marked as stepped, as the shadow schedule's optimizer is: PyTorch's scheduler order check stays quiet.
+            optimizer = shadow_optimizer(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=float(lr)))
+        elif not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(_not_an_optimizer(optimizer))
+        elif lr is not None:
+            raise TypeError("lrtop.attach: lr= is for a loop without torch.optim; with an optimizer, lrtop reads "
+                            "and sets the LR in its param groups")
+        assert optimizer is not None
         if epoch_base not in (None, 0, 1):
             raise ValueError(f"lrtop: epoch_base={epoch_base!r}: the script numbers its epochs from 0 or 1")
         # How the script numbers epochs (0 or 1; None: learnt from the first `step(epoch=...)`). Records are 0-based.
@@ -268,6 +281,11 @@ class Run:
         return [float(g["lr"]) for g in self._optimizer.param_groups]
 
     @property
+    def lr(self) -> float:
+        """The LR in force now (the first group's): what a loop without torch.optim trains its next step with."""
+        return float(self._optimizer.param_groups[0]["lr"])
+
+    @property
     def group_names(self) -> list[str]:
         return list(self._group_names)
 
@@ -321,9 +339,12 @@ class Run:
     # ------------------------------------------------------------------ what a user calls
 
     def step(self, loss: Any = None, *, epoch: Optional[int] = None, grad_norm: Any = None,
-             samples: Optional[int] = None, **metrics: Any) -> None:
+             samples: Optional[int] = None, lr: Optional[float] = None, **metrics: Any) -> None:
         """Call once per optimizer step, after `optimizer.step()` (and `scheduler.step()`): logs the step, checks the
-        divergence guard, applies pending commands, and blocks here while the run is paused."""
+        divergence guard, applies pending commands, and blocks here while the run is paused. `lr=`: a loop without
+        torch.optim (`lrtop.attach(lr=...)`) says the LR this step trained with; it reads `run.lr` for the next."""
+        if lr is not None:
+            self._manual_lr(lr)
         if self._closed:
             if self._signal is not None:
                 return  # the run ended at a signal (its log says so) and the process goes on: nothing to steer
@@ -335,8 +356,9 @@ class Run:
         self._last_step_time = now
         skipped = self._optimizer_steps == 0
         self._optimizer_steps = 0
-        lr = self._lr
-        if self._post_hook is not None and self._warmup_restore is None and lr.warmup_done >= lr.warmup_total:
+        control = self._lr
+        if self._post_hook is not None and self._warmup_restore is None and \
+                control.warmup_done >= control.warmup_total:
             self._post_hook.remove()  # not from inside the hook: torch is iterating over its hooks then
             self._post_hook = None
         scaler = self._scaler
@@ -358,8 +380,8 @@ class Run:
             self._epoch = max(0, int(epoch) - self._epoch_base)  # type: ignore[operator]
         elif self._steps_per_epoch:
             self._epoch = (step - 1) // self._steps_per_epoch
-        if not lr.external and lr.scheduler is not None:
-            lr.step()
+        if not control.external and control.scheduler is not None:
+            control.step()
         loss_value = _scalar(loss)
         self._last_loss = loss_value
         writer = self._writer
@@ -723,6 +745,12 @@ class Run:
         reply["error"] = error
         self._reply(p, reply)
 
+    def _manual_lr(self, lr: float) -> None:
+        if not self._manual:
+            raise TypeError("lrtop: step(lr=) is for a loop without torch.optim (lrtop.attach(lr=...)); with an "
+                            "optimizer, lrtop reads the LR from its param groups")
+        self._optimizer.param_groups[0]["lr"] = float(lr)
+
     def _learn_epoch_base(self, first: int) -> None:
         """The script's first `step(epoch=e)`: e == 1 means it numbers epochs from 1 (pytorch/examples do), else
         from 0. Said once in the log (an `info` event with the value as data) and in the status from then on."""
@@ -777,6 +805,10 @@ class Run:
         if isinstance(c, (C.Fork, C.Adopt, C.Drop)):
             raise C.CommandError(f"{c.verb} is not available on a bridged PyTorch run: use lrtop's own trainer, "
                                  "or restart with the LR you want")
+        if self._manual and isinstance(c, (C.Warmup, C.FindLR)):
+            raise C.CommandError(f"{c.verb} needs a torch.optim optimizer (lrtop sets the LR inside "
+                                 "optimizer.step()): this loop sets its LR itself; 'lr', 'sched' and the rest work "
+                                 "through run.lr")
         if isinstance(c, C.LR):
             self._check_lr_range(c, self._group_indices(c.group))
         elif isinstance(c, C.Sched):
@@ -816,7 +848,8 @@ class Run:
                 return lr.reset(None if c.group is None else idx), None
             return None, None
         if isinstance(c, C.Sched):
-            note = lr.switch(c.spec)
+            # A framework steps the new schedule itself, at the step interval (its callback hands it over).
+            note = lr.switch(c.spec, steps_taken=self._step if self._framework == "plain" else None)
             return note, {"scheduler": lr.describe()}
         if isinstance(c, C.Warmup):
             return lr.start_warmup(c.count), None
@@ -1086,13 +1119,17 @@ class Run:
         return extras
 
 
-def attach(optimizer: torch.optim.Optimizer, scheduler: Any = None, *, model: Optional[torch.nn.Module] = None,
+def attach(optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None, *, lr: Optional[float] = None,
+           model: Optional[torch.nn.Module] = None,
            scaler: Any = None, name: Optional[str] = None, log_dir: str = "runs", total_steps: Optional[int] = None,
            steps_per_epoch: Optional[int] = None, batch_size: Optional[int] = None, config: Optional[dict] = None,
            seed: Optional[int] = None, eval_fn: Optional[Callable[[], Optional[dict]]] = None,
            guard: GuardAction = "pause", guard_factor: float = 10.0, checkpoint_keep: int = 5,
            announce: bool = True, epoch_base: Optional[int] = None) -> Run:
     """Starts logging and steering `optimizer`'s run. Call `run.step(loss=...)` after every `optimizer.step()`.
+
+    A loop without torch.optim (it updates the weights with a float LR of its own): `attach(lr=20.0, ...)`, then
+    `run.step(loss=..., lr=lr)` each step and `lr = run.lr` after it, so `lr X` and `sched` from a viewer reach it.
 
     scheduler: the LR scheduler the loop steps (optional); model: what `rollback` and `find-lr` put back; scaler: a
     GradScaler (its loss scale and skipped steps are logged); name / log_dir: the run's folder, `log_dir/name`
@@ -1104,7 +1141,7 @@ def attach(optimizer: torch.optim.Optimizer, scheduler: Any = None, *, model: Op
     script numbers the epochs it passes to `step(epoch=...)`, 0 or 1 (default: learnt from the first one; the log's
     records count from 0 and its header or an event says which numbering the script uses).
     """
-    return Run(optimizer, scheduler, model=model, scaler=scaler, name=name, log_dir=log_dir, total_steps=total_steps,
+    return Run(optimizer, scheduler, lr=lr, model=model, scaler=scaler, name=name, log_dir=log_dir, total_steps=total_steps,
                steps_per_epoch=steps_per_epoch, batch_size=batch_size, config=config, seed=seed, eval_fn=eval_fn,
                guard=guard, guard_factor=guard_factor, checkpoint_keep=checkpoint_keep, announce=announce,
                epoch_base=epoch_base)
@@ -1120,7 +1157,8 @@ def _warn(line: str) -> None:
 def _not_an_optimizer(x: Any) -> str:
     what = "None" if x is None else f"a {type(x).__module__}.{type(x).__qualname__}"
     return (f"lrtop.attach needs the run's torch.optim.Optimizer as its first argument (got {what}); a loop that "
-            "sets the LR by hand with no optimizer: see docs/bridge.md, 'A loop without torch.optim'")
+            "sets the LR itself, without torch.optim, passes it instead: lrtop.attach(lr=..., model=model), then "
+            "run.step(loss=..., lr=lr) and lr = run.lr")
 
 
 def _default_name() -> str:

@@ -276,3 +276,85 @@ def test_lightning_logs_the_lr_that_trains_and_lrtop_adds_no_warning(tmp_path):
     assert logged == pytest.approx([s["lrs"][0] for s in steps])
     assert steps[3]["lrs"][0] == pytest.approx(0.05)
     assert all(s["samples_per_sec"] > 0 for s in steps), "the batch's size, for samples/s"
+
+
+def test_sched_under_an_epoch_stepped_scheduler_is_stepped_at_every_step_and_says_so(tmp_path):
+    """Item 4: pytorch/examples step their scheduler once an epoch. `sched cosine` (lengths in optimizer steps)
+    is then stepped by lrtop at every optimizer step, the script's `scheduler.step()` no longer moves it, and
+    the answer says so; the LRs that train follow the cosine step by step."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    run = lrtop.attach(opt, sched, model=model, name="ep", log_dir=str(tmp_path), total_steps=30,
+                       steps_per_epoch=5, announce=False)
+    client = Client(run.socket_path)
+    for epoch in range(6):
+        for _ in range(5):
+            train_step(model, opt)
+            run.step(loss=0.5, epoch=epoch)
+            if run.step_count == 12:
+                client.command(1, "sched cosine")
+        sched.step()  # once an epoch, as pytorch/examples do
+    r1 = answer(client, 1)
+    assert "stepped its scheduler 2 times in 13 optimizer steps" in r1["message"], r1["message"]
+    assert "lrtop steps this schedule at every optimizer step" in r1["message"]
+    client.close()
+    run.close()
+    used = [s["lrs"][0] for s in read_log(run.log_path) if s["type"] == "step"]
+    assert used[:13] == pytest.approx([0.1] * 5 + [0.05] * 5 + [0.025] * 3)
+    ref_opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.025)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=17)
+    planned = []
+    for _ in range(17):
+        planned.append(ref_opt.param_groups[0]["lr"])
+        ref_opt.step()
+        ref.step()
+    assert used[13:] == pytest.approx(planned), "a cosine over the 17 steps left, one step per optimizer step"
+
+
+def test_a_loop_without_torch_optim_is_logged_and_steered_through_run_lr(tmp_path):
+    """Item 13: a loop that updates its weights with a float LR of its own (pytorch/examples' word_language_model:
+    `p.data.add_(p.grad, alpha=-lr)`, `lr /= 4.0`) reports it with `step(lr=)` and reads `run.lr`; `lr X` and
+    `sched` reach it; commands that need an optimizer are refused with the reason."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1)
+    lr = 0.5
+    warnings.simplefilter("error")  # lrtop adds no warning to the run (pytest puts the filters back)
+    run = lrtop.attach(lr=lr, model=model, name="manual", log_dir=str(tmp_path), total_steps=12, announce=False)
+    client = Client(run.socket_path)
+    for step in range(1, 13):
+        x = torch.randn(16, 8)
+        loss = ((model(x) - x.sum(1, keepdim=True)) ** 2).mean()
+        model.zero_grad()
+        loss.backward()
+        for p in model.parameters():
+            p.data.add_(p.grad, alpha=-lr)
+        if step == 3:
+            lr /= 4.0  # the script's own annealing
+        run.step(loss=loss, lr=lr)
+        lr = run.lr
+        if step == 4:
+            client.command(1, "lr 0.01")
+            client.command(2, "warmup 3")
+            client.command(3, "find-lr")
+        if step == 7:
+            client.command(4, "sched linear:start_factor=1,end_factor=0.5,total_iters=4")
+    r1, r2, r3, r4 = (answer(client, i) for i in (1, 2, 3, 4))
+    assert r1["ok"] and r4["ok"]
+    assert not r2["ok"] and "warmup needs a torch.optim optimizer" in r2["error"]
+    assert not r3["ok"] and "find-lr needs a torch.optim optimizer" in r3["error"]
+    client.close()
+    run.close()
+    used = [s["lrs"][0] for s in read_log(run.log_path) if s["type"] == "step"]
+    # What a viewer sends after step N applies at the boundary after step N+1: the step after it trains with it.
+    assert used[:6] == pytest.approx([0.5, 0.5, 0.125, 0.125, 0.125, 0.01])
+    assert used[6:9] == pytest.approx([0.01] * 3) and used[9:] == pytest.approx(
+        [0.01 * (1 - 0.5 * k / 4) for k in range(1, 4)]), "lrtop steps the schedule it built; the loop reads it"
+
+
+def test_step_lr_is_refused_with_an_optimizer(tmp_path):
+    model, opt, run = two_group_run(tmp_path)
+    with pytest.raises(TypeError, match="step\\(lr=\\) is for a loop without torch.optim"):
+        run.step(loss=0.5, lr=0.1)
+    run.close()
