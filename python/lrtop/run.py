@@ -96,6 +96,8 @@ class Run:
             raise ValueError(f"lrtop: epoch_base={epoch_base!r}: the script numbers its epochs from 0 or 1")
         # How the script numbers epochs (0 or 1; None: learnt from the first `step(epoch=...)`). Records are 0-based.
         self._epoch_base: Optional[int] = epoch_base
+        self._script_epoch: Optional[int] = None
+        self._epoch_steps = 0
         self._guard = DivergenceGuard(guard, guard_factor)
         self._sweeps = RangeTester(self)
         self._optimizer = optimizer
@@ -368,6 +370,12 @@ class Run:
         if lrs_used is None:
             lrs_used = self.lrs
         self._lrs_used = None
+        if epoch is not None:
+            # Steps into the script's epoch as its data loader counts them: find-lr's steps and the steps a rollback
+            # undid drew batches too, so lrtop's own step count does not say where in the epoch the loop is.
+            if epoch != self._script_epoch:
+                self._script_epoch, self._epoch_steps = epoch, 0
+            self._epoch_steps += 1
         sweeps = self._sweeps
         if sweeps.current is not None:
             sweeps.step(_scalar(loss), elapsed, samples)
@@ -1116,6 +1124,8 @@ class Run:
                                  "subrun": test.folder}
         if self._epoch_base is not None:
             extras["epoch_base"] = self._epoch_base
+        if self._script_epoch is not None:
+            extras["epoch_step"] = self._epoch_steps
         return extras
 
 

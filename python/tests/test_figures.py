@@ -358,3 +358,27 @@ def test_step_lr_is_refused_with_an_optimizer(tmp_path):
     with pytest.raises(TypeError, match="step\\(lr=\\) is for a loop without torch.optim"):
         run.step(loss=0.5, lr=0.1)
     run.close()
+
+
+def test_the_status_counts_steps_into_the_epoch_as_the_loader_does_after_find_lr_and_rollback(tmp_path):
+    """Item 5: after a find-lr sweep (its batches are drawn from the loader) or a rollback (the loader is not
+    rewound), lrtop's step count no longer says where the loop is in its epoch; the status's `epoch_step` does."""
+    model, opt, run = two_group_run(tmp_path, steps_per_epoch=10)
+    client = Client(run.socket_path)
+    seen = []
+    for epoch in range(3):
+        for _ in range(10):
+            run.step(loss=train_step(model, opt), epoch=epoch)
+            seen.append((run.step_count, run._status()["epoch_step"]))
+            if len(seen) == 2:
+                client.command(1, "ckpt")
+            if len(seen) == 4:
+                client.command(2, "find-lr steps=6")
+            if len(seen) == 13:
+                client.command(3, "rollback")
+    for ident in (1, 2, 3):
+        assert answer(client, ident)["ok"]
+    client.close()
+    run.close()
+    assert [k for _, k in seen] == list(range(1, 11)) * 3
+    assert seen[-1][0] < 30, "lrtop's step count went back and skipped the sweep's steps"
