@@ -50,8 +50,8 @@ extension AttachEndToEndTests {
 
         try tui.send("c")
         try tui.waitFor("✓ ckpt", timeout: 60)
-        let ckptStep = eventAndNextStep(run, "ckpt")?.event["step"] as? Int ?? -1
         try tui.command("step 4")
+        let ckptStep = eventAndNextStep(run, "ckpt")?.event["step"] as? Int ?? -1
         #expect(run.waitForSteps(ckptStep + 4, timeout: 60))
         try tui.send("u")
         try tui.waitFor("✓ rollback", timeout: 60)
