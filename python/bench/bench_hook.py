@@ -1,5 +1,6 @@
 """The hook's cost per step: a small MLP (784-256-10, batch 128, SGD) trained with and without `run.step()`,
-alternating runs so machine load hits both alike; then the DDP exchange (2 gloo ranks) per step.
+alternating runs so machine load hits both alike; then the DDP exchange (2 gloo ranks): one exchange at every step
+(as before #23) and one every K steps (now), amortised per step.
 
     python python/bench/bench_hook.py [--steps 300] [--rounds 5] [--ddp-iters 2000]
 
@@ -77,26 +78,41 @@ def loop(steps, with_run, viewer, log_dir):
             "opt": opt_cpu / steps, "sched": sched_cpu / steps, "others": others, "clock": empty / steps}
 
 
-def ddp_worker(rank, world, port, iters, out):
+def ddp_worker(rank, world, port, iters, step_time, out):
+    """The exchange's cost: before (#23), one at every step; now, each step's bookkeeping and one exchange every K-th
+    step, K as attach picks it for this step time (each rank runs the bare loop: what it costs, not the step)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    from lrtop.distributed import CommandChannel
+    from lrtop.distributed import MAX_K, TARGET_WAIT, WARMUP, CommandChannel
     ch = CommandChannel(True)
+    ch.agree(1)
     for _ in range(100):
-        ch.exchange([])
+        ch.exchange([], 0)
     t0 = time.perf_counter()
     for _ in range(iters):
-        ch.exchange([])
-    idle = (time.perf_counter() - t0) / iters
+        ch.exchange([], 0)
+    every_step = (time.perf_counter() - t0) / iters
     recs = [{"text": "lr 1e-4", "origin": "socket", "reason": None}] if rank == 0 else []
     t0 = time.perf_counter()
     for _ in range(iters // 4):
-        ch.exchange(recs)
+        ch.exchange(recs, 0)
     busy = (time.perf_counter() - t0) / (iters // 4)
+    ch.k = k = max(1, min(MAX_K, int(TARGET_WAIT / step_time)))
+    steps = iters * 20
+    clock = time.perf_counter
+    exchanges = 0
+    t0 = clock()
+    for step in range(WARMUP + 1, WARMUP + 1 + steps):
+        now = clock()
+        ch.count_step(step_time, now)
+        if ch.due(step):
+            ch.exchange([], step)
+            exchanges += 1
+    amortised = (clock() - t0) / steps
     if rank == 0:
         with open(out, "w") as f:
-            f.write(f"{idle} {busy}")
+            f.write(f"{every_step} {busy} {k} {amortised} {exchanges} {steps}")
     dist.destroy_process_group()
 
 
@@ -140,10 +156,12 @@ def main():
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         with tempfile.NamedTemporaryFile() as f:
-            mp.spawn(ddp_worker, args=(2, port, a.ddp_iters, f.name), nprocs=2, join=True)
-            idle, busy = (float(x) for x in open(f.name).read().split())
-        print(f"DDP exchange, 2 gloo ranks on this machine: {idle * 1e6:.1f} us/step with nothing pending, "
-              f"{busy * 1e6:.1f} us/step with a command")
+            mp.spawn(ddp_worker, args=(2, port, a.ddp_iters, b, f.name), nprocs=2, join=True)
+            every, busy, k, amortised, exchanges, steps = (float(x) for x in open(f.name).read().split())
+        print(f"DDP exchange, 2 gloo ranks on this machine: one exchange {every * 1e6:.1f} us with nothing pending, "
+              f"{busy * 1e6:.1f} us with a command (what every step paid before #23)")
+        print(f"  every K={k:.0f} steps (K for the {b * 1e3:.2f} ms step above): {amortised * 1e6:.2f} us per step "
+              f"amortised, nothing pending ({exchanges:.0f} exchanges in {steps:.0f} steps)")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Callable, Optional
 
@@ -13,14 +14,17 @@ from . import checkpoint_file as CF
 from .checkpoint_file import CheckpointError
 
 Written = Callable[[Optional[str], Optional[str]], None]
+SHARDED_NOTE = ("kept in memory, sharded across the ranks (FSDP2: no file; save one with "
+                "torch.distributed.checkpoint)")
 
 
 class Checkpoints:
     """In-memory checkpoints, newest last, and (with a `files` writer) their files on disk."""
 
-    def __init__(self, keep: int, files: Optional[CF.FileWriter]):
+    def __init__(self, keep: int, files: Optional[CF.FileWriter], no_file_note: Optional[str] = None):
         self.keep = max(1, keep)
         self._files = files
+        self._no_file_note = no_file_note or "kept in memory"
         self._kept: list[dict] = []
         # The run's version (bumped by every step and applied command) at the last checkpoint: a `ckpt` with
         # nothing changed since is that one.
@@ -33,6 +37,13 @@ class Checkpoints:
     @property
     def latest(self) -> Optional[dict]:
         return self._kept[-1] if self._kept else None
+
+    def before(self, step: int) -> Optional[dict]:
+        """The newest checkpoint taken of a step before `step` (the weights before a divergence at `step`)."""
+        for snapshot in reversed(self._kept):
+            if snapshot["lrtop"]["step"] < step:
+                return snapshot
+        return None
 
     @property
     def files(self) -> list[str]:
@@ -68,7 +79,7 @@ class Checkpoints:
         """Queues the file; `written(path, error)` is called on the writer's thread when it is on disk or failed.
         Returns None when queued, else why there is no file (kept in memory only)."""
         if self._files is None:
-            return "kept in memory"
+            return self._no_file_note
         files = self._files
         name = file_name(snapshot)
 
@@ -190,3 +201,37 @@ def check_fits(snap: dict, path: str, *, optimizer: torch.optim.Optimizer, model
     if user_scheduler is not None and saved_schedule["spec"] is None and saved_schedule["scheduler"] is not None \
             and set(saved_schedule["scheduler"]) != set(user_scheduler.state_dict()):
         raise refuse("its schedule's state is not this run's scheduler's")
+
+
+# ---------------------------------------------------------------------------------------------------------- FSDP2
+
+
+def is_sharded(model: Optional[torch.nn.Module], optimizer: torch.optim.Optimizer) -> bool:
+    """Whether the parameters are DTensors (FSDP2's `fully_shard`): each rank holds its shards only."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:
+        return False
+    params = model.parameters() if model is not None else (p for g in optimizer.param_groups for p in g["params"])
+    return any(isinstance(p, DTensor) for p in params)
+
+
+def sharded_state(model: Optional[torch.nn.Module], optimizer: torch.optim.Optimizer) -> tuple[Optional[dict], dict]:
+    """The model's and optimizer's state through torch.distributed.checkpoint (`get_state_dict`): sharded as the
+    parameters are (DTensors, this rank's shards), keyed by parameter name, never gathered. The model's tensors are
+    copies (its state dict shares the live parameters' storage)."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    if model is None:
+        raise CheckpointError("an FSDP2 run's checkpoints need model= (torch.distributed.checkpoint keys the "
+                              "optimizer's state by the model's parameter names)")
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+            for k, v in model_state.items()}, dict(optimizer_state)
+
+
+def load_sharded_state(model: Optional[torch.nn.Module], optimizer: torch.optim.Optimizer,
+                       model_state: Optional[dict], optimizer_state: dict) -> None:
+    """Puts back what `sharded_state` took (`set_state_dict`): every rank its own shards."""
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+    assert model is not None
+    set_state_dict(model, optimizer, model_state_dict=model_state or {}, optim_state_dict=optimizer_state)

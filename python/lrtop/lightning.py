@@ -40,11 +40,13 @@ class _LightningRun(Run):
                                              monitor="val_loss"))
 
 
-def _loss_of(outputs: Any) -> float:
+def _loss_of(outputs: Any) -> Any:
+    """The step's loss for `run.step()`: a tensor as it is (on a GPU its value is read a window later, without a
+    sync: devicevalues.py), else a float."""
     if isinstance(outputs, dict):
         outputs = outputs.get("loss")
     if isinstance(outputs, torch.Tensor):
-        return float(outputs.detach().float().mean().item())
+        return outputs.detach()
     try:
         return float(outputs)
     except (TypeError, ValueError):

@@ -14,6 +14,7 @@ commands that arrived (a bounded share per boundary), and blocks there while the
 from __future__ import annotations
 
 import atexit
+import collections
 import copy
 import datetime as _dt
 import functools
@@ -33,8 +34,11 @@ from . import checkpoint_file as CF
 from . import commands as C
 from ._version import __version__
 from .checkpoint_file import CheckpointError
-from .checkpoints import Checkpoints, check_fits, nonfinite, scheduler_class
+from .checkpoints import (SHARDED_NOTE, Checkpoints, check_fits, is_sharded, load_sharded_state, nonfinite,
+                          scheduler_class, sharded_state)
+from .devicevalues import Deferred, DeviceValues, gpu_stats, ready
 from .distributed import CommandChannel
+from .engines import unwrap as unwrap_engine
 from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
 from .rangetest import RangeTester, RangeTestResult
@@ -52,6 +56,10 @@ COSTLY_VERBS = frozenset(("ckpt", "rollback", "eval", "find-lr", "sched"))
 MAX_COSTLY_PER_BOUNDARY = 4
 # Commands taken from the socket and waiting for their boundary, at most (the server holds as many more).
 MAX_WAITING_COMMANDS = 1024
+# The GPU's memory is looked at this often (seconds); past this share of the device at its peak, an event warns.
+GPU_STATS_INTERVAL = 1.0
+GPU_MEMORY_WARNING = 0.9
+GPU_MEMORY_REARM = 0.8
 
 
 @dataclass
@@ -65,6 +73,7 @@ class _Pending:
     command: Optional[C.Command] = None  # parsed on rank 0
     same_as: Optional["_Pending"] = None  # a `ckpt` right behind this one: answered by its checkpoint
     error: Optional[str] = None  # why it failed, when it did
+    at: Optional[int] = None  # the guard's: the step whose loss diverged (its rollback returns to before it)
 
 
 class Run:
@@ -78,6 +87,8 @@ class Run:
                  guard_factor: float = 10.0, checkpoint_keep: int = 5, announce: bool = True,
                  epoch_base: Optional[int] = None, framework: str = "plain",
                  scheduler_stepped_externally: Optional[bool] = None):
+        # accelerate's wrappers: what they wrap is steered (engines.py); DeepSpeed's engine is refused, with why.
+        optimizer, scheduler, engine = unwrap_engine(optimizer, scheduler)
         # A loop without torch.optim (it updates the weights itself with a float LR): the LR lives here, in the one
         # group of a stand-in optimizer that is never stepped; the loop reports it (`step(lr=)`) and reads `run.lr`.
         self._manual = optimizer is None and lr is not None
@@ -99,6 +110,17 @@ class Run:
         self._script_epoch: Optional[int] = None
         self._epoch_steps = 0
         self._guard = DivergenceGuard(guard, guard_factor)
+        # The step's values: floats now, or device values that arrive a window later (devicevalues.py); the losses
+        # the guard has not seen yet wait here, in step order, as (step, loss, skipped by GradScaler).
+        self._values = DeviceValues()
+        self._unchecked: collections.deque = collections.deque()
+        self._guard_queued = False  # a trip waits for its boundary: the losses behind it are not judged again
+        # What rank 0 adds to the next step record: the exchange's step times per rank, the GPU's memory.
+        self._window_metrics: Optional[dict] = None
+        self._gpu = torch.cuda.is_available() and torch.cuda.is_initialized()
+        self._gpu_checked = 0.0
+        self._gpu_stats: Optional[dict] = None
+        self._gpu_warned = False
         self._sweeps = RangeTester(self)
         self._optimizer = optimizer
         self._model = model
@@ -123,12 +145,13 @@ class Run:
         self._steps_while_paused = 0
         self._stop_reason: Optional[str] = None
         self._state = "running"
-        self._last_loss = math.nan
+        self._last_loss: Any = math.nan
         self._best_eval_loss: Optional[float] = None
         self._best_accuracy: Optional[float] = None
         self._final_accuracy: Optional[float] = None
         self._skipped_steps = 0
-        self._last_scale = math.nan
+        self._last_scale: Any = math.nan
+        self._shown_scale: Optional[float] = None
         self._optimizer_steps = 0
         self._lrs_used: Optional[list[float]] = None
         self._warmup_restore: Optional[list[float]] = None
@@ -148,6 +171,10 @@ class Run:
         self._post_hook: Any = None
         # The narrowest floating dtype the optimizer steps: an LR beyond its range overflows at optimizer.step().
         self._lr_limit = _lr_limit(optimizer)
+        # The groups' LR tensors (None: floats everywhere): kept as the groups' LRs, written in place.
+        tensors = [g["lr"] if isinstance(g["lr"], torch.Tensor) else None for g in optimizer.param_groups]
+        self._lr_tensors: Optional[list[Optional[torch.Tensor]]] = \
+            tensors if any(t is not None for t in tensors) else None
         self._last_good_lrs = self.lrs
         self._lr_overflow: Optional[str] = None
 
@@ -158,6 +185,8 @@ class Run:
         self._start = time.time()
         cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self._lr.base_lrs),
                "framework": framework, "world_size": str(self._world_size)}
+        if engine is not None:
+            cfg["engine"] = engine
         if scheduler is not None:
             cfg["schedule"] = type(scheduler).__name__
         if batch_size:
@@ -185,13 +214,16 @@ class Run:
             self._run_dir = os.path.abspath(os.path.join(log_dir, self._name))
         self._log_path = os.path.join(self._run_dir, "run.jsonl")
         files: Optional[CF.FileWriter] = None
-        if self._rank == 0:
+        # FSDP2 (`fully_shard`): each rank holds its shards; snapshots go through torch.distributed.checkpoint's
+        # state dicts, sharded, never gathered, and stay in memory (a file on rank 0 would hold its shard only).
+        self._sharded = is_sharded(model, optimizer)
+        if self._rank == 0 and not self._sharded:
             folder = self._folder
             checkpoints_path = os.path.join(self._run_dir, "checkpoints")
             files = CF.FileWriter(lambda: open_folder("checkpoints", parent=folder, path=checkpoints_path,
                                                       create=True, what="checkpoints folder"),
                                   checkpoints_path, max(1, checkpoint_keep))
-        self._checkpoints = Checkpoints(checkpoint_keep, files)
+        self._checkpoints = Checkpoints(checkpoint_keep, files, no_file_note=SHARDED_NOTE if self._sharded else None)
         self._signal: Optional[int] = None
         self._checkpoint_requested = False
         if self._rank == 0:
@@ -202,6 +234,12 @@ class Run:
                     self._server.close()
                 close_quietly(self._folder)
                 raise
+        if guard == "rollback":
+            # The guard's first rollback has somewhere to go: the state at attach, in memory (no file).
+            try:
+                self._keep_checkpoint("start")
+            except CheckpointError:
+                pass  # weights that are not finite at attach: the guard pauses instead, saying there is none
         # Last, once nothing above can fail: the pre-hook counts the steps and reads the LRs they use; the post-hook,
         # which puts the LR back after a `warmup` step, is registered by the pre-hook only while a warmup runs (one
         # hook call less per step).
@@ -356,6 +394,8 @@ class Run:
         now = time.perf_counter()
         elapsed = now - self._last_step_time
         self._last_step_time = now
+        if self._distributed:
+            self._channel.count_step(elapsed, now)
         skipped = self._optimizer_steps == 0
         self._optimizer_steps = 0
         control = self._lr
@@ -390,23 +430,34 @@ class Run:
             self._epoch = (step - 1) // self._steps_per_epoch
         if not control.external and control.scheduler is not None:
             control.step()
-        loss_value = _scalar(loss)
-        self._last_loss = loss_value
         writer = self._writer
         if writer is not None:
+            # No host-device sync here: a device tensor's value is a `Deferred` that arrives a window later; the
+            # record is queued with it and written once it has (devicevalues.py).
+            values = self._values
+            loss_value = self._last_loss = values.value(loss)
             n = samples if samples is not None else self._batch_size
-            extra = {k: _number(v) for k, v in metrics.items()} if metrics else None
+            extra = {k: _json_value(values.value(v)) for k, v in metrics.items()} if metrics else None
+            if self._window_metrics is not None:  # the last exchange's step times, the GPU's memory
+                extra = {**(extra or {}), **self._window_metrics}
+                self._window_metrics = None
             if scaler is not None:
-                self._last_scale = self._loss_scale()
+                self._last_scale = self._loss_scale(values)
                 extra = extra or {}
-                extra["loss_scale"] = _number(self._last_scale)
+                extra["loss_scale"] = _json_value(self._last_scale)
                 extra["skipped_steps"] = self._skipped_steps
-            writer.step(step, self._epoch, lrs_used, loss_value,
-                        math.nan if grad_norm is None else _scalar(grad_norm),
+            writer.step(step, self._epoch, lrs_used, loss_value, values.value(grad_norm),
                         (n / elapsed) if n and elapsed > 0 else math.nan, extra)
-            if not (skipped and scaler is not None):
-                # GradScaler already skipped this step's inf/NaN gradients: that is AMP working, not divergence.
-                self._check_guard(loss_value)
+            # GradScaler already skipped this step's inf/NaN gradients: that is AMP working, not divergence.
+            unchecked = self._unchecked
+            if unchecked or type(loss_value) is Deferred:
+                unchecked.append((step, loss_value, skipped and scaler is not None))
+            elif not (skipped and scaler is not None):
+                self._check_guard(float(loss_value), step)
+            values.end_step(now)
+            if self._gpu and now - self._gpu_checked >= GPU_STATS_INTERVAL:
+                self._gpu_checked = now
+                self._check_gpu()
         if self._lr_overflow is not None:
             self._report_lr_overflow()
         if self._checkpoint_requested:
@@ -461,6 +512,7 @@ class Run:
             if self._signal is not None:
                 reason, message = "interrupted", message or signal_name(self._signal)
         self._state = "finished"
+        self._values.flush(wait=True)  # the last device values: off the steady state, waiting is allowed
         self._checkpoints.close()  # the checkpoints being written are written (and answered) first
         if self._server is not None:
             self._server.broadcast(self._status())
@@ -470,7 +522,7 @@ class Run:
             if trouble is not None:
                 message = f"{message}; {trouble}" if message else trouble
             self._writer.end(reason, self._step, self._epoch,
-                             final_loss=None if math.isnan(self._last_loss) else self._last_loss,
+                             final_loss=None if math.isnan(float(self._last_loss)) else float(self._last_loss),
                              best_eval_loss=self._best_eval_loss, best_accuracy=self._best_accuracy,
                              final_accuracy=self._final_accuracy, message=message)
             if not self._writer.close():
@@ -504,11 +556,13 @@ class Run:
                 for g in groups:
                     g["lr"] = lr
                 self._lrs_used = [lr] * len(groups)
+                if self._lr_tensors is not None:
+                    self._write_tensor_lrs(groups, self._lrs_used)
             return
         control = self._lr
         if control.warmup_done < control.warmup_total:
             factor = (control.warmup_done + 1) / control.warmup_total
-            self._warmup_restore = [g["lr"] for g in groups]
+            self._warmup_restore = [float(g["lr"]) for g in groups]
             for g in groups:
                 g["lr"] = g["lr"] * factor
             if self._post_hook is None:
@@ -517,6 +571,18 @@ class Run:
         if not sum(lrs) <= self._lr_limit:  # also NaN: the step would raise, so the last good LR trains instead
             lrs = self._keep_lrs_in_range(groups, lrs)
         self._lrs_used = self._last_good_lrs = lrs
+        if self._lr_tensors is not None:
+            self._write_tensor_lrs(groups, lrs)
+
+    def _write_tensor_lrs(self, groups: list, lrs: list[float]) -> None:
+        """A group whose LR was a tensor (`lr=torch.tensor(1e-3)`, what a compiled `optimizer.step` needs so that a
+        new LR does not recompile it) gets its own tensor back, written in place (`fill_`), wherever lrtop or a
+        schedule wrote a float since; a tensor left in place (a torch schedule fills it itself) is kept."""
+        assert self._lr_tensors is not None
+        for g, t, lr in zip(groups, self._lr_tensors, lrs):
+            if t is not None and g["lr"] is not t:
+                t.fill_(lr)
+                g["lr"] = t
 
     def _keep_lrs_in_range(self, groups: list, lrs: list[float]) -> list[float]:
         """An LR the parameters' dtype cannot hold (a user's schedule that grew past float32, an exponential one
@@ -564,18 +630,34 @@ class Run:
 
     # ------------------------------------------------------------------ guard
 
-    def _check_guard(self, loss: float) -> None:
+    def _check_guard(self, loss: float, step: int) -> None:
         guard = self._guard
-        if guard.action == "off" or self._paused and guard.action == "pause":
-            return
-        reason = guard.check(loss, self._step)
+        if guard.action == "off" or self._paused and guard.action == "pause" or self._guard_queued or \
+                self._stop_reason is not None:
+            return  # a trip waiting for its boundary (the exchange, K steps at most) is answered once
+        reason = guard.check(loss, step)
         if reason is not None:
-            self._pending.insert(0, _Pending(f"guard {guard.action}", origin="guard", id=reason))
+            self._guard_queued = True
+            self._pending.insert(0, _Pending(f"guard {guard.action}", origin="guard", id=reason, at=step))
 
-    def _apply_guard(self, reason: str) -> None:
+    def _check_arrived_losses(self) -> None:
+        """The guard on the device losses that arrived since the last boundary, in step order (a trip is seen one
+        window after its step at most, plus the steps the GPU runs behind: docs/bridge.md "Cost per step")."""
+        unchecked = self._unchecked
+        while unchecked and ready(unchecked[0][1]):
+            step, loss, skipped = unchecked.popleft()
+            if not skipped:
+                self._check_guard(float(loss), step)
+
+    def _apply_guard(self, reason: str, at: Optional[int] = None) -> None:
+        self._guard_queued = False
         before = self.lrs
         guard = self._guard
-        if guard.action == "rollback" and self._checkpoints.latest is not None and guard.exhausted:
+        diverged_at = self._step if at is None else at
+        # The last snapshot taken before the divergence: one taken since (the guard sees a device loss a window
+        # late) may hold the diverged weights.
+        target = self._checkpoints.before(diverged_at)
+        if guard.action == "rollback" and target is not None and guard.exhausted:
             # Halving and rolling back again has not helped: someone has to decide (or, with no one to ask, stop).
             tried = f"{guard.rollbacks} rollbacks in a row, each halving the LR, did not help"
             guard.rollbacks = 0
@@ -591,13 +673,11 @@ class Run:
             self._stop_reason = "diverged"
             self._event("guard", "guard", before, self.lrs, f"{reason}; stopped")
         elif guard.action == "rollback":
-            target = self._checkpoints.latest
             if target is None:
                 self._guard_pause(f"{reason}; no checkpoint to roll back to", before)
             else:
-                tripped_at = self._step
                 self._restore_or_keep(target, "the guard's rollback", lr_factor=0.5)
-                guard.rolled_back(tripped_at)
+                guard.rolled_back(diverged_at)
                 to = target['lrtop']['step']
                 self._event("guard", "guard", before, self.lrs, f"{reason}; rolled back to step {to} and halved the LR",
                             result={"rolled_back_to": to})
@@ -638,25 +718,34 @@ class Run:
         while self._paused and self._steps_while_paused == 0 and self._stop_reason is None and \
                 self._sweeps.current is None:
             time.sleep(0.05)
-            self._exchange_and_apply()
+            self._exchange_and_apply(every_rank_here=True)
         if self._paused and self._steps_while_paused > 0:
             self._steps_while_paused -= 1
 
-    def _exchange_and_apply(self) -> None:
+    def _exchange_and_apply(self, every_rank_here: bool = False) -> None:
+        """Takes the commands that arrived and, under DDP at the steps the ranks exchange (`every_rank_here`: every
+        rank is paused here and polls together), agrees them with every rank; then applies them."""
+        if self._unchecked:
+            self._check_arrived_losses()
         if self._sweeps.current is not None:
             return  # commands wait in the socket for the sweep's end (its own exchange keeps DDP in step)
         if self._server is not None:
             # What waits here is bounded as what waits in the server is: beyond, the server refuses at once.
             for req in self._server.poll(room=MAX_WAITING_COMMANDS - len(self._pending)):
                 self._pending.append(_Pending(req.text, req.id, req.client, "socket"))
-        if not self._pending and not self._distributed:
-            return
+        if not self._distributed:
+            if not self._pending:
+                return
+        elif not (every_rank_here or self._channel.due(self._step)):
+            return  # no collective at this step: what is pending waits for the exchange (K steps at most)
         accepted = self._take_share() if self._rank == 0 else []
         records = self._channel.exchange([{"text": p.text, "origin": p.origin,
-                                           "reason": p.id if p.origin in ("guard", "signal") else None}
-                                          for p in accepted])
+                                           "reason": p.id if p.origin in ("guard", "signal") else None, "at": p.at}
+                                          for p in accepted], self._step)
+        if self._distributed and self._rank == 0:
+            self._note_ranks()
         if self._rank != 0:
-            accepted = [_Pending(r["text"], r.get("reason"), None, r["origin"]) for r in records]
+            accepted = [_Pending(r["text"], r.get("reason"), None, r["origin"], at=r.get("at")) for r in records]
         elif len(records) < len(accepted):  # more than one exchange carries: the rest goes at the next boundary
             self._pending[:0] = accepted[len(records):]
             accepted = accepted[:len(records)]
@@ -708,7 +797,7 @@ class Run:
 
     def _apply_accepted(self, p: _Pending) -> None:
         if p.origin == "guard":
-            self._apply_guard(str(p.id))
+            self._apply_guard(str(p.id), p.at)
         elif p.origin == "signal":
             self._automatic_checkpoint(f"signal {p.id}")
         else:
@@ -725,8 +814,11 @@ class Run:
                step: Optional[int] = None, command: Optional[C.Command] = None,
                result: Optional[dict] = None) -> None:
         if self._writer is not None:
+            # Under DDP what every rank applied (at this step, exchanged) says on how many ranks.
+            ranks = self._world_size if self._distributed and kind in ("command", "guard", "checkpoint") else None
             self._writer.event(self._step if step is None else step, kind, text, before, after, message,
-                               command=None if command is None else command.to_record(), result=result)
+                               command=None if command is None else command.to_record(), result=result,
+                               ranks=ranks)
 
     def _answer(self, p: _Pending, command: C.Command, before: list[float], after: list[float],
                 note: Optional[str], result: Optional[dict] = None, step: Optional[int] = None) -> None:
@@ -908,6 +1000,7 @@ class Run:
         self._paused = True
         self._steps_while_paused = 0
         self._state = "paused"
+        self._values.flush(wait=True)  # the records up to the pause are in the log while it waits
         if self._writer is not None:
             self._writer.flush()
 
@@ -963,7 +1056,14 @@ class Run:
         if self._lr.user_scheduler is not None:
             meta["scheduler"] = scheduler_class(self._lr.user_scheduler)
         snap = {"lrtop": meta, "lr_control": self._lr.state_dict(),
-                "optimizer": copy.deepcopy(self._optimizer.state_dict()), "rng": rng}
+                "rng": rng}
+        if self._sharded:
+            model_state, optimizer_state = sharded_state(self._model, self._optimizer)
+            snap["optimizer"] = copy.deepcopy(optimizer_state)
+            if model_state is not None:
+                snap["model"] = model_state
+            return snap
+        snap["optimizer"] = copy.deepcopy(self._optimizer.state_dict())
         if self._model is not None:
             snap["model"] = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
         if self._scaler is not None:
@@ -1049,6 +1149,9 @@ class Run:
         with one line, and the model, optimizer and schedule are as they were."""
         if lr is not None and not (C.float32_finite(lr) and 0 <= lr <= self._lr_limit):
             raise CheckpointError(f"lrtop: lr={lr!r} is not an LR the optimizer can step with; nothing loaded")
+        if self._sharded:
+            raise CheckpointError(f"lrtop: {path}: an FSDP2 run's checkpoints are kept in memory, sharded; resume an "
+                                  "FSDP2 run with torch.distributed.checkpoint; nothing loaded")
         snap = CF.read(path)
         check_fits(snap, path, optimizer=self._optimizer, model=self._model, user_scheduler=self._lr.user_scheduler)
         self._restore_or_keep(snap, f"loading {path}", lr=lr)
@@ -1068,9 +1171,12 @@ class Run:
 
     def _restore(self, snap: dict, lr_factor: Optional[float] = None, lr: Optional[float] = None) -> None:
         meta = snap["lrtop"]
-        if self._model is not None and "model" in snap:
-            self._model.load_state_dict(snap["model"])
-        self._optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
+        if self._sharded:
+            load_sharded_state(self._model, self._optimizer, snap.get("model"), copy.deepcopy(snap["optimizer"]))
+        else:
+            if self._model is not None and "model" in snap:
+                self._model.load_state_dict(snap["model"])
+            self._optimizer.load_state_dict(copy.deepcopy(snap["optimizer"]))
         self._lr.load_state_dict(snap["lr_control"], meta["lrs"])
         if self._scaler is not None and "scaler" in snap:
             self._scaler.load_state_dict(snap["scaler"])
@@ -1086,6 +1192,7 @@ class Run:
         self._step = meta["step"]
         self._epoch = meta["epoch"]
         self._guard.restart()
+        self._unchecked.clear()  # losses of the steps undone: logged, not judged
         if lr_factor is not None:
             self._lr.override([x * lr_factor for x in meta["lrs"]])
         elif lr is not None:
@@ -1093,10 +1200,17 @@ class Run:
 
     # ------------------------------------------------------------------ status
 
-    def _loss_scale(self) -> float:
+    def _loss_scale(self, values: DeviceValues) -> Any:
+        """GradScaler's scale as a step value, without `get_scale()` (which syncs): its scale tensor, copied on its
+        device when deferred, as `update()` changes it in place."""
         try:
             scaler = self._scaler
-            return float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else math.nan
+            if scaler is None or not scaler.is_enabled():
+                return math.nan
+            scale = scaler._get_scale_async()
+            if scale is None:
+                return float(scaler.get_scale())  # before the first step: the initial scale, a float
+            return values.value(scale if scale.device.type == "cpu" and not values.defer_cpu else scale.clone())
         except Exception:
             return math.nan
 
@@ -1107,12 +1221,15 @@ class Run:
     def _status(self) -> dict:
         # The scale read at the last step: reading it here could synchronise the GPU from the socket's thread.
         scale = self._last_scale if self._scaler is not None else None
+        if type(scale) is Deferred:  # not arrived yet: the one before it
+            scale = float(scale) if scale.ready() else self._shown_scale
+        self._shown_scale = scale
         return {"type": "status", "state": self._state, "step": self._step, "epoch": self._epoch,
                 "total_steps": self._total_steps, "lr": self.lrs, "groups": self._group_names,
                 "hold": any(self._lr.held), "override": any(self._lr.overridden), "scheduler": self._lr.describe(),
                 "loss_scale": None if scale is None or math.isnan(scale) else scale,
                 "skipped_steps": self._skipped_steps, "checkpoints": len(self._checkpoints),
-                **self._status_extras()}
+                **self._status_extras(), **self._device_status()}
 
     def _status_extras(self) -> dict:
         """The status's fields of docs/bridge.md's protocol beyond version 1's: why the run is paused, the find-lr
@@ -1127,6 +1244,47 @@ class Run:
         if self._script_epoch is not None:
             extras["epoch_step"] = self._epoch_steps
         return extras
+
+    def _device_status(self) -> dict:
+        """The status's per-rank step times (DDP: protocol B's `ranks`) and the GPU's memory, when there are any."""
+        out: dict = {}
+        ranks = self._channel.ranks
+        if ranks is not None and self._world_size > 1:
+            out["ranks"] = ranks
+        if self._gpu_stats is not None:
+            out["gpu"] = self._gpu_stats
+        return out
+
+    def _note_ranks(self) -> None:
+        """Rank 0 after an exchange: every rank's step time over the window goes into the next step record."""
+        ranks = self._channel.ranks
+        if ranks is None:
+            return
+        metrics = self._window_metrics if self._window_metrics is not None else {}
+        for r in ranks:  # the window's mean step time per rank (none in a window without steps: while paused)
+            if r["step_time_mean"] is not None:
+                metrics[f"step_time/rank{r['rank']}"] = r["step_time_mean"]
+        self._window_metrics = metrics
+
+    def _check_gpu(self) -> None:
+        """Rank 0, once a second: the GPU's memory (peak since the last look) into the next step record and the
+        status, and an event when the peak passes 90% of the device (once, until it drops below 80%)."""
+        stats = gpu_stats()
+        if stats is None:
+            return
+        self._gpu_stats = stats
+        metrics = self._window_metrics if self._window_metrics is not None else {}
+        metrics.update((k, stats[k]) for k in ("gpu_mem_peak", "gpu_mem_reserved", "gpu_mem_total", "gpu_util")
+                       if k in stats)
+        self._window_metrics = metrics
+        share = stats["gpu_mem_peak"] / stats["gpu_mem_total"] if stats["gpu_mem_total"] else 0.0
+        if share > GPU_MEMORY_WARNING and not self._gpu_warned:
+            self._gpu_warned = True
+            self._event("info", "gpu memory", self.lrs, self.lrs,
+                        f"the GPU's memory peaked at {share:.0%} of its {stats['gpu_mem_total'] / 2**30:.1f} GiB "
+                        "since the last look: close to running out")
+        elif share < GPU_MEMORY_REARM:
+            self._gpu_warned = False
 
 
 def attach(optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None, *, lr: Optional[float] = None,
@@ -1215,6 +1373,11 @@ def _scalar(x: Any) -> float:
 
 def _number(v: Any) -> object:
     return number(_scalar(v))
+
+
+def _json_value(v: Any) -> Any:
+    """A step value as queued for the log: a `Deferred` as it is (resolved when written), a float in JSON form."""
+    return v if type(v) is Deferred else number(v)
 
 
 def _is_ckpt(text: str) -> bool:

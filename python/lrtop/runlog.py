@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Callable, Iterable, Optional
 
+from .devicevalues import Deferred, Value, record_ready
 from .safefs import create_file
 
 SCHEMA = 2
@@ -32,6 +33,11 @@ def number(x) -> object:
     if math.isinf(x):
         return "Infinity" if x > 0 else "-Infinity"
     return x
+
+
+def resolved(v: object) -> object:
+    """A queued value in JSON form: a ready `Deferred` (devicevalues.py) as its number, anything else as it is."""
+    return number(float(v)) if type(v) is Deferred else v
 
 
 def numbers(xs: Iterable) -> list:
@@ -62,13 +68,13 @@ def _step_line(item: tuple) -> str:
     if extra and not _STEP_KEYS.isdisjoint(extra):  # a metric named like a standard key replaces it, as dict.update
         record = {"type": "step", "step": step, "epoch": epoch, "lrs": numbers(lrs), "loss": number(loss),
                   "grad_norm": number(grad_norm), "samples_per_sec": number(samples_per_sec), "wall_time": wall_time}
-        record.update(extra)
+        record.update({k: resolved(v) for k, v in extra.items()})
         return _ENCODER.encode(record) + "\n"
     line = (f'{{"type":"step","step":{step},"epoch":{epoch},"lrs":[{",".join(map(_json_number, lrs))}],'
             f'"loss":{_json_number(loss)},"grad_norm":{_json_number(grad_norm)},'
             f'"samples_per_sec":{_json_number(samples_per_sec)},"wall_time":{wall_time!r}')
     if extra:
-        line += "," + ",".join(f"{_ENCODER.encode(str(k))}:{_ENCODER.encode(v)}" for k, v in extra.items())
+        line += "," + ",".join(f"{_ENCODER.encode(str(k))}:{_ENCODER.encode(resolved(v))}" for k, v in extra.items())
     return line + "}\n"
 
 
@@ -137,6 +143,13 @@ class RunLogWriter:
         if self._fd is None or not queue:
             return True
         n = len(queue)
+        # A step record whose device values have not arrived yet (devicevalues.py) holds it and the ones behind it.
+        for i, item in enumerate(itertools.islice(queue, n)):
+            if type(item) is tuple and not record_ready(item):
+                n = i
+                break
+        if n == 0:
+            return True
         text = "".join([_step_line(item) if type(item) is tuple else _ENCODER.encode(item) + "\n"
                         for item in itertools.islice(queue, n)])
         try:
@@ -240,10 +253,11 @@ class RunLogWriter:
         self._write(record)
         self.flush()
 
-    def step(self, step: int, epoch: int, lrs: list[float], loss: float, grad_norm: float, samples_per_sec: float,
+    def step(self, step: int, epoch: int, lrs: list[float], loss: Value, grad_norm: Value, samples_per_sec: float,
              extra: Optional[dict] = None) -> None:
         """Queued as a tuple and encoded at the flush, off the training loop's path. `lrs` must not be changed
-        afterwards; `extra` holds JSON values only."""
+        afterwards; `extra` holds JSON values only, or `Deferred` ones (so may `loss` and `grad_norm`): the record is
+        written once they have arrived."""
         queue = self._queue
         if len(queue) >= self.MAX_QUEUED:
             if self.failing_since is None:
@@ -262,9 +276,11 @@ class RunLogWriter:
         self._write(record)
 
     def event(self, step: int, kind: str, text: str, lrs_before: list[float], lrs_after: list[float],
-              message: Optional[str] = None, command: Optional[dict] = None, result: Optional[dict] = None) -> None:
+              message: Optional[str] = None, command: Optional[dict] = None, result: Optional[dict] = None,
+              ranks: Optional[int] = None) -> None:
         """An event; `command` is the parsed command's record (the shared vectors' form) beside its `text`, for
-        command events and for error events of commands that parsed; `result` its outcome as data."""
+        command events and for error events of commands that parsed; `result` its outcome as data; `ranks`, under
+        DDP, how many ranks applied it."""
         assert kind in EVENT_KINDS, kind
         record: dict = {"type": "event", "step": step, "kind": kind, "text": text}
         if command is not None:
@@ -275,6 +291,8 @@ class RunLogWriter:
         record["lrs_after"] = numbers(lrs_after)
         if message is not None:
             record["message"] = message
+        if ranks is not None:
+            record["ranks"] = ranks  # DDP: the ranks that applied it, all at this step
         record["wall_time"] = self.wall_time()
         self._write(record)
 

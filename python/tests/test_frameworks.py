@@ -92,3 +92,38 @@ def test_hf_trainer_callback_logs_applies_commands_and_stops(tmp_path):
     assert steps[3]["lrs"][0] == pytest.approx(1e-4) and steps[4]["lrs"][0] < 1e-4
     assert any(r["type"] == "eval" for r in recs), "eval set control.should_evaluate"
     assert trainer.state.global_step == 8 and recs[-1]["reason"] == "stopped"
+
+
+def test_accelerate_prepared_optimizer_and_scheduler_are_steered(tmp_path):
+    """`Accelerator.prepare` wraps the optimizer and scheduler: lrtop steers what they wrap, and the loop steps the
+    wrappers as accelerate's docs say; `lr` and `sched` apply to the steps that follow."""
+    from accelerate import Accelerator
+
+    import lrtop
+    torch.manual_seed(0)
+    accelerator = Accelerator(cpu=True)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1000, gamma=0.5)
+    model, opt, sched = accelerator.prepare(model, opt, sched)
+    run = lrtop.attach(opt, sched, model=model, name="acc", log_dir=str(tmp_path), announce=False, total_steps=40)
+    used = []
+    for i in range(12):
+        loss = model(torch.randn(8, 4)).pow(2).mean()
+        opt.zero_grad()
+        accelerator.backward(loss)
+        opt.step()
+        sched.step()
+        used.append(opt.param_groups[0]["lr"])
+        if i == 2:
+            run.command("lr 0.01")
+        if i == 6:
+            run.command("sched exp:gamma=0.5")
+        run.step(loss=loss)
+    run.close()
+    recs = read_log(run.log_path)
+    assert recs[0]["config"]["engine"] == "accelerate"
+    assert used[2] == 0.1 and used[3] == 0.01
+    # The new schedule is stepped through accelerate's AcceleratedScheduler.step(), once per optimizer step.
+    assert all(b == pytest.approx(a * 0.5) for a, b in zip(used[8:], used[9:]))
+    assert [r["lrs"][0] for r in recs if r["type"] == "step"][3] == 0.01
