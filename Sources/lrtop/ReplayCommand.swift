@@ -8,7 +8,8 @@ struct Replay: ParsableCommand {
         abstract: "Replay runs in the terminal UI, or print a table of their results (--summary).",
         discussion: """
         A run is an lrtop .jsonl log, a TensorBoard event file or a folder of them, or a CSV (Lightning metrics.csv, \
-        or any CSV with a step column). Several runs are overlaid in one chart, each in its own colour.
+        or any CSV with a step column). Several runs are overlaid in one chart, each in its own colour. \
+        HOST:RUN_DIR replays a run on another host: its logs are copied over your ssh (no sshfs).
 
         The replay opens at the end of the run, with everything drawn. Keys: space play/pause (from the start at the \
         end), ←/→ seek 1% of the run, pgup/pgdn 10%, home/G start/end, ,/. previous/next event, n one step, </> \
@@ -40,6 +41,8 @@ struct Replay: ParsableCommand {
     }
 
     func run() throws {
+        var inputs = inputs
+        inputs.runs = RemoteReplay.localize(inputs.runs)
         if summary {
             let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
             print(RunSummary.table(runs))

@@ -29,6 +29,7 @@ from .distributed import CommandChannel
 from .rangetest import RangeTestMixin
 from .runlog import RunLogWriter, number
 from .server import ControlServer
+from .slurm import slurm_job
 from .specs import SpecError
 
 GUARD_ACTIONS = ("pause", "rollback", "stop")
@@ -201,7 +202,7 @@ class Run(RangeTestMixin):
                 seed=self._seed, groups=self.group_names,
                 steps_per_epoch=steps_per_epoch or 0, total_steps=total_steps, config=cfg,
                 extra={"socket": self.server.path, "source": "pytorch", "framework": framework,
-                       "world_size": self.world_size})
+                       "world_size": self.world_size, **({"slurm": job} if (job := slurm_job()) else {})})
             if announce:
                 print(f"lrtop: steer this run with: lrtop attach {self.run_dir}", file=sys.stderr, flush=True)
 

@@ -15,12 +15,17 @@ struct Attach: ParsableCommand {
         The charts show the whole run so far from its log, then follow it live; the keys and the : prompt send \
         commands of the steering language (lr 1e-4, lr *0.5, sched cosine:T_max=200, pause, resume, ckpt, \
         rollback, stop ...), applied by the run at its next optimizer step. q detaches and leaves the run going.
+        On another host (docs/remote.md): lrtop attach gpu7: (the newest live run there), gpu7:NAME, \
+        gpu7:RUN_DIR, or slurm:JOBID (rank 0's node, from squeue); your own ssh, config, keys and agent \
+        (LRTOP_SSH_COMMAND replaces 'ssh' and its options, as GIT_SSH_COMMAND does for git).
         """)
 
-    @Argument(help: ArgumentHelp("A run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs).",
-                                 valueName: "SOCKET|RUN_DIR|RUN.jsonl"))
+    @Argument(help: ArgumentHelp("A run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
+                                 valueName: "SOCKET|RUN_DIR|RUN.jsonl|HOST:[RUN]|slurm:JOBID"))
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
+    @Option(help: "HOST:RUN only: how to reach the run's socket: forward it, falling back to a relay where the server refuses (auto), or forward|python|socat|nc.")
+    var via: Via = .auto
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
     @OptionGroup var terminal: TerminalFlags
 
@@ -28,7 +33,7 @@ struct Attach: ParsableCommand {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
             fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
         }
-        let (look, themeNotice) = Themes.resolve(theme)
+        if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote) }
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
@@ -54,11 +59,22 @@ struct Attach: ParsableCommand {
             }
             fail("\(error)")
         }
+        let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
+        try steer(makeSource(connection, logURL), log: logURL.path, replay: logURL.path, again: again)
+    }
+
+    func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
         let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
             do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
         })
         source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        return source
+    }
 
+    /// The dashboard over an attached run until `q`, then one line on how things stand: `log` is where the run's
+    /// log is, `replay` what replays it, `again` what attaches again.
+    func steer(_ source: AttachSource, log: String, replay: String, again: String) throws {
+        let (look, themeNotice) = Themes.resolve(theme)
         let dashboard = Dashboard(source: source, theme: look, themeStore: Themes.store)
         source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
         dashboard.showNotice(themeNotice ?? "attached to \(source.status().title) · q detaches, the run goes on",
@@ -67,14 +83,12 @@ struct Attach: ParsableCommand {
         let step = dashboard.status.step
         source.detach()
 
-        let log = source.logURL.path
         switch source.ending {
         case .lost(let why):
             fail(why + "; what it logged is in \(log)")
         case .ended(let why):
-            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
+            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(replay)")
         case .detached:
-            let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
             print("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
