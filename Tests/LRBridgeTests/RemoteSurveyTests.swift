@@ -165,6 +165,28 @@ struct RemoteSurveyTests {
         }
     }
 
+    @Test func aHostWithNoRelayProgramIsSaidInOneLine() throws {
+        // The probe script with nothing on PATH: no python3, socat or nc.
+        let none = try Subprocess.run(["/bin/sh", "-s", "--", "/run/x.sock", "", "any"], input: Array(RemoteConnector.probeScript.utf8),
+                                      environment: ["PATH": "/nonexistent"])
+        #expect(none.text == "none\n")
+        let refused = RemoteError(.noForwarding, "gpu7 refused to forward the run's socket (its sshd has AllowStreamLocalForwarding no?)")
+        #expect(throws: RemoteError(.noForwarding, "gpu7 refused to forward the run's socket (its sshd has AllowStreamLocalForwarding no?), and gpu7 has no relay program (python with the lrtop package, socat, or OpenBSD nc -U): install one there (pip install lrtop, or apt-get install socat), or allow forwarding (AllowStreamLocalForwarding yes)")) {
+            try RemoteConnector.relay(probed: none.text, socket: "/run/x.sock", host: "gpu7", tool: nil, refusedForward: refused)
+        }
+        // What each tool's answer becomes, quoted for the remote shell.
+        #expect(try RemoteConnector.relay(probed: "relay\tsocat\n", socket: "/run/a b.sock", host: "h", tool: nil, refusedForward: nil)
+                == Relay(tool: .socat, command: "socat - 'UNIX-CONNECT:/run/a b.sock'"))
+        #expect(try RemoteConnector.relay(probed: "relay\tpython\t/v/bin/python\t/src/python\n", socket: "/s", host: "h", tool: nil,
+                                          refusedForward: nil)
+                == Relay(tool: .python, command: "env PYTHONPATH='/src/python' '/v/bin/python' -m lrtop.relay '/s'"))
+        #expect(try RemoteConnector.relay(probed: "relay\tnc\n", socket: "/s", host: "h", tool: .nc, refusedForward: nil).command == "nc -U '/s'")
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/socat") {
+            let socat = try Subprocess.run(["/bin/sh", "-s", "--", "/run/x.sock", "", "socat"], input: Array(RemoteConnector.probeScript.utf8))
+            #expect(socat.text == "relay\tsocat\n")
+        }
+    }
+
     @Test func squeueLinesAreReadAndGarbageSkipped() {
         let jobs = Slurm.parse("123|gpu|RUNNING|1:02:03|gpu[1-2]|None|train | eval\n124_3|cpu|PENDING|2:00:00||Resources|x\nnot a job\n")
         #expect(jobs.count == 2)

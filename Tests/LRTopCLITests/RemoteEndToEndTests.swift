@@ -19,22 +19,22 @@ struct RemoteEndToEndTests {
     }
 
     /// The first step record after the last event for `text`, once both are in the run's log.
-    func stepAfter(_ run: TorchRun, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [String: Any]? {
+    func stepAfter(_ path: String, _ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> [String: Any]? {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
-            if let log = try? readLog(run.log),
+            if let log = try? readLog(path),
                let i = log.lastIndex(where: { $0["type"] as? String == "event" && $0["text"] as? String == text }),
                let step = log[(i + 1)...].first(where: { $0["type"] as? String == "step" }) {
                 return step
             }
             Thread.sleep(forTimeInterval: 0.2)
         }
-        Issue.record("no '\(text)' event followed by a step in \(run.log)", sourceLocation: sourceLocation)
+        Issue.record("no '\(text)' event followed by a step in \(path)", sourceLocation: sourceLocation)
         return nil
     }
 
-    func expectLR(_ run: TorchRun, _ text: String, _ lr: Double, sourceLocation: SourceLocation = #_sourceLocation) {
-        let lrs = stepAfter(run, text, sourceLocation: sourceLocation)?["lrs"] as? [Double] ?? []
+    func expectLR(_ log: String, _ text: String, _ lr: Double, sourceLocation: SourceLocation = #_sourceLocation) {
+        let lrs = stepAfter(log, text, sourceLocation: sourceLocation)?["lrs"] as? [Double] ?? []
         #expect(!lrs.isEmpty && lrs.allSatisfy { abs($0 - lr) <= lr * 1e-9 }, "LRs after '\(text)': \(lrs)",
                 sourceLocation: sourceLocation)
     }
@@ -75,7 +75,7 @@ struct RemoteEndToEndTests {
         try tui.waitFor("via loop · socket forwarded", timeout: 60)
         try tui.command("lr 1e-4")
         try tui.waitFor("✓ lr 1e-4", timeout: 60)
-        expectLR(run, "lr 1e-4", 1e-4)
+        expectLR(run.log, "lr 1e-4", 1e-4)
 
         // The link drops and the server is down for a while: the screen says it reconnects, and it does once the
         // server is back. The run never notices: it kept training throughout.
@@ -92,7 +92,19 @@ struct RemoteEndToEndTests {
         #expect(run.process.isRunning)
         try tui.command("lr 2e-4")
         try tui.waitFor("✓ lr 2e-4", timeout: 60)
-        expectLR(run, "lr 2e-4", 2e-4)
+        expectLR(run.log, "lr 2e-4", 2e-4)
+
+        // f: the find-lr sweep runs there, and its sub-run's log, copied as it grows, draws the curve here; enter
+        // applies the pick and the run goes on.
+        try tui.send("f")
+        try tui.waitFor("find-lr · subruns/find-lr-", timeout: 60)
+        #expect(try tui.waitUntil(timeout: 120) { $0.contains("stopped: loss") || $0.contains("all steps taken") })
+        let panel = try tui.screen()
+        #expect(panel.contains("V valley"))
+        let pick = try #require(panel.components(separatedBy: "enter: lr ").last?.components(separatedBy: " ").first)
+        try tui.send("Enter")
+        try tui.waitFor("● running", timeout: 60)
+        expectLR(run.log, "lr \(pick)", Double(pick) ?? .nan)
 
         // q: detached, the run goes on, and nothing of the link is left.
         try tui.send("q")
@@ -114,7 +126,7 @@ struct RemoteEndToEndTests {
         #expect(world.waitForNoLeftovers(also: [run.log]) == [])
 
         // The run ends: attaching says so and offers the replay; with nothing live, the host says that.
-        let stopper = try tmux(world, "attach loop:", in: dir)
+        let stopper = try tmux(world, "attach loop:far-run", in: dir)
         defer { stopper.close() }
         try stopper.waitFor("via loop", timeout: 60)
         try stopper.command("stop")
@@ -127,10 +139,12 @@ struct RemoteEndToEndTests {
         let endedScreen = try ended.waitFor("LRTOP_EXITED=1", timeout: 60).replacingOccurrences(of: "\n", with: "")
         #expect(endedScreen.contains("has ended (stopped), so there is nothing to steer: replay it with 'lrtop replay loop:\(runDir)'"),
                 "\(endedScreen)")
-        let none = try tmux(world, "attach loop:", in: dir)
+        // A folder of runs, none live. (Not `loop:` alone: other runs of this user on this machine, in
+        // /tmp/lrtop-UID, are live "there" too.)
+        let none = try tmux(world, "attach loop:" + dir.path("runs"), in: dir)
         defer { none.close() }
-        let noneScreen = try none.waitFor("LRTOP_EXITED=1", timeout: 60)
-        #expect(noneScreen.contains("no live run on loop (looked in"), "\(noneScreen)")
+        let noneScreen = try none.waitFor("LRTOP_EXITED=1", timeout: 60).replacingOccurrences(of: "\n", with: "")
+        #expect(noneScreen.contains("lrtop: error: the run loop:\(runDir) has ended (stopped)"), "\(noneScreen)")
         #expect(world.waitForNoLeftovers(also: [run.log]) == [])
     }
 
@@ -155,13 +169,13 @@ struct RemoteEndToEndTests {
         try tui.waitFor("via nofwd · relay: python", timeout: 60)
         try tui.command("lr 1e-4")
         try tui.waitFor("✓ lr 1e-4", timeout: 60)
-        expectLR(run, "lr 1e-4", 1e-4)
+        expectLR(run.log, "lr 1e-4", 1e-4)
         for pid in world.masters { kill(pid, SIGKILL) }
         try tui.waitFor("reconnecting to nofwd", timeout: 30)
         try tui.waitFor("via nofwd · relay: python", timeout: 60)
         try tui.command("lr 3e-4")
         try tui.waitFor("✓ lr 3e-4", timeout: 60)
-        expectLR(run, "lr 3e-4", 3e-4)
+        expectLR(run.log, "lr 3e-4", 3e-4)
         try tui.send("q")
         try tui.waitFor("LRTOP_EXITED=0", timeout: 30)
         #expect(world.waitForNoLeftovers(also: [run.log]) == [])
@@ -180,5 +194,71 @@ struct RemoteEndToEndTests {
             try via.waitFor("LRTOP_EXITED=0", timeout: 30)
             #expect(world.waitForNoLeftovers(also: [run.log]) == [], "after --via \(tool)")
         }
+    }
+
+    /// Without Slurm's tools, `slurm:JOBID` and `ls --slurm` say so in one line.
+    @Test func withoutSqueueTheSlurmCommandsSaySo() throws {
+        let ls = try lrtop(["ls", "--slurm"], timeout: 30, environment: ["PATH": "/nonexistent"])
+        #expect(ls.status == 1)
+        #expect(ls.stderr == "lrtop: error: squeue not found: run this on a Slurm login node (or attach to the node itself: lrtop attach NODE:)\n")
+    }
+
+    /// A one-node Slurm cluster (SlurmCluster) whose node is reached over the loopback sshd: a plain loop submitted
+    /// with sbatch records its job in its log's header, is listed by `lrtop ls --slurm`, and is attached by
+    /// `slurm:JOBID` (squeue names the node, the node's survey the run) and steered.
+    @Test func aSlurmJobIsAttachedByItsIdAndSteered() throws {
+        if let why = SlurmCluster.missing { try Test.cancel(Comment(rawValue: why)) }
+        let world = try SSHWorld()
+        defer { world.close() }
+        let slurm = try SlurmCluster(node: world.nodeName)
+        defer { slurm.stop() }
+        do { try slurm.start() } catch { try Test.cancel(Comment(rawValue: "Slurm cannot start here: \(error)")) }
+        let dir = try TempDir("lrtop-slurm")
+        defer { dir.cleanup() }
+        let script = "#!/bin/sh\nexec \(venvPython!) \(packageRoot.path)/python/examples/plain_loop.py --steps 100000 --step-delay 0.05 --eval-every 50 --name slurm-run --log-dir runs\n"
+        let job = try slurm.sbatch(script, in: dir.url.path, environment: world.remoteEnvironment.merging([
+            "PYTHONPATH": packageRoot.appendingPathComponent("python").path, "OMP_NUM_THREADS": "1"]) { $1 })
+        defer { slurm.cancel(job) }
+        let log = dir.path("runs/slurm-run/run.jsonl")
+        let deadline = Date().addingTimeInterval(slow)
+        while Date() < deadline, ((try? readLog(log)).map { records($0, type: "step").count } ?? 0) < 5 {
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        let header = try #require(try readLog(log).first, "the job's run did not start: \((try? String(contentsOfFile: dir.path("job.out"), encoding: .utf8)) ?? "")")
+        let recorded = header["slurm"] as? [String: Any]
+        #expect(recorded?["job_id"] as? String == job && recorded?["proc_id"] as? Int == 0
+                && recorded?["node"] as? String == world.nodeName, "header's slurm: \(String(describing: recorded))")
+        let env = world.lrtopEnvironment.merging(slurm.environment) { $1 }
+
+        let jobs = try lrtop(["ls", "--slurm"], timeout: 60, environment: env)
+        #expect(jobs.status == 0, "\(jobs.stderr)")
+        let row = jobs.stdout.split(separator: "\n").first { $0.hasPrefix(job + " ") }
+        #expect(row?.contains("RUNNING") == true && row?.contains("slurm-run") == true && row?.contains(world.nodeName) == true,
+                "\(jobs.stdout)")
+
+        let tui = try TmuxSession(command: world.envPrefix(env) + lrtopBinary.path + " attach slurm:" + job,
+                                  width: 130, height: 40, directory: dir.url)
+        defer { tui.close() }
+        try tui.waitFor("via \(world.nodeName) · socket forwarded", timeout: 60)
+        try tui.command("lr 1e-4")
+        try tui.waitFor("✓ lr 1e-4", timeout: 60)
+        expectLR(log, "lr 1e-4", 1e-4)
+        try tui.send("q")
+        try tui.waitFor("LRTOP_EXITED=0", timeout: 30)
+        #expect(world.waitForNoLeftovers(also: [log]) == [])
+
+        // A job that waits in the queue, and one that is not in it: one line each, exit 1.
+        let later = try slurm.sbatch("#!/bin/sh\nsleep 600\n", in: dir.url.path, environment: [:], extra: ["--begin=now+3600"])
+        defer { slurm.cancel(later) }
+        let pending = try TmuxSession(command: world.envPrefix(env) + lrtopBinary.path + " attach slurm:" + later,
+                                      width: 130, height: 40, directory: dir.url)
+        defer { pending.close() }
+        let pendingScreen = try pending.waitFor("LRTOP_EXITED=1", timeout: 60)
+        #expect(pendingScreen.contains("job \(later) is PENDING (BeginTime), not running: attach once it runs"), "\(pendingScreen)")
+        let gone = try TmuxSession(command: world.envPrefix(env) + lrtopBinary.path + " attach slurm:999999",
+                                   width: 130, height: 40, directory: dir.url)
+        defer { gone.close() }
+        let goneScreen = try gone.waitFor("LRTOP_EXITED=1", timeout: 60)
+        #expect(goneScreen.contains("job 999999 is not in Slurm's queue"), "\(goneScreen)")
     }
 }

@@ -121,9 +121,9 @@ class RunLogWriter:
             view = view[n:]
         self._last_flush = time.monotonic()
 
-    def maybe_flush(self) -> None:
-        """Flushes when the last flush is older than the flush interval (a second for a run)."""
-        if self._queue and time.monotonic() - self._last_flush >= self.flush_interval:
+    def maybe_flush(self, interval: Optional[float] = None) -> None:
+        """Flushes when the last flush is older than `interval` (default: the flush interval, a second for a run)."""
+        if self._queue and time.monotonic() - self._last_flush >= (self.flush_interval if interval is None else interval):
             self.flush()
 
     def close(self) -> None:

@@ -137,7 +137,13 @@ public struct RemoteConnector: Sendable {
     func probe(_ tool: Relay.Tool?, refusedForward: RemoteError?) throws(RemoteError) -> Relay {
         let r = try master.run(script: Self.probeScript, arguments: [socket, pid.map(String.init) ?? "", tool?.rawValue ?? "any"],
                                timeout: 20)
-        let fields = r.text.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) ?? []
+        return try Self.relay(probed: r.text, socket: socket, host: master.host, tool: tool, refusedForward: refusedForward)
+    }
+
+    /// The relay command for what `probeScript` found, or why there is none.
+    static func relay(probed text: String, socket: String, host: String, tool: Relay.Tool?,
+                      refusedForward: RemoteError?) throws(RemoteError) -> Relay {
+        let fields = text.split(separator: "\n").first?.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) ?? []
         let q = SSHCommand.quote
         switch fields.first == "relay" && fields.count >= 2 ? Relay.Tool(rawValue: fields[1]) : nil {
         case .python? where fields.count >= 4:
@@ -153,7 +159,7 @@ public struct RemoteConnector: Sendable {
         }
         let wanted = tool.map { "no \($0.rawValue) relay" } ?? "no relay program"
         let why = refusedForward.map { $0.description + ", and " } ?? ""
-        throw RemoteError(.noForwarding, why + "\(master.host) has \(wanted) (python with the lrtop package, socat, or OpenBSD nc -U): install one there (pip install lrtop, or apt-get install socat), or allow forwarding (AllowStreamLocalForwarding yes)")
+        throw RemoteError(.noForwarding, why + "\(host) has \(wanted) (python with the lrtop package, socat, or OpenBSD nc -U): install one there (pip install lrtop, or apt-get install socat), or allow forwarding (AllowStreamLocalForwarding yes)")
     }
 
     /// Sends the client's hello and waits for the run's: the proof that the link reaches an lrtop run. Returns every

@@ -20,6 +20,9 @@ public final class SSHTransport: AttachTransport, @unchecked Sendable {
     /// The run's log on the host.
     public let remoteLog: String
     private let mirror: LogMirror
+    private let subrunLister: SubrunLister
+    private var subrunMirrors: [String: LogMirror] = [:]
+    private var lastSubrunLook = 0.0
 
     private let state = NSCondition()
     private var phase = Phase.connected
@@ -40,6 +43,7 @@ public final class SSHTransport: AttachTransport, @unchecked Sendable {
         self.route = route
         self.remoteLog = remoteLog
         mirror = LogMirror(remote: remoteLog, local: localLog)
+        subrunLister = SubrunLister(runDir: (remoteLog as NSString).deletingLastPathComponent)
         forwardPath = forward
         relayProcess = relay
         try mirror.start(connector.master)
@@ -136,6 +140,9 @@ public final class SSHTransport: AttachTransport, @unchecked Sendable {
         if let f = forwardPath { connector.master.cancel(forward: f) }
         forwardPath = nil
         mirror.stop()
+        subrunLister.stop()
+        for m in subrunMirrors.values { m.stop() }
+        subrunMirrors = [:]
         state.withLock {
             finished = true
             state.broadcast()
@@ -145,9 +152,35 @@ public final class SSHTransport: AttachTransport, @unchecked Sendable {
     /// The log copy stopped (its ssh died with the master) while the socket's link still stands: start it again once
     /// a master answers, at most every 2 s.
     private func keepMirror() {
+        followSubruns()
         guard !mirror.isRunning, Monotonic.now() - lastMirrorTry > 2 else { return }
         lastMirrorTry = Monotonic.now()
         if connector.master.isAlive() { try? mirror.start(connector.master) }
+    }
+
+    /// Every half second: new sub-runs there get a copy here, beside the run's (where the find-lr panel looks), and
+    /// a copy whose stream ended (a dropped link) goes on from where it stopped.
+    private func followSubruns() {
+        guard Monotonic.now() - lastSubrunLook >= 0.5 else { return }
+        lastSubrunLook = Monotonic.now()
+        if !subrunLister.isRunning {
+            guard connector.master.isAlive() else { return }
+            try? subrunLister.start(connector.master)
+        }
+        guard let paths = subrunLister.list() else { return }
+        let localRun = (mirror.local as NSString).deletingLastPathComponent
+        for path in paths {
+            if let m = subrunMirrors[path] {
+                if !m.isRunning && connector.master.isAlive() { try? m.start(connector.master) }
+                continue
+            }
+            let local = localRun + "/" + path
+            let folder = (local as NSString).deletingLastPathComponent
+            mkdir(localRun + "/subruns", 0o700)
+            guard mkdir(folder, 0o700) == 0 || errno == EEXIST else { continue }
+            let m = LogMirror(remote: subrunLister.runDir + "/" + path, local: local)
+            if (try? m.start(connector.master)) != nil { subrunMirrors[path] = m }
+        }
     }
 
     private var cancelled: @Sendable () -> Bool { { [self] in state.withLock { closing } } }

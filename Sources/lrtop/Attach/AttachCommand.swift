@@ -64,7 +64,8 @@ struct Attach: ParsableCommand {
     }
 
     func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
-        let source = AttachSource(connection: connection, logURL: logURL, validate: { text in
+        // The log is read every 50 ms: a record reaches the screen within a frame or two of reaching the file.
+        let source = AttachSource(connection: connection, logURL: logURL, pollInterval: 0.05, validate: { text in
             do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
         })
         source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
