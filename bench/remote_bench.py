@@ -6,8 +6,8 @@ It starts OpenSSH's sshd on 127.0.0.1 (a throwaway host key and user key, as the
 PyTorch loop "there" (its own socket and state folders), and `lrtop attach` in tmux, then measures what a person
 sees, by reading tmux's screen every few milliseconds:
 
-- a command's answer: from the Enter of `:lr X` (tmux send-keys) to `✓ lr X` on the key bar, over N commands,
-  while the loop steps every 20 ms (the command applies at the next step boundary);
+- a command's answer: from the Enter of `:lr X` (tmux send-keys) to `✓ lr X` on the key bar, over N commands half a
+  second apart, while the loop steps every 20 ms (the command applies at the next step boundary);
 - a record on screen: from just before `run.step(loss=L)` (the loop stamps the time) to L in the status panel, over
   N steps a third of a second apart;
 - `lrtop ls h1 h2 h3` of three hosts (three aliases of the server: three master connections), once the masters exist.
@@ -158,6 +158,9 @@ def measure(lrtop: str, target: str, env: dict, stamps: str, slow_flag: str, n: 
         time.sleep(0.5)
         acks = []
         for i in range(n):
+            # At a person's pace: each answer is shown from the socket at once and again when the run's log brings
+            # its event, so commands fired faster than the log's tick would see an older answer over a newer one.
+            time.sleep(0.5)
             value = f"{1 + (i + (0 if tag == 'ssh' else 50)) / 1000:.3f}e-4"
             screen.keys(":")
             screen.literal(f"lr {value}")

@@ -75,12 +75,13 @@ struct Replay: ParsableCommand {
 
 /// Runs a dashboard that is already built in this terminal, restoring it on every way out.
 enum TUIRunner {
-    static func run(_ dashboard: Dashboard, terminal: TerminalFlags = TerminalFlags()) throws -> ExitReason {
+    static func run(_ dashboard: Dashboard, terminal: TerminalFlags = TerminalFlags(),
+                    options: TUIOptions = TUIOptions()) throws -> ExitReason {
         let backend = NcursesBackend(mouse: !terminal.noMouse, ascii: terminal.ascii)
         do { try backend.start() } catch { fail("cannot start the terminal UI: \(error)") }
         defer { backend.restore() }
         dashboard.setDepth(backend.colorDepth)
         if let file = ViewPreferences.file() { TUIApp.remember(in: file, dashboard) }
-        return TUIApp.run(dashboard: dashboard, options: TUIOptions(), backend: backend)
+        return TUIApp.run(dashboard: dashboard, options: options, backend: backend)
     }
 }

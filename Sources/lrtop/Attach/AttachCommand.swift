@@ -80,7 +80,11 @@ struct Attach: ParsableCommand {
         source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
         dashboard.showNotice(themeNotice ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              themeNotice == nil ? .info : .warning)
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        // Steering wants the run's answer on screen at once: the loop looks at the socket every 10 ms and draws up
+        // to 30 frames a second for two seconds after a key; watching, 10.
+        var options = TUIOptions(maxFPS: 30, pollMs: 10)
+        options.idleFPS = 10
+        let reason = try TUIRunner.run(dashboard, terminal: terminal, options: options)
         let step = dashboard.status.step
         source.detach()
 
