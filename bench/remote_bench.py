@@ -10,7 +10,10 @@ sees, by reading tmux's screen every few milliseconds:
   second apart, while the loop steps every 20 ms (the command applies at the next step boundary);
 - a record on screen: from just before `run.step(loss=L)` (the loop stamps the time) to L in the status panel, over
   N steps a third of a second apart;
-- `lrtop ls h1 h2 h3` of three hosts (three aliases of the server: three master connections), once the masters exist.
+- `lrtop ls h1 h2 h3` of three hosts (three aliases of the server: three master connections), once the masters exist,
+  beside what the host itself costs: three `ssh -S MASTER hN true` at once (each command there starts the login
+  shell, and root's ~/.bashrc here runs `pyenv init`); and the same against a second server whose sessions get an
+  empty HOME (no rc file: lrtop's own cost).
 
 The first two are measured over SSH and, as the baseline, attached locally to the same run. Prints a table with the
 load average before and after.
@@ -85,14 +88,33 @@ class World:
                 f.write(f"Host {alias}\n  HostName 127.0.0.1\n  Port {self.port}\n  User {os.environ.get('USER', 'root')}\n"
                         f"  IdentityFile {d}/user_key\n  IdentitiesOnly yes\n  IdentityAgent none\n"
                         f"  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
+        # The same server with an empty HOME for its sessions: the login shell reads no rc file.
+        os.makedirs(f"{d}/home", mode=0o700)
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.plain_port = s.getsockname()[1]
+        s.close()
+        with open(f"{d}/sshd.conf") as f:
+            conf = f.read()
+        with open(f"{d}/sshd_plain.conf", "w") as f:
+            f.write(conf.replace(f"Port {self.port}", f"Port {self.plain_port}").replace("sshd.pid", "sshd_plain.pid")
+                    .replace("SetEnv ", f"SetEnv HOME={d}/home "))
+        with open(f"{d}/ssh_config", "a") as f:
+            for alias in ("p1", "p2", "p3"):
+                f.write(f"Host {alias}\n  HostName 127.0.0.1\n  Port {self.plain_port}\n  User {os.environ.get('USER', 'root')}\n"
+                        f"  IdentityFile {d}/user_key\n  IdentitiesOnly yes\n  IdentityAgent none\n"
+                        f"  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
         self.sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", f"{d}/sshd.conf"], stderr=subprocess.DEVNULL)
+        self.sshd_plain = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", f"{d}/sshd_plain.conf"],
+                                           stderr=subprocess.DEVNULL)
         deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        for port in (self.port, self.plain_port):
+            while time.time() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
         self.lrtop_env = {"LRTOP_SSH_COMMAND": f"ssh -F {d}/ssh_config", "XDG_RUNTIME_DIR": f"{d}/local",
                           "TMPDIR": f"{d}/tmp"}
         self.remote_env = {"XDG_RUNTIME_DIR": f"{d}/remote", "XDG_STATE_HOME": f"{d}/state"}
@@ -106,8 +128,9 @@ class World:
                             os.kill(int(pid), 9)
                 except OSError:
                     pass
-        self.sshd.terminate()
-        self.sshd.wait()
+        for server in (self.sshd, self.sshd_plain):
+            server.terminate()
+            server.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -219,16 +242,25 @@ def main() -> None:
             time.sleep(0.2)
         ssh = measure(args.lrtop, "loop:bench", world.lrtop_env, stamps, slow_flag, args.n, "ssh")
         local = measure(args.lrtop, run_dir, world.lrtop_env, stamps, slow_flag, args.n, "local")
-        # ls of three hosts, once their masters exist.
+        # ls of three hosts, once their masters exist; and the host's own cost of three commands at once.
         lsenv = dict(os.environ, **world.lrtop_env)
-        subprocess.run([args.lrtop, "ls", "h1", "h2", "h3"], env=lsenv, capture_output=True, check=True)
-        ls = []
-        for _ in range(20):
-            t0 = time.time()
-            out = subprocess.run([args.lrtop, "ls", "h1", "h2", "h3"], env=lsenv, capture_output=True, text=True)
-            ls.append(time.time() - t0)
-            rows = [line.split() for line in out.stdout.splitlines()[1:]]
-            assert out.returncode == 0 and [r[:2] for r in rows] == [["h1", "bench"], ["h2", "bench"], ["h3", "bench"]], out
+        ls, bare, ls_plain, bare_plain = [], [], [], []
+        for hosts, timings, baseline in ((["h1", "h2", "h3"], ls, bare), (["p1", "p2", "p3"], ls_plain, bare_plain)):
+            subprocess.run([args.lrtop, "ls", *hosts], env=lsenv, capture_output=True, check=True)
+            masters = sorted(os.path.join(world.dir, "local", f"lrtop-{os.getuid()}", "ssh", n)
+                             for n in os.listdir(os.path.join(world.dir, "local", f"lrtop-{os.getuid()}", "ssh")) if n.endswith(".m"))
+            for _ in range(20):
+                t0 = time.time()
+                out = subprocess.run([args.lrtop, "ls", *hosts], env=lsenv, capture_output=True, text=True)
+                timings.append(time.time() - t0)
+                rows = [line.split() for line in out.stdout.splitlines()[1:]]
+                assert out.returncode == 0 and [r[:2] for r in rows] == [[h, "bench"] for h in hosts], out
+                t0 = time.time()
+                procs = [subprocess.Popen(["ssh", "-F", f"{world.dir}/ssh_config", "-o", f"ControlPath={m}", h, "true"])
+                         for h, m in zip(hosts, masters)]
+                for p in procs:
+                    p.wait()
+                baseline.append(time.time() - t0)
     finally:
         loop.terminate()
         loop.wait()
@@ -236,7 +268,9 @@ def main() -> None:
     load_after = os.getloadavg()
     rows = [("command: Enter to ✓, over SSH", ssh["ack"]), ("command: Enter to ✓, local", local["ack"]),
             ("record: run.step() to screen, over SSH", ssh["record"]),
-            ("record: run.step() to screen, local", local["record"]), ("lrtop ls of 3 hosts (warm)", ls)]
+            ("record: run.step() to screen, local", local["record"]), ("lrtop ls of 3 hosts (warm)", ls),
+            ("  3 x ssh -S MASTER host true, at once", bare), ("lrtop ls of 3 hosts, no rc file", ls_plain),
+            ("  3 x ssh -S MASTER host true, no rc file", bare_plain)]
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} ({os.cpu_count()} cores)")
     print(f"{'':44}{'n':>4}{'median ms':>11}{'p95 ms':>9}{'max ms':>9}")
     for name, values in rows:
