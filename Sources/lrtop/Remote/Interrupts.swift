@@ -8,7 +8,12 @@ private let pendingInterrupt = Atomic<Int32>(0)
 enum Interrupts {
     static func install() {
         for sig in [SIGINT, SIGTERM, SIGHUP] {
-            signal(sig) { s in pendingInterrupt.store(s, ordering: .relaxed) }
+            // Without SA_RESTART: a read waiting for the person's pick returns, so Ctrl-C there works too.
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { s in pendingInterrupt.store(s, ordering: .relaxed) }
+            action.sa_flags = 0
+            sigemptyset(&action.sa_mask)
+            sigaction(sig, &action, nil)
         }
     }
 

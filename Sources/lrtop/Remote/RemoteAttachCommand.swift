@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import LRBridge
 import LRTUI
 
@@ -35,6 +36,12 @@ extension Attach {
         while true {
             print("attach to which? [1] ", terminator: "")
             flushStdout()
+            // Waits in slices, so a signal (taken by whichever thread) ends the wait too.
+            var ready = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
+            while poll(&ready, 1, 100) == 0 || (ready.revents & Int16(POLLIN | POLLHUP | POLLERR)) == 0 {
+                if Interrupts.pending != 0 { throw RemoteError(.interrupted(Interrupts.pending), "interrupted") }
+            }
+            if Interrupts.pending != 0 { throw RemoteError(.interrupted(Interrupts.pending), "interrupted") }
             guard let line = readLine() else { throw RemoteError(.noRun, "no run chosen") }
             let answer = line.trimmingCharacters(in: .whitespaces)
             if answer.isEmpty { return runs[0] }
