@@ -163,6 +163,8 @@ class Screen:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-S", self.sock, "kill-server"], stderr=subprocess.DEVNULL)
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
 
 
 def percentile(values: list, p: float) -> float:
