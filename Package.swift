@@ -12,8 +12,8 @@ let computeCPU: [String] = []
 #endif
 
 // One target per concern; the dependency arrows point downwards only:
-//   lrtop -> LRTUI (terminal UI) -> LRLog (run records, log formats)
-//   lrtop -> LRTrain (trainer, steering) -> LROptim, LRModels -> LRTensor -> CBLAS; LRTrain -> LRLog
+//   lrtop -> LRTUI (terminal UI) -> LRLog (run records, log formats) -> LRCommand (the steering language)
+//   lrtop -> LRTrain (trainer) -> LROptim, LRModels -> LRTensor -> CBLAS; LRTrain -> LRLog
 //   lrtop -> LRBridge (`lrtop attach`: the socket client of a PyTorch run, as a RunSource) -> LRTUI
 // The UI knows records and a RunSource protocol, not the trainer: the lrtop target adapts one to the other.
 let package = Package(
@@ -38,23 +38,25 @@ let package = Package(
                 // Float.squareRoot() goes through a C shim; with errno semantics it keeps a call to sqrtf, and a
                 // loop holding a call does not vectorise (the optimizers' loops).
                 swiftSettings: [.unsafeFlags(["-Ounchecked", "-Xcc", "-fno-math-errno"] + computeCPU)]),
-        .target(name: "LRLog"),
-        .target(name: "LRTrain", dependencies: ["LRTensor", "LRModels", "LROptim", "LRLog"]),
-        .target(name: "LRTUI", dependencies: ["LRLog", "CNcursesW"]),
-        .target(name: "LRBridge", dependencies: ["LRTUI", "LRLog"]),
+        .target(name: "LRCommand"),
+        .target(name: "LRLog", dependencies: ["LRCommand"]),
+        .target(name: "LRTrain", dependencies: ["LRTensor", "LRModels", "LROptim", "LRCommand", "LRLog"]),
+        .target(name: "LRTUI", dependencies: ["LRCommand", "LRLog", "CNcursesW"]),
+        .target(name: "LRBridge", dependencies: ["LRTUI", "LRCommand", "LRLog"]),
         .executableTarget(name: "lrtop", dependencies: [
-            "LRTUI", "LRBridge", "LRTrain", "LRLog", "LROptim", "LRModels", "LRTensor",
+            "LRTUI", "LRBridge", "LRTrain", "LRCommand", "LRLog", "LROptim", "LRModels", "LRTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "LRTensorTests", dependencies: ["LRTensor"]),
         .testTarget(name: "LRModelsTests", dependencies: ["LRModels"]),
         .testTarget(name: "LROptimTests", dependencies: ["LROptim"], exclude: ["Fixtures"]),
-        .testTarget(name: "LRLogTests", dependencies: ["LRLog"]),
-        .testTarget(name: "LRTrainTests", dependencies: ["LRTrain"]),
-        .testTarget(name: "LRTUITests", dependencies: ["LRTUI"]),
+        .testTarget(name: "LRCommandTests", dependencies: ["LRCommand"]),
+        .testTarget(name: "LRLogTests", dependencies: ["LRLog", "LRCommand"], exclude: ["Fixtures"]),
+        .testTarget(name: "LRTrainTests", dependencies: ["LRTrain", "LRCommand"]),
+        .testTarget(name: "LRTUITests", dependencies: ["LRTUI", "LRCommand"]),
         // The attach client against a fake bridge server written in the tests; commands checked by the real parser.
-        .testTarget(name: "LRBridgeTests", dependencies: ["LRBridge", "LRTrain"]),
+        .testTarget(name: "LRBridgeTests", dependencies: ["LRBridge", "LRCommand", "LRLog", "LRTrain"]),
         // Drives the built `lrtop` binary as a user would: CLI, files written, tmux sessions.
         .testTarget(name: "LRTopCLITests", dependencies: ["lrtop"]),
     ],

@@ -1,6 +1,7 @@
 import Foundation
 import LRLog
 import LRTUI
+import LRCommand
 
 /// A PyTorch run in another process as the dashboard sees it (`lrtop attach`): the records come from its run log,
 /// followed as `lrtop watch` follows one (the whole run so far, then live); the state, LRs and scheduler, and the
@@ -46,10 +47,12 @@ public final class AttachSource: RunSource {
     public var runFolder: URL? { logURL.deletingLastPathComponent() }
     /// Every command's fate so far, oldest first.
     public private(set) var replies: [Reply] = []
-    /// Shows a reply on the key bar (text, is it an error?). Set by whoever owns the dashboard.
-    public var onReply: ((String, Bool) -> Void)?
-    /// The `s` menu's choices for a run with this many steps left, of this many steps an epoch (0: not known).
-    public var schedulerKinds: (_ remainingSteps: Int, _ stepsPerEpoch: Int) -> [SchedulerKind] = { _, _ in [] }
+    /// The `s` menu's choices for a run with this many steps left, of this many steps an epoch (0: not known):
+    /// the scheduler catalogue, which the CLI builds from the scheduler descriptors.
+    public var catalog: (_ remainingSteps: Int, _ stepsPerEpoch: Int) -> [SchedulerKind] = { _, _ in [] }
+    /// Answers and warnings not yet taken by the dashboard.
+    private var unread: [CommandReply] = []
+    private var warnings: [String] = []
     /// Monotonic seconds; tests replace it.
     public var clock: () -> Double = ReplaySource.monotonicSeconds
     /// After the socket closes, how long to wait for the end record before calling the run lost (the log is
@@ -59,7 +62,6 @@ public final class AttachSource: RunSource {
     public var staleAfter: Double = 5
 
     private let log: WatchSource
-    private let validate: (String) -> String?
     private var bridge: BridgeStatus?
     private var lastMessageAt: Double
     private var closedAt: Double?
@@ -68,12 +70,9 @@ public final class AttachSource: RunSource {
     private var warningCount = 0
     private var noticeWarnings: [String] = []
 
-    /// `validate` checks a command with the steering language's parser before it is sent (nil: it parses).
-    public init(connection: BridgeConnection, logURL: URL, pollInterval: Double = 0.15,
-                validate: @escaping (String) -> String?) {
+    public init(connection: BridgeConnection, logURL: URL, pollInterval: Double = 0.15) {
         self.connection = connection
         self.logURL = logURL
-        self.validate = validate
         log = WatchSource(url: self.logURL, pollInterval: pollInterval)
         lastMessageAt = ReplaySource.monotonicSeconds()
     }
@@ -86,7 +85,7 @@ public final class AttachSource: RunSource {
             handle(message)
         }
         if connection.warnings.count > warningCount {
-            for w in connection.warnings[warningCount...] { onReply?(w, true) }
+            warnings += connection.warnings[warningCount...]
             warningCount = connection.warnings.count
         }
         if let fresh = transport?.poll(connection) {
@@ -108,27 +107,49 @@ public final class AttachSource: RunSource {
 
     /// How things stand now; `.detached` while the connection is up.
     public var ending: Ending {
-        let s = log.status()
-        if !s.state.isActive {
-            let m = s.message ?? s.state.rawValue
-            return .ended(reason: m.hasPrefix("ended: ") ? String(m.dropFirst(7)) : m)
+        if let end = log.end {
+            return .ended(reason: end.reason.rawValue + (end.message.map { " (\($0))" } ?? ""))
         }
+        let s = log.status()
+        if !s.state.isActive { return .ended(reason: s.message ?? s.state.rawValue) }
         if let lostReason { return .lost(lostReason) }
         return .detached
     }
 
-    public func send(_ command: String) -> String? {
-        let text = command.trimmingCharacters(in: .whitespaces)
-        if let error = validate(text) { return error }
+    /// Sends the command's text (the run parses it by the same rules: docs/bridge.md); the dashboard parsed it
+    /// already, so a typo never reaches the run.
+    public func send(_ command: Command, text: String) throws(CommandError) -> Int {
+        let text = text.trimmingCharacters(in: .whitespaces)
         switch connection.state {
         case .closed(let reason):
-            if let t = transport, t.isReconnecting { return "not sent: " + (t.note ?? "reconnecting") + " (the run goes on)" }
-            return "not connected to the run: " + (lostReason ?? reason ?? "detached")
+            if let t = transport, t.isReconnecting {
+                throw CommandError("not sent: " + (t.note ?? "reconnecting") + " (the run goes on)")
+            }
+            throw CommandError("not connected to the run: " + (lostReason ?? reason ?? "detached"))
         case .connected:
-            guard let id = connection.send(command: text) else { return "not connected to the run" }
+            guard let id = connection.send(command: text) else { throw CommandError("not connected to the run") }
             replies.append(Reply(id: id, command: text, outcome: .queued))
-            return nil
+            return id
         }
+    }
+
+    public func takeReplies() -> [CommandReply] {
+        defer { unread.removeAll() }
+        return unread
+    }
+
+    public func takeWarnings() -> [String] {
+        defer { warnings.removeAll() }
+        return warnings
+    }
+
+    public func schedulerKinds() -> [SchedulerKind] {
+        guard let b = bridge else { return [] }
+        let s = status()
+        // A run of unknown length: the menu's lengths default to a thousand more steps.
+        // The log's total may be anything a file holds: the difference must not overflow.
+        let (left, overflow) = (s.totalSteps ?? (b.step + 1000)).subtractingReportingOverflow(b.step)
+        return catalog(overflow ? 1 : max(1, left), s.stepsPerEpoch ?? 0)
     }
 
     private func handle(_ message: ServerMessage) {
@@ -142,21 +163,20 @@ public final class AttachSource: RunSource {
             if !ok {
                 let why = error ?? "refused by the run"
                 replies[i].outcome = .rejected(why)
-                onReply?("✗ \(replies[i].command): \(why)", true)
+                unread.append(CommandReply(id: id, text: replies[i].command, outcome: .rejected(why)))
             }
         case .result(let id, let ok, let step, let text, let error):
             guard let i = replies.lastIndex(where: { $0.id == id }) else { return }
-            let at = step.map { " (step \($0))" } ?? ""
             if ok {
                 replies[i].outcome = .applied(step: step, message: text)
-                onReply?("✓ " + (text ?? replies[i].command) + at, false)
+                unread.append(CommandReply(id: id, text: replies[i].command, outcome: .applied, message: text, step: step))
             } else {
                 let why = error ?? "could not apply"
                 replies[i].outcome = .rejected(why)
-                onReply?("✗ \(replies[i].command): \(why)\(at)", true)
+                unread.append(CommandReply(id: id, text: replies[i].command, outcome: .rejected(why), step: step))
             }
         case .error(let text):
-            onReply?("✗ the run refused a message: \(text)", true)
+            warnings.append("✗ the run refused a message: \(text)")
         }
     }
 
@@ -176,8 +196,6 @@ public final class AttachSource: RunSource {
             }
             if let text = ReplaySource.optimizerText(log.config, inForce: b.lrs.first) { s.optimizer = text }
             if let sched = b.scheduler { s.scheduler = sched }
-            // A run of unknown length: the menu's lengths default to a thousand more steps.
-            s.schedulerKinds = schedulerKinds(max(1, (s.totalSteps ?? (b.step + 1000)) - b.step), s.stepsPerEpoch ?? 0)
             if s.state == .running { s.message = nil }
         }
         if !ended {
@@ -220,8 +238,11 @@ public final class AttachSource: RunSource {
         transport?.close()
     }
 
-    /// The bridge's state word as a phase; words it may add later read as running.
+    /// The bridge's state word as a phase: a phase's name, or how the run ended (an `EndReason`, the end record's
+    /// word: `completed` is finished); words it may add later read as running.
     static func state(_ word: String) -> RunPhase {
-        word == "completed" ? .finished : RunPhase(rawValue: word) ?? .running
+        if let phase = RunPhase(rawValue: word) { return phase }
+        if let reason = EndReason(rawValue: word) { return RunPhase(ended: reason) }
+        return .running
     }
 }

@@ -4,9 +4,12 @@
 // its log line without the "type" key. NaN and infinities are the strings "NaN", "Infinity", "-Infinity"
 // in the log (use `.convertToString`/`.convertFromString` strategies with Foundation's coders).
 
+import LRCommand
+
 /// The first line of a run log.
 public struct RunHeader: Codable, Sendable, Equatable {
-    public static let currentSchema = 1
+    /// 2: events carry the parsed command (`command`) and typed outcomes (`result`); see docs/runlog.md.
+    public static let currentSchema = 2
     /// Schema version of the log format (see docs/runlog.md).
     public var schema: Int
     public var lrtopVersion: String
@@ -66,6 +69,20 @@ public struct SubRun: Codable, Sendable, Equatable {
     }
 }
 
+/// One of a run's own scalars in a record: a numeric key beyond the record's built-in ones (`run.step(acc=0.7)`'s
+/// `acc`), or a member of its `metrics` object (docs/runlog.md, "Metrics"). NaN and infinities are values like any other.
+public struct MetricValue: Sendable, Equatable {
+    public var name: String
+    public var value: Double
+
+    public init(_ name: String, _ value: Double) { self.name = name; self.value = value }
+}
+
+extension Array where Element == MetricValue {
+    /// The value of the metric `name` in this record, or nil.
+    public subscript(metric name: String) -> Double? { first { $0.name == name }?.value }
+}
+
 /// One optimizer step.
 public struct StepRecord: Codable, Sendable, Equatable {
     /// 1-based count of optimizer steps taken so far.
@@ -81,14 +98,17 @@ public struct StepRecord: Codable, Sendable, Equatable {
     public var samplesPerSec: Double
     /// Seconds since the run started.
     public var wallTime: Double
+    /// The step's other scalars, in the order of the line (the trainer's batch accuracy, the bridge's
+    /// `run.step(**metrics)`).
+    public var metrics: [MetricValue]
 
     public init(step: Int, epoch: Int, lrs: [Double], loss: Double, gradNorm: Double, samplesPerSec: Double,
-                wallTime: Double) {
+                wallTime: Double, metrics: [MetricValue] = []) {
         self.step = step; self.epoch = epoch; self.lrs = lrs; self.loss = loss; self.gradNorm = gradNorm
-        self.samplesPerSec = samplesPerSec; self.wallTime = wallTime
+        self.samplesPerSec = samplesPerSec; self.wallTime = wallTime; self.metrics = metrics
     }
 
-    public enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case step, epoch, lrs, loss, gradNorm = "grad_norm", samplesPerSec = "samples_per_sec", wallTime = "wall_time"
     }
 }
@@ -101,13 +121,33 @@ public struct EvalRecord: Codable, Sendable, Equatable {
     /// Top-1 accuracy in [0, 1].
     public var accuracy: Double
     public var wallTime: Double
+    /// The evaluation's other scalars (`run.eval(val_f1=...)`, HF's `eval_*` keys), in the order of the line.
+    public var metrics: [MetricValue]
 
-    public init(step: Int, epoch: Int, loss: Double, accuracy: Double, wallTime: Double) {
+    public init(step: Int, epoch: Int, loss: Double, accuracy: Double, wallTime: Double, metrics: [MetricValue] = []) {
         self.step = step; self.epoch = epoch; self.loss = loss; self.accuracy = accuracy; self.wallTime = wallTime
+        self.metrics = metrics
     }
 
-    public enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case step, epoch, loss, accuracy, wallTime = "wall_time"
+    }
+}
+
+/// Scalars logged on their own, at any cadence (the bridge's `run.log(dict)`): not an optimizer step, so they add no
+/// row to the run's steps. `step` is the step boundary they belong to (the optimizer steps taken so far).
+public struct MetricsRecord: Codable, Sendable, Equatable {
+    public var step: Int
+    /// Seconds since the run started.
+    public var wallTime: Double
+    public var metrics: [MetricValue]
+
+    public init(step: Int, wallTime: Double, metrics: [MetricValue]) {
+        self.step = step; self.wallTime = wallTime; self.metrics = metrics
+    }
+
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case step, wallTime = "wall_time"
     }
 }
 
@@ -130,6 +170,11 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var kind: Kind
     /// The command text as typed, or a short label ("auto-checkpoint").
     public var text: String
+    /// The command as parsed, on `command` and `error` events a command caused (nil for one that did not parse,
+    /// and for the run's own events). Readers of older logs get it from `text` (`RunLogLine`).
+    public var command: Command?
+    /// What the event did that a reader needs as data (where it rolled back to, the sub-runs it made ...).
+    public var result: EventResult?
     /// LR per group just before and just after (equal when nothing changed).
     public var lrsBefore: [Double]
     public var lrsAfter: [Double]
@@ -137,14 +182,46 @@ public struct EventRecord: Codable, Sendable, Equatable {
     public var message: String?
     public var wallTime: Double
 
-    public init(step: Int, kind: Kind, text: String, lrsBefore: [Double], lrsAfter: [Double], message: String? = nil,
-                wallTime: Double) {
-        self.step = step; self.kind = kind; self.text = text; self.lrsBefore = lrsBefore; self.lrsAfter = lrsAfter
-        self.message = message; self.wallTime = wallTime
+    public init(step: Int, kind: Kind, text: String, command: Command? = nil, result: EventResult? = nil,
+                lrsBefore: [Double], lrsAfter: [Double], message: String? = nil, wallTime: Double) {
+        self.step = step; self.kind = kind; self.text = text; self.command = command; self.result = result
+        self.lrsBefore = lrsBefore; self.lrsAfter = lrsAfter; self.message = message; self.wallTime = wallTime
     }
 
     public enum CodingKeys: String, CodingKey {
-        case step, kind, text, lrsBefore = "lrs_before", lrsAfter = "lrs_after", message, wallTime = "wall_time"
+        case step, kind, text, command, result, lrsBefore = "lrs_before", lrsAfter = "lrs_after", message
+        case wallTime = "wall_time"
+    }
+}
+
+/// The outcome of an event as data, so that readers never take it from the message's English (docs/runlog.md,
+/// `result`). Every field is optional: an event carries the ones that apply.
+public struct EventResult: Codable, Sendable, Equatable {
+    /// A find-lr suggestion: fastai's `valley`, `steep`, `min/10`, `slide`, or Lightning's `lightning`.
+    public struct Suggestion: Codable, Sendable, Equatable {
+        public var name: String
+        public var lr: Double
+        public init(name: String, lr: Double) { self.name = name; self.lr = lr }
+    }
+    /// The step the run was put back to: `rollback`, a guard trip that rolled back.
+    public var rolledBackTo: Int?
+    /// The guard paused the run (a person resumes it).
+    public var paused: Bool?
+    /// The scheduler in force after the event, as built (`sched`: its lengths filled in, canonical spelling).
+    public var scheduler: String?
+    /// Sub-run folders the event made, relative to the log's folder: find-lr's sweep, a fork's branches in order.
+    public var subruns: [String]?
+    /// find-lr's suggestions, in the order the summary lists them.
+    public var suggestions: [Suggestion]?
+
+    public init(rolledBackTo: Int? = nil, paused: Bool? = nil, scheduler: String? = nil, subruns: [String]? = nil,
+                suggestions: [Suggestion]? = nil) {
+        self.rolledBackTo = rolledBackTo; self.paused = paused; self.scheduler = scheduler; self.subruns = subruns
+        self.suggestions = suggestions
+    }
+
+    public enum CodingKeys: String, CodingKey {
+        case rolledBackTo = "rolled_back_to", paused, scheduler, subruns, suggestions
     }
 }
 
@@ -226,6 +303,8 @@ public enum RunRecord: Sendable, Equatable {
     case header(RunHeader)
     case step(StepRecord)
     case eval(EvalRecord)
+    /// Scalars logged between steps (`run.log`).
+    case metrics(MetricsRecord)
     case event(EventRecord)
     case end(EndRecord)
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LRModels
 import LRTrain
+import LRLog
 
 /// `lrtop export-weights`: a model's weights as a safetensors file named like the PyTorch twin's `state_dict()`.
 struct ExportWeights: ParsableCommand {
@@ -21,7 +22,8 @@ struct ExportWeights: ParsableCommand {
     var paths: [String] = []
     @Flag(help: "Export the initial weights of a fresh run with --model, --hidden, --seed and --data instead of a checkpoint's.")
     var initial = false
-    @Option(help: "With --initial or a .safetensors source: mlp or convnet.") var model = "mlp"
+    @Option(help: "With --initial or a .safetensors source: mlp or convnet.", transform: { try ModelKind(name: $0) })
+    var model = ModelKind.mlp
     @Option(help: "With --initial: MLP hidden sizes, comma separated.") var hidden = "256"
     @Option(help: "With --initial: the run's seed.") var seed: UInt64 = 0
     @Option(help: "With --initial: the dataset (its sample shape and class count size the model).") var data: String?
@@ -42,12 +44,12 @@ struct ExportWeights: ParsableCommand {
         if initial {
             let sizes = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !sizes.isEmpty, sizes.count == hidden.split(separator: ",").count else {
-                fail("invalid --hidden '\(hidden)': expected sizes like 256 or 512,256")
+                try fail("invalid --hidden '\(hidden)': expected sizes like 256 or 512,256")
             }
             do {
                 let loaded = try DataLoader.load(spec: data)
-                network = try ModelFactory.make(name: model, dataset: loaded.dataset, seed: seed, hidden: sizes)
-            } catch { fail("\(error)") }
+                network = try ModelFactory.make(name: model.rawValue, dataset: loaded.dataset, seed: seed, hidden: sizes)
+            } catch { try fail("\(error)") }
             metadata["lrtop_source"] = "initial weights, seed \(seed)"
         } else if paths[0].lowercased().hasSuffix(".safetensors") {
             // A PyTorch file through the model: checked against it (names, shapes, finite values) and written as
@@ -56,31 +58,34 @@ struct ExportWeights: ParsableCommand {
                 let file = try Safetensors.read(contentsOf: URL(fileURLWithPath: paths[0]))
                 network = try Self.network(fitting: file, model: model)
                 try network.load(file)
-            } catch { fail("\(error)") }
+            } catch { try fail("\(error)") }
             metadata["lrtop_source"] = paths[0]
         } else {
-            let source = Self.checkpointURL(for: paths[0])
+            let source = try Self.checkpointURL(for: paths[0])
             do {
                 let (net, step) = try Self.network(fromCheckpoint: source)
                 network = net
                 metadata["lrtop_source"] = source.path
                 metadata["lrtop_step"] = "\(step)"
-            } catch { fail("\(error)") }
+            } catch { try fail("\(error)") }
         }
         metadata["lrtop_model"] = network.summary
         let bytes = network.safetensorsBytes(metadata: metadata)
-        do { try Data(bytes).write(to: URL(fileURLWithPath: out), options: .atomic) } catch {
-            fail("cannot write \(out): \((error as NSError).localizedDescription)")
+        do { try SafeFiles.writeFile(bytes, to: URL(fileURLWithPath: out), what: "the weights") } catch {
+            try fail(error.message)
         }
-        print("lrtop: wrote \(out): \(network.summary), \(network.parameterCount) parameters, \(bytes.count) bytes")
+        printOut("lrtop: wrote \(out): \(network.summary), \(network.parameterCount) parameters, \(bytes.count) bytes")
     }
 
     /// A checkpoint file as given; for a run folder (or its log) the final checkpoint, else the latest one.
-    static func checkpointURL(for path: String) -> URL {
+    static func checkpointURL(for path: String) throws -> URL {
         var url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
+        if let problem = FileProblem.statProblem(path, what: "file or folder") {
+            try fail(problem.code == ENOENT ? "\(path): no such file or folder — give a checkpoint (.ckpt) or a run folder" : problem.message)
+        }
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            fail("\(path): no such file or folder — give a checkpoint (.ckpt) or a run folder")
+            try fail("\(path): no such file or folder — give a checkpoint (.ckpt) or a run folder")
         }
         if !isDir.boolValue {
             guard url.pathExtension == "jsonl" else { return url }
@@ -92,13 +97,13 @@ struct ExportWeights: ParsableCommand {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
             .filter { $0.hasSuffix(".ckpt") }.sorted()
         guard let latest = names.last else {
-            fail("\(url.path): no checkpoints in \(folder.path) — was the run started with a run folder?")
+            try fail("\(url.path): no checkpoints in \(folder.path) — was the run started with a run folder?")
         }
         return folder.appendingPathComponent(latest)
     }
 
     /// The model whose state_dict `file` holds, sized from its tensors' shapes (the twin of `model`).
-    static func network(fitting file: Safetensors, model: String) throws -> Network {
+    static func network(fitting file: Safetensors, model: ModelKind) throws -> Network {
         func shape(_ name: String) throws -> [Int] {
             guard let e = file[name] else {
                 throw SafetensorsError("\(file.source): no tensor '\(name)': is it the state_dict of a \(model) twin? (--model)")
@@ -106,19 +111,31 @@ struct ExportWeights: ParsableCommand {
             return e.shape
         }
         let classes = try shape("head.bias").first ?? 0
+        // The sizes read from the file must chain as the model's layers do before a model is made of them, so every
+        // tensor of that model is one the file holds: a crafted shape cannot size a model the file does not back.
+        func expect(_ name: String, _ wanted: [Int]) throws {
+            let got = try shape(name)
+            guard got == wanted else {
+                throw SafetensorsError("\(file.source): tensor '\(name)' has shape \(got), a \(model) twin needs \(wanted) (check --model)")
+            }
+        }
         switch model {
-        case "mlp":
+        case .mlp:
             var hidden: [Int] = []
             while let w = file["fc\(hidden.count + 1).weight"], w.shape.count == 2 { hidden.append(w.shape[0]) }
             let inputs = try shape("fc1.weight")
             guard inputs.count == 2 else { throw SafetensorsError("\(file.source): tensor 'fc1.weight' has shape \(inputs), expected [hidden, inputs]") }
-            return try ModelFactory.make(name: "mlp", sampleShape: [inputs[1]], classCount: classes, seed: 0, hidden: hidden)
-        case "convnet":
+            for (i, h) in hidden.enumerated() { try expect("fc\(i + 1).weight", [h, i == 0 ? inputs[1] : hidden[i - 1]]) }
+            try expect("head.weight", [classes, hidden.last ?? inputs[1]])
+            return try ModelFactory.make(.mlp, sampleShape: [inputs[1]], classCount: classes, seed: 0, hidden: hidden)
+        case .convnet:
             let stem = try shape("stem.conv.weight")
             guard stem.count == 4 else { throw SafetensorsError("\(file.source): tensor 'stem.conv.weight' has shape \(stem), expected [width, channels, 3, 3]") }
-            return try ModelFactory.make(name: "convnet", sampleShape: [stem[1], 28, 28], classCount: classes, seed: 0, width: stem[0])
-        default:
-            throw CLIError("unknown model '\(model)': valid models are \(ModelFactory.names.joined(separator: ", "))")
+            let (wide, overflow) = stem[0].multipliedReportingOverflow(by: 2)
+            guard !overflow else { throw SafetensorsError("\(file.source): tensor 'stem.conv.weight' has shape \(stem): too wide") }
+            try expect("stage2.block1.conv2.weight", [wide, wide, 3, 3])
+            try expect("head.weight", [classes, wide])
+            return try ModelFactory.make(.convnet, sampleShape: [stem[1], 28, 28], classCount: classes, seed: 0, width: stem[0])
         }
     }
 
@@ -133,8 +150,9 @@ struct ExportWeights: ParsableCommand {
         let contents = try CheckpointArchive.read(from: url)
         let summary: CheckpointSummary
         do { summary = try JSONDecoder().decode(CheckpointSummary.self, from: contents.metadata) } catch {
-            throw CLIError("\(url.path): checkpoint metadata is unreadable (\(error))")
+            throw CLIError("\(url.path): checkpoint metadata is unreadable (\(TerminalText.excerpt("\(error)", limit: 200)))")
         }
+        try contents.checkFinite(path: url.path)
         let config = summary.config, tensors = contents.tensors
         func count(_ name: String) throws -> Int {
             guard let values = tensors["param/\(name)"] else {
@@ -145,11 +163,22 @@ struct ExportWeights: ParsableCommand {
         let classes = try count("head.bias")
         let sampleShape: [Int]
         switch config.model {
-        case "mlp": sampleShape = [try count("fc1.weight") / max(1, config.hidden.first ?? 1)]
-        case "convnet": sampleShape = [max(1, try count("stem.conv.weight") / (16 * 9)), 28, 28]
-        default: throw CLIError("\(url.path): unknown model '\(config.model)'")
+        case .mlp:
+            sampleShape = [try count("fc1.weight") / max(1, config.hidden.first ?? 1)]
+            // The sizes in the metadata must be those of the tensors in the file before a model is made of them:
+            // a crafted `hidden` would otherwise allocate a model the file does not hold.
+            var inputs = sampleShape[0]
+            for (i, h) in config.hidden.enumerated() {
+                let have = try count("fc\(i + 1).weight"), (need, overflow) = h.multipliedReportingOverflow(by: inputs)
+                guard h > 0, !overflow, need == have else {
+                    throw CLIError("\(url.path): parameter 'fc\(i + 1).weight' holds \(have) values, which does not fit the "
+                        + "hidden sizes \(config.hidden) in its metadata: the checkpoint is corrupt")
+                }
+                inputs = h
+            }
+        case .convnet: sampleShape = [max(1, try count("stem.conv.weight") / (16 * 9)), 28, 28]
         }
-        let network = try ModelFactory.make(name: config.model, sampleShape: sampleShape, classCount: classes,
+        let network = try ModelFactory.make(config.model, sampleShape: sampleShape, classCount: classes,
                                             seed: config.seed, hidden: config.hidden, dropout: Float(config.dropout))
         for p in network.parameters {
             let values = tensors["param/\(p.name)"] ?? []

@@ -3,10 +3,11 @@ import Foundation
 import LRTrain
 import LRLog
 import LRTUI
+import LRCommand
 
 /// `lrtop find-lr`: the LR range test before training. Headless it prints the suggestions and the `lrtop train`
 /// line that trains with the pick; in the terminal UI it sweeps, draws the curve, and trains with the LR picked on it.
-struct FindLR: ParsableCommand {
+struct FindLR: TypedArgumentsCommand {
     static let configuration = CommandConfiguration(
         commandName: "find-lr",
         abstract: "LR range test (fastai's lr_find): sweep the LR, suggest one, train with the pick.",
@@ -41,16 +42,14 @@ struct FindLR: ParsableCommand {
 
     static let picks = ["valley", "steep", "min", "slide", "lightning"]
 
-    /// The settings, checked by the command language's own parser so both say the same about bad values.
+    /// The settings, checked by the command language's own rules so both say the same about bad values.
     func settings() throws -> LRRangeSettings {
-        let text = "find-lr start=\(start) end=\(end) steps=\(steps)"
-        do {
-            guard case .findLR(let s) = try CommandParser.parse(text) else { throw ValidationError(text) }
-            return s
-        } catch let error as CommandError {
+        let settings = LRRangeSettings(start: start, end: end, steps: steps)
+        do { try settings.check() } catch {
             throw ValidationError(error.description.replacingOccurrences(of: "find-lr ", with: "--")
                 .replacingOccurrences(of: "start=", with: "--start ").replacingOccurrences(of: "end=", with: "--end "))
         }
+        return settings
     }
 
     func validate() throws {
@@ -60,9 +59,9 @@ struct FindLR: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run(arguments: [String]) throws {
         let settings = try settings()
-        let config = try options.config(defaultScheduler: Defaults.scheduler)
+        let config = try options.config()
         var runOptions = RunOptions()
         runOptions.force = force
         runOptions.threads = options.blasThreads
@@ -71,65 +70,65 @@ struct FindLR: ParsableCommand {
         runOptions.initCheckpoint = `init`.map { URL(fileURLWithPath: $0) }
         do {
             runOptions.runDirectory = try runDir.map { URL(fileURLWithPath: $0) } ?? RunDirectory.makeDefault(prefix: "find-lr_")
-        } catch { fail("\(error)") }
+        } catch { try fail("\(error)") }
         if headless {
-            try runHeadless(config: config, options: runOptions, settings: settings)
+            try runHeadless(config: config, options: runOptions, settings: settings, arguments: arguments)
         } else {
             guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-                fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop find-lr --headless' instead")
+                try fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop find-lr --headless' instead")
             }
             // The run waits at step 0 while the sweep runs and the person picks; enter applies the pick and trains.
             runOptions.evaluate = true
             runOptions.lrBeforeFirstStepIsBase = true
-            runOptions.script = try? CommandScript.parse("@0 pause", name: "find-lr")
+            runOptions.script = CommandScript(entries: [.init(step: 0, command: .pause)], name: "find-lr")
             var train = try Train.parse([])
             train.terminal = terminal
             try train.runInteractive(config: config, options: runOptions, theme: theme, findLR: settings)
         }
     }
 
-    private func runHeadless(config: TrainConfig, options: RunOptions, settings: LRRangeSettings) throws {
+    private func runHeadless(config: TrainConfig, options: RunOptions, settings: LRRangeSettings,
+                             arguments: [String]) throws {
         var options = options
         options.headless = true
         SignalFlag.install()
         let box = EventBox()
         options.observer = { if case .event(let e) = $0 { box.events.append(e) } }
         let trainer: Trainer
-        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
         let c = trainer.config
-        print("lrtop: find-lr on \(c.model) · \(trainer.datasetName): LR \(LRRangeCurve.format(settings.start)) → "
+        printOut("lrtop: find-lr on \(c.model) · \(trainer.datasetName): LR \(LRRangeCurve.format(settings.start)) → "
               + "\(LRRangeCurve.format(settings.end)) over up to \(settings.steps) steps (\(c.optimizer), batch \(c.batchSize))")
         guard let result = trainer.runRangeTestOnly(settings) else {
             let why = box.events.last { $0.kind == .error }?.message ?? "the sweep did not run"
-            fail(why)
+            try fail(why)
         }
         let curve = result.curve
-        print(String(format: "lrtop: %d steps in %.2f s, ", curve.count, result.seconds) + (curve.stop?.text ?? ""))
+        printOut(String(format: "lrtop: %d steps in %.2f s, ", curve.count, result.seconds) + (curve.stop?.text ?? ""))
         let named = curve.suggestions.named
         guard !named.isEmpty else {
-            fail("too few points for a suggestion (\(curve.count)): give more --steps or a wider --start/--end")
+            try fail("too few points for a suggestion (\(curve.count)): give more --steps or a wider --start/--end")
         }
         let picked = named.first { $0.name == (pick == "min" ? "min/10" : pick) } ?? named[0]
-        print("")
-        print("  suggestion  lr         loss")
+        printOut("")
+        printOut("  suggestion  lr         loss")
         for s in named {
             let loss = curve.loss(at: s.lr).map { String(format: "%.4f", $0) } ?? "--"
             let mark = s.name == picked.name ? "  ← pick" : ""
-            print("  " + s.name.padding(toLength: 10, withPad: " ", startingAt: 0) + "  "
+            printOut("  " + s.name.padding(toLength: 10, withPad: " ", startingAt: 0) + "  "
                   + LRRangeCurve.format(s.lr).padding(toLength: 9, withPad: " ", startingAt: 0) + "  " + loss + mark)
         }
-        print("")
+        printOut("")
         if let dir = trainer.runDirectory, let folder = result.folder {
-            print("lrtop: sweep logged in \(dir.appendingPathComponent(folder).path)/log.jsonl; see it with: lrtop replay \(dir.path)")
+            printOut("lrtop: sweep logged in \(dir.appendingPathComponent(folder).path)/log.jsonl; see it with: lrtop replay \(dir.path)")
         }
-        print(Self.trainLine(lr: picked.lr))
+        printOut(Self.trainLine(lr: picked.lr, arguments: arguments))
     }
 
-    /// `lrtop train` with the options given here (the find-lr ones left out) and `--lr PICK`.
-    static func trainLine(lr: Double, arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> String {
-        var args = arguments
-        if args.first == "find-lr" { args.removeFirst() }
+    /// `lrtop train` with the options typed after `find-lr` (the find-lr ones left out) and `--lr PICK`.
+    static func trainLine(lr: Double, arguments: [String]) -> String {
+        let args = arguments
         let dropWithValue: Set<String> = ["--start", "--end", "--steps", "--pick", "--run-dir", "--lr", "--theme"]
         let dropFlag: Set<String> = ["--headless", "--force", "--ascii", "--no-mouse"]
         var kept: [String] = []

@@ -26,11 +26,28 @@ struct LRTop: ParsableCommand {
         // killing the process mid-record.
         signal(SIGXFSZ, SIG_IGN)
         let args = Array(CommandLine.arguments.dropFirst())
-        if let first = args.first, let message = unknownCommandMessage(first) { fail(message, code: 64) }
         do {
+            if let first = args.first, let message = unknownCommandMessage(first) { throw CLIError(message, code: 64) }
             var command = try parseAsRoot(args)
-            try command.run()
+            if let typed = command as? any TypedArgumentsCommand {
+                // The arguments as typed after the subcommand's name (none for the default subcommand).
+                let name = type(of: typed)._commandName
+                try typed.run(arguments: args.first == name ? Array(args.dropFirst()) : args)
+            } else {
+                try command.run()
+            }
+        } catch let error as CLIError {
+            // The one place an error line is printed: every command throws its error here.
+            printErr("lrtop: error: \(error.description)")
+            Foundation.exit(error.code)
         } catch {
+            // An error's text can quote a file or a peer: it leaves through the sanitising writer too.
+            let code = exitCode(for: error)
+            if code != .success || !(error is CleanExit) {
+                let text = fullMessage(for: error)
+                if !text.isEmpty { _ = writeLine(text, to: code == .success ? STDOUT_FILENO : STDERR_FILENO) }
+                Glibc.exit(code.rawValue)
+            }
             exit(withError: error)
         }
     }
@@ -45,6 +62,18 @@ struct LRTop: ParsableCommand {
         let hint = close.map { "did you mean '\($0.name)'? " } ?? ""
         return "unknown command '\(word)': \(hint)(commands: \(names.joined(separator: ", ")); 'lrtop --help' lists them)"
     }
+}
+
+/// A command that needs its arguments as typed, not only their parsed values: which options were given (what
+/// `--resume` may change, what a `--config` file may not override), or to print a command line that reproduces it.
+/// `main` hands them over; `run()` never reads `CommandLine.arguments`.
+protocol TypedArgumentsCommand: ParsableCommand {
+    func run(arguments: [String]) throws
+}
+
+extension TypedArgumentsCommand {
+    /// As if nothing was typed beyond the parsed values (`main` calls `run(arguments:)`).
+    func run() throws { try run(arguments: []) }
 }
 
 /// Levenshtein distance, for "did you mean".
@@ -63,36 +92,18 @@ func editDistance(_ a: String, _ b: String) -> Int {
     return a.isEmpty ? b.count : row[b.count]
 }
 
-/// Errors that end a command: printed as one line, exit status 1.
+/// Errors that end a command: `main` prints `lrtop: error: ` and the line, and exits with `code`.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
-    init(_ description: String) { self.description = description }
+    let code: Int32
+    init(_ description: String, code: Int32 = 1) { self.description = description; self.code = code }
 }
 
-/// Prints a one-line error to stderr and exits non-zero. The run log and checkpoints are never touched here.
-func fail(_ message: String, code: Int32 = 1) -> Never {
-    printErr("lrtop: error: \(message)")
-    exit(code)
-}
-
-/// One line to stderr, with `write(2)`: `FileHandle.write` traps when the descriptor is closed.
-func printErr(_ message: String) {
-    fflush(nil)
-    _ = writeLine(message, to: STDERR_FILENO)
-}
-
-/// Writes `text` and a newline to a descriptor; false when it cannot (a closed pipe: SIGPIPE is ignored).
-@discardableResult
-func writeLine(_ text: String, to fd: Int32) -> Bool {
-    let bytes = Array((text + "\n").utf8)
-    var done = 0
-    while done < bytes.count {
-        let n = bytes[done...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        done += n
-    }
-    return true
+/// Ends the command with a one-line error (argument-parser's "throw, don't exit": `main` prints it, once, and
+/// exits non-zero; `defer`s and the terminal's restore run on the way). The run log and checkpoints are never
+/// touched here.
+func fail(_ message: String, code: Int32 = 1) throws -> Never {
+    throw CLIError(message, code: code)
 }
 
 /// Flushes stdout so progress lines appear at once when piped.

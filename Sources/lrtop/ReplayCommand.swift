@@ -22,6 +22,10 @@ struct Replay: ParsableCommand {
     @OptionGroup var inputs: RunInputs
     @Flag(help: "Print a table (final and best loss and accuracy, steps, interventions, how it ended) without the UI.")
     var summary = false
+    @Option(help: ArgumentHelp("With --summary: a table of this metric instead (values, steps, last, min, max, mean; "
+                               + "repeatable). Names as the metrics grid shows them: train/loss, val/acc, a tag, a run's own.",
+                               valueName: "name"))
+    var metric: [String] = []
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.")
     var theme: String?
     @Option(help: "Line several runs up by step (default) or by wall time since each started (walltime).")
@@ -35,28 +39,41 @@ struct Replay: ParsableCommand {
     @OptionGroup var terminal: TerminalFlags
 
     func validate() throws {
+        if !metric.isEmpty && !summary {
+            throw ValidationError("--metric goes with --summary (the replay UI shows every metric: press m)")
+        }
         if let s = speed, !(1...1000).contains(s) {
             throw ValidationError("--speed \(s): choose 1 to 1000 (x1 plays 20 steps a second, x1000 20,000)")
         }
     }
 
+    /// `--summary --metric NAME ...`: the metrics' table, or one line naming the metrics there are.
+    func summarizeMetrics(_ inputs: RunInputs) throws {
+        let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
+        switch RunSummary.metricTable(runs, metrics: metric) {
+        case .success(let table): printOut(table)
+        case .failure(let problem): try fail(problem.message)
+        }
+    }
+
     func run() throws {
         var inputs = inputs
-        inputs.runs = RemoteReplay.localize(inputs.runs)
+        inputs.runs = try RemoteReplay.localize(inputs.runs)
         if summary {
-            let runs = RunInputs.nameBranches(RunNames.assign(inputs.load()))
-            print(RunSummary.table(runs))
+            if !metric.isEmpty { return try summarizeMetrics(inputs) }
+            let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
+            printOut(RunSummary.table(runs))
             return
         }
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
+            try fail("the replay UI needs a terminal (stdout is not one): use 'lrtop replay --summary' for a table instead")
         }
-        let (chosenTheme, themeNotice) = Themes.resolve(theme)
+        let (chosenTheme, themeNotice) = try Themes.resolve(theme)
         var warnings = themeNotice.map { [$0] } ?? []
         let options = ReplayOptions(alignment: align == .walltime ? .walltime : .step, speed: speed,
                                     startAt: at ?? (play ? Int.min : nil), play: play)
         // The source keeps the runs; no other copy stays alive (an import's raw series are freed).
-        let source = ReplaySource(runs: RunInputs.nameBranches(RunNames.assign(inputs.load(warnings: &warnings))),
+        let source = ReplaySource(runs: RunInputs.nameBranches(RunNames.assign(try inputs.load(warnings: &warnings))),
                                   options: options)
         if align == .walltime && source.alignment != .walltime {
             let w = "no wall times in \(source.runs.count > 1 ? "these runs" : "this run"): aligned by step"
@@ -68,20 +85,7 @@ struct Replay: ParsableCommand {
             dashboard.showNotice(first + (warnings.count > 1 ? " (+\(warnings.count - 1) more, printed before the UI)" : ""),
                                  .warning)
         }
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied())
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
-    }
-}
-
-/// Runs a dashboard that is already built in this terminal, restoring it on every way out.
-enum TUIRunner {
-    static func run(_ dashboard: Dashboard, terminal: TerminalFlags = TerminalFlags(),
-                    options: TUIOptions = TUIOptions()) throws -> ExitReason {
-        let backend = NcursesBackend(mouse: !terminal.noMouse, ascii: terminal.ascii)
-        do { try backend.start() } catch { fail("cannot start the terminal UI: \(error)") }
-        defer { backend.restore() }
-        dashboard.setDepth(backend.colorDepth)
-        if let file = ViewPreferences.file() { TUIApp.remember(in: file, dashboard) }
-        return TUIApp.run(dashboard: dashboard, options: options, backend: backend)
     }
 }

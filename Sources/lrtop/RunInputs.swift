@@ -18,17 +18,17 @@ struct RunInputs: ParsableArguments {
 
     var hasMappingOverride: Bool { lossTag != nil || !lrTags.isEmpty || accTag != nil || valLossTag != nil }
 
-    /// Loads every run, printing one line per problem to stderr; exits non-zero only when nothing could be read.
-    func load() -> [RunData] {
+    /// Loads every run, printing one line per problem to stderr; throws (a non-zero exit) only when nothing could be read.
+    func load() throws -> [RunData] {
         var warnings: [String] = []
-        return load(warnings: &warnings)
+        return try load(warnings: &warnings)
     }
 
     /// Loads every run and prints one line per problem to stderr ("lrtop: warning: FILE:LINE: what"); `warnings`
     /// gets the same lines without the prefix (for the UI's notice bar). A file that cannot be read at all is an
-    /// error line and the others are still loaded; when nothing can be read it exits 1.
-    func load(warnings: inout [String]) -> [RunData] {
-        guard !runs.isEmpty else { fail("name at least one run: a .jsonl log, a TensorBoard file or folder, or a CSV") }
+    /// error line and the others are still loaded; when nothing can be read it throws `ExitCode(1)`.
+    func load(warnings: inout [String]) throws -> [RunData] {
+        guard !runs.isEmpty else { try fail("name at least one run: a .jsonl log, a TensorBoard file or folder, or a CSV") }
         var loaded: [RunData] = []
         var unreadable = 0
         func warn(_ w: String) {
@@ -65,8 +65,8 @@ struct RunInputs: ParsableArguments {
         }
         guard !loaded.isEmpty else {
             // Each file already has its line; one more would only repeat it.
-            if unreadable == runs.count { Foundation.exit(1) }
-            fail("nothing could be read from \(runs.joined(separator: ", "))")
+            if unreadable == runs.count { throw ExitCode(1) }
+            try fail("nothing could be read from \(runs.joined(separator: ", "))")
         }
         return loaded
     }
@@ -134,11 +134,51 @@ enum RunSummary {
             rows.append([r.name, r.format.rawValue, s.lastStep.map(String.init) ?? "0", loss(s.finalLoss), loss(s.bestLoss),
                          acc(s.finalAccuracy), acc(s.bestAccuracy), interventions, ended])
         }
+        return layout(columns, rows)
+    }
+
+    /// Columns padded to their widest cell, two spaces apart.
+    static func layout(_ columns: [String], _ rows: [[String]]) -> String {
         let widths = columns.indices.map { c in ([columns] + rows).map { $0[c].count }.max()! }
         func fmt(_ row: [String]) -> String {
             row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
                 .trimmingCharacters(in: .whitespaces)
         }
         return ([fmt(columns)] + rows.map(fmt)).joined(separator: "\n")
+    }
+
+    static let metricColumns = ["run", "metric", "values", "steps", "last", "min", "max", "mean"]
+
+    /// `--summary --metric NAME`: a row per run and metric; a metric no run has is an error naming what there is.
+    static func metricTable(_ runs: [RunData], metrics: [String]) -> Result<String, LogError> {
+        for name in metrics where !runs.contains(where: { $0.metricSource(named: name) != nil }) {
+            let known = runs.flatMap { $0.namedMetrics.map(\.name) }
+            var unique: [String] = []
+            for k in known where !unique.contains(k) { unique.append(k) }
+            let shown = unique.prefix(24).joined(separator: ", ") + (unique.count > 24 ? ", … (\(unique.count) in all)" : "")
+            return .failure(LogError("no metric '\(name)' in \(runs.count == 1 ? runs[0].name : "these runs")"
+                                     + (unique.isEmpty ? " (it has none)" : " (metrics: \(shown))")))
+        }
+        func number(_ v: Double?) -> String {
+            guard let v else { return "-" }
+            guard v.isFinite else { return v.isNaN ? "nan" : v > 0 ? "inf" : "-inf" }
+            return (abs(v) >= 1e-3 && abs(v) < 1e6) || v == 0 ? String(format: "%.6g", v) : String(format: "%.4e", v)
+        }
+        var rows: [[String]] = []
+        for name in metrics {
+            for r in runs {
+                guard let s = MetricSummary(r, metric: name) else {
+                    rows.append([r.name, name, "0", "-", "not in this run", "-", "-", "-"])
+                    continue
+                }
+                let steps = s.firstStep.map { first in "\(first)–\(s.lastStep ?? first)" } ?? "-"
+                var values = "\(s.count)"
+                if s.nonFinite > 0 { values += " (\(s.nonFinite) nan/inf)" }
+                rows.append([r.name, name, values, steps, number(s.last),
+                             s.min.map { number($0.value) + " @\($0.step)" } ?? "-",
+                             s.max.map { number($0.value) + " @\($0.step)" } ?? "-", number(s.mean)])
+            }
+        }
+        return .success(layout(metricColumns, rows))
     }
 }

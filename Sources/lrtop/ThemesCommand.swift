@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LRLog
 import LRTUI
 
 struct Themes: ParsableCommand {
@@ -28,9 +29,9 @@ struct Themes: ParsableCommand {
             if name == "default" { line += " (the default)" }
             let result = store.load(name)
             if !result.diagnostics.isEmpty { line += "  [\(result.diagnostics.count) problem(s): \(result.diagnostics[0])]" }
-            print(line)
+            printOut(line)
         }
-        print(Self.userThemesLine(store))
+        printOut(Self.userThemesLine(store))
     }
 
     /// Where user themes were looked for, and what was there.
@@ -51,9 +52,9 @@ struct Themes: ParsableCommand {
 
     /// The one theme loader of every command: the theme to start with and a notice of what was ignored in it,
     /// each problem printed as a warning. An unknown name or an unreadable file is an error.
-    static func resolve(_ name: String?) -> (Theme, String?) {
+    static func resolve(_ name: String?) throws -> (Theme, String?) {
         let result: ThemeLoadResult
-        do { result = try store.resolve(name) } catch { fail("\(error)") }
+        do { result = try store.resolve(name) } catch { try fail("\(error)") }
         for d in result.diagnostics { printErr("lrtop: warning: \(d)") }
         return (result.theme, result.diagnostics.isEmpty ? nil : "theme: \(result.diagnostics.count) problem(s) ignored; \(result.diagnostics[0])")
     }

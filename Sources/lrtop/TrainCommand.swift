@@ -3,8 +3,9 @@ import Foundation
 import LRTrain
 import LRLog
 import LRTUI
+import LRCommand
 
-struct Train: ParsableCommand {
+struct Train: TypedArgumentsCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model: live in the terminal UI (default) or headless with progress lines.",
         discussion: """
@@ -49,7 +50,7 @@ struct Train: ParsableCommand {
         }
     }
 
-    func run() throws { try run(explicit: Train.configKeys(in: Array(CommandLine.arguments.dropFirst()))) }
+    func run(arguments: [String]) throws { try run(arguments: arguments, explicit: Train.configKeys(in: arguments)) }
 
     /// The config keys (`TrainConfig.flattened` names) that `args` set: what `--resume` must apply or refuse.
     static func configKeys(in args: [String]) -> Set<String> {
@@ -60,33 +61,32 @@ struct Train: ParsableCommand {
         })
     }
 
-    private func run(explicit: Set<String>) throws {
+    private func run(arguments: [String], explicit: Set<String>) throws {
         if let path = config {
             // Re-parse with the file's options first, so the command line's own options come later and win.
             let fileArgs: [String]
-            do { fileArgs = try ConfigFile.arguments(path: path) } catch { fail("\(error)") }
-            var argv = Array(CommandLine.arguments.dropFirst())
-            if argv.first == "train" { argv.removeFirst() }
+            do { fileArgs = try ConfigFile.arguments(path: path) } catch { try fail("\(error)") }
+            var argv = arguments
             if let i = argv.firstIndex(of: "--config"), i + 1 < argv.count { argv.removeSubrange(i...(i + 1)) }
             argv.removeAll { $0.hasPrefix("--config=") }
             var merged: Train
             do { merged = try Train.parse(fileArgs + argv) } catch {
-                fail("\(path): \(Train.message(for: error))")
+                try fail("\(path): \(Train.message(for: error))")
             }
             merged.config = nil
-            try merged.run(explicit: explicit.union(Train.configKeys(in: fileArgs)))
+            try merged.run(arguments: argv, explicit: explicit.union(Train.configKeys(in: fileArgs)))
             return
         }
-        let config = try options.config(defaultScheduler: Defaults.scheduler)
+        let config = try options.config()
         if let path = dumpBatchOrder {
-            do { try BatchOrderFile.write(config: config, to: path) } catch { fail("\(error)") }
-            print("lrtop: wrote the batch order to \(path)")
+            do { try BatchOrderFile.write(config: config, to: path) } catch { try fail("\(error)") }
+            printOut("lrtop: wrote the batch order to \(path)")
             return
         }
         var runOptions = RunOptions()
         if let path = traceParams {
             let trace: ParameterTrace
-            do { trace = try ParameterTrace(path: path) } catch { fail("\(error)") }
+            do { trace = try ParameterTrace(path: path) } catch { try fail("\(error)") }
             runOptions.parameterObserver = { trace.record($0, $1) }
         }
         runOptions.runDirectory = runDir.map { URL(fileURLWithPath: $0) }
@@ -99,14 +99,14 @@ struct Train: ParsableCommand {
         runOptions.lrtopVersion = LRTop.version
         if let path = commands {
             let text: String
-            do { text = try FileProblem.readText(path, what: "commands script") } catch { fail("\(error)") }
-            do { runOptions.script = try CommandScript.parse(text, name: path) } catch { fail(error.description) }
+            do { text = try FileProblem.readText(path, what: "commands script") } catch { try fail("\(error)") }
+            do { runOptions.script = try CommandScript.parse(text, name: path) } catch { try fail(error.description) }
         }
         if headless {
             try runHeadless(config: config, options: runOptions)
         } else {
             guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-                fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop train --headless' for progress lines instead")
+                try fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop train --headless' for progress lines instead")
             }
             try runInteractive(config: config, options: runOptions, theme: theme)
         }
@@ -119,7 +119,7 @@ struct Train: ParsableCommand {
         options.observer = { printer.handle($0) }
         SignalFlag.install()
         let trainer: Trainer
-        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
         for warning in trainer.setupWarnings { printErr("lrtop: warning: \(warning)") }
         printer.totalSteps = trainer.totalSteps
@@ -128,7 +128,7 @@ struct Train: ParsableCommand {
         let c = trainer.config
         let what = trainer.step > 0 ? "resuming \(c.model) at step \(trainer.step) of \(trainer.totalSteps)"
             : "training \(c.model) on \(trainer.datasetName): \(trainer.totalSteps) steps"
-        var line = "lrtop: \(what) (\(trainer.stepsPerEpoch)/epoch), \(c.optimizer) lr=\(c.lr), scheduler \(c.scheduler)"
+        var line = "lrtop: \(what) (\(trainer.stepsPerEpoch)/epoch), \(c.optimizer) lr=\(c.lr), scheduler \(c.scheduler ?? "default")"
         if let lr = trainer.resumeLR { line += "; LR overridden to \(lr) from step \(trainer.step)" }
         printer.line(line)
         if let dir = trainer.runDirectory { printer.line("lrtop: run folder \(dir.path)") }
@@ -141,89 +141,10 @@ struct Train: ParsableCommand {
         switch end.reason {
         case .completed, .stopped: return
         case .interrupted: throw ExitCode(128 + (SignalFlag.number > 0 ? SignalFlag.number : SIGINT))
-        case .failed:
-            printErr("lrtop: error: \(end.message ?? "the run failed")")
-            throw ExitCode(1)
+        case .failed: try fail(end.message ?? "the run failed")
         case .diverged: throw ExitCode(2)
         }
     }
-}
-
-enum Defaults {
-    /// The schedule when none is given, headless and in the UI alike: warmup + cosine, sized to the run
-    /// (`TrainConfig.defaultSchedule`).
-    static let scheduler = TrainConfig.defaultScheduler
-}
-
-/// Prints headless progress: a line per epoch (and every N steps), errors and guard trips as they happen.
-final class ProgressPrinter: @unchecked Sendable {
-    let every: Int
-    var totalSteps = 0
-    var stepsPerEpoch = 1
-    private var lastStep: StepRecord?
-    /// Stdout was closed (`| head`): progress lines stop, the run goes on (SIGPIPE is ignored).
-    private(set) var stdoutClosed = false
-    init(every: Int) { self.every = every }
-
-    /// Prints one line unless stdout has failed; a failed write stops the lines, never the run.
-    func line(_ text: String) {
-        guard !stdoutClosed else { return }
-        fflush(nil)
-        if !writeLine(text, to: STDOUT_FILENO) { stdoutClosed = true }
-    }
-
-    /// Widths of the step and epoch columns, fixed from the run's totals so they never shift mid-run.
-    private var stepWidth: Int { max(6, String(totalSteps).count) }
-    private var epochWidth: Int { String(max(1, (totalSteps + max(1, stepsPerEpoch) - 1) / max(1, stepsPerEpoch))).count }
-    private func pad(_ n: Int, _ width: Int) -> String {
-        let s = String(n)
-        return String(repeating: " ", count: max(0, width - s.count)) + s
-    }
-
-    func handle(_ record: RunRecord) {
-        switch record {
-        case .step(let s):
-            lastStep = s
-            if every > 0 && s.step % every == 0 {
-                line("step \(pad(s.step, stepWidth))/\(totalSteps)  epoch \(pad(s.epoch + 1, epochWidth))  "
-                     + String(format: "loss %.4f  lr ", s.loss) + lrText(s.lrs)
-                     + String(format: "  grad %.3g  %.0f samples/s", s.gradNorm, s.samplesPerSec))
-            }
-        case .eval(let e):
-            let s = lastStep
-            let epoch = e.step == 0 ? 0 : (e.step - 1) / max(1, stepsPerEpoch) + 1
-            line("epoch \(pad(epoch, epochWidth))  step \(pad(e.step, stepWidth))/\(totalSteps)  "
-                 + String(format: "train_loss %.4f  val_loss %.4f  val_acc %.2f%%  lr ", s?.loss ?? .nan, e.loss, e.accuracy * 100)
-                 + lrText(s?.lrs ?? []) + String(format: "  %.0f samples/s", s?.samplesPerSec ?? 0))
-        case .event(let ev):
-            switch ev.kind {
-            case .error where ev.text == "log" || ev.text == "checkpoint":
-                // Not a command: the run's own files. Stderr as well, where a closed stdout cannot hide it.
-                printErr("lrtop: error at step \(ev.step): \(ev.message ?? "")")
-            case .error: line("step \(ev.step): command '\(ev.text)' rejected: \(ev.message ?? "")")
-            case .guardTrip: line("step \(ev.step): divergence guard: \(ev.message ?? "")")
-            case .command:
-                line("step \(ev.step): \(ev.text)  lr \(lrText(ev.lrsBefore)) → \(lrText(ev.lrsAfter))" + (ev.message.map { "  (\($0))" } ?? ""))
-            case .rollback, .info: if let m = ev.message { line("step \(ev.step): \(m)") }
-            case .checkpoint: break
-            }
-        case .header, .end: break
-        }
-    }
-
-    func summary(_ end: EndRecord) {
-        var text = "lrtop: \(end.reason) at step \(end.step)"
-        if let l = end.finalLoss { text += String(format: ", final train loss %.4f", l) }
-        if let a = end.finalAccuracy { text += String(format: ", test accuracy %.2f%%", a * 100) }
-        if let b = end.bestAccuracy { text += String(format: " (best %.2f%%)", b * 100) }
-        text += String(format: ", %.1f s", end.wallTime)
-        if let m = end.message { text += " — \(m)" }
-        line(text)
-    }
-}
-
-func lrText(_ lrs: [Double]) -> String {
-    lrs.map { String(format: "%.3g", $0) }.joined(separator: ",")
 }
 
 extension Train {
@@ -239,9 +160,9 @@ extension Train {
         var options = options
         options.headless = false
         options.publishRecords = true
-        let (loadedTheme, notice) = Themes.resolve(theme)
+        let (loadedTheme, notice) = try Themes.resolve(theme)
         let trainer: Trainer
-        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         let finished = DispatchSemaphore(value: 0)
         let box = EndBox()
         let thread = Thread {
@@ -257,19 +178,16 @@ extension Train {
         // Each frame can stall a BLAS thread mid-product on a 2-core machine (measured with `lrtop bench --tui`:
         // about 0.3% of training speed per frame per second), so the view refreshes 4 times a second while you
         // watch and 15 times a second for two seconds after a key. Keys are read the moment they arrive.
-        var tuiOptions = TUIOptions(maxFPS: 15, pollMs: 250, themeStore: Themes.store,
-                                    startupNotice: notice ?? trainer.datasetNotice)
+        var tuiOptions = terminal.applied(to: TUIOptions(maxFPS: 15, pollMs: 250, startupNotice: notice ?? trainer.datasetNotice))
         tuiOptions.idleFPS = 4
-        tuiOptions.mouse = !terminal.noMouse
-        tuiOptions.ascii = terminal.ascii
         tuiOptions.exitWhenFinished = exitWhenDone
         tuiOptions.findLRAtStart = findLR
         let reason: ExitReason
         do {
-            reason = try TUIApp.run(source: source, theme: loadedTheme, options: tuiOptions)
+            reason = try TUIApp.run(Dashboard(source: source, theme: loadedTheme, themeStore: Themes.store), options: tuiOptions)
         } catch {
             stop(trainer, finished, signal: nil)
-            fail("\(error)")
+            try fail("\(error)")
         }
         // The terminal is restored here. End the run cleanly: log closed, end record and final checkpoint written.
         var signal: Int32? = nil
@@ -279,14 +197,14 @@ extension Train {
             ProgressPrinter(every: 0).summary(end)
             if end.reason == .diverged || end.reason == .failed { printErr("lrtop: \(end.message ?? end.reason.rawValue)") }
         }
-        if let dir = trainer.runDirectory { print("lrtop: run folder \(dir.path)") }
-        if let log = trainer.logURL { print("lrtop: replay with: lrtop replay \(log.path)") }
+        if let dir = trainer.runDirectory { printOut("lrtop: run folder \(dir.path)") }
+        if let log = trainer.logURL { printOut("lrtop: replay with: lrtop replay \(log.path)") }
         if let signal { throw ExitCode(128 + signal) }
     }
 
     private func stop(_ trainer: Trainer, _ finished: DispatchSemaphore, signal: Int32?) {
         if let signal { SignalFlag.raise(signal) }
-        trainer.channel.send("stop")
+        trainer.channel.send(.stop)
         if finished.wait(timeout: .now() + 60) == .timedOut {
             trainer.flushLog()
             printErr("lrtop: the trainer did not stop within 60 s; its log was flushed")

@@ -24,17 +24,17 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("lrtop watch needs a terminal (stdout is not one): use 'lrtop replay --summary \(log)' for a table")
+            try fail("lrtop watch needs a terminal (stdout is not one): use 'lrtop replay --summary \(log)' for a table")
         }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: log, isDirectory: &isDir), isDir.boolValue {
-            fail("\(log) is a folder: watch follows one .jsonl run log (its run.jsonl?)")
+            try fail("\(log) is a folder: watch follows one .jsonl run log (its run.jsonl?)")
         }
-        let (chosen, themeNotice) = Themes.resolve(theme)
+        let (chosen, themeNotice) = try Themes.resolve(theme)
         let source = WatchSource(url: URL(fileURLWithPath: log), pollInterval: Double(intervalMs) / 1000)
         let dashboard = Dashboard(source: source, theme: chosen, themeStore: Themes.store)
         if let themeNotice { dashboard.showNotice(themeNotice, .warning) }
-        let reason = try TUIRunner.run(dashboard, terminal: terminal)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied())
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
 }

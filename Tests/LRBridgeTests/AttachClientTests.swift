@@ -4,15 +4,13 @@ import LRLog
 import LRBridge
 import LRTUI
 import LRTrain
+import LRCommand
+import LRLog
 
 /// The attach client against a fake bridge server: what it sends, what it shows, and how it copes with a server
 /// that refuses, misbehaves or vanishes.
 @Suite(.serialized)
 struct AttachClientTests {
-    let validate: (String) -> String? = { text in
-        do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
-    }
-
     /// A run log, a fake server for it, and a client attached to both; `shown` collects the key-bar replies.
     final class Attached {
         let dir: TempFolder
@@ -21,7 +19,7 @@ struct AttachClientTests {
         let source: AttachSource
         var shown: [(text: String, isError: Bool)] = []
 
-        init(steps: Int = 3, validate: @escaping (String) -> String?,
+        init(steps: Int = 3,
              reply: @escaping @Sendable (Int, String) -> [String] = { id, _ in [#"{"type":"ack","id":\#(id),"ok":true}"#] }) throws {
             dir = try TempFolder()
             log = dir.file("run.jsonl")
@@ -30,9 +28,19 @@ struct AttachClientTests {
             let connection = try BridgeConnection(path: server.path)
             _ = try connection.waitForGreeting()
             source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: log),
-                                  pollInterval: 0, validate: validate)
-            source.onReply = { [unowned self] in shown.append(($0, $1)) }
+                                  pollInterval: 0)
         }
+
+        /// Reads what the run sent: its answers (as the key bar words them) and the source's warnings into `shown`.
+        func pump() {
+            _ = source.drain()
+            shown += source.takeReplies().map { (Dashboard.answerText($0), $0.outcome != .applied) }
+            shown += source.takeWarnings().map { ($0, true) }
+        }
+
+        /// Sends a command typed as text, parsed once as the prompt parses it.
+        @discardableResult
+        func send(_ text: String) throws -> Int { try source.send(CommandParser.parse(text), text: text) }
 
         deinit {
             server.stop()
@@ -50,9 +58,8 @@ struct AttachClientTests {
         let connection = try BridgeConnection(path: server.path)
         let hello = try connection.waitForGreeting()
         #expect(hello == BridgeHello(run: "fake-run", log: log, pid: 4242, framework: "plain", worldSize: 1))
-        let source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: hello.log), pollInterval: 0,
-                                  validate: validate)
-        source.schedulerKinds = { rest, perEpoch in [SchedulerKind(name: "cosine \(rest) \(perEpoch)", summary: "", parameters: [])] }
+        let source = AttachSource(connection: connection, logURL: URL(fileURLWithPath: hello.log), pollInterval: 0)
+        source.catalog = { rest, perEpoch in [SchedulerKind(name: "cosine \(rest) \(perEpoch)", summary: "", parameters: [])] }
         #expect(source.logURL.path == log)
         var records = 0
         #expect(eventually { records += source.drain().count; return source.status().scheduler == "cosine T_max=200" })
@@ -65,7 +72,7 @@ struct AttachClientTests {
         #expect(s.groups.map(\.name) == ["body", "head"])
         #expect(s.groups.map(\.lr) == [0.001, 0.002])
         // The s menu sized to the rest of the run: 200 planned, 12 taken, 100 an epoch (from the log's header).
-        #expect(s.schedulerKinds.map(\.name) == ["cosine 188 100"])
+        #expect(source.schedulerKinds().map(\.name) == ["cosine 188 100"])
         #expect(s.details.contains { $0.key == "process" && $0.value.contains("pid 4242") })
         #expect(s.details.contains { $0.key == "checkpoints" && $0.value == "1" })
         // The client says hello first.
@@ -73,13 +80,13 @@ struct AttachClientTests {
     }
 
     @Test func aCommandIsSentOnceAndItsResultIsShown() throws {
-        let run = try Attached(validate: validate) { id, text in [
+        let run = try Attached() { id, text in [
             #"{"type":"ack","id":\#(id),"ok":true}"#,
             #"{"type":"result","id":\#(id),"ok":true,"step":13,"message":"\#(text): all groups 1.00e-03 -> 1.00e-04"}"#,
         ] }
         let (server, source) = (run.server, run.source)
-        #expect(source.send("lr 1e-4") == nil)
-        #expect(eventually { _ = source.drain(); return source.replies.first?.outcome != .queued })
+        #expect(try run.send("lr 1e-4") == 1)
+        #expect(eventually { run.pump(); return source.replies.first?.outcome != .queued })
         #expect(source.replies == [AttachSource.Reply(id: 1, command: "lr 1e-4",
                                                       outcome: .applied(step: 13, message: "lr 1e-4: all groups 1.00e-03 -> 1.00e-04"))])
         #expect(run.shown.count == 1)
@@ -89,19 +96,28 @@ struct AttachClientTests {
         #expect(commands == [#"{"type":"command","id":1,"text":"lr 1e-4"}"#])
     }
 
-    @Test func aTypoIsRejectedHereAndNeverSent() throws {
-        let run = try Attached(validate: validate)
+    @Test func aTypoIsRejectedAtThePromptAndNeverSent() throws {
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
-        let error = source.send("lr abc")
-        #expect(error?.hasPrefix("invalid LR 'abc'") == true)
-        #expect(source.send("paws")?.contains("unknown command 'paws'") == true)
-        #expect(source.send("pause") == nil)
+        let dashboard = Dashboard(source: source)
+        #expect(eventually { dashboard.update(); return dashboard.status.state == .running })
+        func type(_ text: String) -> String? {
+            _ = dashboard.handle(.char(":"))
+            for c in text { _ = dashboard.handle(.char(c)) }
+            _ = dashboard.handle(.enter)
+            guard case .prompt(let p) = dashboard.overlay else { return nil }
+            _ = dashboard.handle(.escape)
+            return p.error
+        }
+        #expect(type("lr abc")?.hasPrefix("invalid LR 'abc'") == true)
+        #expect(type("paws")?.contains("unknown command 'paws'") == true)
+        #expect(type("pause") == nil)
         #expect(eventually { _ = source.drain(); return server.lines.count == 2 })
         #expect(server.lines.last == #"{"type":"command","id":1,"text":"pause"}"#)
     }
 
     @Test func aCommandTheRunRefusesOrCannotApplyLooksRejected() throws {
-        let run = try Attached(validate: validate) { id, text in
+        let run = try Attached() { id, text in
             if text.hasPrefix("sched") {
                 return [#"{"type":"ack","id":\#(id),"ok":false,"error":"unknown scheduler 'cosin': valid kinds are cosine, step"}"#]
             }
@@ -109,9 +125,9 @@ struct AttachClientTests {
                     #"{"type":"result","id":\#(id),"ok":false,"step":14,"error":"no param group 'neck' (groups: body, head)"}"#]
         }
         let source = run.source
-        #expect(source.send("sched cosin") == nil)
-        #expect(source.send("lr neck 1e-3") == nil)
-        #expect(eventually { _ = source.drain(); return run.shown.count == 2 })
+        try run.send("sched cosin")
+        try run.send("lr neck 1e-3")
+        #expect(eventually { run.pump(); return run.shown.count == 2 })
         #expect(run.shown.map(\.1) == [true, true])
         #expect(run.shown[0].0 == "✗ sched cosin: unknown scheduler 'cosin': valid kinds are cosine, step")
         #expect(run.shown[1].0 == "✗ lr neck 1e-3: no param group 'neck' (groups: body, head) (step 14)")
@@ -120,31 +136,43 @@ struct AttachClientTests {
     }
 
     @Test func malformedLinesFromTheRunAreSkippedAndTheConnectionStays() throws {
-        let run = try Attached(validate: validate)
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
         server.send("this is not json")
         server.send(#"{"type":"telemetry","x":1}"#)
         server.send(#"{"type":"status","state":"paused","step":20,"lr":[0.001,"NaN"],"groups":["body","head"]}"#)
-        #expect(eventually { _ = source.drain(); return source.status().state == .paused })
+        #expect(eventually { run.pump(); return source.status().state == .paused })
         #expect(source.connection.state == .connected)
         #expect(run.shown.map(\.0) == ["malformed message from the run: not JSON: 'this is not json'",
                                    "malformed message from the run: unknown message type 'telemetry'"])
         #expect(source.status().groups[1].lr.isNaN)
     }
 
+    /// The run's state word is a phase or how it ended (an `EndReason`, as its log's end record says it):
+    /// `completed` is finished, `interrupted` is stopped; a word of a later bridge reads as running.
+    @Test func theStateWordIsReadAsAPhaseOrAnEndReason() throws {
+        let run = try Attached()
+        let (server, source) = (run.server, run.source)
+        for (word, phase) in [("completed", RunPhase.finished), ("interrupted", .stopped), ("diverged", .diverged),
+                              ("paused", .paused), ("warming", .running)] {
+            server.send(#"{"type":"status","state":"\#(word)","step":3,"lr":[0.001],"groups":["all"]}"#)
+            #expect(eventually { run.pump(); return source.status().state == phase }, "\(word)")
+        }
+    }
+
     @Test func aLineOverTheLimitClosesTheConnectionWithTheReason() throws {
-        let run = try Attached(validate: validate)
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
         // After the greeting's status line, so nothing else can end the line.
         #expect(eventually { _ = source.drain(); return source.status().scheduler == "cosine T_max=200" })
         server.sendRaw(String(repeating: "x", count: BridgeProtocol.maxLineBytes + 10))
         #expect(eventually { _ = source.drain(); return source.connection.state != .connected })
         #expect(source.connection.state == .closed(reason: "the run sent over 65536 bytes without a newline"))
-        #expect(source.send("pause")?.hasPrefix("not connected to the run") == true)
+        #expect { try run.send("pause") } throws: { "\($0)".hasPrefix("not connected to the run") }
     }
 
     @Test func aVanishedRunIsCalledLostAndCommandsAreRefused() throws {
-        let run = try Attached(steps: 12, validate: validate)
+        let run = try Attached(steps: 12)
         let (server, source) = (run.server, run.source)
         var now = 100.0
         source.clock = { now }
@@ -160,11 +188,11 @@ struct AttachClientTests {
         #expect(why == "the run's socket closed at step 12 and its log has no end record: the training process exited or was killed")
         #expect(source.status().state == .failed)
         #expect(source.status().message == "lost the run: its socket closed with no end record in the log")
-        #expect(source.send("resume") == "not connected to the run: " + why)
+        #expect(throws: CommandError("not connected to the run: " + why)) { try run.send("resume") }
     }
 
     @Test func aRunThatEndsIsShownEndedNotLost() throws {
-        let run = try Attached(steps: 12, validate: validate)
+        let run = try Attached(steps: 12)
         let (server, source) = (run.server, run.source)
         var now = 100.0
         source.clock = { now }
@@ -217,7 +245,7 @@ struct AttachClientTests {
     }
 
     @Test func qDetachesWithoutAskingAndTheKeysSendCommands() throws {
-        let run = try Attached(validate: validate)
+        let run = try Attached()
         let (server, source) = (run.server, run.source)
         let dashboard = Dashboard(source: source)
         #expect(eventually { dashboard.update(); return dashboard.status.state == .running })

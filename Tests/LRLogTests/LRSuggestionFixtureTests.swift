@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import LRLog
+import LRCommand
 
 /// The LR range test against fastai and Lightning themselves: spec/lr_find_curves.json holds curves and what
 /// fastai's `Learner.lr_find` suggestion functions and Lightning's `suggestion()` returned for them, recorded by

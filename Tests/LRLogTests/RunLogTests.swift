@@ -1,4 +1,5 @@
 import Foundation
+import LRCommand
 import LRLog
 import Testing
 
@@ -19,10 +20,15 @@ private let allRecords: [RunRecord] = [
     .step(StepRecord(step: 2, epoch: 0, lrs: [.nan, 1e-300], loss: .nan, gradNorm: .infinity, samplesPerSec: -.infinity,
                      wallTime: Double.leastNonzeroMagnitude)),
     .eval(EvalRecord(step: 2, epoch: 0, loss: 0.6931471805599453, accuracy: 0.52475, wallTime: 1.5)),
-    .event(EventRecord(step: 2, kind: .command, text: "lr 3e-4", lrsBefore: [1e-3, 1e-3], lrsAfter: [3e-4, 3e-4],
-                       message: nil, wallTime: 1.75)),
-    .event(EventRecord(step: 2, kind: .guardTrip, text: "guard", lrsBefore: [3e-4], lrsAfter: [1.5e-4],
+    .event(EventRecord(step: 2, kind: .command, text: "lr 3e-4", command: .lr(group: nil, .set(3e-4)),
+                       lrsBefore: [1e-3, 1e-3], lrsAfter: [3e-4, 3e-4], message: nil, wallTime: 1.75)),
+    .event(EventRecord(step: 2, kind: .guardTrip, text: "guard", result: EventResult(rolledBackTo: 1),
+                       lrsBefore: [3e-4], lrsAfter: [1.5e-4],
                        message: "loss is NaN at step 2: \"halved\" the LR\nnext line é 😀", wallTime: 2)),
+    .event(EventRecord(step: 2, kind: .command, text: "find-lr steps=20", command: .findLR(LRRangeSettings(steps: 20)),
+                       result: EventResult(subruns: ["subruns/find-lr-2"],
+                                           suggestions: [.init(name: "valley", lr: 2.09e-3), .init(name: "min/10", lr: 1e-2)]),
+                       lrsBefore: [3e-4], lrsAfter: [3e-4], message: "subruns/find-lr-2: 20 steps", wallTime: 2.1)),
     .eval(EvalRecord(step: 3, epoch: 0, loss: .infinity, accuracy: .nan, wallTime: 2.5)),
     .end(EndRecord(reason: .diverged, step: 3, epoch: 0, finalLoss: .nan, bestEvalLoss: 0.69, bestAccuracy: nil,
                    finalAccuracy: 0.5, wallTime: 3, message: "stopped by the guard")),
@@ -51,12 +57,36 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
         #expect(read.records[1] == allRecords[1])
         #expect(read.records[4] == allRecords[4])
         #expect(read.records[5] == allRecords[5])
+        #expect(read.records[6] == allRecords[6])
         if case let .step(s) = read.records[2] {
             #expect(s.loss.isNaN && s.lrs[0].isNaN && s.lrs[1] == 1e-300 && s.gradNorm == .infinity)
             #expect(s.samplesPerSec == -.infinity && s.wallTime == Double.leastNonzeroMagnitude)
         } else {
             Issue.record("record 2 is not a step")
         }
+    }
+
+    /// A log written before events carried their command (schema 1) reads with the same typed fields: the
+    /// command from its text, the outcomes from the messages that version wrote.
+    @Test func anOlderLogGetsItsCommandsAndOutcomesFromItsText() throws {
+        let lines = [
+            #"{"type":"header","schema":1,"lrtop_version":"0.1.0","start_time":"2025-11-25T02:50:00Z","seed":0,"groups":["all"],"steps_per_epoch":10,"total_steps":100,"config":{}}"#,
+            #"{"type":"event","step":5,"kind":"command","text":"PAUSE","lrs_before":[0.001],"lrs_after":[0.001],"wall_time":1}"#,
+            #"{"type":"event","step":5,"kind":"error","text":"lr abc","lrs_before":[0.001],"lrs_after":[0.001],"message":"invalid LR 'abc'","wall_time":1}"#,
+            #"{"type":"event","step":3,"kind":"command","text":"rollback","lrs_before":[0.001],"lrs_after":[0.001],"message":"rolled back from step 5 to step 3 (manual)","wall_time":2}"#,
+            #"{"type":"event","step":3,"kind":"command","text":"find-lr steps=20","lrs_before":[0.001],"lrs_after":[0.001],"message":"subruns/find-lr-3: 20 steps, all steps taken; valley 0.00209","wall_time":3}"#,
+            #"{"type":"event","step":2,"kind":"guard","text":"guard","lrs_before":[0.001],"lrs_after":[0.0005],"message":"loss is nan at step 4; rolled back to step 2 and halved the LR","wall_time":4}"#,
+            #"{"type":"event","step":2,"kind":"guard","text":"guard","lrs_before":[0.001],"lrs_after":[0.001],"message":"loss is nan at step 3; paused: lower the LR","wall_time":5}"#,
+        ]
+        let events = try lines.dropFirst().map { line -> EventRecord in
+            guard case let .event(e) = try RunLogLine.decode(line) else { throw LogError("not an event") }
+            return e
+        }
+        #expect(events.map(\.command) == [.pause, nil, .rollback, .findLR(LRRangeSettings(steps: 20)), nil, nil])
+        #expect(events.map(\.result) == [nil, nil, EventResult(rolledBackTo: 3), EventResult(subruns: ["subruns/find-lr-3"]),
+                                         EventResult(rolledBackTo: 2), EventResult(paused: true)])
+        // Texts and messages stay as they were written.
+        #expect(events.map(\.text) == ["PAUSE", "lr abc", "rollback", "find-lr steps=20", "guard", "guard"])
     }
 
     @Test func linesAreTheDocumentedJSON() throws {
@@ -92,7 +122,7 @@ private func sameRecords(_ a: [RunRecord], _ b: [RunRecord]) -> Bool {
             // Our encoder writes the documented examples byte for byte.
             #expect(RunLogLine.encode(record) == line)
         }
-        #expect(types == ["header", "step", "eval", "event", "end"])
+        #expect(types == ["header", "step", "eval", "metrics", "event", "end"])
     }
 
     @Test func subRunHeaderRoundTripsAndAnUnknownKindIsRefused() throws {

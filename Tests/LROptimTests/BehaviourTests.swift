@@ -57,6 +57,11 @@ struct Grads {
         var snap = opt.stateSnapshot()
         snap.tensors["fc1.weight"] = ["exp_avg": [1, 2, 3]]
         #expect(throws: OptimError.self) { try opt.restore(snap) }
+        // A slot the optimizer does not declare (SGD's buffer in an Adam's state) is refused, not kept.
+        var foreign = opt.stateSnapshot()
+        let size = sampleParameters()[0].value.count
+        foreign.tensors["fc1.weight"] = ["momentum_buffer": [Float](repeating: 0, count: size)]
+        #expect { try opt.restore(foreign) } throws: { "\($0)".contains("'momentum_buffer' of 'fc1.weight' is not state adam keeps") }
         let grouped = try OptimizerFactory.make(spec: "adam", rules: ["head.*:lr_scale=2"], parameters: sampleParameters())
         #expect(throws: OptimError.self) { try grouped.restore(opt.stateSnapshot()) }
     }

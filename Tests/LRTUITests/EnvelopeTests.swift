@@ -151,3 +151,42 @@ import LRTUI
         #expect(abs(e.value - 1) < 1e-9)
     }
 }
+
+@Suite struct EnvelopeBulkBuildTests {
+    /// The one-pass bulk build: exactly what appending one value at a time gives while nothing is trimmed; on long
+    /// runs exact over the retained last steps and never narrower than the truth anywhere (no extreme lost); for
+    /// starts that are and are not block-aligned, with gaps of NaN.
+    @Test(arguments: [(0, 1), (5, 900), (4096, 7_000), (7, 300_001)])
+    func bulkBuildIsAppendingOneByOne(start: Int, count: Int) {
+        var rng = EnvelopeTests.LCG(state: UInt64(count))
+        let values = (0..<count).map { i in i % 97 == 13 ? Double.nan : rng.next() * 10 - 5 }
+        let retained = 512
+        var bulk = EnvelopeSeries(retainedBlocks: retained)
+        bulk.append(count: count, startingAt: start) { values[$0] }
+        var inc = EnvelopeSeries(retainedBlocks: retained)
+        for (i, v) in values.enumerated() { inc.append(step: start + i, value: v) }
+        #expect(bulk.firstStep == inc.firstStep && bulk.lastStep == inc.lastStep && bulk.appendedCount == inc.appendedCount)
+        let last = start + count - 1
+        var ranges = [start...last, start...start, last...last, max(start, last - 300)...last]
+        for _ in 0..<60 {
+            let a = start + Int(rng.next() * Double(count)), b = start + Int(rng.next() * Double(count))
+            ranges.append(min(a, b)...max(a, b))
+        }
+        let trimmed = count > 2 * retained
+        for r in ranges {
+            let truth = values[(r.lowerBound - start)...(r.upperBound - start)].filter { $0.isFinite }
+            guard let got = bulk.summary(in: r) else { #expect(truth.isEmpty, "\(r)"); continue }
+            #expect(got.min <= truth.min()! && got.max >= truth.max()!, "\(r)")
+            if !trimmed, let expected = inc.summary(in: r) {
+                // Sums in another order: equal to rounding.
+                #expect(got.min == expected.min && got.max == expected.max && got.first == expected.first
+                        && got.last == expected.last && got.count == expected.count
+                        && abs(got.sum - expected.sum) <= 1e-9 * max(1, abs(expected.sum)), "\(r)")
+            }
+            if r.lowerBound > last - retained {
+                #expect(got.count == truth.count && got.min == truth.min() && got.max == truth.max() && got.last == truth.last, "\(r)")
+            }
+        }
+        #expect(bulk.storedBlockCount <= EnvelopeSeries.levelCount * 2 * retained)
+    }
+}

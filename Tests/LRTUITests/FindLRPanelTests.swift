@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LRLog
 import LRTUI
+import LRCommand
 
 /// The find-lr panel as a person uses it: `f` sweeps, the curve and its suggestions appear as the sub-run log
 /// grows, the cursor moves, enter applies the pick as a command and the run resumes.
@@ -154,8 +155,9 @@ import LRTUI
         try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
         try Data(Self.lines(records).utf8).write(to: sub.appendingPathComponent("log.jsonl"))
         var run = replayRun(steps: 300, commands: [])
-        run.append(.event(EventRecord(step: 100, kind: .command, text: "find-lr", lrsBefore: [1e-3], lrsAfter: [1e-3],
-                                      message: "subruns/find-lr-100: " + curve.summary, wallTime: 1)))
+        run.append(.event(EventRecord(step: 100, kind: .command, text: "find-lr", command: .findLR(LRRangeSettings()),
+                                      result: EventResult(subruns: ["subruns/find-lr-100"]), lrsBefore: [1e-3],
+                                      lrsAfter: [1e-3], message: "subruns/find-lr-100: " + curve.summary, wallTime: 1)))
         try Data(Self.lines([.header(run.header!)]).utf8).write(to: dir.appendingPathComponent("run.jsonl"))
         run.source = dir.appendingPathComponent("run.jsonl").path
         let source = ReplaySource(runs: [run])
@@ -214,7 +216,9 @@ extension FindLRPanelTests {
         _ = d.handle(.char(":"))
         for ch in "find-lr steps=2" { _ = d.handle(.char(ch)) }
         _ = d.handle(.enter)
-        #expect(src.sent.last == "find-lr steps=2")
+        #expect(src.refused.last == "find-lr steps=2")
+        guard case .prompt(let p) = d.overlay else { Issue.record("the prompt closed"); return }
+        #expect(p.error?.contains("from 6 to 10000") == true)
     }
 }
 

@@ -108,4 +108,19 @@ final class FakeSweep: LeaderboardSource {
         let b = draw(board, width: 40, height: 8)
         #expect(b.text.contains("too small: need 60x10, have 40x8"))
     }
+
+    /// The leaderboard runs in the same loop as the dashboard (`TUIApp`): drawn on the terminal's colours, new
+    /// rows drawn as they come, q q stops the sweep and quits, the terminal restored.
+    @Test func itRunsInTheOneLauncherAsTheDashboardDoes() throws {
+        let sweep = FakeSweep(Self.model())
+        let board = Leaderboard(source: sweep)
+        let backend = MemoryBackend(width: 100, height: 16, colorDepth: .none,
+                                    script: [.idle(1), .key(.char("q")), .idle(1), .key(.char("q")), .idle(1),
+                                             .key(.char("q"))])
+        #expect(try TUIApp.run(board, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend) == .quit)
+        #expect(sweep.stopped)
+        #expect(backend.restoreCount == 1)
+        #expect(backend.frames.contains { $0.text.contains("q again stops it") })
+        #expect(backend.frames.allSatisfy { b in b.cells.allSatisfy { $0.fg == .default && $0.bg == .default } })
+    }
 }

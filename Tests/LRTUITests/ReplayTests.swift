@@ -38,8 +38,8 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         }
     }
     for (step, text) in commands {
-        run.append(.event(EventRecord(step: step, kind: .command, text: text, lrsBefore: [1e-3], lrsAfter: [5e-4],
-                                      wallTime: Double(step) * secondsPerStep)))
+        run.append(.event(logged(EventRecord(step: step, kind: .command, text: text, lrsBefore: [1e-3], lrsAfter: [5e-4],
+                                             wallTime: Double(step) * secondsPerStep))))
     }
     if let end {
         run.append(.end(EndRecord(reason: end, step: n, epoch: (n - 1) / 100, finalLoss: nil, bestEvalLoss: nil,
@@ -296,8 +296,7 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         source.clock = { clock.now }
         let d = source.makeDashboard()
         let backend = MemoryBackend(width: 120, height: 40, script: [.idle(1), .key(.home), .idle(1), .key(.char(".")), .idle(2)])
-        try backend.start()
-        let reason = TUIApp.run(dashboard: d, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
+        let reason = try TUIApp.run(d, options: TUIOptions(maxFPS: 0, pollMs: 0), backend: backend)
         #expect(reason == .interrupted(signal: MemoryBackend.endOfScriptSignal))
         #expect(backend.frames.contains { $0.lines()[0].contains("step 0/300") })
         #expect(backend.screen.lines()[0].contains("step 100/300"))
@@ -315,7 +314,8 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         run.steps.gradNorm = [Float](repeating: 1, count: n)
         run.steps.samplesPerSec = [Float](repeating: 5000, count: n)
         run.steps.wallTime = (0..<n).map { Double($0) * 0.001 }
-        run.events = [EventRecord(step: 400_000, kind: .command, text: "lr *0.5", lrsBefore: [], lrsAfter: [], wallTime: 400)]
+        run.events = [logged(EventRecord(step: 400_000, kind: .command, text: "lr *0.5", lrsBefore: [], lrsAfter: [],
+                                         wallTime: 400))]
         let clock = ContinuousClock()
         var d: Dashboard!
         var source: ReplaySource!
@@ -413,5 +413,39 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         d.update()
         #expect(d.status.state == .failed)
         #expect(d.render(width: 120, height: 40).text.contains("not an lrtop run log"))
+    }
+}
+
+/// A log written before events carried their command (run log schema 1) still replays with the meaning of its
+/// events: the scheduler switch in force at the cursor, a rollback's ghost branch, a `PAUSE` in the running clock.
+@Suite struct OldLogReplayTests {
+    @Test func aSchemaOneLogReplaysWithItsEventsUnderstood() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lrtop-old-log-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var lines = [#"{"type":"header","schema":1,"lrtop_version":"0.1.0","start_time":"2025-11-25T02:50:00Z","seed":0,"groups":["all"],"steps_per_epoch":100,"total_steps":300,"config":{"optimizer":"sgd","lr":"0.1","scheduler":"constant"}}"#]
+        func step(_ s: Int, wall: Double) -> String {
+            #"{"type":"step","step":\#(s),"epoch":0,"lrs":[0.1],"loss":\#(2.0 / Double(s)),"grad_norm":1,"samples_per_sec":100,"wall_time":\#(wall)}"#
+        }
+        for s in 1...100 { lines.append(step(s, wall: Double(s) * 0.01)) }
+        lines.append(#"{"type":"event","step":100,"kind":"command","text":"sched cosine:T_max=200","lrs_before":[0.1],"lrs_after":[0.1],"wall_time":1}"#)
+        lines.append(#"{"type":"event","step":100,"kind":"command","text":"PAUSE","lrs_before":[0.1],"lrs_after":[0.1],"wall_time":1}"#)
+        lines.append(#"{"type":"event","step":100,"kind":"command","text":"resume","lrs_before":[0.1],"lrs_after":[0.1],"wall_time":601}"#)
+        for s in 101...150 { lines.append(step(s, wall: 601 + Double(s - 100) * 0.01)) }
+        lines.append(#"{"type":"event","step":120,"kind":"command","text":"rollback","lrs_before":[0.1],"lrs_after":[0.1],"message":"rolled back from step 150 to step 120 (manual)","wall_time":601.5}"#)
+        for s in 121...200 { lines.append(step(s, wall: 601.5 + Double(s - 120) * 0.01)) }
+        let url = dir.appendingPathComponent("run.jsonl")
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+
+        let run = try RunLogReader.readRun(at: url)
+        #expect(run.events.map(\.command) == [.sched("cosine:T_max=200"), .pause, .resume, .rollback])
+        let source = ReplaySource(runs: [run], options: ReplayOptions(startAt: 150))
+        let d = source.makeDashboard()
+        d.update()
+        #expect(d.render(width: 120, height: 40).squeezed.contains("sched cosine:T_max=200 @100"))
+        // The ten paused minutes are not running time: 200 steps at 100 a second.
+        #expect(d.primary.stepsPerSecAverage.map { ($0 - 100).magnitude < 1 } == true)
+        // Steps 121-150 were rolled back: their first pass is a ghost behind the timeline.
+        #expect(!d.primary.loss.ghostSources.isEmpty)
     }
 }

@@ -1,17 +1,34 @@
 import Foundation
+import LRCommand
 import LRLog
 import LRTUI
 
-/// A RunSource driven by the test: records to hand out, a status, and the commands it was sent.
+/// An event as a run's log gives it: the command parsed from its text and its outcome as data (what the trainer
+/// writes; built here from the text and message, as for an older log).
+func logged(_ event: EventRecord) -> EventRecord {
+    guard event.command == nil, event.result == nil,
+          case .event(let e)? = try? RunLogLine.decode(RunLogLine.encode(.event(event))) else { return event }
+    return e
+}
+
+/// A RunSource driven by the test: records to hand out, a status, and the commands it was sent. It answers a
+/// command as a run does, by its id, when the event that logs it is handed out.
 final class FakeSource: RunSource {
     var pending: [RunRecord] = []
     var current: LiveStatus
+    /// The texts of the commands sent, in order.
     var sent: [String] = []
-    /// Commands that are rejected, with their error.
+    var commands: [Command] = []
+    /// Texts that did not parse at the prompt, which a run logs.
+    var refused: [String] = []
+    /// Commands that are refused when sent, with their error.
     var rejections: [String: String] = [:]
     let isLive: Bool
     /// The run's folder (its `subruns/`), for the find-lr panel.
     var runFolder: URL?
+    /// Sent and not answered yet: (id, text).
+    private var unanswered: [(id: Int, text: String)] = []
+    private var replies: [CommandReply] = []
 
     init(status: LiveStatus = FakeSource.defaultStatus, isLive: Bool = true) {
         self.current = status
@@ -20,17 +37,43 @@ final class FakeSource: RunSource {
 
     func drain() -> [RunRecord] {
         defer { pending.removeAll() }
-        return pending
+        return pending.map { record in
+            guard case .event(let e) = record else { return record }
+            let event = logged(e)
+            if event.kind == .command || event.kind == .error,
+               let i = unanswered.firstIndex(where: { $0.text == event.text }) {
+                replies.append(CommandReply(id: unanswered[i].id, event: event))
+                unanswered.remove(at: i)
+            }
+            return .event(event)
+        }
     }
 
     func status() -> LiveStatus { current }
 
-    func send(_ command: String) -> String? {
-        sent.append(command)
-        if let e = rejections[command] { return e }
-        if command.hasPrefix("lr ") && command.contains("abc") { return "bad value 'abc': expected a number like 3e-4 or *2" }
+    func send(_ command: Command, text: String) throws(CommandError) -> Int {
+        sent.append(text)
+        commands.append(command)
+        if let e = rejections[text] { throw CommandError(e) }
+        unanswered.append((sent.count, text))
+        return sent.count
+    }
+
+    func noteRefused(_ text: String, because error: CommandError) { refused.append(text) }
+
+    /// Replay commands received (a source that is not live).
+    var controls: [ReplayCommand] = []
+    func control(_ command: ReplayCommand) -> String? {
+        controls.append(command)
         return nil
     }
+
+    func takeReplies() -> [CommandReply] {
+        defer { replies.removeAll() }
+        return replies
+    }
+
+    func schedulerKinds() -> [SchedulerKind] { isLive ? Self.kinds : [] }
 
     static let kinds: [SchedulerKind] = [
         SchedulerKind(name: "constant", summary: "keep the LR"),
@@ -48,8 +91,7 @@ final class FakeSource: RunSource {
         LiveStatus(title: "mnist-mlp", state: .running, step: 0, epoch: 0, totalSteps: 1000, stepsPerEpoch: 100,
                    optimizer: "adamw lr=1e-3 wd=0.01", scheduler: "cosine T_max=1000",
                    schedulerSpec: "cosine:T_max=1000,eta_min=0",
-                   groups: [LiveStatus.Group(name: "body", lr: 1e-3), LiveStatus.Group(name: "head", lr: 2e-3)],
-                   schedulerKinds: kinds)
+                   groups: [LiveStatus.Group(name: "body", lr: 1e-3), LiveStatus.Group(name: "head", lr: 2e-3)])
     }
 
     static func lr(step s: Int, group g: Int) -> Double {
@@ -99,6 +141,16 @@ final class FakeSource: RunSource {
                                           message: "bad value", wallTime: 1.6)))
         }
         return out
+    }
+}
+
+extension ReplaySource {
+    /// A line of the replay language, parsed as the prompt parses it.
+    func send(_ text: String) -> String? {
+        switch ReplayCommandParser.parse(text) {
+        case .failure(let e): return e.description
+        case .success(let c): return control(c)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LRCommand
 import LRLog
 import LRTUI
 
@@ -96,16 +97,63 @@ import LRTUI
         src.pending = [.step(StepRecord(step: 401, epoch: 4, lrs: [1e-3, 2e-3], loss: 0.1, gradNorm: 1, samplesPerSec: 12_800,
                                         wallTime: 300)),
                        event(401, .command, "resume", wall: 604)]
-        for s in 402...450 {
-            src.pending.append(.step(StepRecord(step: s, epoch: 4, lrs: [1e-3, 2e-3], loss: 0.1, gradNorm: 1,
-                                                samplesPerSec: 12_800, wallTime: 604 + Double(s - 401) * 0.01)))
-        }
-        src.current = FakeSource.status(at: 450)
-        d.update()
-        // 550 steps left at 100 steps/s: the ten paused minutes do not count.
-        #expect(d.primary.eta.map { ($0 - 5.5).magnitude < 0.01 } == true, "eta \(String(describing: d.primary.eta))")
+        src.pending += steps(402...450, resumedAt: 604, after: 401)
+        resumedAt450(d, src)
         #expect(d.render(width: 120, height: 40).lines()[0].contains("ETA 6s"))
         #expect(d.primary.stepsPerSecAverage.map { ($0 - 100).magnitude < 1 } == true)
+    }
+
+    /// Steps at 100 a second from `wall`, the first one `after` + 1.
+    func steps(_ range: ClosedRange<Int>, resumedAt wall: Double, after: Int) -> [RunRecord] {
+        range.map { s in
+            .step(StepRecord(step: s, epoch: 4, lrs: [1e-3, 2e-3], loss: 0.1, gradNorm: 1, samplesPerSec: 12_800,
+                             wallTime: wall + Double(s - after) * 0.01))
+        }
+    }
+
+    /// The run at step 450 after a pause: 550 steps left at 100 steps/s, the paused minutes not counted.
+    func resumedAt450(_ d: Dashboard, _ src: FakeSource, sourceLocation: SourceLocation = #_sourceLocation) {
+        src.current = FakeSource.status(at: 450)
+        d.update()
+        #expect(d.primary.eta.map { ($0 - 5.5).magnitude < 0.01 } == true, "eta \(String(describing: d.primary.eta))",
+                sourceLocation: sourceLocation)
+    }
+
+    /// `:PAUSE` pauses the trainer (verbs are read case-blind), and the figures know it from the parsed command,
+    /// not from the text: the ETA says paused and nothing is being trained, and after `:Resume` the paused ten
+    /// minutes are not in the rates (issue #22: the UI compared `text == "pause"`).
+    @Test func aPauseTypedInCapitalsPausesTheFiguresToo() throws {
+        let (d, src) = dashboard(steps: 400, batch: 128)
+        func type(_ text: String) {
+            _ = d.handle(.char(":"))
+            for k in Key.sequence(text) { _ = d.handle(k) }
+            _ = d.handle(.enter)
+        }
+        type("PAUSE")
+        #expect(src.commands == [.pause] && src.sent == ["PAUSE"])
+        // The trainer logs it as typed, with the command it parsed.
+        let pause = EventRecord(step: 400, kind: .command, text: "PAUSE", command: .pause, lrsBefore: [8e-4],
+                                lrsAfter: [8e-4], wallTime: 4.0)
+        src.pending = [.event(pause)]
+        src.current.state = .paused
+        d.update()
+        let paused = d.render(width: 160, height: 48)
+        #expect(paused.lines()[0].contains("ETA paused"))
+        let f = try #require(throughputFigures(paused))
+        #expect(f.stepsNow == "0" && f.samplesNow == "0")
+        // A watched log knows it from the same event: no live status says paused there.
+        let watched = RunModel(source: nil)
+        watched.ingest(FakeSource.records(steps: 400) + [.event(pause)])
+        #expect(watched.isPaused && watched.samplesPerSecNow == 0)
+
+        type("Resume")
+        #expect(src.commands.last == .resume)
+        src.pending = [.event(EventRecord(step: 400, kind: .command, text: "Resume", command: .resume, lrsBefore: [8e-4],
+                                          lrsAfter: [8e-4], wallTime: 604))]
+        src.pending += steps(401...450, resumedAt: 604, after: 400)
+        resumedAt450(d, src)
+        let resumed = try #require(throughputFigures(d.render(width: 160, height: 48)))
+        #expect(resumed.stepsAvg == "100" && resumed.stepsNow == "100")
     }
 
     /// The figures of the throughput panel, as drawn.

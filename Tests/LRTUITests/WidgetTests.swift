@@ -31,8 +31,8 @@ import LRTUI
             }
         }
         // Every action of the brief has a key.
-        for (key, action) in [(Key.space, KeyAction.togglePause), (.char("n"), .step), (.char("+"), .scaleLR("*1.1")),
-                              (.char("-"), .scaleLR("/1.1")), (.char("]"), .scaleLR("*2")), (.char("["), .scaleLR("/2")),
+        for (key, action) in [(Key.space, KeyAction.togglePause), (.char("n"), .step), (.char("+"), .scaleLR(1.1)),
+                              (.char("-"), .scaleLR(1 / 1.1)), (.char("]"), .scaleLR(2)), (.char("["), .scaleLR(0.5)),
                               (.char(":"), .prompt), (.char("r"), .releaseLR), (.char("R"), .resetLR),
                               (.char("s"), .schedulerMenu), (.char("w"), .warmup), (.char("c"), .checkpoint),
                               (.char("u"), .rollback), (.char("g"), .cycleGroup), (.char("l"), .toggleLRScale),

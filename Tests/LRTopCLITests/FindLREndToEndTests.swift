@@ -68,8 +68,10 @@ struct FindLREndToEndTests {
         let args = "find-lr --data synthetic:spirals --epochs 1 --batch-size 32 --hidden 32 --run-dir run"
         let tui = try TmuxSession(command: "\(lrtopBinary.path) \(args)", width: 120, height: 40, directory: dir.url)
         defer { tui.close() }
-        let screen = try tui.waitFor("cursor lr")
-        #expect(screen.contains("paused"))
+        try tui.waitFor("cursor lr")
+        // The run waits, paused, while the panel is open. The header's state is read a moment before the sweep's
+        // file in a frame, so under load the first frame with the curve can still say running: the next says paused.
+        #expect(try tui.waitUntil(timeout: 10) { $0.contains("cursor lr") && $0.contains("paused") })
         try tui.send("Enter")
         try tui.waitFor("✓ lr")
         try tui.waitFor("finished", timeout: 120)

@@ -63,6 +63,15 @@ struct TUIEndToEndTests {
         }
         #expect(texts.contains { $0.hasPrefix("lr *1.") })
         #expect(texts.contains { $0.hasPrefix("sched cosine") })
+        // Every command event carries the command as parsed (run log schema 2), beside the text.
+        let commands = try events(dir).filter { $0["kind"] as? String == "command" }
+        #expect(commands.allSatisfy { ($0["command"] as? [String: Any])?["verb"] is String }, "\(commands)")
+        let scaled = commands.first { $0["text"] as? String == "lr /2" }?["command"] as? [String: Any]
+        #expect(scaled?["change"] as? String == "scale" && scaled?["value"] as? Double == 0.5)
+        let switched = commands.first { ($0["text"] as? String)?.hasPrefix("sched ") == true }
+        #expect(((switched?["result"] as? [String: Any])?["scheduler"] as? String)?.hasPrefix("cosine:T_max=") == true)
+        let rolled = commands.first { $0["text"] as? String == "rollback" }?["result"] as? [String: Any]
+        #expect(rolled?["rolled_back_to"] is Int)
         let log = try readLog(dir.path("run/run.jsonl"))
         #expect(log.last?["type"] as? String == "end")
         #expect(log.last?["reason"] as? String == "stopped")
@@ -89,6 +98,8 @@ struct TUIEndToEndTests {
         let errors = try events(dir).filter { $0["kind"] as? String == "error" }
         // Both kinds of refusal are logged: the parse error too (issue #10).
         #expect(errors.map { $0["text"] as! String } == ["lr abc", "sched cosin"])
+        // The one that parsed carries its command; the one that did not has none to carry.
+        #expect(errors.map { ($0["command"] as? [String: Any])?["verb"] as? String } == [nil, "sched"])
         #expect((errors.last?["message"] as? String)?.contains("unknown scheduler 'cosin'") == true)
     }
 

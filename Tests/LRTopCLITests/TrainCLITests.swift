@@ -31,7 +31,7 @@ import Foundation
         #expect(records(log, type: "eval").count == 2)
         let header = log[0]
         #expect((header["config"] as? [String: String])?["optimizer"] == "adamw")
-        #expect(header["schema"] as? Int == 1)
+        #expect(header["schema"] as? Int == 2)
         #expect(FileManager.default.fileExists(atPath: runDir + "/checkpoints/final.ckpt"))
     }
 
@@ -56,6 +56,34 @@ import Foundation
         let lines = out.stderr.split(separator: "\n").filter { !$0.isEmpty }
         #expect(lines.contains { $0.contains(message) }, "stderr: \(out.stderr)")
         #expect(lines.first.map { $0.hasPrefix("lrtop: error:") || $0.hasPrefix("Error:") } ?? false, "stderr: \(out.stderr)")
+    }
+
+    /// Every option of `TrainOptions` lands in the run's config under its field's name, exactly (a 64-bit seed, an
+    /// LR's last digit): the options decode as the config, nothing is copied by hand.
+    @Test func everyTrainOptionReachesTheRunsConfigExactly() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let out = try lrtop(["train", "--headless", "--run-dir", "r", "--name", "all-options", "--model", "MLP",
+                             "--hidden", "16,8", "--dropout", "0.1", "--data", "synthetic:spirals", "--normalize",
+                             "--batch-size", "64", "--epochs", "2", "--max-steps", "5", "--seed", "18446744073709551615",
+                             "--optimizer", "sgd", "--lr", "0.30000000000000004", "--weight-decay", "0.001",
+                             "--momentum", "0.8", "--group", "head.*:lr_scale=2", "--scheduler", "constant",
+                             "--scheduler-interval", "epoch", "--plateau-metric", "train_loss", "--accum-steps", "2",
+                             "--clip-grad-norm", "1.5", "--label-smoothing", "0.1", "--eval-every", "3",
+                             "--checkpoint-every", "4", "--checkpoint-keep", "2", "--guard-factor", "20",
+                             "--on-divergence", "stop"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let header = try readLog(dir.path("r/run.jsonl"))[0]
+        #expect(header["seed"] as? UInt64 == UInt64.max)
+        let config = try #require(header["config"] as? [String: String])
+        let expected = ["name": "all-options", "model": "mlp", "hidden": "16,8", "dropout": "0.1", "data": "synthetic:spirals",
+                        "normalize": "true", "batch_size": "64", "epochs": "2", "max_steps": "5",
+                        "seed": "18446744073709551615", "optimizer": "sgd", "lr": "0.30000000000000004",
+                        "weight_decay": "0.001", "momentum": "0.8", "groups": "head.*:lr_scale=2", "scheduler": "constant",
+                        "scheduler_interval": "epoch", "plateau_metric": "train_loss", "accum_steps": "2",
+                        "clip_grad_norm": "1.5", "label_smoothing": "0.1", "eval_every": "3", "checkpoint_every": "4",
+                        "checkpoint_keep": "2", "guard_factor": "20.0", "guard_action": "stop"]
+        for (key, value) in expected { #expect(config[key] == value, "\(key)") }
     }
 
     @Test func aScriptTypoIsReportedWithItsLineBeforeTraining() throws {

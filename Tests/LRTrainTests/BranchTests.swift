@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import LRTrain
 import LRLog
+import LRCommand
 
 /// `fork`, `adopt K`, `drop`: branches train from the run's state at the fork point on the same data order;
 /// dropping them leaves the run exactly as if it never forked, adopting one is exactly the run that applied the
@@ -52,7 +53,7 @@ import LRLog
         c.maxSteps = maxSteps
         c.epochs = max(c.epochs, maxSteps / 50)
         let trainer = try Trainer(config: c, options: o)
-        for c in commands { trainer.channel.send(c) }
+        for c in commands { try trainer.channel.send(typed: c) }
         Thread { trainer.run() }.start()
         return (trainer, box)
     }
@@ -161,11 +162,11 @@ import LRLog
         let (trainer, box) = try Self.startLive(directory: dir, commands: ["pause"])
         for lr in ["0.5", "0.1"] {
             let reports = box.records.events.filter { $0.kind == .info && $0.text == "fork" }.count
-            trainer.channel.send("fork lr=\(lr) steps=5")
+            try trainer.channel.send(typed: "fork lr=\(lr) steps=5")
             waitFor("the branches") { box.records.events.filter { $0.kind == .info && $0.text == "fork" }.count > reports }
-            trainer.channel.send("drop")
+            try trainer.channel.send(typed: "drop")
         }
-        trainer.channel.send("stop")
+        try trainer.channel.send(typed: "stop")
         waitFor("the end") { box.records.contains { if case .end = $0 { true } else { false } } }
         // After the drop the run is back at step 0: the second fork starts there too.
         func first(_ name: String) throws -> StepRecord? {
@@ -207,8 +208,8 @@ import LRLog
             ((try? RunLogReader.readRecords(at: dir.appendingPathComponent("subruns/fork-0-1/log.jsonl")))?.records.steps
                 .count ?? 0) > 0 || box.records.events.contains { $0.kind == .info && $0.text == "fork" }
         }
-        trainer.channel.send(command)
-        if command == "drop" { trainer.channel.send("stop") }
+        try trainer.channel.send(typed: command)
+        if command == "drop" { try trainer.channel.send(typed: "stop") }
         waitFor("the end") { box.records.contains { if case .end = $0 { true } else { false } } }
         #expect(trainer.step == 0)
         let ends = try (1...2).map { k -> EndRecord? in
@@ -233,10 +234,10 @@ import LRLog
         waitFor("the branches") { box.records.events.contains { $0.kind == .info && $0.text == "fork" } }
         #expect(trainer.channel.status.phase == .paused)
         #expect(trainer.channel.status.message == "branches done: adopt K or drop")
-        trainer.channel.send("adopt 1")
-        trainer.channel.send("adopt 3")
-        trainer.channel.send("drop")
-        trainer.channel.send("stop")
+        try trainer.channel.send(typed: "adopt 1")
+        try trainer.channel.send(typed: "adopt 3")
+        try trainer.channel.send(typed: "drop")
+        try trainer.channel.send(typed: "stop")
         waitFor("the end") { box.records.contains { if case .end = $0 { true } else { false } } }
         let errors = box.records.events.filter { $0.kind == .error }.map { "\($0.text): \($0.message ?? "")" }
         #expect(errors.count == 5)

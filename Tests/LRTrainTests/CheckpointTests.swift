@@ -78,6 +78,7 @@ import LRLog
         defer { try? FileManager.default.removeItem(at: dir) }
         var c = TrainConfig()
         c.data = "synthetic:spirals"; c.batchSize = 32; c.hidden = [32]; c.epochs = 3; c.optimizer = "adamw"; c.lr = 1e-2
+        c.scheduler = "constant"
         var o = RunOptions()
         o.runDirectory = dir.appendingPathComponent("base")
         let endBase = try Trainer(config: c, options: o).run()

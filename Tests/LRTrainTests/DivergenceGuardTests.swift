@@ -50,10 +50,12 @@ import LRLog
     @Test func nonFiniteWeightsAreNeverSaved() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lrtop-guard-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: dir) }
-        // An LR beyond Float's range makes the first update non-finite; the spike check is off (--guard-factor 0).
-        let run = try trainSpirals(steps: 50, lr: 1e39, configure: { $0.guardFactor = 0 }, options: {
+        // A weight made infinite after the first update (an LR beyond Float's range once did this; both parsers now
+        // refuse one); the spike check is off (--guard-factor 0).
+        let run = try trainSpirals(steps: 50, lr: 0.1, configure: { $0.guardFactor = 0 }, options: {
             $0.writeFiles = true
             $0.runDirectory = dir
+            $0.parameterObserver = { record, params in if record.step == 1 { params[0].value.storage[0] = .infinity } }
         })
         #expect(run.end.reason == .diverged)
         let trip = try #require(run.records.events.first { $0.kind == .guardTrip })
@@ -64,9 +66,10 @@ import LRLog
 
         // With a checkpoint to go back to, the weights are restored and the final checkpoint holds finite values.
         let dir2 = dir.appendingPathComponent("two")
-        let again = try trainSpirals(steps: 50, lr: 0.1, script: "@5 lr 1e39", configure: { $0.guardFactor = 0 }, options: {
+        let again = try trainSpirals(steps: 50, lr: 0.1, script: "@5 ckpt", configure: { $0.guardFactor = 0 }, options: {
             $0.writeFiles = true
             $0.runDirectory = dir2
+            $0.parameterObserver = { record, params in if record.step == 6 { params[0].value.storage[0] = .infinity } }
         })
         let trip2 = try #require(again.records.events.first { $0.kind == .guardTrip })
         #expect(trip2.message?.contains("restored step 5") == true, "\(trip2.message ?? "")")

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import LRTrain
+import LRCommand
 import LRLog
 
 /// The LR range test (`find-lr`): it sweeps, logs a sub-run, suggests, and leaves the run exactly as it was.
@@ -20,10 +21,10 @@ import LRLog
     /// Two runs, one with a find-lr in the middle: every step after it is the same to the bit (weights, AdamW's
     /// moments, the warmup + cosine schedule, the data order and dropout's RNG all restored).
     @Test(arguments: [
-        (optimizer: "adamw", scheduler: TrainConfig.defaultScheduler, accum: 1, clip: nil as Double?),
+        (optimizer: "adamw", scheduler: nil as String?, accum: 1, clip: nil as Double?),
         (optimizer: "sgd:momentum=0.9,nesterov=true", scheduler: "onecycle:max_lr=0.2", accum: 2, clip: 1.0),
     ])
-    func theRunContinuesBitForBitAsIfNoSweepHadHappened(_ c: (optimizer: String, scheduler: String, accum: Int, clip: Double?)) throws {
+    func theRunContinuesBitForBitAsIfNoSweepHadHappened(_ c: (optimizer: String, scheduler: String?, accum: Int, clip: Double?)) throws {
         func configure(_ config: inout TrainConfig) {
             config.dropout = 0.2
             config.accumSteps = c.accum
@@ -92,7 +93,7 @@ import LRLog
     @Test func aBadFindLRAtThePromptIsAnErrorEventAndChangesNothing() throws {
         let box = RecordBox()
         let run = try trainSpirals(steps: 5, options: { $0.observer = { box.append($0) } })
-        run.trainer.apply("find-lr steps=3")
+        run.trainer.apply(.findLR(LRRangeSettings(steps: 3)))
         let e = try #require(box.records.events.last)
         #expect(e.kind == .error && e.text == "find-lr steps=3" && e.message?.contains("from 6 to 10000") == true)
         #expect(run.trainer.lastRangeTest == nil)

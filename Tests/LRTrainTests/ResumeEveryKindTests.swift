@@ -3,6 +3,7 @@ import Foundation
 import LRTrain
 import LRLog
 import LROptim
+import LRCommand
 
 /// Resume and rollback put a run back bit for bit, whatever schedules its LR: every kind of the spec language,
 /// sequences of them, and both scheduler intervals. A run of 40 steps checkpoints at 20; a second run resumes
@@ -30,26 +31,26 @@ import LROptim
         "constantlr:factor=0.5,total_iters=10 -> step:step_size=5,gamma=0.5",
         "linear:total_iters=25 -> exp:gamma=0.9",
         "warmup:steps=5 -> @15 onecycle -> @30 cyclic:max_lr=0.3,step_size_up=4",
-        TrainConfig.defaultScheduler,
     ]
 
     @Test func everyKindOfTheSpecLanguageHasACase() {
         #expect(Set(SchedulerFactory.names) == Set(Self.specPerKind.keys))
     }
 
-    static var allSpecs: [String] { specPerKind.keys.sorted().map { specPerKind[$0]! } + sequences }
+    /// Every kind, the sequences, and the default schedule (nil: the guide's warmup + cosine sized to the run).
+    static var allSpecs: [String?] { specPerKind.keys.sorted().map { specPerKind[$0]! } + sequences + [nil] }
 
     @Test(arguments: allSpecs)
-    func resumeAndRollbackRepeatTheRunBitForBit(spec: String) throws {
+    func resumeAndRollbackRepeatTheRunBitForBit(spec: String?) throws {
         try check(spec: spec, interval: "step")
     }
 
     @Test(arguments: ["warmup:steps=3 -> cosine", "onecycle", "constantlr:factor=0.5,total_iters=3", "plateau:patience=0"])
-    func perEpochSchedulesToo(spec: String) throws {
+    func perEpochSchedulesToo(spec: String?) throws {
         try check(spec: spec, interval: "epoch")
     }
 
-    func check(spec: String, interval: String) throws {
+    func check(spec: String?, interval: String) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lrtop-resume-\(UUID().uuidString.prefix(8))")
         defer { try? FileManager.default.removeItem(at: dir) }
         func config() -> TrainConfig {

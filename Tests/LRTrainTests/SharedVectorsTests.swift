@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LROptim
 import LRTrain
+import LRCommand
 
 /// The steering language's shared vectors (spec/steering_vectors.json): the Python bridge's parser
 /// (python/tests/test_shared_vectors.py) reads the same file, so both sides parse commands and scheduler specs alike.
@@ -13,37 +14,10 @@ import LRTrain
         return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
-    /// A parsed command in the vectors' record form.
-    static func record(_ command: Command) -> [String: Any] {
-        func lr(_ group: String?, _ change: String, _ value: Double?) -> [String: Any] {
-            var r: [String: Any] = ["verb": "lr", "change": change]
-            if let group { r["group"] = group }
-            if let value { r["value"] = value }
-            return r
-        }
-        switch command {
-        case let .lr(group, .set(v)): return lr(group, "set", v)
-        case let .lr(group, .scale(f)): return lr(group, "scale", f)
-        case let .lr(group, .hold): return lr(group, "hold", nil)
-        case let .lr(group, .release): return lr(group, "release", nil)
-        case let .lr(group, .reset): return lr(group, "reset", nil)
-        case let .sched(spec): return ["verb": "sched", "spec": spec]
-        case let .warmup(n): return ["verb": "warmup", "count": n]
-        case let .step(n): return ["verb": "step", "count": n]
-        case .pause: return ["verb": "pause"]
-        case .resume: return ["verb": "resume"]
-        case .stop: return ["verb": "stop"]
-        case .checkpoint: return ["verb": "ckpt"]
-        case .rollback: return ["verb": "rollback"]
-        case .eval: return ["verb": "eval"]
-        case let .fork(fork):
-            return ["verb": "fork", "steps": fork.steps, "jobs": fork.jobs, "branches": fork.branches.map {
-                ["label": $0.label, "commands": $0.commands.map(record)] as [String: Any]
-            }]
-        case let .adopt(k): return ["verb": "adopt", "branch": k]
-        case .drop: return ["verb": "drop"]
-        case let .findLR(r): return ["verb": "find-lr", "start": r.start, "end": r.end, "count": r.steps]
-        }
+    /// A parsed command in the vectors' record form: `Command`'s own `Codable` form, the one the run log's events
+    /// carry under "command".
+    static func record(_ command: Command) throws -> Any {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(command))
     }
 
     /// A record (from the JSON or from `record`) as one string, numbers as Swift prints them (so 0.0003 and 3e-4
@@ -74,8 +48,12 @@ import LRTrain
             if let parsed = c["parsed"] as? [String: Any] {
                 do {
                     let command = try CommandParser.parse(text)
-                    #expect(Self.canonical(Self.record(command)) == Self.canonical(parsed), "\(text)")
-                } catch {
+                    #expect(Self.canonical(try Self.record(command)) == Self.canonical(parsed), "\(text)")
+                    // The record reads back as the same command (a fork's branches by their commands).
+                    let data = try JSONSerialization.data(withJSONObject: parsed)
+                    let decoded = try JSONDecoder().decode(Command.self, from: data)
+                    #expect(Self.canonical(try Self.record(decoded)) == Self.canonical(parsed), "\(text)")
+                } catch let error as CommandError {
                     Issue.record("'\(text)' should parse, got: \(error.description)")
                 }
             } else {

@@ -2,11 +2,13 @@ import Testing
 import Foundation
 import LRTrain
 import LRLog
+import LRCommand
 
 /// Runs a short training on the built-in spirals data, collecting every record.
-func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, scheduler: String = "constant",
+func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, scheduler: String? = "constant",
                   script: String? = nil, configure: (inout TrainConfig) -> Void = { _ in },
-                  options: (inout RunOptions) -> Void = { _ in }) throws -> (records: [RunRecord], end: EndRecord, trainer: Trainer) {
+                  options: (inout RunOptions) -> Void = { _ in },
+                  before: (TrainerChannel) -> Void = { _ in }) throws -> (records: [RunRecord], end: EndRecord, trainer: Trainer) {
     var config = TrainConfig()
     config.data = "synthetic:spirals"
     config.batchSize = 32
@@ -25,6 +27,7 @@ func trainSpirals(steps: Int, optimizer: String = "sgd", lr: Double = 0.1, sched
     opts.observer = { box.append($0) }
     options(&opts)
     let trainer = try Trainer(config: config, options: opts)
+    before(trainer.channel)
     let end = trainer.run()
     return (box.records, end, trainer)
 }
@@ -41,6 +44,12 @@ extension Array where Element == RunRecord {
     var events: [EventRecord] { compactMap { if case .event(let e) = $0 { e } else { nil } } }
     /// LR of group 0 used at 1-based step n.
     func lr(at n: Int) -> Double { steps.first { $0.step == n }!.lrs[0] }
+}
+
+extension TrainerChannel {
+    /// A command typed as text, parsed once as the prompt parses it.
+    @discardableResult
+    func send(typed text: String) throws -> Int { send(try CommandParser.parse(text), text: text) }
 }
 
 func close(_ a: Double, _ b: Double, rel: Double = 1e-9) -> Bool { abs(a - b) <= rel * max(abs(a), abs(b), 1e-300) }
@@ -119,23 +128,29 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
         // Typed in the UI (the channel): a script with these lines is refused before the run starts instead.
         var config = TrainConfig()
         config.data = "synthetic:spirals"; config.batchSize = 32; config.hidden = [32]; config.maxSteps = 10
-        config.optimizer = "sgd"; config.lr = 0.1
+        config.optimizer = "sgd"; config.lr = 0.1; config.scheduler = "constant"
         var opts = RunOptions()
         opts.writeFiles = false; opts.evaluate = false
         opts.script = try CommandScript.parse("@3 rollback\n@3 resume\n@3 step\n", name: "test-script")
         let box = RecordBox()
         opts.observer = { box.append($0) }
         let trainer = try Trainer(config: config, options: opts)
-        trainer.channel.send("lr nosuchgroup 1e-3")
-        trainer.channel.send("sched cosin")
+        let ids = [trainer.channel.send(.lr(group: "nosuchgroup", .set(1e-3))), trainer.channel.send(.sched("cosin")),
+                   trainer.channel.send(refused: "lr abc", because: CommandError("invalid LR 'abc'"))]
         let end = trainer.run()
         let run = (records: box.records, end: end)
         let errors = run.records.events.filter { $0.kind == .error }
-        #expect(errors.count == 5)
+        #expect(errors.count == 6)
         #expect(errors.allSatisfy { $0.lrsBefore == $0.lrsAfter && $0.lrsAfter == [0.1] })
         #expect(errors[0].message!.contains("no param group 'nosuchgroup'"))
         #expect(errors[1].message!.contains("cosin"))
-        #expect(errors[2].message!.contains("no checkpoint to roll back to"))
+        // A text that did not parse where it was typed is logged too, with no command (nothing parsed).
+        #expect(errors[2].text == "lr abc" && errors[2].command == nil && errors[2].message == "invalid LR 'abc'")
+        #expect(errors[3].message!.contains("no checkpoint to roll back to"))
+        // Each error carries the command it refused, and each sent command is answered by its id.
+        #expect(errors.map(\.command) == [.lr(group: "nosuchgroup", .set(1e-3)), .sched("cosin"), nil, .rollback, .resume,
+                                           .step(1)])
+        #expect(trainer.channel.takeReplies().map(\.id) == ids)
         #expect((1...10).allSatisfy { run.records.lr(at: $0) == 0.1 })
         #expect(run.end.reason == .completed)
     }
@@ -199,28 +214,34 @@ func cosine(_ base: Double, _ t: Int, _ tMax: Int, etaMin: Double = 0) -> Double
     @Test func uiCommandsArriveThroughTheChannelAtStepBoundaries() throws {
         var config = TrainConfig()
         config.data = "synthetic:spirals"; config.batchSize = 32; config.hidden = [16]; config.maxSteps = 100_000
-        config.optimizer = "sgd"; config.lr = 0.1
+        config.optimizer = "sgd"; config.lr = 0.1; config.scheduler = "constant"
         var opts = RunOptions()
         opts.writeFiles = false; opts.headless = false; opts.publishRecords = true
         let trainer = try Trainer(config: config, options: opts)
         let thread = Thread { trainer.run() }
         thread.start()
-        trainer.channel.send("pause")
+        trainer.channel.send(.pause, text: "PAUSE")
         var waited = 0
         while trainer.channel.status.phase != .paused && waited < 500 { Thread.sleep(forTimeInterval: 0.01); waited += 1 }
         #expect(trainer.channel.status.phase == .paused)
         let pausedAt = trainer.channel.status.step
         Thread.sleep(forTimeInterval: 0.1)
         #expect(trainer.channel.status.step == pausedAt)
-        trainer.channel.send("lr 0.05")
-        trainer.channel.send("step")
+        let lrID = trainer.channel.send(.lr(group: nil, .set(0.05)), text: "lr 0.05")
+        trainer.channel.send(.step(1))
         waited = 0
         while trainer.channel.status.step != pausedAt + 1 && waited < 500 { Thread.sleep(forTimeInterval: 0.01); waited += 1 }
         #expect(trainer.channel.status.phase == .paused)
-        trainer.channel.send("stop")
+        trainer.channel.send(.stop)
         while thread.isExecuting || !thread.isFinished { Thread.sleep(forTimeInterval: 0.01) }
         let records = trainer.channel.drain()
-        #expect(records.events.map(\.text).filter { $0 != "final" }.suffix(4) == ["pause", "lr 0.05", "step", "stop"])
+        let commands = records.events.filter { $0.command != nil }
+        #expect(commands.map(\.text).suffix(4) == ["PAUSE", "lr 0.05", "step", "stop"])
+        #expect(commands.map(\.command).suffix(4) == [.pause, .lr(group: nil, .set(0.05)), .step(1), .stop])
+        // Every answer comes back by its command's id, with the event that logs it.
+        let replies = trainer.channel.takeReplies()
+        #expect(replies.map(\.id) == [1, 2, 3, 4])
+        #expect(replies.first { $0.id == lrID }?.event.lrsAfter == [0.05])
         #expect(records.steps.last!.lrs == [0.05])
         #expect(records.steps.last!.step == pausedAt + 1)
     }

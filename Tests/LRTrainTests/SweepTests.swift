@@ -74,6 +74,39 @@ import LRModels
     }
 }
 
+@Suite struct SweepBudgetTests {
+    static let cost = SweepBudget.TrialCost(stepSeconds: 0.01, evalSeconds: 0.1, checkpointBytes: 1_000_000, logBytesPerStep: 200)
+
+    @Test func theEstimateCountsHalvingEvaluationsAndCheckpoints() {
+        // 9 configurations x 2 seeds, rungs at 100 and 300 steps, eta 3: 18 trials to 100, 6 on to 300.
+        let b = SweepBudget(budgets: [100, 300], eta: 3, configurations: 9, seeds: 2, cost: Self.cost, evalEvery: 100,
+                            stepsPerEpoch: 100, checkpointsKept: 0, jobs: 1)
+        #expect(b.trials == 18)
+        #expect(b.steps == 18 * 100 + 6 * 200)
+        // Evaluations: every 100 steps (eval-every and the epoch) and at each trial's rung end.
+        #expect(b.seconds == 3000 * 0.01 + (30 + 30 + 24) * 0.1)
+        #expect(b.bytes == 3000 * 200 + 24 * 1_000_000)
+        #expect(b.summary == "about 38 s of training and 25 MB of disk")
+    }
+
+    @Test func aSweepOverALimitIsRefusedWithItsFigures() {
+        let disk = SweepBudget(budgets: [100, 300], eta: 3, configurations: 9, seeds: 2, cost: Self.cost, evalEvery: 100,
+                               stepsPerEpoch: 100, checkpointsKept: 0, jobs: 1)
+        #expect(throws: SweepError("a sweep of 18 trials (3,000 steps: about 38 s of training and 25 MB of disk) needs more "
+            + "disk than the 1.0 MB free on the file system of runs: free some space, choose another --sweep-dir, or narrow "
+            + "--lr, --warmup, --sched, --optimizer or --seeds")) { try disk.check(freeBytes: 1e6, folder: "runs") }
+        #expect(throws: Never.self) { try disk.check(freeBytes: nil, folder: "runs") }
+        let slow = SweepBudget(budgets: [1_000_000], eta: 3, configurations: 100, seeds: 1, cost: Self.cost, evalEvery: 1_000_000,
+                               stepsPerEpoch: 1_000_000, checkpointsKept: 0, jobs: 1)
+        #expect(throws: SweepError("a sweep of 300 trials (300,000,000 steps: about 34.7 days of training and 60 GB of disk) "
+            + "would train for longer than 30 days: narrow --lr, --warmup, --sched, --optimizer or --seeds, or train fewer --epochs")) {
+            try SweepBudget(budgets: [1_000_000], eta: 3, configurations: 300, seeds: 1, cost: Self.cost, evalEvery: 1_000_000,
+                            stepsPerEpoch: 1_000_000, checkpointsKept: 0, jobs: 1).check(freeBytes: nil, folder: "runs")
+        }
+        #expect(slow.seconds < SweepBudget.maxSeconds)
+    }
+}
+
 @Suite struct HalvingTests {
     @Test func rungsGrowByEtaUpToTheFullRun() throws {
         // 27 configurations, eta 3: 27 → 9 → 3 → 1 over four rungs.

@@ -38,7 +38,7 @@ def loop(steps, with_run, viewer, log_dir):
     client = None
     if run is not None and viewer:
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        client.connect(run.server.path)
+        client.connect(run.socket_path)
         client.setblocking(False)
     for _ in range(20):  # warm-up
         loss = torch.nn.functional.cross_entropy(model(x), y)

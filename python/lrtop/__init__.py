@@ -13,11 +13,13 @@ from ._version import PROTOCOL, __version__
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:   # what type checkers see; at run time each loads on first use (below)
+    from .checkpoint_file import CheckpointError
     from .commands import Command, CommandError, parse as parse_command
     from .launcher import find_lrtop_bin
     from .run import Run, attach
 
-__all__ = ["attach", "Run", "Command", "CommandError", "parse_command", "find_lrtop_bin", "__version__", "PROTOCOL"]
+__all__ = ["attach", "Run", "Command", "CommandError", "CheckpointError", "parse_command", "find_lrtop_bin",
+           "__version__", "PROTOCOL"]
 
 # `import lrtop` loads nothing more, so `lrtop` on PATH (the launcher) starts in milliseconds and a viewer's laptop
 # needs no torch. The bridge needs torch: it is imported on first use of `attach` or `Run`, with one line saying
@@ -25,7 +27,8 @@ __all__ = ["attach", "Run", "Command", "CommandError", "parse_command", "find_lr
 TORCH_MISSING = ("lrtop.attach needs PyTorch, which this Python environment does not have: install it where the run "
                  "trains (pip install 'lrtop[torch]', or torch itself); the lrtop viewer needs no torch")
 _LAZY = {"attach": ("run", "attach"), "Run": ("run", "Run"), "Command": ("commands", "Command"),
-         "CommandError": ("commands", "CommandError"), "parse_command": ("commands", "parse"),
+         "CommandError": ("commands", "CommandError"), "CheckpointError": ("checkpoint_file", "CheckpointError"),
+         "parse_command": ("commands", "parse"),
          "find_lrtop_bin": ("launcher", "find_lrtop_bin")}
 
 

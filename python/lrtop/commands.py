@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Any, ClassVar, Literal, Optional, Sequence
 
 VERBS = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr", "fork",
          "adopt", "drop"]
@@ -32,6 +32,16 @@ def swift_double(text: str) -> Optional[float]:
     return None
 
 
+# The largest float32: an LR the trainer or a float32 parameter cannot hold is refused, not overflowed at the next
+# optimizer.step() (Swift: Float.greatestFiniteMagnitude).
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32_finite(x: float) -> bool:
+    """Whether `x` is a number a float32 holds (its magnitude at most float32's largest)."""
+    return math.isfinite(x) and abs(x) <= FLOAT32_MAX
+
+
 def swift_int(text: str) -> Optional[int]:
     """What Swift's `Int(text)` gives (64-bit; None on overflow)."""
     if not _INT.fullmatch(text):
@@ -44,69 +54,173 @@ class CommandError(ValueError):
     """A command that does not parse or cannot apply; the message is one line a person can act on."""
 
 
+LRChangeKind = Literal["set", "scale", "hold", "release", "reset"]
+
+
+class Command:
+    """One command of the steering language, parsed: a value of one of the classes below, one per verb (`LR`,
+    `Sched`, `Warmup`, `Pause`, ...), as the Swift `Command` enum has one case per verb. `to_record()` is its JSON
+    form (the shared vectors' record, the `"command"` of a command event in the run log)."""
+
+    verb: ClassVar[str]
+
+    def to_record(self) -> dict[str, Any]:
+        return {"verb": self.verb}
+
+    def is_risky(self, current_lrs: Sequence[float]) -> bool:
+        """Whether a checkpoint is taken before applying it (a scheduler switch, an LR jump of 4x or more)."""
+        return False
+
+
 @dataclass(frozen=True)
 class LRChange:
-    kind: str  # "set" | "scale" | "hold" | "release" | "reset"
-    value: Optional[float] = None
+    kind: LRChangeKind
+    value: Optional[float] = None  # "set": the LR; "scale": the factor (`/F` is stored as 1/F)
+
+
+@dataclass(frozen=True)
+class LR(Command):
+    """`lr 3e-4`, `lr *0.5`, `lr /2`, `lr hold`, `lr release`, `lr reset`, each optionally for one group."""
+    change: LRChange
+    group: Optional[str] = None
+    verb: ClassVar[str] = "lr"
+
+    def to_record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"verb": "lr", "change": self.change.kind}
+        if self.group is not None:
+            out["group"] = self.group
+        if self.change.value is not None:
+            out["value"] = self.change.value
+        return out
+
+    def is_risky(self, current_lrs: Sequence[float]) -> bool:
+        c = self.change
+        if c.kind == "reset":
+            return True
+        if c.kind == "scale" and c.value is not None:
+            return c.value >= 4 or c.value <= 0.25
+        if c.kind == "set" and c.value is not None:
+            v = c.value
+            return any(old > 0 and (v / old >= 4 or v / old <= 0.25) for old in current_lrs)
+        return False
+
+
+@dataclass(frozen=True)
+class Sched(Command):
+    """`sched SPEC`: switch scheduler now, continuing from the current LR."""
+    spec: str
+    verb: ClassVar[str] = "sched"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"verb": "sched", "spec": self.spec}
+
+    def is_risky(self, current_lrs: Sequence[float]) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Warmup(Command):
+    """`warmup N`: the LR the optimizer uses ramps from 1/N to 1 of the scheduled one over N steps."""
+    count: int
+    verb: ClassVar[str] = "warmup"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"verb": "warmup", "count": self.count}
+
+
+@dataclass(frozen=True)
+class Step(Command):
+    """`step [N]`: N steps while paused."""
+    count: int = 1
+    verb: ClassVar[str] = "step"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"verb": "step", "count": self.count}
+
+
+@dataclass(frozen=True)
+class Pause(Command):
+    """`pause`: the loop waits at the boundary (DDP: every rank)."""
+    verb: ClassVar[str] = "pause"
+
+
+@dataclass(frozen=True)
+class Resume(Command):
+    """`resume` (`continue`): the loop goes on."""
+    verb: ClassVar[str] = "resume"
+
+
+@dataclass(frozen=True)
+class Stop(Command):
+    """`stop` (`quit`): the run ends at this boundary, its log `stopped`."""
+    verb: ClassVar[str] = "stop"
+
+
+@dataclass(frozen=True)
+class Checkpoint(Command):
+    """`ckpt` (`checkpoint`): a checkpoint now, in memory and on disk."""
+    verb: ClassVar[str] = "ckpt"
+
+
+@dataclass(frozen=True)
+class Rollback(Command):
+    """`rollback`: back to the last checkpoint (weights, optimizer, schedule, RNG, step)."""
+    verb: ClassVar[str] = "rollback"
+
+
+@dataclass(frozen=True)
+class Eval(Command):
+    """`eval`: the run's evaluation now."""
+    verb: ClassVar[str] = "eval"
+
+
+@dataclass(frozen=True)
+class FindLR(Command):
+    """`find-lr [start=X] [end=Y] [steps=N]`: the LR range test from here (count: its steps)."""
+    start: float
+    end: float
+    count: int
+    verb: ClassVar[str] = "find-lr"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"verb": "find-lr", "start": self.start, "end": self.end, "count": self.count}
 
 
 @dataclass(frozen=True)
 class Branch:
     """One branch of a `fork`: its label and the commands it runs at the fork point."""
     label: str
-    commands: tuple
+    commands: tuple[Command, ...]
 
 
 @dataclass(frozen=True)
-class Command:
-    verb: str  # "lr" | "sched" | "warmup" | "pause" | "resume" | "step" | "stop" | "ckpt" | "rollback" | "eval"
-    group: Optional[str] = None
-    change: Optional[LRChange] = None
-    spec: Optional[str] = None
-    count: Optional[int] = None
-    start: Optional[float] = None  # find-lr: the sweep's first and last LR (count: its steps)
-    end: Optional[float] = None
-    branches: Optional[tuple] = None  # fork: its Branches; count: the steps each trains; jobs: at once
-    jobs: Optional[int] = None
-    branch: Optional[int] = None  # adopt: the branch number, from 1
+class Fork(Command):
+    """`fork lr=V1,V2 steps=N [jobs=N]` or quoted branches: "what if" branches from here (lrtop's trainer only)."""
+    branches: tuple[Branch, ...]
+    steps: int
+    jobs: int = 1
+    verb: ClassVar[str] = "fork"
 
-    def to_record(self) -> dict:
-        """The shared vectors' form of a parsed command (also what crosses ranks in DDP, as JSON)."""
-        if self.verb == "lr":
-            out: dict = {"verb": "lr", "change": self.change.kind}
-            if self.group is not None:
-                out["group"] = self.group
-            if self.change.value is not None:
-                out["value"] = self.change.value
-            return out
-        if self.verb == "sched":
-            return {"verb": "sched", "spec": self.spec}
-        if self.verb in ("warmup", "step"):
-            return {"verb": self.verb, "count": self.count}
-        if self.verb == "find-lr":
-            return {"verb": "find-lr", "start": self.start, "end": self.end, "count": self.count}
-        if self.verb == "fork":
-            return {"verb": "fork", "steps": self.count, "jobs": self.jobs,
-                    "branches": [{"label": b.label, "commands": [c.to_record() for c in b.commands]}
-                                 for b in self.branches]}
-        if self.verb == "adopt":
-            return {"verb": "adopt", "branch": self.branch}
-        return {"verb": self.verb}
+    def to_record(self) -> dict[str, Any]:
+        return {"verb": "fork", "steps": self.steps, "jobs": self.jobs,
+                "branches": [{"label": b.label, "commands": [c.to_record() for c in b.commands]}
+                             for b in self.branches]}
 
-    def is_risky(self, current_lrs: list[float]) -> bool:
-        """Whether a checkpoint is taken before applying it (a scheduler switch, an LR jump of 4x or more)."""
-        if self.verb == "sched":
-            return True
-        if self.verb != "lr":
-            return False
-        c = self.change
-        if c.kind == "reset":
-            return True
-        if c.kind == "scale":
-            return c.value >= 4 or c.value <= 0.25
-        if c.kind == "set":
-            return any(old > 0 and (c.value / old >= 4 or c.value / old <= 0.25) for old in current_lrs)
-        return False
+
+@dataclass(frozen=True)
+class Adopt(Command):
+    """`adopt K`: a fork's branch K continues as the run (lrtop's trainer only)."""
+    branch: int  # from 1
+    verb: ClassVar[str] = "adopt"
+
+    def to_record(self) -> dict[str, Any]:
+        return {"verb": "adopt", "branch": self.branch}
+
+
+@dataclass(frozen=True)
+class Drop(Command):
+    """`drop`: a fork's branches dropped (lrtop's trainer only)."""
+    verb: ClassVar[str] = "drop"
 
 
 def parse(text: str) -> Command:
@@ -128,37 +242,35 @@ def parse(text: str) -> Command:
         if not args:
             raise CommandError("'sched' needs a scheduler spec, e.g. 'sched cosine:T_max=2000' "
                                "or 'sched warmup:steps=100 -> cosine'")
-        return Command("sched", spec=" ".join(args))
+        return Sched(" ".join(args))
     if verb == "warmup":
-        return Command("warmup", count=_one_positive(args, "'warmup' needs a positive number of steps, "
-                                                           "e.g. 'warmup 200'"))
+        return Warmup(_one_positive(args, "'warmup' needs a positive number of steps, e.g. 'warmup 200'"))
     if verb == "pause":
-        return no_args(Command("pause"))
+        return no_args(Pause())
     if verb in ("resume", "continue"):
-        return no_args(Command("resume"))
+        return no_args(Resume())
     if verb in ("step", "n"):
         if not args:
-            return Command("step", count=1)
-        return Command("step", count=_one_positive(args, "'step' takes an optional positive count, "
-                                                         "e.g. 'step' or 'step 10'"))
+            return Step(1)
+        return Step(_one_positive(args, "'step' takes an optional positive count, e.g. 'step' or 'step 10'"))
     if verb in ("stop", "quit"):
-        return no_args(Command("stop"))
+        return no_args(Stop())
     if verb in ("ckpt", "checkpoint"):
-        return no_args(Command("ckpt"))
+        return no_args(Checkpoint())
     if verb == "rollback":
-        return no_args(Command("rollback"))
+        return no_args(Rollback())
     if verb == "eval":
-        return no_args(Command("eval"))
+        return no_args(Eval())
     if verb in ("find-lr", "findlr"):
         return _parse_find_lr(args)
     if verb == "fork":
         stripped = text.lstrip(" \t")
-        return _parse_fork(stripped[re.match(r"[^ \t]*", stripped).end():])  # its quotes keep their blanks
+        return _parse_fork(re.sub(r"^[^ \t]*", "", stripped))  # its quotes keep their blanks
     if verb == "adopt":
-        return Command("adopt", branch=_one_positive(
-            args, "'adopt' needs one branch number, e.g. 'adopt 2' (branches are numbered from 1)"))
+        return Adopt(_one_positive(args, "'adopt' needs one branch number, e.g. 'adopt 2' (branches are numbered "
+                                         "from 1)"))
     if verb == "drop":
-        return no_args(Command("drop"))
+        return no_args(Drop())
     raise CommandError(f"unknown command '{verb}': valid commands are {', '.join(VERBS)}")
 
 
@@ -273,7 +385,7 @@ def _parse_fork(arguments: str) -> Command:
         raise CommandError(f"'fork' takes at most {MAX_BRANCHES} branches, got {len(branches)}")
     if steps is None:
         raise CommandError(f"'fork' needs steps=N, how many steps each branch trains: {_FORK_USAGE}")
-    return Command("fork", count=steps, jobs=jobs or 1, branches=tuple(branches))
+    return Fork(tuple(branches), steps, jobs or 1)
 
 
 def _parse_find_lr(args: list[str]) -> Command:
@@ -297,12 +409,12 @@ def _parse_find_lr(args: list[str]) -> Command:
             values["steps"] = n
         else:
             v = swift_double(parts[1])
-            if v is None or not math.isfinite(v) or v <= 0:
+            if v is None or not float32_finite(v) or v <= 0:
                 raise CommandError(f"invalid find-lr {key} '{parts[1]}': expected a positive LR like 1e-7")
             values[key] = v
     if not values["start"] < values["end"]:
         raise CommandError(f"'find-lr' needs start < end, got start={values['start']!r} end={values['end']!r}")
-    return Command("find-lr", start=values["start"], end=values["end"], count=values["steps"])
+    return FindLR(float(values["start"]), float(values["end"]), int(values["steps"]))
 
 
 def _parse_lr(args: list[str]) -> Command:
@@ -316,23 +428,22 @@ def _parse_lr(args: list[str]) -> Command:
     arg = rest[0]
     keyword = arg.lower()
     if keyword in ("hold", "pin"):
-        return Command("lr", group, LRChange("hold"))
+        return LR(LRChange("hold"), group)
     if keyword in ("release", "unpin"):
-        return Command("lr", group, LRChange("release"))
+        return LR(LRChange("release"), group)
     if keyword == "reset":
-        return Command("lr", group, LRChange("reset"))
+        return LR(LRChange("reset"), group)
     if arg[0] in "*/x":
         number = arg[1:]
         f = swift_double(number)
-        if f is None or f != f or f in (float("inf"), float("-inf")) or f <= 0:
-            raise CommandError(f"invalid LR factor '{number}' in 'lr {arg}': expected a positive number, e.g. 'lr *0.5'")
-        return Command("lr", group, LRChange("scale", 1 / f if arg[0] == "/" else f))
+        if f is None or not float32_finite(f) or f <= 0 or not float32_finite(1 / f):
+            raise CommandError(f"invalid LR factor '{number}' in 'lr {arg}': expected a positive number within "
+                               "float32's range (1e-38 to 3.4e38), e.g. 'lr *0.5'")
+        return LR(LRChange("scale", 1 / f if arg[0] == "/" else f), group)
     v = swift_double(arg)
     if v is None:
         raise CommandError(f"invalid LR '{arg}': expected a number like 3e-4, or {usage}")
-    if v != v or v in (float("inf"), float("-inf")) or v < 0:
-        raise CommandError(f"invalid LR '{arg}': must be a finite number >= 0")
-    return Command("lr", group, LRChange("set", v))
+    if not float32_finite(v) or v < 0:
+        raise CommandError(f"invalid LR '{arg}': must be a finite number >= 0 within float32's range (at most 3.4e38)")
+    return LR(LRChange("set", v), group)
 
-
-CommandLike = Union[str, Command]

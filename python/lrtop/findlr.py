@@ -197,6 +197,6 @@ def lightning_suggestion(lrs: list, losses: list, skip_begin: int = 10, skip_end
     if len(t_losses) < 2:
         return None
     gradients = torch.gradient(t_losses, spacing=[t_lrs])[0]
-    best = torch.argmin(gradients).item()
+    best = int(torch.argmin(gradients).item())
     kept = torch.arange(len(losses))[skip_begin:-skip_end][finite]
-    return float(lrs[kept[best].item()])
+    return float(lrs[int(kept[best].item())])

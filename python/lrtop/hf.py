@@ -21,11 +21,9 @@ from .run import Run
 class _HFRun(Run):
     control = None
 
-    def save_checkpoint(self, label: str = "manual") -> Optional[str]:
-        path = super().save_checkpoint(label)
-        if label == "manual" and self.control is not None:
+    def _on_manual_checkpoint(self) -> None:
+        if self.control is not None:
             self.control.should_save = True
-        return path
 
 
 class LrtopCallback(TrainerCallback):
@@ -52,7 +50,7 @@ class LrtopCallback(TrainerCallback):
                 "batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
                 * max(1, args.world_size), "seed": args.seed}
         opts.update(self.options)
-        self.run = _HFRun(torch_opt, lr_scheduler, model, None, self.name, self.log_dir, framework="hf",
+        self.run = _HFRun(torch_opt, lr_scheduler, model=model, name=self.name, log_dir=self.log_dir, framework="hf",
                           scheduler_stepped_externally=True, eval_fn=self._request_eval, **opts)
         self.run.control = control
         if model is not None:

@@ -69,8 +69,8 @@ class LrtopCallback(pl.Callback):
         opts = {"total_steps": int(total) if math.isfinite(total) else None,
                 "steps_per_epoch": int(per_epoch // accumulate) if math.isfinite(per_epoch) else None}
         opts.update(self.options)
-        self.run = _LightningRun(trainer, trainer.optimizers[0], scheduler, pl_module, None, self.name, self.log_dir,
-                                 framework="lightning", scheduler_stepped_externally=True,
+        self.run = _LightningRun(trainer, trainer.optimizers[0], scheduler, model=pl_module, name=self.name,
+                                 log_dir=self.log_dir, framework="lightning", scheduler_stepped_externally=True,
                                  eval_fn=lambda: self._validate(trainer), **opts)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -93,8 +93,9 @@ class LrtopCallback(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception) -> None:
         if self.run is not None:
-            reason = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
-            self.run.close(reason, f"{type(exception).__name__}: {exception}"[:500])
+            # Lightning's SIGTERMException (a SystemExit) and Ctrl-C end the run as interrupted, not failed.
+            stopped = isinstance(exception, (KeyboardInterrupt, SystemExit)) or self.run._signal is not None
+            self.run.close("interrupted" if stopped else "failed", f"{type(exception).__name__}: {exception}"[:500])
 
     @staticmethod
     def _validate(trainer) -> None:

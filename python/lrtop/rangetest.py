@@ -22,12 +22,16 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-from . import __version__
 from . import commands as C
+from ._version import __version__
 from .findlr import Curve, Settings
 from .runlog import RunLogWriter
+from .safefs import FOLDER_MODE, close_quietly, open_folder
+
+if TYPE_CHECKING:
+    from .run import Run
 
 # A sub-run's log is flushed this often: the live UI draws the curve from it while the sweep runs.
 SUBRUN_FLUSH_INTERVAL = 0.1
@@ -36,10 +40,11 @@ SUBRUN_FLUSH_INTERVAL = 0.1
 @dataclass
 class RangeTest:
     text: str
+    command: C.FindLR
     pending: Any  # the _Pending that asked for it (answered when the sweep ends)
     curve: Curve
     snapshot: dict
-    guard_state: tuple
+    guard_state: dict
     lrs_before: list
     from_step: int
     started: float
@@ -63,97 +68,119 @@ class RangeTestResult:
     seconds: float
 
 
-class RangeTestMixin:
-    """The find-lr mode of `Run` (see the module's text)."""
+class RangeTester:
+    """The find-lr mode of a `Run` (see the module's text): the sweep in progress (`current`) and the last one's
+    result (`last`, `run.last_find_lr`)."""
 
-    range_test: Optional[RangeTest] = None
-    last_find_lr: Optional[RangeTestResult] = None
+    def __init__(self, run: "Run"):
+        self._run = run
+        self.current: Optional[RangeTest] = None
+        self.last: Optional[RangeTestResult] = None
 
-    def _start_range_test(self, command: C.Command, p) -> None:
-        if self.range_test is not None:
+    def start(self, command: C.FindLR, p: Any) -> None:
+        run = self._run
+        if self.current is not None:
             raise C.CommandError("a find-lr sweep is running already: it ends by itself")
-        if self.model is None:
+        if run._model is None:
             raise C.CommandError("find-lr needs the model to put its weights back: pass model= to lrtop.attach")
         settings = Settings(command.start, command.end, command.count)
-        snapshot = self._snapshot("find-lr")
-        test = RangeTest(text=p.text, pending=p, curve=Curve(settings), snapshot=snapshot,
-                         guard_state=(self._loss_ema, self._best_ema), lrs_before=self.lrs,
-                         from_step=self.step_count, started=time.time())
-        if self.writer is not None:
-            test.folder, test.writer = self._open_range_test_log(settings)
-        self.range_test = test
-        if self.server is not None:
-            self.server.broadcast(self._status())
+        snapshot = run._snapshot("find-lr")
+        test = RangeTest(text=p.text, command=command, pending=p, curve=Curve(settings), snapshot=snapshot,
+                         guard_state=run._guard.state_dict(), lrs_before=run.lrs, from_step=run._step,
+                         started=time.time())
+        if run._writer is not None:
+            test.folder, test.writer = self._open_log(settings)
+        self.current = test
+        run._lr.frozen = True  # the sweep sets the LR; the schedule stands still until it is put back
+        if run._server is not None:
+            run._server.broadcast(run._status())
 
-    def _open_range_test_log(self, settings: Settings):
+    def _open_log(self, settings: Settings) -> tuple[str, RunLogWriter]:
         """Makes `subruns/find-lr-STEP` (`-2`, `-3` ... when taken) and its log with the sub-run header."""
-        base = os.path.join(self.run_dir, "subruns")
-        name, n = f"find-lr-{self.step_count}", 2
-        while os.path.exists(os.path.join(base, name)):
-            name, n = f"find-lr-{self.step_count}-{n}", n + 1
-        folder = os.path.join(base, name)
+        run = self._run
+        base = os.path.join(run._run_dir, "subruns")
+        name, n = f"find-lr-{run._step}", 2
+        subruns = sub = None
         try:
-            os.makedirs(folder)
-            writer = RunLogWriter(os.path.join(folder, "log.jsonl"), time.time(), flush_interval=SUBRUN_FLUSH_INTERVAL)
+            subruns = open_folder("subruns", parent=run._folder, path=base, create=True, what="sub-runs folder")
+            while True:
+                try:
+                    os.mkdir(name, FOLDER_MODE, dir_fd=subruns)
+                    break
+                except FileExistsError:
+                    name, n = f"find-lr-{run._step}-{n}", n + 1
+            folder = os.path.join(base, name)
+            sub = open_folder(name, parent=subruns, path=folder, what="sub-run folder")
+            writer = RunLogWriter(sub, "log.jsonl", os.path.join(folder, "log.jsonl"), time.time(),
+                                  flush_interval=SUBRUN_FLUSH_INTERVAL)
         except OSError as e:
-            raise C.CommandError(f"find-lr: cannot create its sub-run log in {folder}: {e}; nothing changed") from e
-        config = dict(self._config)
+            raise C.CommandError(f"find-lr: cannot create its sub-run log in {os.path.join(base, name)}: "
+                                 f"{e.strerror or e}; nothing changed") from None
+        finally:
+            close_quietly(sub)
+            close_quietly(subruns)
+        config = dict(run._config)
         config.update(settings.config_entries)
         writer.header(version=__version__,
                       start_time=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                      seed=self._seed, groups=self.group_names, steps_per_epoch=self.steps_per_epoch or 0,
+                      seed=run._seed, groups=run._group_names, steps_per_epoch=run._steps_per_epoch or 0,
                       total_steps=settings.steps, config=config,
                       extra={"subrun": {"kind": "find-lr", "label": settings.command_text,
-                                        "from_step": self.step_count, "parent": "../../run.jsonl"},
-                             "source": "pytorch", "framework": self.framework, "world_size": self.world_size})
+                                        "from_step": run._step, "parent": "../../run.jsonl"},
+                             "source": "pytorch", "framework": run._framework, "world_size": run._world_size})
         return "subruns/" + name, writer
 
-    def _range_test_lr(self) -> Optional[float]:
+    def next_lr(self) -> Optional[float]:
         """The LR the next optimizer step trains with, while a sweep runs."""
-        test = self.range_test
+        test = self.current
         return None if test is None else test.curve.next_lr
 
-    def _range_test_step(self, loss: float, elapsed: float, samples: Optional[int]) -> None:
+    def step(self, loss: float, elapsed: float, samples: Optional[int]) -> None:
         """`run.step()` during a sweep: the point on the curve and in the sub-run's log, then the boundary."""
-        test = self.range_test
+        run = self._run
+        test = self.current
+        assert test is not None
         curve = test.curve
         lr = curve.next_lr
         if lr is not None:
             curve.append(lr, loss)
             if test.writer is not None:
-                n = samples if samples is not None else self.batch_size
-                test.writer.step(curve.count, self.epoch, [lr] * len(self.group_names), loss, math.nan,
+                n = samples if samples is not None else run._batch_size
+                test.writer.step(curve.count, run._epoch, [lr] * len(run._group_names), loss, math.nan,
                                  (n / elapsed) if n and elapsed > 0 else math.nan)
         # Every rank goes through the exchange; rank 0's curve decides, and every rank ends at the same boundary.
-        done = self.channel.exchange([{"text": "find-lr end", "origin": "sweep", "reason": None}]
-                                     if self.rank == 0 and curve.stop is not None else [])
-        if any(r.get("origin") == "sweep" for r in done) or (not self.distributed and curve.stop is not None):
-            self._finish_range_test()
-            self._boundary()  # what waited applies here; a run paused before the sweep is held here again
+        done = run._channel.exchange([{"text": "find-lr end", "origin": "sweep", "reason": None}]
+                                      if run._rank == 0 and curve.stop is not None else [])
+        if any(r.get("origin") == "sweep" for r in done) or (not run._distributed and curve.stop is not None):
+            self.finish()
+            run._boundary()  # what waited applies here; a run paused before the sweep is held here again
 
-    def _finish_range_test(self, cut_short: Optional[str] = None) -> None:
-        test = self.range_test
-        self.range_test = None
+    def finish(self, cut_short: Optional[str] = None) -> None:
+        run = self._run
+        test = self.current
+        assert test is not None
+        self.current = None
+        run._lr.frozen = False
         curve = test.curve
         summary = curve.summary + (f" ({cut_short})" if cut_short else "")
-        self._restore(test.snapshot)
-        self._loss_ema, self._best_ema = test.guard_state
-        self.optimizer.zero_grad(set_to_none=True)
+        run._restore(test.snapshot)
+        run._guard.load_state_dict(test.guard_state)
+        run._optimizer.zero_grad(set_to_none=True)
         seconds = time.time() - test.started
-        self.last_find_lr = RangeTestResult(test.from_step, test.folder, list(curve.lrs), list(curve.losses),
+        self.last = RangeTestResult(test.from_step, test.folder, list(curve.lrs), list(curve.losses),
                                             list(curve.raw_losses), curve.stop, curve.suggestions(), summary, seconds)
         if test.writer is not None:
             test.writer.end("completed" if curve.stop == "completed" else "stopped", curve.count, 0,
                             final_loss=curve.raw_losses[-1] if curve.raw_losses else None, message=summary)
             test.writer.close()
         message = (f"{test.folder}: " if test.folder else "") + summary
-        after = self.lrs
-        self._event("command", test.text, test.lrs_before, after, message)
-        self._reply(test.pending, {"type": "result", "id": test.pending.id, "ok": True, "step": self.step_count,
+        after = run.lrs
+        run._event("command", test.text, test.lrs_before, after, message, command=test.command)
+        run._reply(test.pending, {"type": "result", "id": test.pending.id, "ok": True, "step": run._step,
                                    "message": f"{test.text}: {message}"})
-        if self.rank == 0 and self._announce:
+        if run._rank == 0 and run._announce:
             print(f"lrtop: {test.text}: {message}", file=sys.stderr, flush=True)
-        if self.server is not None:
-            self.server.broadcast(self._status())
+        if run._server is not None:
+            run._server.broadcast(run._status())
         for p in test.deferred:
-            self._apply_accepted(p)
+            run._apply_accepted(p)

@@ -1,16 +1,20 @@
 """The run log in lrtop's JSONL schema (docs/runlog.md), written the way the Swift `RunLogWriter` writes it: one JSON
 object per line, keys in the writer's order, NaN/infinity as the strings "NaN"/"Infinity"/"-Infinity", buffered and
-handed to the file at least once a second so `lrtop watch` and `lrtop attach` follow it live.
+handed to the file at least once a second so `lrtop watch` and `lrtop attach` follow it live. Every line is whole:
+a record leaves memory only once its line is in the file.
 """
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import math
 import os
 import threading
 import time
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
+
+from .safefs import create_file
 
 SCHEMA = 1
 EVENT_KINDS = ("command", "error", "guard", "checkpoint", "rollback", "info")
@@ -72,66 +76,158 @@ FLUSH_INTERVAL = 1.0
 
 
 class RunLogWriter:
-    """Appends records to `path`; `flush()` hands buffered lines to the kernel (no fsync, as the Swift writer)."""
+    """Appends records to the log file `name` in the folder descriptor `folder` (created with O_EXCL|O_NOFOLLOW: a
+    new file, never one reached through a link); `flush()` hands buffered lines to the kernel (no fsync, as the Swift
+    writer).
+
+    A write that fails (a full disk, a quota) loses nothing and never raises into the training loop: the records stay
+    queued, a line the disk cut in half is cut off the file again, and the next flush (about once a second) tries
+    again; `on_trouble(message)` is called once when writing starts to fail and once when it works again. While the
+    disk stays full the queue holds at most `MAX_HELD` records; step records beyond that are counted, not kept
+    (`dropped_steps`), and the end record says so."""
 
     # A loop that outruns the flushing thread (or one with no such thread) flushes by itself at this many records.
     MAX_QUEUED = 10000
+    # Records held in memory at most while writes fail (a step record is a tuple of about 200 bytes).
+    MAX_HELD = 200_000
+    RETRY_INTERVAL = 1.0
 
-    def __init__(self, path: str, start: float, flush_interval: float = FLUSH_INTERVAL):
+    def __init__(self, folder: int, name: str, path: str, start: float, flush_interval: float = FLUSH_INTERVAL,
+                 on_trouble: Optional[Callable[[str], None]] = None):
         self.path = path
         self.start = start
         self.flush_interval = flush_interval
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.on_trouble = on_trouble
+        self._fd: Optional[int] = create_file(folder, name, exclusive=True, append=True)
         # Records wait here unencoded (a step record as a tuple, others as dicts): the training loop only appends,
         # and whoever flushes (the socket's service thread about once a second, or the loop at a pause, an end or
         # when too much is queued) encodes them, in order. deque.append/popleft are atomic, so the loop takes no
-        # lock per step.
+        # lock per step. A record leaves the queue only once its whole line is in the file.
         self._queue: collections.deque = collections.deque()
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        # The thread inside a flush now (a signal handler on that thread must not flush again: see signals.py).
+        self.flushing_thread: Optional[int] = None
+        self.failing_since: Optional[float] = None
+        self.trouble: Optional[str] = None  # the first failure, for the end record
+        self.dropped_steps = 0
+        self.dropped_range: Optional[tuple[int, int]] = None
 
     def wall_time(self) -> float:
         return time.time() - self.start
 
     def _write(self, record: dict) -> None:
         self._queue.append(record)
-        if len(self._queue) >= self.MAX_QUEUED:
+        if len(self._queue) >= self.MAX_QUEUED and self.failing_since is None and \
+                self.flushing_thread != threading.get_ident():
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
+        """Writes what is queued; False when the file would not take it (the records stay queued)."""
         with self._lock:
-            self._flush_locked()
+            self.flushing_thread = threading.get_ident()
+            try:
+                return self._flush_locked()
+            finally:
+                self.flushing_thread = None
 
-    def _flush_locked(self) -> None:
+    def _flush_locked(self) -> bool:
         queue = self._queue
-        if self._fd is None or not queue:
-            self._last_flush = time.monotonic()
-            return
-        lines = []
-        pop = queue.popleft
-        try:
-            while True:
-                item = pop()
-                lines.append(_step_line(item) if type(item) is tuple else _ENCODER.encode(item) + "\n")
-        except IndexError:
-            pass
-        view = memoryview("".join(lines).encode("utf-8"))
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
         self._last_flush = time.monotonic()
+        if self._fd is None or not queue:
+            return True
+        n = len(queue)
+        text = "".join([_step_line(item) if type(item) is tuple else _ENCODER.encode(item) + "\n"
+                        for item in itertools.islice(queue, n)])
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from an API caller's text: written as '?', never lost
+            data = text.encode("utf-8", "replace")
+        written = 0
+        try:
+            view = memoryview(data)
+            while written < len(data):
+                written += os.write(self._fd, view[written:])
+        except OSError as e:
+            whole = data.rfind(b"\n", 0, written) + 1
+            if whole < written:
+                self._cut(written - whole)
+            for _ in range(data.count(b"\n", 0, whole)):
+                queue.popleft()
+            self._failed(e)
+            return False
+        for _ in range(n):
+            queue.popleft()
+        if self.failing_since is not None:
+            seconds = time.monotonic() - self.failing_since
+            self.failing_since = None
+            self._tell(f"the run log {self.path} is written again after {seconds:.0f} s of failed writes"
+                       + (f"; {self.dropped_steps} step records were dropped meanwhile" if self.dropped_steps
+                          else "; no record was lost"))
+        return True
+
+    def _cut(self, extra: int) -> None:
+        """Cuts the half line a failed write left at the file's end."""
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, os.fstat(self._fd).st_size - extra)
+        except OSError:
+            pass
+
+    def _failed(self, e: OSError) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+            what = e.strerror or str(e)
+            if self.trouble is None:
+                self.trouble = what
+            self._tell(f"cannot write the run log {self.path}: {what}; lrtop keeps its records in memory and writes "
+                       "them when it can (training goes on)")
+
+    def _tell(self, message: str) -> None:
+        if self.on_trouble is not None:
+            try:
+                self.on_trouble(message)
+            except Exception:
+                pass
 
     def maybe_flush(self, interval: Optional[float] = None) -> None:
-        """Flushes when the last flush is older than `interval` (default: the flush interval, a second for a run)."""
-        if self._queue and time.monotonic() - self._last_flush >= (self.flush_interval if interval is None else interval):
+        """Flushes when the last flush is older than `interval` (default: the flush interval, a second for a run;
+        a viewer's 0.05 s while one watches); failed writes are retried at most once a second."""
+        interval = self.flush_interval if interval is None else interval
+        if self.failing_since is not None:
+            interval = max(interval, self.RETRY_INTERVAL)
+        if self._queue and time.monotonic() - self._last_flush >= interval:
             self.flush()
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Flushes and closes; False when records could not be written (the disk is still full)."""
         with self._lock:
+            ok = True
             if self._fd is not None:
-                self._flush_locked()
+                self.flushing_thread = threading.get_ident()
+                try:
+                    ok = self._flush_locked()
+                finally:
+                    self.flushing_thread = None
                 os.close(self._fd)
                 self._fd = None
+            return ok
+
+    @property
+    def unwritten(self) -> int:
+        return len(self._queue)
+
+    @property
+    def trouble_note(self) -> Optional[str]:
+        """What the end record says about failed writes, or None when every write worked."""
+        if self.trouble is None:
+            return None
+        note = f"the run log could not be written for a while ({self.trouble}); its records were held and written late"
+        if self.dropped_range is not None:
+            a, b = self.dropped_range
+            note += f"; {self.dropped_steps} step records (steps {a}-{b}) were dropped while it could not"
+        return note
 
     # Records, keys in the Swift writer's order.
 
@@ -150,9 +246,15 @@ class RunLogWriter:
              extra: Optional[dict] = None) -> None:
         """Queued as a tuple and encoded at the flush, off the training loop's path. `lrs` must not be changed
         afterwards; `extra` holds JSON values only."""
-        self._queue.append((step, epoch, lrs, loss, grad_norm, samples_per_sec, time.time() - self.start, extra))
-        if len(self._queue) >= self.MAX_QUEUED:
-            self.flush()
+        queue = self._queue
+        if len(queue) >= self.MAX_QUEUED:
+            if self.failing_since is None:
+                self.flush()
+            elif len(queue) >= self.MAX_HELD:  # the disk has been full for a long while: count, do not hold
+                self.dropped_steps += 1
+                self.dropped_range = (self.dropped_range[0] if self.dropped_range else step, step)
+                return
+        queue.append((step, epoch, lrs, loss, grad_norm, samples_per_sec, time.time() - self.start, extra))
 
     def eval(self, step: int, epoch: int, loss: float, accuracy: float, extra: Optional[dict] = None) -> None:
         record = {"type": "eval", "step": step, "epoch": epoch, "loss": number(loss), "accuracy": number(accuracy),
@@ -162,10 +264,15 @@ class RunLogWriter:
         self._write(record)
 
     def event(self, step: int, kind: str, text: str, lrs_before: list[float], lrs_after: list[float],
-              message: Optional[str] = None) -> None:
+              message: Optional[str] = None, command: Optional[dict] = None) -> None:
+        """An event; `command` is the parsed command's record (the shared vectors' form) beside its `text`, for
+        command events and for error events of commands that parsed."""
         assert kind in EVENT_KINDS, kind
-        record = {"type": "event", "step": step, "kind": kind, "text": text, "lrs_before": numbers(lrs_before),
-                  "lrs_after": numbers(lrs_after)}
+        record: dict = {"type": "event", "step": step, "kind": kind, "text": text}
+        if command is not None:
+            record["command"] = command
+        record["lrs_before"] = numbers(lrs_before)
+        record["lrs_after"] = numbers(lrs_after)
         if message is not None:
             record["message"] = message
         record["wall_time"] = self.wall_time()
@@ -175,6 +282,8 @@ class RunLogWriter:
             best_eval_loss: Optional[float] = None, best_accuracy: Optional[float] = None,
             final_accuracy: Optional[float] = None, message: Optional[str] = None) -> None:
         assert reason in END_REASONS, reason
+        if self.failing_since is not None:
+            self.flush()  # the note that writing works again (if it does) goes before the end, not after it
         record = {"type": "end", "reason": reason, "step": step, "epoch": epoch}
         for key, value in (("final_loss", final_loss), ("best_eval_loss", best_eval_loss),
                            ("best_accuracy", best_accuracy), ("final_accuracy", final_accuracy)):

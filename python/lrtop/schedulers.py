@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch.optim import lr_scheduler as S
@@ -82,12 +82,12 @@ def shadow_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     shadow = torch.optim.SGD(groups, lr=float(opt.param_groups[0]["lr"]))
 
     # Never stepped for real: tell PyTorch's scheduler order check so it does not warn on every step.
-    def step(*args, **kwargs):
+    def step(*args: Any, **kwargs: Any) -> None:
         return None
 
-    step._wrapped_by_lr_sched = True
-    shadow.step = step
-    shadow._opt_called = True
+    setattr(step, "_wrapped_by_lr_sched", True)
+    setattr(shadow, "step", step)
+    setattr(shadow, "_opt_called", True)
     return shadow
 
 

@@ -4,9 +4,13 @@ once), sends the status every 0.5 s and flushes the log, so a viewer is answered
 takes minutes. Commands it reads wait in a queue; the training loop takes them in `poll()` at a step boundary, so
 they apply there: per step, the loop pays one poll(2) with a zero timeout over the listener and the viewers'
 sockets (about a microsecond), and takes the lock only when something is there, so a line sent before a boundary
-applies at that boundary. Nothing read here is
-ever evaluated or unpickled: a line is JSON, an object, of a known type, with a bounded `text`; anything else is
-refused with an error line.
+applies at that boundary.
+
+Nothing a client sends can hurt the run: nothing read here is ever evaluated or unpickled (a line is JSON, an object,
+of a known type, with a bounded `text` of valid Unicode); any exception one line raises is answered to that client
+and logged, and the connection stays; the work one poll does is bounded (bytes read, lines handled, commands
+queued), so a flood slows nobody but the flooder; a client that does not read is dropped at 1 MiB of output; poll(2),
+not select(2), so a process with thousands of open files is served like any other.
 """
 from __future__ import annotations
 
@@ -14,21 +18,41 @@ import collections
 import errno
 import json
 import os
+import re
 import secrets
 import select
 import socket
+import stat
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from ._version import PROTOCOL
+from .safefs import process_gone
 
 MAX_LINE = 65536
 MAX_TEXT = 4096
 # A viewer that does not read has this much output queued at most before it is dropped.
 MAX_PENDING_OUTPUT = 1 << 20
 STATUS_INTERVAL = 0.5
+# Bounds on one round of reading (the loop's poll or a service-thread round), so a flood never holds either long.
+READ_BUDGET = 1 << 16
+LINES_PER_ROUND = 64
+# The loop's share at a boundary is smaller: the service thread reads the rest within milliseconds.
+LOOP_READ_BUDGET = 1 << 15
+LOOP_LINES = 32
+# The loop waits this long at most for the service thread's round (bounded: a few milliseconds of reading): long
+# enough that a line sent before a boundary applies at it, short enough that a stalled thread cannot stall a step.
+LOOP_LOCK_WAIT = 0.25
+# Commands read but not yet applied, at most; beyond, a command is refused at once (ack ok:false).
+MAX_QUEUED_COMMANDS = 1024
+# Refusals logged per connection; beyond, one event says the rest are answered but not logged.
+LOGGED_REFUSALS = 20
+_SOCKET_NAME = re.compile(r"^(\d+)-[0-9a-f]{8}\.sock$")
+_warned_fallback = False
 
 
 def socket_dir() -> str:
@@ -37,17 +61,60 @@ def socket_dir() -> str:
 
 
 def _secure_dir(path: str) -> None:
-    """Creates the 0700 directory, or checks an existing one is ours and private."""
+    """Creates the 0700 directory, or checks an existing one is ours, a real folder, and private."""
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
     st = os.lstat(path)
-    import stat as _stat
-    if not _stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise RuntimeError(f"lrtop: {path} is not a directory owned by you; remove it or set XDG_RUNTIME_DIR")
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise PermissionError(f"{path} is not a folder owned by you")
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)
+
+
+def private_socket_dir(warn: Callable[[str], None]) -> tuple[str, bool]:
+    """The folder for this run's socket and whether it is a fresh fallback (removed at close). Another local user who
+    squats `/tmp/lrtop-<uid>` (a folder or a link of theirs) does not stop the run: it gets a fresh private folder
+    instead, says so once per process, and the log's header names the socket so `lrtop attach RUN_DIR` finds it."""
+    global _warned_fallback
+    path = socket_dir()
+    try:
+        _secure_dir(path)
+        return path, False
+    except OSError as e:
+        reason = e.strerror if e.strerror else str(e)
+    base = os.path.dirname(path)
+    try:
+        fallback = tempfile.mkdtemp(prefix=f"lrtop-{os.getuid()}-", dir=base)
+    except OSError:
+        fallback = tempfile.mkdtemp(prefix=f"lrtop-{os.getuid()}-")
+    if not _warned_fallback:
+        _warned_fallback = True
+        warn(f"lrtop: {path} cannot hold this run's socket ({reason}); using {fallback} instead "
+             "(lrtop attach RUN_DIR finds it through the log's header; remove the squatted folder to go back)")
+    return fallback, True
+
+
+def remove_stale_sockets(directory: str) -> list[str]:
+    """Removes sockets of runs whose process is gone (killed before it could remove its socket)."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        m = _SOCKET_NAME.match(name)
+        if m is None or int(m.group(1)) == os.getpid() or not process_gone(int(m.group(1))):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 @dataclass
@@ -65,6 +132,7 @@ class _Client:
         self.inbox = bytearray()
         self.outbox = bytearray()
         self.closed = False
+        self.refusals = 0
 
     def send(self, obj: dict) -> None:
         if self.closed:
@@ -99,50 +167,66 @@ class ControlServer:
     """Listens for `lrtop attach` clients; `poll()` returns the well-formed command requests read since last time."""
 
     def __init__(self, hello: dict, status: Callable[[], dict], on_malformed: Callable[[str], None],
-                 on_tick: Optional[Callable[[], None]] = None):
+                 on_tick: Optional[Callable[[], None]] = None, warn: Optional[Callable[[str], None]] = None):
         self.hello = hello
         self.on_tick = on_tick
         self.status = status
         self.on_malformed = on_malformed
-        directory = socket_dir()
-        _secure_dir(directory)
+        self.warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+        directory, self._own_directory = private_socket_dir(self.warn)
+        self.directory = directory
+        remove_stale_sockets(directory)
         self.path = os.path.join(directory, f"{os.getpid()}-{secrets.token_hex(4)}.sock")
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
         try:
-            self.listener.bind(self.path)
-        finally:
-            os.umask(old)
-        os.chmod(self.path, 0o600)
-        self.listener.listen(8)
-        self.listener.setblocking(False)
+            old = os.umask(0o177)
+            try:
+                self.listener.bind(self.path)
+            finally:
+                os.umask(old)
+            os.chmod(self.path, 0o600)
+            self.listener.listen(8)
+            self.listener.setblocking(False)
+        except OSError:
+            self.listener.close()
+            self._remove_directory()
+            raise
         self.clients: list[_Client] = []
+        self._by_fd: dict[int, _Client] = {}
+        self._turn = 0
         # The loop's per-step look: one poll(2) with a zero timeout over the listener and the viewers (about a
-        # microsecond); registered and unregistered under the lock, polled by the loop alone.
+        # microsecond); the service thread waits on a poller of its own. Both are (un)registered under the lock.
         self._poller = select.poll()
-        self._poller.register(self.listener.fileno(), select.POLLIN)
+        self._service_poller = select.poll()
+        for p in (self._poller, self._service_poller):
+            p.register(self.listener.fileno(), select.POLLIN)
         # Well-formed command lines read by either thread, waiting for the loop's next step boundary.
         self._requests: collections.deque[Request] = collections.deque()
+        # What the loop sends (answers, statuses) while the service thread holds the lock: sent by the next holder.
+        self._outgoing: collections.deque = collections.deque()
         self._last_status = 0.0
         self._lock = threading.RLock()
         self._closing = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._service_poller.register(self._wake_r, select.POLLIN)
         self._service = threading.Thread(target=self._serve, name="lrtop-socket", daemon=True)
         self._service.start()
 
     def _serve(self) -> None:
         """Off the training loop: waits on the socket (and at most 0.1 s), greets new clients, reads their lines
         (answering malformed ones at once), flushes queued output, sends the periodic status and runs `on_tick`
-        (the log's flush). It never applies a command: those wait in `_requests` for the loop's step boundary."""
+        (the log's flush). It never applies a command: those wait in `_requests` for the loop's step boundary.
+        An error never makes it spin: it waits out the rest of its 0.1 s and tries again."""
+        listener_fd = self.listener.fileno()
         while not self._closing.is_set():
-            with self._lock:
-                socks = [self.listener] + [c.sock for c in self.clients if not c.closed]
+            started = time.monotonic()
             try:
-                readable, _, _ = select.select(socks + [self._wake_r], [], [], 0.1)
-            except (OSError, ValueError):  # a client closed by the loop meanwhile: look again
-                readable = []
+                events = self._service_poller.poll(100)
+            except OSError:
+                events = []
+                time.sleep(0.1)
             if self._closing.is_set():
                 return
             if self.on_tick is not None:
@@ -150,78 +234,138 @@ class ControlServer:
                     self.on_tick()
                 except Exception:
                     pass
-            with self._lock:
-                if self._closing.is_set():
-                    return
+            ready = {fd for fd, _ in events}
+            if self._wake_r in ready:
                 try:
-                    if self._wake_r in readable:
-                        try:
-                            os.read(self._wake_r, 64)
-                        except BlockingIOError:
-                            pass
-                    if self.listener in readable:
+                    os.read(self._wake_r, 64)
+                except OSError:
+                    pass
+            try:
+                with self._lock:
+                    if self._closing.is_set():
+                        return
+                    self._send_outgoing()
+                    if listener_fd in ready:
                         self._accept()
-                    self._read_ready([s for s in readable if s is not self.listener and s is not self._wake_r])
+                    self._read_ready(ready)
                     for c in self.clients:
                         c.pump()
                     if self.clients and time.monotonic() - self._last_status >= STATUS_INTERVAL:
-                        self.broadcast(self.status())
+                        self._outgoing.append((None, self.status()))
+                        self._send_outgoing()
                     self._drop_closed()
-                except Exception:  # a status read mid-update, a closed socket: the next round retries
-                    pass
+            except Exception:  # a status read mid-update, a closed socket: the next round retries
+                if time.monotonic() - started < 0.05:
+                    time.sleep(0.05)
 
     @property
     def has_clients(self) -> bool:
         return bool(self.clients)
 
-    def poll(self) -> list[Request]:
-        """The command lines read since the last call: one non-blocking poll(2) over the listener and the viewers'
-        sockets, and only when something is there (a newcomer, a line) the lock, accept and read; so a line sent
-        before this step boundary applies at it."""
-        if not self._poller.poll(0) and not self._requests:
-            return []
-        with self._lock:
+    def poll(self, room: int = MAX_QUEUED_COMMANDS) -> list[Request]:
+        """The command lines read since the last call (at most `room`): one non-blocking poll(2) over the listener and
+        the viewers' sockets, and only when something is there (a newcomer, a line) the lock, accept and a bounded read; so a
+        line sent before this step boundary applies at it. The loop waits at most `LOOP_LOCK_WAIT` for the lock:
+        when the service thread holds it longer (a machine too busy to run it), what it reads applies a boundary
+        later."""
+        try:
+            events = self._poller.poll(0)
+        except OSError:
+            events = []
+        if not events and not self._requests:
+            return []  # the common case, once per step: nothing there
+        if events and self._lock.acquire(timeout=LOOP_LOCK_WAIT):
             try:
-                readable, _, _ = select.select([self.listener] + [c.sock for c in self.clients], [], [], 0)
-            except (OSError, ValueError):
-                readable = []
-            if self.listener in readable:
-                self._accept()
-            self._read_ready(readable)
-            self._drop_closed()
-            requests = list(self._requests)
-            self._requests.clear()
-            return requests
+                self._send_outgoing()
+                ready = {fd for fd, _ in events}
+                if self.listener.fileno() in ready:
+                    self._accept()
+                self._read_ready(ready, [LOOP_READ_BUDGET, LOOP_LINES])
+                self._drop_closed()
+            except Exception:
+                pass  # the service thread's next round deals with it; the loop goes on
+            finally:
+                self._lock.release()
+        requests: list[Request] = []
+        pop = self._requests.popleft
+        try:
+            while len(requests) < room:  # the rest stays here (counting towards the refusal limit)
+                requests.append(pop())
+        except IndexError:
+            pass
+        return requests
 
-    def _read_ready(self, readable: list) -> None:
-        if readable:
-            by_sock = {c.sock: c for c in self.clients}
-            for s in readable:
-                client = by_sock.get(s)
-                if client is not None:
-                    self._read(client, self._requests)
+    def _read_ready(self, ready: set, budget: Optional[list] = None) -> None:
+        """Reads the clients with data (and lines already waiting in their inboxes), within one round's budget
+        (bytes, lines)."""
+        budget = budget or [READ_BUDGET, LINES_PER_ROUND]
+        waiting = [c for c in self.clients if c.fd in ready or c.inbox.find(b"\n") >= 0]
+        if not waiting:
+            return
+        # Each waiting client gets an equal share, the first one in turn, so a flooder never starves the others.
+        self._turn = (self._turn + 1) % len(waiting)
+        share = [max(4096, budget[0] // len(waiting)), max(2, budget[1] // len(waiting))]
+        for client in waiting[self._turn:] + waiting[:self._turn]:
+            if budget[0] <= 0 or budget[1] <= 0:
+                return
+            mine = [min(share[0], budget[0]), min(share[1], budget[1])]
+            before = list(mine)
+            self._read(client, mine)
+            budget[0] -= before[0] - mine[0]
+            budget[1] -= before[1] - mine[1]
 
     def broadcast(self, obj: dict) -> None:
-        with self._lock:
-            if obj.get("type") == "status":
-                self._last_status = time.monotonic()
-            for c in self.clients:
-                c.send(obj)
-            self._drop_closed()
+        """Sends `obj` to every viewer (now, or by the service thread when it holds the lock: never a wait)."""
+        self._queue_out(None, obj)
 
     def send(self, client: "_Client", obj: dict) -> None:
-        with self._lock:
-            client.send(obj)
+        """Sends `obj` to one viewer, in order with everything sent before (never a wait, as `broadcast`)."""
+        self._queue_out(client, obj)
 
-    def close(self) -> None:
-        self._closing.set()
+    def _queue_out(self, client: Optional["_Client"], obj: dict) -> None:
+        self._outgoing.append((client, obj))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._send_outgoing()
+            finally:
+                self._lock.release()
+        else:
+            self._wake()
+
+    def _send_outgoing(self) -> None:
+        """Under the lock: what the loop sent while the lock was taken, in order."""
+        pop = self._outgoing.popleft
+        sent_to_all = False
+        try:
+            while True:
+                client, obj = pop()
+                if client is None:
+                    if obj.get("type") == "status":
+                        self._last_status = time.monotonic()
+                    for c in self.clients:
+                        c.send(obj)
+                    sent_to_all = True
+                else:
+                    client.send(obj)
+        except IndexError:
+            pass
+        if sent_to_all:
+            self._drop_closed()
+
+    def _wake(self) -> None:
         try:
             os.write(self._wake_w, b"x")
         except OSError:
             pass
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake()
         with self._lock:
+            self._send_outgoing()
             self._close()
-        self._service.join(timeout=2)
+        if self._service is not threading.current_thread():
+            self._service.join(timeout=2)
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
@@ -233,6 +377,7 @@ class ControlServer:
             c.pump()
             c.close()
         self.clients.clear()
+        self._by_fd.clear()
         try:
             self.listener.close()
         finally:
@@ -240,17 +385,29 @@ class ControlServer:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
+            self._remove_directory()
+
+    def _remove_directory(self) -> None:
+        if self._own_directory:
+            try:
+                os.rmdir(self.directory)
+            except OSError:
+                pass
 
     # internals
 
     def _drop_closed(self) -> None:
         if any(c.closed for c in self.clients):
             for c in self.clients:
-                if c.closed:
-                    try:
-                        self._poller.unregister(c.fd)
-                    except (KeyError, ValueError):
-                        pass
+                # A closed client's descriptor number may belong to a newer client already (the kernel reuses the
+                # lowest free number): only the client that still owns the number unregisters it.
+                if c.closed and self._by_fd.get(c.fd) is c:
+                    del self._by_fd[c.fd]
+                    for p in (self._poller, self._service_poller):
+                        try:
+                            p.unregister(c.fd)
+                        except (KeyError, ValueError):
+                            pass
             self.clients = [c for c in self.clients if not c.closed]
 
     def _accept(self) -> None:
@@ -260,60 +417,76 @@ class ControlServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as e:
-                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED):
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ECONNABORTED, errno.ENOBUFS, errno.ENOMEM):
                     return
                 raise
             sock.setblocking(False)
             client = _Client(sock)
             self.clients.append(client)
-            self._poller.register(client.fd, select.POLLIN)
+            self._by_fd[client.fd] = client
+            for p in (self._poller, self._service_poller):
+                p.register(client.fd, select.POLLIN)
             client.send(self.hello)
             client.send(self.status())
 
-    def _read(self, client: _Client, requests) -> None:
-        while not client.closed:
-            try:
-                chunk = client.sock.recv(65536)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                client.close()
-                break
-            if not chunk:
-                # Gone, perhaps mid-line: whatever half line it left is dropped, the run is untouched.
-                client.close()
-                break
-            client.inbox += chunk
-            while True:
-                nl = client.inbox.find(b"\n")
-                if nl < 0:
-                    break
+    def _read(self, client: _Client, budget: list) -> None:
+        """Reads what `client` sent and handles its whole lines, within `budget` (bytes, lines). Unread data waits in
+        the socket (the sender is slowed, no one else) and unhandled lines in the inbox, for the next round."""
+        while not client.closed and budget[1] > 0:
+            nl = client.inbox.find(b"\n")
+            if nl >= 0:
                 line = bytes(client.inbox[:nl])
                 del client.inbox[:nl + 1]
+                budget[1] -= 1
                 if len(line) > MAX_LINE:
                     self._refuse(client, f"line of {len(line)} bytes is over the {MAX_LINE}-byte limit; "
                                          "closing this connection", close=True)
                     return
-                self._handle_line(client, line, requests)
+                try:
+                    self._handle_line(client, line)
+                except Exception as e:  # any line, however hostile: an answer to its sender, never the run's end
+                    self._refuse(client, f"malformed message ({type(e).__name__}: {str(e)[:120]})")
+                continue
             if len(client.inbox) > MAX_LINE:
                 self._refuse(client, f"line over the {MAX_LINE}-byte limit; closing this connection", close=True)
                 return
+            if budget[0] <= 0:
+                return
+            try:
+                chunk = client.sock.recv(min(65536, budget[0]))
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                client.close()
+                return
+            if not chunk:
+                # Gone, perhaps mid-line: whatever half line it left is dropped, the run is untouched.
+                client.close()
+                return
+            budget[0] -= len(chunk)
+            client.inbox += chunk
 
     def _refuse(self, client: _Client, error: str, close: bool = False) -> None:
         client.send({"type": "error", "error": error})
         client.pump()
-        self.on_malformed(error)
+        client.refusals += 1
+        if client.refusals <= LOGGED_REFUSALS:
+            self.on_malformed(error)
+        elif client.refusals == LOGGED_REFUSALS + 1:
+            self.on_malformed(f"{error} (and more from this connection: each is answered, no more are logged)")
         if close:
             client.close()
 
-    def _handle_line(self, client: _Client, raw: bytes, requests) -> None:
+    def _handle_line(self, client: _Client, raw: bytes) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if not raw.strip():
             return
         try:
             msg = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError) as e:
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            if isinstance(e, RecursionError):
+                e = ValueError("nested too deeply")
             self._refuse(client, f"malformed message (not JSON: {str(e)[:120]}); send one JSON object per line")
             return
         if not isinstance(msg, dict):
@@ -326,15 +499,20 @@ class ControlServer:
             client.send(self.status())
             return
         if kind != "command":
-            self._refuse(client, f"unknown message type {json.dumps(kind)[:60]} (expected hello or command)")
+            shown = json.dumps(kind)[:60] if isinstance(kind, (str, int, float, bool, type(None))) else \
+                f"of type {type(kind).__name__}"
+            self._refuse(client, f"unknown message type {shown} (expected hello, status or command)")
             return
         text = msg.get("text")
         ident = msg.get("id")
         if ident is not None and not (isinstance(ident, (int, str)) and not isinstance(ident, bool)):
             self._refuse(client, "malformed command: 'id' must be an integer or a string")
             return
-        if isinstance(ident, str) and len(ident) > 64:
-            self._refuse(client, "malformed command: 'id' is longer than 64 characters")
+        if isinstance(ident, str) and (len(ident) > 64 or not _valid_unicode(ident)):
+            self._refuse(client, "malformed command: 'id' must be a string of at most 64 characters of valid Unicode")
+            return
+        if isinstance(ident, int) and not -(2 ** 63) <= ident < 2 ** 63:
+            self._refuse(client, "malformed command: 'id' must fit in 64 bits")
             return
         if not isinstance(text, str):
             self._refuse(client, "malformed command: 'text' is missing or not a string")
@@ -342,7 +520,24 @@ class ControlServer:
         if len(text) > MAX_TEXT or "\n" in text or "\r" in text or "\x00" in text:
             self._refuse(client, f"malformed command: 'text' must be one line of at most {MAX_TEXT} characters")
             return
-        requests.append(Request(ident, text, client))
+        if not _valid_unicode(text):
+            self._refuse(client, "malformed command: 'text' is not valid Unicode (a lone surrogate escape); "
+                                 "send the command as UTF-8 text")
+            return
+        if len(self._requests) >= MAX_QUEUED_COMMANDS:
+            client.send({"type": "ack", "id": ident, "ok": False,
+                         "error": f"the run has {MAX_QUEUED_COMMANDS} commands waiting for its next step boundary; "
+                                  "send this one again once they are applied"})
+            return
+        self._requests.append(Request(ident, text, client))
+
+
+def _valid_unicode(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject_constant(name: str):

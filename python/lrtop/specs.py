@@ -4,11 +4,12 @@ keys, the same defaults (PyTorch's), the same errors and the same canonical spec
 """
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
-from .commands import swift_double
+from .commands import float32_finite, swift_double
 
 
 class SpecError(ValueError):
@@ -155,6 +156,8 @@ class _Options:
         d = self._number(s)
         if d is None:
             raise self._bad(key, s, "a number")
+        if not float32_finite(d):
+            raise self._bad(key, s, "a number within float32's range (at most 3.4e38 in size)")
         return d
 
     def required_double(self, key: str) -> float:
@@ -163,7 +166,7 @@ class _Options:
             raise SpecError(f"{self.owner}: missing parameter '{key}'")
         return d
 
-    def int(self, key: str, default: Optional[int] = None) -> Optional[int]:
+    def int(self, key: str, default: Optional[builtins.int] = None) -> Optional[builtins.int]:
         s = self.values.get(key)
         if s is None:
             return default
@@ -172,13 +175,13 @@ class _Options:
             raise self._bad(key, s, "an integer")
         return int(d)
 
-    def required_int(self, key: str) -> int:
+    def required_int(self, key: str) -> builtins.int:
         i = self.int(key)
         if i is None:
             raise SpecError(f"{self.owner}: missing parameter '{key}'")
         return i
 
-    def bool(self, key: str, default: bool) -> bool:
+    def bool(self, key: str, default: builtins.bool) -> builtins.bool:
         s = self.values.get(key)
         if s is None:
             return default
@@ -204,9 +207,12 @@ class _Options:
         parts = [self._number(p) for p in s.split("/")]
         if not parts or any(p is None for p in parts):
             raise self._bad(key, s, "numbers separated by '/'")
-        return parts
+        numbers = [p for p in parts if p is not None]
+        if not all(float32_finite(p) for p in numbers):
+            raise self._bad(key, s, "numbers within float32's range (at most 3.4e38 in size) separated by '/'")
+        return numbers
 
-    def int_list(self, key: str) -> Optional[list[int]]:
+    def int_list(self, key: str) -> Optional[list[builtins.int]]:
         s = self.values.get(key)
         if s is None:
             return None
@@ -307,6 +313,7 @@ class Schedule:
 def _resolve(name: str, options: list[tuple[str, str]], remaining: Optional[int], groups: int) -> Segment:
     k = kind_named(name)
     o = _Options(k.name, options, k.keys)
+    p: dict[str, Any]
 
     def run_length(key: str) -> int:
         v = o.int(key)

@@ -52,6 +52,17 @@ def tiny_bert(n=64):
     return BertForSequenceClassification(config), Tokens
 
 
+def wait_for_files(folder, names, timeout=10.0):
+    """The folder's sorted listing once it is `names` (a `ckpt` command writes its file on a thread of its own)."""
+    deadline = time.time() + timeout
+    while True:
+        files = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        if files == sorted(names) or time.time() > deadline:
+            assert files == sorted(names)
+            return files
+        time.sleep(0.02)
+
+
 def read_log(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -99,3 +110,42 @@ class Client:
 
     def close(self):
         self.sock.close()
+
+
+OTHER_USER = "lrtop-other"
+
+
+@pytest.fixture(scope="session")
+def other_user():
+    """A second local user (created with useradd when missing) for the cross-user tests; they need root."""
+    import pwd
+    import shutil
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.skip("cross-user test: needs root to create a second local user with useradd (CI runs as root)")
+    if shutil.which("useradd") is None or shutil.which("setpriv") is None:
+        pytest.skip("cross-user test: needs useradd and setpriv (Debian: passwd, util-linux)")
+    try:
+        return pwd.getpwnam(OTHER_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", OTHER_USER],
+                       check=True, capture_output=True)
+        return pwd.getpwnam(OTHER_USER)
+
+
+def as_user(user, *command):
+    """Runs a command as `user` (a pwd entry), as that user would from their own shell."""
+    import subprocess
+    subprocess.run(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--", *command],
+                   check=True, capture_output=True)
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory every local user can create entries in, as /tmp is (mode 1777)."""
+    import shutil
+    import tempfile
+    d = tempfile.mkdtemp(prefix="lrtop-shared-", dir="/tmp")
+    os.chmod(d, 0o1777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

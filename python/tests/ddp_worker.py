@@ -51,6 +51,11 @@ def worker(rank, world, out, port):
         trace["lr_used"].setdefault(step, opt.param_groups[0]["lr"])
         opt.step()
         trace["weights"].setdefault(step, float(model.weight.detach().sum()))
+        if rank == 0 and i == 9:
+            # Over 1 MiB of commands in one step (each 4 KB of text): carried over the next boundaries, on every
+            # rank alike (this raised on rank 0 alone and ended the job).
+            for _ in range(300):
+                run.command("lr" + " " * 4000 + "*1")
         if rank == 0 and step not in issued:
             issued.add(step)
             if step == 3:
@@ -59,7 +64,7 @@ def worker(rank, world, out, port):
                 run.command("ckpt")
             if step == 6:
                 run.command("pause")
-                threading.Thread(target=resume_later, args=(run.server.path, 1.0), daemon=True).start()
+                threading.Thread(target=resume_later, args=(run.socket_path, 1.0), daemon=True).start()
             if step == 8:
                 run.command("rollback")
         run.step(loss=loss)
@@ -94,16 +99,16 @@ def find_lr_worker(rank, world, out, port):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sweeping = run.range_test is not None
+        sweeping = run.finding_lr
         if sweeping:
             sweep["lrs"].append(opt.param_groups[0]["lr"])
             sweep["losses"].append(float(loss))
         if rank == 0 and run.step_count == 2 and "weights_before" not in sweep:
             run.command("find-lr")  # applies at the boundary of step 3
         run.step(loss=loss)
-        if not sweeping and run.range_test is not None:
+        if not sweeping and run.finding_lr:
             sweep["weights_before"] = checksum(model)
-        if sweeping and run.range_test is None:
+        if sweeping and not run.finding_lr:
             sweep["weights_after"] = checksum(model)
             sweep["step_after"] = run.step_count
         if run.step_count == 8:

@@ -32,3 +32,6 @@ def test_commands_apply_on_both_ranks_at_the_same_step(tmp_path):
     assert (3, "lr 1e-4", "command") in texts and (6, "pause", "command") in texts
     # The rollback event carries the step it returned to, as the Swift trainer logs it.
     assert (6, "resume", "command") in texts and (5, "rollback", "command") in texts
+    # Over 1 MiB of commands queued in one step: the job lives, and they apply a bounded share per boundary.
+    flood = [s for s, t, k in texts if t.startswith("lr  ") and t.endswith("*1") and k == "command"]
+    assert 32 <= len(flood) < 300 and len(set(flood)) >= 2

@@ -80,7 +80,7 @@ def test_find_lr_sweeps_the_next_steps_logs_a_subrun_and_puts_everything_back(tm
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.9)
     run = lrtop.attach(opt, sched, model=model, name="f", log_dir=str(tmp_path), batch_size=32, announce=False)
-    client = Client(run.server.path)
+    client = Client(run.socket_path)
     g = torch.Generator().manual_seed(1)
     for _ in range(5):
         loss = regression_step(model, opt, g)
@@ -94,10 +94,10 @@ def test_find_lr_sweeps_the_next_steps_logs_a_subrun_and_puts_everything_back(tm
     optim_state = {k: v.clone() for k, v in opt.state_dict()["state"][0].items()}
     sched_state, lr_before, rng = sched.state_dict(), opt.param_groups[0]["lr"], torch.get_rng_state()
     run.step(loss=loss)  # step 6: find-lr begins here
-    assert run.range_test is not None and run.step_count == 6
+    assert run.finding_lr and run.step_count == 6
     assert client.wait_for(lambda m: m["type"] == "ack" and m["id"] == 1)["ok"]
     used, iterations = [], 0
-    while run.range_test is not None and iterations < 100:
+    while run.finding_lr and iterations < 100:
         loss = regression_step(model, opt, g)
         used.append(opt.param_groups[0]["lr"])  # the LR the sweep set before this optimizer step
         sched.step()
@@ -154,7 +154,7 @@ def test_find_lr_is_refused_without_a_model_and_sweeps_a_paused_run_which_stays_
     run = lrtop.attach(opt, name="nomodel", log_dir=str(tmp_path), announce=False)
     run.command("find-lr")
     run.step(loss=1.0)
-    assert run.range_test is None
+    assert not run.finding_lr
     run.close()
     err = [e for e in read_log(run.log_path) if e["type"] == "event"][0]
     assert err["kind"] == "error" and "pass model= to lrtop.attach" in err["message"]
@@ -167,11 +167,11 @@ def test_find_lr_is_refused_without_a_model_and_sweeps_a_paused_run_which_stays_
     run.command("pause")
     run.command("find-lr steps=20")
     run.step(loss=regression_step(model, opt, g))  # step 2: paused, then the sweep begins, so this returns
-    assert run.paused and run.range_test is not None
+    assert run.paused and run.finding_lr
     held = threading.Event()
 
     def loop():
-        while run.range_test is not None:
+        while run.finding_lr:
             run.step(loss=regression_step(model, opt, g))
         held.set()  # the sweep's last run.step() returned: only once resumed
 
@@ -195,14 +195,23 @@ def test_find_lr_is_refused_without_a_model_and_sweeps_a_paused_run_which_stays_
 def test_fork_adopt_and_drop_parse_but_are_refused_on_a_bridged_run(tmp_path):
     opt = torch.optim.SGD(make_model().parameters(), lr=0.1)
     run = lrtop.attach(opt, name="fork", log_dir=str(tmp_path), announce=False)
-    client = Client(run.server.path)
+    client = Client(run.socket_path)
     run.step(loss=1.0)
     texts = ["fork lr=1e-3,1e-4 steps=10", "fork 'sched cosine:T_max=20' | 'lr *0.5' steps=5", "adopt 1", "drop"]
     for i, text in enumerate(texts):
         client.command(i, text)
     client.command(9, "fork lr=1e-3")  # does not parse: refused at once, as any typo
-    run.step(loss=1.0)
-    client.wait_for(lambda m: m["type"] == "result" and m["id"] == len(texts) - 1)
+    # Boundaries until the last command is answered: on a loaded machine the socket's thread may read the lines
+    # only after the first one.
+    deadline = time.time() + 15
+    while not any(m["type"] == "result" and m["id"] == len(texts) - 1 for m in client.seen):
+        assert time.time() < deadline, client.seen
+        run.step(loss=1.0)
+        try:
+            while True:
+                client.read(0.05)
+        except TimeoutError:
+            pass
     acks = {m["id"]: m for m in client.seen if m["type"] == "ack"}
     results = {m["id"]: m for m in client.seen if m["type"] == "result"}
     for i, text in enumerate(texts):
@@ -211,7 +220,7 @@ def test_fork_adopt_and_drop_parse_but_are_refused_on_a_bridged_run(tmp_path):
         assert results[i]["error"] == (f"{verb} is not available on a bridged PyTorch run: use lrtop's own "
                                        "trainer, or restart with the LR you want")
     assert not acks[9]["ok"] and "'fork' needs steps=N" in acks[9]["error"] and 9 not in results
-    assert opt.param_groups[0]["lr"] == 0.1 and run.step_count == 2
+    assert opt.param_groups[0]["lr"] == 0.1 and run.step_count >= 2
     client.close()
     run.close()
     errors = sorted((e["text"], e["kind"]) for e in read_log(run.log_path) if e["type"] == "event")

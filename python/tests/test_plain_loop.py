@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lrtop
-from conftest import Client, read_log, train_step
+from conftest import Client, read_log, train_step, wait_for_files
 
 
 def make_model():
@@ -26,7 +26,7 @@ def test_log_header_steps_and_end_follow_the_schema(tmp_path):
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=5, gamma=0.5)
     with lrtop.attach(opt, sched, model=model, name="r1", log_dir=str(tmp_path), total_steps=12,
                       steps_per_epoch=6, batch_size=32, announce=False) as run:
-        sock = run.server.path
+        sock = run.socket_path
         assert stat.S_IMODE(os.stat(sock).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(os.path.dirname(sock)).st_mode) == 0o700
         for _ in range(12):
@@ -58,7 +58,7 @@ def test_lr_override_applies_at_the_next_step_and_is_an_event(tmp_path):
     opt = torch.optim.AdamW([{"params": model[0].parameters(), "name": "body"},
                              {"params": model[2].parameters(), "name": "head", "lr": 1e-2}], lr=1e-3)
     run = lrtop.attach(opt, model=model, name="r2", log_dir=str(tmp_path), announce=False)
-    client = Client(run.server.path)
+    client = Client(run.socket_path)
     for _ in range(3):
         run.step(loss=train_step(model, opt))
     hello = client.read()
@@ -118,7 +118,7 @@ def test_hold_release_sched_warmup_and_reset(tmp_path):
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 5)
     run.command("sched cosine:T_max=10")
     step()
-    assert run.spec == "cosine:T_max=10"
+    assert run.scheduler_spec == "cosine:T_max=10"
     lr0 = opt.param_groups[0]["lr"]
     step()  # the user's sched.step() now drives the new cosine schedule
     assert opt.param_groups[0]["lr"] == pytest.approx(lr0 * (1 + math.cos(math.pi / 10)) / 2)
@@ -140,7 +140,7 @@ def test_hold_release_sched_warmup_and_reset(tmp_path):
 
 
 def read_last_step_lr(run):
-    run.writer.flush()
+    run.flush()
     return [r for r in read_log(run.log_path) if r["type"] == "step"][-1]["lrs"][0]
 
 
@@ -148,7 +148,7 @@ def test_bad_sched_spec_changes_nothing(tmp_path):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = lrtop.attach(opt, model=model, name="r4", log_dir=str(tmp_path), announce=False)
-    client = Client(run.server.path)
+    client = Client(run.socket_path)
     run.step(loss=1.0)
     client.command("a", "sched cosine")  # no total_steps: T_max has no default
     client.command("b", "sched cosin:T_max=3")
@@ -165,7 +165,7 @@ def test_pause_blocks_at_the_boundary_until_resume_and_step_takes_one(tmp_path):
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = lrtop.attach(opt, model=model, name="r5", log_dir=str(tmp_path), announce=False)
-    client = Client(run.server.path)
+    client = Client(run.socket_path)
     run.step(loss=1.0)
     client.command(1, "pause")
     done = []
@@ -200,9 +200,8 @@ def test_ckpt_and_rollback_restore_weights_optimizer_and_step(tmp_path):
     run.command("ckpt")
     run.step(loss=train_step(model, opt))  # step 4; boundary takes the checkpoint
     saved = {k: v.clone() for k, v in model.state_dict().items()}
-    files = os.listdir(tmp_path / "r6" / "checkpoints")
-    assert files == ["step-0000004.pt"]
-    ck = torch.load(tmp_path / "r6" / "checkpoints" / files[0], weights_only=False)
+    files = wait_for_files(tmp_path / "r6" / "checkpoints", ["step-0000004.pt", "step-0000004.pt.sha256"])
+    ck = torch.load(tmp_path / "r6" / "checkpoints" / files[0], weights_only=True)
     assert set(ck) >= {"model", "optimizer", "rng", "lrtop"} and ck["lrtop"]["step"] == 4
     for _ in range(3):
         run.step(loss=train_step(model, opt))
@@ -264,7 +263,7 @@ def test_divergence_guard(tmp_path, action):
         run.step(loss=1.0)
     run.save_checkpoint("manual")
     if action == "pause":
-        client = Client(run.server.path)
+        client = Client(run.socket_path)
         t = threading.Thread(target=lambda: run.step(loss=float("nan")))
         t.start()
         client.wait_for(lambda m: m["type"] == "status" and m["state"] == "paused")
@@ -305,7 +304,7 @@ def test_amp_loss_scale_and_skipped_steps(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
     run = lrtop.attach(opt, model=model, scaler=scaler, name="amp", log_dir=str(tmp_path), announce=False)
-    client = Client(run.server.path)
+    client = Client(run.socket_path)
     for i in range(4):
         x = torch.randn(4, 8)
         loss = model(x).mean() * (float("inf") if i == 2 else 1.0)
@@ -357,3 +356,26 @@ def test_the_log_is_flushed_within_a_second_even_inside_a_long_step(tmp_path):
     steps = [r for r in read_log(run.log_path) if r["type"] == "step"]
     assert [s["step"] for s in steps] == [1, 2, 3]
     run.close()
+
+
+def test_command_and_error_events_carry_the_parsed_command(tmp_path):
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    run = lrtop.attach(opt, model=model, name="typed", log_dir=str(tmp_path), announce=False, total_steps=50)
+    texts = ["LR *0.5", "lr hold", "sched cosine:T_max=20", "warmup 3", "ckpt", "lr nohead 1", "lr 1e-3 head",
+             "fork lr=1e-3,1e-4 steps=10", "PAUSE", "resume"]
+    for text in texts:
+        run.command(text)
+    for _ in range(4):
+        run.step(loss=train_step(model, opt))
+    run.close()
+    events = {e["text"]: e for e in read_log(run.log_path) if e["type"] == "event" and e["text"] in texts}
+    for text in texts:
+        e = events[text]
+        if text == "lr 1e-3 head":  # does not parse: its text is all there is
+            assert e["kind"] == "error" and "command" not in e
+        else:
+            assert e["command"] == lrtop.parse_command(text).to_record(), text
+            assert e["kind"] == ("error" if text in ("lr nohead 1", "fork lr=1e-3,1e-4 steps=10") else "command")
+    assert events["PAUSE"]["command"] == {"verb": "pause"}
+    assert events["LR *0.5"]["command"] == {"verb": "lr", "change": "scale", "value": 0.5}

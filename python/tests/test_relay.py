@@ -41,7 +41,7 @@ def test_the_relay_carries_the_protocol_both_ways_and_ends_with_the_viewer(tmp_p
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     run = lrtop.attach(opt, model=model, name="relayed", log_dir=str(tmp_path), announce=False)
-    p = relay(run.server.path)
+    p = relay(run.socket_path)
     try:
         # The run greets the relay's connection like any viewer; a command sent through it applies at the boundary.
         hello = json.loads(read_line(p.stdout))
@@ -57,10 +57,10 @@ def test_the_relay_carries_the_protocol_both_ways_and_ends_with_the_viewer(tmp_p
         p.stdin.close()
         assert p.wait(timeout=20) == 0
         deadline = time.time() + 5
-        while run.server.has_clients and time.time() < deadline:
+        while run._server.has_clients and time.time() < deadline:
             run.step(loss=1.0)
             time.sleep(0.05)
-        assert not run.server.has_clients
+        assert not run._server.has_clients
     finally:
         if p.poll() is None:
             p.kill()
@@ -73,7 +73,7 @@ def test_the_relay_ends_when_the_run_goes_away(tmp_path):
     model = torch.nn.Linear(2, 1)
     run = lrtop.attach(torch.optim.SGD(model.parameters(), lr=0.1), model=model, name="gone", log_dir=str(tmp_path),
                        announce=False)
-    p = relay(run.server.path)
+    p = relay(run.socket_path)
     try:
         assert json.loads(read_line(p.stdout))["type"] == "hello"
         run.close()

@@ -18,7 +18,7 @@ def make_run(tmp_path, name="s"):
 
 
 def connect(run):
-    c = Client(run.server.path)
+    c = Client(run.socket_path)
     run.step(loss=1.0)
     assert c.read()["type"] == "hello"
     assert c.read()["type"] == "status"
@@ -52,7 +52,7 @@ def test_malformed_lines_are_refused_logged_and_the_connection_stays(tmp_path):
 
 def test_an_oversized_line_closes_only_that_connection(tmp_path):
     run, opt = make_run(tmp_path)
-    c1, c2 = connect(run), Client(run.server.path)
+    c1, c2 = connect(run), Client(run.socket_path)
     run.step(loss=1.0)
     c1.send_raw(b'{"type":"command","id":1,"text":"' + b"a" * 70000)  # no newline, over 65,536 bytes
     run.step(loss=1.0)
@@ -63,7 +63,7 @@ def test_an_oversized_line_closes_only_that_connection(tmp_path):
     c2.command(2, "lr 0.01")
     run.step(loss=1.0)
     assert c2.wait_for(lambda m: m["type"] == "result" and m["id"] == 2)["ok"]
-    assert len(run.server.clients) == 1
+    assert len(run._server.clients) == 1
     run.close()
 
 
@@ -74,7 +74,7 @@ def test_a_client_that_vanishes_mid_message_leaves_the_run_untouched(tmp_path):
     c.close()
     for _ in range(3):
         run.step(loss=1.0)
-    assert opt.param_groups[0]["lr"] == 0.1 and run.server.clients == []
+    assert opt.param_groups[0]["lr"] == 0.1 and run._server.clients == []
     run.close()
     assert not [r for r in read_log(run.log_path) if r["type"] == "event"]
 
@@ -83,26 +83,26 @@ def test_a_client_that_never_reads_is_dropped_without_blocking(tmp_path):
     run, opt = make_run(tmp_path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(run.server.path)
+    s.connect(run.socket_path)
     run.step(loss=1.0)
-    assert len(run.server.clients) == 1
+    assert len(run._server.clients) == 1
     t0 = time.perf_counter()
     for _ in range(200):
-        run.server.broadcast(run._status() | {"pad": "x" * 8000})  # ~1.6 MB to a reader that never reads
+        run._server.broadcast(run._status() | {"pad": "x" * 8000})  # ~1.6 MB to a reader that never reads
     assert time.perf_counter() - t0 < 5
     run.step(loss=1.0)
-    assert run.server.clients == []
+    assert run._server.clients == []
     s.close()
     run.close()
 
 
 def test_hello_status_and_permissions(tmp_path):
     run, opt = make_run(tmp_path, "perm")
-    d = os.path.dirname(run.server.path)
+    d = os.path.dirname(run.socket_path)
     assert stat.S_IMODE(os.stat(d).st_mode) == 0o700
-    assert stat.S_IMODE(os.stat(run.server.path).st_mode) == 0o600
-    assert os.path.basename(run.server.path).startswith(f"{os.getpid()}-")
-    assert len(run.server.path.encode()) < 108
+    assert stat.S_IMODE(os.stat(run.socket_path).st_mode) == 0o600
+    assert os.path.basename(run.socket_path).startswith(f"{os.getpid()}-")
+    assert len(run.socket_path.encode()) < 108
     c = connect(run)
     c.send({"type": "hello", "client": "lrtop", "protocol": 1})
     c.send({"type": "command", "id": "x", "text": "pause"})
@@ -116,13 +116,13 @@ def test_hello_status_and_permissions(tmp_path):
                            "loss_scale", "skipped_steps", "checkpoints"}
     assert status["loss_scale"] is None and status["groups"] == ["default"]
     run.close()
-    assert not os.path.exists(run.server.path)
+    assert not os.path.exists(run.socket_path)
 
 
 def test_a_viewer_is_greeted_and_kept_informed_while_a_step_takes_long(tmp_path):
     run, opt = make_run(tmp_path, "slow")
     run.step(loss=1.0)
-    c = Client(run.server.path)  # the loop is "inside a long step": no run.step() from here on
+    c = Client(run.socket_path)  # the loop is "inside a long step": no run.step() from here on
     t0 = time.time()
     assert c.read(timeout=3)["type"] == "hello"
     assert c.read(timeout=3)["type"] == "status"

@@ -6,6 +6,9 @@ import LRLog
 public enum BridgeProtocol {
     public static let version = LRTopVersion.bridgeProtocol
     public static let maxLineBytes = 65_536
+    /// The largest count (step, epoch, total steps, pid ...) a peer may send: 2^53, the integers a JSON number holds
+    /// exactly. Counts are never negative.
+    public static let maxCount = 1 << 53
 }
 
 /// The server's greeting, sent as soon as a client connects.
@@ -81,6 +84,15 @@ public enum ServerMessage: Equatable, Sendable {
             throw BridgeError("not JSON: \(preview(line))")
         }
         guard let type = o.type else { throw BridgeError("no \"type\" in \(preview(line))") }
+        // Every number from the peer is untrusted: a count out of range (a step of Int.min) refuses the line here,
+        // once, so nothing downstream does arithmetic on it.
+        for (key, value) in o.counts {
+            guard let value, !(0...BridgeProtocol.maxCount).contains(value) else { continue }
+            throw BridgeError("\(type) message with \"\(key)\" = \(value): a count from 0 to 2^53 is expected; line ignored")
+        }
+        if let scale = o.lossScale, !(scale.isFinite && scale >= 0) {
+            throw BridgeError("\(type) message with \"loss_scale\" = \(scale): a finite number >= 0 is expected; line ignored")
+        }
         func require<T>(_ key: String, _ value: T?) throws(BridgeError) -> T {
             guard let value else { throw BridgeError("\(type) message without a valid \"\(key)\": \(preview(line))") }
             return value
@@ -125,6 +137,12 @@ public enum ServerMessage: Equatable, Sendable {
         var lr: [Double?]?
         var groups: [String]?
 
+        /// The fields that count something, by their wire names.
+        var counts: [(String, Int?)] {
+            [("step", step), ("epoch", epoch), ("total_steps", totalSteps), ("skipped_steps", skippedSteps),
+             ("checkpoints", checkpoints), ("protocol", protocolVersion), ("pid", pid), ("world_size", worldSize)]
+        }
+
         enum CodingKeys: String, CodingKey {
             case type, error, message, state, scheduler, run, log, framework, id, step, epoch, ok, hold, override, lr, groups
             case totalSteps = "total_steps", skippedSteps = "skipped_steps", checkpoints, protocolVersion = "protocol"
@@ -149,7 +167,7 @@ public enum ServerMessage: Equatable, Sendable {
     }
 
     static func preview(_ line: some Collection<UInt8>) -> String {
-        let text = String(decoding: line.prefix(80), as: UTF8.self)
+        let text = TerminalText.sanitized(String(decoding: line.prefix(80), as: UTF8.self))
         return "'" + text + (line.count > 80 ? "…" : "") + "'"
     }
 }

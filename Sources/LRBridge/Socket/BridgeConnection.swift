@@ -144,7 +144,8 @@ public final class BridgeConnection {
             do {
                 messages.append(try ServerMessage.parse(line))
             } catch {
-                warnings.append("malformed message from the run: \(error.description)")
+                // Kept up to a bound: a peer sending bad lines forever must not grow the viewer's memory.
+                if warnings.count < 1000 { warnings.append("malformed message from the run: \(error.description)") }
             }
         }
         inbox.removeFirst(start)

@@ -3,7 +3,11 @@ import Glibc
 /// Why a socket could not be reached or stopped working, in words a person can act on.
 public struct BridgeError: Error, CustomStringConvertible, Equatable, Sendable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The errno of a failed connect (ECONNREFUSED: nobody listens), when there was one.
+    public let code: Int32?
+    public init(_ description: String, code: Int32? = nil) { self.description = description; self.code = code }
+    /// The same words are the same error, whatever errno was behind them.
+    public static func == (a: BridgeError, b: BridgeError) -> Bool { a.description == b.description }
 }
 
 /// A connected Unix-domain stream socket in non-blocking mode: every call returns at once, so the UI thread that
@@ -138,6 +142,11 @@ final class UnixSocket {
     }
 
     static func connectError(_ path: String, _ code: Int32) -> BridgeError {
+        let message = connectMessage(path, code)
+        return BridgeError(message.description, code: code)
+    }
+
+    private static func connectMessage(_ path: String, _ code: Int32) -> BridgeError {
         switch code {
         case ENOENT:
             return BridgeError("\(path): no such socket (the run has ended or was never started with lrtop.attach)")

@@ -13,7 +13,7 @@ public enum ReplayBenchmark {
     /// The files are deleted afterwards unless `keepFiles`.
     public static func run(steps: Int = 1_000_000, directory: URL, keepFiles: Bool = false) throws -> [String: Double] {
         var r: [String: Double] = ["steps": Double(steps)]
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try SafeFiles.prepareFolder(directory, what: "the benchmark's folder", instead: "choose another folder")
         let logURL = directory.appendingPathComponent("bench-run.jsonl")
         let tbURL = directory.appendingPathComponent("events.out.tfevents.0.bench")
         defer {
@@ -76,12 +76,38 @@ public enum ReplayBenchmark {
     /// A plausible run: cosine LR with warmup, a decaying noisy loss (Float values, as a trainer computes
     /// them), gradient norm, throughput and wall clock with jitter; an eval every 1000 steps.
     static func writeLog(steps: Int, to url: URL) throws {
+        try writeMetricLog(steps: steps, metrics: 0, to: url)
+    }
+
+    /// The names of the metric benchmark's metrics: a realistic mix (accuracy, perplexity, per-block gradient norms,
+    /// loss scale, data-loader wait, the GPU's reserved metrics), in four groups. `count` of them (at most 20).
+    public static func metricNames(_ count: Int) -> [String] {
+        Array(benchMetrics.prefix(max(0, min(count, benchMetrics.count))).map(\.name))
+    }
+
+    /// Each metric's value at the start and the end of the run (in between an exponential approach) and its noise.
+    static let benchMetrics: [(name: String, start: Double, end: Double, noise: Double)] = [
+        ("train/acc", 0.1, 0.92, 0.02), ("train/ppl", 300, 18, 2), ("train/tokens_per_sec", 52_000, 52_000, 3_000),
+        ("train/loss_scale", 65_536, 65_536, 0), ("train/data_wait_ms", 2.5, 2.5, 1.5), ("train/update_ratio", 3e-3, 2e-4, 1e-4),
+        ("train/weight_norm", 80, 140, 0.5), ("train/entropy", 2.3, 0.4, 0.05), ("grad/embed", 1.2, 0.3, 0.1),
+        ("grad/attn", 2.0, 0.5, 0.2), ("grad/mlp", 1.6, 0.4, 0.15), ("grad/head", 0.9, 0.2, 0.05),
+        ("grad/clip_frac", 0.4, 0.0, 0.02), ("val/acc_running", 0.1, 0.9, 0.01), ("val/ppl_running", 320, 20, 1),
+        ("val/f1_running", 0.05, 0.88, 0.01), (SystemMetrics.gpuMemPeak, 3.1e10, 3.4e10, 1e8),
+        (SystemMetrics.gpuMemReserved, 3.6e10, 3.8e10, 1e8), (SystemMetrics.gpuUtil, 88, 91, 4),
+        ("system/cpu_percent", 115, 115, 10),
+    ]
+
+    /// `writeLog`'s run with `metrics` float32 values in each step record, as the bridge writes tensor metrics
+    /// (`run.step(loss, acc=..., ...)`): the metric benchmark's run (wandb#12527's case: 20 scalars every step).
+    public static func writeMetricLog(steps: Int, metrics: Int, to url: URL) throws {
         let writer = try RunLogWriter(url: url)
+        let names = metricNames(metrics)
         try writer.write(.header(RunHeader(lrtopVersion: "bench", config: ["optimizer": "adamw", "lr": "0.001"], seed: 1,
                                            startTime: "2025-01-01T00:00:00Z", groups: ["all"], stepsPerEpoch: 1000,
                                            totalSteps: steps)))
         var rng = SplitMix(seed: 42)
-        var record = StepRecord(step: 0, epoch: 0, lrs: [0], loss: 0, gradNorm: 0, samplesPerSec: 0, wallTime: 0)
+        var record = StepRecord(step: 0, epoch: 0, lrs: [0], loss: 0, gradNorm: 0, samplesPerSec: 0, wallTime: 0,
+                                metrics: names.map { MetricValue($0, 0) })
         var wall = 0.0
         for i in 1...steps {
             let v = values(i, steps, &rng)
@@ -93,10 +119,16 @@ public enum ReplayBenchmark {
             record.gradNorm = v.gradNorm
             record.samplesPerSec = v.sps
             record.wallTime = wall
+            let progress = Double(i) / Double(steps)
+            let approach = 1 - exp(-5 * progress)
+            for k in record.metrics.indices {
+                let m = benchMetrics[k]
+                record.metrics[k].value = Double(Float(m.start + (m.end - m.start) * approach + m.noise * (rng.unit() - 0.5)))
+            }
             try writer.write(step: record)
             if i % 1000 == 0 {
                 try writer.write(.eval(EvalRecord(step: i, epoch: record.epoch, loss: v.loss * 1.1,
-                                                  accuracy: Double(Float(0.5 + 0.4 * Double(i) / Double(steps))), wallTime: wall)))
+                                                  accuracy: Double(Float(0.5 + 0.4 * progress)), wallTime: wall)))
             }
         }
         try writer.write(end: EndRecord(reason: .completed, step: steps, epoch: (steps - 1) / 1000, finalLoss: nil,
@@ -130,7 +162,7 @@ public enum ReplayBenchmark {
         return (lr, loss, gradNorm, sps)
     }
 
-    private static func fileMB(_ url: URL) -> Double {
+    public static func fileMB(_ url: URL) -> Double {
         let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         return Double(size) / 1048576
     }
@@ -147,7 +179,8 @@ public enum ReplayBenchmark {
     }
 
     /// Resets VmHWM to the current RSS (Linux >= 4.0: write 5 to /proc/self/clear_refs).
-    private static func resetPeak() -> Bool {
+    @discardableResult
+    public static func resetPeak() -> Bool {
         let fd = open("/proc/self/clear_refs", O_WRONLY)
         guard fd >= 0 else { return false }
         defer { close(fd) }

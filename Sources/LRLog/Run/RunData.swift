@@ -23,6 +23,10 @@ public struct RunData: Sendable {
     public var evals: [EvalRecord] = []
     public var events: [EventRecord] = []
     public var end: EndRecord?
+    /// Metrics that are not step-record columns: `metrics` records of a log, and an import's tags that `mapping`
+    /// does not draw as a built-in (in file order). Step-record metrics are in `steps.metrics`, eval-record
+    /// metrics in `evals`.
+    public var metricSeries: [MetricSeries] = []
     /// Raw series of an import, by tag in file order; empty for lrtop logs.
     public var scalars: [ScalarSeries] = []
     /// How `scalars` map onto `steps` and `evals`.
@@ -50,9 +54,22 @@ public struct RunData: Sendable {
             steps.append(s)
             if steps.groupCount > groups.count { groups += (groups.count..<steps.groupCount).map { "group\($0)" } }
         case let .eval(e): evals.append(e)
+        case let .metrics(m):
+            for v in m.metrics { appendMetric(v.name, step: m.step, value: v.value, wallTime: m.wallTime) }
         case let .event(e): events.append(e)
         case let .end(e): end = e
         }
+    }
+
+    /// Adds one value of a metric that is not a step-record column (a `metrics` record's).
+    mutating func appendMetric(_ name: String, step: Int, value: Double, wallTime: Double) {
+        let i = metricSeries.firstIndex { $0.name == name } ?? {
+            metricSeries.append(MetricSeries(name: name))
+            return metricSeries.count - 1
+        }()
+        metricSeries[i].steps.append(step)
+        metricSeries[i].values.append(value)
+        metricSeries[i].wallTimes.append(wallTime)
     }
 
     mutating func adopt(_ h: RunHeader) {
@@ -66,11 +83,12 @@ public struct RunData: Sendable {
     public var byteCount: Int {
         steps.byteCount + evals.capacity * 48 + events.count * 160
             + scalars.reduce(0) { $0 + $1.steps.capacity * 8 + $1.values.capacity * 8 + $1.wallTimes.capacity * 8 }
+            + metricSeries.reduce(0) { $0 + $1.steps.capacity * 8 + $1.values.capacity * 8 + $1.wallTimes.capacity * 8 }
     }
 
     // MARK: - Imports
 
-    /// Rebuilds `steps`, `evals` and `groups` from `scalars` through `mapping`.
+    /// Rebuilds `steps`, `evals`, `groups` and `metricSeries` from `scalars` through `mapping`.
     ///
     /// Training series are merged by step: one row per distinct step (ascending), the last value a series
     /// logged at that step, NaN where it logged none. Epochs missing from a row carry the previous one.
@@ -167,6 +185,13 @@ public struct RunData: Sendable {
             }
         }
         evals = evalRecords
+        // Every other tag is a metric of its own (the epoch and wall-time tags too: they are series the file holds).
+        let drawn = Set([mapping.loss, mapping.gradNorm, mapping.samplesPerSec, mapping.evalLoss, mapping.evalAccuracy]
+            .compactMap { $0 } + mapping.lrs)
+        metricSeries = scalars.filter { !drawn.contains($0.tag) }.map { s in
+            MetricSeries(name: s.tag, steps: s.steps, values: s.values,
+                         wallTimes: s.wallTimes.isEmpty ? [] : s.wallTimes.map { $0 - (base ?? 0) })
+        }
     }
 
     private static func search(_ sorted: [Int], _ value: Int) -> Int? {
@@ -187,12 +212,44 @@ struct RunDataSink: RunRecordSink {
 
     @inline(__always)
     mutating func step(step: Int, epoch: Int, lrs: UnsafeBufferPointer<Double>, loss: Double, gradNorm: Double,
-                       samplesPerSec: Double, wallTime: Double) {
+                       samplesPerSec: Double, wallTime: Double, metrics: LineMetrics) {
+        // A new metric's column first (NaN for the rows before), so the row appended next gets a cell in it.
+        for i in 0..<metrics.count { _ = column(metrics, i) }
         run.steps.append(step: step, epoch: epoch, lrs: lrs, loss: loss, gradNorm: gradNorm,
                          samplesPerSec: samplesPerSec, wallTime: wallTime)
+        for i in 0..<metrics.count { run.steps.setLastRow(metric: column(metrics, i), metrics.values[i]) }
     }
 
     mutating func eval(_ eval: EvalRecord) { run.evals.append(eval) }
+
+    /// Step-record metric column and metric series of each parser metric id (-1: none yet).
+    var columnOfID: [Int] = []
+    var seriesOfID: [Int] = []
+
+    @inline(__always)
+    private mutating func column(_ metrics: LineMetrics, _ i: Int) -> Int {
+        let id = Int(metrics.ids[i])
+        if id < columnOfID.count, columnOfID[id] >= 0 { return columnOfID[id] }
+        if id >= columnOfID.count { columnOfID += repeatElement(-1, count: id + 1 - columnOfID.count) }
+        columnOfID[id] = run.steps.metricColumn(named: metrics.name(i))
+        return columnOfID[id]
+    }
+
+    mutating func metrics(step: Int, wallTime: Double, metrics: LineMetrics) {
+        for i in 0..<metrics.count {
+            let id = Int(metrics.ids[i])
+            if id >= seriesOfID.count { seriesOfID += repeatElement(-1, count: id + 1 - seriesOfID.count) }
+            if seriesOfID[id] < 0 {
+                seriesOfID[id] = run.metricSeries.count
+                run.metricSeries.append(MetricSeries(name: metrics.name(i)))
+            }
+            let k = seriesOfID[id]
+            run.metricSeries[k].steps.append(step)
+            run.metricSeries[k].values.append(metrics.values[i])
+            run.metricSeries[k].wallTimes.append(wallTime)
+        }
+    }
+
     mutating func event(_ event: EventRecord) { run.events.append(event) }
     mutating func end(_ end: EndRecord) { run.end = end }
     mutating func reserve(lines: Int) { run.steps.reserveCapacity(lines, groups: max(1, run.groups.count)) }

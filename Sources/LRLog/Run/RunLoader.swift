@@ -21,6 +21,7 @@ public enum RunLoader {
 
     public static func load(_ url: URL, mapping: TagMapping? = nil) throws -> LoadResult {
         var isDir: ObjCBool = false
+        if let problem = FileProblem.statProblem(url.path, what: "file or folder") { throw problem }
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
             throw LogError("\(url.path): no such file or folder")
         }

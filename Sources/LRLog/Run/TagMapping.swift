@@ -68,12 +68,14 @@ public struct TagMapping: Sendable, Equatable {
             for name in names { if let i = normalized.firstIndex(of: name) { return tags[i] } }
             return nil
         }
+        // `lrtop export`'s own tags first: beside them a metric of the run may be named `loss` or `acc`.
+        func exported(_ tag: String, else names: [String]) -> String? { tags.contains(tag) ? tag : first(names) }
         var m = TagMapping()
-        m.loss = first(lossNames)
-        m.gradNorm = first(gradNormNames)
-        m.samplesPerSec = first(samplesPerSecNames)
-        m.evalLoss = first(evalLossNames)
-        m.evalAccuracy = first(evalAccuracyNames)
+        m.loss = exported("train/loss", else: lossNames)
+        m.gradNorm = exported("train/grad_norm", else: gradNormNames)
+        m.samplesPerSec = exported("train/samples_per_sec", else: samplesPerSecNames)
+        m.evalLoss = exported("val/loss", else: evalLossNames)
+        m.evalAccuracy = exported("val/acc", else: evalAccuracyNames)
         m.epoch = first(["epoch"])
         m.wallTime = first(["wall_time", "train_wall_time", "time", "elapsed"])
         var lrTags = tags.filter(isLRTag)

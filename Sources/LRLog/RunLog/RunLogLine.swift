@@ -3,6 +3,8 @@
 // trainer); reading general lines goes through the small JSON parser, step and eval lines through
 // `RunLogLineParser`'s byte scanner.
 
+import LRCommand
+
 /// Encoding and decoding of single run log lines.
 public enum RunLogLine {
     /// The line for `record`, without the trailing newline.
@@ -34,6 +36,7 @@ public enum RunLogLine {
         case let .header(h): appendHeader(h, to: &b)
         case let .step(s): appendStep(s, to: &b)
         case let .eval(e): appendEval(e, to: &b)
+        case let .metrics(m): appendMetricsRecord(m, to: &b)
         case let .event(e): appendEvent(e, to: &b)
         case let .end(e): appendEnd(e, to: &b)
         }
@@ -76,6 +79,33 @@ public enum RunLogLine {
         b.appendASCII(",\"grad_norm\":"); b.appendJSONDouble(s.gradNorm)
         b.appendASCII(",\"samples_per_sec\":"); b.appendJSONDouble(s.samplesPerSec)
         b.appendASCII(",\"wall_time\":"); b.appendJSONDouble(s.wallTime)
+        if !s.metrics.isEmpty { appendMetrics(s.metrics, reserved: StepRecord.reservedKeys, to: &b) }
+        b.append(UInt8(ascii: "}"))
+    }
+
+    /// Metrics as flat keys after the built-in ones; names a built-in key takes go into a `metrics` object.
+    static func appendMetrics(_ metrics: [MetricValue], reserved: Set<String>, to b: inout [UInt8]) {
+        var taken = false
+        for m in metrics {
+            if reserved.contains(m.name) { taken = true; continue }
+            b.append(UInt8(ascii: ",")); b.appendJSONString(m.name)
+            b.append(UInt8(ascii: ":")); b.appendJSONDouble(m.value)
+        }
+        guard taken else { return }
+        b.appendASCII(",\"metrics\":{")
+        var first = true
+        for m in metrics where reserved.contains(m.name) {
+            if !first { b.append(UInt8(ascii: ",")) }
+            first = false
+            b.appendJSONString(m.name); b.append(UInt8(ascii: ":")); b.appendJSONDouble(m.value)
+        }
+        b.append(UInt8(ascii: "}"))
+    }
+
+    static func appendMetricsRecord(_ m: MetricsRecord, to b: inout [UInt8]) {
+        b.appendASCII("{\"type\":\"metrics\",\"step\":"); b.appendInt(m.step)
+        b.appendASCII(",\"wall_time\":"); b.appendJSONDouble(m.wallTime)
+        appendMetrics(m.metrics, reserved: MetricsRecord.reservedKeys, to: &b)
         b.append(UInt8(ascii: "}"))
     }
 
@@ -85,6 +115,7 @@ public enum RunLogLine {
         b.appendASCII(",\"loss\":"); b.appendJSONDouble(e.loss)
         b.appendASCII(",\"accuracy\":"); b.appendJSONDouble(e.accuracy)
         b.appendASCII(",\"wall_time\":"); b.appendJSONDouble(e.wallTime)
+        if !e.metrics.isEmpty { appendMetrics(e.metrics, reserved: EvalRecord.reservedKeys, to: &b) }
         b.append(UInt8(ascii: "}"))
     }
 
@@ -92,6 +123,8 @@ public enum RunLogLine {
         b.appendASCII("{\"type\":\"event\",\"step\":"); b.appendInt(e.step)
         b.appendASCII(",\"kind\":"); b.appendJSONString(e.kind.rawValue)
         b.appendASCII(",\"text\":"); b.appendJSONString(e.text)
+        if let c = e.command { b.appendASCII(",\"command\":"); appendObject(c, to: &b) }
+        if let r = e.result { b.appendASCII(",\"result\":"); appendObject(r, to: &b) }
         b.appendASCII(",\"lrs_before\":"); appendDoubles(e.lrsBefore, to: &b)
         b.appendASCII(",\"lrs_after\":"); appendDoubles(e.lrsAfter, to: &b)
         if let m = e.message { b.appendASCII(",\"message\":"); b.appendJSONString(m) }
@@ -160,21 +193,26 @@ public enum RunLogLine {
                 step: try requiredInt(json, "step"), epoch: try optionalInt(json, "epoch") ?? 0,
                 lrs: try doubleArray(json, "lrs"), loss: try double(json, "loss"),
                 gradNorm: try double(json, "grad_norm"), samplesPerSec: try double(json, "samples_per_sec"),
-                wallTime: try double(json, "wall_time")))
+                wallTime: try double(json, "wall_time"), metrics: metrics(json, reserved: StepRecord.reservedKeys)))
         case "eval":
             return .eval(EvalRecord(
                 step: try requiredInt(json, "step"), epoch: try optionalInt(json, "epoch") ?? 0,
                 loss: try double(json, "loss"), accuracy: try double(json, "accuracy"),
-                wallTime: try double(json, "wall_time")))
+                wallTime: try double(json, "wall_time"), metrics: metrics(json, reserved: EvalRecord.reservedKeys)))
+        case "metrics":
+            return .metrics(MetricsRecord(step: try requiredInt(json, "step"), wallTime: try double(json, "wall_time"),
+                                          metrics: metrics(json, reserved: MetricsRecord.reservedKeys)))
         case "event":
             let kindText = try optionalString(json, "kind") ?? ""
             guard let kind = EventRecord.Kind(rawValue: kindText) else {
                 throw Problem(message: "field \"kind\": unknown event kind \"\(kindText)\"")
             }
-            return .event(EventRecord(
+            return .event(upgraded(EventRecord(
                 step: try requiredInt(json, "step"), kind: kind, text: try optionalString(json, "text") ?? "",
+                command: decodeObject(json["command"], as: Command.self),
+                result: decodeObject(json["result"], as: EventResult.self),
                 lrsBefore: try doubleArray(json, "lrs_before"), lrsAfter: try doubleArray(json, "lrs_after"),
-                message: try optionalString(json, "message"), wallTime: try double(json, "wall_time")))
+                message: try optionalString(json, "message"), wallTime: try double(json, "wall_time"))))
         case "end":
             guard let reasonText = try optionalString(json, "reason") else { throw Problem(message: "field \"reason\": missing") }
             guard let reason = EndReason(rawValue: reasonText) else {
@@ -190,6 +228,25 @@ public enum RunLogLine {
             unknownType = type
             return nil
         }
+    }
+
+    /// A record's metrics in line order: every key beyond the reserved ones whose value is a number (or NaN,
+    /// Infinity, -Infinity, or null for "not known"), and the members of its `metrics` object where it stands. Other
+    /// values are not metrics and are ignored, as unknown keys are.
+    private static func metrics(_ json: JSONValue, reserved: Set<String>) -> [MetricValue] {
+        func number(_ key: String, _ value: JSONValue) -> MetricValue? {
+            value.isNull ? MetricValue(key, .nan) : value.double.map { MetricValue(key, $0) }
+        }
+        guard case let .object(pairs) = json else { return [] }
+        var out: [MetricValue] = []
+        for (key, value) in pairs {
+            if key == MetricCoding.objectKey, case let .object(nested) = value {
+                out += nested.compactMap { number($0, $1) }
+            } else if !reserved.contains(key), let m = number(key, value) {
+                out.append(m)
+            }
+        }
+        return out
     }
 
     private static func optionalInt(_ json: JSONValue, _ key: String) throws -> Int? {
@@ -270,6 +327,11 @@ extension RunLogLine {
     public static let maxLineBytes = 1 << 20
     /// The most param groups a step record may hold.
     public static let maxGroups = 4096
+    /// The most distinct metric names a log may use; a name beyond them is left out (with a warning), so a log of
+    /// made-up names cannot make a reader keep a chart for each.
+    public static let maxMetricNames = 1024
+    /// The longest metric name, in bytes; a longer one is left out (with a warning).
+    public static let maxMetricNameBytes = 256
 
     /// What is out of range in a decoded record, or nil.
     static func rangeProblem(_ record: RunRecord) -> String? {
@@ -281,6 +343,7 @@ extension RunLogLine {
             if r.lrs.count > maxGroups { return "\(r.lrs.count) LRs in one step (at most \(maxGroups) param groups)" }
             return check("step", r.step) ?? check("epoch", r.epoch)
         case let .eval(r): return check("step", r.step) ?? check("epoch", r.epoch)
+        case let .metrics(r): return check("step", r.step)
         case let .event(r):
             if max(r.lrsBefore.count, r.lrsAfter.count) > maxGroups { return "more than \(maxGroups) LRs in one event" }
             return check("step", r.step)

@@ -22,9 +22,20 @@ public enum RunLogReader {
     }
 
     /// The run as columns (the fast path for replay: no per-step records are built).
-    public static func readRun(at url: URL, name: String? = nil) throws -> RunData {
-        var sink = RunDataSink(run: RunData(name: name ?? url.deletingPathExtension().lastPathComponent,
-                                            source: url.path, format: .runLog))
+    /// `pieces`: read in that many pieces side by side; nil: in pieces on every core (up to 8) when the file is at
+    /// least `piecewiseBytes`, else in one pass.
+    public static func readRun(at url: URL, name: String? = nil, pieces: Int? = nil) throws -> RunData {
+        let empty = RunData(name: name ?? url.deletingPathExtension().lastPathComponent, source: url.path, format: .runLog)
+        // A large log is read in pieces on every core (RunLogPieces.swift).
+        var st = stat()
+        if stat(url.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+            let size = Int(st.st_size)
+            let auto = size >= piecewiseBytes ? min(ProcessInfo.processInfo.activeProcessorCount, 8) : 1
+            if let n = pieces ?? (auto > 1 ? auto : nil), n > 1, size > 0 {
+                return try readRunInPieces(path: url.path, run: empty, size: size, pieces: n)
+            }
+        }
+        var sink = RunDataSink(run: empty)
         let warnings = try read(path: url.path, into: &sink)
         sink.finish()
         sink.run.warnings = warnings
@@ -42,23 +53,27 @@ public enum RunLogReader {
     static func read<S: RunRecordSink>(path: String, into sink: inout S) throws -> [String] {
         let file = try ChunkedFile(path: path)
         var feeder = RunLogFeeder(path: path)
-        let size = file.fileSize
+        try feed(file, bytes: file.fileSize, &feeder, into: &sink)
+        try feeder.finish(file.pointer, file.available, into: &sink)
+        return feeder.warnings.finished(file: path)
+    }
+
+    /// Feeds every complete line of `file` (`bytes` long) to the sink, reserving its columns once from the first
+    /// chunk's lines per byte, so they grow once.
+    static func feed<S: RunRecordSink>(_ file: ChunkedFile, bytes: Int, _ feeder: inout RunLogFeeder, into sink: inout S) throws {
         var reserved = false
         while try file.readMore() {
             if !reserved {
-                // Estimate the line count from the first chunk, so the columns grow once.
                 reserved = true
                 let head = UnsafeBufferPointer(start: file.pointer, count: file.available)
                 let newlines = head.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
-                if newlines > 8, size > 0 {
-                    sink.reserve(lines: Int(Double(size) / Double(head.count) * Double(newlines) * 1.02) + 16)
+                if newlines > 8, bytes > 0 {
+                    sink.reserve(lines: Int(Double(bytes) / Double(head.count) * Double(newlines) * 1.02) + 16)
                 }
             }
             let used = try feeder.feed(file.pointer, file.available, into: &sink)
             file.consume(used)
         }
-        try feeder.finish(file.pointer, file.available, into: &sink)
-        return feeder.warnings.finished(file: path)
     }
 }
 
@@ -97,6 +112,7 @@ struct RunLogFeeder {
                                                   into sink: inout S) throws {
         line += 1
         let outcome = parser.parse(s, e, into: &sink)
+        if let note = parser.lineNote { warnings.add("\(path):\(line): \(note)") }
         if !sawFirstLine {
             if outcome == .blank { return }
             sawFirstLine = true

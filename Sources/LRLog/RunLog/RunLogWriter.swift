@@ -24,19 +24,16 @@ public final class RunLogWriter {
     private var lastFlush: Double
     private static let bufferLimit = 1 << 20
 
-    /// Opens (creating parent folders) `url` for writing. `append: false` starts the file empty;
+    /// Opens (creating parent folders) `url` for writing, as `SafeFiles` opens every file: never through a link,
+    /// in a folder of this user's that nobody else can write. `append: false` starts the file empty;
     /// `append: true` continues an existing log (a resumed run).
     public init(url: URL, append: Bool = false, flushInterval: Double = 1.0) throws {
         self.url = url
         self.flushInterval = flushInterval
-        let dir = url.deletingLastPathComponent()
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        } catch {
-            throw LogError("\(dir.path): cannot create folder: \(error.localizedDescription)")
-        }
-        fd = open(url.path, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0o644)
-        if fd < 0 { throw LogError("\(url.path): cannot open for writing: \(errnoText())") }
+        // A run folder is checked more strictly by `RunDirectory.prepare`; a log alone may sit in a sticky /tmp.
+        try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the log's folder",
+                                    instead: "choose another --log or --run-dir", sharedAllowed: true)
+        fd = try SafeFiles.open(url, append ? .append : .truncate, what: "the run log")
         buffer.reserveCapacity(64 << 10)
         lastFlush = monotonicSeconds()
     }

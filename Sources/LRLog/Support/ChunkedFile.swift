@@ -18,10 +18,14 @@ final class ChunkedFile {
     /// File offset of buffer[0].
     private var bufferOffset: Int
     private(set) var atEOF = false
+    /// Bytes from this offset on are not read (a piece of a file read by several threads).
+    private let limit: Int
 
-    /// Opens `path` for reading at byte `offset`. Throws a one-line LogError if it cannot be opened.
-    init(path: String, offset: Int = 0, chunkSize: Int = 4 << 20) throws {
+    /// Opens `path` for reading at byte `offset`, up to byte `limit` (default: the end). Throws a one-line LogError if
+    /// it cannot be opened.
+    init(path: String, offset: Int = 0, limit: Int = .max, chunkSize: Int = 4 << 20) throws {
         self.path = path
+        self.limit = limit
         fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw LogError("\(path): cannot open: \(errnoText())") }
         if offset > 0, lseek(fd, off_t(offset), SEEK_SET) < 0 {
@@ -71,8 +75,10 @@ final class ChunkedFile {
             start = 0
             capacity *= 2
         }
+        let room = min(capacity - end, limit - (bufferOffset + end))
+        if room <= 0 { atEOF = true; return false }
         while true {
-            let n = read(fd, buffer + end, capacity - end)
+            let n = read(fd, buffer + end, room)
             if n > 0 { end += n; return true }
             if n == 0 { atEOF = true; return false }
             if errno == EINTR { continue }

@@ -7,7 +7,9 @@ import Darwin
 /// A problem that stops a file from being read at all. `description` is one line: "FILE: what is wrong".
 public struct LogError: Error, CustomStringConvertible, Sendable, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// The errno of the system call that failed, when one did (`SafeFiles.isOutOfSpace` tells a full disk).
+    public let code: Int32?
+    public init(_ message: String, code: Int32? = nil) { self.message = message; self.code = code }
     public var description: String { message }
 }
 
@@ -21,6 +23,9 @@ struct WarningList {
     mutating func add(_ line: String) {
         if lines.count < Self.limit { lines.append(line) } else { suppressed += 1 }
     }
+
+    /// Counts `n` problems another list left out.
+    mutating func addSuppressed(_ n: Int) { suppressed += n }
 
     /// The warnings, with a last line counting those not shown.
     func finished(file: String) -> [String] {

@@ -27,11 +27,19 @@
 @inline(__always) func isDigit(_ c: UInt8) -> Bool { c &- 48 < 10 }
 
 enum NumberParser {
-    /// Parses a decimal number (JSON syntax, plus a leading `+`) at `p`, stopping at the first byte that
-    /// cannot continue it. Returns nil, leaving `p` alone, when there is no number at `p`.
+    /// A decimal number's digits as read: up to 19 significant digits as an integer, a power of ten, whether digits
+    /// beyond the 19th were dropped.
+    struct Decimal {
+        var negative: Bool
+        var mantissa: UInt64
+        var exponent: Int
+        var inexact: Bool
+    }
+
+    /// Reads a decimal number (JSON syntax, plus a leading `+`) at `p`, stopping at the first byte that cannot
+    /// continue it; nil, leaving `p` alone, when there is no number at `p`.
     @inline(__always)
-    static func parseDouble(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Double? {
-        let start = p
+    static func scanDecimal(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Decimal? {
         var q = p
         var negative = false
         if q < end {
@@ -61,6 +69,14 @@ enum NumberParser {
                     mantissa = mantissa &* 10 &+ UInt64(q.pointee &- 48)
                     exponent -= 1
                     if mantissa != 0 { significant += 1 }
+                    // Past the first significant digit, eight digits at a time while they fit in the 19 (the long
+                    // fractions of float32 values written as doubles: "0.8745999336242676").
+                    while significant > 0, significant <= 11, end - q >= 9, let eight = eightDigits(q + 1) {
+                        mantissa = mantissa &* 100_000_000 &+ eight
+                        exponent -= 8
+                        significant += 8
+                        q += 8
+                    }
                 } else if q.pointee != UInt8(ascii: "0") {
                     inexact = true
                 }
@@ -85,12 +101,22 @@ enum NumberParser {
             }
         }
         p = q
+        return Decimal(negative: negative, mantissa: mantissa, exponent: exponent, inexact: inexact)
+    }
+
+    /// Parses a decimal number (JSON syntax, plus a leading `+`) at `p`, stopping at the first byte that
+    /// cannot continue it. Returns nil, leaving `p` alone, when there is no number at `p`.
+    @inline(__always)
+    static func parseDouble(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Double? {
+        let start = p
+        guard let d = scanDecimal(&p, end) else { return nil }
+        let (negative, mantissa, exponent) = (d.negative, d.mantissa, d.exponent)
         if mantissa == 0 { return negative ? -0.0 : 0.0 }
-        if !inexact {
+        if !d.inexact {
             if mantissa <= 1 << 53, exponent >= -22, exponent <= 22 {
-                var d = Double(mantissa)
-                if exponent < 0 { d /= exactPowersOfTen[-exponent] } else { d *= exactPowersOfTen[exponent] }
-                return negative ? -d : d
+                var v = Double(mantissa)
+                if exponent < 0 { v /= exactPowersOfTen[-exponent] } else { v *= exactPowersOfTen[exponent] }
+                return negative ? -v : v
             }
             #if arch(x86_64)
             if exponent >= -27, exponent <= 27 {
@@ -98,13 +124,44 @@ enum NumberParser {
                 if exponent < 0 { r /= exactPowersOfTen80[-exponent] } else { r *= exactPowersOfTen80[exponent] }
                 // The 11 Float80 significand bits below Double's 52: exactly 1000_0000_000 is a tie.
                 if r.significandBitPattern & 0x7FF != 0x400 {
-                    let d = Double(r)
-                    return negative ? -d : d
+                    let v = Double(r)
+                    return negative ? -v : v
                 }
             }
             #endif
         }
-        return slowParse(start, q)
+        return slowParse(start, p)
+    }
+
+    /// Parses a number that is kept at float32 precision (a metric): the nearest Float, as a Double. Any mantissa of
+    /// up to 19 digits times a power of ten up to 10^±22 takes one rounding to Double and one to Float: the same Float
+    /// as exact parsing but for a decimal within a few Double ulps of halfway between two Floats (a float32 value,
+    /// which is how metrics are made, written with the digits that read it back, always reads back as itself).
+    @inline(__always)
+    static func parseFloat(_ p: inout UnsafePointer<UInt8>, _ end: UnsafePointer<UInt8>) -> Double? {
+        let start = p
+        guard let d = scanDecimal(&p, end) else { return nil }
+        if d.mantissa == 0 { return d.negative ? -0.0 : 0.0 }
+        if d.exponent >= -22, d.exponent <= 22 {
+            var v = Double(d.mantissa)
+            if d.exponent < 0 { v /= exactPowersOfTen[-d.exponent] } else { v *= exactPowersOfTen[d.exponent] }
+            return Double(Float(d.negative ? -v : v))
+        }
+        return slowParse(start, p).map { Double(Float($0)) }
+    }
+
+    /// The value of the 8 ASCII digits at `p`, or nil when they are not all digits (SWAR, as fast_float does it).
+    @inline(__always)
+    static func eightDigits(_ p: UnsafePointer<UInt8>) -> UInt64? {
+        let bytes = UnsafeRawPointer(p).loadUnaligned(as: UInt64.self).littleEndian
+        // Each byte 0x30...0x39: its high nibble is 3, and adding 6 keeps it 3.
+        guard (bytes & 0xF0F0_F0F0_F0F0_F0F0) | (((bytes &+ 0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4)
+                == 0x3333_3333_3333_3333 else { return nil }
+        var v = bytes &- 0x3030_3030_3030_3030
+        v = (v &* 10) &+ (v >> 8)  // pairs of digits
+        v = (((v & 0x0000_00FF_0000_00FF) &* 0x000F_4240_0000_0064)
+             &+ (((v >> 16) & 0x0000_00FF_0000_00FF) &* 0x0000_2710_0000_0001)) >> 32
+        return v & 0xFFFF_FFFF
     }
 
     @inline(never)

@@ -71,19 +71,34 @@ struct TagTable {
     /// The index of the tag, adding it if new.
     @inline(__always)
     mutating func index(_ p: UnsafePointer<UInt8>, _ n: Int, isNew: inout Bool) -> Int {
+        let (found, h, i) = find(p, n)
+        if let found { isNew = false; return found }
+        isNew = true
+        return insert(p, n, hash: h, slot: i)
+    }
+
+    /// The index of the tag, or nil when it is not in the table.
+    @inline(__always)
+    func lookup(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int? { find(p, n).index }
+
+    /// The tag's index if present; else its hash and the free slot it would take.
+    @inline(__always)
+    private func find(_ p: UnsafePointer<UInt8>, _ n: Int) -> (index: Int?, hash: UInt64, slot: Int) {
         let h = Self.hash(p, n)
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: h) & mask
         while true {
             let s = Int(slots[i])
-            if s < 0 { break }
+            if s < 0 { return (nil, h, i) }
             if hashes[s] == h, keys[s].count == n, keys[s].withUnsafeBufferPointer({ memcmp($0.baseAddress!, p, n) == 0 }) {
-                isNew = false
-                return s
+                return (s, h, i)
             }
             i = (i + 1) & mask
         }
-        isNew = true
+    }
+
+    /// Adds a tag that `find` did not find, at the slot it gave.
+    private mutating func insert(_ p: UnsafePointer<UInt8>, _ n: Int, hash h: UInt64, slot i: Int) -> Int {
         let index = keys.count
         keys.append(Array(UnsafeBufferPointer(start: p, count: n)))
         hashes.append(h)

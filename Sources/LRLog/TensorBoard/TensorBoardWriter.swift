@@ -22,9 +22,9 @@ public final class TensorBoardWriter {
     /// (Unix seconds).
     public init(url: URL, wallTime: Double) throws {
         self.url = url
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        fd = open(url.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw LogError("\(url.path): cannot open for writing: \(errnoText())") }
+        try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the export's folder",
+                                    instead: "choose another output folder", sharedAllowed: true)
+        fd = try SafeFiles.open(url, .truncate, what: "the TensorBoard export")
         buffer.reserveCapacity(1 << 20)
         event.appendKey(field: 1, wire: 1)
         event.appendLittleEndian(wallTime.bitPattern)
@@ -108,7 +108,8 @@ extension TensorBoardWriter: Sendable {}
 public enum TensorBoardExport {
     /// Writes the run's scalars as an event file: `train/loss`, `train/lr` (the first group) and, with
     /// several groups, `train/lr/<group>`, `train/grad_norm`, `train/samples_per_sec`, `val/loss`,
-    /// `val/acc`. NaN losses are written (they are what happened); other NaNs mean "not logged" and are
+    /// `val/acc`, and every metric under its own name (`RunData.metricNames`; one named like a built-in tag gets a
+    /// `_metric` suffix). NaN losses are written (they are what happened); other NaNs mean "not logged" and are
     /// left out, as are columns with no value at all. `url` is a folder (a file with the default name is
     /// created inside) or a file path. Returns the file written.
     @discardableResult
@@ -124,30 +125,56 @@ public enum TensorBoardExport {
         let groups = run.groups.count == s.groupCount ? run.groups : (0..<s.groupCount).map { "group\($0)" }
         var lrTags = s.groupCount > 0 ? ["train/lr"] : []
         if s.groupCount > 1 { lrTags += groups.map { "train/lr/\($0)" } }
+        let metricNames = run.metricNames
+        let builtInTags = ["train/loss", "train/grad_norm", "train/samples_per_sec", "val/loss", "val/acc"] + lrTags
+        let tagOf = Dictionary(uniqueKeysWithValues: zip(metricNames, ExportNames.unique(metricNames, besides: builtInTags)))
+        let stepMetricTags = s.metricNames.map { tagOf[$0]! }
         let hasGrad = s.gradNorm.contains { !$0.isNaN }
         let hasSPS = s.samplesPerSec.contains { !$0.isNaN }
         let hasLoss = s.loss.contains { !$0.isNaN } || run.format == .runLog
         let keepNaNLoss = run.format == .runLog
         var values: [(tag: String, value: Float)] = []
         // Evaluations go right after the last step row of their step (before the first later step when
-        // their step has no row), so each event's step order matches the run's.
+        // their step has no row), so each event's step order matches the run's; so do the values of metric series.
         let evals = run.evals
         var nextEval = 0
-        func writeEvals(through step: Int) throws {
+        var points: [(step: Int, wallTime: Double, tag: String, value: Double)] = []
+        for series in run.metricSeries {
+            let tag = tagOf[series.name]!
+            for k in series.steps.indices where !series.values[k].isNaN {
+                points.append((series.steps[k], series.wallTimes.indices.contains(k) ? series.wallTimes[k] : .nan, tag,
+                               series.values[k]))
+            }
+        }
+        points = points.enumerated().sorted { ($0.element.step, $0.offset) < ($1.element.step, $1.offset) }.map(\.element)
+        var nextPoint = 0
+        func writeLater(through step: Int) throws {
             while nextEval < evals.count, evals[nextEval].step <= step {
                 let e = evals[nextEval]
                 nextEval += 1
                 values.removeAll(keepingCapacity: true)
                 if !e.loss.isNaN { values.append(("val/loss", Float(e.loss))) }
                 if !e.accuracy.isNaN { values.append(("val/acc", Float(e.accuracy))) }
+                for m in e.metrics where !m.value.isNaN { values.append((tagOf[m.name]!, Float(m.value))) }
                 if !values.isEmpty {
                     try writer.addScalars(values, step: e.step, wallTime: start + (e.wallTime.isNaN ? 0 : e.wallTime))
                 }
             }
+            // Points of one step share an event (one tag once per event).
+            while nextPoint < points.count, points[nextPoint].step <= step {
+                let first = points[nextPoint]
+                values.removeAll(keepingCapacity: true)
+                var tags = Set<String>()
+                while nextPoint < points.count, points[nextPoint].step == first.step, tags.insert(points[nextPoint].tag).inserted {
+                    values.append((points[nextPoint].tag, Float(points[nextPoint].value)))
+                    nextPoint += 1
+                }
+                try writer.addScalars(values, step: first.step, wallTime: start + (first.wallTime.isNaN ? 0 : first.wallTime))
+            }
         }
         for i in 0..<s.count {
             // Imported steps may be any Int64 (a crafted TensorBoard file): no arithmetic that can overflow.
-            try writeEvals(through: s.step[i] == Int.min ? Int.min : s.step[i] - 1)
+            try writeLater(through: s.step[i] == Int.min ? Int.min : s.step[i] - 1)
             values.removeAll(keepingCapacity: true)
             if hasLoss, keepNaNLoss || !s.loss[i].isNaN { values.append(("train/loss", s.loss[i])) }
             if s.groupCount > 0, !s.lrs[0][i].isNaN { values.append((lrTags[0], Float(s.lrs[0][i]))) }
@@ -156,12 +183,13 @@ public enum TensorBoardExport {
             }
             if hasGrad, !s.gradNorm[i].isNaN { values.append(("train/grad_norm", s.gradNorm[i])) }
             if hasSPS, !s.samplesPerSec[i].isNaN { values.append(("train/samples_per_sec", s.samplesPerSec[i])) }
+            for m in s.metrics.indices where !s.metrics[m][i].isNaN { values.append((stepMetricTags[m], s.metrics[m][i])) }
             if !values.isEmpty {
                 let w = s.wallTime[i]
                 try writer.addScalars(values, step: s.step[i], wallTime: start + (w.isNaN ? 0 : w))
             }
         }
-        try writeEvals(through: .max)
+        try writeLater(through: .max)
         try writer.close()
         return fileURL
     }

@@ -1,9 +1,35 @@
 import LRTensor
 
-/// Builds the models the CLI offers, by name, initialised as PyTorch initialises them, from a seed.
+/// The models lrtop trains (`--model`): their names are what the CLI, config files, logs and checkpoints spell.
+public enum ModelKind: String, Sendable, CaseIterable, Codable, CustomStringConvertible {
+    /// Flatten → [Linear → ReLU (→ Dropout)] per hidden size → Linear head.
+    case mlp
+    /// A small ResNet for images: conv-bn-relu stem, two residual stages, global average pool, linear head.
+    case convnet
+
+    /// A model by name, in any case (`MLP`); one line naming the valid ones when it is none of them.
+    public init(name: String) throws(ModelError) {
+        guard let kind = ModelKind(rawValue: name.lowercased()) else {
+            throw ModelError("unknown model '\(name)': valid models are \(ModelFactory.names.joined(separator: ", "))")
+        }
+        self = kind
+    }
+
+    /// Read as the CLI reads it, so a checkpoint of a run started with `--model MLP` still loads.
+    public init(from decoder: any Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        do { self = try ModelKind(name: name) } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+        }
+    }
+
+    public var description: String { rawValue }
+}
+
+/// Builds the models the CLI offers, initialised as PyTorch initialises them, from a seed.
 public enum ModelFactory {
     /// The names `make` accepts.
-    public static let names = ["mlp", "convnet"]
+    public static let names = ModelKind.allCases.map(\.rawValue)
 
     /// Builds model `name` for samples of `sampleShape` and `classCount` classes.
     ///
@@ -17,6 +43,13 @@ public enum ModelFactory {
     /// Throws `ModelError` for an unknown name (listing the valid ones) or an input the model cannot take.
     public static func make(name: String, sampleShape: [Int], classCount: Int, seed: UInt64,
                             hidden: [Int] = [256], dropout: Float = 0, width: Int = 16) throws -> Network {
+        try make(ModelKind(name: name), sampleShape: sampleShape, classCount: classCount, seed: seed, hidden: hidden,
+                 dropout: dropout, width: width)
+    }
+
+    /// Builds a model of `kind` for samples of `sampleShape` and `classCount` classes (see `make(name:...)`).
+    public static func make(_ kind: ModelKind, sampleShape: [Int], classCount: Int, seed: UInt64,
+                            hidden: [Int] = [256], dropout: Float = 0, width: Int = 16) throws -> Network {
         guard classCount > 1 else { throw ModelError("a model needs at least 2 classes, the dataset has \(classCount)") }
         guard dropout >= 0 && dropout < 1 else { throw ModelError("dropout must be in [0, 1), got \(dropout)") }
         guard !sampleShape.isEmpty, sampleShape.allSatisfy({ $0 > 0 }) else {
@@ -24,15 +57,13 @@ public enum ModelFactory {
         }
         var rng = Xoshiro256(seed: seed)
         let random = RandomSource(seed: seed ^ 0xD1B5_4A32_D192_ED03)
-        switch name.lowercased() {
-        case "mlp":
+        switch kind {
+        case .mlp:
             return try mlp(sampleShape: sampleShape, classCount: classCount, hidden: hidden, dropout: dropout,
                            rng: &rng, random: random)
-        case "convnet":
+        case .convnet:
             return try convnet(sampleShape: sampleShape, classCount: classCount, width: width, dropout: dropout,
                                rng: &rng, random: random)
-        default:
-            throw ModelError("unknown model '\(name)': valid models are \(names.joined(separator: ", "))")
         }
     }
 

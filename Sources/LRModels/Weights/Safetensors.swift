@@ -141,8 +141,10 @@ public struct Safetensors: Sendable {
                 guard !overflow else { throw badTensor("shape \(shape) is too large") }
                 elements = product
             }
-            guard elements.multipliedReportingOverflow(by: size) == (end - begin, false) else {
-                throw badTensor("data_offsets [\(begin), \(end)] hold \(end - begin) bytes, but \(dtypeName) \(shape) needs \(elements * size)")
+            let (needed, tooLarge) = elements.multipliedReportingOverflow(by: size)
+            guard !tooLarge else { throw badTensor("shape \(shape) is too large") }
+            guard needed == end - begin else {
+                throw badTensor("data_offsets [\(begin), \(end)] hold \(end - begin) bytes, but \(dtypeName) \(shape) needs \(needed)")
             }
             entries.append(Entry(name: name, dtype: DType(name: dtypeName, bytes: size), shape: shape,
                                  range: (headerEnd + begin)..<(headerEnd + end)))

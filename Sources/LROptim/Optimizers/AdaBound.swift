@@ -38,6 +38,11 @@ public final class AdaBound: OptimizerBase, @unchecked Sendable {
         parameters: parameters(amsbound: true), check: check,
         build: { AdaBound(groups: $0, descriptor: AdaBound.amsboundKind) })
 
+    /// m, v and (AMSBound) the running maximum of v; the group's base LR, kept with each parameter.
+    override public class var stateSlots: [StateSlot] { [.expAvg, .expAvgSq, .maxExpAvgSq] }
+    static let baseLR = ScalarSlot(0, "base_lr")
+    override public class var scalarSlots: [ScalarSlot] { [baseLR] }
+
     /// The groups' LRs at construction (the reference's `base_lrs`).
     public private(set) var baseLRs: [Double]
 
@@ -56,12 +61,12 @@ public final class AdaBound: OptimizerBase, @unchecked Sendable {
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let gi = groups.firstIndex { $0 === group } ?? 0
         let baseLR = baseLRs[gi]
-        state.scalars["base_lr"] = baseLR
+        state[Self.baseLR] = baseLR
         let n = p.value.count
         let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
         let amsbound = group[.amsbound] != 0
-        let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
-        let vmax = amsbound ? state.buffer("max_exp_avg_sq", like: p) : nil
+        let m = state.buffer(.expAvg, like: p), v = state.buffer(.expAvgSq, like: p)
+        let vmax = amsbound ? state.buffer(.maxExpAvgSq, like: p) : nil
         state.step += 1
         let step = state.step
         let fb1 = Float(b1), w1 = Float(1 - b1), fb2 = Float(b2), w2 = Float(1 - b2)

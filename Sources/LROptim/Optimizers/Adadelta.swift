@@ -19,11 +19,15 @@ public final class Adadelta: OptimizerBase, @unchecked Sendable {
         },
         build: { Adadelta(groups: $0, descriptor: Adadelta.kind) })
 
+    /// The running averages of squared gradients and of squared updates.
+    static let squareAvg = StateSlot(0, "square_avg"), accDelta = StateSlot(1, "acc_delta")
+    override public class var stateSlots: [StateSlot] { [squareAvg, accDelta] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let rhoD = group[.rho], wdD = group[.weightDecay]
         let sgn: Float = group[.maximize] != 0 ? -1 : 1
-        let sq = state.buffer("square_avg", like: p), acc = state.buffer("acc_delta", like: p)
+        let sq = state.buffer(Self.squareAvg, like: p), acc = state.buffer(Self.accDelta, like: p)
         state.step += 1
         let rho = Float(rhoD), w1 = Float(1 - rhoD), wd = Float(wdD), eps = Float(group[.eps])
         let negLR = Float(-group.lr)

@@ -27,9 +27,13 @@ public final class Adagrad: OptimizerBase, @unchecked Sendable {
         },
         build: { Adagrad(groups: $0, descriptor: Adagrad.kind) })
 
+    /// The running sum of squared gradients.
+    static let sum = StateSlot(0, "sum")
+    override public class var stateSlots: [StateSlot] { [sum] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
-        let sum = state.buffer("sum", like: p, fill: Float(optimizerDefault(.initialAccumulatorValue)))
+        let sum = state.buffer(Self.sum, like: p, fill: Float(optimizerDefault(.initialAccumulatorValue)))
         state.step += 1
         let step = state.step
         let wdD = group[.weightDecay]

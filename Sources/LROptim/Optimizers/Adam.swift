@@ -33,6 +33,9 @@ public class Adam: OptimizerBase, @unchecked Sendable {
         parameters: parameters(weightDecay: 0), check: check,
         build: { Adam(groups: $0, descriptor: Adam.kind) })
 
+    /// m, v and (AMSGrad) the running maximum of v.
+    override public class var stateSlots: [StateSlot] { [.expAvg, .expAvgSq, .maxExpAvgSq] }
+
     /// Whether weight decay is decoupled from the gradient (AdamW) instead of an L2 term (Adam).
     public var decoupledWeightDecay: Bool { false }
 
@@ -43,8 +46,8 @@ public class Adam: OptimizerBase, @unchecked Sendable {
         let wdD = group[.weightDecay], epsD = group[.eps]
         let amsgrad = group[.amsgrad] != 0
         let sgn: Float = group[.maximize] != 0 ? -1 : 1
-        let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
-        let vmax = amsgrad ? state.buffer("max_exp_avg_sq", like: p) : nil
+        let m = state.buffer(.expAvg, like: p), v = state.buffer(.expAvgSq, like: p)
+        let vmax = amsgrad ? state.buffer(.maxExpAvgSq, like: p) : nil
         state.step += 1
         let step = state.step
 

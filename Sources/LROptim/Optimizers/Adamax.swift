@@ -15,11 +15,15 @@ public final class Adamax: OptimizerBase, @unchecked Sendable {
         check: { lr, h in try checkLR(lr); try checkEps(h); try checkBetas(h); try checkWeightDecay(h) },
         build: { Adamax(groups: $0, descriptor: Adamax.kind) })
 
+    /// m and the exponentially weighted infinity norm u.
+    static let expInf = StateSlot(1, "exp_inf")
+    override public class var stateSlots: [StateSlot] { [.expAvg, expInf] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
         let sgn: Float = group[.maximize] != 0 ? -1 : 1
-        let m = state.buffer("exp_avg", like: p), u = state.buffer("exp_inf", like: p)
+        let m = state.buffer(.expAvg, like: p), u = state.buffer(Self.expInf, like: p)
         state.step += 1
         let clr = group.lr / (1 - pow(b1, state.step))
         let w1 = Float(1 - b1), fb2 = Float(b2), wd = Float(wdD), eps = Float(group[.eps]), negC = Float(-clr)

@@ -51,13 +51,16 @@ public final class Lamb: OptimizerBase, @unchecked Sendable {
         clipDivisor = max(globalNorm / Float(maxNorm), 1)
     }
 
+    /// m and v.
+    override public class var stateSlots: [StateSlot] { [.expAvg, .expAvgSq] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         if scratch.count < n { scratch = Tensor(shape: [n]) }
         let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
         let averaging = group[.gradAveraging] != 0
         let beta3 = averaging ? 1 - b1 : 1.0
-        let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
+        let m = state.buffer(.expAvg, like: p), v = state.buffer(.expAvgSq, like: p)
         state.step += 1
         let step = state.step
         var bc1 = 1.0, bc2 = 1.0

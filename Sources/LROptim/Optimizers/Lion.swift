@@ -15,12 +15,15 @@ public final class Lion: OptimizerBase, @unchecked Sendable {
         check: { lr, h in try checkLR(lr); try checkBetas(h); try checkWeightDecay(h) },
         build: { Lion(groups: $0, descriptor: Lion.kind) })
 
+    /// The momentum m.
+    override public class var stateSlots: [StateSlot] { [.expAvg] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let lr = group.lr
         let b1 = group[.beta1], b2 = group[.beta2]
         let sgn: Float = group[.maximize] != 0 ? -1 : 1
-        let m = state.buffer("exp_avg", like: p)
+        let m = state.buffer(.expAvg, like: p)
         state.step += 1
         let decay = Float(1 - lr * group[.weightDecay])
         let fb1 = Float(b1), w1 = Float(1 - b1), w2 = Float(1 - b2), negLR = Float(-lr)

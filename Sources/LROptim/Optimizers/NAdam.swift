@@ -23,6 +23,11 @@ public final class NAdam: OptimizerBase, @unchecked Sendable {
         },
         build: { NAdam(groups: $0, descriptor: NAdam.kind) })
 
+    /// m and v; the running product of the momentum coefficients μ.
+    override public class var stateSlots: [StateSlot] { [.expAvg, .expAvgSq] }
+    static let muProduct = ScalarSlot(0, "mu_product")
+    override public class var scalarSlots: [ScalarSlot] { [muProduct] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let lr = group.lr
@@ -30,14 +35,14 @@ public final class NAdam: OptimizerBase, @unchecked Sendable {
         let psi = group[.momentumDecay]
         let decoupled = group[.decoupledWeightDecay] != 0
         let sgn: Float = group[.maximize] != 0 ? -1 : 1
-        let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
+        let m = state.buffer(.expAvg, like: p), v = state.buffer(.expAvgSq, like: p)
         state.step += 1
         let step = state.step
         let bc2 = 1 - pow(b2, step)
         let mu = b1 * (1.0 - 0.5 * pow(0.96, step * psi))
         let muNext = b1 * (1.0 - 0.5 * pow(0.96, (step + 1) * psi))
-        let muProduct = Float(state.scalars["mu_product"] ?? 1) * Float(mu)
-        state.scalars["mu_product"] = Double(muProduct)
+        let muProduct = Float(state[Self.muProduct] ?? 1) * Float(mu)
+        state[Self.muProduct] = Double(muProduct)
         let muProductNext = Double(muProduct) * muNext
         let c1 = Float(-lr * (1.0 - mu) / (1.0 - Double(muProduct)))
         let c2 = Float((-lr * muNext) / (1.0 - muProductNext))

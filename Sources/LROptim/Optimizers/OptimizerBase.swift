@@ -101,20 +101,55 @@ public struct OptimizerDescriptor: Sendable {
     }
 }
 
-/// Per-parameter optimizer state: named Float buffers (`exp_avg`, `momentum_buffer` ...) and scalars.
-/// Buffers are created on the first step (as PyTorch's lazy state) and then updated in place.
+/// A buffer of per-parameter optimizer state (PyTorch's `exp_avg`, `momentum_buffer` ...), declared once by the
+/// optimizer that keeps it (its `stateSlots`): the name checkpoints store it under and its place in `ParamState`,
+/// so an update reaches it by position, never by looking a string up at every step (mlx-swift's `newState`).
+public struct StateSlot: Sendable, Hashable {
+    public let name: String
+    public let index: Int
+    public init(_ index: Int, _ name: String) { self.index = index; self.name = name }
+
+    /// The first and second moments of the Adam family, and AMSGrad's running maximum of the second.
+    public static let expAvg = StateSlot(0, "exp_avg")
+    public static let expAvgSq = StateSlot(1, "exp_avg_sq")
+    public static let maxExpAvgSq = StateSlot(2, "max_exp_avg_sq")
+}
+
+/// A number of per-parameter optimizer state besides the step count (NAdam's `mu_product`), declared once like
+/// `StateSlot`.
+public struct ScalarSlot: Sendable, Hashable {
+    public let name: String
+    public let index: Int
+    public init(_ index: Int, _ name: String) { self.index = index; self.name = name }
+}
+
+/// Per-parameter optimizer state: the step count, the buffers of the optimizer's `stateSlots` and the numbers of
+/// its `scalarSlots`. Buffers are created on first use (as PyTorch's lazy state) and then updated in place.
 public final class ParamState: @unchecked Sendable {
     public var step: Double = 0
-    public var tensors: [String: Tensor] = [:]
-    public var scalars: [String: Double] = [:]
-    public init() {}
+    var buffers: [Tensor?]
+    var numbers: [Double?]
 
-    /// The buffer `key`, created (filled with `fill`) the first time it is asked for.
+    init(slots: Int, scalars: Int) {
+        buffers = Array(repeating: nil, count: slots)
+        numbers = Array(repeating: nil, count: scalars)
+    }
+
+    /// The buffer of `slot`, nil before its first use.
+    public subscript(slot: StateSlot) -> Tensor? { buffers[slot.index] }
+
+    /// A scalar of the state, nil before it is first set.
+    public subscript(slot: ScalarSlot) -> Double? {
+        get { numbers[slot.index] }
+        set { numbers[slot.index] = newValue }
+    }
+
+    /// The buffer of `slot`, created (filled with `fill`) the first time it is asked for.
     @inline(__always)
-    func buffer(_ key: String, like p: Parameter, fill: Float = 0) -> Tensor {
-        if let t = tensors[key] { return t }
+    func buffer(_ slot: StateSlot, like p: Parameter, fill: Float = 0) -> Tensor {
+        if let t = buffers[slot.index] { return t }
         let t = Tensor(shape: p.shape, repeating: fill)
-        tensors[key] = t
+        buffers[slot.index] = t
         return t
     }
 }
@@ -138,12 +173,21 @@ open class OptimizerBase: Optimizer, @unchecked Sendable {
     /// as in the reference: Adagrad's `initial_accumulator_value`, LAMB's `max_grad_norm`.
     public var defaults: [String: Double]
 
+    /// The buffers of per-parameter state this optimizer keeps, each at its `index` (a subclass declares them).
+    open class var stateSlots: [StateSlot] { [] }
+    /// The numbers of per-parameter state besides the step count.
+    open class var scalarSlots: [ScalarSlot] { [] }
+
     /// Fills in each group's missing hyperparameters with the descriptor's defaults, once, so that the update
     /// loops read `group[.key]` and find every key their descriptor declares.
     public required init(groups: [ParamGroup], descriptor: OptimizerDescriptor) {
+        let kind = type(of: self)
+        precondition(kind.stateSlots.enumerated().allSatisfy { $0.offset == $0.element.index }
+                     && kind.scalarSlots.enumerated().allSatisfy { $0.offset == $0.element.index },
+                     "\(kind): state slots must be declared in index order")
         self.descriptor = descriptor
         self.groups = groups
-        self.states = groups.map { $0.params.map { _ in ParamState() } }
+        self.states = groups.map { $0.params.map { _ in ParamState(slots: kind.stateSlots.count, scalars: kind.scalarSlots.count) } }
         self.defaults = descriptor.defaultHyper
         for group in groups {
             group.hyper.merge(descriptor.defaultHyper) { given, _ in given }
@@ -173,14 +217,17 @@ open class OptimizerBase: Optimizer, @unchecked Sendable {
     // MARK: state
 
     public func stateSnapshot() -> OptimizerState {
+        let kind = type(of: self)
         var tensors: [String: [String: [Float]]] = [:]
         var scalars: [String: [String: Double]] = [:]
         for (g, group) in groups.enumerated() {
             for (i, p) in group.params.enumerated() {
                 let s = states[g][i]
-                tensors[p.name] = s.tensors.mapValues { $0.storage }
-                var sc = s.scalars
-                sc["step"] = s.step
+                var slots: [String: [Float]] = [:]
+                for slot in kind.stateSlots { if let t = s[slot] { slots[slot.name] = t.storage } }
+                tensors[p.name] = slots
+                var sc: [String: Double] = ["step": s.step]
+                for slot in kind.scalarSlots { if let v = s[slot] { sc[slot.name] = v } }
                 scalars[p.name] = sc
             }
         }
@@ -192,24 +239,41 @@ open class OptimizerBase: Optimizer, @unchecked Sendable {
         if !state.groupLRs.isEmpty && state.groupLRs.count != groups.count {
             throw OptimError("optimizer state has \(state.groupLRs.count) param groups, this optimizer has \(groups.count)")
         }
-        // Check everything before changing anything.
+        // Check everything before changing anything: a checkpoint's hyperparameters are validated as a spec's are
+        // (PyTorch's messages), so a crafted `beta1 = -1` is refused instead of diverging the run.
+        for (g, group) in groups.enumerated() where g < state.groupHypers.count {
+            let hyper = group.hyper.merging(state.groupHypers[g]) { _, saved in saved }
+            do { try descriptor.validate(lr: g < state.groupLRs.count ? state.groupLRs[g] : group.lr, hyper: hyper) } catch {
+                throw OptimError("optimizer state of group '\(group.name)': \(error)")
+            }
+        }
+        // Then each slot: one this optimizer keeps, of the parameter's size.
+        let kind = type(of: self)
+        let slots = Dictionary(uniqueKeysWithValues: kind.stateSlots.map { ($0.name, $0) })
+        let scalarSlots = Dictionary(uniqueKeysWithValues: kind.scalarSlots.map { ($0.name, $0) })
         for group in groups {
             for p in group.params {
-                for (slot, values) in state.tensors[p.name] ?? [:] where values.count != p.value.count {
-                    throw OptimError("optimizer state '\(slot)' of '\(p.name)' has \(values.count) values, the parameter has \(p.value.count)")
+                for (slot, values) in state.tensors[p.name] ?? [:] {
+                    guard slots[slot] != nil else {
+                        throw OptimError("optimizer state '\(slot)' of '\(p.name)' is not state \(name) keeps (it keeps \(kind.stateSlots.map(\.name).joined(separator: ", ")))")
+                    }
+                    guard values.count == p.value.count else {
+                        throw OptimError("optimizer state '\(slot)' of '\(p.name)' has \(values.count) values, the parameter has \(p.value.count)")
+                    }
+                }
+                for key in (state.scalars[p.name] ?? [:]).keys where key != "step" && scalarSlots[key] == nil {
+                    throw OptimError("optimizer state '\(key)' of '\(p.name)' is not a number \(name) keeps")
                 }
             }
         }
         for (g, group) in groups.enumerated() {
             for (i, p) in group.params.enumerated() {
                 let s = states[g][i]
-                s.tensors = [:]
-                for (slot, values) in state.tensors[p.name] ?? [:] {
-                    s.tensors[slot] = Tensor(shape: p.shape, storage: values)
-                }
-                var sc = state.scalars[p.name] ?? [:]
-                s.step = sc.removeValue(forKey: "step") ?? 0
-                s.scalars = sc
+                let saved = state.tensors[p.name] ?? [:]
+                s.buffers = kind.stateSlots.map { slot in saved[slot.name].map { Tensor(shape: p.shape, storage: $0) } }
+                let sc = state.scalars[p.name] ?? [:]
+                s.step = sc["step"] ?? 0
+                s.numbers = kind.scalarSlots.map { sc[$0.name] }
             }
             if g < state.groupLRs.count { group.lr = state.groupLRs[g] }
             if g < state.groupInitialLRs.count { group.initialLR = state.groupInitialLRs[g] }

@@ -19,13 +19,16 @@ public final class RAdam: OptimizerBase, @unchecked Sendable {
         check: { lr, h in try checkLR(lr); try checkEps(h); try checkBetas(h); try checkWeightDecay(h) },
         build: { RAdam(groups: $0, descriptor: RAdam.kind) })
 
+    /// m and v.
+    override public class var stateSlots: [StateSlot] { [.expAvg, .expAvgSq] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let lr = group.lr
         let b1 = group[.beta1], b2 = group[.beta2], wdD = group[.weightDecay]
         let decoupled = group[.decoupledWeightDecay] != 0
         let sgn: Float = group[.maximize] != 0 ? -1 : 1
-        let m = state.buffer("exp_avg", like: p), v = state.buffer("exp_avg_sq", like: p)
+        let m = state.buffer(.expAvg, like: p), v = state.buffer(.expAvgSq, like: p)
         state.step += 1
         let step = state.step
         let decay = Float(1 - lr * wdD), wd = Float(wdD)

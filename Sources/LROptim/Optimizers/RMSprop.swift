@@ -25,6 +25,11 @@ public final class RMSprop: OptimizerBase, @unchecked Sendable {
         },
         build: { RMSprop(groups: $0, descriptor: RMSprop.kind) })
 
+    /// The running average of squared gradients; the momentum buffer; (centered) the running average of gradients.
+    static let squareAvg = StateSlot(0, "square_avg"), momentumBuffer = StateSlot(1, "momentum_buffer"),
+               gradAvg = StateSlot(2, "grad_avg")
+    override public class var stateSlots: [StateSlot] { [squareAvg, momentumBuffer, gradAvg] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let alphaD = group[.alpha], wdD = group[.weightDecay], momD = group[.momentum]
@@ -32,9 +37,9 @@ public final class RMSprop: OptimizerBase, @unchecked Sendable {
         let a = Float(alphaD), oneMinusA = Float(1 - alphaD), wd = Float(wdD), mom = Float(momD)
         let eps = Float(group[.eps]), negLR = Float(-group.lr)
         let sgn: Float = group[.maximize] != 0 ? -1 : 1
-        let sq = state.buffer("square_avg", like: p)
-        let buf = momD > 0 ? state.buffer("momentum_buffer", like: p) : nil
-        let gavg = centered ? state.buffer("grad_avg", like: p) : nil
+        let sq = state.buffer(Self.squareAvg, like: p)
+        let buf = momD > 0 ? state.buffer(Self.momentumBuffer, like: p) : nil
+        let gavg = centered ? state.buffer(Self.gradAvg, like: p) : nil
         state.step += 1
         let k = RMSpropConstants(sign: sgn, l2: wdD != 0, weightDecay: wd, alpha: a, oneMinusAlpha: oneMinusA,
                                  eps: eps, momentum: mom, negLR: negLR)

@@ -32,6 +32,10 @@ public final class SGD: OptimizerBase, @unchecked Sendable {
         },
         build: { SGD(groups: $0, descriptor: SGD.kind) })
 
+    /// The momentum buffer (a copy of the first gradient at the first step).
+    static let momentumBuffer = StateSlot(0, "momentum_buffer")
+    override public class var stateSlots: [StateSlot] { [momentumBuffer] }
+
     public override func update(_ p: Parameter, state: ParamState, group: ParamGroup) {
         let n = p.value.count
         let alpha = Float(-group.lr)
@@ -50,8 +54,8 @@ public final class SGD: OptimizerBase, @unchecked Sendable {
                 }
                 return
             }
-            let fresh = state.tensors["momentum_buffer"] == nil
-            let buf = state.buffer("momentum_buffer", like: p)
+            let fresh = state[Self.momentumBuffer] == nil
+            let buf = state.buffer(Self.momentumBuffer, like: p)
             buf.withPointer { b in
                 for i in 0..<n {
                     var g = sgn * gp[i]

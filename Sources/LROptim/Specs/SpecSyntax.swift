@@ -104,6 +104,10 @@ struct OptionReader {
     func double(_ key: String) throws -> Double? {
         guard let s = values[key] else { return nil }
         guard let d = Self.number(s) else { throw bad(key, s, "a number") }
+        // What trains is float32: `exp:gamma=1e300` would overflow at the first step.
+        guard abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+            throw bad(key, s, "a number within float32's range (at most 3.4e38 in size)")
+        }
         return d
     }
     func double(_ key: String, default def: Double) throws -> Double { try double(key) ?? def }
@@ -148,6 +152,9 @@ struct OptionReader {
         guard let s = values[key] else { return nil }
         let parts = s.split(separator: "/", omittingEmptySubsequences: false).map { Self.number(String($0)) }
         guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw bad(key, s, "numbers separated by '/'") }
+        guard parts.allSatisfy({ abs($0!) <= Double(Float.greatestFiniteMagnitude) }) else {
+            throw bad(key, s, "numbers within float32's range (at most 3.4e38 in size) separated by '/'")
+        }
         return parts.map { $0! }
     }
     func intList(_ key: String) throws -> [Int]? {

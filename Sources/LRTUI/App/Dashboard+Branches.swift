@@ -1,4 +1,5 @@
 import Foundation
+import LRCommand
 import LRLog
 
 /// One "what if" branch of a `fork` as the branches table shows it: live from its sub-run log, or replayed.
@@ -30,8 +31,7 @@ extension Dashboard {
         guard total > eventsSeenForBranches else { return false }
         let fresh = primary.events.suffix(min(total - eventsSeenForBranches, primary.events.count))
         eventsSeenForBranches = total
-        guard fresh.contains(where: { $0.kind == .command && Self.isFork($0.text) }),
-              let log = status.logPath else { return false }
+        guard fresh.contains(where: Self.isFork), let log = status.logPath else { return false }
         var added = false
         for branch in BranchSubruns.find(besideLog: URL(fileURLWithPath: log))
         where !followedBranchLogs.contains(branch.log.path) {
@@ -42,8 +42,10 @@ extension Dashboard {
         return added
     }
 
-    static func isFork(_ text: String) -> Bool {
-        text.split(whereSeparator: { $0 == " " || $0 == "\t" }).first?.lowercased() == "fork"
+    /// A `fork` that started branches.
+    static func isFork(_ e: EventRecord) -> Bool {
+        guard e.kind == .command, case .fork? = e.command else { return false }
+        return true
     }
 
     /// The branches of the latest fork, in branch order, with their state after `adopt K` / `drop`.
@@ -70,15 +72,13 @@ extension Dashboard {
         var steps: Int? = nil
         var resolution: (adopted: Int?, dropped: Bool)? = nil
         for e in primary.events where e.kind == .command {
-            let words = e.text.split(separator: " ").map { $0.lowercased() }
-            guard let verb = words.first else { continue }
-            if verb == "fork" && e.step == latest {
-                steps = words.compactMap { $0.hasPrefix("steps=") ? Int($0.dropFirst(6)) : nil }.first
+            switch e.command {
+            case .fork(let fork)? where e.step == latest:
+                steps = fork.steps
                 resolution = nil
-            } else if verb == "adopt", e.step >= latest, words.count == 2, let k = Int(words[1]) {
-                resolution = (k, false)
-            } else if verb == "drop", e.step == latest {
-                resolution = (nil, true)
+            case .adopt(let k)? where e.step >= latest: resolution = (k, false)
+            case .drop? where e.step == latest: resolution = (nil, true)
+            default: break
             }
         }
         for i in rows.indices {

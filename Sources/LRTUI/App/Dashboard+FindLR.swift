@@ -1,5 +1,6 @@
 import Foundation
 import LRLog
+import LRCommand
 
 // The find-lr panel's part of the dashboard: starting a sweep (`f`, the prompt, `lrtop find-lr`), following its
 // sub-run, showing a past one (replay, an event), the panel's keys and applying the pick. The panel's state and
@@ -12,21 +13,19 @@ extension Dashboard {
     /// run resumes (it was paused only for the sweep). `lrtop find-lr` starts here with `resumeAfterPick`.
     public func startFindLR(_ settings: LRRangeSettings = LRRangeSettings(), text: String? = nil,
                             resumeAfterPick: Bool = false) {
-        let command = text ?? settings.commandText
+        let command = Command.findLR(settings)
         let wasRunning = status.state == .running && !resumeAfterPick
-        if wasRunning, let error = send("pause") {
+        if wasRunning, let error = steer(.pause, awaited: false) {
             showNotice("✗ pause: \(error)", .error)
             return
         }
-        if let error = send(command) {
-            showNotice("✗ \(command): \(error)", .error)
-            if wasRunning { _ = send("resume") }
+        if let error = steer(command, text: text) {
+            showNotice("✗ \(text ?? command.description): \(error)", .error)
+            if wasRunning { steer(.resume, awaited: false) }
             return
         }
-        sent(command)
-        findLR = FindLRSession(command: command, known: Set(FindLRSession.folders(in: subRunsFolder)), canApply: true,
-                               resumeOnApply: wasRunning || resumeAfterPick, resumeOnClose: wasRunning)
-        findLREventsSeen = primary.eventsReceived
+        findLR = FindLRSession(commandID: lastSentID, known: Set(FindLRSession.folders(in: subRunsFolder)),
+                               canApply: true, resumeOnApply: wasRunning || resumeAfterPick, resumeOnClose: wasRunning)
         overlay = .findLR
     }
 
@@ -49,7 +48,7 @@ extension Dashboard {
                        ?? "no find-lr in this run (its sweeps are kept in RUN_DIR/subruns/find-lr-*)", .warning)
             return
         }
-        let session = FindLRSession(command: nil, known: [], canApply: isLive, resumeOnApply: false, resumeOnClose: false)
+        let session = FindLRSession(commandID: nil, known: [], canApply: isLive, resumeOnApply: false, resumeOnClose: false)
         session.follow(subruns.appendingPathComponent(name))
         _ = session.poll()
         if session.curve == nil { session.error = "subruns/\(name)/log.jsonl is not a find-lr sub-run log" }
@@ -57,11 +56,11 @@ extension Dashboard {
         overlay = .findLR
     }
 
-    /// The sub-run folder a find-lr event's message names ("subruns/find-lr-40: 87 steps ...").
+    /// The sub-run folder a find-lr event made (`find-lr-40`, from its `result`).
     static func findLRFolder(of event: EventRecord) -> String? {
-        guard event.kind == .command, event.text.lowercased().hasPrefix("find"),
-              let m = event.message, m.hasPrefix("subruns/"), let colon = m.firstIndex(of: ":") else { return nil }
-        return String(m[m.index(m.startIndex, offsetBy: "subruns/".count)..<colon])
+        guard event.kind == .command, case .findLR? = event.command, let path = event.result?.subruns?.first,
+              path.hasPrefix("subruns/") else { return nil }
+        return String(path.dropFirst("subruns/".count))
     }
 
     /// Follows the live sweep: finds its new sub-run folder, reads its records, notices its failure.
@@ -74,19 +73,21 @@ extension Dashboard {
             changed = true
         }
         if session.poll() { changed = true }
-        if let command = session.command, primary.eventsReceived > findLREventsSeen {
-            let fresh = primary.events.suffix(min(primary.eventsReceived - findLREventsSeen, primary.events.count))
-            findLREventsSeen = primary.eventsReceived
-            for e in fresh where e.text == command {
-                if e.kind == .error { session.error = e.message ?? "the sweep failed"; changed = true }
-                if e.kind == .command, session.folder == nil, let name = Self.findLRFolder(of: e), let subruns = subRunsFolder {
-                    session.follow(subruns.appendingPathComponent(name))
-                    _ = session.poll()
-                    changed = true
-                }
+        return changed
+    }
+
+    /// The run's answer to the sweep: why it failed, or the sub-run it made (followed if not found yet).
+    func findLRAnswered(_ reply: CommandReply) {
+        guard let session = findLR else { return }
+        switch reply.outcome {
+        case .rejected(let why): session.error = why
+        case .applied:
+            if session.folder == nil, let event = reply.event, let name = Self.findLRFolder(of: event),
+               let subruns = subRunsFolder {
+                session.follow(subruns.appendingPathComponent(name))
+                _ = session.poll()
             }
         }
-        return changed
     }
 
     /// Keys of the find-lr panel.
@@ -112,24 +113,25 @@ extension Dashboard {
     func applyFindLRPick(asSchedule: Bool) {
         guard let session = findLR else { return }
         guard session.canApply else { showNotice("a replay shows the curve; picks apply to a live run", .warning); return }
-        guard session.finished, let pick = session.pickText else {
+        guard session.finished, let pick = session.pickText, let lr = Double(pick) else {
             showNotice(session.error == nil ? "the sweep is still running: wait for its curve" : "nothing to apply", .warning)
             return
         }
-        let command = asSchedule ? "sched onecycle:max_lr=" + pick : "lr " + pick
-        if let error = send(command) {
-            showNotice("✗ \(command): \(error)", .error)
+        // The LR as the panel shows it (three digits), so the command is what the person saw.
+        let command: Command = asSchedule ? .sched("onecycle:max_lr=" + pick) : .lr(group: nil, .set(lr))
+        let text = asSchedule ? command.description : "lr " + pick
+        if let error = steer(command, text: text) {
+            showNotice("✗ \(text): \(error)", .error)
             return
         }
-        commandHistory.append(command)
-        if session.resumeOnApply { _ = send("resume") }
+        commandHistory.append(text)
+        if session.resumeOnApply { steer(.resume, awaited: false) }
         findLR = nil
         overlay = .none
-        sent(command)
     }
 
     func closeFindLR() {
-        if let session = findLR, session.resumeOnClose { _ = send("resume") }
+        if let session = findLR, session.resumeOnClose { steer(.resume, awaited: false) }
         findLR = nil
         overlay = .none
     }

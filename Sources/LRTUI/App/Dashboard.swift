@@ -1,3 +1,4 @@
+import LRCommand
 import LRLog
 
 /// The dashboard's state and what keys do to it. Drawing is in DashboardView.swift, the layout in
@@ -44,13 +45,6 @@ public final class Dashboard {
         case lrChart, lossChart, events
     }
 
-    public enum Outcome: Equatable, Sendable {
-        case none
-        case quit
-        /// The whole screen should be written again.
-        case redraw
-    }
-
     /// A one-line message on the key bar until the next key, or a few seconds (errors stay until a key).
     public struct Notice: Equatable, Sendable {
         public enum Kind: Sendable { case info, warning, error }
@@ -74,8 +68,6 @@ public final class Dashboard {
     public internal(set) var overlay: Overlay = .none
     /// The find-lr panel's state while it is open.
     public internal(set) var findLR: FindLRSession?
-    /// How many of the primary run's events the find-lr panel has looked at for its sweep's answer.
-    var findLREventsSeen = 0
     /// The param group the LR keys act on; nil: all groups.
     public private(set) var selectedGroup: Int?
     public private(set) var lrScale: AxisScale = .log
@@ -86,7 +78,7 @@ public final class Dashboard {
     public internal(set) var commandHistory: [String] = []
     public private(set) var focus: Panel?
     /// The step under the charts' cursor (a focused chart's ←/→, or a click on a chart).
-    public private(set) var chartCursor: Int?
+    public internal(set) var chartCursor: Int?
     /// The selected event, counted from the latest (0), while the events list has focus.
     public private(set) var selectedEvent: Int?
     /// Rows the events list is scrolled down from the latest.
@@ -96,16 +88,23 @@ public final class Dashboard {
     var lastPlots: [Panel: Rect] = [:]
     /// Called when the person changes the theme, zoom or smoothing (to remember them between sessions).
     public var onViewChange: ((ViewPreferences) -> Void)?
-    /// Commands sent to a live run that its log has not answered yet (oldest first). The trainer applies them at
-    /// its next step boundary and answers each with an event: `command` when it applied, `error` when it could not.
-    public private(set) var awaitingAnswer: [String] = []
-    /// How many of the primary run's events have been looked at for answers.
-    var eventsAnswered = 0
+    /// Commands sent to a live run that it has not answered yet, by id (oldest first). The run applies them at
+    /// its next step boundary and answers each by its id: applied, or rejected with the reason.
+    public private(set) var awaitingAnswer: [(id: Int, text: String)] = []
     /// Branch sub-run logs already overlaid (live), and how many of the primary's events were looked at for forks.
     var followedBranchLogs: Set<String> = []
     var eventsSeenForBranches = 0
     /// The branches table's sort column and direction (`B` cycles).
     public internal(set) var branchTable = TrialTableState()
+    /// The id of the last command sent.
+    var lastSentID: Int?
+    /// The status panel as last built, and whether something it shows changed since (a record, a status, a key).
+    var statusPanel: StatusPanel?
+    var statusIsStale = true
+    /// The metrics grid (`m`), and where its last frame put its charts.
+    public internal(set) var metricsView = MetricsView()
+    var lastGridLayout: MetricsGridLayout?
+    var lastGridPlots: [Int: Rect] = [:]
 
     public init(source: any RunSource, overlays: [any RunSource] = [], theme: Theme = .builtinDefault,
                 depth: ColorDepth = .truecolor, themeStore: ThemeStore? = nil) {
@@ -149,11 +148,13 @@ public final class Dashboard {
     public func setTheme(_ theme: Theme) {
         self.theme = theme
         palette = Palette(theme: theme, depth: depth)
+        statusIsStale = true
     }
 
     public func setDepth(_ depth: ColorDepth) {
         self.depth = depth
         palette = Palette(theme: theme, depth: depth)
+        statusIsStale = true
     }
 
     public func showNotice(_ text: String, _ kind: Notice.Kind = .info) {
@@ -166,6 +167,9 @@ public final class Dashboard {
         var changed = false
         for r in runs where r.poll() { changed = true }
         if answerAwaitedCommands() { changed = true }
+        if let source = primary.source {
+            for w in source.takeWarnings() { showNotice(w, .error); changed = true }
+        }
         if followNewBranches() { changed = true }
         if updateFindLR() { changed = true }
         if let n = notice, n.kind != .error, ContinuousClock.now - n.shownAt > Self.noticeDuration {
@@ -173,34 +177,45 @@ public final class Dashboard {
             changed = true
         }
         if let g = selectedGroup, g >= primary.groupNames.count { selectedGroup = nil }
+        if changed { statusIsStale = true }
         return changed
     }
 
-    /// Shows the trainer's answer to a command sent from here where the person is looking, the key bar: a
-    /// rejection as `✗ COMMAND: WHY` (whole, wrapped over more rows when long), an applied command as `✓ COMMAND`.
+    /// Shows the run's answer to a command sent from here where the person is looking, the key bar: a rejection
+    /// as `✗ COMMAND: WHY` (whole, wrapped over more rows when long), an applied command as `✓ COMMAND  WHAT CHANGED`.
+    /// Answers come back by the command's id, from every kind of source alike.
     func answerAwaitedCommands() -> Bool {
-        let total = primary.eventsReceived
-        defer { eventsAnswered = total }
-        guard total > eventsAnswered, !awaitingAnswer.isEmpty else { return false }
+        guard let source = primary.source else { return false }
         var changed = false
-        for e in primary.events.suffix(min(total - eventsAnswered, primary.events.count)) {
-            guard e.kind == .command || e.kind == .error, let i = awaitingAnswer.firstIndex(of: e.text) else { continue }
+        for reply in source.takeReplies() {
+            if findLR?.commandID == reply.id { findLRAnswered(reply); changed = true }
+            guard let i = awaitingAnswer.firstIndex(where: { $0.id == reply.id }) else { continue }
             awaitingAnswer.remove(at: i)
-            if e.kind == .error {
-                showNotice("✗ " + e.text + ": " + (e.message ?? "rejected"), .error)
-            } else {
-                let detail = EventList.detail(e)
-                showNotice("✓ " + e.text + (detail.isEmpty ? "" : "  " + detail))
-            }
+            showNotice(Self.answerText(reply), reply.outcome == .applied ? .info : .error)
             changed = true
         }
         return changed
     }
 
+    /// `✓ lr *2  1.00e-3→2.00e-3`, `✓ lr 1e-4: all groups ... (step 13)`, `✗ lr head 1e-3: no param group 'head'`.
+    public static func answerText(_ reply: CommandReply) -> String {
+        let at = reply.step.map { " (step \($0))" } ?? ""
+        switch reply.outcome {
+        case .rejected(let why): return "✗ " + reply.text + ": " + why + at
+        case .applied:
+            if let e = reply.event {
+                let detail = EventList.detail(e)
+                return "✓ " + reply.text + (detail.isEmpty ? "" : "  " + detail)
+            }
+            return "✓ " + (reply.message ?? reply.text) + at
+        }
+    }
+
     // MARK: keys
 
     /// Handles a key: overlays first, then the key table.
-    public func handle(_ key: Key) -> Outcome {
+    public func handle(_ key: Key) -> ScreenAction {
+        statusIsStale = true
         if key == .resize { return .none }
         if key == .ctrl("c") { return .quit }
         if case .mouse(let m) = key { return handle(mouse: m) }
@@ -211,18 +226,9 @@ public final class Dashboard {
             case .cancel: overlay = .none
             case .submit(let text):
                 if commandHistory.last != text { commandHistory.append(text) }
-                // A find-lr typed at the prompt opens its panel, as `f` does.
-                if isLive, let settings = LRRangeSettings.of(command: text) {
-                    overlay = .none
-                    startFindLR(settings, text: text)
-                    return .none
-                }
-                if let error = send(text) {
+                if let error = submit(text) {
                     p.error = error
                     overlay = .prompt(p)
-                } else {
-                    overlay = .none
-                    sent(text)
                 }
             }
             return .none
@@ -231,14 +237,13 @@ public final class Dashboard {
             case .none: overlay = .schedulerMenu(m)
             case .cancel: overlay = .none
             case .apply(let spec):
-                let command = "sched " + spec
-                if let error = send(command) {
+                let command = Command.sched(spec)
+                if let error = steer(command) {
                     m.error = error
                     overlay = .schedulerMenu(m)
                 } else {
-                    commandHistory.append(command)
+                    commandHistory.append(command.description)
                     overlay = .none
-                    sent(command)
                 }
             }
             return .none
@@ -255,7 +260,7 @@ public final class Dashboard {
             return .none
         case .none:
             notice = nil
-            if handleFocused(key) { return .none }
+            if handleMetricsKey(key) || handleFocused(key) { return .none }
             guard let action = KeyMap.action(for: key, mode: keyMode) else {
                 if keyMode != .live, KeyMap.action(for: key, mode: .live) != nil {
                     showNotice("\(key): only while training live (this is " + (keyMode == .replay ? "a replay)" : "a watched log)"),
@@ -268,15 +273,17 @@ public final class Dashboard {
     }
 
     /// Carries out an action of the key table.
-    public func perform(_ action: KeyAction) -> Outcome {
+    public func perform(_ action: KeyAction) -> ScreenAction {
+        statusIsStale = true
         switch action {
         case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
-            if let c = command(for: action) {
-                if let error = send(c) { showNotice("✗ \(c): \(error)", .error) } else if isLive { sent(c) }
+            if keyMode == .replay {
+                replay(action)
+            } else if let c = command(for: action), let error = steer(c) {
+                showNotice("✗ \(c): \(error)", .error)
             }
         case .seek, .seekEvent, .changeSpeed, .jumpToStart, .jumpToEnd:
-            // Replay moves show in the status panel and header; only a refusal needs words.
-            if let c = command(for: action), let error = send(c) { showNotice("✗ \(c): \(error)", .warning) }
+            replay(action)
         case .prompt:
             overlay = .prompt(PromptState(hint: promptHint, history: commandHistory))
         case .warmup:
@@ -292,7 +299,8 @@ public final class Dashboard {
                 showNotice("branches sorted by " + (c.map { $0 + (branchTable.descending ? ", highest first" : ", lowest first") } ?? "number"))
             }
         case .schedulerMenu:
-            let kinds = status.schedulerKinds
+            // The catalogue is built now, sized to the rest of the run, not with every status.
+            let kinds = isLive ? primary.source?.schedulerKinds() ?? [] : []
             if kinds.isEmpty {
                 showNotice("no schedulers to choose from" + (isLive ? "" : " in a replay"), .warning)
             } else {
@@ -339,6 +347,8 @@ public final class Dashboard {
             overlay = .none
         case .redraw:
             return .redraw
+        case .metricsView, .filterMetrics, .metricsGrid:
+            performMetrics(action)
         }
         return .none
     }
@@ -419,7 +429,7 @@ public final class Dashboard {
 
     /// A click focuses the panel under it (on a chart it also puts the cursor there; on an event it opens it);
     /// the wheel zooms a chart's x-range or scrolls the events.
-    func handle(mouse m: MouseEvent) -> Outcome {
+    func handle(mouse m: MouseEvent) -> ScreenAction {
         switch overlay {
         case .help, .eventDetail:
             if m.kind == .click { overlay = .none }
@@ -430,6 +440,7 @@ public final class Dashboard {
         case .none: break
         default: return .none
         }
+        if metricsView.isOpen { return handleMetricsMouse(m) }
         guard let layout = lastLayout else { return .none }
         let at = Position(x: m.x, y: m.y)
         let panel: Panel? = layout.lrChart.contains(at) ? .lrChart : layout.lossChart.contains(at) ? .lossChart
@@ -489,31 +500,44 @@ public final class Dashboard {
     public func apply(_ p: ViewPreferences) {
         if let z = p.zoom, Self.zoomLevels.indices.contains(z) { zoomIndex = z }
         if let e = p.smoothing, RunModel.smoothingWeights.indices.contains(e) { smoothingIndex = e }
+        statusIsStale = true
     }
 
     func viewChanged() { onViewChange?(viewPreferences) }
 
-    /// The command a key action sends, or nil for actions that do not send one.
-    public func command(for action: KeyAction) -> String? {
+    /// The steering command a key action sends, or nil for actions that do not send one.
+    public func command(for action: KeyAction) -> Command? {
         let group = selectedGroup.flatMap { g in primary.groupNames.indices.contains(g) ? primary.groupNames[g] : nil }
-        func lr(_ arg: String) -> String { group.map { "lr \($0) \(arg)" } ?? "lr \(arg)" }
         switch action {
-        case .togglePause:
-            if keyMode == .replay { return status.state == .running ? "pause" : "play" }
-            return status.state == .paused ? "resume" : "pause"
-        case .step: return "step"
-        case .seek(let amount): return "seek " + amount
-        case .seekEvent(let d): return d < 0 ? "event prev" : "event next"
-        case .changeSpeed(let d): return d < 0 ? "speed down" : "speed up"
-        case .jumpToStart: return "goto start"
-        case .jumpToEnd: return "goto end"
-        case .scaleLR(let f): return lr(f)
-        case .releaseLR: return lr("release")
-        case .resetLR: return lr("reset")
-        case .checkpoint: return "ckpt"
-        case .rollback: return "rollback"
+        case .togglePause: return status.state == .paused ? .resume : .pause
+        case .step: return .step(1)
+        case .scaleLR(let f): return .lr(group: group, .scale(f))
+        case .releaseLR: return .lr(group: group, .release)
+        case .resetLR: return .lr(group: group, .reset)
+        case .checkpoint: return .checkpoint
+        case .rollback: return .rollback
         default: return nil
         }
+    }
+
+    /// The replay command a key action sends in a replay, or nil.
+    public func replayCommand(for action: KeyAction) -> ReplayCommand? {
+        switch action {
+        case .togglePause: return status.state == .running ? .pause : .play
+        case .step: return .step(1)
+        case .seek(let amount): return .seek(amount)
+        case .seekEvent(let d): return .event(next: d > 0)
+        case .changeSpeed(let d): return .speed(d < 0 ? .down : .up)
+        case .jumpToStart: return .goto(.start)
+        case .jumpToEnd: return .goto(.end)
+        default: return nil
+        }
+    }
+
+    /// A key's move in a replay: shown in the status panel and header; only a refusal needs words.
+    func replay(_ action: KeyAction) {
+        guard let c = replayCommand(for: action) else { return }
+        if let error = primary.source?.control(c) { showNotice("✗ \(error)", .warning) }
     }
 
     /// "all groups" or the selected group's name.
@@ -522,10 +546,50 @@ public final class Dashboard {
         return "group " + primary.groupNames[g]
     }
 
-    func send(_ command: String) -> String? {
+    /// What the prompt does with a line: parses it once, in the replay language in a replay, in the steering
+    /// language otherwise, and sends the value. Returns why it was not sent (shown in the prompt), or nil.
+    func submit(_ text: String) -> String? {
+        guard let source = primary.source else { return "nothing to send commands to" }
+        if keyMode == .replay {
+            switch ReplayCommandParser.parse(text) {
+            case .failure(let e): return e.description
+            case .success(let c):
+                if let error = source.control(c) { return error }
+                overlay = .none
+                showNotice("› " + text)
+                return nil
+            }
+        }
+        let command: Command
+        do { command = try CommandParser.parse(text) } catch {
+            // Refused here, at once; a run that logs every command it is sent logs this one too.
+            if isLive && endedRunText == nil { source.noteRefused(text, because: error) }
+            return error.description
+        }
+        // A find-lr typed at the prompt opens its panel, as `f` does.
+        if isLive, case .findLR(let settings) = command {
+            overlay = .none
+            startFindLR(settings, text: text)
+            return nil
+        }
+        if let error = steer(command, text: text) { return error }
+        overlay = .none
+        return nil
+    }
+
+    /// Sends a steering command to the run and shows it as sent until its answer comes back (`sent`). Returns
+    /// why it could not be sent, or nil. `awaited: false` sends one whose answer needs no words (the pause and
+    /// resume around a find-lr sweep).
+    @discardableResult
+    func steer(_ command: Command, text: String? = nil, awaited: Bool = true) -> String? {
         guard let source = primary.source else { return "nothing to send commands to" }
         if isLive, let ended = endedRunText { return ended }
-        return source.send(command)
+        let text = text ?? command.description
+        let id: Int
+        do { id = try source.send(command, text: text) } catch { return error.description }
+        lastSentID = id
+        if awaited { sent(text, id: id) }
+        return nil
     }
 
     /// Why a live run takes no more commands (its end record has arrived), and what still works; nil while it can
@@ -542,11 +606,10 @@ public final class Dashboard {
         return "the run has \(word): nothing left to steer (l L z e t and ? still work; q quits)"
     }
 
-    /// A command the source queued: shown as sent until the run's log answers it.
-    func sent(_ command: String) {
-        showNotice("› " + command + (isLive ? " …" : ""))
-        guard isLive else { return }
-        awaitingAnswer.append(command)
+    /// A command the source queued: shown as sent until the run answers it.
+    func sent(_ text: String, id: Int) {
+        showNotice("› " + text + " …")
+        awaitingAnswer.append((id, text))
         if awaitingAnswer.count > 32 { awaitingAnswer.removeFirst(awaitingAnswer.count - 32) }
     }
 

@@ -12,6 +12,7 @@ extension Dashboard {
             return
         }
         lastLayout = layout
+        if metricsView.isOpen { renderMetricsView(into: &buffer, layout: layout); return }
         let range = visibleSteps
         renderHeader(into: &buffer, area: layout.header)
         renderLRChart(into: &buffer, area: layout.lrChart, steps: range)
@@ -89,18 +90,7 @@ extension Dashboard {
     }
 
     /// A track's value at the view step.
-    func current(_ track: MetricTrack) -> Double? {
-        guard let v = viewStep else { return track.lastValue }
-        return track.value(at: v)
-    }
-
-    /// The last evaluation at or before the view step.
-    var currentEval: (step: Int, loss: Double, accuracy: Double)? {
-        let limit = viewStep ?? Int.max
-        guard let l = primary.evalLoss.points(in: Int.min...limit).last else { return nil }
-        let acc = primary.evalAccuracy.points(in: l.step...l.step).last?.value ?? .nan
-        return (l.step, l.value, acc)
-    }
+    func current(_ track: MetricTrack) -> Double? { primary.value(of: track, at: viewStep) }
 
     /// Steps drawn as data (up to the replay cursor).
     var dataLimit: ClosedRange<Int>? {
@@ -230,6 +220,7 @@ extension Dashboard {
     /// The key bar's (key, label) pairs that fit `width`, in table order; help and quit always stay, the others
     /// are dropped from the end of the table first.
     func keyBarItems(width: Int) -> [(key: String, label: String)] {
+        if metricsView.isOpen { return metricsKeyBarItems(width: width) }
         var items: [(key: String, label: String, keep: Bool)] = []
         for b in KeyMap.bindings(for: keyMode) {
             guard var label = b.barLabel else { continue }
@@ -248,203 +239,40 @@ extension Dashboard {
         return items.map { ($0.key, $0.label) }
     }
 
-    // MARK: charts
+    // MARK: panels
 
-    func markers(for run: RunModel, steps: ClosedRange<Int>) -> [ChartMarker] {
-        run.events.compactMap { e in
-            guard steps.contains(e.step), dataLimit.map({ $0.contains(e.step) }) ?? true else { return nil }
-            switch e.kind {
-            case .command: return ChartMarker(step: e.step, style: palette.marker)
-            case .guardTrip: return ChartMarker(step: e.step, style: palette.warn.bold, symbol: "!")
-            case .rollback: return ChartMarker(step: e.step, style: palette.marker, symbol: "↺")
-            default: return nil
-            }
-        }
+    /// What the chart panels share now: the zoom's steps, the replay's data limit, the cursor, the focus.
+    func chartWindow(_ steps: ClosedRange<Int>, focused panel: Panel) -> ChartWindow {
+        ChartWindow(steps: steps, dataLimit: dataLimit, cursor: chartCursor, xAxis: xAxis, focused: focus == panel)
     }
 
     func renderLRChart(into buffer: inout Buffer, area: Rect, steps: ClosedRange<Int>) {
-        let names = primary.groupNames
-        var title = "learning rate"
-        if lrScale == .log { title += " (log)" }
-        var rightTitle = ""
-        if let g = primary.status.groups.first {
-            rightTitle = Format.lr(g.lr) + (g.held ? " held" : "")
-        } else if let t = primary.lr.first, let v = current(t) {
-            rightTitle = Format.lr(v)
-        }
-        if let c = chartCursor, steps.contains(c) {
-            var values: [String] = []
-            for (g, t) in primary.lr.enumerated() {
-                let v = t.value(at: c).map(Format.lr) ?? "--"
-                values.append(primary.lr.count > 1 ? (names.indices.contains(g) ? names[g] : "g\(g + 1)") + " " + v : v)
-            }
-            for run in runs.dropFirst() { values.append(run.name + " " + (run.lr.first?.value(at: c).map(Format.lr) ?? "--")) }
-            rightTitle = "@" + xAxis.text(c) + " " + values.joined(separator: " · ")
-        }
-        let block = Block(title: title, rightTitle: rightTitle, titleStyle: palette.title, rightTitleStyle: palette.highlight,
-                          borderStyle: focus == .lrChart ? palette.highlight : palette.border)
-        block.render(into: &buffer, area: area)
-        let inner = block.inner(area)
-        var series: [ChartSeries] = []
-        let limit = dataLimit
-        // Ghost branches (rolled back), then overlaid runs, then the planned schedule, then the primary run on top.
-        for track in primary.lr { for ghost in track.ghostSources { series.append(ChartSeries(name: "ghost", source: ghost, style: palette.inactive.dim)) } }
-        for (i, run) in runs.enumerated().dropFirst() {
-            for (g, track) in run.lr.enumerated() {
-                series.append(ChartSeries(name: "\(run.name) \(g)", source: track, style: palette.run(i), steps: limit))
-            }
-        }
-        if let p = status.planned, status.cursor == nil {
-            for lrs in p.lrs where !lrs.isEmpty {
-                let planned = PointSeries(start: p.fromStep, values: lrs)
-                series.append(ChartSeries(name: "planned", source: planned, style: palette.planned))
-            }
-        }
-        for (g, track) in primary.lr.enumerated() {
-            var style = palette.group(g)
-            if let sel = selectedGroup, sel == g { style = style.bold }
-            series.append(ChartSeries(name: names.indices.contains(g) ? names[g] : "g\(g + 1)", source: track,
-                                      style: style, steps: limit))
-        }
-        var legend: [(String, Style)] = []
-        if runs.count > 1 {
-            legend = runs.enumerated().map { i, r in (r.name, i == 0 ? palette.group(0) : palette.run(i)) }
-        } else if names.count > 1 {
-            legend = names.enumerated().map { g, n in (n, palette.group(g)) }
-        }
-        var chart = LineChart(series: series, markers: markers(for: primary, steps: steps) + cursorMarker(steps),
-                              steps: steps, scale: lrScale, axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
-        if xAxis != .steps { chart.xLabel = xAxis.label; chart.preciseXLabel = nil }
-        lastPlots[.lrChart] = chart.draw(into: &buffer, area: inner)
+        let first = status.groups.first.map { (lr: $0.lr, held: $0.held) }
+            ?? primary.lr.first.flatMap(current).map { (lr: $0, held: false) }
+        let panel = LRChartPanel(runs: runs, planned: status.cursor == nil ? status.planned : nil, current: first,
+                                 scale: lrScale, selectedGroup: selectedGroup,
+                                 window: chartWindow(steps, focused: .lrChart), palette: palette)
+        lastPlots[.lrChart] = panel.render(into: &buffer, area: area)
     }
 
     func renderLossChart(into buffer: inout Buffer, area: Rect, steps: ClosedRange<Int>) {
-        let w = smoothingWeight
-        var right: [String] = []
-        if w > 0 { right.append("smooth " + Format.trimZeros(Format.fixed(w, 2))) }
-        if let v = current(primary.smoothed[smoothingIndex]) ?? current(primary.loss) {
-            right.append(Format.metric(v))
-        }
-        if let e = currentEval {
-            right.append("val " + Format.metric(e.loss) + " acc " + Format.percent(e.accuracy))
-        }
-        if let c = chartCursor, steps.contains(c) {
-            right = ["@" + xAxis.text(c)]
-            right.append("loss " + (primary.loss.value(at: c).map(Format.metric) ?? "--"))
-            if w > 0 { right.append("smooth " + (primary.smoothed[smoothingIndex].value(at: c).map(Format.metric) ?? "--")) }
-            if let e = primary.evalLoss.points(in: Int.min...c).last { right.append("val " + Format.metric(e.value) + " @" + xAxis.text(e.step)) }
-            for run in runs.dropFirst() {
-                let t = w > 0 ? run.smoothed[smoothingIndex] : run.loss
-                right.append(run.name + " " + (t.value(at: c).map(Format.metric) ?? "--"))
-            }
-        }
-        let block = Block(title: "loss" + (lossScale == .log ? " (log)" : ""), rightTitle: right.joined(separator: " · "),
-                          titleStyle: palette.title, rightTitleStyle: palette.smooth,
-                          borderStyle: focus == .lossChart ? palette.highlight : palette.border)
-        block.render(into: &buffer, area: area)
-        let inner = block.inner(area)
-        let limit = dataLimit
-        var series: [ChartSeries] = []
-        for ghost in primary.loss.ghostSources { series.append(ChartSeries(name: "ghost", source: ghost, style: palette.inactive.dim)) }
-        for (i, run) in runs.enumerated().dropFirst() {
-            let track = w > 0 ? run.smoothed[smoothingIndex] : run.loss
-            series.append(ChartSeries(name: run.name, source: track, style: palette.run(i), steps: limit))
-        }
-        series.append(ChartSeries(name: "loss", source: primary.loss, style: w > 0 ? palette.loss : palette.smooth, steps: limit))
-        if w > 0 {
-            series.append(ChartSeries(name: "smoothed", source: primary.smoothed[smoothingIndex], style: palette.smooth, steps: limit))
-        }
-        var points: [ChartPoint] = []
-        let evalRange = limit.map { $0.clamped(to: steps) } ?? steps
-        for p in primary.evalLoss.points(in: evalRange) {
-            points.append(ChartPoint(step: p.step, value: p.value, style: palette.valPoint))
-        }
-        var legend: [(String, Style)] = []
-        if runs.count > 1 {
-            legend = runs.enumerated().map { i, r in (r.name, i == 0 ? palette.smooth : palette.run(i)) }
-        } else if !primary.evalLoss.isEmpty {
-            legend = [("train", palette.smooth), ("val ●", palette.valPoint)]
-        }
-        var chart = LineChart(series: series, points: points, markers: markers(for: primary, steps: steps) + cursorMarker(steps),
-                              steps: steps, scale: lossScale, axisStyle: palette.border, labelStyle: palette.axis, legend: legend)
-        if xAxis != .steps { chart.xLabel = xAxis.label; chart.preciseXLabel = nil }
-        lastPlots[.lossChart] = chart.draw(into: &buffer, area: inner)
+        let panel = LossChartPanel(runs: runs, smoothingIndex: smoothingIndex, viewStep: viewStep, scale: lossScale,
+                                   window: chartWindow(steps, focused: .lossChart), pinned: pinnedChart, palette: palette)
+        lastPlots[.lossChart] = panel.render(into: &buffer, area: area)
     }
 
-    func cursorMarker(_ steps: ClosedRange<Int>) -> [ChartMarker] {
-        guard let c = chartCursor, steps.contains(c) else { return [] }
-        return [ChartMarker(step: c, style: palette.highlight.bold, symbol: "┃")]
-    }
-
-    // MARK: panels
-
-    func statusItems() -> [(key: String, value: [Span])] {
-        let s = status
-        let run = primary
-        var items: [(key: String, value: [Span])] = []
-        var state = [Span(stateText(s), stateStyle(s.state))]
-        if let m = s.message, !m.isEmpty { state.append(Span(Self.messageSeparator(m) + m, palette.inactive)) }
-        items.append(("state", state))
-        if let end = run.end {
-            items.append(("end", [Span(end.reason.rawValue, end.reason == .completed ? palette.ok : palette.warn),
-                                  Span(end.message.map { " " + $0 } ?? "", palette.inactive)]))
-        }
-        let step = xAxis == .steps ? viewStep ?? 0 : s.step
-        let epoch = viewEpoch
-        // Step and epoch share a line so the panel fits 80×24: "400 / 1,000 40% · ep 3 100/100".
-        var stepSpans = [Span(Format.grouped(step), palette.highlight)]
-        if xAxis == .steps, let t = run.totalSteps, t > 0 {
-            stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(min(1, Double(step) / Double(t)), digits: 0), palette.text))
-        }
-        stepSpans.append(Span(" · ep ", palette.inactive))
-        stepSpans.append(Span(String(epoch + 1), palette.highlight))
-        if let spe = run.stepsPerEpoch, spe > 0 {
-            let inEpoch = max(0, step - epoch * spe)
-            stepSpans.append(Span(" \(min(inEpoch, spe))/\(spe)", palette.inactive))
-        }
-        items.append(("step", stepSpans))
-        if let c = s.cursor { items.append(("cursor", [Span(xAxis.text(c), palette.highlight)])) }
-        // LR per group.
-        let groups = s.groups
-        let lrs = run.lr.compactMap { current($0) }
-        if groups.isEmpty, !lrs.isEmpty {
-            for (g, v) in lrs.enumerated() {
-                items.append((lrs.count == 1 ? "lr" : "lr " + (run.groupNames.indices.contains(g) ? run.groupNames[g] : "g\(g + 1)"),
-                              [Span(Format.lr(v), palette.group(g))]))
-            }
-        } else {
-            for (g, grp) in groups.enumerated() {
-                let key = (selectedGroup == g ? "▸" : "") + (groups.count == 1 ? "lr" : "lr " + grp.name)
-                var v = [Span(Format.lr(grp.lr), palette.group(g).bold)]
-                if grp.held { v.append(Span(" HELD", palette.warn.bold)) }
-                if let n = grp.note, !n.isEmpty { v.append(Span(" " + n, palette.inactive)) }
-                items.append((key, v))
-            }
-        }
-        if !s.scheduler.isEmpty { items.append(("sched", [Span(s.scheduler, palette.text)])) }
-        if let l = current(run.loss) {
-            var v = [Span(Format.metric(l), l.isFinite ? palette.text : palette.error)]
-            if smoothingWeight > 0, let sm = current(run.smoothed[smoothingIndex]) {
-                v.append(Span("  smooth " + Format.metric(sm), palette.smooth))
-            }
-            items.append(("loss", v))
-        }
-        if let e = currentEval {
-            items.append(("eval", [Span(Format.metric(e.loss), palette.valPoint),
-                                   Span(" acc " + Format.percent(e.accuracy), palette.accPoint),
-                                   Span(" @" + Format.grouped(e.step), palette.inactive)]))
-        }
-        if let g = current(run.gradNorm) {
-            items.append(("grad", [Span(Format.metric(g), g.isFinite ? palette.text : palette.error)]))
-        }
-        if !s.optimizer.isEmpty { items.append(("optim", [Span(Format.typeable(s.optimizer), palette.text)])) }
-        for d in s.details { items.append((d.key, [Span(d.value, palette.text)])) }
-        return items
-    }
-
+    /// The status panel, rebuilt only when a record or a status arrived or a key changed the view since the last
+    /// frame (`statusIsStale`), not every frame.
     func renderStatus(into buffer: inout Buffer, area: Rect) {
-        let block = Block(title: "status", titleStyle: palette.title, borderStyle: palette.border)
-        block.render(KeyValueList(items: statusItems(), keyStyle: palette.inactive), into: &buffer, area: area)
+        if statusIsStale || statusPanel == nil {
+            let view = StatusPanel.View(state: Span(stateText(status), stateStyle(status.state)),
+                                        step: xAxis == .steps ? viewStep ?? 0 : status.step, epoch: viewEpoch,
+                                        xAxis: xAxis, selectedGroup: selectedGroup, smoothingIndex: smoothingIndex,
+                                        viewStep: viewStep)
+            statusPanel = StatusPanel(run: primary, status: status, view: view, palette: palette)
+            statusIsStale = false
+        }
+        statusPanel?.render(into: &buffer, area: area)
     }
 
     func renderThroughput(into buffer: inout Buffer, area: Rect, steps: ClosedRange<Int>, compact: Bool) {
@@ -518,7 +346,8 @@ extension Dashboard {
         case .help:
             let title = keyMode == .replay ? "replay keys — esc closes" : keyMode == .watch ? "keys (watching a log) — esc closes"
                 : "keys — esc closes"
-            HelpOverlay(bindings: KeyMap.bindings(for: keyMode), palette: palette, title: title)
+            HelpOverlay(bindings: (metricsView.isOpen ? KeyMap.metricsGrid : []) + KeyMap.bindings(for: keyMode), palette: palette,
+                        title: title)
                 .render(into: &buffer, area: area.inset(top: 1, bottom: 1))
         case .prompt(let p):
             let rows = p.error == nil ? 1 : 2

@@ -13,7 +13,12 @@ extension RunModel {
     public func ingest(run: RunData, axis: ReplayAxis? = nil) {
         let axis = axis ?? ReplayAxis(run: run)
         if let h = run.header { ingest(.header(h)) }
+        if run.format != .runLog { importedNames = (run.mapping, run.tags) }
         let s = run.steps
+        // Metrics that only step records give are built column by column with the steps; the others (logged by
+        // evaluations or `metrics` records, or by those and step records alike) point by point afterwards.
+        let elsewhere = Set(run.evals.flatMap { $0.metrics.map(\.name) } + run.metricSeries.map(\.name))
+        let columnOnly = s.metricNames.map { !elsewhere.contains($0) }
         let order = axis.ingestOrder
         let count = order?.count ?? s.count
         @inline(__always) func row(_ k: Int) -> Int { order?[k] ?? k }
@@ -26,10 +31,12 @@ extension RunModel {
             var first = k
             if let last = lastStep, axis.x(ofRow: row(first)) <= last {
                 // A rollback: the record path resets smoothing and branches the tracks.
-                ingest(.step(record(s, row: row(first), x: axis.x(ofRow: row(first)))))
+                var r = record(s, row: row(first), x: axis.x(ofRow: row(first)))
+                r.metrics.removeAll { elsewhere.contains($0.name) }
+                ingest(.step(r))
                 first += 1
             }
-            if first < end { ingestSegment(s, rows: first..<end, row: row, axis: axis) }
+            if first < end { ingestSegment(s, rows: first..<end, row: row, axis: axis, metrics: columnOnly) }
             k = end
         }
         if count > 0 {
@@ -41,8 +48,10 @@ extension RunModel {
             guard let x = axis.x(step: e.step, wallTime: e.wallTime) else { continue }
             var m = e
             m.step = x
+            m.metrics = []
             ingest(.eval(m))
         }
+        ingestPointMetrics(run, names: elsewhere, axis: axis)
         // The running clock has seen these events already (`ingestRates`).
         let clock = (pausedSince, pausedTotal)
         for e in run.events {
@@ -75,13 +84,53 @@ extension RunModel {
         return r
     }
 
-    /// Rows `rows` (positions in the ingest order) with increasing x, after the tracks' last step.
-    private func ingestSegment(_ s: LRLog.StepColumns, rows: Range<Int>, row: (Int) -> Int, axis: ReplayAxis) {
+    /// The metrics in `names`, from every record that gives them, one track each: their values ordered by x (file
+    /// order within an x), the first at each x kept.
+    private func ingestPointMetrics(_ run: RunData, names: Set<String>, axis: ReplayAxis) {
+        guard !names.isEmpty else { return }
+        var points: [String: [(x: Int, value: Double)]] = [:]
+        let s = run.steps
+        for (m, name) in s.metricNames.enumerated() where names.contains(name) {
+            let column = s.metrics[m]
+            let count = axis.ingestOrder?.count ?? s.count
+            for k in 0..<count {
+                let i = axis.ingestOrder?[k] ?? k
+                let x = axis.x(ofRow: i)
+                if !column[i].isNaN, x != Int.min { points[name, default: []].append((x, Double(column[i]))) }
+            }
+        }
+        for e in run.evals {
+            guard !e.metrics.isEmpty, let x = axis.x(step: e.step, wallTime: e.wallTime) else { continue }
+            for m in e.metrics { points[m.name, default: []].append((x, m.value)) }
+        }
+        for series in run.metricSeries {
+            for k in series.steps.indices {
+                let wall = series.wallTimes.indices.contains(k) ? series.wallTimes[k] : .nan
+                if let x = axis.x(step: series.steps[k], wallTime: wall) { points[series.name, default: []].append((x, series.values[k])) }
+            }
+        }
+        for name in run.metricNames where names.contains(name) {
+            guard let p = points[name] else { continue }
+            let sorted = p.enumerated().sorted { ($0.element.x, $0.offset) < ($1.element.x, $1.offset) }.map(\.element)
+            var xs: [Int] = [], values: [Double] = []
+            for q in sorted where xs.last != q.x { xs.append(q.x); values.append(q.value) }
+            metrics.append(name, steps: xs, values: values)
+        }
+    }
+
+    /// Rows `rows` (positions in the ingest order) with increasing x, after the tracks' last step. `metrics` says
+    /// which metric columns go with them.
+    private func ingestSegment(_ s: LRLog.StepColumns, rows: Range<Int>, row: (Int) -> Int, axis: ReplayAxis,
+                               metrics take: [Bool]) {
         let firstX = axis.x(ofRow: row(rows.lowerBound))
         let lastX = axis.x(ofRow: row(rows.upperBound - 1))
         let span = lastX - firstX + 1
         guard span <= max(4 * rows.count, rows.count + 1_000_000) else {
-            for k in rows { ingest(.step(record(s, row: row(k), x: axis.x(ofRow: row(k))))) }
+            for k in rows {
+                var r = record(s, row: row(k), x: axis.x(ofRow: row(k)))
+                r.metrics.removeAll { m in !take[s.metricNames.firstIndex(of: m.name)!] }
+                ingest(.step(r))
+            }
             return
         }
         let groups = s.lrs.count
@@ -116,6 +165,34 @@ extension RunModel {
             }
         }
         ingestColumns(firstStep: firstX, lrs: lrs, loss: loss, samplesPerSec: sps, gradNorm: gn)
+        // Consecutive x in file order (the usual case): new tracks straight from the Float32 columns, side by side.
+        var built = Set<Int>()
+        if span == rows.count, axis.ingestOrder == nil {
+            let fresh = s.metricNames.indices.filter { take[$0] && metrics.track(named: s.metricNames[$0])?.isEmpty ?? true }
+            let tracks = MetricTracks.build(columns: fresh.map { s.metrics[$0] }, rows: rows, startingAt: firstX,
+                                            retainedBlocks: trackBlocks)
+            for (m, track) in zip(fresh, tracks) where metrics.install(s.metricNames[m], track) { built.insert(m) }
+        }
+        // Else straight from the columns one by one, or through a dense column with gaps, one metric at a time so only
+        // one exists at once.
+        for (m, name) in s.metricNames.enumerated() where take[m] && !built.contains(m) {
+            if span == rows.count {
+                s.metrics[m].withUnsafeBufferPointer { col in
+                    metrics.append(name, count: span, startingAt: firstX) { Double(col[row(rows.lowerBound + $0)]) }
+                }
+                continue
+            }
+            var dense = [Double](repeating: .nan, count: span)
+            dense.withUnsafeMutableBufferPointer { out in
+                s.metrics[m].withUnsafeBufferPointer { col in
+                    for k in rows {
+                        let i = row(k)
+                        out[axis.x(ofRow: i) - firstX] = Double(col[i])
+                    }
+                }
+            }
+            metrics.append(name, contentsOf: dense, startingAt: firstX)
+        }
     }
 }
 

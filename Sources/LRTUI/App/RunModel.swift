@@ -1,3 +1,4 @@
+import LRCommand
 import LRLog
 
 /// The data of one run as the dashboard draws it: bounded-memory tracks per metric, evaluations, events and
@@ -19,6 +20,10 @@ public final class RunModel {
     public private(set) var gradNorm = MetricTrack(retainedBlocks: RunModel.retainedBlocks)
     public private(set) var evalLoss = PointSeries()
     public private(set) var evalAccuracy = PointSeries()
+    /// The run's own metrics (every numeric key of its records beyond the built-in ones; an import's other tags).
+    public internal(set) var metrics = MetricTracks(retainedBlocks: RunModel.retainedBlocks)
+    /// An import's names for the built-in series (its tags) and its tags' order; nil: a run log's names.
+    public internal(set) var importedNames: (mapping: TagMapping, order: [String])?
     public private(set) var events: [EventRecord] = []
     public internal(set) var lastStepRecord: StepRecord?
     public private(set) var lastEval: EvalRecord?
@@ -57,6 +62,7 @@ public final class RunModel {
         smoothed = RunModel.smoothingWeights.map { _ in MetricTrack(retainedBlocks: trackBlocks) }
         samplesPerSec = MetricTrack(retainedBlocks: trackBlocks)
         gradNorm = MetricTrack(retainedBlocks: trackBlocks)
+        metrics = MetricTracks(retainedBlocks: trackBlocks)
     }
 
     /// The run's name: the status title, else the header's `name`/`run` config, else "run".
@@ -106,6 +112,9 @@ public final class RunModel {
             evalLoss.append(step: e.step, value: e.loss)
             evalAccuracy.append(step: e.step, value: e.accuracy)
             lastEval = e
+            for m in e.metrics { metrics.append(m.name, step: e.step, value: m.value) }
+        case .metrics(let m):
+            for v in m.metrics { metrics.append(v.name, step: m.step, value: v.value) }
         case .event(let e):
             events.append(e)
             eventsReceived += 1
@@ -120,9 +129,8 @@ public final class RunModel {
     /// The step a rollback event went back to, or nil for any other event.
     static func rollbackTarget(_ e: EventRecord) -> Int? {
         switch e.kind {
-        case .rollback: return e.step
-        case .command where e.text == "rollback": return e.step
-        case .guardTrip where (e.message ?? "").contains("rolled back to step"): return e.step
+        case .rollback: return e.result?.rolledBackTo ?? e.step
+        case .command, .guardTrip: return e.result?.rolledBackTo
         default: return nil
         }
     }
@@ -137,6 +145,7 @@ public final class RunModel {
         for i in smoothed.indices { smoothed[i].rollback(to: step + 1) }
         samplesPerSec.rollback(to: step + 1)
         gradNorm.rollback(to: step + 1)
+        metrics.rollback(to: step + 1)
         evalLoss.removeAfter(step)
         evalAccuracy.removeAfter(step)
         if let e = lastEval, e.step > step {
@@ -166,6 +175,7 @@ public final class RunModel {
         }
         samplesPerSec.append(step: s.step, value: s.samplesPerSec)
         gradNorm.append(step: s.step, value: s.gradNorm)
+        for m in s.metrics { metrics.append(m.name, step: s.step, value: m.value) }
         lastStepRecord = s
         noteForRate(step: s.step, wallTime: s.wallTime)
     }
@@ -243,11 +253,11 @@ public final class RunModel {
     /// Seconds of running time the "now" rate spans.
     public static let rateWindow = 5.0
 
-    /// Keeps the running clock: wall time less the paused intervals the events mark.
+    /// Keeps the running clock: wall time less the paused intervals the events mark (a `pause` however it was
+    /// typed, a guard trip that paused; a `resume`).
     func noteForRate(event e: EventRecord) {
-        let pauses = (e.kind == .command && e.text == "pause")
-            || (e.kind == .guardTrip && (e.message ?? "").contains("paused"))
-        let resumes = e.kind == .command && (e.text == "resume" || e.text == "continue")
+        let pauses = (e.kind == .command && e.command == .pause) || (e.kind == .guardTrip && e.result?.paused == true)
+        let resumes = e.kind == .command && e.command == .resume
         if pauses, pausedSince == nil, e.wallTime.isFinite {
             pausedSince = e.wallTime
         } else if resumes, let since = pausedSince {

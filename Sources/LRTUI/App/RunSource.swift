@@ -1,18 +1,32 @@
 import Foundation
+import LRCommand
 import LRLog
 
-/// What the dashboard watches and steers: the live trainer, or a replay of a run log.
+/// What the dashboard watches and steers: the live trainer, an attached run, a replay of a run log, a watched log.
 /// All calls come from the UI's thread and must return at once; a source that is fed by another thread
 /// (the trainer) synchronises inside.
+///
+/// Commands travel as values, parsed once where they were typed (the dashboard's prompt) or made by a key; each
+/// gets an id, and its answer comes back by that id through `takeReplies`, the one reply path of every source.
 public protocol RunSource: AnyObject {
     /// Records that arrived since the last call; never blocks.
     func drain() -> [RunRecord]
     /// Live status that is not in the records (state, scheduler text, held LRs, planned LR ...).
     func status() -> LiveStatus
-    /// Sends one command of the command language (`lr 1e-4`, `lr *2`, `lr body /2`, `pause`,
-    /// `sched cosine:T_max=2000` ...). Returns nil when accepted (queued), or a one-line error when it is rejected
-    /// (shown inline in the prompt, or on the key bar).
-    func send(_ command: String) -> String?
+    /// Sends a command of the steering language; `text` is what the person typed (or the key's command as the
+    /// language writes it). Returns the command's id, or throws why it cannot be sent (a replay or a watched log
+    /// is read-only; the run has gone).
+    func send(_ command: Command, text: String) throws(CommandError) -> Int
+    /// A typed text that does not parse (the prompt shows why): a run that logs every command it is sent logs it.
+    func noteRefused(_ text: String, because error: CommandError)
+    /// The answers to commands sent, oldest first, since the last call.
+    func takeReplies() -> [CommandReply]
+    /// Problems of the source itself to show on the key bar (a malformed message from an attached run).
+    func takeWarnings() -> [String]
+    /// The replay language (a replay's cursor and playback); nil when done, else why not.
+    func control(_ command: ReplayCommand) -> String?
+    /// The schedulers the `s` menu offers now (built when the menu opens, sized to the rest of the run).
+    func schedulerKinds() -> [SchedulerKind]
     /// True for a training run in this process; false for a replay.
     var isLive: Bool { get }
     /// Whether quitting the UI ends the run (a run trained in this process: `q` asks first), or leaves it going
@@ -25,6 +39,45 @@ public protocol RunSource: AnyObject {
 extension RunSource {
     public var quitEndsRun: Bool { isLive }
     public var runFolder: URL? { nil }
+    public func send(_ command: Command, text: String) throws(CommandError) -> Int {
+        throw CommandError("this view is read-only: '\(text)' can only steer a run trained in this lrtop or attached to it")
+    }
+    public func noteRefused(_ text: String, because error: CommandError) {}
+    public func takeReplies() -> [CommandReply] { [] }
+    public func takeWarnings() -> [String] { [] }
+    public func control(_ command: ReplayCommand) -> String? { "only a replay moves through a run" }
+    public func schedulerKinds() -> [SchedulerKind] { [] }
+}
+
+/// A run's answer to a command sent to it.
+public struct CommandReply: Equatable, Sendable {
+    public enum Outcome: Equatable, Sendable {
+        case applied
+        /// Refused or could not apply; nothing changed. The run's reason.
+        case rejected(String)
+    }
+    public var id: Int
+    /// The command as it was sent.
+    public var text: String
+    public var outcome: Outcome
+    /// The event the run logged for it, when the source has it (a run trained here).
+    public var event: EventRecord?
+    /// The run's own words and the step it applied at (an attached run's result).
+    public var message: String?
+    public var step: Int?
+
+    public init(id: Int, text: String, outcome: Outcome, event: EventRecord? = nil, message: String? = nil,
+                step: Int? = nil) {
+        self.id = id; self.text = text; self.outcome = outcome; self.event = event; self.message = message
+        self.step = step
+    }
+
+    /// The answer to a command from the event the run logged for it: a `command` event when it applied; any other
+    /// (an error, the note that the run ended before it) says why it did not.
+    public init(id: Int, event: EventRecord) {
+        self.init(id: id, text: event.text,
+                  outcome: event.kind == .command ? .applied : .rejected(event.message ?? "not applied"), event: event)
+    }
 }
 
 /// Everything the status panel, header and menus show that the records do not carry. Plain values, so a source
@@ -81,8 +134,6 @@ public struct LiveStatus: Equatable, Sendable {
     public var schedulerSpec: String?
     public var groups: [Group]
     public var planned: Planned?
-    /// The schedulers the `s` menu offers, with their parameters and defaults.
-    public var schedulerKinds: [SchedulerKind]
     /// Replay: the step the charts are drawn up to (nil: everything drained).
     public var cursor: Int?
     public var details: [Detail]
@@ -92,12 +143,12 @@ public struct LiveStatus: Equatable, Sendable {
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",
-                schedulerSpec: String? = nil, groups: [Group] = [], planned: Planned? = nil, schedulerKinds: [SchedulerKind] = [],
+                schedulerSpec: String? = nil, groups: [Group] = [], planned: Planned? = nil,
                 cursor: Int? = nil, details: [Detail] = []) {
         self.title = title; self.state = state; self.message = message; self.step = step; self.epoch = epoch
         self.totalSteps = totalSteps; self.stepsPerEpoch = stepsPerEpoch; self.optimizer = optimizer
         self.scheduler = scheduler; self.schedulerSpec = schedulerSpec; self.groups = groups
         self.planned = planned
-        self.schedulerKinds = schedulerKinds; self.cursor = cursor; self.details = details
+        self.cursor = cursor; self.details = details
     }
 }

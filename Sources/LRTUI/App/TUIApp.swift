@@ -1,6 +1,7 @@
 import LRLog
+import LRCommand
 
-/// How the dashboard runs.
+/// How a screen runs in the terminal.
 public struct TUIOptions {
     /// At most this many frames a second (frames are drawn only when something changed); 0: no limit.
     public var maxFPS: Int
@@ -11,10 +12,6 @@ public struct TUIOptions {
     public var pollMs: Int
     /// Force a colour depth; nil detects it.
     public var colorDepth: ColorDepth?
-    /// Where `t` finds the next theme; nil cycles the built-ins.
-    public var themeStore: ThemeStore?
-    /// Runs drawn over the main one (replay comparisons), in their own colours with a legend.
-    public var overlays: [any RunSource]
     /// Return `.finished` when the run ends instead of waiting for `q`.
     public var exitWhenFinished: Bool
     /// For truecolor on terminals without direct colour: load theme colours into palette slots.
@@ -31,11 +28,10 @@ public struct TUIOptions {
     /// `lrtop find-lr`: run this LR range test at once and open its panel; enter then trains with the pick.
     public var findLRAtStart: LRRangeSettings?
 
-    public init(maxFPS: Int = 20, pollMs: Int = 50, colorDepth: ColorDepth? = nil, themeStore: ThemeStore? = nil,
-                overlays: [any RunSource] = [], exitWhenFinished: Bool = false, paletteRedefinition: Bool = true,
-                startupNotice: String? = nil) {
-        self.maxFPS = maxFPS; self.pollMs = pollMs; self.colorDepth = colorDepth; self.themeStore = themeStore
-        self.overlays = overlays; self.exitWhenFinished = exitWhenFinished
+    public init(maxFPS: Int = 20, pollMs: Int = 50, colorDepth: ColorDepth? = nil, exitWhenFinished: Bool = false,
+                paletteRedefinition: Bool = true, startupNotice: String? = nil) {
+        self.maxFPS = maxFPS; self.pollMs = pollMs; self.colorDepth = colorDepth
+        self.exitWhenFinished = exitWhenFinished
         self.paletteRedefinition = paletteRedefinition; self.startupNotice = startupNotice
     }
 }
@@ -50,69 +46,70 @@ public enum ExitReason: Equatable, Sendable {
     case finished
 }
 
-/// The dashboard's main loop.
+/// What a screen's key handling asks of the loop.
+public enum ScreenAction: Equatable, Sendable {
+    case none
+    case quit
+    /// The whole screen should be written again.
+    case redraw
+}
+
+/// One full-screen view the launcher runs (btop's screen table): the dashboard of a run, the sweep's leaderboard.
+/// A screen never touches the terminal: it takes data, keys and draws into a buffer; `TUIApp` does the rest.
+public protocol Screen: AnyObject {
+    /// Called once the terminal is up, before the first frame: its colour depth and the session's options.
+    func begin(depth: ColorDepth, options: TUIOptions)
+    /// Takes what arrived since the last call; returns whether anything changed (a frame is due).
+    func update() -> Bool
+    func handle(_ key: Key) -> ScreenAction
+    func render(into buffer: inout Buffer)
+    /// What it shows is over (the run ended): the loop returns `.finished` if `TUIOptions.exitWhenFinished`.
+    var hasFinished: Bool { get }
+}
+
+/// The one main loop of every screen, and the terminal around it.
+///
+/// A single deadline decides when to wake: the next frame that is due (at most `maxFPS`, `idleFPS` once no key
+/// has come for two seconds) or `pollMs`, whichever is first; keys are read the moment they arrive. Frames are
+/// drawn only when the screen changed, and write only the cells that changed.
 public enum TUIApp {
-    /// Runs the dashboard in this terminal until the person quits or a signal arrives. Call it on the main thread;
-    /// the trainer runs on its own thread behind `source`. The terminal is restored on every way out, a thrown
-    /// error included.
-    public static func run(source: any RunSource, theme: Theme = .builtinDefault,
-                           options: TUIOptions = TUIOptions()) throws -> ExitReason {
+    /// Runs a screen in this terminal until the person quits or a signal arrives. Call it on the main thread;
+    /// the work behind the screen (a trainer, a sweep) runs on its own threads. The terminal is restored on every
+    /// way out, a thrown error included.
+    public static func run(_ screen: any Screen, options: TUIOptions = TUIOptions()) throws -> ExitReason {
         let backend = NcursesBackend(colorDepth: options.colorDepth, paletteRedefinition: options.paletteRedefinition,
                                      mouse: options.mouse, ascii: options.ascii)
         var options = options
         if options.preferencesFile == nil { options.preferencesFile = ViewPreferences.file() }
-        return try run(source: source, theme: theme, options: options, backend: backend)
+        return try run(screen, options: options, backend: backend)
     }
 
-    /// The same loop on any backend (a `MemoryBackend` in tests).
-    public static func run(source: any RunSource, theme: Theme = .builtinDefault, options: TUIOptions = TUIOptions(),
+    /// The same on any backend (a `MemoryBackend` in tests).
+    public static func run(_ screen: any Screen, options: TUIOptions = TUIOptions(),
                            backend: any TerminalBackend) throws -> ExitReason {
         try backend.start()
         defer { backend.restore() }
-        let dashboard = Dashboard(source: source, overlays: options.overlays, theme: theme,
-                                  depth: options.colorDepth ?? backend.colorDepth, themeStore: options.themeStore)
-        if let n = options.startupNotice { dashboard.showNotice(n, .warning) }
-        if let file = options.preferencesFile { remember(in: file, dashboard) }
-        if let settings = options.findLRAtStart { dashboard.startFindLR(settings, resumeAfterPick: true) }
-        return run(dashboard: dashboard, options: options, backend: backend)
+        screen.begin(depth: options.colorDepth ?? backend.colorDepth, options: options)
+        return loop(screen, options: options, backend: backend)
     }
 
-    /// Restores the view remembered in `file` (the theme only when none was chosen) and keeps it up to date.
-    public static func remember(in file: String, _ dashboard: Dashboard) {
-        let saved = ViewPreferences.load(from: file)
-        dashboard.apply(saved)
-        if let name = saved.theme, dashboard.theme.name == Theme.builtinDefault.name, name != dashboard.theme.name,
-           let store = dashboard.themeStore {
-            let result = store.load(name)
-            if result.diagnostics.isEmpty { dashboard.setTheme(result.theme) }
-        }
-        dashboard.onViewChange = { $0.save(to: file) }
-    }
-
-    /// The loop over a dashboard that is already set up (replay with runs built in bulk). The backend must be
-    /// started; the caller restores it.
-    public static func run(dashboard: Dashboard, options: TUIOptions = TUIOptions(),
-                           backend: any TerminalBackend) -> ExitReason {
+    static func loop(_ screen: any Screen, options: TUIOptions, backend: any TerminalBackend) -> ExitReason {
         let clock = ContinuousClock()
         // maxFPS ≤ 0: no limit (tests).
         let activeInterval = options.maxFPS > 0 ? Duration.seconds(1) / options.maxFPS : .zero
         let idleInterval = options.idleFPS.map { $0 > 0 ? Duration.seconds(1) / $0 : .zero } ?? activeInterval
         var lastKey = clock.now
-        var frameInterval = activeInterval
         var lastFrame: ContinuousClock.Instant? = nil
         var needsFrame = true
         while true {
-            frameInterval = clock.now - lastKey < .seconds(2) ? activeInterval : idleInterval
+            let frameInterval = clock.now - lastKey < .seconds(2) ? activeInterval : idleInterval
             if let sig = backend.pendingSignal { return .interrupted(signal: sig) }
 
-            // Wait for a key, but not past the next frame that is due.
-            // Wake at least once a frame, to drain new records and draw them.
-            let intervalMs = Int(frameInterval.components.seconds * 1000
-                                 + frameInterval.components.attoseconds / 1_000_000_000_000_000)
-            var timeout = intervalMs > 0 ? min(options.pollMs, intervalMs) : options.pollMs
+            // Wait for a key, but not past the next frame that is due; wake at least every `pollMs` to take new
+            // data and draw it.
+            var timeout = frameInterval > .zero ? min(options.pollMs, milliseconds(frameInterval)) : options.pollMs
             if needsFrame, let last = lastFrame {
-                let due = last.advanced(by: frameInterval) - clock.now
-                timeout = max(0, min(timeout, Int(due.components.seconds * 1000 + due.components.attoseconds / 1_000_000_000_000_000)))
+                timeout = max(0, min(timeout, milliseconds(last.advanced(by: frameInterval) - clock.now)))
             } else if needsFrame {
                 timeout = 0
             }
@@ -120,33 +117,59 @@ public enum TUIApp {
             while let k = key {
                 needsFrame = true
                 lastKey = clock.now
-                switch dashboard.handle(k) {
+                if k == .resize { backend.invalidate() }
+                switch screen.handle(k) {
                 case .quit: return .quit
                 case .redraw: backend.invalidate()
                 case .none: break
                 }
                 key = backend.readKey(timeoutMs: 0)
             }
-            if dashboard.update() { needsFrame = true }
-            if options.exitWhenFinished && (dashboard.primary.end != nil || !dashboard.status.state.isActive) {
-                draw(dashboard, backend)
+            if screen.update() { needsFrame = true }
+            if options.exitWhenFinished && screen.hasFinished {
+                draw(screen, backend)
                 return .finished
             }
-            if needsFrame {
-                let now = clock.now
-                if lastFrame == nil || now - lastFrame! >= frameInterval {
-                    draw(dashboard, backend)
-                    lastFrame = now
-                    needsFrame = false
-                }
+            if needsFrame, lastFrame.map({ clock.now - $0 >= frameInterval }) ?? true {
+                draw(screen, backend)
+                lastFrame = clock.now
+                needsFrame = false
             }
         }
     }
 
-    static func draw(_ dashboard: Dashboard, _ backend: any TerminalBackend) {
+    static func milliseconds(_ d: Duration) -> Int {
+        Int(d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    static func draw(_ screen: any Screen, _ backend: any TerminalBackend) {
         let (w, h) = backend.size
         var buffer = Buffer(width: max(0, w), height: max(0, h))
-        dashboard.render(into: &buffer)
+        screen.render(into: &buffer)
         backend.draw(buffer)
+    }
+}
+
+extension Dashboard: Screen {
+    /// The terminal's colour depth, the startup notice, the view remembered from the last session, and
+    /// `lrtop find-lr`'s sweep at once.
+    public func begin(depth: ColorDepth, options: TUIOptions) {
+        setDepth(depth)
+        if let n = options.startupNotice { showNotice(n, .warning) }
+        if let file = options.preferencesFile { remember(in: file) }
+        if let settings = options.findLRAtStart { startFindLR(settings, resumeAfterPick: true) }
+    }
+
+    public var hasFinished: Bool { primary.end != nil || !status.state.isActive }
+
+    /// Restores the view remembered in `file` (the theme only when none was chosen) and keeps it up to date.
+    public func remember(in file: String) {
+        let saved = ViewPreferences.load(from: file)
+        apply(saved)
+        if let name = saved.theme, theme.name == Theme.builtinDefault.name, name != theme.name, let store = themeStore {
+            let result = store.load(name)
+            if result.diagnostics.isEmpty { setTheme(result.theme) }
+        }
+        onViewChange = { $0.save(to: file) }
     }
 }

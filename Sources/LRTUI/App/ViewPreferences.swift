@@ -3,6 +3,8 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Foundation
+import LRLog
 
 /// The view a person chose (theme, zoom, loss smoothing), remembered between sessions in
 /// `$XDG_CONFIG_HOME/lrtop/view.conf` (`~/.config/lrtop/view.conf` when XDG_CONFIG_HOME is unset), as
@@ -61,18 +63,9 @@ public struct ViewPreferences: Equatable, Sendable {
         return ViewPreferences(text: String(decoding: bytes, as: UTF8.self))
     }
 
-    /// Writes the file (creating its folder); failures are ignored: remembering the view is a convenience.
+    /// Writes the file (creating its folder) as lrtop writes every file (`SafeFiles`: never through a planted
+    /// link); failures are ignored: remembering the view is a convenience.
     public func save(to path: String) {
-        var dir = ""
-        for part in path.split(separator: "/", omittingEmptySubsequences: false).dropLast() {
-            dir += (dir.isEmpty && !path.hasPrefix("/") ? "" : "/") + part
-            if !dir.isEmpty && dir != "/" { mkdir(dir, 0o755) }
-        }
-        let tmp = path + ".tmp"
-        guard let f = fopen(tmp, "w") else { return }
-        let bytes = Array(text.utf8)
-        let ok = fwrite(bytes, 1, bytes.count, f) == bytes.count
-        fclose(f)
-        if ok { rename(tmp, path) } else { unlink(tmp) }
+        try? SafeFiles.writeFile(Array(text.utf8), to: URL(fileURLWithPath: path), what: "the view preferences")
     }
 }

@@ -143,37 +143,55 @@ public struct EnvelopeSeries: ColumnSource, Sendable {
 
     /// Appends values at consecutive steps starting at `start` (faster than one at a time on an empty series).
     public mutating func append(contentsOf values: [Double], startingAt start: Int) {
-        guard !values.isEmpty else { return }
+        values.withUnsafeBufferPointer { b in append(count: b.count, startingAt: start) { b[$0] } }
+    }
+
+    /// Appends `count` values at consecutive steps from `start`, value i being `value(i)`. On an empty series it is
+    /// built in one pass that keeps only what the levels retain: each value is summed into the current block of every
+    /// level, and a block is stored when it closes, if it is in its level's retained suffix (known in advance from
+    /// the count). So a million values cost a few operations each and no array of a million summaries.
+    @inline(__always)
+    public mutating func append(count n: Int, startingAt start: Int, value: (Int) -> Double) {
+        guard n > 0 else { return }
         guard isEmpty, start >= 0 else {
-            for (i, v) in values.enumerated() { append(step: start + i, value: v) }
+            for i in 0..<n { append(step: start + i, value: value(i)) }
             return
         }
         firstStep = start
-        lastStep = start + values.count - 1
-        appendedCount = values.count
-        // Level 0 from the values, each coarser level from the full finer one, then trim.
-        var finer: [EnvelopeSummary] = values.map { $0.isFinite ? EnvelopeSummary(value: $0) : .empty }
-        var finerFirst = start
-        for k in 0..<Self.levelCount {
-            if k > 0 {
-                let first = finerFirst >> Self.shift
-                let last = (finerFirst + finer.count - 1) >> Self.shift
-                var coarse = Array(repeating: EnvelopeSummary.empty, count: last - first + 1)
-                for (i, b) in finer.enumerated() where b.count > 0 {
-                    coarse[((finerFirst + i) >> Self.shift) - first].merge(b)
+        lastStep = start + n - 1
+        appendedCount = n
+        let top = Self.levelCount - 1
+        // The first block each level keeps: all of them, or the retained suffix when there are more than twice as many.
+        var keepFrom = [Int](repeating: 0, count: Self.levelCount)
+        for k in 0...top {
+            let first = start >> (Self.shift * k), last = (start + n - 1) >> (Self.shift * k)
+            keepFrom[k] = k < top && last - first + 1 > 2 * retainedBlocks ? last - retainedBlocks + 1 : first
+            levels[k].firstBlock = keepFrom[k]
+            levels[k].blocks = []
+            levels[k].blocks.reserveCapacity(last - keepFrom[k] + 1)
+        }
+        // The open block of each level above 0 (level 0's blocks are single steps).
+        var open = [EnvelopeSummary](repeating: .empty, count: Self.levelCount)
+        open.withUnsafeMutableBufferPointer { open in
+            keepFrom.withUnsafeBufferPointer { keepFrom in
+                for i in 0..<n {
+                    let step = start + i
+                    let v = value(i)
+                    let single = v.isFinite ? EnvelopeSummary(value: v) : .empty
+                    if step >= keepFrom[0] { levels[0].blocks.append(single) }
+                    open[1].merge(single)
+                    // Close every level whose block ends at this step (a level closes only if the one below did).
+                    let isLast = i == n - 1
+                    var k = 1
+                    while k <= top {
+                        let mask = (1 << (Self.shift * k)) - 1
+                        guard isLast || step & mask == mask else { break }
+                        if step >> (Self.shift * k) >= keepFrom[k] { levels[k].blocks.append(open[k]) }
+                        if k < top { open[k + 1].merge(open[k]) }
+                        open[k] = .empty
+                        k += 1
+                    }
                 }
-                finer = coarse
-                finerFirst = first
-            }
-            if k < Self.levelCount - 1, finer.count > 2 * retainedBlocks {
-                // Keep only the retained suffix, in an array of its own size (trimming the whole one in place
-                // would keep its capacity: tens of MB per million steps).
-                let drop = finer.count - retainedBlocks
-                levels[k].firstBlock = finerFirst + drop
-                levels[k].blocks = Array(finer[drop...])
-            } else {
-                levels[k].firstBlock = finerFirst
-                levels[k].blocks = finer
             }
         }
     }

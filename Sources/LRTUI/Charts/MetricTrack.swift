@@ -46,11 +46,18 @@ public struct MetricTrack: ColumnSource, Sendable {
 
     /// Values at consecutive steps from `start` (replay of a whole column); on an empty track it builds in one pass.
     public mutating func append(contentsOf values: [Double], startingAt start: Int) {
+        values.withUnsafeBufferPointer { b in append(count: b.count, startingAt: start) { b[$0] } }
+    }
+
+    /// `count` values at consecutive steps from `start`, value i being `value(i)`; on an empty track in one pass.
+    @inline(__always)
+    public mutating func append(count: Int, startingAt start: Int, value: (Int) -> Double) {
         if segments.isEmpty {
-            segments.append(Segment(series: EnvelopeSeries(startStep: start, values: values, retainedBlocks: retainedBlocks),
-                                    from: start, through: Int.max))
+            var series = EnvelopeSeries(retainedBlocks: retainedBlocks)
+            series.append(count: count, startingAt: start, value: value)
+            segments.append(Segment(series: series, from: start, through: Int.max))
         } else {
-            for (i, v) in values.enumerated() { append(step: start + i, value: v) }
+            for i in 0..<count { append(step: start + i, value: value(i)) }
         }
     }
 

@@ -1,5 +1,6 @@
 // The one table of keys and what they do. The dashboard acts on it, the help overlay and the key bar are generated
-// from it. Keys that change the run produce a command of the command language, so the trainer logs every action.
+// from it. Keys that change the run produce a command of the steering language as a value, so the run logs every
+// action.
 
 /// What a key does in the dashboard.
 public enum KeyAction: Hashable, Sendable {
@@ -7,8 +8,8 @@ public enum KeyAction: Hashable, Sendable {
     case togglePause
     /// `step`: one optimizer step while paused.
     case step
-    /// `lr <factor>` (e.g. `*1.1`, `/2`), for the selected group when one is selected.
-    case scaleLR(String)
+    /// `lr *F`: the LR times this factor (`/2` is 0.5), for the selected group when one is selected.
+    case scaleLR(Double)
     /// `lr release`: give the LR back to the scheduler.
     case releaseLR
     /// `lr reset`: back to the base LR.
@@ -48,7 +49,7 @@ public enum KeyAction: Hashable, Sendable {
     /// Redraws the whole screen (after something else wrote over it).
     case redraw
     /// Replay: moves the cursor by steps (`+500`, `-1000`) or by a share of the run (`+1%`, `-10%`).
-    case seek(String)
+    case seek(ReplayCommand.Seek)
     /// Replay: to the previous (-1) or next (+1) event.
     case seekEvent(Int)
     /// Replay: the next slower (-1) or faster (+1) playback speed.
@@ -61,6 +62,26 @@ public enum KeyAction: Hashable, Sendable {
     case cycleFocus
     /// Live: the LR range test (`find-lr`) and its panel; a replay: the run's find-lr curve up to the cursor.
     case findLR
+    /// Opens or closes the metrics grid (every metric of the runs, one small chart each).
+    case metricsView
+    /// In the metrics grid: its name filter to type.
+    case filterMetrics
+    /// A key of the metrics grid itself (`KeyMap.metricsGrid`).
+    case metricsGrid(MetricsGridAction)
+}
+
+/// What a key does in the metrics grid, before the key table.
+public enum MetricsGridAction: Hashable, Sendable {
+    /// Moves the selected chart by columns and rows.
+    case select(columns: Int, rows: Int)
+    /// Shows or hides the chart cursor (every chart's value at one step); ← → then move it.
+    case toggleCursor
+    /// The selected chart's y axis: linear ↔ log.
+    case toggleScale
+    /// Pins the selected metric to the main view's loss panel (or unpins it).
+    case pin
+    /// Hides the cursor, else clears the filter, else back to the main view.
+    case back
 }
 
 /// What the dashboard is showing, which decides the keys that apply: a run training in this process, a replay of
@@ -97,10 +118,10 @@ public enum KeyMap {
     public static let table: [KeyBinding] = [
         KeyBinding([.space], .togglePause, "pause / resume training", bar: "pause", modes: live),
         KeyBinding([.char("n")], .step, "one step (while paused)", bar: "step", modes: live),
-        KeyBinding([.char("+")], .scaleLR("*1.1"), "LR ×1.1 (fine up)", modes: live),
-        KeyBinding([.char("-")], .scaleLR("/1.1"), "LR ÷1.1 (fine down)", modes: live),
-        KeyBinding([.char("]")], .scaleLR("*2"), "LR ×2", bar: "lr×2", modes: live),
-        KeyBinding([.char("[")], .scaleLR("/2"), "LR ÷2", bar: "lr÷2", modes: live),
+        KeyBinding([.char("+")], .scaleLR(1.1), "LR ×1.1 (fine up)", modes: live),
+        KeyBinding([.char("-")], .scaleLR(1 / 1.1), "LR ÷1.1 (fine down)", modes: live),
+        KeyBinding([.char("]")], .scaleLR(2), "LR ×2", bar: "lr×2", modes: live),
+        KeyBinding([.char("[")], .scaleLR(0.5), "LR ÷2", bar: "lr÷2", modes: live),
         KeyBinding([.char("r")], .releaseLR, "release LR to scheduler", modes: live),
         KeyBinding([.char("R")], .resetLR, "reset LR to base", modes: live),
         KeyBinding([.char("g")], .cycleGroup, "cycle param group for LR keys", modes: live),
@@ -113,10 +134,10 @@ public enum KeyMap {
         KeyBinding([.char("f")], .findLR, "find-lr: sweep the LR, pick on the curve (enter: lr, o: onecycle)", bar: "find-lr", modes: live),
         // Replay: the cursor the charts, events and status are drawn up to.
         KeyBinding([.space], .togglePause, "play / pause (from the start at the end)", bar: "play", modes: replay),
-        KeyBinding([.left], .seek("-1%"), "back 1% of the run", bar: "seek", modes: replay),
-        KeyBinding([.right], .seek("+1%"), "forward 1% of the run", modes: replay),
-        KeyBinding([.pageUp], .seek("-10%"), "back 10% of the run", modes: replay),
-        KeyBinding([.pageDown], .seek("+10%"), "forward 10% of the run", modes: replay),
+        KeyBinding([.left], .seek(.percent(-1)), "back 1% of the run", bar: "seek", modes: replay),
+        KeyBinding([.right], .seek(.percent(1)), "forward 1% of the run", modes: replay),
+        KeyBinding([.pageUp], .seek(.percent(-10)), "back 10% of the run", modes: replay),
+        KeyBinding([.pageDown], .seek(.percent(10)), "forward 10% of the run", modes: replay),
         KeyBinding([.char("n")], .step, "one step forward (pauses)", modes: replay),
         KeyBinding([.char(","), .char("p")], .seekEvent(-1), "previous event", modes: replay),
         KeyBinding([.char(".")], .seekEvent(1), "next event", bar: "event", modes: replay),
@@ -134,10 +155,26 @@ public enum KeyMap {
         KeyBinding([.char("e")], .cycleSmoothing, "loss smoothing 0/.6/.9/.99"),
         KeyBinding([.char("t")], .nextTheme, "next theme"),
         KeyBinding([.tab], .cycleFocus, "focus LR chart/loss chart/events (←→ cursor, ↑↓ enter open)", bar: "focus"),
+        KeyBinding([.char("m")], .metricsView, "metrics grid: a chart per metric (/ filters)", bar: "metrics"),
         KeyBinding([.char("?"), .char("h"), .function(1)], .help, "this help (mouse: click focuses, wheel zooms)", bar: "help"),
         KeyBinding([.escape], .close, "close overlay / prompt / focus"),
         KeyBinding([.ctrl("l")], .redraw, "redraw the screen"),
         KeyBinding([.char("q"), .function(10)], .quit, "quit", bar: "quit"),
+    ]
+
+    /// The metrics grid's own keys, taken before the table's while it is open (the table's others still work:
+    /// space, the LR keys, z, t, q ...).
+    public static let metricsGrid: [KeyBinding] = [
+        KeyBinding([.left], .metricsGrid(.select(columns: -1, rows: 0)), "grid: select the chart left (with the cursor: move it)"),
+        KeyBinding([.right], .metricsGrid(.select(columns: 1, rows: 0)), "grid: select the chart right (with the cursor: move it)"),
+        KeyBinding([.up], .metricsGrid(.select(columns: 0, rows: -1)), "grid: select the chart above"),
+        KeyBinding([.down], .metricsGrid(.select(columns: 0, rows: 1)), "grid: select the chart below"),
+        KeyBinding([.tab], .metricsGrid(.toggleCursor), "grid: chart cursor on/off: every metric's value at a step", bar: "cursor"),
+        KeyBinding([.char("l")], .metricsGrid(.toggleScale), "grid: the selected chart's y axis log / linear", bar: "log-y"),
+        KeyBinding([.enter], .metricsGrid(.pin), "grid: pin the selected metric to the loss panel (again: unpin)", bar: "pin"),
+        KeyBinding([.char("/")], .filterMetrics, "grid: filter by name (words must all match; esc clears)", bar: "filter"),
+        KeyBinding([.escape], .metricsGrid(.back), "grid: cursor off, else clear the filter, else back"),
+        KeyBinding([.char("m")], .metricsView, "grid: back to the main view", bar: "back"),
     ]
 
     /// The keys of live training, in help order.

@@ -1,5 +1,6 @@
 import Foundation
 import LRLog
+import LRCommand
 
 /// The LR range test's chart: smoothed loss against the LR on a log x axis, every suggestion marked on the curve
 /// with its letter and named in a legend, and a cursor (a vertical line, its LR and loss in the title row).

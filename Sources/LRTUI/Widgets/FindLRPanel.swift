@@ -16,8 +16,9 @@ public final class FindLRSession {
     public internal(set) var finished = false
     /// The LR under the cursor.
     public internal(set) var cursorLR: Double?
-    /// The command that started it, to match its answer in the run's events (nil: a past sweep being looked at).
-    let command: String?
+    /// The id of the command that started it, whose answer says where its sub-run is or why it failed (nil: a past
+    /// sweep being looked at).
+    let commandID: Int?
     /// Enter (and `o`) applies the pick; false in a replay.
     public let canApply: Bool
     /// Send `resume` after applying the pick / after closing without one (the run was paused for the sweep).
@@ -28,8 +29,8 @@ public final class FindLRSession {
     /// Where the chart was last drawn, for clicks.
     public internal(set) var chartArea: Rect?
 
-    init(command: String?, known: Set<String>, canApply: Bool, resumeOnApply: Bool, resumeOnClose: Bool) {
-        self.command = command; self.known = known; self.canApply = canApply
+    init(commandID: Int?, known: Set<String>, canApply: Bool, resumeOnApply: Bool, resumeOnClose: Bool) {
+        self.commandID = commandID; self.known = known; self.canApply = canApply
         self.resumeOnApply = resumeOnApply; self.resumeOnClose = resumeOnClose
     }
 

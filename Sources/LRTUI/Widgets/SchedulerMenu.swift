@@ -1,4 +1,4 @@
-/// A scheduler the run can switch to, with its parameters (from `LiveStatus.schedulerKinds`).
+/// A scheduler the run can switch to, with its parameters (from `RunSource.schedulerKinds()`, asked when `s` opens).
 public struct SchedulerKind: Equatable, Sendable {
     public var name: String
     /// What it does (wrapped in the menu, never cut).

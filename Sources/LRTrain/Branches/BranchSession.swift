@@ -2,9 +2,10 @@ import Foundation
 import Synchronization
 import LRLog
 import LRTensor
+import LRCommand
 
 /// The branches of one `fork`: each trains on its own `Trainer` (own weights, optimizer, schedule and batcher,
-/// restored from the parent's in-memory snapshot at the fork point) on a thread of its own, `jobs` at a time.
+/// restored from the parent's in-memory snapshot at the fork point) in a `TrainerPool`, `jobs` at a time.
 /// The parent does not step while the session exists: it waits at the fork point until `adopt K` or `drop`.
 final class BranchSession {
     let fork: Command.Fork
@@ -12,12 +13,13 @@ final class BranchSession {
     let branches: [BranchRun]
     /// Sub-run folder names relative to the run log's folder (`subruns/fork-300-1`), nil when nothing is written.
     let folders: [String]?
-    private var started = 0
+    private let pool: TrainerPool
     /// Whether the "branches done" summary was logged.
     var reported = false
 
     init(fork: Command.Fork, fromStep: Int, branches: [BranchRun], folders: [String]?) {
         self.fork = fork; self.fromStep = fromStep; self.branches = branches; self.folders = folders
+        pool = TrainerPool(count: branches.count, width: fork.jobs, name: "lrtop-branch") { branches[$0].train() }
     }
 
     /// OpenBLAS's thread count before branches trained side by side (each then multiplies on one thread: several
@@ -26,30 +28,22 @@ final class BranchSession {
 
     /// Starts branches while fewer than `jobs` train; returns whether every branch has ended.
     func pump() -> Bool {
-        if started == 0 && min(fork.jobs, branches.count) > 1 && blasThreads == nil {
+        if pool.started == 0 && min(fork.jobs, branches.count) > 1 && blasThreads == nil {
             blasThreads = BLAS.threads
             BLAS.setThreads(1)
         }
         defer { if isDone { restoreThreads() } }
-        let running = branches[..<started].filter { $0.outcome == nil }.count
-        var free = max(0, fork.jobs - running)
-        while free > 0 && started < branches.count {
-            branches[started].start()
-            started += 1
-            free -= 1
-        }
-        return started == branches.count && branches.allSatisfy { $0.outcome != nil }
+        pool.fill()
+        return isDone
     }
 
-    var isDone: Bool { started == branches.count && branches.allSatisfy { $0.outcome != nil } }
+    var isDone: Bool { pool.isDone && branches.allSatisfy { $0.outcome != nil } }
 
     /// Asks every branch still training (or not started) to stop, and waits for them: their logs end "stopped".
     func cancel(because why: String) {
-        for (i, b) in branches.enumerated() {
-            if i >= started { b.skip(because: why) } else { b.cancel(because: why) }
-        }
+        for i in pool.close() { branches[i].skip(because: why) }
+        for b in branches { b.cancel(because: why) }
         for b in branches { b.wait() }
-        started = branches.count
         restoreThreads()
     }
 
@@ -108,10 +102,10 @@ final class BranchRun: @unchecked Sendable {
     private let finished = Mutex<BranchOutcome?>(nil)
     private let currentStep: Atomic<Int>
     private let trainingFlag = Atomic<Bool>(false)
-    private var thread: Thread?
     private let done = DispatchSemaphore(value: 0)
-    private var waited = false
-    private var everStarted = false
+    /// Trained or skipped: a branch is never both.
+    private let began = Atomic<Bool>(false)
+    private let waited = Atomic<Bool>(false)
 
     init(number: Int, branch: Command.Fork.Branch, steps: Int, parent: Trainer, state: CheckpointState,
          tensors: [String: [Float]], logURL: URL?, parentLog: String?) throws {
@@ -148,19 +142,14 @@ final class BranchRun: @unchecked Sendable {
     var step: Int { currentStep.load(ordering: .relaxed) }
     var isTraining: Bool { trainingFlag.load(ordering: .relaxed) }
 
-    func start() {
-        everStarted = true
+    /// Trains the branch on the calling thread (the session's pool gives it one).
+    func train() {
+        began.store(true, ordering: .relaxed)
         trainingFlag.store(true, ordering: .relaxed)
-        let thread = Thread { [self] in
-            let outcome = train()
-            finished.withLock { $0 = outcome }
-            trainingFlag.store(false, ordering: .relaxed)
-            done.signal()
-        }
-        thread.name = "lrtop-branch-\(number)"
-        thread.stackSize = 8 << 20
-        self.thread = thread
-        thread.start()
+        let outcome = trainToEnd()
+        finished.withLock { $0 = outcome }
+        trainingFlag.store(false, ordering: .relaxed)
+        done.signal()
     }
 
     func cancel(because why: String) {
@@ -170,8 +159,7 @@ final class BranchRun: @unchecked Sendable {
 
     /// A branch that never started: its log says so, and it ends at the fork point.
     func skip(because why: String) {
-        guard !everStarted else { return }
-        everStarted = true
+        guard !began.exchange(true, ordering: .relaxed) else { return }
         let end = trainer.finish(reason: .stopped, message: "not trained: \(why)")
         finished.withLock {
             $0 = BranchOutcome(reason: .stopped, message: end.message, state: startState, tensors: startTensors,
@@ -181,15 +169,16 @@ final class BranchRun: @unchecked Sendable {
         done.signal()
     }
 
+    /// Waits until it has ended: trained by the pool, or skipped (the session closes the pool first, so every
+    /// branch is one or the other).
     func wait() {
-        guard everStarted, !waited else { return }
+        guard !waited.exchange(true, ordering: .relaxed) else { return }
         done.wait()
-        waited = true
     }
 
-    private func train() -> BranchOutcome {
+    private func trainToEnd() -> BranchOutcome {
         let t = trainer
-        for text in branch.texts { t.apply(text) }
+        for (command, text) in zip(branch.commands, branch.texts) { t.apply(command, text: text) }
         let begin = DispatchTime.now().uptimeNanoseconds
         var reason = EndReason.completed
         var message: String? = nil

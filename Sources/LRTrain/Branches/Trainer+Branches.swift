@@ -2,6 +2,7 @@ import Foundation
 import LROptim
 import LRLog
 import LRTensor
+import LRCommand
 
 /// `fork`, `adopt K` and `drop`: "what if" branches trained from the run's current state while the run waits.
 extension Trainer {
@@ -90,7 +91,7 @@ extension Trainer {
 
     // MARK: the commands
 
-    func startFork(_ fork: Command.Fork) throws -> String {
+    func startFork(_ fork: Command.Fork) throws -> Outcome {
         let (state, tensors) = snapshot(label: "fork at step \(step)")
         var urls: [URL]? = nil
         if let logURL {
@@ -114,8 +115,9 @@ extension Trainer {
         let threads = BLAS.threads
         let note = jobs > 1 && threads > 1
             ? " (each on one BLAS thread, the run uses \(threads): their last bits can differ from one at a time)" : ""
-        return "\(count) of \(fork.steps) steps from step \(step), \(jobs) at a time\(note): "
-            + list.joined(separator: ", ") + "; the run waits here for 'adopt K' or 'drop'"
+        return Outcome("\(count) of \(fork.steps) steps from step \(step), \(jobs) at a time\(note): "
+                       + list.joined(separator: ", ") + "; the run waits here for 'adopt K' or 'drop'",
+                       result: session.folders.map { EventResult(subruns: $0) })
     }
 
     func adopt(_ k: Int) throws -> String {
@@ -146,7 +148,7 @@ extension Trainer {
                     switch $0 { case .header, .end: false; default: true }
                 }
             } catch {
-                emit(event: .error, text: "adopt \(k)", message: "\(url.path) could not be read back (\(error)): "
+                emit(event: .error, text: "adopt \(k)", command: .adopt(k), message: "\(url.path) could not be read back (\(error)): "
                      + "this log lacks branch \(k)'s steps \(session.fromStep + 1)-\(step); the branch's log has them")
                 records = []
             }

@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 
 /// The on-disk container of a checkpoint: JSON metadata plus raw Float32 tensors.
 ///
@@ -39,6 +40,9 @@ public enum CheckpointArchive {
         return out
     }
 
+    /// Reads an archive. Nothing in it is trusted: every length and count is checked against the bytes that are
+    /// left before anything is allocated, so a crafted file (even one with a valid checksum) gets one line saying
+    /// what is wrong, never a trap or an allocation the file does not back.
     public static func decode(_ bytes: [UInt8], path: String) throws -> Contents {
         func bad(_ what: String) -> CheckpointError { CheckpointError("\(path): \(what)") }
         guard bytes.count >= 32, Array(bytes[0..<8]) == magic else {
@@ -52,62 +56,54 @@ public enum CheckpointArchive {
         guard let stored = reader.u64(), stored == fnv1a(body) else {
             throw bad("checkpoint is corrupt (checksum mismatch); use an earlier checkpoint")
         }
-        reader = ByteReader(bytes: bytes, offset: 8)
-        guard let metaLen = reader.u64(), let meta = reader.take(Int(metaLen)), let count = reader.u64() else {
-            throw bad("checkpoint header is malformed")
+        reader = ByteReader(bytes: bytes, offset: 8, end: bytes.count - 16)
+        let corrupt = "; the file is corrupt or was not written by lrtop: use an earlier checkpoint"
+        guard let metaLen = reader.u64(), let meta = reader.take(metaLen) else {
+            throw bad("the checkpoint's metadata length runs past the end of the file" + corrupt)
+        }
+        // Each tensor takes at least 12 bytes (name length and value count): a larger count is a lie.
+        guard let count = reader.u64(), count <= UInt64(reader.remaining / 12) else {
+            throw bad("the checkpoint claims more tensors than its \(reader.remaining) bytes can hold" + corrupt)
         }
         var tensors: [String: [Float]] = [:]
-        for _ in 0..<count {
-            guard let nameLen = reader.u32(), let nameBytes = reader.take(Int(nameLen)),
-                  let n = reader.u64(), let raw = reader.take(Int(n) * 4) else {
-                throw bad("checkpoint tensor table is malformed")
+        for i in 0..<Int(count) {
+            guard let nameLen = reader.u32(), let nameBytes = reader.take(UInt64(nameLen)) else {
+                throw bad("the name of tensor \(i + 1) runs past the end of the file" + corrupt)
             }
-            let values = raw.withUnsafeBytes { buf in
-                Array(buf.bindMemory(to: Float.self))
+            guard let name = String(validating: nameBytes, as: UTF8.self), !name.isEmpty else {
+                throw bad("the name of tensor \(i + 1) is not UTF-8 text" + corrupt)
             }
-            tensors[String(decoding: nameBytes, as: UTF8.self)] = values
+            let shown = TerminalText.excerpt(name)
+            guard let n = reader.u64(), n <= UInt64(reader.remaining / 4), let raw = reader.take(n * 4) else {
+                throw bad("tensor '\(shown)' claims more values than the \(reader.remaining) bytes left can hold" + corrupt)
+            }
+            guard tensors[name] == nil else { throw bad("tensor '\(shown)' appears twice" + corrupt) }
+            tensors[name] = raw.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        guard reader.remaining == 0 else {
+            throw bad("\(reader.remaining) bytes after the last tensor belong to none" + corrupt)
         }
         return Contents(metadata: Data(meta), tensors: tensors)
     }
 
-    /// Writes atomically: a temporary file in the same folder, fsync, rename, fsync of the folder. A crash at any
-    /// point leaves either the old file or the complete new one.
+    /// Writes atomically and durably (`SafeFiles.writeAtomically`): a temporary file created beside it, fsync,
+    /// rename, fsync of the folder. A crash at any point leaves either the old file or the complete new one.
     public static func write(_ contents: Contents, to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        let bytes = encode(contents)
-        let fd = open(tmp.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw CheckpointError("cannot write \(tmp.path): \(String(cString: strerror(errno)))") }
-        var written = 0
-        let ok: Bool = bytes.withUnsafeBytes { buf in
-            while written < buf.count {
-                let r = Foundation.write(fd, buf.baseAddress! + written, buf.count - written)
-                if r <= 0 { return false }
-                written += r
-            }
-            return fsync(fd) == 0
+        do {
+            try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the checkpoints folder",
+                                        instead: "choose another --run-dir")
+            try SafeFiles.writeAtomically(encode(contents), to: url, what: "checkpoint", durable: true)
+        } catch {
+            throw CheckpointError(error.message, code: error.code)
         }
-        let err = errno
-        close(fd)
-        guard ok else {
-            unlink(tmp.path)
-            throw CheckpointError("cannot write checkpoint \(url.path): \(String(cString: strerror(err)))")
-        }
-        guard rename(tmp.path, url.path) == 0 else {
-            let e = errno
-            unlink(tmp.path)
-            throw CheckpointError("cannot move checkpoint into place at \(url.path): \(String(cString: strerror(e)))")
-        }
-        let dfd = open(dir.path, O_RDONLY)
-        if dfd >= 0 { fsync(dfd); close(dfd) }
     }
 
     public static func read(from url: URL) throws -> Contents {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw CheckpointError("\(url.path): no such checkpoint file")
+        let bytes: [UInt8]
+        do { bytes = try FileProblem.readBytes(url.path, what: "checkpoint") } catch {
+            throw CheckpointError(error.message, code: error.code)
         }
-        return try decode([UInt8](data), path: url.path)
+        return try decode(bytes, path: url.path)
     }
 
     private static func append<T: FixedWidthInteger>(_ v: T, to out: inout [UInt8]) {
@@ -123,16 +119,24 @@ public enum CheckpointArchive {
 
 public struct CheckpointError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The errno of a failed write or read (a full disk: ENOSPC), when there was one.
+    public let code: Int32?
+    public init(_ description: String, code: Int32? = nil) { self.description = description; self.code = code }
 }
 
+/// Reads little-endian numbers and byte runs up to `end`, refusing any length that goes past it.
 struct ByteReader {
     let bytes: [UInt8]
     var offset: Int
-    mutating func take(_ n: Int) -> ArraySlice<UInt8>? {
-        guard n >= 0, offset + n <= bytes.count else { return nil }
-        defer { offset += n }
-        return bytes[offset..<(offset + n)]
+    let end: Int
+    init(bytes: [UInt8], offset: Int, end: Int? = nil) { self.bytes = bytes; self.offset = offset; self.end = end ?? bytes.count }
+
+    var remaining: Int { end - offset }
+
+    mutating func take(_ n: UInt64) -> ArraySlice<UInt8>? {
+        guard n <= UInt64(remaining) else { return nil }
+        defer { offset += Int(n) }
+        return bytes[offset..<(offset + Int(n))]
     }
     mutating func u64() -> UInt64? {
         guard let s = take(8) else { return nil }

@@ -1,6 +1,7 @@
 import Foundation
 import LRTensor
 import LROptim
+import LRLog
 
 /// Everything but the tensors of a checkpoint; the tensors travel beside it in the archive.
 struct CheckpointState: Codable {
@@ -22,6 +23,51 @@ struct CheckpointState: Codable {
     var lastLoss: Double?
     var bestEvalLoss: Double?
     var bestAccuracy: Double?
+}
+
+extension CheckpointState {
+    /// Checks what the trainer would otherwise trust in a checkpoint's metadata (its checksum only says the file is
+    /// whole, not that lrtop wrote it): counts, steps and numbers in range, lists the same length, so a crafted file
+    /// is refused in one line instead of trapping later (a negative step, a warmup counter at Int.max).
+    func validate(path: String) throws(CheckpointError) {
+        func bad(_ what: String) -> CheckpointError {
+            CheckpointError("\(path): the checkpoint's \(what); the file is corrupt or was not written by lrtop: use an earlier checkpoint")
+        }
+        func rates(_ values: [Double]) -> Bool { values.allSatisfy { $0.isFinite && $0 >= 0 } }
+        let groups = groupLRs.count
+        guard step >= 0 else { throw bad("step is \(step)") }
+        guard wallTime.isFinite && wallTime >= 0 else { throw bad("wall time is \(wallTime)") }
+        guard groups >= 1, groupInitialLRs.count == groups, groupHypers.count == groups else {
+            throw bad("param groups disagree (\(groups) LRs, \(groupInitialLRs.count) base LRs, \(groupHypers.count) hyperparameter sets)")
+        }
+        guard rates(groupLRs), rates(groupInitialLRs) else { throw bad("LRs are not finite non-negative numbers") }
+        guard groupHypers.allSatisfy({ $0.values.allSatisfy(\.isFinite) }) else { throw bad("hyperparameters are not finite") }
+        let c = lrControl
+        guard c.held.count == groups, c.overridden.count == groups, c.shadowLRs.count == groups,
+              c.shadowInitialLRs.count == groups else { throw bad("LR control lists do not match its \(groups) param groups") }
+        guard rates(c.shadowLRs), rates(c.shadowInitialLRs) else { throw bad("scheduled LRs are not finite non-negative numbers") }
+        // A warmup cannot have taken more steps than the run has; the counters then never near Int.max.
+        guard (0...(Int.max / 2)).contains(c.warmupTotal), (0...min(c.warmupTotal, step)).contains(c.warmupDone) else {
+            throw bad("warmup counters are \(c.warmupDone) of \(c.warmupTotal)")
+        }
+        guard c.context.totalSteps >= 1, c.context.stepsPerEpoch >= 1 else { throw bad("schedule length is out of range") }
+        guard guardState.isValid(atStep: step) else { throw bad("divergence guard state is out of range") }
+        guard optimizerScalars.values.allSatisfy({ $0.values.allSatisfy { $0.isFinite && $0 >= 0 } }) else {
+            throw bad("optimizer step counts are not finite non-negative numbers")
+        }
+    }
+}
+
+extension CheckpointArchive.Contents {
+    /// Refuses weights (or optimizer state) holding NaN or an infinity, naming the tensor, as `--init` does for a
+    /// safetensors file.
+    public func checkFinite(path: String) throws(CheckpointError) {
+        for name in tensors.keys.sorted() {
+            guard let values = tensors[name], let i = values.firstIndex(where: { !$0.isFinite }) else { continue }
+            throw CheckpointError("\(path): tensor '\(TerminalText.excerpt(name))' holds \(values[i]) at index \(i): "
+                + "the checkpoint's weights are not finite (saved from a diverged run?); use an earlier checkpoint")
+        }
+    }
 }
 
 /// A bounded ring of recent checkpoints in memory, mirrored on disk under the run folder.
@@ -78,19 +124,22 @@ struct CheckpointStore {
         return url
     }
 
+    /// Reads a checkpoint for `--resume` or `--init`. Its state is checked as input from outside (`validate`), and
+    /// weights that are not finite are refused (a diverged run's weights would "train" on behind a ReLU).
     static func load(url: URL) throws -> (state: CheckpointState, tensors: [String: [Float]]) {
         let contents = try CheckpointArchive.read(from: url)
+        let state: CheckpointState
         do {
-            let state = try JSONDecoder().decode(CheckpointState.self, from: contents.metadata)
-            guard state.format == CheckpointState.format else {
-                throw CheckpointError("\(url.path): checkpoint format \(state.format) is not supported (this lrtop reads format \(CheckpointState.format))")
-            }
-            return (state, contents.tensors)
-        } catch let e as CheckpointError {
-            throw e
+            state = try JSONDecoder().decode(CheckpointState.self, from: contents.metadata)
         } catch {
-            throw CheckpointError("\(url.path): checkpoint metadata is unreadable (\(error)); use an earlier checkpoint")
+            throw CheckpointError("\(url.path): checkpoint metadata is unreadable (\(TerminalText.excerpt("\(error)", limit: 200))); use an earlier checkpoint")
         }
+        guard state.format == CheckpointState.format else {
+            throw CheckpointError("\(url.path): checkpoint format \(state.format) is not supported (this lrtop reads format \(CheckpointState.format))")
+        }
+        try state.validate(path: url.path)
+        try contents.checkFinite(path: url.path)
+        return (state, contents.tensors)
     }
 }
 
@@ -107,9 +156,11 @@ extension Trainer {
         let stem = runDirectory == nil ? nil : (name ?? String(format: "step-%08d", step))
         do {
             let entry = try checkpoints.add(.init(state: state, tensors: tensors, url: nil), fileStem: stem)
+            checkpointIsCurrent = true
             emit(event: .checkpoint, text: label, message: entry.url.map { "step \(step) → \($0.path)" } ?? "step \(step) (in memory)")
             return entry
         } catch {
+            if let e = error as? CheckpointError, SafeFiles.isOutOfSpace(e.code) { outOfSpace = outOfSpace ?? e.description }
             emit(event: .error, text: "checkpoint", message: "checkpoint at step \(step) failed: \(error); the run continues")
             return nil
         }
@@ -134,6 +185,7 @@ extension Trainer {
 
     /// Puts the whole run back to a checkpoint: weights, optimizer, schedule, data position, step, control.
     func restore(_ state: CheckpointState, tensors: [String: [Float]]) throws {
+        checkpointIsCurrent = false
         try loadWeights(tensors, from: "checkpoint at step \(state.step)")
         var optTensors: [String: [String: [Float]]] = [:]
         for (key, values) in tensors where key.hasPrefix("optim/") {

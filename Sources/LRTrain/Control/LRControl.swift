@@ -12,7 +12,7 @@ import LROptim
 /// - `lr reset` puts the base LR back and restarts the schedule from its first step;
 /// - `sched SPEC` replaces the scheduler, starting from the current LR so the curve does not jump;
 /// - `warmup N` multiplies the scheduled LR by a ramp from 1/N to 1 over the next N steps, on top of the schedule.
-struct LRControl {
+public struct LRControl {
     private(set) var spec: String
     private(set) var scheduler: any LRScheduler
     /// The same schedule over LR-only groups that no manual change touches: "the schedule as planned".
@@ -24,7 +24,7 @@ struct LRControl {
     private(set) var warmupTotal = 0
     private(set) var warmupDone = 0
 
-    init(spec: String, optimizer: any Optimizer, context: ScheduleContext, baseLRs: [Double]? = nil) throws {
+    public init(spec: String, optimizer: any Optimizer, context: ScheduleContext, baseLRs: [Double]? = nil) throws {
         self.spec = spec
         self.context = context
         self.shadowOptimizer = ShadowOptimizer(like: optimizer)
@@ -40,7 +40,7 @@ struct LRControl {
     var warmupLeft: Int { max(0, warmupTotal - warmupDone) }
 
     /// One scheduler step: held groups keep their LR.
-    mutating func step(optimizer: any Optimizer, metric: Double?) {
+    public mutating func step(optimizer: any Optimizer, metric: Double?) {
         let pinned = optimizer.groups.map(\.lr)
         scheduler.step(metric: metric)
         shadow.step(metric: metric)
@@ -48,7 +48,7 @@ struct LRControl {
     }
 
     /// Runs the optimizer step with the warmup ramp applied to the groups' LRs, and returns the LRs it used.
-    mutating func applyingWarmup(to optimizer: any Optimizer, _ body: () -> Void) -> [Double] {
+    public mutating func applyingWarmup(to optimizer: any Optimizer, _ body: () -> Void) -> [Double] {
         let groups = optimizer.groups
         guard warmupDone < warmupTotal else {
             body()
@@ -82,16 +82,16 @@ struct LRControl {
 
     // MARK: commands
 
-    mutating func set(_ groups: [Int], optimizer: any Optimizer, _ value: (Double) -> Double) {
+    public mutating func set(_ groups: [Int], optimizer: any Optimizer, _ value: (Double) -> Double) {
         for g in groups {
             optimizer.groups[g].lr = value(optimizer.groups[g].lr)
             overridden[g] = true
         }
     }
 
-    mutating func hold(_ groups: [Int]) { for g in groups { held[g] = true } }
+    public mutating func hold(_ groups: [Int]) { for g in groups { held[g] = true } }
 
-    mutating func release(_ groups: [Int], optimizer: any Optimizer) {
+    public mutating func release(_ groups: [Int], optimizer: any Optimizer) {
         for g in groups {
             held[g] = false
             overridden[g] = false
@@ -102,23 +102,25 @@ struct LRControl {
     mutating func markOverridden(all count: Int) { for g in 0..<min(count, overridden.count) { overridden[g] = true } }
 
     /// Base LRs back and the schedule restarted from its first step.
-    mutating func reset(optimizer: any Optimizer) throws {
+    public mutating func reset(optimizer: any Optimizer) throws {
         for g in optimizer.groups { g.lr = g.initialLR }
         let fresh = try LRControl(spec: spec, optimizer: optimizer, context: context)
         self = fresh
     }
 
-    /// Switches to a new scheduler that starts from the current LRs.
-    mutating func switchScheduler(to newSpec: String, optimizer: any Optimizer, context newContext: ScheduleContext) throws {
+    /// Switches to a new scheduler whose base LRs are the current ones. The next step trains at the new schedule's
+    /// first value, as with a PyTorch scheduler built mid-run (the current LR for cosine or step; a fraction of it
+    /// for warmup, linear or onecycle); a held group keeps its LR.
+    public mutating func switchScheduler(to newSpec: String, optimizer: any Optimizer, context newContext: ScheduleContext) throws {
         let current = optimizer.groups.map(\.lr)
         let next = try LRControl(spec: newSpec, optimizer: optimizer, context: newContext, baseLRs: current)
         let keepHeld = held
         self = next
         held = keepHeld
-        for g in optimizer.groups.indices { optimizer.groups[g].lr = current[g] }
+        for g in optimizer.groups.indices where keepHeld[g] { optimizer.groups[g].lr = current[g] }
     }
 
-    mutating func startWarmup(steps: Int) {
+    public mutating func startWarmup(steps: Int) {
         warmupTotal = steps
         warmupDone = 0
     }

@@ -1,6 +1,7 @@
 import Foundation
 import LROptim
 import LRLog
+import LRCommand
 
 extension Trainer {
     var scriptHasPendingEntries: Bool {
@@ -23,8 +24,7 @@ extension Trainer {
             if entry.step > totalSteps {
                 throw fail("'@\(entry.step) \(entry.text)' is after the run's last step (\(totalSteps)): it would never apply")
             }
-            let command: Command
-            do { command = try CommandParser.parse(entry.text) } catch { throw fail(error.description) }
+            let command = entry.command
             do {
                 try checkScriptedBranches(command, at: entry.step, line: entry.line, pending: &pendingFork, groups: groups,
                                           totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch, config: config)
@@ -41,38 +41,81 @@ extension Trainer {
         }
     }
 
-    /// Applies, at this step boundary, the scripted commands due now and everything queued from the UI.
+    /// Commands from the channel one step boundary applies at most; the rest wait for the next ones, so a flood
+    /// (20,000 `lr *1`, 300 `ckpt`) delays training by a bounded amount of work per step instead of stalling it.
+    static let commandsPerBoundary = 32
+
+    /// Applies, at this step boundary, the scripted commands due now and up to `commandsPerBoundary` of those
+    /// queued from the UI (the run's own script is checked before the run and applies in full).
     func applyScriptAndCommands() {
+        boundary &+= 1
         if let script = options.script {
             while scriptCursor < script.entries.count && script.entries[scriptCursor].step <= scriptStep {
-                apply(script.entries[scriptCursor].text)
+                let entry = script.entries[scriptCursor]
+                apply(entry.command, text: entry.text)
                 scriptCursor += 1
             }
         }
-        for text in channel.takeCommands() { apply(text) }
+        let (commands, refused) = channel.takeCommands(limit: Self.commandsPerBoundary)
+        answerRefused(refused)
+        for issued in commands {
+            let event: EventRecord
+            switch issued.parsed {
+            case .success(let command): event = apply(command, text: issued.text)
+            case .failure(let error):
+                event = emit(event: .error, text: issued.text, message: error.description)
+            }
+            channel.reply(to: issued.id, with: event)
+        }
     }
 
-    /// Parses and applies one command. A command that cannot apply changes nothing and logs an error event.
-    public func apply(_ text: String) {
+    /// Logs one error event counting the commands the channel refused (its queue was full), and answers each of
+    /// them with it.
+    private func answerRefused(_ ids: [ClosedRange<Int>]) {
+        guard !ids.isEmpty else { return }
+        let n = ids.reduce(0) { $0 + $1.count }
+        let event = emit(event: .error, text: "commands", message: "\(n) command\(n == 1 ? "" : "s") refused: "
+                         + "\(TrainerChannel.inboxLimit) were already waiting for the trainer")
+        channel.reply(toRefused: ids, with: event)
+    }
+
+    /// At the run's end: the commands still waiting are not applied; one event says how many, and answers each.
+    func answerUnappliedCommands() {
+        let (waiting, refused) = channel.takeCommands(limit: TrainerChannel.inboxLimit)
+        answerRefused(refused)
+        guard !waiting.isEmpty else { return }
+        let n = waiting.count
+        let event = emit(event: .info, text: "commands",
+                         message: "\(n) command\(n == 1 ? "" : "s") sent were not applied: the run ended first")
+        channel.reply(to: waiting.map(\.id), with: event)
+    }
+
+    /// Applies one command; returns the event that logs it. A command that cannot apply changes nothing and logs
+    /// an error event. `text` is what the log keeps (default: the command as the language writes it).
+    @discardableResult
+    public func apply(_ command: Command, text: String? = nil) -> EventRecord {
+        let text = text ?? command.description
         let before = optimizer.groups.map(\.lr)
-        let command: Command
-        do { command = try CommandParser.parse(text) } catch {
-            emit(event: .error, text: text, before: before, message: error.description)
-            return
-        }
+        defer { publishStatus() }
         do {
             try precheck(command)
-            if command.isRisky(currentLRs: before) && !isBranch { saveCheckpoint(label: "before '\(text)'") }
-            let note = try perform(command)
-            emit(event: .command, text: text, before: before, message: note)
+            // One automatic checkpoint per boundary at most, and none when the state is saved already: `rollback`
+            // then undoes the whole burst of risky commands sent together.
+            if command.isRisky(currentLRs: before) && !isBranch && !checkpointIsCurrent && riskCheckpointBoundary != boundary {
+                riskCheckpointBoundary = boundary
+                saveCheckpoint(label: "before '\(text)'")
+            }
+            let outcome = try perform(command)
+            if case .checkpoint = command {} else { checkpointIsCurrent = false }
+            return emit(event: .command, text: text, command: command, result: outcome.result, before: before,
+                        message: outcome.note)
         } catch let error as CommandError {
             restoreLRs(before)
-            emit(event: .error, text: text, before: before, message: error.description)
+            return emit(event: .error, text: text, command: command, before: before, message: error.description)
         } catch {
             restoreLRs(before)
-            emit(event: .error, text: text, before: before, message: "\(error)")
+            return emit(event: .error, text: text, command: command, before: before, message: "\(error)")
         }
-        publishStatus()
     }
 
     private func restoreLRs(_ lrs: [Double]) {
@@ -84,7 +127,7 @@ extension Trainer {
         try Self.groupIndices(name, names: optimizer.groups.map(\.name))
     }
 
-    static func groupIndices(_ name: String?, names: [String]) throws(CommandError) -> [Int] {
+    public static func groupIndices(_ name: String?, names: [String]) throws(CommandError) -> [Int] {
         guard let name else { return Array(names.indices) }
         if let i = names.firstIndex(of: name) { return [i] }
         if let i = Int(name), names.indices.contains(i) { return [i] }
@@ -101,6 +144,9 @@ extension Trainer {
             do { _ = try SchedulerFactory.validate(spec: spec, context: remainingContext) } catch {
                 throw CommandError("\(error)")
             }
+        case .findLR(let settings):
+            // A value made by a program rather than the parser is held to the language's rules too.
+            do { try settings.check() } catch { throw CommandError(error.description) }
         default: break
         }
     }
@@ -116,8 +162,15 @@ extension Trainer {
         return ScheduleContext(totalSteps: remaining, stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
     }
 
-    /// Returns a note for the event (what it did beyond the LR change), or throws a message a person can act on.
-    private func perform(_ command: Command) throws -> String? {
+    /// What a command did beyond the LR change: a note for the event's message and its outcome as data.
+    struct Outcome {
+        var note: String?
+        var result: EventResult?
+        init(_ note: String? = nil, result: EventResult? = nil) { self.note = note; self.result = result }
+    }
+
+    /// Carries out a command, or throws a message a person can act on.
+    private func perform(_ command: Command) throws -> Outcome {
         switch command {
         case .lr(let group, let change):
             let indices = try groupIndices(group)
@@ -127,79 +180,88 @@ extension Trainer {
                 let first = optimizer.groups[0].initialLR
                 for g in optimizer.groups { g.initialLR = first > 0 ? v * g.initialLR / first : v }
                 try lrControl.reset(optimizer: optimizer)
-                return "the run's base LR before its first step: the schedule is planned from it, as --lr \(v) would"
+                return Outcome("the run's base LR before its first step: the schedule is planned from it, as --lr \(v) would")
             case .set(let v):
                 lrControl.set(indices, optimizer: optimizer) { _ in v }
             case .scale(let f):
                 let scaled = indices.map { optimizer.groups[$0].lr * f }
-                if let bad = scaled.first(where: { !$0.isFinite }) {
-                    throw CommandError("scaling gives a non-finite LR (\(bad)); nothing changed")
+                if let bad = scaled.first(where: { !$0.isFinite || $0 > Float32.maxLR }) {
+                    throw CommandError("scaling gives an LR beyond float32's range (\(bad)); nothing changed")
                 }
                 lrControl.set(indices, optimizer: optimizer) { $0 * f }
             case .hold:
                 lrControl.hold(indices)
-                return "held until 'lr release'"
+                return Outcome("held until 'lr release'")
             case .release:
                 lrControl.release(indices, optimizer: optimizer)
-                return "back to the schedule as planned"
+                return Outcome("back to the schedule as planned")
             case .reset:
                 if group == nil {
                     try lrControl.reset(optimizer: optimizer)
-                    return "base LR restored, schedule restarted"
+                    return Outcome("base LR restored, schedule restarted")
                 }
                 lrControl.set(indices, optimizer: optimizer) { _ in optimizer.groups[indices[0]].initialLR }
-                return "base LR restored for this group; the schedule continues from it"
+                return Outcome("base LR restored for this group; the schedule continues from it")
             }
-            return nil
+            return Outcome()
         case .sched(let spec):
+            let built: String
             do {
+                built = try SchedulerFactory.validate(spec: spec, context: remainingContext)
                 try lrControl.switchScheduler(to: spec, optimizer: optimizer, context: remainingContext)
             } catch {
                 throw CommandError("\(error)")
             }
-            return "now \(lrControl.spec), continuing from the current LR"
+            return Outcome("now \(lrControl.spec), continuing from the current LR", result: EventResult(scheduler: built))
         case .warmup(let n):
             lrControl.startWarmup(steps: n)
-            return "ramping the LR up over \(n) steps"
+            return Outcome("ramping the LR up over \(n) steps")
         case .pause:
             guard !paused else { throw CommandError("already paused: 'resume' continues, 'step' takes one step") }
             pause(reason: nil)
-            return nil
+            return Outcome()
         case .resume:
             guard paused else { throw CommandError("not paused") }
             paused = false
             pausedByGuard = nil
             stepsWhilePaused = 0
             channel.update { $0.message = nil }
-            return nil
+            return Outcome()
         case .step(let n):
             guard paused else { throw CommandError("'step' works while paused: 'pause' first") }
             stepsWhilePaused += n
-            return nil
+            return Outcome()
         case .stop:
             stopRequested = .stopped
-            return nil
+            return Outcome()
         case .checkpoint:
+            // Repeated `ckpt` with nothing changed in between are one checkpoint, not one file each.
+            if checkpointIsCurrent, let latest = checkpoints.latest {
+                return Outcome("step \(step) is already saved in \(latest.url?.path ?? "the memory ring") (the same state: not written again)")
+            }
             guard let entry = saveCheckpoint(label: "manual") else {
                 throw CommandError("checkpoint failed (see the previous event)")
             }
-            return entry.url.map { "saved \($0.path)" } ?? "kept in memory"
+            return Outcome(entry.url.map { "saved \($0.path)" } ?? "kept in memory")
         case .rollback:
             guard let target = checkpoints.latest else {
                 throw CommandError("no checkpoint to roll back to: 'ckpt' takes one, --checkpoint-every takes them regularly")
             }
             let from = step
             try restore(target.state, tensors: target.tensors)
-            return "rolled back from step \(from) to step \(target.state.step) (\(target.state.label))"
+            return Outcome("rolled back from step \(from) to step \(target.state.step) (\(target.state.label))",
+                           result: EventResult(rolledBackTo: target.state.step))
         case .eval:
             evaluate()
-            return nil
+            return Outcome()
         case .fork(let fork): return try startFork(fork)
-        case .adopt(let k): return try adopt(k)
-        case .drop: return dropBranches()
+        case .adopt(let k): return Outcome(try adopt(k))
+        case .drop: return Outcome(dropBranches())
         case .findLR(let settings):
-            let result = try runRangeTest(settings)
-            return (result.folder.map { $0 + ": " } ?? "") + result.curve.summary
+            let test = try runRangeTest(settings)
+            let suggestions = test.curve.suggestions.named.map { EventResult.Suggestion(name: $0.name, lr: $0.lr) }
+            return Outcome((test.folder.map { $0 + ": " } ?? "") + test.curve.summary,
+                           result: EventResult(subruns: test.folder.map { [$0] }, suggestions: suggestions))
         }
     }
 }

@@ -1,15 +1,31 @@
 import Foundation
 import Synchronization
 import LRLog
+import LRCommand
 
 /// The only place the trainer thread and the UI thread meet.
 ///
-/// Commands go in (any thread; applied by the trainer at its next step boundary, never mid-step); records and a
-/// status snapshot come out (drained by the UI at its frame rate). Every access is a short critical section, so
-/// neither side ever waits on the other's work.
+/// Commands go in as values with an id (any thread; applied by the trainer at its next step boundary, never
+/// mid-step); records, each command's answer by its id, and a status snapshot come out (drained by the UI at its
+/// frame rate). Every access is a short critical section, so neither side ever waits on the other's work.
 public final class TrainerChannel: Sendable {
+    /// The trainer's answer to a command sent here: the event it logged for it (`command` when it applied,
+    /// `error` when it could not or was refused, with the reason in its message; `info` when the run ended before
+    /// it).
+    public struct Reply: Sendable, Equatable {
+        public let id: Int
+        public let event: EventRecord
+    }
+
     private struct State {
-        var inbox: [String] = []
+        var inbox: [IssuedCommand] = []
+        /// Commands before this index were taken: the inbox is a queue the trainer takes a few at a time from.
+        var inboxHead = 0
+        var lastID = 0
+        /// The ids of commands refused because `inboxLimit` were already waiting, as runs of consecutive ids (a
+        /// flood is refused in one run, so this stays a few ranges however long the flood).
+        var refused: [ClosedRange<Int>] = []
+        var replies: [Reply] = []
         var outbox: [RunRecord] = []
         var status = TrainerStatus()
         /// Bounded: a UI that stops draining (a frozen terminal) must not grow memory without limit.
@@ -17,25 +33,103 @@ public final class TrainerChannel: Sendable {
     }
     private let state = Mutex(State())
     private let outboxLimit = 1_000_000
+    /// Commands that may wait at once: a flood (a script gone wrong, a key held down for minutes) must not grow
+    /// memory without limit; the rest are refused, and the trainer says how many.
+    public static let inboxLimit = 10_000
 
     public init() {}
 
     // MARK: commands in
 
-    /// Queues a command's text. Parsing errors are reported by `CommandParser` before this (the UI shows them
-    /// inline); errors that depend on the run's state come back as error events.
-    public func send(_ command: String) {
-        state.withLock { $0.inbox.append(command) }
+    /// Queues a command; returns its id, which its reply carries. `text` is what the log keeps as typed (default:
+    /// the command as the language writes it). Errors that depend on the run's state come back as error events;
+    /// a command sent while `inboxLimit` wait is refused, and answered so at the next step boundary.
+    @discardableResult
+    public func send(_ command: Command, text: String? = nil) -> Int {
+        enqueue { IssuedCommand(id: $0, command: command, text: text) }
     }
 
-    func takeCommands() -> [String] {
+    /// A typed text that did not parse (the prompt shows why at once): the trainer logs it as an error event, so
+    /// the run log holds every command a person sent.
+    @discardableResult
+    public func send(refused text: String, because error: CommandError) -> Int {
+        enqueue { IssuedCommand(id: $0, text: text, parsed: .failure(error)) }
+    }
+
+    private func enqueue(_ make: (Int) -> IssuedCommand) -> Int {
         state.withLock { s in
-            defer { s.inbox.removeAll(keepingCapacity: true) }
-            return s.inbox
+            s.lastID += 1
+            let id = s.lastID
+            if s.inbox.count - s.inboxHead < Self.inboxLimit {
+                s.inbox.append(make(id))
+            } else if let last = s.refused.last, last.upperBound == id - 1 {
+                s.refused[s.refused.count - 1] = last.lowerBound...id
+            } else {
+                s.refused.append(id...id)
+            }
+            return id
         }
     }
 
-    var hasCommands: Bool { state.withLock { !$0.inbox.isEmpty } }
+    /// The oldest `limit` waiting commands (the trainer bounds the work of one step boundary); the others wait
+    /// for the next boundary. Also the ids of those refused since the last call.
+    func takeCommands(limit: Int) -> (commands: [IssuedCommand], refused: [ClosedRange<Int>]) {
+        state.withLock { s in
+            let end = min(s.inbox.count, s.inboxHead + max(0, limit))
+            let taken = Array(s.inbox[s.inboxHead..<end])
+            s.inboxHead = end
+            if s.inboxHead == s.inbox.count {
+                s.inbox.removeAll(keepingCapacity: true)
+                s.inboxHead = 0
+            } else if s.inboxHead > 4096 && s.inboxHead * 2 > s.inbox.count {
+                s.inbox.removeFirst(s.inboxHead)
+                s.inboxHead = 0
+            }
+            defer { s.refused.removeAll() }
+            return (taken, s.refused)
+        }
+    }
+
+    func reply(to id: Int, with event: EventRecord) { reply(to: CollectionOfOne(id), with: event) }
+
+    /// Answers each of `ids` with the one event that logged what became of them all.
+    func reply(to ids: some Sequence<Int>, with event: EventRecord) {
+        state.withLock { s in
+            for id in ids {
+                // Bounded like the records: nobody reading them must not grow memory.
+                if s.replies.count >= Self.replyLimit { s.replies.removeFirst(Self.replyLimit / 2) }
+                s.replies.append(Reply(id: id, event: event))
+            }
+        }
+    }
+
+    /// Answers every command refused in `ids` with the one event that counted them. Only the newest
+    /// `replyLimit` answers can be kept unread, so only those are given: a flood costs the boundary that answers
+    /// it a bounded amount of work.
+    func reply(toRefused ids: [ClosedRange<Int>], with event: EventRecord) {
+        var budget = Self.replyLimit
+        var newest: [ClosedRange<Int>] = []
+        for range in ids.reversed() where budget > 0 {
+            let kept = max(range.lowerBound, range.upperBound - budget + 1)...range.upperBound
+            newest.append(kept)
+            budget -= kept.count
+        }
+        reply(to: newest.reversed().joined(), with: event)
+    }
+
+    /// Answers kept until the UI takes them: room for every command the queue holds and as many refused at one
+    /// boundary, so a UI that takes them every frame misses none; one that stopped reading loses the oldest.
+    static let replyLimit = 2 * inboxLimit
+
+    /// The answers given since the last call, oldest first.
+    public func takeReplies() -> [Reply] {
+        state.withLock { s in
+            defer { s.replies.removeAll(keepingCapacity: true) }
+            return s.replies
+        }
+    }
+
+    var hasCommands: Bool { state.withLock { $0.inbox.count > $0.inboxHead } }
 
     // MARK: records out
 

@@ -1,5 +1,6 @@
 import Foundation
 import LRLog
+import LRCommand
 
 /// What one LR range test found, and where its sub-run log is.
 public struct LRRangeTestResult: Sendable {
@@ -75,7 +76,7 @@ extension Trainer {
         let dir = base.appendingPathComponent(name)
         let writer: RunLogWriter
         do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try SafeFiles.prepareFolder(dir, what: "the find-lr sub-run folder", instead: "check the run folder")
             // Flushed often: the live UI draws the curve from this file while the sweep runs.
             writer = try RunLogWriter(url: dir.appendingPathComponent("log.jsonl"), flushInterval: 0.1)
         } catch {
@@ -104,8 +105,8 @@ extension Trainer {
     /// Returns the test's result, or nil when it could not run (its error event says why).
     public func runRangeTestOnly(_ settings: LRRangeSettings) -> LRRangeTestResult? {
         rangeTestOnly = true
-        channel.send(settings.commandText)
-        channel.send("stop")
+        channel.send(.findLR(settings))
+        channel.send(.stop)
         run()
         return lastRangeTest
     }

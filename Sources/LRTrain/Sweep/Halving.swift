@@ -14,6 +14,13 @@ public struct HalvingPlan: Sendable, Equatable {
         var count: Int
         if let rungs {
             guard rungs >= 1 else { throw SweepError("invalid --rungs \(rungs): must be at least 1") }
+            // Each rung trains eta times longer than the one before: the first must keep at least one step.
+            var fit = 1
+            while Self.power(eta, fit) <= totalSteps { fit += 1 }
+            guard rungs <= fit else {
+                throw SweepError("invalid --rungs \(rungs): with --eta \(eta) each rung is \(eta) times longer than the one before, "
+                    + "so the first of \(rungs) rungs of a \(totalSteps)-step run would train less than one step; at most \(fit) \(fit == 1 ? "fits" : "fit")")
+            }
             count = rungs
         } else {
             count = 1
@@ -63,5 +70,14 @@ public struct HalvingPlan: Sendable, Equatable {
         return total
     }
 
-    static func power(_ base: Int, _ exp: Int) -> Int { (0..<exp).reduce(1) { r, _ in r * base } }
+    /// base^exp, or Int.max when that does not fit.
+    static func power(_ base: Int, _ exp: Int) -> Int {
+        var r = 1
+        for _ in 0..<max(0, exp) {
+            let (p, overflow) = r.multipliedReportingOverflow(by: base)
+            if overflow { return .max }
+            r = p
+        }
+        return r
+    }
 }

@@ -7,10 +7,11 @@ public struct SearchSpace: Sendable, Equatable {
     public var optimizers: [String]
     public var lrs: [Double]
     public var warmups: [WarmupLength]
-    public var schedulers: [String]
+    /// Scheduler specs; nil is the train default (the guide's warmup + cosine, sized to the run).
+    public var schedulers: [String?]
     public var seeds: [UInt64]
 
-    public init(optimizers: [String], lrs: [Double], warmups: [WarmupLength], schedulers: [String], seeds: [UInt64]) {
+    public init(optimizers: [String], lrs: [Double], warmups: [WarmupLength], schedulers: [String?], seeds: [UInt64]) {
         self.optimizers = optimizers; self.lrs = lrs; self.warmups = warmups; self.schedulers = schedulers
         self.seeds = seeds
     }
@@ -57,7 +58,11 @@ public struct SweepConfiguration: Sendable, Equatable {
     public var optimizer: String
     public var lr: Double
     public var warmup: WarmupLength
-    public var scheduler: String
+    /// nil: the train default.
+    public var scheduler: String?
+
+    /// The scheduler as the table and `sweep.json` name it.
+    public var schedulerText: String { scheduler ?? "default" }
 
     /// `c07`: short, sortable, the same in the table, the folders and sweep.json.
     public var name: String { number < 10 ? "c0\(number)" : "c\(number)" }
@@ -72,14 +77,15 @@ public struct SweepConfiguration: Sendable, Equatable {
         c.seed = seed
         c.scheduler = scheduler
         let w = warmup.steps(stepsPerEpoch: stepsPerEpoch)
-        guard w > 0 else { return (c, nil) }
+        // The default schedule has a warmup of its own (the CLI refuses --warmup with it).
+        guard w > 0, let scheduler else { return (c, nil) }
         if SearchSpaceParser.isMetricDriven(scheduler) { return (c, w) }
         c.scheduler = "warmup:steps=\(w) -> " + scheduler
         return (c, nil)
     }
 }
 
-public struct SweepError: Error, CustomStringConvertible, Sendable {
+public struct SweepError: Error, CustomStringConvertible, Sendable, Equatable {
     public let description: String
     public init(_ description: String) { self.description = description }
 }
@@ -89,30 +95,49 @@ public struct SweepError: Error, CustomStringConvertible, Sendable {
 public enum SearchSpaceParser {
     static let lrHelp = "expected a number (3e-4), a list (1e-3,3e-4) or a range LOW..HIGH:log:N or LOW..HIGH:lin:N (e.g. 1e-4..1e-2:log:5)"
 
-    /// LR values: a range with a scale and a count, or a comma list of numbers.
+    /// How many LRs `text` gives, checked as `lrs` checks it but without making them (a count may be anything a
+    /// person types: `:log:9223372036854775807`).
+    public static func lrCount(_ text: String) throws(SweepError) -> Int {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if t.contains("..") { return try range(t, text: text).count }
+        return try lrs(t).count
+    }
+
+    /// A range `LOW..HIGH:log:N` checked, without its values.
+    static func range(_ t: String, text: String) throws(SweepError) -> (low: Double, high: Double, log: Bool, count: Int) {
+        func fail(_ why: String) -> SweepError { SweepError("invalid --lr '\(text)': \(why)") }
+        let parts = t.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        let bounds = parts[0].components(separatedBy: "..")
+        guard bounds.count == 2, let low = number(bounds[0]), let high = number(bounds[1]) else {
+            throw fail(lrHelp)
+        }
+        guard parts.count == 3, ["log", "lin"].contains(parts[1].lowercased()) else {
+            throw fail("a range needs a scale and a count, e.g. \(parts[0]):log:5 or \(parts[0]):lin:5")
+        }
+        guard let n = Int(parts[2]) else { throw fail("the count '\(parts[2])' is not a whole number") }
+        guard n >= 1 else { throw fail("a count of \(n) gives no LR to try: give at least 1") }
+        guard low >= 0, high >= 0 else { throw fail("a learning rate cannot be negative") }
+        guard low < high || (low == high && n == 1) else {
+            throw fail(low == high ? "the range is empty (low = high): give one value instead, e.g. --lr \(bounds[0])"
+                       : "the range runs downwards; write it low to high, e.g. \(bounds[1])..\(bounds[0]):\(parts[1]):\(n)")
+        }
+        let log = parts[1].lowercased() == "log"
+        if log && low <= 0 && n > 1 { throw fail("a log range needs a low end above 0, e.g. 1e-5..\(bounds[1]):log:\(n)") }
+        return (low, high, log, n)
+    }
+
+    /// LR values: a range with a scale and a count, or a comma list of numbers. A count over
+    /// `SweepBudget.maxTrials` is refused before any value is made.
     public static func lrs(_ text: String) throws(SweepError) -> [Double] {
         func fail(_ why: String) -> SweepError { SweepError("invalid --lr '\(text)': \(why)") }
         let t = text.trimmingCharacters(in: .whitespaces)
         guard !t.isEmpty else { throw fail("empty; " + lrHelp) }
         if t.contains("..") {
-            let parts = t.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            let bounds = parts[0].components(separatedBy: "..")
-            guard bounds.count == 2, let low = number(bounds[0]), let high = number(bounds[1]) else {
-                throw fail(lrHelp)
-            }
-            guard parts.count == 3, ["log", "lin"].contains(parts[1].lowercased()) else {
-                throw fail("a range needs a scale and a count, e.g. \(parts[0]):log:5 or \(parts[0]):lin:5")
-            }
-            guard let n = Int(parts[2]) else { throw fail("the count '\(parts[2])' is not a whole number") }
-            guard n >= 1 else { throw fail("a count of \(n) gives no LR to try: give at least 1") }
-            guard low >= 0, high >= 0 else { throw fail("a learning rate cannot be negative") }
-            guard low < high || (low == high && n == 1) else {
-                throw fail(low == high ? "the range is empty (low = high): give one value instead, e.g. --lr \(bounds[0])"
-                           : "the range runs downwards; write it low to high, e.g. \(bounds[1])..\(bounds[0]):\(parts[1]):\(n)")
+            let (low, high, log, n) = try range(t, text: text)
+            guard n <= SweepBudget.maxTrials else {
+                throw fail("\(n) LRs is more than a sweep trains (at most \(SweepBudget.maxTrials) trials in all): give a count like :log:5")
             }
             if n == 1 { return [low] }
-            let log = parts[1].lowercased() == "log"
-            if log && low <= 0 { throw fail("a log range needs a low end above 0, e.g. 1e-5..\(bounds[1]):log:\(n)") }
             return (0..<n).map { i in
                 let f = Double(i) / Double(n - 1)
                 let v = log ? exp(Foundation.log(low) + f * (Foundation.log(high) - Foundation.log(low))) : low + f * (high - low)

@@ -3,6 +3,7 @@ import Synchronization
 import LRLog
 import LRModels
 import LRTensor
+import LRCommand
 
 /// Where a trial (one configuration with one seed) or a configuration stands.
 public enum TrialState: String, Sendable, Codable {
@@ -54,6 +55,9 @@ public struct SweepSnapshot: Sendable {
     public var interrupted = false
     public var elapsed = 0.0
     public var metric: SweepMetric
+    /// Why the sweep stopped on its own before the end: a trial could not write its log or checkpoint because the
+    /// disk (or a quota, or a file-size limit) is full, so every trial after it would fail too.
+    public var stoppedBy: String? = nil
 
     public func trials(of c: Int) -> ArraySlice<TrialStatus> { trials[(c * seeds.count)..<((c + 1) * seeds.count)] }
 
@@ -91,9 +95,11 @@ public struct SweepSnapshot: Sendable {
         return v.allSatisfy(\.isFinite) ? v.reduce(0, +) / Double(v.count) : nil
     }
 
-    /// The best configuration among those that went furthest.
+    /// The best configuration among those that went furthest; one with a failed trial is never the best (its
+    /// results stop where it failed, and the run it would reproduce fails).
     public var best: Int? {
-        let reached = configurations.indices.compactMap { c in rungReached(c).map { (c, $0) } }
+        let reached = configurations.indices.filter { c in !trials(of: c).contains { $0.state == .failed } }
+            .compactMap { c in rungReached(c).map { (c, $0) } }
         guard let top = reached.map(\.1).max() else { return nil }
         return reached.filter { $0.1 == top }.compactMap { c, r in score(of: c, rung: r).map { (c, $0) } }
             .min { $0.1 < $1.1 }?.0
@@ -176,7 +182,7 @@ public final class SweepRunner: @unchecked Sendable {
     /// Stops the sweep: running trials end at their next step (logs and checkpoints kept), nothing new starts.
     public func requestStop() {
         stopRequested.store(true, ordering: .relaxed)
-        for channel in running.withLock({ Array($0.values) }) { channel.send("stop") }
+        for channel in running.withLock({ Array($0.values) }) { channel.send(.stop) }
     }
 
     var stopping: Bool { stopRequested.load(ordering: .relaxed) || SignalFlag.received }
@@ -224,16 +230,8 @@ public final class SweepRunner: @unchecked Sendable {
 
     /// Trains `work` (trial indices) to rung `k`, `jobs` at a time.
     private func runPool(_ work: [Int], rung k: Int) {
-        let queue = WorkQueue(work)
-        let group = DispatchGroup()
-        for _ in 0..<min(jobs, work.count) {
-            group.enter()
-            Thread.detachNewThread { [self] in
-                while !stopping, let t = queue.next() { runTrial(t, rung: k) }
-                group.leave()
-            }
-        }
-        group.wait()
+        TrainerPool(count: work.count, width: jobs, name: "lrtop-trial") { [self] in runTrial(work[$0], rung: k) }
+            .run(stop: { stopping })
     }
 
     private func runTrial(_ t: Int, rung k: Int) {
@@ -254,21 +252,23 @@ public final class SweepRunner: @unchecked Sendable {
         options.lrtopVersion = version
         options.preloadedData = data
         options.subrun = SubRun(kind: .trial, label: "\(trial.name) \(configuration.label)")
-        var lines: [String] = []
-        if k == 0, let w = warmup { lines.append("@0 warmup \(w)") }
+        var script: [CommandScript.Entry] = []
+        if k == 0, let w = warmup { script.append(.init(step: 0, command: .warmup(w))) }
         if budget < totalSteps {
             let automatic = budget % stepsPerEpoch == 0 || (config.evalEvery.map { budget % $0 == 0 } ?? false)
-            if !automatic { lines.append("@\(budget) eval") }
-            lines.append("@\(budget) stop")
+            if !automatic { script.append(.init(step: budget, command: .eval)) }
+            script.append(.init(step: budget, command: .stop))
         }
         if k > 0 { options.resumeCheckpoint = trial.checkpoint }
         let started = Date()
         do {
             if k == 0, let w = warmup {
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                try "@0 warmup \(w)\n".write(to: dir.appendingPathComponent("commands.txt"), atomically: true, encoding: .utf8)
+                try SafeFiles.prepareFolder(dir, what: "the trial's folder", instead: "choose another --sweep-dir")
+                // The same command as a script line, for `lrtop train --commands` to reproduce the trial.
+                try SafeFiles.writeAtomically(Array("@0 \(Command.warmup(w))\n".utf8),
+                                              to: dir.appendingPathComponent("commands.txt"), what: "the trial's commands")
             }
-            options.script = try CommandScript.parse(lines.joined(separator: "\n"), name: "sweep")
+            options.script = CommandScript(entries: script, name: "sweep")
             options.observer = { [self] record in
                 state.withLock { s in
                     switch record {
@@ -280,9 +280,21 @@ public final class SweepRunner: @unchecked Sendable {
             }
             let trainer = try Trainer(config: config, options: options)
             running.withLock { $0[t] = trainer.channel }
-            if stopping { trainer.channel.send("stop") }
+            if stopping { trainer.channel.send(.stop) }
             let end = trainer.run()
             running.withLock { _ = $0.removeValue(forKey: t) }
+            if let full = trainer.outOfSpace {
+                // Every later trial would fail the same way: stop here, and say why.
+                state.withLock { s in
+                    s.trials[t].state = .failed
+                    s.trials[t].message = full
+                    s.trials[t].seconds += Date().timeIntervalSince(started)
+                    if s.stoppedBy == nil { s.stoppedBy = full }
+                }
+                requestStop()
+                onEvent?(.trialFinished(trial: t, rung: k))
+                return
+            }
             state.withLock { s in
                 s.trials[t].checkpoint = trainer.latestCheckpointURL
                 s.trials[t].seconds += Date().timeIntervalSince(started)
@@ -313,21 +325,13 @@ public final class SweepRunner: @unchecked Sendable {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         guard let data = try? encoder.encode(summary) else { return }
-        try? data.write(to: directory.appendingPathComponent("sweep.json"), options: .atomic)
+        try? SafeFiles.writeAtomically([UInt8](data), to: directory.appendingPathComponent("sweep.json"), what: "the sweep summary")
     }
-}
-
-/// Trial indices handed to the worker threads one at a time.
-final class WorkQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: ArraySlice<Int>
-    init(_ items: [Int]) { self.items = items[...] }
-    func next() -> Int? { lock.lock(); defer { lock.unlock() }; return items.popFirst() }
 }
 
 extension SweepConfiguration {
     /// `adamw lr=1.00e-3 warmup=1ep cosine`.
-    public var label: String { "\(optimizer) lr=\(lr) warmup=\(warmup) \(scheduler)" }
+    public var label: String { "\(optimizer) lr=\(lr) warmup=\(warmup) \(schedulerText)" }
 }
 
 /// The contents of `sweep.json`.
@@ -364,7 +368,7 @@ struct SweepSummary: Encodable {
             let cfg = s.configurations[c]
             let loss = s.estimate(of: c) { $0.loss }, acc = s.estimate(of: c) { $0.accuracy }
             return Configuration(name: cfg.name, optimizer: cfg.optimizer, lr: cfg.lr, warmup: cfg.warmup.description,
-                                 scheduler: cfg.scheduler, state: s.state(of: c).rawValue, rung: s.rungReached(c),
+                                 scheduler: cfg.schedulerText, state: s.state(of: c).rawValue, rung: s.rungReached(c),
                                  val_loss_mean: loss?.mean, val_loss_spread: loss?.spread, val_acc_mean: acc?.mean,
                                  val_acc_spread: acc?.spread,
                                  rungs: s.budgets.indices.compactMap { r in

@@ -44,20 +44,50 @@ public struct DivergenceGuard: Codable, Sendable, Equatable {
         return nil
     }
 
+    /// Whether a state read from a checkpoint is one this guard could have reached by `step`.
+    func isValid(atStep step: Int) -> Bool {
+        let values = [ema, best, initial].compactMap { $0 }
+        return factor.isFinite && factor >= 0 && smoothing >= 0 && smoothing < 1 && (0...max(0, step)).contains(seen)
+            && values.allSatisfy { $0.isFinite && $0 >= 0 }
+    }
+
     private func short(_ v: Double) -> String { String(format: "%.4g", v) }
 }
 
 extension Trainer {
+    /// Rollbacks in a row, with no step past the divergence between them, before the guard gives up rolling back.
+    static let maxRollbacksInARow = 3
+
     /// What the guard's trip does to the run, by `--on-divergence`: pause, roll back (LR halved) or stop.
     ///
     /// The tripping step's gradients never reach the weights: the optimizer step is skipped. Weights that an
     /// earlier step already made non-finite (an LR so large the update overflowed) are put back from the latest
     /// checkpoint whatever the action, and are never saved (`saveCheckpoint` refuses non-finite tensors).
+    ///
+    /// Rolling back halves the LR once more each time the run diverges again before it gets past the step where it
+    /// last diverged; after `maxRollbacksInARow` such rollbacks the divergence is not the LR's alone, and the guard
+    /// pauses the run for a person to decide (a headless run, which nobody can resume, stops), saying so.
     func divergence(_ why: String, loss stepLoss: Double) -> EndReason? {
         network.zeroGrad()
         let lrs = optimizer.groups.map(\.lr)
-        let trip = "\(why) at step \(step + 1)"
+        let tripStep = step + 1
+        let trip = "\(why) at step \(tripStep)"
         let rollingBack = config.guardAction == .rollback
+        if rollingBack && tripStep > divergedAtStep { rollbacksInARow = 0 }
+        if rollingBack && rollbacksInARow >= Self.maxRollbacksInARow {
+            let n = rollbacksInARow
+            rollbacksInARow = 0
+            let gaveUp = "\(trip); \(n) rollbacks in a row (the LR halved each time, now \(lrText(lrs))) did not get the "
+                + "run past step \(divergedAtStep)"
+            divergedAtStep = 0
+            if options.headless {
+                emit(event: .guardTrip, text: "guard", before: lrs, message: "\(gaveUp): run stopped (headless: nobody to resume it)")
+                channel.update { $0.message = gaveUp + ": stopped" }
+                return .diverged
+            }
+            return act(gaveUp + "; rolling back again would not help: lower the LR or change the schedule, then resume",
+                       lrs: lrs, pauseAnyway: true)
+        }
         guard rollingBack || !weightsAreFinite else { return act(trip, lrs: lrs) }
         guard let target = checkpoints.latest else {
             let broken = weightsAreFinite ? "" : "; the weights are no longer finite (they will not be saved)"
@@ -71,12 +101,18 @@ extension Trainer {
         guard rollingBack else {
             return act(trip + "; the weights were no longer finite: restored step \(target.state.step)'s checkpoint", lrs: lrs)
         }
-        for g in optimizer.groups { g.lr *= 0.5 }
+        rollbacksInARow += 1
+        divergedAtStep = max(divergedAtStep, tripStep)
+        let factor = Foundation.pow(0.5, Double(rollbacksInARow))
+        for g in optimizer.groups { g.lr *= factor }
         lrControl.markOverridden(all: optimizer.groups.count)
-        emit(event: .guardTrip, text: "guard", before: lrs,
-             message: "\(trip); rolled back to step \(target.state.step) and halved the LR")
+        let halved = rollbacksInARow == 1 ? "halved the LR" : "halved the LR again (\(rollbacksInARow) rollbacks in a row)"
+        emit(event: .guardTrip, text: "guard", result: EventResult(rolledBackTo: target.state.step), before: lrs,
+             message: "\(trip); rolled back to step \(target.state.step) and \(halved)")
         return nil
     }
+
+    private func lrText(_ lrs: [Double]) -> String { lrs.map { String(format: "%.3g", $0) }.joined(separator: ",") }
 
     /// Stops (returning the end reason) or pauses, logging the trip.
     private func act(_ message: String, lrs: [Double], pauseAnyway: Bool = false) -> EndReason? {
@@ -86,7 +122,8 @@ extension Trainer {
             return .diverged
         }
         let advice = pauseAnyway ? "paused" : "paused: lower the LR (e.g. 'lr /10') and resume, or roll back"
-        emit(event: .guardTrip, text: "guard", before: lrs, message: "\(message); \(advice)")
+        emit(event: .guardTrip, text: "guard", result: EventResult(paused: true), before: lrs,
+             message: "\(message); \(advice)")
         pause(reason: message)
         pausedByGuard = message
         return nil

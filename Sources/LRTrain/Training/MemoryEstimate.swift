@@ -39,7 +39,7 @@ public struct MemoryEstimate: Sendable, Equatable {
         var params: Int?
         var activationsPerSample: Int?
         var evalChunk = 1000
-        if config.model.lowercased() == "convnet", sampleShape.count == 3 {
+        if config.model == .convnet, sampleShape.count == 3 {
             let (c, hw) = (sampleShape[0], sampleShape[1] * sampleShape[2])
             let width = 16
             params = add(mul(9, c, width), mul(2 * 9, width, width), mul(9, width, 2 * width), mul(9, 2 * width, 2 * width),
@@ -62,7 +62,8 @@ public struct MemoryEstimate: Sendable, Equatable {
             activationsPerSample = acts.flatMap { mul(2, $0) }
         }
         guard let params, let activationsPerSample else { return nil }
-        let copies = 1 + 1 + 3 + 3 * config.checkpointKeep + 4     // value, grad, slots, ring, checkpoint encoding
+        // value, grad, slots, ring, checkpoint encoding (`--checkpoint-keep` is the user's, or a checkpoint's)
+        let copies = add(1 + 1 + 3 + 4, mul(3, config.checkpointKeep))
         guard let pb = mul(params, copies, 4), let bb = mul(activationsPerSample, config.batchSize, 4),
               let eb = mul(activationsPerSample / 2, evalChunk, 4), add(pb, bb, eb) != nil else { return nil }
         return MemoryEstimate(parameterBytes: pb, batchBytes: bb, evalBytes: eb)
@@ -83,7 +84,7 @@ public struct MemoryEstimate: Sendable, Equatable {
     /// Throws when the run cannot fit, naming the figures and the options that set them.
     public static func check(_ config: TrainConfig, sampleShape: [Int], classCount: Int,
                              available: Int = MemoryEstimate.available) throws(TrainError) {
-        let sizes = config.model.lowercased() == "convnet" ? "--batch-size \(config.batchSize)"
+        let sizes = config.model == .convnet ? "--batch-size \(config.batchSize)"
             : "--hidden \(config.hidden.map(String.init).joined(separator: ",")) and --batch-size \(config.batchSize)"
         guard let e = of(config, sampleShape: sampleShape, classCount: classCount) else {
             throw TrainError("\(sizes) would need more memory than can be counted: use smaller sizes")

@@ -52,26 +52,32 @@ public enum SignalFlag {
 extension RunDirectory {
     /// Makes the run's folder ready for a run and says whether the log continues (a resume into the folder whose
     /// log holds the run). Nothing that exists is overwritten without `force`: a folder holding another run's log
-    /// or checkpoints is refused, naming what is there and what to do. Stale checkpoint temporaries of writers
-    /// that are gone (a `kill -9` mid-write) are removed.
+    /// or checkpoints is refused, naming what is there and what to do. The folder and `checkpoints/` must be the
+    /// user's own and writable by nobody else, and the log no link (`SafeFiles`): another user's folder, or a link
+    /// planted where the log or a checkpoint goes, is refused before anything is written or removed. Stale
+    /// checkpoint temporaries of writers that are gone (a `kill -9` mid-write) are removed.
     public static func prepare(_ dir: URL, log: URL, resuming: Bool, force: Bool) throws(TrainError) -> Bool {
-        if let kind = FileProblem.nonRegularKind(log.path) {
-            throw TrainError("the log \(log.path) is \(kind), not a regular file: give a file path")
-        }
-        var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isFolder), !isFolder.boolValue {
-            let kind = FileProblem.nonRegularKind(dir.path) ?? "a file"
-            throw TrainError("the run folder \(dir.path) is \(kind), not a folder: give a folder path with --run-dir")
-        }
-        do {
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        } catch {
-            throw TrainError("cannot create the run folder \(dir.path): \(FileProblem.reason(error))")
-        }
+        let instead = "choose another --run-dir"
+        do throws(LogError) {
+            try SafeFiles.refuseLink(log.path, what: "the run log")
+            if let kind = FileProblem.nonRegularKind(log.path) {
+                throw LogError("the log \(log.path) is \(kind), not a regular file: give a file path")
+            }
+            try SafeFiles.prepareFolder(dir, what: "the run folder", instead: instead)
+            if log.deletingLastPathComponent().standardizedFileURL != dir.standardizedFileURL {
+                try SafeFiles.prepareFolder(log.deletingLastPathComponent(), what: "the log's folder",
+                                            instead: "choose another --log", sharedAllowed: true)
+            }
+        } catch { throw TrainError(error.message) }
         guard access(dir.path, W_OK) == 0 else {
             throw TrainError("cannot write into the run folder \(dir.path): \(String(cString: strerror(errno)))")
         }
         let checkpoints = dir.appendingPathComponent("checkpoints")
+        if FileManager.default.fileExists(atPath: checkpoints.path) || isLink(checkpoints.path) {
+            do { try SafeFiles.checkFolder(checkpoints.path, what: "the checkpoints folder", instead: instead) } catch {
+                throw TrainError(error.message)
+            }
+        }
         removeStaleTemporaries(in: checkpoints)
         let logSize = FileManager.default.fileExists(atPath: log.path) ? FileProblem.size(log.path) ?? 0 : 0
         let oldCheckpoints = checkpointFiles(in: checkpoints)
@@ -83,8 +89,13 @@ extension RunDirectory {
             throw TrainError("\(what); nothing was overwritten: continue that run with --resume CKPT (it appends), "
                 + "choose another --run-dir or --log, or pass --force to overwrite it")
         }
-        for url in oldCheckpoints { try? FileManager.default.removeItem(at: url) }
+        for url in oldCheckpoints { unlink(url.path) }
         return false
+    }
+
+    private static func isLink(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFLNK
     }
 
     static func checkpointFiles(in folder: URL) -> [URL] {

@@ -2,6 +2,7 @@ import Foundation
 import LRLog
 import LRModels
 import LRTensor
+import LRCommand
 
 /// How a run is hosted: where it writes, what drives it, where it starts from.
 public struct RunOptions: Sendable {

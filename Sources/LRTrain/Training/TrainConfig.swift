@@ -1,13 +1,13 @@
 import Foundation
+import LRModels
 
 /// Everything that defines a run. Saved in the run log's header and in every checkpoint, so a run can be
 /// reproduced or resumed from its files alone.
 public struct TrainConfig: Codable, Sendable, Equatable {
     // Model
-    /// `mlp` or `convnet`.
     /// A name for the run, shown instead of its folder in replay legends, status rows and `replay --summary`.
     public var name: String? = nil
-    public var model = "mlp"
+    public var model = ModelKind.mlp
     /// Hidden layer sizes of the MLP (784 → 256 → 10 by default, the guide's and the PyTorch reference's network).
     public var hidden = [256]
     public var dropout = 0.0
@@ -32,8 +32,9 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     public var momentum: Double? = nil
     /// Param-group rules, first match wins (`head.*:lr_scale=2`, `*.bias:weight_decay=0`).
     public var groups: [String] = []
-    /// A scheduler spec (`constant`, `cosine:T_max=2000`, `warmup:steps=500 -> cosine`).
-    public var scheduler = "constant"
+    /// A scheduler spec (`constant`, `cosine:T_max=2000`, `warmup:steps=500 -> cosine`); nil: the guide's warmup +
+    /// cosine, sized when the run's length is known (`schedule(totalSteps:stepsPerEpoch:)`).
+    public var scheduler: String? = nil
     /// Step the scheduler after every optimizer step (`step`) or after every epoch (`epoch`).
     public var schedulerInterval = SchedulerInterval.step
     /// What ReduceLROnPlateau watches: `val_loss`, `val_acc` or `train_loss`.
@@ -58,9 +59,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    /// The scheduler spec that stands for the interactive session's schedule, resolved once the run's length is
-    /// known (`defaultSchedule`).
-    public static let defaultScheduler = "default"
+    /// The schedule of a run of `totalSteps`: the spec given, else the guide's default.
+    public func schedule(totalSteps: Int, stepsPerEpoch: Int) -> String {
+        scheduler ?? Self.defaultSchedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
+    }
 
     /// The guide's warmup + cosine: linear warmup over one epoch or a tenth of the run, whichever is shorter, then
     /// cosine annealing to zero over the rest.
@@ -72,10 +74,10 @@ public struct TrainConfig: Codable, Sendable, Equatable {
     /// The config flattened to strings, for the run log's header.
     public var flattened: [String: String] {
         var out: [String: String] = [
-            "model": model, "hidden": hidden.map(String.init).joined(separator: ","), "dropout": "\(dropout)",
+            "model": model.rawValue, "hidden": hidden.map(String.init).joined(separator: ","), "dropout": "\(dropout)",
             "data": data ?? "default", "normalize": "\(normalize)", "batch_size": "\(batchSize)",
             "epochs": "\(epochs)", "seed": "\(seed)", "optimizer": optimizer, "lr": "\(lr)",
-            "scheduler": scheduler, "scheduler_interval": schedulerInterval.rawValue, "plateau_metric": plateauMetric.rawValue,
+            "scheduler": scheduler ?? "default", "scheduler_interval": schedulerInterval.rawValue, "plateau_metric": plateauMetric.rawValue,
             "accum_steps": "\(accumSteps)", "label_smoothing": "\(labelSmoothing)",
             "checkpoint_every": "\(checkpointEvery)", "checkpoint_keep": "\(checkpointKeep)", "guard_factor": "\(guardFactor)",
             "guard_action": guardAction.rawValue,

@@ -3,12 +3,13 @@ import LRTensor
 import LRModels
 import LROptim
 import LRLog
+import LRCommand
 
 /// Trains one model, applying steering commands at step boundaries and logging everything.
 ///
-/// The loop in `run()` reads top to bottom: commands → (pause) → forward/backward over the micro-batches →
-/// guard → clip → optimizer step → log → scheduler → evaluation → checkpoint. It runs on its own thread; the only
-/// shared state is the `TrainerChannel`.
+/// The loop in `run()` reads top to bottom: commands → (pause) → one step (`trainOneStep`: forward/backward over
+/// the micro-batches → guard → clip → optimizer step → log → evaluation → scheduler → checkpoint). It runs on its
+/// own thread; the only shared state is the `TrainerChannel`.
 public final class Trainer: @unchecked Sendable {
     public let config: TrainConfig
     public let options: RunOptions
@@ -36,6 +37,16 @@ public final class Trainer: @unchecked Sendable {
     var stopRequested: EndReason? = nil
     /// Why the guard paused the run (nil when it runs, or a person paused it).
     var pausedByGuard: String? = nil
+    /// Step boundaries so far (each pass of the loop applies commands at one).
+    var boundary = 0
+    /// The boundary of the last automatic checkpoint before a risky command.
+    var riskCheckpointBoundary = -1
+    /// The latest checkpoint holds the state as it is now (nothing trained or applied since).
+    var checkpointIsCurrent = false
+    /// Guard rollbacks since the run last got past the step where it diverged (`DivergenceGuard.swift`).
+    var rollbacksInARow = 0
+    /// The furthest step at which the guard tripped in the current run of rollbacks.
+    var divergedAtStep = 0
     var guardState: DivergenceGuard
     var checkpoints: CheckpointStore
     var log: RunLogWriter?
@@ -46,6 +57,9 @@ public final class Trainer: @unchecked Sendable {
     var clock = StepClock()
     var lastLoss: Double? = nil
     var lastGradNorm: Double? = nil
+    /// Top-1 accuracy on the last step's batch (its micro-batches together): a free by-product of the loss, logged
+    /// as the step's `train/acc` metric.
+    var lastBatchAccuracy = Double.nan
     var bestEvalLoss: Double? = nil
     var bestAccuracy: Double? = nil
     var lastEval: EvalRecord? = nil
@@ -55,6 +69,8 @@ public final class Trainer: @unchecked Sendable {
     var appendingToLog = false
     /// Why the run cannot go on (its log cannot be written): it stops at the next step boundary.
     var failure: String? = nil
+    /// The first write (log or checkpoint) that failed for want of space: a full disk, a quota, a file-size limit.
+    public internal(set) var outOfSpace: String? = nil
     /// The last LR range test (`find-lr`) this run made.
     public internal(set) var lastRangeTest: LRRangeTestResult? = nil
     /// `lrtop find-lr`: the run only sweeps; it ends without training or a final checkpoint.
@@ -102,13 +118,13 @@ public final class Trainer: @unchecked Sendable {
             throw TrainError("the checkpoint is at step \(resumed.state.step) and this run ends at step \(totalSteps): "
                 + "give a larger --max-steps or --epochs to continue it")
         }
-        if config.scheduler == TrainConfig.defaultScheduler {
-            config.scheduler = TrainConfig.defaultSchedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
-        }
+        // The run's length is known: the default schedule (nil) is sized to it, and the config says which it is.
+        let schedule = config.schedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
+        config.scheduler = schedule
         self.config = config
 
         try MemoryEstimate.check(config, sampleShape: sampleShape, classCount: loaded.dataset.classCount)
-        self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape,
+        self.network = try ModelFactory.make(config.model, sampleShape: sampleShape,
                                              classCount: loaded.dataset.classCount, seed: config.seed,
                                              hidden: config.hidden, dropout: Float(config.dropout))
         if network.layerThreaded { BLAS.setLibraryThreads(1) }
@@ -124,7 +140,7 @@ public final class Trainer: @unchecked Sendable {
         let perEpoch = config.schedulerInterval == .epoch
         let context = ScheduleContext(totalSteps: perEpoch ? config.epochs : totalSteps,
                                       stepsPerEpoch: perEpoch ? 1 : stepsPerEpoch)
-        self.lrControl = try LRControl(spec: config.scheduler, optimizer: optimizer, context: context)
+        self.lrControl = try LRControl(spec: schedule, optimizer: optimizer, context: context)
         self.guardState = DivergenceGuard(factor: config.guardFactor)
         // Everything that can refuse the run does so before its folder is made.
         if let script = options.script {
@@ -187,7 +203,7 @@ public final class Trainer: @unchecked Sendable {
         self.stepsPerEpoch = parent.stepsPerEpoch
         self.totalSteps = parent.totalSteps
         self.batcher = try Batcher(split: train, sampleShape: sampleShape, batchSize: config.batchSize, seed: config.seed)
-        self.network = try ModelFactory.make(name: config.model, sampleShape: sampleShape, classCount: classCount,
+        self.network = try ModelFactory.make(config.model, sampleShape: sampleShape, classCount: classCount,
                                              seed: config.seed, hidden: config.hidden, dropout: Float(config.dropout))
         self.loss = SoftmaxCrossEntropy(labelSmoothing: Float(config.labelSmoothing))
         self.optimizer = try OptimizerFactory.make(spec: Trainer.optimizerSpec(config), rules: config.groups,
@@ -250,50 +266,67 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         endBranches(because: endMessage ?? "the run \(endReason == .completed ? "ended" : endReason.rawValue)")
+        answerUnappliedCommands()
         return finish(reason: endReason, message: endMessage)
     }
 
-    /// One optimizer step. Returns a reason to end the run (guard with `stop`), or nil.
+    /// One optimizer step, in sections. Returns a reason to end the run (guard with `stop`), or nil.
     func trainOneStep() -> EndReason? {
         clock.begin()
+        checkpointIsCurrent = false
         let epoch = step / stepsPerEpoch
+
+        // 1. Forward and backward over the step's micro-batches.
         let (stepLoss, gradNorm) = computeGradients()
 
+        // 2. The divergence guard, before the gradients can reach the weights.
         if let why = guardState.check(loss: stepLoss, gradNorm: gradNorm) {
             return divergence(why, loss: stepLoss)
         }
+
+        // 3. Clip, then the optimizer step at the LR in force (the warmup ramp applied to it).
         clipGradients(norm: gradNorm)
         let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
         step += 1
         lastLoss = stepLoss
         lastGradNorm = gradNorm
 
-        let samples = config.batchSize * config.accumSteps
-        let rate = clock.end(samples: samples)
+        // 4. The step's record: to the log, the UI, the observers.
+        let rate = clock.end(samples: config.batchSize * config.accumSteps)
         let record = StepRecord(step: step, epoch: epoch, lrs: usedLRs, loss: stepLoss, gradNorm: gradNorm,
-                                samplesPerSec: rate, wallTime: wallTime)
+                                samplesPerSec: rate, wallTime: wallTime,
+                                metrics: [MetricValue(Self.batchAccuracyMetric, lastBatchAccuracy)])
         self.record(.step(record))
         options.parameterObserver?(record, network.parameters)
 
-        if config.schedulerInterval == .step && !lrControl.needsMetric {
-            lrControl.step(optimizer: optimizer, metric: nil)
-        }
+        // 5. Evaluation: at each epoch's end, at the run's end, and every --eval-every steps.
         let epochEnded = step % stepsPerEpoch == 0
-        let evalDue = options.evaluate && (epochEnded || step == totalSteps || (config.evalEvery.map { step % $0 == 0 } ?? false))
-        let eval = evalDue ? evaluate() : nil
-        if lrControl.needsMetric {
-            // ReduceLROnPlateau learns from evaluations: at epoch ends, or at every evaluation when stepping per step.
-            if let eval, epochEnded || config.schedulerInterval == .step {
-                lrControl.step(optimizer: optimizer, metric: metric(for: eval))
-            }
-        } else if epochEnded && config.schedulerInterval == .epoch {
-            lrControl.step(optimizer: optimizer, metric: nil)
-        }
+        let evalDue = epochEnded || step == totalSteps || (config.evalEvery.map { step % $0 == 0 } ?? false)
+        let eval = options.evaluate && evalDue ? evaluate() : nil
+
+        // 6. The scheduler, by its rules.
+        stepScheduler(epochEnded: epochEnded, eval: eval)
+
+        // 7. A checkpoint every --checkpoint-every steps (not in a branch); the status now and then.
         if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !isBranch {
             saveCheckpoint(label: "auto")
         }
         if step % 16 == 0 || paused { publishStatus() }
         return nil
+    }
+
+    /// When the scheduler steps, after an optimizer step (PyTorch's loop and Lightning's `interval`):
+    ///  1. a scheduler stepped per step (`--scheduler-interval step`): after every optimizer step;
+    ///  2. one stepped per epoch: at each epoch's end;
+    ///  3. ReduceLROnPlateau, which learns from a metric: on an evaluation, at epoch ends (per epoch) or at every
+    ///     evaluation (per step); without one it does not step.
+    func stepScheduler(epochEnded: Bool, eval: EvalRecord?) {
+        if lrControl.needsMetric {
+            guard let eval, epochEnded || config.schedulerInterval == .step else { return }
+            lrControl.step(optimizer: optimizer, metric: metric(for: eval))
+        } else if config.schedulerInterval == .step || epochEnded {
+            lrControl.step(optimizer: optimizer, metric: nil)
+        }
     }
 
     /// Forward and backward over the step's micro-batches: the gradients of step `step + 1`, its mean loss and
@@ -303,18 +336,26 @@ public final class Trainer: @unchecked Sendable {
         let epoch = step / stepsPerEpoch
         let firstBatch = (step % stepsPerEpoch) * config.accumSteps
         var lossSum: Double = 0
+        var correct = 0, seen = 0
         for micro in 0..<config.accumSteps {
             // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
             // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
             try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
             batcher.next()
             let logits = network.forward(batcher.input, training: true)
-            lossSum += loss.compute(logits: logits, labels: batcher.labels, computeGradient: true).loss
+            let result = loss.compute(logits: logits, labels: batcher.labels, computeGradient: true)
+            lossSum += result.loss
+            correct += result.correct
+            seen += result.count
             if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
             network.backward(loss.gradLogits)
         }
+        lastBatchAccuracy = seen > 0 ? Double(correct) / Double(seen) : .nan
         return (lossSum / Double(config.accumSteps), globalGradNorm())
     }
+
+    /// The name of the step records' batch accuracy metric.
+    public static let batchAccuracyMetric = "train/acc"
 
     /// `--clip-grad-norm`: scales the gradients down to the limit when their norm is above it.
     func clipGradients(norm gradNorm: Double) {
@@ -433,12 +474,15 @@ public final class Trainer: @unchecked Sendable {
         record(.header(header))
     }
 
-    func emit(event kind: EventRecord.Kind, text: String, before: [Double]? = nil, message: String? = nil) {
+    @discardableResult
+    func emit(event kind: EventRecord.Kind, text: String, command: Command? = nil, result: EventResult? = nil,
+              before: [Double]? = nil, message: String? = nil) -> EventRecord {
         let after = optimizer.groups.map(\.lr)
-        let record = EventRecord(step: step, kind: kind, text: text, lrsBefore: before ?? after, lrsAfter: after,
-                                 message: message, wallTime: wallTime)
+        let record = EventRecord(step: step, kind: kind, text: text, command: command, result: result,
+                                 lrsBefore: before ?? after, lrsAfter: after, message: message, wallTime: wallTime)
         self.record(.event(record))
         flushLog()
+        return record
     }
 
     /// Every record goes out through here: to the log, to the UI, to the observer.
@@ -500,6 +544,7 @@ extension Trainer {
         do { try body() } catch {
             log = nil
             let message = "the run log could not be written: \(error); the run stops"
+            if SafeFiles.isOutOfSpace((error as? LogError)?.code) { outOfSpace = outOfSpace ?? "\(error)" }
             failure = message
             channel.update { $0.message = message }
             let event = EventRecord(step: step, kind: .error, text: "log", lrsBefore: optimizer.groups.map(\.lr),
@@ -517,7 +562,7 @@ extension Trainer {
         if base > 0 {
             for g in optimizer.groups where g.initialLR != base { g.lr = lr * g.initialLR / base }
         }
-        emit(event: .command, text: "lr \(lr)", before: before,
+        emit(event: .command, text: "lr \(lr)", command: .lr(group: nil, .set(lr)), before: before,
              message: "--lr given with --resume: overrides the scheduled LR, which continues from it")
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LRBridge
+import LRLog
 import LRTrain
 import LRTUI
 
@@ -31,15 +32,17 @@ struct Attach: ParsableCommand {
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
+            try fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
         }
-        if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote) }
+        let look = try Themes.resolve(theme)
+        if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote, look: look) }
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
         } catch {
-            fail("\(error)")
+            try fail("\(error)")
         }
+        if let skipped = chosen.skipped { printErr("lrtop: \(skipped)") }
         let connection: BridgeConnection
         let logURL: URL
         do {
@@ -55,46 +58,49 @@ struct Attach: ParsableCommand {
             }
         } catch {
             if let log = chosen.log, let reason = RunFinder.endReason(of: log) {
-                fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
+                try fail("the run has ended (\(reason)), so there is nothing to steer: replay it with 'lrtop replay \(log.path)'")
             }
-            fail("\(error)")
+            if let log = chosen.log, error.code == ECONNREFUSED {
+                let removed = RunFinder.removeIfStale(chosen.socket) ? " (the stale socket was removed)" : ""
+                try fail("the run in \(log.deletingLastPathComponent().path) is not running: its process exited without an end "
+                         + "record (killed or crashed), so nobody listens on its socket \(chosen.socket)\(removed); replay what "
+                         + "it logged with 'lrtop replay \(log.path)'")
+            }
+            try fail("\(error)")
         }
         let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
-        try steer(makeSource(connection, logURL), log: logURL.path, replay: logURL.path, again: again)
+        try steer(makeSource(connection, logURL), look: look, log: logURL.path, replay: logURL.path, again: again)
     }
 
     func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
         // The log is read every 50 ms: a record reaches the screen within a frame or two of reaching the file.
-        let source = AttachSource(connection: connection, logURL: logURL, pollInterval: 0.05, validate: { text in
-            do { _ = try CommandParser.parse(text); return nil } catch { return "\(error)" }
-        })
-        source.schedulerKinds = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        let source = AttachSource(connection: connection, logURL: logURL, pollInterval: 0.05)
+        source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
         return source
     }
 
-    /// The dashboard over an attached run until `q`, then one line on how things stand: `log` is where the run's
-    /// log is, `replay` what replays it, `again` what attaches again.
-    func steer(_ source: AttachSource, log: String, replay: String, again: String) throws {
-        let (look, themeNotice) = Themes.resolve(theme)
-        let dashboard = Dashboard(source: source, theme: look, themeStore: Themes.store)
-        source.onReply = { [unowned dashboard] (text: String, isError: Bool) in dashboard.showNotice(text, isError ? .error : .info) }
+    /// The dashboard over an attached run until `q`, then one line on how things stand: `look` is the resolved
+    /// theme and its notice, `log` where the run's log is, `replay` what replays it, `again` what attaches again.
+    func steer(_ source: AttachSource, look: (Theme, String?), log: String, replay: String, again: String) throws {
+        let (theme, themeNotice) = look
+        let dashboard = Dashboard(source: source, theme: theme, themeStore: Themes.store)
         dashboard.showNotice(themeNotice ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              themeNotice == nil ? .info : .warning)
         // Steering wants the run's answer on screen at once: the loop looks at the socket every 10 ms and draws up
         // to 30 frames a second for two seconds after a key; watching, 10.
         var options = TUIOptions(maxFPS: 30, pollMs: 10)
         options.idleFPS = 10
-        let reason = try TUIRunner.run(dashboard, terminal: terminal, options: options)
+        let reason = try TUIApp.run(dashboard, options: terminal.applied(to: options))
         let step = dashboard.status.step
         source.detach()
 
         switch source.ending {
         case .lost(let why):
-            fail(why + "; what it logged is in \(log)")
+            try fail(why + "; what it logged is in \(log)")
         case .ended(let why):
-            print("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(replay)")
+            printOut("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(replay)")
         case .detached:
-            print("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
+            printOut("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
     }
@@ -102,17 +108,19 @@ struct Attach: ParsableCommand {
     /// The newest live run under --runs, or the person's pick when several are live.
     func pickRun() throws(BridgeError) -> RunFinder.Target {
         let found = RunFinder.runs(under: URL(fileURLWithPath: runs))
-        let live = RunFinder.live(found)
-        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs) }
+        let probed = RunFinder.probe(found)
+        let live = probed.filter { $0.state == .listening }.map(\.run)
+        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs, probed: probed) }
+        if let skipped = RunFinder.skippedNote(probed) { printErr("lrtop: \(skipped)") }
         if live.count == 1 { return RunFinder.Target(socket: newest.socket!, log: newest.log) }
-        print("\(live.count) live runs under \(runs), newest first:")
+        printOut("\(live.count) live runs under \(runs), newest first:")
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
         for (i, run) in live.enumerated() {
-            print("  \(i + 1)  \(run.name)  (last written \(formatter.string(from: run.modified)))")
+            printOut("  \(i + 1)  \(run.name)  (last written \(formatter.string(from: run.modified)))")
         }
         while true {
-            print("attach to which? [1] ", terminator: "")
+            printOut("attach to which? [1] ", terminator: "")
             flushStdout()
             guard let line = readLine() else { throw BridgeError("no run chosen") }
             let answer = line.trimmingCharacters(in: .whitespaces)
@@ -121,7 +129,7 @@ struct Attach: ParsableCommand {
                 return RunFinder.Target(socket: live[n - 1].socket!, log: live[n - 1].log)
             }
             if answer == "q" { throw BridgeError("no run chosen") }
-            print("type a number from 1 to \(live.count), Enter for the newest, or q")
+            printOut("type a number from 1 to \(live.count), Enter for the newest, or q")
         }
     }
 }

@@ -2,10 +2,11 @@ import Foundation
 import LRTrain
 import LRLog
 import LRTUI
+import LRCommand
 
 /// The live trainer as the dashboard sees it: records drained from the trainer's channel, its status mapped to
-/// the status panel, and keys turned into commands of the steering language. Everything here is a short read of
-/// the channel; the UI never waits on the training step.
+/// the status panel, commands (values, with ids) into the channel and the trainer's answers by id out of it.
+/// Everything here is a short read of the channel; the UI never waits on the training step.
 final class TrainerSource: RunSource {
     let channel: TrainerChannel
     let title: String
@@ -21,12 +22,23 @@ final class TrainerSource: RunSource {
 
     var runFolder: URL? { channel.status.runDirectory.map { URL(fileURLWithPath: $0) } }
 
-    /// A command that does not parse is refused here, at once (the prompt stays open with the reason), and still
-    /// goes to the trainer, which logs it as an error event like every command that cannot apply.
-    func send(_ command: String) -> String? {
-        channel.send(command)
-        do { _ = try CommandParser.parse(command) } catch { return error.description }
-        return nil
+    func send(_ command: Command, text: String) throws(CommandError) -> Int {
+        channel.send(command, text: text)
+    }
+
+    /// The trainer logs it as an error event, like every command that cannot apply.
+    func noteRefused(_ text: String, because error: CommandError) {
+        channel.send(refused: text, because: error)
+    }
+
+    func takeReplies() -> [CommandReply] {
+        channel.takeReplies().map { CommandReply(id: $0.id, event: $0.event) }
+    }
+
+    /// The `s` menu's schedulers, sized to the rest of the run (built when the menu opens).
+    func schedulerKinds() -> [SchedulerKind] {
+        let s = channel.status
+        return SchedulerMenuCatalog.kinds(remainingSteps: s.totalSteps - s.step, stepsPerEpoch: s.stepsPerEpoch)
     }
 
     func status() -> LiveStatus {
@@ -54,8 +66,7 @@ final class TrainerSource: RunSource {
             title: title, state: s.phase, message: s.message, step: s.step, epoch: s.epoch,
             totalSteps: s.totalSteps, stepsPerEpoch: s.stepsPerEpoch, optimizer: s.optimizerSummary,
             scheduler: s.schedulerStatus.isEmpty ? s.schedulerSpec : s.schedulerStatus, schedulerSpec: s.schedulerSpec,
-            groups: groups, planned: planned,
-            schedulerKinds: SchedulerMenuCatalog.kinds(remainingSteps: s.totalSteps - s.step, stepsPerEpoch: s.stepsPerEpoch), details: details)
+            groups: groups, planned: planned, details: details)
         live.logPath = s.logPath
         return live
     }

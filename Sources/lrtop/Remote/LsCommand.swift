@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LRBridge
+import LRLog
 import LRTUI
 
 struct Ls: ParsableCommand {
@@ -58,10 +59,10 @@ struct Ls: ParsableCommand {
             }
         }
         if rows.isEmpty {
-            if !empty.isEmpty { print("no live runs on " + empty.joined(separator: ", ")) }
+            if !empty.isEmpty { printOut("no live runs on " + empty.joined(separator: ", ")) }
         } else {
-            print(Self.table(["HOST", "RUN", "PID", "KIND", "STEP", "LOSS", "UPDATED", "SLURM", "LOG"], rows))
-            for host in empty { print("\(host): no live runs") }
+            printOut(Self.table(["HOST", "RUN", "PID", "KIND", "STEP", "LOSS", "UPDATED", "SLURM", "LOG"], rows))
+            for host in empty { printOut("\(host): no live runs") }
         }
         if failed { throw ExitCode(1) }
     }
@@ -69,9 +70,9 @@ struct Ls: ParsableCommand {
     /// `lrtop ls --slurm`: squeue's jobs, and for each running one the run of its rank 0 (its node surveyed over SSH).
     func listJobs() throws {
         let jobs: [Slurm.Job]
-        do { jobs = try Slurm.jobs() } catch { fail(error.description) }
+        do { jobs = try Slurm.jobs() } catch { try fail(error.description) }
         guard !jobs.isEmpty else {
-            print("no Slurm jobs of yours in the queue")
+            printOut("no Slurm jobs of yours in the queue")
             return
         }
         var node: [String: String] = [:]
@@ -95,7 +96,7 @@ struct Ls: ParsableCommand {
                 rows.append(base + [run.name, run.step.map(Format.grouped) ?? "-", run.loss.map { Self.number($0) } ?? "-"])
             }
         }
-        print(Self.table(["JOBID", "PARTITION", "STATE", "TIME LEFT", "NODE", "RUN", "STEP", "LOSS"], rows))
+        printOut(Self.table(["JOBID", "PARTITION", "STATE", "TIME LEFT", "NODE", "RUN", "STEP", "LOSS"], rows))
         for p in Set(problems).sorted() { printErr("lrtop: error: \(p)") }
         if !problems.isEmpty { throw ExitCode(1) }
     }

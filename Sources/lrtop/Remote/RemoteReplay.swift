@@ -1,11 +1,13 @@
+import ArgumentParser
 import Foundation
 import LRBridge
+import LRLog
 
 /// `lrtop replay HOST:RUN_DIR`: each remote run is copied over its host's master connection into a private folder
 /// (removed at exit), and replayed from there like any local run.
 enum RemoteReplay {
     /// The arguments, the remote ones replaced by their local copies. Fails in one line when one cannot be copied.
-    static func localize(_ runs: [String]) -> [String] {
+    static func localize(_ runs: [String]) throws -> [String] {
         guard runs.contains(where: { RemoteTarget.parse($0) != nil }) else { return runs }
         Interrupts.install()
         var masters: [String: SSHMaster] = [:]
@@ -37,8 +39,8 @@ enum RemoteReplay {
             for m in masters.values { m.close(exitIfLast: true) }
             masters = [:]
             RemoteCleanup.shared.runAll()
-            if case .interrupted = error.kind { exit(128 + Interrupts.pending) }
-            fail(error.description)
+            if case .interrupted = error.kind { throw ExitCode(128 + Interrupts.pending) }
+            try fail(error.description)
         }
     }
 }

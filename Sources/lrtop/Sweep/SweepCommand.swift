@@ -5,6 +5,7 @@ import LRModels
 import LROptim
 import LRTrain
 import LRTUI
+import LRCommand
 
 extension SweepMetric: ExpressibleByArgument {}
 
@@ -67,6 +68,7 @@ struct Sweep: ParsableCommand {
         var base: TrainConfig
         var space: SearchSpace
         var plan: HalvingPlan
+        var budget: SweepBudget
         var data: LoadedData
         var datasetName: String
         var stepsPerEpoch: Int
@@ -77,44 +79,40 @@ struct Sweep: ParsableCommand {
     }
 
     func prepare() throws -> Prepared {
-        let lrs: [Double], warmups: [WarmupLength], schedulers: [String], optimizers: [String]
+        let lrCount: Int, warmups: [WarmupLength], schedulers: [String?], optimizers: [String]
         do {
-            lrs = try SearchSpaceParser.lrs(lr)
+            lrCount = try SearchSpaceParser.lrCount(lr)
             warmups = try SearchSpaceParser.warmups(warmup)
             let givenWarmup = warmups.contains { $0 != .steps(0) }
-            schedulers = sched.isEmpty ? [givenWarmup ? "cosine" : Defaults.scheduler]
-                : try SearchSpaceParser.specs(sched, option: "sched")
+            // No --sched: the train default (nil), or cosine after a --warmup (the default has a warmup of its own).
+            schedulers = sched.isEmpty ? [givenWarmup ? "cosine" : nil] : try SearchSpaceParser.specs(sched, option: "sched")
             optimizers = optimizer.isEmpty ? ["adamw"] : try SearchSpaceParser.specs(optimizer, option: "optimizer")
-        } catch { fail(error.description) }
+        } catch { try fail(error.description) }
         for o in optimizers {
-            do { _ = try OptimizerSpec(parsing: o) } catch { fail("invalid --optimizer '\(o)': \(error)") }
+            do { _ = try OptimizerSpec(parsing: o) } catch { try fail("invalid --optimizer '\(o)': \(error)") }
         }
-        for s in schedulers where s != Defaults.scheduler {
+        for case let s? in schedulers {
             let spec = SearchSpaceParser.filledIn(s, totalSteps: 1000)
             do { _ = try SchedulerFactory.validate(spec: spec, context: ScheduleContext(totalSteps: 1000, stepsPerEpoch: 100)) }
-            catch { fail("invalid --sched '\(s)': \(error)") }
+            catch { try fail("invalid --sched '\(s)': \(error)") }
         }
-        if schedulers.contains(Defaults.scheduler) && warmups.contains(where: { $0 != .steps(0) }) {
-            fail("--warmup needs --sched: the default schedule has its own warmup (e.g. --sched cosine)")
+        if schedulers.contains(nil) && warmups.contains(where: { $0 != .steps(0) }) {
+            try fail("--warmup needs --sched: the default schedule has its own warmup (e.g. --sched cosine)")
         }
-        guard seeds >= 1 else { fail("invalid --seeds \(seeds): at least 1 seed per configuration") }
-        guard jobs >= 1 else { fail("invalid --jobs \(jobs): at least 1 trial at a time") }
+        guard seeds >= 1 else { try fail("invalid --seeds \(seeds): at least 1 seed per configuration") }
+        guard jobs >= 1 else { try fail("invalid --jobs \(jobs): at least 1 trial at a time") }
         for a in trainArguments where a.hasPrefix("-") {
             let name = String(a.drop { $0 == "-" }.prefix { $0 != "=" })
             if ["resume", "init", "commands", "run-dir", "log", "headless"].contains(name) {
-                fail("--\(name) is an option of 'lrtop train', not of a sweep: every trial starts fresh in SWEEP_DIR/trials")
+                try fail("--\(name) is an option of 'lrtop train', not of a sweep: every trial starts fresh in SWEEP_DIR/trials")
             }
         }
         let options: TrainOptions
-        do { options = try TrainOptions.parse(trainArguments) } catch { fail(TrainOptions.message(for: error)) }
+        do { options = try TrainOptions.parse(trainArguments) } catch { try fail(TrainOptions.message(for: error)) }
         var base: TrainConfig
-        do { base = try options.config(defaultScheduler: Defaults.scheduler) } catch { fail(TrainOptions.message(for: error)) }
-        var space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
-                                seeds: (0..<UInt64(seeds)).map { base.seed &+ $0 })
-        guard !space.configurations.isEmpty else { fail("the search space holds no configuration") }
-
+        do { base = try options.config() } catch { try fail(TrainOptions.message(for: error)) }
         let data: LoadedData
-        do { data = try DataLoader.load(spec: base.data, normalize: base.normalize) } catch { fail("\(error)") }
+        do { data = try DataLoader.load(spec: base.data, normalize: base.normalize) } catch { try fail("\(error)") }
         if let notice = data.notice { printErr("lrtop: \(notice)") }
         // A trainer that writes nothing sizes the run (steps per epoch, total) exactly as the trials will.
         var probeOptions = RunOptions()
@@ -126,28 +124,45 @@ struct Sweep: ParsableCommand {
             var c = base
             c.scheduler = "constant"
             probe = try Trainer(config: c, options: probeOptions)
-        } catch { fail("\(error)") }
-        space.schedulers = space.schedulers.map { SearchSpaceParser.filledIn($0, totalSteps: probe.totalSteps) }
-        let configurations = space.configurations
+        } catch { try fail("\(error)") }
+        // The size, before anything of that size is made: refused with the time and disk it would take.
+        let configurationCount = Double(lrCount) * Double(warmups.count) * Double(schedulers.count) * Double(optimizers.count)
         let plan: HalvingPlan
-        do { plan = try HalvingPlan(totalSteps: probe.totalSteps, configurations: configurations.count, eta: eta, rungs: rungs) }
-        catch { fail(error.description) }
+        do {
+            plan = try HalvingPlan(totalSteps: probe.totalSteps, configurations: Int(min(configurationCount, 1e15)),
+                                   eta: eta, rungs: rungs)
+        } catch { try fail(error.description) }
         if base.evalEvery == nil { base.evalEvery = plan.budgets[0] }
-        // Every configuration is built once as its trials will be, so a bad one is refused before any training.
-        for c in configurations {
+        let budget = SweepBudget(budgets: plan.budgets, eta: plan.eta, configurations: configurationCount,
+                                 seeds: Double(seeds), cost: probe.measureTrialCost(), evalEvery: base.evalEvery ?? probe.totalSteps,
+                                 stepsPerEpoch: probe.stepsPerEpoch,
+                                 checkpointsKept: base.checkpointEvery > 0 ? base.checkpointKeep : 0, jobs: jobs)
+        let folder = sweepDir ?? "runs"
+        do { try budget.check(freeBytes: SweepBudget.freeBytes(at: folder), folder: folder) } catch { try fail(error.description) }
+        let lrs: [Double]
+        do { lrs = try SearchSpaceParser.lrs(lr) } catch { try fail(error.description) }
+        var space = SearchSpace(optimizers: optimizers, lrs: lrs, warmups: warmups, schedulers: schedulers,
+                                seeds: (0..<UInt64(seeds)).map { base.seed &+ $0 })
+        guard !space.configurations.isEmpty else { try fail("the search space holds no configuration") }
+        space.schedulers = space.schedulers.map { $0.map { SearchSpaceParser.filledIn($0, totalSteps: probe.totalSteps) } }
+        let configurations = space.configurations
+        // Every configuration is built once as its trials will be, so a bad one is refused before any training; the
+        // LR aside (checked when parsed), one of each optimizer, warmup and scheduler is enough.
+        var checked = Set<String>()
+        for c in configurations where checked.insert("\(c.optimizer)|\(c.warmup)|\(c.scheduler ?? "default")").inserted {
             let w = c.warmup.steps(stepsPerEpoch: probe.stepsPerEpoch)
             if w >= probe.totalSteps {
-                fail("--warmup \(c.warmup) is \(w) steps, as long as the whole run (\(probe.totalSteps) steps): give a shorter warmup or more --epochs")
+                try fail("--warmup \(c.warmup) is \(w) steps, as long as the whole run (\(probe.totalSteps) steps): give a shorter warmup or more --epochs")
             }
             let (config, warmupCommand) = c.setup(base: base, seed: space.seeds[0], stepsPerEpoch: probe.stepsPerEpoch)
             var check = probeOptions
-            if let w = warmupCommand { check.script = try? CommandScript.parse("@0 warmup \(w)", name: "sweep") }
+            if let w = warmupCommand { check.script = CommandScript(entries: [.init(step: 0, command: .warmup(w))], name: "sweep") }
             do { _ = try Trainer(config: config, options: check) } catch {
-                fail("configuration \(c.name) (\(c.label)): \(error)")
+                try fail("configuration \(c.name) (\(c.label)): \(error)")
             }
         }
         let directory = try sweepDirectory()
-        return Prepared(base: base, space: space, plan: plan, data: data, datasetName: probe.datasetName,
+        return Prepared(base: base, space: space, plan: plan, budget: budget, data: data, datasetName: probe.datasetName,
                         stepsPerEpoch: probe.stepsPerEpoch, totalSteps: probe.totalSteps, directory: directory,
                         threads: jobs > 1 ? max(1, options.blasThreads / jobs) : options.blasThreads,
                         sharedArguments: trainArguments)
@@ -158,18 +173,20 @@ struct Sweep: ParsableCommand {
         let fm = FileManager.default
         let dir: URL
         if let sweepDir { dir = URL(fileURLWithPath: sweepDir) } else {
-            do { dir = try RunDirectory.makeDefault(prefix: "sweep-") } catch { fail("\(error)") }
+            do { dir = try RunDirectory.makeDefault(prefix: "sweep-") } catch { try fail("\(error)") }
         }
+        let instead = "choose another --sweep-dir"
+        do { try SafeFiles.prepareFolder(dir, what: "the sweep folder", instead: instead) } catch { try fail(error.message) }
         let trials = dir.appendingPathComponent("trials"), summary = dir.appendingPathComponent("sweep.json")
         if fm.fileExists(atPath: trials.path) || fm.fileExists(atPath: summary.path) {
             guard force else {
-                fail("\(dir.path) already holds a sweep (trials/, sweep.json); nothing was overwritten: choose another --sweep-dir or pass --force to replace it")
+                try fail("\(dir.path) already holds a sweep (trials/, sweep.json); nothing was overwritten: choose another --sweep-dir or pass --force to replace it")
             }
             try? fm.removeItem(at: trials)
             try? fm.removeItem(at: summary)
         }
-        do { try fm.createDirectory(at: trials, withIntermediateDirectories: true) } catch {
-            fail("cannot create the sweep folder \(dir.path): \(FileProblem.reason(error))")
+        do { try SafeFiles.prepareFolder(trials, what: "the sweep's trials folder", instead: instead) } catch {
+            try fail(error.message)
         }
         return dir
     }
@@ -186,6 +203,7 @@ struct Sweep: ParsableCommand {
                 + "\(p.totalSteps) steps each at most (\(p.stepsPerEpoch)/epoch)",
             "lrtop: rungs end at step \(p.plan.budgets.map(String.init).joined(separator: ", ")) (eta \(p.plan.eta), ranked by mean \(metric.rawValue)): "
                 + "\(Format.grouped(halving)) steps in all instead of \(Format.grouped(full)) for the full grid",
+            "lrtop: estimated \(p.budget.summary) (a step measured at \(String(format: "%.2g", p.budget.cost.stepSeconds * 1000)) ms)",
             "lrtop: sweep folder \(p.directory.path)",
         ]
         let reporter = SweepReporter(runner: runner, metric: metric)
@@ -197,7 +215,7 @@ struct Sweep: ParsableCommand {
             snapshot = runner.run()
         } else {
             guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-                fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop sweep --headless' for progress lines instead")
+                try fail("the terminal UI needs a terminal (stdout is not one): run 'lrtop sweep --headless' for progress lines instead")
             }
             snapshot = try runLive(runner, prepared: p, intro: intro)
             for line in intro { reporter.line(line) }
@@ -205,6 +223,10 @@ struct Sweep: ParsableCommand {
         reporter.final(snapshot, prepared: p, trainLine: trainLine(snapshot, p))
         // Ctrl-C or a signal: 128 + its number, as for 'lrtop train'; stopped with q q in the UI, the partial result
         // is what the person asked for.
+        if let full = snapshot.stoppedBy {
+            try fail("the sweep stopped early: a trial ran out of disk space (\(full)); free space on that disk, or choose "
+                 + "another --sweep-dir, and run the sweep again")
+        }
         if snapshot.interrupted && SignalFlag.received { throw ExitCode(128 + SignalFlag.number) }
         if snapshot.best == nil { throw ExitCode(1) }
     }
@@ -223,12 +245,12 @@ struct Sweep: ParsableCommand {
         thread.stackSize = 16 << 20
         thread.name = "lrtop-sweep"
         thread.start()
-        let (loadedTheme, _) = Themes.resolve(theme)
+        let (loadedTheme, _) = try Themes.resolve(theme)
         let source = SweepBoardSource(runner: runner, title: "sweep · \(p.directory.path)",
                                       trainLine: { trainLine($0, p) })
-        let backend = NcursesBackend(mouse: false, ascii: terminal.ascii)
-        let board = Leaderboard(source: source, theme: loadedTheme)
-        let reason = try Leaderboard.run(board, backend: backend)
+        var options = terminal.applied(to: TUIOptions(pollMs: 100))
+        options.mouse = false
+        let reason = try TUIApp.run(Leaderboard(source: source, theme: loadedTheme), options: options)
         if case .interrupted(let s) = reason { SignalFlag.raise(s) }
         runner.requestStop()
         finished.wait()
@@ -254,7 +276,7 @@ struct Sweep: ParsableCommand {
             args.append(a)
         }
         args += ["--optimizer", config.optimizer, "--lr", "\(config.lr)"]
-        if config.scheduler != Defaults.scheduler { args += ["--scheduler", config.scheduler] }
+        if let s = config.scheduler { args += ["--scheduler", s] }
         args += ["--seed", "\(config.seed)"]
         if let e = config.evalEvery { args += ["--eval-every", "\(e)"] }
         if warmupCommand != nil {

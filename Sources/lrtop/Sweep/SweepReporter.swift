@@ -1,4 +1,5 @@
 import Foundation
+import LRLog
 import LRTrain
 import LRTUI
 
@@ -58,7 +59,8 @@ final class SweepReporter: @unchecked Sendable {
 
     func final(_ s: SweepSnapshot, prepared p: Sweep.Prepared, trainLine: String?) {
         line("")
-        line(s.interrupted ? "lrtop: sweep interrupted after \(Format.duration(s.elapsed)): the table holds the trials that finished a rung"
+        line(s.stoppedBy != nil ? "lrtop: sweep stopped after \(Format.duration(s.elapsed)): out of disk space; the table holds the trials that finished a rung"
+             : s.interrupted ? "lrtop: sweep interrupted after \(Format.duration(s.elapsed)): the table holds the trials that finished a rung"
              : "lrtop: sweep done in \(Format.duration(s.elapsed)) (\(s.elapsed.formatted(.number.precision(.fractionLength(1)))) s)")
         for l in SweepTable.text(s) { line(l) }
         line("")
@@ -66,7 +68,7 @@ final class SweepReporter: @unchecked Sendable {
         if let b = s.best {
             let cfg = s.configurations[b]
             let e = s.estimate(of: b) { $0.loss }, a = s.estimate(of: b) { $0.accuracy }
-            var text = "lrtop: best \(cfg.name): \(cfg.label)"
+            var text = "lrtop: best\(s.interrupted ? " so far" : "") \(cfg.name): \(cfg.label)"
             if let e, let a {
                 let n = s.seeds.count
                 text += " — val_loss \(SweepTable.value(e.mean, e.spread, .metric, seeds: n).text), val_acc "

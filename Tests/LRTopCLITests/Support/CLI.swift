@@ -169,19 +169,24 @@ func runCleanly(_ argv: [String]) throws -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
-/// `posix_spawn` with no signal blocked and every signal at its default action in the child (see `runCleanly`);
-/// `environment` nil: this process's.
-func spawnWithDefaultSignals(_ argv: [String], _ actions: inout posix_spawn_file_actions_t,
-                             environment: [String: String]?) throws -> pid_t {
-    var attr = posix_spawnattr_t()
+/// Spawn attributes for a child with no signal blocked and every signal at its default action (see `runCleanly`).
+func initCleanSpawnAttributes(_ attr: inout posix_spawnattr_t) {
     posix_spawnattr_init(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
     var none = sigset_t(), all = sigset_t()
     sigemptyset(&none)
     sigfillset(&all)
     posix_spawnattr_setsigmask(&attr, &none)
     posix_spawnattr_setsigdefault(&attr, &all)
     posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+}
+
+/// `posix_spawn` with no signal blocked and every signal at its default action in the child (see `runCleanly`);
+/// `environment` nil: this process's.
+func spawnWithDefaultSignals(_ argv: [String], _ actions: inout posix_spawn_file_actions_t,
+                             environment: [String: String]?) throws -> pid_t {
+    var attr = posix_spawnattr_t()
+    initCleanSpawnAttributes(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
     let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
     let cenv: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
     defer { for a in cargs + (cenv ?? []) { free(a) } }

@@ -1,15 +1,15 @@
 /// One command of the replay language, the `:` prompt's language in a replay. It moves the cursor and the
-/// playback; nothing in it can change a run (the steering language is LRTrain's `CommandParser`).
+/// playback; nothing in it can change a run (the steering language is LRCommand's `CommandParser`).
 ///
 ///     play | resume | pause | step [N]
 ///     goto STEP|start|end   (or just STEP; also start, end)
 ///     seek ±N | seek ±N%    (steps, or a share of the run)
 ///     event next|prev
 ///     speed up|down|xN      (N from 1 to 1000)
-public enum ReplayCommand: Equatable, Sendable {
-    public enum Target: Equatable, Sendable { case start, end, step(Int) }
-    public enum Seek: Equatable, Sendable { case steps(Double), percent(Double) }
-    public enum Speed: Equatable, Sendable { case up, down, exactly(Int) }
+public enum ReplayCommand: Hashable, Sendable {
+    public enum Target: Hashable, Sendable { case start, end, step(Int) }
+    public enum Seek: Hashable, Sendable { case steps(Double), percent(Double) }
+    public enum Speed: Hashable, Sendable { case up, down, exactly(Int) }
 
     case play
     case pause

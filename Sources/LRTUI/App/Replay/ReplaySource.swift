@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import LRLog
+import LRCommand
 
 /// How several replayed runs share the x axis.
 public enum ReplayAlignment: String, Sendable, CaseIterable {
@@ -37,7 +38,7 @@ public struct ReplayOptions: Sendable {
 /// wall time, 20·N units of the time axis) per second of playback, whatever frame rate the terminal gets.
 /// x1 plays 300 steps in 15 s; x1000 plays a million steps in 50 s.
 ///
-/// Commands (`send`, the `:` prompt) are the replay language of `ReplayCommandParser`; anything else is refused:
+/// Commands (`control`, the `:` prompt) are the replay language of `ReplayCommandParser`; steering is refused:
 /// a replay cannot change the run.
 public final class ReplaySource: RunSource {
     /// The speeds `<` and `>` step through; `speed xN` sets any N from 1 to 1000.
@@ -110,7 +111,7 @@ public final class ReplaySource: RunSource {
         comparison = runs.count > 1 ? Self.compare(runs) : []
         baseStatus = Self.baseStatus(primary, alignment: alignment, endX: endX)
         if options.play {
-            _ = send("play")
+            _ = control(.play)
             lastTick = nil  // playback starts with the first frame, not while the tracks are being built
         }
     }
@@ -125,13 +126,8 @@ public final class ReplaySource: RunSource {
         return statusAtCursor()
     }
 
-    public func send(_ command: String) -> String? {
-        let parsed: ReplayCommand
-        switch ReplayCommandParser.parse(command) {
-        case .success(let c): parsed = c
-        case .failure(let e): return e.description
-        }
-        switch parsed {
+    public func control(_ command: ReplayCommand) -> String? {
+        switch command {
         case .play:
             if Int(position) >= endX { position = Double(startX) }
             playing = true
@@ -261,9 +257,11 @@ public final class ReplaySource: RunSource {
     func inForce(at c: Int, _ s: inout LiveStatus) {
         var lo = 0, hi = events.count
         while lo < hi { let mid = (lo + hi) / 2; if events[mid].x <= c { lo = mid + 1 } else { hi = mid } }
-        if let switched = events[..<lo].last(where: { $0.event.kind == .command && $0.event.text.hasPrefix("sched ") }) {
-            s.scheduler = String(switched.event.text.dropFirst("sched ".count)) + " @" + (alignment == .step ? Format.grouped(switched.x) : where_(switched.x))
-            s.schedulerSpec = String(switched.event.text.dropFirst("sched ".count))
+        for (x, e) in events[..<lo].reversed() where e.kind == .command {
+            guard case .sched(let spec)? = e.command else { continue }
+            s.scheduler = spec + " @" + (alignment == .step ? Format.grouped(x) : where_(x))
+            s.schedulerSpec = e.result?.scheduler ?? spec
+            break
         }
         if let text = Self.optimizerText(runs[0].header?.config, inForce: s.groups.first?.lr) { s.optimizer = text }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import LRCommand
 import LRLog
 
 /// A run log that another process is still writing (`lrtop watch`), followed like `tail -f`: every
@@ -22,7 +23,9 @@ public final class WatchSource: RunSource {
     private var current: LiveStatus
     private var failed = false
     private var warningCount = 0
-    private var ended = false
+    /// The log's end record, once it has arrived.
+    public private(set) var end: EndRecord?
+    private var ended: Bool { end != nil }
     private var groupNames: [String] = []
     /// The run's config from its log header, for the optimizer line.
     public private(set) var config: [String: String]? = nil
@@ -76,8 +79,8 @@ public final class WatchSource: RunSource {
 
     public func status() -> LiveStatus { current }
 
-    public func send(_ command: String) -> String? {
-        "watching a log is read-only: '\(command)' can only steer a run trained in this lrtop"
+    public func send(_ command: Command, text: String) throws(CommandError) -> Int {
+        throw CommandError("watching a log is read-only: '\(text)' can only steer a run trained in this lrtop")
     }
 
     private func apply(_ record: RunRecord) {
@@ -100,10 +103,10 @@ public final class WatchSource: RunSource {
                 LiveStatus.Group(name: groupNames.indices.contains(g) ? groupNames[g] : "g\(g + 1)", lr: lr)
             }
             if let text = ReplaySource.optimizerText(config, inForce: st.lrs.first) { current.optimizer = text }
-        case .eval, .event:
+        case .eval, .metrics, .event:
             break
         case .end(let e):
-            ended = true
+            end = e
             current.state = RunPhase(ended: e.reason)
             current.message = "ended: " + e.reason.rawValue + (e.message.map { " (\($0))" } ?? "")
         }

@@ -27,13 +27,13 @@ public protocol LeaderboardSource: AnyObject {
     func stop()
 }
 
-/// The live leaderboard of `lrtop sweep`: configurations as rows (TrialTable), sortable, one selected.
-public final class Leaderboard {
-    public enum Action: Equatable { case none, quit }
-
+/// The live leaderboard of `lrtop sweep`: configurations as rows (TrialTable), sortable, one selected. A screen
+/// of `TUIApp`'s loop, as the dashboard is.
+public final class Leaderboard: Screen {
     public let source: any LeaderboardSource
     public var table = TrialTableState()
     public private(set) var model: LeaderboardModel
+    public let theme: Theme
     public var palette: Palette
     /// A quit asked for while the sweep runs: a second q stops it.
     var confirmingQuit = false
@@ -42,6 +42,7 @@ public final class Leaderboard {
 
     public init(source: any LeaderboardSource, theme: Theme = .builtinDefault, depth: ColorDepth = .truecolor) {
         self.source = source
+        self.theme = theme
         self.palette = Palette(theme: theme, depth: depth)
         self.model = source.model()
     }
@@ -56,7 +57,11 @@ public final class Leaderboard {
         return changed
     }
 
-    public func handle(_ key: Key) -> Action {
+    public func begin(depth: ColorDepth, options: TUIOptions) { palette = Palette(theme: theme, depth: depth) }
+
+    public var hasFinished: Bool { model.finished }
+
+    public func handle(_ key: Key) -> ScreenAction {
         let wasConfirming = confirmingQuit
         confirmingQuit = false
         notice = nil
@@ -71,6 +76,7 @@ public final class Leaderboard {
             }
             confirmingQuit = true
             notice = "the sweep is running: q again stops it (finished trials' logs stay), any other key goes on"
+        case .ctrl("l"): return .redraw
         case .char("s"), .tab: table.cycleSortColumn(columns: model.columns)
         case .char("S"), .backTab:
             let next = ((table.sortColumn ?? model.columns.count) + model.columns.count - 1) % (model.columns.count + 1)
@@ -116,29 +122,6 @@ public final class Leaderboard {
             let keys = "↑↓ select  s sort column  r reverse  q " + (model.finished || stopped ? "quit" : "stop & quit")
             buffer.set(string: keys.truncated(toWidth: bar.width), at: Position(x: bar.x, y: bar.y),
                        style: palette.inactive, clip: bar)
-        }
-    }
-
-    /// Runs the leaderboard until the person quits (after the sweep ends, or after stopping it) or a signal.
-    public static func run(_ board: Leaderboard, backend: any TerminalBackend, pollMs: Int = 100) throws -> ExitReason {
-        try backend.start()
-        defer { backend.restore() }
-        var needsFrame = true
-        while true {
-            if let sig = backend.pendingSignal { return .interrupted(signal: sig) }
-            if let key = backend.readKey(timeoutMs: needsFrame ? 0 : pollMs) {
-                needsFrame = true
-                if key == .resize { backend.invalidate() }
-                if board.handle(key) == .quit { return .quit }
-            }
-            if board.update() { needsFrame = true }
-            if needsFrame {
-                let (w, h) = backend.size
-                var buffer = Buffer(width: max(0, w), height: max(0, h))
-                board.render(into: &buffer)
-                backend.draw(buffer)
-                needsFrame = false
-            }
         }
     }
 }

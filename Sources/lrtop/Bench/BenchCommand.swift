@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import LRLog
+import LRModels
 import LRTrain
 import LRTensor
 
@@ -11,7 +13,7 @@ struct Bench: ParsableCommand {
         of 3 repeats. Compare with PyTorch: python3 ../shared/reference/torch_reference.py bench.
         """)
 
-    @Option(help: "Model: mlp or convnet.") var model = "mlp"
+    @Option(help: "Model: mlp or convnet. (default: mlp)", transform: { try ModelKind(name: $0) }) var model = ModelKind.mlp
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
     @Option(help: "MLP hidden size.") var hidden = 256
     @Option(help: "Optimizer.") var optimizer = "adamw"
@@ -26,6 +28,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Measure replay instead: load a generated run log and event file, open + first frame, seek, memory.")
     var replay = false
     @Option(name: .customLong("replay-steps"), help: "Steps of the generated run for --replay.") var replaySteps = 1_000_000
+    @Option(name: .customLong("replay-only"),
+            help: "With --replay: only the base case (loss, LR, 4 TensorBoard tags) or only the metrics case (20 metrics a step).")
+    var replayOnly: ReplayBench.Part?
     @Flag(help: "Measure the terminal UI's cost: the same run headless and with the UI on a pseudo-terminal, alternately.")
     var tui = false
 
@@ -50,7 +55,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if replay {
-            try ReplayBench(steps: replaySteps).run(json: json)
+            var bench = ReplayBench(steps: replaySteps)
+            if let only = replayOnly { bench.parts = [only] }
+            try bench.run(json: json)
             return
         }
         if tui {
@@ -69,9 +76,9 @@ struct Bench: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let data = results.count == 1 ? try encoder.encode(results[0]) : try encoder.encode(results)
-            print(String(decoding: data, as: UTF8.self))
+            printOut(String(decoding: data, as: UTF8.self))
         } else {
-            for r in results { print(r.line) }
+            for r in results { printOut(r.line) }
         }
     }
 
@@ -95,14 +102,16 @@ struct Bench: ParsableCommand {
         if withLog { options.runDirectory = tmp }
         defer { if withLog { try? FileManager.default.removeItem(at: tmp) } }
         let trainer: Trainer
-        do { trainer = try Trainer(config: config, options: options) } catch { fail("\(error)") }
+        do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
         _ = trainer.timeSteps(warmup)
         var best = Double.infinity
         for _ in 0..<max(1, repeats) { best = min(best, trainer.timeSteps(steps)) }
         let stepsPerSec = Double(steps) / best
-        return Result(impl: "lrtop \(LRTop.version)", model: model == "mlp" ? "mlp 784-\(hidden)-10" : model,
+        return Result(impl: "lrtop \(LRTop.version)", model: model == .mlp ? "mlp 784-\(hidden)-10" : model.rawValue,
                       batch: batchSize, optimizer: optimizer, threads: threads, log: withLog,
                       dataset: trainer.datasetName, steps: steps, steps_per_s: stepsPerSec,
                       samples_per_s: stepsPerSec * Double(batchSize), ms_per_step: 1000 / stepsPerSec)
     }
 }
+
+extension ReplayBench.Part: ExpressibleByArgument {}

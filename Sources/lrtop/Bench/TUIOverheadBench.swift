@@ -24,7 +24,9 @@ struct TUIOverheadBench {
 
     func run(json: Bool) throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lrtop-tui-bench-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        do { try SafeFiles.prepareFolder(dir, what: "the benchmark's folder", instead: "set TMPDIR to a folder of yours") } catch {
+            throw CLIError(error.message)
+        }
         defer { try? FileManager.default.removeItem(at: dir) }
         var headless: [Double] = [], tui: [Double] = []
         for r in 0..<max(1, repeats) {
@@ -38,9 +40,9 @@ struct TUIOverheadBench {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
-            print(String(decoding: try encoder.encode(figures), as: UTF8.self))
+            printOut(String(decoding: try encoder.encode(figures), as: UTF8.self))
         } else {
-            print(String(format: "lrtop bench --tui: headless %.0f samples/s, with the UI on a pseudo-terminal %.0f samples/s: the UI costs %.1f%% (best of %d, %d steps each)",
+            printOut(String(format: "lrtop bench --tui: headless %.0f samples/s, with the UI on a pseudo-terminal %.0f samples/s: the UI costs %.1f%% (best of %d, %d steps each)",
                          h, t, figures.overhead_percent, repeats, steps))
         }
     }
@@ -72,8 +74,10 @@ struct TUIOverheadBench {
         return Double(count * batchSize) / seconds
     }
 
+    /// This very binary, as the kernel knows it.
     private var executable: String {
-        URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? Bundle.main.executableURL?.resolvingSymlinksInPath().path ?? "lrtop"
     }
 
     private func runQuietly(_ args: [String]) throws -> Int32 {

@@ -1,129 +1,8 @@
+// What `lrtop compare` shows: the progress while its runs train, and the guide's table at the end.
+
 import Foundation
-import LRTrain
 import LRLog
-import LRTensor
-
-struct CompareJob: Sendable {
-    let name: String
-    let seed: Int
-    let config: TrainConfig
-    let log: URL
-}
-
-struct CompareResult: Sendable {
-    let job: CompareJob
-    var finalAccuracy = 0.0
-    /// Mean training loss over the last epoch's steps (as the PyTorch reference reports it).
-    var finalTrainLoss = Double.nan
-    /// 1-based epoch at whose end the test accuracy first reached the target; nil if never.
-    var epochsToTarget: Int? = nil
-    var seconds = 0.0
-    var error: String? = nil
-}
-
-/// Trains the jobs, `parallel` at a time, each on its own thread with one BLAS thread (two small runs side by side
-/// use two cores better than one run with two BLAS threads).
-struct CompareRunner {
-    let jobs: [CompareJob]
-    let parallel: Int
-    let target: Double
-    let progress: CompareProgress
-
-    func run() -> [CompareResult] {
-        BLAS.setThreads(1)
-        let results = ResultsBox(count: jobs.count)
-        let next = Counter()
-        let group = DispatchGroup()
-        for _ in 0..<min(parallel, jobs.count) {
-            group.enter()
-            let thread = Thread {
-                while !SignalFlag.received, let i = next.take(below: jobs.count) {
-                    results.set(i, runOne(jobs[i], index: i))
-                }
-                group.leave()
-            }
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
-        group.wait()
-        return results.all().compactMap { $0 }
-    }
-
-    private func runOne(_ job: CompareJob, index: Int) -> CompareResult {
-        var result = CompareResult(job: job)
-        var options = RunOptions()
-        options.runDirectory = job.log.deletingLastPathComponent()
-        options.logPath = job.log
-        options.lrtopVersion = LRTop.version
-        let tracker = EpochTracker(stepsPerEpochHint: 1, target: target)
-        options.observer = { record in
-            tracker.handle(record)
-            progress.update(index: index, record: record)
-        }
-        let start = Date()
-        do {
-            let trainer = try Trainer(config: job.config, options: options)
-            tracker.stepsPerEpoch = trainer.stepsPerEpoch
-            let end = trainer.run()
-            result.finalAccuracy = end.finalAccuracy ?? 0
-            result.finalTrainLoss = tracker.lastEpochMeanLoss
-            result.epochsToTarget = tracker.epochsToTarget
-            if end.reason != .completed { result.error = "run ended early: \(end.reason.rawValue) \(end.message ?? "")" }
-        } catch {
-            result.error = "\(error)"
-        }
-        result.seconds = Date().timeIntervalSince(start)
-        return result
-    }
-}
-
-final class EpochTracker: @unchecked Sendable {
-    var stepsPerEpoch: Int
-    let target: Double
-    private var epochLossSum = 0.0
-    private var epochSteps = 0
-    private(set) var lastEpochMeanLoss = Double.nan
-    private(set) var epochsToTarget: Int? = nil
-
-    init(stepsPerEpochHint: Int, target: Double) { stepsPerEpoch = stepsPerEpochHint; self.target = target }
-
-    func handle(_ record: RunRecord) {
-        switch record {
-        case .step(let s):
-            epochLossSum += s.loss
-            epochSteps += 1
-            if s.step % stepsPerEpoch == 0 {
-                lastEpochMeanLoss = epochLossSum / Double(epochSteps)
-                epochLossSum = 0
-                epochSteps = 0
-            }
-        case .eval(let e):
-            if epochsToTarget == nil && e.accuracy >= target && e.step % stepsPerEpoch == 0 {
-                epochsToTarget = e.step / stepsPerEpoch
-            }
-        default: break
-        }
-    }
-}
-
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
-    func take(below limit: Int) -> Int? {
-        lock.lock(); defer { lock.unlock() }
-        guard value < limit else { return nil }
-        defer { value += 1 }
-        return value
-    }
-}
-
-final class ResultsBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var items: [CompareResult?]
-    init(count: Int) { items = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ r: CompareResult) { lock.lock(); items[i] = r; lock.unlock() }
-    func all() -> [CompareResult?] { lock.lock(); defer { lock.unlock() }; return items }
-}
+import LRTrain
 
 /// Progress while comparing: a table redrawn in place on a terminal, or one line per finished epoch.
 final class CompareProgress: @unchecked Sendable {
@@ -156,7 +35,7 @@ final class CompareProgress: @unchecked Sendable {
             acc[index] = e.accuracy
             if !live && e.step % stepsPerEpoch == 0 {
                 let j = jobs[index]
-                print(String(format: "%@ seed %d: epoch %d/%d  test acc %.2f%%  train loss %.4f", j.name, j.seed,
+                printOut(String(format: "%@ seed %d: epoch %d/%d  test acc %.2f%%  train loss %.4f", j.name, j.seed,
                              e.step / stepsPerEpoch, epochs, e.accuracy * 100, loss[index] ?? .nan))
                 flushStdout()
             }

@@ -1,5 +1,4 @@
 import Foundation
-import LRLog
 
 /// One command of lrtop's steering language. The same text is accepted at the TUI's `:` prompt, bound to keys,
 /// and read from `--commands` scripts (`@STEP COMMAND`), so every intervention is reproducible and logged.
@@ -76,6 +75,11 @@ public enum Command: Equatable, Sendable {
         default: return false
         }
     }
+}
+
+extension Float32 {
+    /// The largest LR a float32 parameter can be stepped with (`lr 1e39` would overflow at the next step).
+    public static let maxLR = Double(Float32.greatestFiniteMagnitude)
 }
 
 public struct CommandError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -157,16 +161,17 @@ public enum CommandParser {
         }
         if let op = arg.first, op == "*" || op == "/" || op == "x" {
             let number = String(arg.dropFirst())
-            guard let f = Double(number), f.isFinite, f > 0 else {
-                throw CommandError("invalid LR factor '\(number)' in 'lr \(arg)': expected a positive number, e.g. 'lr *0.5'")
+            // Within float32's range both ways (`lr *1e300`, `lr /1e-39`): what trains is float32.
+            guard let f = Double(number), f > 0, f <= Float32.maxLR, 1 / f <= Float32.maxLR else {
+                throw CommandError("invalid LR factor '\(number)' in 'lr \(arg)': expected a positive number within float32's range (1e-38 to 3.4e38), e.g. 'lr *0.5'")
             }
             return .lr(group: group, .scale(op == "/" ? 1 / f : f))
         }
         guard let v = Double(arg) else {
             throw CommandError("invalid LR '\(arg)': expected a number like 3e-4, or \(usage)")
         }
-        guard v.isFinite, v >= 0 else {
-            throw CommandError("invalid LR '\(arg)': must be a finite number >= 0")
+        guard v.isFinite, v >= 0, v <= Float32.maxLR else {
+            throw CommandError("invalid LR '\(arg)': must be a finite number >= 0 within float32's range (at most 3.4e38)")
         }
         return .lr(group: group, .set(v))
     }
@@ -177,8 +182,15 @@ public enum CommandParser {
 public struct CommandScript: Sendable, Equatable {
     public struct Entry: Sendable, Equatable {
         public let step: Int
+        /// The line's command as written, and as parsed once, when the script is read.
         public let text: String
+        public let command: Command
+        /// The line number in the file (0 for an entry a program made).
         public let line: Int
+
+        public init(step: Int, command: Command, text: String? = nil, line: Int = 0) {
+            self.step = step; self.command = command; self.text = text ?? command.description; self.line = line
+        }
     }
     public let entries: [Entry]
     /// The script's file name, for `file:line` messages.
@@ -202,10 +214,11 @@ public struct CommandScript: Sendable, Equatable {
             }
             guard parts.count == 2 else { throw CommandError("\(name):\(i + 1): missing command after '@\(step)'") }
             let text = parts[1].trimmingCharacters(in: .whitespaces)
-            do { _ = try CommandParser.parse(text) } catch {
+            let command: Command
+            do { command = try CommandParser.parse(text) } catch {
                 throw CommandError("\(name):\(i + 1): \(error.description)")
             }
-            entries.append(Entry(step: step, text: text, line: i + 1))
+            entries.append(Entry(step: step, command: command, text: text, line: i + 1))
         }
         return CommandScript(entries: entries.enumerated().sorted {
             ($0.element.step, $0.offset) < ($1.element.step, $1.offset)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LRModels
 import LRTrain
 import LRLog
 
@@ -17,7 +18,7 @@ struct Compare: ParsableCommand {
 
     @Option(help: "Epochs per run.") var epochs = 15
     @Option(help: "Seeds per configuration (0, 1, ...).") var seeds = 3
-    @Option(help: "Model: mlp or convnet.") var model = "mlp"
+    @Option(help: "Model: mlp or convnet. (default: mlp)", transform: { try ModelKind(name: $0) }) var model = ModelKind.mlp
     @Option(help: "MLP hidden size.") var hidden = 256
     @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
     @Option(help: "Target test accuracy for 'epochs to target', in percent or as a fraction.") var target = 88.0
@@ -31,19 +32,21 @@ struct Compare: ParsableCommand {
     @Flag(help: "Print the table as JSON too.") var json = false
 
     func run() throws {
-        guard epochs >= 1, seeds >= 1, jobs >= 1 else { fail("--epochs, --seeds and --jobs must be at least 1") }
+        guard epochs >= 1, seeds >= 1, jobs >= 1 else { try fail("--epochs, --seeds and --jobs must be at least 1") }
         let targetFraction = target > 1 ? target / 100 : target
         var plan = CompareConfiguration.guide
         for spec in configs {
-            do { try CompareConfiguration.merge(spec, into: &plan) } catch { fail("\(error)") }
+            do { try CompareConfiguration.merge(spec, into: &plan) } catch { try fail("\(error)") }
         }
         if let only {
             let keys = only.split(separator: ",").map { $0.lowercased().trimmingCharacters(in: .whitespaces) }
             plan = plan.filter { c in keys.contains { c.name.lowercased().contains($0) } }
-            guard !plan.isEmpty else { fail("--only '\(only)' matches no configuration") }
+            guard !plan.isEmpty else { try fail("--only '\(only)' matches no configuration") }
         }
         let outDir = try out.map { URL(fileURLWithPath: $0) } ?? RunDirectory.makeDefault(prefix: "compare-")
-        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+        do { try SafeFiles.prepareFolder(outDir, what: "the compare folder", instead: "choose another --out") } catch {
+            try fail(error.message)
+        }
 
         // Resolve step counts once from the data (steps per epoch).
         var probe = TrainConfig()
@@ -51,7 +54,7 @@ struct Compare: ParsableCommand {
         probe.epochs = epochs
         var probeOptions = RunOptions(); probeOptions.writeFiles = false
         let stepsPerEpoch: Int
-        do { stepsPerEpoch = try Trainer(config: probe, options: probeOptions).stepsPerEpoch } catch { fail("\(error)") }
+        do { stepsPerEpoch = try Trainer(config: probe, options: probeOptions).stepsPerEpoch } catch { try fail("\(error)") }
 
         var jobsList: [CompareJob] = []
         for c in plan {
@@ -59,7 +62,7 @@ struct Compare: ParsableCommand {
                 var cfg = TrainConfig()
                 cfg.model = model; cfg.hidden = [hidden]; cfg.batchSize = batchSize; cfg.epochs = epochs
                 cfg.data = data; cfg.seed = UInt64(seed); cfg.guardFactor = 0
-                do { try c.apply(to: &cfg, stepsPerEpoch: stepsPerEpoch, epochs: epochs) } catch { fail("\(c.name): \(error)") }
+                do { try c.apply(to: &cfg, stepsPerEpoch: stepsPerEpoch, epochs: epochs) } catch { try fail("\(c.name): \(error)") }
                 let slug = c.name.lowercased().split(whereSeparator: { !$0.isLetter && !$0.isNumber }).joined(separator: "-")
                 let runDir = outDir.appendingPathComponent("\(slug)-seed\(seed)")
                 jobsList.append(CompareJob(name: c.name, seed: seed, config: cfg, log: runDir.appendingPathComponent("run.jsonl")))
@@ -68,17 +71,18 @@ struct Compare: ParsableCommand {
         let live = !headless && isatty(STDOUT_FILENO) == 1
         let view = CompareProgress(jobs: jobsList, stepsPerEpoch: stepsPerEpoch, epochs: epochs, live: live)
         SignalFlag.install()
-        let results = CompareRunner(jobs: jobsList, parallel: jobs, target: targetFraction, progress: view).run()
+        let results = CompareRunner(jobs: jobsList, parallel: jobs, target: targetFraction, version: LRTop.version,
+                                    observe: { view.update(index: $0, record: $1) }).run()
         view.finish()
-        if SignalFlag.received { fail("interrupted by \(SignalFlag.name); finished runs' logs are in \(outDir.path)", code: 130) }
+        if SignalFlag.received { try fail("interrupted by \(SignalFlag.name); finished runs' logs are in \(outDir.path)", code: 130) }
         if let failure = results.first(where: { $0.error != nil }) {
-            fail("\(failure.job.name) seed \(failure.job.seed): \(failure.error!)")
+            try fail("\(failure.job.name) seed \(failure.job.seed): \(failure.error!)")
         }
         let table = CompareTable(results: results, order: plan.map(\.name), target: targetFraction, epochs: epochs)
-        print(table.render())
-        if json { print(table.json()) }
+        printOut(table.render())
+        if json { printOut(table.json()) }
         let logs = results.map(\.job.log.path).joined(separator: " ")
-        print("\nLogs: \(outDir.path)\nOverlay them: lrtop replay \(logs)")
+        printOut("\nLogs: \(outDir.path)\nOverlay them: lrtop replay \(logs)")
     }
 }
 

@@ -1,5 +1,6 @@
+import Foundation
 import Testing
-import LRTrain
+import LRCommand
 
 @Suite struct CommandLanguageTests {
     @Test func parsesEveryVerb() throws {
@@ -70,5 +71,40 @@ import LRTrain
         #expect(Command.lr(group: nil, .set(1e-1)).isRisky(currentLRs: [1e-3]))
         #expect(!Command.lr(group: nil, .set(1.5e-3)).isRisky(currentLRs: [1e-3]))
         #expect(!Command.pause.isRisky(currentLRs: [1e-3]))
+    }
+
+    /// A key sends a command as a value; its text (the run log's `text`, the key bar's `› lr *2`) is the command
+    /// written back, which the parser reads as the same command.
+    @Test func aCommandWrittenBackParsesAsItself() throws {
+        let texts = ["lr 3e-4", "lr head 1e-3", "lr *2", "lr /2", "lr /1.1", "lr *1.1", "lr x3", "lr hold", "lr 1 release",
+                     "lr reset", "sched warmup:steps=100 -> cosine", "warmup 200", "pause", "resume", "step", "step 5",
+                     "stop", "ckpt", "rollback", "eval", "adopt 2", "drop", "find-lr", "find-lr start=1e-6 end=1 steps=50",
+                     "fork lr=1e-3,*0.5,/2 steps=300 jobs=2", "fork 'sched cosine; lr *0.5' | '' steps=20"]
+        for text in texts {
+            let command = try CommandParser.parse(text)
+            #expect(try CommandParser.parse(command.description).description == command.description, "\(text)")
+            if case .fork = command { continue }  // branch labels are the texts as typed
+            #expect(try CommandParser.parse(command.description) == command, "\(text) → \(command)")
+        }
+        #expect(Command.lr(group: nil, .scale(2)).description == "lr *2")
+        #expect(Command.lr(group: nil, .scale(1 / 1.1)).description == "lr /1.1")
+        #expect(Command.lr(group: "head", .set(0.0003)).description == "lr head 0.0003")
+        #expect(try CommandParser.parse("fork lr=1e-3,3e-4 steps=300").description == "fork lr=0.001,0.0003 steps=300")
+    }
+
+    /// The record form (the run log's "command") reads back as the command, and a record the language would
+    /// refuse is refused: a file never hands the trainer or the UI a command the parser could not make.
+    @Test func aCommandRecordReadsBackAndABadOneIsRefused() throws {
+        for text in ["lr head *0.5", "sched cosine:T_max=200", "step 3", "adopt 1", "find-lr steps=50", "pause"] {
+            let command = try CommandParser.parse(text)
+            #expect(try JSONDecoder().decode(Command.self, from: JSONEncoder().encode(command)) == command)
+        }
+        for bad in [#"{"verb":"lr","change":"set","value":-1}"#, #"{"verb":"lr","change":"scale","value":0}"#,
+                    #"{"verb":"warmup","count":0}"#, #"{"verb":"fly"}"#, #"{"verb":"lr","change":"spin"}"#,
+                    #"{"verb":"lr","group":"a b","change":"hold"}"#, #"{"verb":"sched","spec":""}"#,
+                    #"{"verb":"find-lr","start":1,"end":0.1,"count":100}"#, #"{"verb":"adopt","branch":0}"#,
+                    #"{"verb":"fork","steps":0,"jobs":1,"branches":[{"label":"x","commands":[]}]}"#] {
+            #expect(throws: DecodingError.self, "\(bad)") { try JSONDecoder().decode(Command.self, from: Data(bad.utf8)) }
+        }
     }
 }

@@ -1,7 +1,6 @@
 import Foundation
 import LRModels
 import LRTensor
-import LRTrain
 import LRLog
 
 /// `train --dump-batch-order FILE`: the exact sample order a run with these options trains on, so another
@@ -14,14 +13,14 @@ import LRLog
 ///
 /// The order is a pure function of (seed, epoch, split size): a fresh permutation per epoch, the last partial batch
 /// dropped. Writing it needs the dataset (for its size) but trains nothing.
-enum BatchOrderFile {
-    static func write(config: TrainConfig, to path: String) throws {
+public enum BatchOrderFile {
+    public static func write(config: TrainConfig, to path: String) throws {
         let loaded = try DataLoader.load(spec: config.data, normalize: false)
         let count = loaded.dataset.train.count
         let microPerEpoch = count / config.batchSize
         let stepsPerEpoch = microPerEpoch / config.accumSteps
         guard stepsPerEpoch > 0 else {
-            throw CLIError("the training split (\(count) samples) holds fewer than one step of \(config.batchSize)x\(config.accumSteps) samples")
+            throw TrainError("the training split (\(count) samples) holds fewer than one step of \(config.batchSize)x\(config.accumSteps) samples")
         }
         let planned = stepsPerEpoch * config.epochs
         let totalSteps = config.maxSteps.map { config.epochs > 0 ? min($0, planned) : $0 } ?? planned
@@ -34,8 +33,8 @@ enum BatchOrderFile {
             let order = Batcher.permutation(count: count, seed: config.seed, epoch: epoch)
             text += "[" + order[0..<used].map(String.init).joined(separator: ",") + "]\n"
         }
-        do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
-            throw CLIError("cannot write the batch order to \(path): \((error as NSError).localizedDescription)")
+        do { try SafeFiles.writeFile(Array(text.utf8), to: URL(fileURLWithPath: path), what: "the batch order") } catch {
+            throw TrainError(error.message)
         }
     }
 }
@@ -45,18 +44,23 @@ enum BatchOrderFile {
 ///
 ///     {"format":"lrtop-param-trace/1","names":["fc1.weight","fc1.bias",…]}
 ///     {"step":1,"loss":2.3061,"lrs":[0.001],"norms":[11.52,0.33,…]}
-final class ParameterTrace: @unchecked Sendable {
+public final class ParameterTrace: @unchecked Sendable {
     private let handle: FileHandle
     private var wroteHeader = false
 
-    init(path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw CLIError("cannot write the parameter trace to \(path): check the folder exists and is writable")
+    public init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        do {
+            try SafeFiles.prepareFolder(url.deletingLastPathComponent(), what: "the folder of the parameter trace",
+                                        instead: "choose another --trace-params path", sharedAllowed: true)
+            handle = FileHandle(fileDescriptor: try SafeFiles.open(url, .truncate, what: "the parameter trace"),
+                                closeOnDealloc: true)
+        } catch {
+            throw TrainError("cannot write the parameter trace: \(error.message)")
         }
-        handle = h
     }
 
-    func record(_ step: StepRecord, _ parameters: [Parameter]) {
+    public func record(_ step: StepRecord, _ parameters: [Parameter]) {
         // One write per step, unbuffered: the trace is complete however the run ends.
         var line = ""
         if !wroteHeader {
