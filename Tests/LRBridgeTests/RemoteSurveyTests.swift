@@ -41,6 +41,12 @@ struct RemoteSurveyTests {
             .write(toFile: log, atomically: true, encoding: .utf8)
         let held = try FileHandle(forReadingFrom: URL(fileURLWithPath: log))
         defer { try? held.close() }
+        // A run whose socket folder was squatted took a private one beside it (python/lrtop/server.py): found too.
+        let beside = runtime + "/lrtop-\(getuid())-k3x9q2ab"
+        try FileManager.default.createDirectory(atPath: beside, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        let squatted = try FakeBridgeServer(path: beside + "/\(getpid())-4e5f6a7b.sock")
+        defer { squatted.stop() }
         // Registry: this run's entry (adds its name and kind), one of another node (shared home), a stale one, a dead
         // process of this host (removed), and garbage.
         try entry(socket: live.path, name: "alpha-reg", log: log).write(toFile: registry + "/\(Self.me)-\(getpid())-0a1b2c3d.json", atomically: true, encoding: .utf8)
@@ -58,8 +64,9 @@ struct RemoteSurveyTests {
         #expect(s.now > 1.7e9)
         #expect(s.folders.contains(sockets))
         // (Runs of this user elsewhere on the machine, in /tmp/lrtop-UID, are listed too: only this one is looked at.)
-        let mine = s.runs.filter { $0.socket.hasPrefix(sockets) }
+        let mine = s.runs.filter { $0.socket.hasPrefix(sockets + "/") }
         #expect(mine.count == 1)
+        #expect(s.folders.contains(beside) && s.runs.contains { $0.socket == squatted.path }, "\(s.runs.map(\.socket))")
         let run = try #require(mine.first)
         #expect(run.socket == live.path && run.pid == Int(getpid()))
         #expect(run.log == log && run.name == "alpha-reg" && run.kind == "lightning")

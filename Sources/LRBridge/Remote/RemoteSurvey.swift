@@ -262,26 +262,29 @@ extension RemoteSurvey {
       done
     fi
     seen=" "
-    for d in "${XDG_RUNTIME_DIR:+$XDG_RUNTIME_DIR/lrtop-$uid}" "/run/user/$uid/lrtop-$uid" "${TMPDIR:-/tmp}/lrtop-$uid" "/tmp/lrtop-$uid"; do
-      [ -n "$d" ] && [ -d "$d" ] && [ ! -L "$d" ] || continue
-      case $seen in *" $d "*) continue;; esac
-      seen="$seen$d "
-      printf 'folder\t%s\n' "$d"
-      for s in "$d"/*.sock; do
-        [ -S "$s" ] || continue
-        n=${s##*/}; pid=${n%%-*}
-        case $pid in ''|*[!0-9]*) continue;; esac
-        kill -0 "$pid" 2>/dev/null || continue
-        log=""; job=""; mod=""; last=""
-        if [ -d "/proc/$pid/fd" ]; then
-          log=$(ls -l "/proc/$pid/fd/" 2>/dev/null | sed -n 's/.* -> \(\/.*\/run\.jsonl\)$/\1/p' | head -n 1)
-          job=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^SLURM_JOB_ID=//p' | head -n 1)
-        fi
-        if [ -n "$log" ] && [ -f "$log" ]; then
-          mod=$(date -r "$log" +%s 2>/dev/null)
-          last=$(lines "$log")
-        fi
-        printf 'socket\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$pid" "$log" "$job" "$mod" "$last"
+    for b in "${XDG_RUNTIME_DIR:-}" "/run/user/$uid" "${TMPDIR:-/tmp}" "/tmp"; do
+      [ -n "$b" ] || continue
+      for d in "$b/lrtop-$uid" "$b/lrtop-$uid"-*; do
+        [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] || continue
+        case $seen in *" $d "*) continue;; esac
+        seen="$seen$d "
+        printf 'folder\t%s\n' "$d"
+        for s in "$d"/*.sock; do
+          [ -S "$s" ] || continue
+          n=${s##*/}; pid=${n%%-*}
+          case $pid in ''|*[!0-9]*) continue;; esac
+          kill -0 "$pid" 2>/dev/null || continue
+          log=""; job=""; mod=""; last=""
+          if [ -d "/proc/$pid/fd" ]; then
+            log=$(ls -l "/proc/$pid/fd/" 2>/dev/null | sed -n 's/.* -> \(\/.*\/run\.jsonl\)$/\1/p' | head -n 1)
+            job=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^SLURM_JOB_ID=//p' | head -n 1)
+          fi
+          if [ -n "$log" ] && [ -f "$log" ]; then
+            mod=$(date -r "$log" +%s 2>/dev/null)
+            last=$(lines "$log")
+          fi
+          printf 'socket\t%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$pid" "$log" "$job" "$mod" "$last"
+        done
       done
     done
     describe() {
