@@ -40,7 +40,9 @@ public final class AttachSource: RunSource {
         case lost(String)
     }
 
-    public let connection: BridgeConnection
+    public private(set) var connection: BridgeConnection
+    /// The SSH link to a run on another host; nil for a local socket.
+    public var transport: (any AttachTransport)?
     public let logURL: URL
     public var runFolder: URL? { logURL.deletingLastPathComponent() }
     /// Every command's fate so far, oldest first.
@@ -86,7 +88,11 @@ public final class AttachSource: RunSource {
             warnings += connection.warnings[warningCount...]
             warningCount = connection.warnings.count
         }
-        if case .closed(let reason?) = connection.state, closedAt == nil {
+        if let fresh = transport?.poll(connection) {
+            connection = fresh
+            warningCount = 0
+        }
+        if case .closed(let reason?) = connection.state, closedAt == nil, transport?.isReconnecting != true {
             closedAt = now
             closeReason = reason
         }
@@ -116,6 +122,9 @@ public final class AttachSource: RunSource {
         let text = text.trimmingCharacters(in: .whitespaces)
         switch connection.state {
         case .closed(let reason):
+            if let t = transport, t.isReconnecting {
+                throw CommandError("not sent: " + (t.note ?? "reconnecting") + " (the run goes on)")
+            }
             throw CommandError("not connected to the run: " + (lostReason ?? reason ?? "detached"))
         case .connected:
             guard let id = connection.send(command: text) else { throw CommandError("not connected to the run") }
@@ -199,6 +208,9 @@ public final class AttachSource: RunSource {
             } else if now - lastMessageAt > staleAfter {
                 s.message = "no word from the run for " + Format.duration(now - lastMessageAt)
             }
+            if lostReason == nil, let t = transport, let note = t.note, t.isReconnecting || s.message == nil {
+                s.message = note
+            }
         }
         var details: [LiveStatus.Detail] = s.details.filter { $0.key == "warning" }
         if let h = connection.hello {
@@ -215,13 +227,16 @@ public final class AttachSource: RunSource {
             if let c = b.checkpoints { details.append(LiveStatus.Detail("checkpoints", "\(c)")) }
         }
         details.append(LiveStatus.Detail("socket", connection.state == .connected ? connection.path : "closed"))
-        details.append(LiveStatus.Detail("log", logURL.path))
+        if let t = transport { details += t.details } else { details.append(LiveStatus.Detail("log", logURL.path)) }
         s.details = details
         return s
     }
 
     /// Closes the connection; the run goes on.
-    public func detach() { connection.close() }
+    public func detach() {
+        connection.close()
+        transport?.close()
+    }
 
     /// The bridge's state word as a phase: a phase's name, or how the run ended (an `EndReason`, the end record's
     /// word: `completed` is finished); words it may add later read as running.

@@ -8,7 +8,8 @@ struct Replay: ParsableCommand {
         abstract: "Replay runs in the terminal UI, or print a table of their results (--summary).",
         discussion: """
         A run is an lrtop .jsonl log, a TensorBoard event file or a folder of them, or a CSV (Lightning metrics.csv, \
-        or any CSV with a step column). Several runs are overlaid in one chart, each in its own colour.
+        or any CSV with a step column). Several runs are overlaid in one chart, each in its own colour. \
+        HOST:RUN_DIR replays a run on another host: its logs are copied over your ssh (no sshfs).
 
         The replay opens at the end of the run, with everything drawn. Keys: space play/pause (from the start at the \
         end), ←/→ seek 1% of the run, pgup/pgdn 10%, home/G start/end, ,/. previous/next event, n one step, </> \
@@ -47,7 +48,7 @@ struct Replay: ParsableCommand {
     }
 
     /// `--summary --metric NAME ...`: the metrics' table, or one line naming the metrics there are.
-    func summarizeMetrics() throws {
+    func summarizeMetrics(_ inputs: RunInputs) throws {
         let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
         switch RunSummary.metricTable(runs, metrics: metric) {
         case .success(let table): printOut(table)
@@ -56,8 +57,10 @@ struct Replay: ParsableCommand {
     }
 
     func run() throws {
+        var inputs = inputs
+        inputs.runs = try RemoteReplay.localize(inputs.runs)
         if summary {
-            if !metric.isEmpty { return try summarizeMetrics() }
+            if !metric.isEmpty { return try summarizeMetrics(inputs) }
             let runs = RunInputs.nameBranches(RunNames.assign(try inputs.load()))
             printOut(RunSummary.table(runs))
             return

@@ -36,7 +36,7 @@ struct AttachEndToEndTests {
         var output: String { (try? String(contentsOfFile: dir.path("\(name).out"), encoding: .utf8)) ?? "" }
 
         init(_ dir: TempDir, script: String = "plain_loop.py", name: String = "torch-e2e", stepDelay: Double = 0.05,
-             extraArguments: [String] = ["--eval-every", "50"]) throws {
+             extraArguments: [String] = ["--eval-every", "50"], environment: [String: String] = [:]) throws {
             self.dir = dir
             self.name = name
             process.executableURL = URL(fileURLWithPath: venvPython!)
@@ -48,6 +48,7 @@ struct AttachEndToEndTests {
             // This checkout's package, whichever checkout the venv's editable install points at.
             env["PYTHONPATH"] = packageRoot.appendingPathComponent("python").path
             env["OMP_NUM_THREADS"] = "1"
+            env.merge(environment) { $1 }
             process.environment = env
             FileManager.default.createFile(atPath: dir.path("\(name).out"), contents: nil)
             let out = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.path("\(name).out")))

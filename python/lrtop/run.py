@@ -47,6 +47,7 @@ from .schedulers import shadow_optimizer
 from .safefs import close_quietly, open_folder, open_run_folder
 from .server import ControlServer
 from .signals import SignalHandlers, name as signal_name
+from .slurm import slurm_job
 from .specs import SpecError
 
 # Commands one step boundary applies at most; the rest wait for the next boundaries (a flood never stalls a step).
@@ -60,6 +61,8 @@ MAX_WAITING_COMMANDS = 1024
 GPU_STATS_INTERVAL = 1.0
 GPU_MEMORY_WARNING = 0.9
 GPU_MEMORY_REARM = 0.8
+# While a viewer watches, the log is flushed this often (its charts trail the loop by a service tick, not a second).
+VIEWED_FLUSH_INTERVAL = 0.05
 
 
 @dataclass
@@ -259,6 +262,9 @@ class Run:
             _warn(f"lrtop: cannot open this run's control socket ({e.strerror or e}); it trains and logs, but "
                   "lrtop attach can only watch it")
         extra: dict = {"source": "pytorch", "framework": self._framework, "world_size": self._world_size}
+        job = slurm_job()
+        if job:
+            extra["slurm"] = job
         if self._server is not None:
             extra = {"socket": self._server.path, **extra}
         if self._epoch_base is not None:
@@ -613,7 +619,9 @@ class Run:
     def _tick(self) -> None:
         """The socket's service thread, about ten times a second: the logs' flush and the shadow's steps."""
         if self._writer is not None:
-            self._writer.maybe_flush()
+            # While a viewer watches, its charts trail the loop by a tick at most (a write(2) each 0.1 s), not a second.
+            viewed = self._server is not None and self._server.has_clients
+            self._writer.maybe_flush(VIEWED_FLUSH_INTERVAL if viewed else None)
         test = self._sweeps.current
         if test is not None and test.writer is not None:
             test.writer.maybe_flush()

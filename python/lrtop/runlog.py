@@ -204,10 +204,12 @@ class RunLogWriter:
             except Exception:
                 pass
 
-    def maybe_flush(self) -> None:
-        """Flushes when the last flush is older than the flush interval (a second for a run; failed writes are
-        retried at most once a second)."""
-        interval = self.flush_interval if self.failing_since is None else max(self.flush_interval, self.RETRY_INTERVAL)
+    def maybe_flush(self, interval: Optional[float] = None) -> None:
+        """Flushes when the last flush is older than `interval` (default: the flush interval, a second for a run;
+        a viewer's 0.05 s while one watches); failed writes are retried at most once a second."""
+        interval = self.flush_interval if interval is None else interval
+        if self.failing_since is not None:
+            interval = max(interval, self.RETRY_INTERVAL)
         if self._queue and time.monotonic() - self._last_flush >= interval:
             self.flush()
 

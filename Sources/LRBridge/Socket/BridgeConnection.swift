@@ -37,6 +37,14 @@ public final class BridgeConnection {
         flush()
     }
 
+    /// Takes over a socket that is already connected, and greeted (`ConnectedSocket`): the bytes it read are read
+    /// again here, so the run's hello is this connection's.
+    public init(adopting connected: ConnectedSocket) {
+        path = connected.label
+        socket = UnixSocket(adopting: connected.fd)
+        inbox = connected.received
+    }
+
     /// Waits up to `timeoutMs` for the greeting (before any UI runs: it blocks). `onSlow` is called once after a
     /// second without it, to say what is being waited for.
     public func waitForGreeting(timeoutMs: Int = 30_000, onSlow: () -> Void = {}) throws(BridgeError) -> BridgeHello {
@@ -145,6 +153,18 @@ public final class BridgeConnection {
             return .closed("the run sent over \(BridgeProtocol.maxLineBytes) bytes without a newline")
         }
         return outcome
+    }
+}
+
+/// A connected stream socket to a run's bridge made on one thread for a `BridgeConnection` on another: its
+/// descriptor, what it says in messages, and the bytes already read from it (the greeting that proved it works).
+public struct ConnectedSocket: Sendable {
+    public let fd: Int32
+    public let label: String
+    public let received: [UInt8]
+
+    public init(fd: Int32, label: String, received: [UInt8]) {
+        self.fd = fd; self.label = label; self.received = received
     }
 }
 

@@ -71,7 +71,21 @@ final class UnixSocket {
         }
     }
 
+    /// Takes over a connected stream socket made elsewhere (a forward or relay over SSH), non-blocking from now.
+    init(adopting descriptor: Int32) {
+        fd = descriptor
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+
     deinit { close() }
+
+    /// Hands the descriptor over (to another `UnixSocket` on another thread); this one is closed without closing it.
+    func release() -> Int32 {
+        defer { fd = -1 }
+        return fd
+    }
 
     var isOpen: Bool { fd >= 0 }
 

@@ -16,12 +16,17 @@ struct Attach: ParsableCommand {
         The charts show the whole run so far from its log, then follow it live; the keys and the : prompt send \
         commands of the steering language (lr 1e-4, lr *0.5, sched cosine:T_max=200, pause, resume, ckpt, \
         rollback, stop ...), applied by the run at its next optimizer step. q detaches and leaves the run going.
+        On another host (docs/remote.md): lrtop attach gpu7: (the newest live run there), gpu7:NAME, \
+        gpu7:RUN_DIR, or slurm:JOBID (rank 0's node, from squeue); your own ssh, config, keys and agent \
+        (LRTOP_SSH_COMMAND replaces 'ssh' and its options, as GIT_SSH_COMMAND does for git).
         """)
 
-    @Argument(help: ArgumentHelp("A run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs).",
-                                 valueName: "SOCKET|RUN_DIR|RUN.jsonl"))
+    @Argument(help: ArgumentHelp("A run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
+                                 valueName: "SOCKET|RUN_DIR|RUN.jsonl|HOST:[RUN]|slurm:JOBID"))
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
+    @Option(help: "HOST:RUN only: how to reach the run's socket: forward it, falling back to a relay where the server refuses (auto), or forward|python|socat|nc.")
+    var via: Via = .auto
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
     @OptionGroup var terminal: TerminalFlags
 
@@ -29,7 +34,8 @@ struct Attach: ParsableCommand {
         guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
             try fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
         }
-        let (look, themeNotice) = try Themes.resolve(theme)
+        let look = try Themes.resolve(theme)
+        if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote, look: look) }
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
@@ -62,24 +68,38 @@ struct Attach: ParsableCommand {
             }
             try fail("\(error)")
         }
-        let source = AttachSource(connection: connection, logURL: logURL)
-        source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
+        try steer(makeSource(connection, logURL), look: look, log: logURL.path, replay: logURL.path, again: again)
+    }
 
-        let dashboard = Dashboard(source: source, theme: look, themeStore: Themes.store)
+    func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
+        // The log is read every 50 ms: a record reaches the screen within a frame or two of reaching the file.
+        let source = AttachSource(connection: connection, logURL: logURL, pollInterval: 0.05)
+        source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        return source
+    }
+
+    /// The dashboard over an attached run until `q`, then one line on how things stand: `look` is the resolved
+    /// theme and its notice, `log` where the run's log is, `replay` what replays it, `again` what attaches again.
+    func steer(_ source: AttachSource, look: (Theme, String?), log: String, replay: String, again: String) throws {
+        let (theme, themeNotice) = look
+        let dashboard = Dashboard(source: source, theme: theme, themeStore: Themes.store)
         dashboard.showNotice(themeNotice ?? "attached to \(source.status().title) · q detaches, the run goes on",
                              themeNotice == nil ? .info : .warning)
-        let reason = try TUIApp.run(dashboard, options: terminal.applied())
+        // Steering wants the run's answer on screen at once: the loop looks at the socket every 10 ms and draws up
+        // to 30 frames a second for two seconds after a key; watching, 10.
+        var options = TUIOptions(maxFPS: 30, pollMs: 10)
+        options.idleFPS = 10
+        let reason = try TUIApp.run(dashboard, options: terminal.applied(to: options))
         let step = dashboard.status.step
         source.detach()
 
-        let log = source.logURL.path
         switch source.ending {
         case .lost(let why):
             try fail(why + "; what it logged is in \(log)")
         case .ended(let why):
-            printOut("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(log)")
+            printOut("lrtop: the run ended (\(why)) at step \(Format.grouped(step)); replay with: lrtop replay \(replay)")
         case .detached:
-            let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
             printOut("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }

@@ -18,16 +18,16 @@ final class FakeBridgeServer: @unchecked Sendable {
     private let reply: @Sendable (Int, String) -> [String]
     private let greet: Bool
 
-    init(logPath: String = "/tmp/none/run.jsonl", greet: Bool = true,
+    init(path: String? = nil, logPath: String = "/tmp/none/run.jsonl", greet: Bool = true,
          reply: @escaping @Sendable (Int, String) -> [String] = { id, _ in [#"{"type":"ack","id":\#(id),"ok":true}"#] }) throws {
-        path = "/tmp/lrtop-fake-\(getpid())-\(UUID().uuidString.prefix(6)).sock"
+        self.path = path ?? "/tmp/lrtop-fake-\(getpid())-\(UUID().uuidString.prefix(6)).sock"
         self.logPath = logPath
         self.reply = reply
         self.greet = greet
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8) + [0]) }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(self.path.utf8) + [0]) }
         let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }

@@ -154,16 +154,10 @@ func runCleanly(_ argv: [String]) throws -> String {
     posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    var attr = posix_spawnattr_t()
-    initCleanSpawnAttributes(&attr)
-    defer { posix_spawnattr_destroy(&attr) }
-    let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    defer { for a in cargs { free(a) } }
-    var pid: pid_t = 0
-    let rc = posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
+    let spawned = Result { try spawnWithDefaultSignals(argv, &actions, environment: nil) }
     close(fds[1])
     defer { close(fds[0]) }
-    guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
+    let pid = try spawned.get()
     var data = [UInt8]()
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
@@ -184,4 +178,21 @@ func initCleanSpawnAttributes(_ attr: inout posix_spawnattr_t) {
     posix_spawnattr_setsigmask(&attr, &none)
     posix_spawnattr_setsigdefault(&attr, &all)
     posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+}
+
+/// `posix_spawn` with no signal blocked and every signal at its default action in the child (see `runCleanly`);
+/// `environment` nil: this process's.
+func spawnWithDefaultSignals(_ argv: [String], _ actions: inout posix_spawn_file_actions_t,
+                             environment: [String: String]?) throws -> pid_t {
+    var attr = posix_spawnattr_t()
+    initCleanSpawnAttributes(&attr)
+    defer { posix_spawnattr_destroy(&attr) }
+    let cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    let cenv: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { strdup("\($0.key)=\($0.value)") } + [nil] }
+    defer { for a in cargs + (cenv ?? []) { free(a) } }
+    var pid: pid_t = 0
+    let rc = cenv.map { env in env.withUnsafeBufferPointer { posix_spawn(&pid, argv[0], &actions, &attr, cargs, $0.baseAddress) } }
+        ?? posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
+    guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .ENOENT) }
+    return pid
 }

@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import LRBridge
+import LRLog
+import LRTUI
+
+struct Ls: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List the live runs on this machine and on other hosts (over SSH), or of your Slurm jobs.",
+        discussion: """
+        With hosts: the live lrtop runs of each (their registry entries and bridge sockets, read over SSH by a \
+        POSIX shell command: nothing of lrtop's is needed there), side by side; each host's connection stays open \
+        for five minutes, so the next ls or attach starts at once. With none: this machine and the hosts of \
+        ~/.config/lrtop/hosts (one per line, # comments). --slurm: your jobs from squeue, each with the run of \
+        its rank 0. Then: lrtop attach HOST:RUN, or lrtop attach slurm:JOBID.
+        """)
+
+    @Argument(help: ArgumentHelp("Hosts as your ssh knows them (aliases of ~/.ssh/config, user@host).", valueName: "HOST"))
+    var hosts: [String] = []
+    @Flag(help: "Your Slurm jobs (squeue): job id, partition, state, time left, and the run of rank 0.")
+    var slurm = false
+
+    /// One host's answer.
+    struct Listing {
+        var label: String
+        var survey: RemoteSurvey?
+        var error: String?
+    }
+
+    func run() throws {
+        Interrupts.install()
+        defer { RemoteCleanup.shared.runAll() }
+        if slurm { return try listJobs() }
+        var failed = false
+        var names = hosts
+        var local = false
+        if names.isEmpty {
+            local = true
+            let (listed, warnings) = Self.configuredHosts()
+            for w in warnings { printErr("lrtop: warning: \(w)") }
+            names = listed
+        }
+        var listings = Self.survey(names)
+        if local {
+            do { let s = try RemoteSurvey.local(); listings.insert(Listing(label: s.hostname, survey: s), at: 0) }
+            catch { listings.insert(Listing(label: "localhost", error: error.description), at: 0) }
+        }
+        var rows: [[String]] = []
+        var empty: [String] = []
+        for l in listings {
+            if let e = l.error { printErr("lrtop: error: \(e)"); failed = true; continue }
+            guard let s = l.survey else { continue }
+            if s.runs.isEmpty { empty.append(l.label) }
+            for run in s.runs {
+                rows.append([l.label, run.name, String(run.pid), run.kind ?? "-", run.step.map(Format.grouped) ?? "-",
+                             run.loss.map { Self.number($0) } ?? "-", Self.age(run.modified, now: s.now), run.slurmJob ?? "-",
+                             run.log ?? run.socket])
+            }
+        }
+        if rows.isEmpty {
+            if !empty.isEmpty { printOut("no live runs on " + empty.joined(separator: ", ")) }
+        } else {
+            printOut(Self.table(["HOST", "RUN", "PID", "KIND", "STEP", "LOSS", "UPDATED", "SLURM", "LOG"], rows))
+            for host in empty { printOut("\(host): no live runs") }
+        }
+        if failed { throw ExitCode(1) }
+    }
+
+    /// `lrtop ls --slurm`: squeue's jobs, and for each running one the run of its rank 0 (its node surveyed over SSH).
+    func listJobs() throws {
+        let jobs: [Slurm.Job]
+        do { jobs = try Slurm.jobs() } catch { try fail(error.description) }
+        guard !jobs.isEmpty else {
+            printOut("no Slurm jobs of yours in the queue")
+            return
+        }
+        var node: [String: String] = [:]
+        var problems: [String] = []
+        for job in jobs where job.state == "RUNNING" {
+            do { node[job.id] = try RemoteAttach.rank0Node(of: job) } catch { problems.append(error.description) }
+        }
+        let nodes = Array(Set(node.values)).sorted()
+        let listings = Dictionary(uniqueKeysWithValues: zip(nodes, Self.survey(nodes)))
+        var rows: [[String]] = []
+        for job in jobs {
+            let host = node[job.id]
+            let listing = host.flatMap { listings[$0] }
+            if let e = listing?.error { problems.append(e) }
+            let runs = listing?.survey?.runs.filter { $0.slurmJob == job.id && ($0.rank ?? 0) == 0 } ?? []
+            let base = [job.id, job.partition, job.state, job.timeLeft, host ?? (job.reason == "None" ? "-" : "(\(job.reason))")]
+            if runs.isEmpty {
+                rows.append(base + [job.state == "RUNNING" ? "(no lrtop run)" : "-", "-", "-"])
+            }
+            for run in runs {
+                rows.append(base + [run.name, run.step.map(Format.grouped) ?? "-", run.loss.map { Self.number($0) } ?? "-"])
+            }
+        }
+        printOut(Self.table(["JOBID", "PARTITION", "STATE", "TIME LEFT", "NODE", "RUN", "STEP", "LOSS"], rows))
+        for p in Set(problems).sorted() { printErr("lrtop: error: \(p)") }
+        if !problems.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Every host surveyed at once, each through its master connection (left open `SSHMaster.persistSeconds`).
+    static func survey(_ hosts: [String]) -> [Listing] {
+        let results = Results(count: hosts.count)
+        DispatchQueue.concurrentPerform(iterations: hosts.count) { i in
+            let host = hosts[i]
+            do {
+                let master = try SSHMaster(host: host)
+                defer { master.close(exitIfLast: false) }
+                try master.connect(cancelled: { Interrupts.pending != 0 })
+                results.set(i, Listing(label: host, survey: try RemoteSurvey.of(master, cancelled: { Interrupts.pending != 0 })))
+            } catch {
+                results.set(i, Listing(label: host, error: "\(error)"))
+            }
+        }
+        return results.all
+    }
+
+    final class Results: @unchecked Sendable {
+        private let lock = NSLock()
+        private var items: [Listing?]
+        init(count: Int) { items = Array(repeating: nil, count: count) }
+        func set(_ i: Int, _ l: Listing) { lock.withLock { items[i] = l } }
+        var all: [Listing] { lock.withLock { items.compactMap { $0 } } }
+    }
+
+    /// The hosts of `${XDG_CONFIG_HOME:-~/.config}/lrtop/hosts`, and a warning for each line that is not one.
+    static func configuredHosts() -> ([String], [String]) {
+        let env = ProcessInfo.processInfo.environment
+        let config = env["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? ((env["HOME"] ?? NSHomeDirectory()) + "/.config")
+        let path = config + "/lrtop/hosts"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return ([], []) }
+        var hosts: [String] = [], warnings: [String] = []
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first?
+                .trimmingCharacters(in: .whitespaces) ?? ""
+            if line.isEmpty { continue }
+            do { try SSHMaster.validate(host: line); if !hosts.contains(line) { hosts.append(line) } }
+            catch { warnings.append("\(path):\(n + 1): \(error.description); skipped") }
+        }
+        return (hosts, warnings)
+    }
+
+    static func number(_ x: Double) -> String { x.isFinite ? String(format: "%.4g", x) : "\(x)" }
+
+    static func age(_ t: Double?, now: Double) -> String {
+        guard let t, now > 0 else { return "-" }
+        return Format.duration(max(0, now - t)) + " ago"
+    }
+
+    /// Columns padded to their widest cell, two spaces apart; the last is not padded.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { c in all.map { $0[c].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { c, cell in c == row.count - 1 ? cell : cell.padding(toLength: widths[c], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
