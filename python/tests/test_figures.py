@@ -2,6 +2,7 @@
 the framework logs itself (HF's `learning_rate`, Lightning's `LearningRateMonitor`) is the one that trains."""
 import json
 import math
+import time
 import warnings
 
 import pytest
@@ -18,6 +19,16 @@ def two_group_run(tmp_path, name="fig", **options):
                            {"params": model[2].parameters(), "name": "head", "lr": 0.02}], lr=0.01)
     run = lrtop.attach(opt, model=model, name=name, log_dir=str(tmp_path), announce=False, **options)
     return model, opt, run
+
+
+def taken_by_the_service_thread(run, timeout=10.0):
+    """Waits until the socket's service thread has read the command just sent, so that it applies at the next
+    boundary even on a machine too busy to give the loop the server's lock in time (then it would apply later, and
+    a test that counts steps would see it land elsewhere or after its loop)."""
+    deadline = time.monotonic() + timeout
+    while not run._server._requests:
+        assert time.monotonic() < deadline, "the run's service thread did not read the command"
+        time.sleep(0.002)
 
 
 def answer(client, ident):
@@ -372,12 +383,10 @@ def test_the_status_counts_steps_into_the_epoch_as_the_loader_does_after_find_lr
         for _ in range(10):
             run.step(loss=train_step(model, opt), epoch=epoch)
             seen.append((run.step_count, run._status()["epoch_step"]))
-            if len(seen) == 2:
-                client.command(1, "ckpt")
-            if len(seen) == 4:
-                client.command(2, "find-lr steps=6")
-            if len(seen) == 13:
-                client.command(3, "rollback")
+            for ident, at, text in ((1, 2, "ckpt"), (2, 4, "find-lr steps=6"), (3, 13, "rollback")):
+                if len(seen) == at:
+                    client.command(ident, text)
+                    taken_by_the_service_thread(run)
     for ident in (1, 2, 3):
         assert answer(client, ident)["ok"]
     client.close()
