@@ -38,6 +38,7 @@ from .distributed import CommandChannel
 from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
 from .rangetest import RangeTester, RangeTestResult
+from .metrics import metric_values
 from .runlog import RunLogWriter, number
 from .safefs import close_quietly, open_folder, open_run_folder
 from .server import ControlServer
@@ -191,7 +192,8 @@ class Run:
         self._writer = RunLogWriter(self._folder, "run.jsonl", self._log_path, self._start,
                                     on_trouble=self._log_trouble)
         try:
-            self._server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick, warn=_warn)
+            self._server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick, warn=_warn,
+                                         records=self._writer)
         except OSError as e:  # no socket (a path too long, a full /tmp): the run trains and logs without one
             _warn(f"lrtop: cannot open this run's control socket ({e.strerror or e}); it trains and logs, but "
                   "lrtop attach can only watch it")
@@ -351,7 +353,7 @@ class Run:
         writer = self._writer
         if writer is not None:
             n = samples if samples is not None else self._batch_size
-            extra = {k: _number(v) for k, v in metrics.items()} if metrics else None
+            extra = metric_values(metrics)
             if scaler is not None:
                 self._last_scale = self._loss_scale()
                 extra = extra or {}
@@ -377,7 +379,7 @@ class Run:
         if test is not None:
             if test.writer is not None:
                 test.writer.eval(test.curve.count, self._epoch, loss, acc,
-                                 {k: _number(v) for k, v in metrics.items()} or None)
+                                 metric_values(metrics))
             return
         if not math.isnan(loss):
             self._best_eval_loss = loss if self._best_eval_loss is None else min(self._best_eval_loss, loss)
@@ -387,7 +389,22 @@ class Run:
             self._final_accuracy = acc
             self._best_accuracy = acc if self._best_accuracy is None else max(self._best_accuracy, acc)
         if self._writer is not None:
-            self._writer.eval(self._step, self._epoch, loss, acc, {k: _number(v) for k, v in metrics.items()} or None)
+            self._writer.eval(self._step, self._epoch, loss, acc, metric_values(metrics))
+
+    def log(self, metrics: dict, step: Optional[int] = None) -> None:
+        """Logs metrics at any cadence, as a `metrics` record (docs/runlog.md "Metrics"): `{"acc": 0.7, "grad/attn":
+        g}`, numbers or tensors (a tensor on a device is read off the loop, without waiting for it). `step`: the step
+        they belong to (default: the last step taken). During a find-lr sweep they go to the sweep's sub-run log."""
+        values = metric_values(metrics)
+        if values is None:
+            return
+        test = self._sweeps.current
+        if test is not None:
+            if test.writer is not None:
+                test.writer.metrics(test.curve.count if step is None else int(step), values)
+            return
+        if self._writer is not None:
+            self._writer.metrics(self._step if step is None else int(step), values)
 
     def command(self, text: str) -> None:
         """Queues a command as if typed in `lrtop attach` (applied at the next step boundary; on rank 0 only)."""
@@ -418,9 +435,6 @@ class Run:
                 reason, message = "interrupted", message or signal_name(self._signal)
         self._state = "finished"
         self._checkpoints.close()  # the checkpoints being written are written (and answered) first
-        if self._server is not None:
-            self._server.broadcast(self._status())
-            self._server.close()
         if self._writer is not None:
             trouble = self._writer.trouble_note
             if trouble is not None:
@@ -429,6 +443,10 @@ class Run:
                              final_loss=None if math.isnan(self._last_loss) else self._last_loss,
                              best_eval_loss=self._best_eval_loss, best_accuracy=self._best_accuracy,
                              final_accuracy=self._final_accuracy, message=message)
+        if self._server is not None:  # after the end record, so that viewers are sent it before the socket closes
+            self._server.broadcast(self._status())
+            self._server.close()
+        if self._writer is not None:
             if not self._writer.close():
                 _warn(f"lrtop: {self._writer.unwritten} records of {self._log_path} could not be written "
                       f"({self._writer.trouble}): the log ends early")

@@ -1,3 +1,4 @@
+import Foundation
 import LRLog
 
 /// One client connection to a training process's bridge socket: JSON lines out, parsed messages in.
@@ -73,6 +74,15 @@ public final class BridgeConnection {
         return id
     }
 
+    /// Asks the run to push its log's records from line `fromLine` on; false when the connection is closed.
+    @discardableResult
+    public func subscribe(fromLine: Int) -> Bool {
+        guard state == .connected else { return false }
+        outbox += ClientMessage.subscribe(fromLine: fromLine)
+        flush()
+        return true
+    }
+
     /// Sends what is queued and returns the messages that arrived since the last call. Never blocks.
     public func poll() -> [ServerMessage] {
         var messages = early
@@ -87,6 +97,12 @@ public final class BridgeConnection {
             }
         }
         return messages
+    }
+
+    /// Waits up to `timeoutMs` for something to read (a headless viewer's idle wait; never from a UI).
+    public func waitReadable(timeoutMs: Int) {
+        if state == .connected, socket.waitReadable(timeoutMs: timeoutMs) { return }
+        if state != .connected { usleep(useconds_t(timeoutMs) * 1000) }
     }
 
     public func close() {
