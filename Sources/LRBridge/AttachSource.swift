@@ -89,12 +89,7 @@ public final class AttachSource: RunSource {
 
     public func drain() -> [RunRecord] { drainNumbered().map(\.record) }
 
-    /// A record handed on, with its line in the log and whether it came pushed over the socket.
-    public struct Arrival {
-        public var line: Int
-        public var record: RunRecord
-        public var pushed: Bool
-    }
+    public typealias Arrival = RecordJoin.Arrival
 
     /// The records due since the last call, in line order, each once; with their line numbers and sources.
     public func drainNumbered() -> [Arrival] {
@@ -109,7 +104,7 @@ public final class AttachSource: RunSource {
         if !streaming || join.hasHole, lastRead.map({ now - $0 >= pollInterval }) ?? true {
             lastRead = now
             if let read = log.readNumbered() {
-                arrived += join.takeFile(read.records, linesRead: read.linesRead).map { Arrival(line: $0.line, record: $0.record, pushed: false) }
+                arrived += join.takeFile(read.records, linesRead: read.linesRead)
             }
         }
         if !subscribed, lastRead != nil, connection.hello?.records == true, connection.state == .connected {
@@ -183,7 +178,7 @@ public final class AttachSource: RunSource {
         case .hello:
             break
         case .record(let line, let record):
-            arrived += join.takePushed(line: line, record).map { Arrival(line: $0.line, record: $0.record, pushed: true) }
+            arrived += join.takePushed(line: line, record)
         case .gap(_, let to, let reason):
             join.takeGap(to: to)
             if let reason, warnings.count < 1000 { warnings.append("✗ \(reason)") }

@@ -6,6 +6,13 @@ import LRLog
 /// been: a pushed record that arrives ahead waits here (bounded) until the file supplies the lines before it. Steps
 /// that repeat after a rollback are distinct lines, so they keep their order too.
 public struct RecordJoin {
+    /// A record handed on: its line in the log, and whether it came pushed over the socket or read from the file.
+    public struct Arrival: Sendable {
+        public var line: Int
+        public var record: RunRecord
+        public var pushed: Bool
+    }
+
     /// The next line due: every line before it has been handed on (or was unreadable in the file).
     public private(set) var next = 0
     /// The highest line number known to exist, plus one: lines from `next` up to it are missing until read.
@@ -22,12 +29,12 @@ public struct RecordJoin {
     public var waiting: Int { ahead.count }
 
     /// A record the run pushed; returns the records now due, in line order.
-    public mutating func takePushed(line: Int, _ record: RunRecord) -> [(line: Int, record: RunRecord)] {
+    public mutating func takePushed(line: Int, _ record: RunRecord) -> [Arrival] {
         known = max(known, line + 1)
         if line < next { return [] }  // had it from the file already
         if line == next {
             next += 1
-            return [(line, record)] + drainAhead()
+            return [Arrival(line: line, record: record, pushed: true)] + drainAhead()
         }
         if ahead.count < Self.maxAhead { ahead[line] = record }
         return []
@@ -38,13 +45,12 @@ public struct RecordJoin {
 
     /// Records read from the file with their line numbers, in order, and the number of complete lines read: a line
     /// below it with no record (malformed) is skipped. Returns the records now due, in line order.
-    public mutating func takeFile(_ numbered: [(line: Int, record: RunRecord)], linesRead: Int)
-        -> [(line: Int, record: RunRecord)] {
-        var out: [(line: Int, record: RunRecord)] = []
+    public mutating func takeFile(_ numbered: [(line: Int, record: RunRecord)], linesRead: Int) -> [Arrival] {
+        var out: [Arrival] = []
         for (line, record) in numbered where line >= next {
             skip(to: line, into: &out)
             ahead.removeValue(forKey: line)
-            out.append((line, record))
+            out.append(Arrival(line: line, record: record, pushed: false))
             next = line + 1
         }
         skip(to: linesRead, into: &out)
@@ -53,17 +59,17 @@ public struct RecordJoin {
     }
 
     /// Moves `next` up to `line`: lines the file holds no record for, unless a pushed copy is here.
-    private mutating func skip(to line: Int, into out: inout [(line: Int, record: RunRecord)]) {
+    private mutating func skip(to line: Int, into out: inout [Arrival]) {
         while next < line {
-            if let r = ahead.removeValue(forKey: next) { out.append((next, r)) }
+            if let r = ahead.removeValue(forKey: next) { out.append(Arrival(line: next, record: r, pushed: true)) }
             next += 1
         }
     }
 
-    private mutating func drainAhead() -> [(line: Int, record: RunRecord)] {
-        var out: [(line: Int, record: RunRecord)] = []
+    private mutating func drainAhead() -> [Arrival] {
+        var out: [Arrival] = []
         while let r = ahead.removeValue(forKey: next) {
-            out.append((next, r))
+            out.append(Arrival(line: next, record: r, pushed: true))
             next += 1
         }
         return out
