@@ -6,7 +6,7 @@ each record with the time it reached its model. Both clocks are this machine's w
     python python/bench/bench_push.py [--lrtop PATH] [--steps 1500] [--rate 100] [--metrics 20]
 
 A benchmark, not a test: it prints the latency's percentiles (records that came pushed; the history read from the
-log at attach is left out) and the machine's load; on a shared machine, repeat it.
+log at attach, and the steps taken before the viewer's first record, are left out) and the machine's load; on a shared machine, repeat it.
 """
 import argparse
 import json
@@ -80,11 +80,13 @@ def main():
     reader.join(timeout=10)
     load = os.getloadavg()
     latencies, via = [], {"push": 0, "log": 0}
-    for raw in lines:
-        a = json.loads(raw)
+    arrivals = [json.loads(raw) for raw in lines]
+    # Only steps taken once the viewer was there: those made before it started came in its first burst.
+    joined = arrivals[0]["received"]
+    for a in arrivals:
         via[a["via"]] += 1
         r = a["record"]
-        if a["via"] == "push" and r["type"] == "step":
+        if a["via"] == "push" and r["type"] == "step" and returned[r["step"]] > joined:
             latencies.append(a["received"] - returned[r["step"]])
     shutil.rmtree(folder, ignore_errors=True)
     ms = [1000 * t for t in latencies]

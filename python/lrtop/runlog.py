@@ -11,13 +11,14 @@ joins.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import math
 import os
 import threading
 import time
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from .metrics import number, resolve
 from .safefs import create_file
@@ -170,25 +171,31 @@ class RunLogWriter:
     def lines_from(self, first: int) -> tuple[int, list[bytes]]:
         """The lines numbered `first` on that are in memory (written or not), encoding what is queued first, and the
         number of the first one returned: greater than `first` when those before it are only in the file."""
-        with self._lock:
+        with self._holding():
             self._encode_queued()
             start = max(first, self._first_line)
             return start, list(itertools.islice(self._lines, start - self._first_line, None))
 
     def line_count(self) -> int:
         """How many lines the log has, written or not (encoding what is queued first)."""
-        with self._lock:
+        with self._holding():
             self._encode_queued()
             return self._first_line + len(self._lines)
 
-    def flush(self) -> bool:
-        """Writes what is queued; False when the file would not take it (the records stay queued)."""
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[None]:
+        """The lock, with this thread named as the one inside (a signal handler on it must not flush: signals.py)."""
         with self._lock:
             self.flushing_thread = threading.get_ident()
             try:
-                return self._flush_locked()
+                yield
             finally:
                 self.flushing_thread = None
+
+    def flush(self) -> bool:
+        """Writes what is queued; False when the file would not take it (the records stay queued)."""
+        with self._holding():
+            return self._flush_locked()
 
     def _flush_locked(self) -> bool:
         self._last_flush = time.monotonic()

@@ -81,8 +81,9 @@ public enum ServerMessage: Equatable, Sendable {
     case gap(from: Int, to: Int, reason: String?)
 
     /// Reads one line (without its newline). Errors name what is wrong with the line.
-    public static func parse(_ line: some Collection<UInt8>) throws(BridgeError) -> ServerMessage {
-        if let pushed = PushedRecord.parse(Array(line)) { return pushed }
+    public static func parse(_ line: some Collection<UInt8>, records: RunLogLineDecoder? = nil) throws(BridgeError) -> ServerMessage {
+        if line.starts(with: PushedRecord.prefix),
+           let pushed = PushedRecord.parse(Array(line), decoder: records ?? RunLogLineDecoder()) { return pushed }
         let o: Wire
         do {
             o = try decoder.decode(Wire.self, from: Data(line))
@@ -216,8 +217,9 @@ enum PushedRecord {
     static let prefix = Array("{\"type\":\"record\",\"line\":".utf8)
     static let member = Array(",\"record\":".utf8)
 
-    /// nil when `line` is not a record message in that form (then it is read as any other message).
-    static func parse(_ line: [UInt8]) -> ServerMessage? {
+    /// nil when `line` is not a record message in that form (then it is read as any other message). `decoder`: the
+    /// connection's, kept across its records.
+    static func parse(_ line: [UInt8], decoder: RunLogLineDecoder = RunLogLineDecoder()) -> ServerMessage? {
         guard line.starts(with: prefix) else { return nil }
         var i = prefix.count
         var number = 0
@@ -231,9 +233,9 @@ enum PushedRecord {
         var end = line.count
         while end > i, line[end - 1] == 32 || line[end - 1] == 13 { end -= 1 }
         guard end > i, line[end - 1] == UInt8(ascii: "}") else { return nil }
-        let text = String(decoding: line[i ..< end - 1], as: UTF8.self)
         do {
-            return .record(line: number, try RunLogLine.decode(text))
+            let record = try line[i ..< end - 1].withUnsafeBufferPointer { try decoder.decode($0) }
+            return .record(line: number, record)
         } catch {
             return .gap(from: number, to: number + 1, reason: "record of line \(number) unreadable (\(error)); reading it from the log")
         }

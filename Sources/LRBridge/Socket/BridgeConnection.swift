@@ -28,6 +28,8 @@ public final class BridgeConnection {
     private var outbox: [UInt8] = []
     private var early: [ServerMessage] = []
     private var nextID = 1
+    /// Pushed records are read with one parser for the connection (metric names interned once).
+    private let recordDecoder = RunLogLineDecoder()
 
     /// Connects (a Unix-domain connect returns at once) and says hello. The greeting may take a moment (a run
     /// that answers only between steps): `waitForGreeting` waits for it before a UI starts, `poll` picks it up after.
@@ -150,7 +152,7 @@ public final class BridgeConnection {
             }
             if line.allSatisfy({ $0 == 32 || $0 == 13 }) { continue }
             do {
-                messages.append(try ServerMessage.parse(line))
+                messages.append(try ServerMessage.parse(line, records: recordDecoder))
             } catch {
                 // Kept up to a bound: a peer sending bad lines forever must not grow the viewer's memory.
                 if warnings.count < 1000 { warnings.append("malformed message from the run: \(error.description)") }
