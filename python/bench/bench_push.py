@@ -92,6 +92,9 @@ def main():
     ms = [1000 * t for t in latencies]
     print(f"{args.steps} steps at {args.rate:g}/s with {args.metrics} metrics; {via['log']} records read from the log "
           f"at attach, {via['push']} pushed; load average {load[0]:.1f} {load[1]:.1f} on {os.cpu_count()} cores")
+    if os.environ.get("BENCH_PUSH_TRACE"):
+        tenth = max(1, len(ms) // 10)
+        print("by tenth of the run, p50 ms:", [round(statistics.median(ms[i:i + tenth]), 1) for i in range(0, len(ms), tenth)])
     print(f"run.step() returned -> record in the viewer's model, ms: p50 {statistics.median(ms):.1f}  "
           f"p95 {percentile(ms, 95):.1f}  p99 {percentile(ms, 99):.1f}  max {max(ms):.1f}  (n={len(ms)})")
 
