@@ -173,8 +173,11 @@ class RunLogWriter:
         number of the first one returned: greater than `first` when those before it are only in the file."""
         with self._holding():
             self._encode_queued()
+            lines = self._lines
             start = max(first, self._first_line)
-            return start, list(itertools.islice(self._lines, start - self._first_line, None))
+            # By index from the right end (deque indexing walks from the nearer end): a viewer that is caught up asks
+            # for the last few lines of thousands.
+            return start, [lines[i] for i in range(start - self._first_line, len(lines))]
 
     def line_count(self) -> int:
         """How many lines the log has, written or not (encoding what is queued first)."""
