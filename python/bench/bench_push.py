@@ -75,6 +75,7 @@ def main():
         wait = start + step * period - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
+    took = time.perf_counter() - start
     run.close()
     viewer.wait(timeout=60)
     reader.join(timeout=10)
@@ -90,7 +91,7 @@ def main():
             latencies.append(a["received"] - returned[r["step"]])
     shutil.rmtree(folder, ignore_errors=True)
     ms = [1000 * t for t in latencies]
-    print(f"{args.steps} steps at {args.rate:g}/s with {args.metrics} metrics; {via['log']} records read from the log "
+    print(f"{args.steps} steps paced to {args.rate:g}/s (the loop made {args.steps / took:.0f}/s) with {args.metrics} metrics; {via['log']} records read from the log "
           f"at attach, {via['push']} pushed; load average {load[0]:.1f} {load[1]:.1f} on {os.cpu_count()} cores")
     if os.environ.get("BENCH_PUSH_TRACE"):
         tenth = max(1, len(ms) // 10)
