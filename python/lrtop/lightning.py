@@ -51,6 +51,21 @@ def _loss_of(outputs: Any) -> float:
         return math.nan
 
 
+def _samples_in(batch: Any) -> Optional[int]:
+    """The batch's size, for samples/s: the first dimension of its first tensor (a tensor, a tuple or list, a dict),
+    read from the shape (no device sync); None when the batch holds no tensor (the step then logs no rate)."""
+    for _ in range(4):  # nested at most a few levels: ((x, y), meta), {"input": (ids, mask)}
+        if isinstance(batch, torch.Tensor):
+            return int(batch.shape[0]) if batch.dim() > 0 else None
+        if isinstance(batch, (list, tuple)) and batch:
+            batch = next((b for b in batch if isinstance(b, (torch.Tensor, list, tuple, dict))), None)
+        elif isinstance(batch, dict) and batch:
+            batch = next((b for b in batch.values() if isinstance(b, (torch.Tensor, list, tuple, dict))), None)
+        else:
+            return None
+    return None
+
+
 def _logged_metrics(trainer, on_step: bool) -> dict:
     """What the module `self.log`ged for the loggers, by the names Lightning gives them (`train_loss_step`), as the
     tensors Lightning holds: read from its result collection as `_ResultCollection.metrics` reads them, without its
@@ -92,6 +107,7 @@ class LrtopCallback(pl.Callback):
         opts.update(self.options)
         self.run = _LightningRun(trainer, trainer.optimizers[0], scheduler, model=pl_module, name=self.name,
                                  log_dir=self.log_dir, framework="lightning", scheduler_stepped_externally=True,
+                                 epoch_base=0,
                                  eval_fn=lambda: self._validate(trainer), **opts)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
@@ -102,7 +118,9 @@ class LrtopCallback(pl.Callback):
             metrics = _logged_metrics(trainer, on_step=True)
             if metrics:
                 run.log(metrics, step=None if run.finding_lr else run.step_count + 1)
-        run.step(loss=_loss_of(outputs), epoch=trainer.current_epoch)
+        n = _samples_in(batch)  # this micro-batch; the step took `accumulate_grad_batches` of them on every rank
+        samples = n * max(1, trainer.accumulate_grad_batches) * max(1, trainer.world_size) if n else None
+        run.step(loss=_loss_of(outputs), epoch=trainer.current_epoch, samples=samples)
         if run.should_stop:
             trainer.should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
 
