@@ -3,10 +3,12 @@ import LRLog
 import LRTUI
 import LRCommand
 
-/// A PyTorch run in another process as the dashboard sees it (`lrtop attach`): the records come from its run log,
-/// followed as `lrtop watch` follows one (the whole run so far, then live); the state, LRs and scheduler, and the
-/// answers to commands, come from its bridge socket. Everything here returns at once: the log is read in chunks
-/// and the socket is non-blocking.
+/// A PyTorch run in another process as the dashboard sees it (`lrtop attach`): the records of the run so far come
+/// from its run log, then, pushed over its bridge socket as the run makes them (docs/bridge.md "Records, pushed"),
+/// joined by line number with no gap and no duplicate (`RecordJoin`); the log is read again only for lines the
+/// stream skipped, or followed as `lrtop watch` follows it when the run does not push (or its socket closed). The
+/// state, LRs and scheduler, and the answers to commands, come from the socket too. Everything here returns at once:
+/// the log is read in chunks and the socket is non-blocking.
 public final class AttachSource: RunSource {
     public var isLive: Bool { true }
     /// `q` detaches: the run goes on in its own process.
@@ -62,6 +64,15 @@ public final class AttachSource: RunSource {
     public var staleAfter: Double = 5
 
     private let log: WatchSource
+    /// Seconds between reads of the log while it is needed (history, a gap, no stream).
+    private let pollInterval: Double
+    private var lastRead: Double?
+    private var join = RecordJoin()
+    /// Subscribed to the pushed records (sent once the history is read and the run said it pushes).
+    public private(set) var subscribed = false
+    /// Where each record handed on so far came from: pushed over the socket, or read from the log.
+    public private(set) var pushedCount = 0
+    public private(set) var readCount = 0
     private var bridge: BridgeStatus?
     private var lastMessageAt: Double
     private var closedAt: Double?
@@ -74,16 +85,35 @@ public final class AttachSource: RunSource {
         self.connection = connection
         self.logURL = logURL
         log = WatchSource(url: self.logURL, pollInterval: pollInterval)
+        self.pollInterval = pollInterval
         lastMessageAt = ReplaySource.monotonicSeconds()
     }
 
-    public func drain() -> [RunRecord] {
-        let records = log.drain()
+    public func drain() -> [RunRecord] { drainNumbered().map(\.record) }
+
+    public typealias Arrival = RecordJoin.Arrival
+
+    /// The records due since the last call, in line order, each once; with their line numbers and sources.
+    public func drainNumbered() -> [Arrival] {
         let now = clock()
+        var arrived: [Arrival] = []
         for message in connection.poll() {
             lastMessageAt = now
-            handle(message)
+            handle(message, into: &arrived)
         }
+        // The file: its history first; then only for lines the stream skipped, or while nothing is pushed.
+        let streaming = subscribed && connection.state == .connected
+        if !streaming || join.hasHole, lastRead.map({ now - $0 >= pollInterval }) ?? true {
+            lastRead = now
+            if let read = log.readNumbered() {
+                arrived += join.takeFile(read.records, linesRead: read.linesRead)
+            }
+        }
+        if !subscribed, lastRead != nil, connection.hello?.records == true, connection.state == .connected {
+            subscribed = connection.subscribe(fromLine: join.next)
+        }
+        for a in arrived { if a.pushed { pushedCount += 1 } else { readCount += 1 } }
+        log.take(arrived.map(\.record))
         if connection.warnings.count > warningCount {
             warnings += connection.warnings[warningCount...]
             warningCount = connection.warnings.count
@@ -102,7 +132,7 @@ public final class AttachSource: RunSource {
             let why = closeReason == BridgeConnection.closedByPeer ? "" : " (\(closeReason ?? ""))"
             lostReason = "the run's socket closed\(at) and its log has no end record: the training process exited or was killed" + why
         }
-        return records
+        return arrived
     }
 
     /// How things stand now; `.detached` while the connection is up.
@@ -152,10 +182,15 @@ public final class AttachSource: RunSource {
         return catalog(overflow ? 1 : max(1, left), s.stepsPerEpoch ?? 0)
     }
 
-    private func handle(_ message: ServerMessage) {
+    private func handle(_ message: ServerMessage, into arrived: inout [Arrival]) {
         switch message {
         case .hello:
             break
+        case .record(let line, let record):
+            arrived += join.takePushed(line: line, record)
+        case .gap(_, let to, let reason):
+            join.takeGap(to: to)
+            if let reason, warnings.count < 1000 { warnings.append("✗ \(reason)") }
         case .status(let s):
             bridge = s
         case .ack(let id, let ok, let error):

@@ -155,7 +155,8 @@ struct MetricsEndToEndTests {
     }
 }
 
-/// A real PyTorch loop logging twenty metrics of its own through the bridge (`run.step(loss, **metrics)`), attached.
+/// A real PyTorch loop logging twenty metrics of its own through the bridge (tensors, by `run.step(loss, **metrics)`
+/// and `run.log(metrics)`), attached.
 @Suite(.serialized, .enabled(if: tmuxInstalled, "needs tmux"),
        .enabled(if: venvPython != nil, "no Python venv at ${LRTOP_VENV:-~/.cache/lrtop/venv}: run .ci/install to create it"))
 struct BridgedMetricsEndToEndTests {
@@ -171,7 +172,11 @@ struct BridgedMetricsEndToEndTests {
         while not run.should_stop and step < 100000:
             loss = model(torch.randn(8, 4)).pow(2).mean()
             opt.zero_grad(); loss.backward(); opt.step()
-            run.step(loss=loss, **{n: k + math.sin(step / 20 + k) for k, n in enumerate(names)})
+            values = [torch.tensor(k + math.sin(step / 20 + k)) for k in range(len(names))]
+            # Half of them in the step record, the other half on their own every 5 steps (run.log): tensors, both.
+            run.step(loss=loss, **dict(zip(names[:10], values[:10])))
+            if step % 5 == 0:
+                run.log(dict(zip(names[10:], values[10:])))
             step += 1
             time.sleep(0.02)
     """
@@ -179,20 +184,7 @@ struct BridgedMetricsEndToEndTests {
     @Test func aBridgedLoopsTwentyMetricsAreAttachedFilteredAndPinned() throws {
         let dir = try TempDir("lrtop-attach")
         defer { dir.cleanup() }
-        try Self.script.write(toFile: dir.path("loop.py"), atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: venvPython!)
-        process.arguments = ["loop.py"]
-        process.currentDirectoryURL = dir.url
-        var env = ProcessInfo.processInfo.environment
-        env["PYTHONPATH"] = packageRoot.appendingPathComponent("python").path
-        env["OMP_NUM_THREADS"] = "1"
-        process.environment = env
-        let out = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardOutput = out
-        process.standardError = out
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try startPythonScript(Self.script, in: dir)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) }; process.waitUntilExit() }
         let log = dir.path("runs/metrics-e2e/run.jsonl")
         let deadline = Date().addingTimeInterval(180)

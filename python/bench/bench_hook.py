@@ -40,6 +40,8 @@ def loop(steps, with_run, viewer, log_dir):
     if run is not None and viewer:
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.connect(run.socket_path)
+        # As `lrtop attach` does: the log's records pushed as they are made (read and dropped below).
+        client.sendall(b'{"type":"subscribe","from_line":0}\n')
         client.setblocking(False)
     for _ in range(20):  # warm-up
         loss = torch.nn.functional.cross_entropy(model(x), y)

@@ -58,7 +58,7 @@ def main() -> None:
     training = TrainingArguments(output_dir=args.out, per_device_train_batch_size=args.batch_size,
                                  per_device_eval_batch_size=64, max_steps=args.steps, learning_rate=args.lr,
                                  eval_strategy="steps", eval_steps=args.eval_every, save_strategy="no",
-                                 logging_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
+                                 logging_strategy="steps", logging_steps=10, report_to=[], use_cpu=True, disable_tqdm=True,
                                  seed=args.seed, dataloader_num_workers=0)
     trainer = Trainer(model=model, args=training, train_dataset=Tokens(4096, args.seed),
                       eval_dataset=Tokens(256, args.seed + 1),

@@ -28,7 +28,10 @@ class Classifier(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return F.cross_entropy(self.net(x), y)
+        logits = self.net(x)
+        # A metric of the module's own: lrtop reads it at Lightning's logging cadence (log_every_n_steps).
+        self.log("train/acc", (logits.argmax(1) == y).float().mean())
+        return F.cross_entropy(logits, y)
 
     def validation_step(self, batch, batch_idx):
         x, y = batch
@@ -60,7 +63,7 @@ def main() -> None:
                                         batch_size=args.batch_size, shuffle=True)
     val = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x_val, y_val), batch_size=256)
     trainer = pl.Trainer(max_steps=args.steps, val_check_interval=min(args.eval_every, len(train)),
-                         check_val_every_n_epoch=None,
+                         check_val_every_n_epoch=None, log_every_n_steps=10,
                          callbacks=[LrtopCallback(name=args.name, log_dir=args.log_dir, seed=args.seed,
                                                   batch_size=args.batch_size), Slow(args.step_delay)],
                          accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,

@@ -97,6 +97,12 @@ class LrtopCallback(TrainerCallback):
             self.run.eval(val_loss=metrics.get("eval_loss"),
                           val_acc=metrics.get("eval_accuracy", metrics.get("eval_acc")))
 
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        """Every number of HF's `logs` (loss, grad_norm, learning_rate, epoch, eval_*, what the user adds) as metrics
+        of the step just taken, at HF's own logging cadence (`logging_steps`)."""
+        if self.run is not None and logs:
+            self.run.log(logs)
+
     def on_train_end(self, args, state, control, **kwargs):
         if self._hook is not None:
             self._hook.remove()

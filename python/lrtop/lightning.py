@@ -68,6 +68,27 @@ def _samples_in(batch: Any) -> Optional[int]:
     return None
 
 
+def _logged_metrics(trainer, on_step: bool) -> dict:
+    """What the module `self.log`ged for the loggers, by the names Lightning gives them (`train_loss_step`), as the
+    tensors Lightning holds: read from its result collection as `_ResultCollection.metrics` reads them, without its
+    progress-bar copy (that one calls `.item()`, a device sync). Epoch values are read only once Lightning has
+    computed them (at the end of a validation)."""
+    results = trainer._results
+    out: dict = {}
+    if results is None:
+        return out
+    for _, metric in results.valid_items():
+        if not metric.meta.logger:
+            continue
+        if on_step:
+            value = metric._forward_cache if metric.meta.on_step else None
+        else:
+            value = metric._computed if metric.meta.on_epoch else None
+        if isinstance(value, torch.Tensor):
+            out[results._forked_name(metric, on_step)[1]] = value
+    return out
+
+
 class LrtopCallback(pl.Callback):
     """Logs the run in lrtop's format and lets `lrtop attach` steer it. Options as for `lrtop.attach`."""
 
@@ -95,6 +116,10 @@ class LrtopCallback(pl.Callback):
         run = self.run
         if run is None or trainer.fit_loop._should_accumulate():
             return
+        if trainer._logger_connector.should_update_logs:  # Lightning's own cadence: log_every_n_steps
+            metrics = _logged_metrics(trainer, on_step=True)
+            if metrics:
+                run.log(metrics, step=None if run.finding_lr else run.step_count + 1)
         n = _samples_in(batch)  # this micro-batch; the step took `accumulate_grad_batches` of them on every rank
         samples = n * max(1, trainer.accumulate_grad_batches) * max(1, trainer.world_size) if n else None
         run.step(loss=_loss_of(outputs), epoch=trainer.current_epoch, samples=samples)
@@ -105,7 +130,9 @@ class LrtopCallback(pl.Callback):
         if self.run is None or trainer.sanity_checking:
             return
         m = trainer.callback_metrics
-        self.run.eval(val_loss=m.get(self.val_loss_key), val_acc=m.get(self.val_acc_key))
+        own = (self.val_loss_key, self.val_acc_key, "val_loss", "val_acc")
+        others = {k: v for k, v in _logged_metrics(trainer, on_step=False).items() if k not in own}
+        self.run.eval(val_loss=m.get(self.val_loss_key), val_acc=m.get(self.val_acc_key), **others)
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self.run is not None:

@@ -42,6 +42,7 @@ from .engines import unwrap as unwrap_engine
 from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
 from .rangetest import RangeTester, RangeTestResult
+from .metrics import metric_values
 from .runlog import RunLogWriter, number, numbers
 from .schedulers import shadow_optimizer
 from .safefs import close_quietly, open_folder, open_run_folder
@@ -257,7 +258,8 @@ class Run:
         self._writer = RunLogWriter(self._folder, "run.jsonl", self._log_path, self._start,
                                     on_trouble=self._log_trouble)
         try:
-            self._server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick, warn=_warn)
+            self._server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick, warn=_warn,
+                                         records=self._writer)
         except OSError as e:  # no socket (a path too long, a full /tmp): the run trains and logs without one
             _warn(f"lrtop: cannot open this run's control socket ({e.strerror or e}); it trains and logs, but "
                   "lrtop attach can only watch it")
@@ -443,7 +445,7 @@ class Run:
             values = self._values
             loss_value = self._last_loss = values.value(loss)
             n = samples if samples is not None else self._batch_size
-            extra = {k: _json_value(values.value(v)) for k, v in metrics.items()} if metrics else None
+            extra = metric_values(metrics, values.value) if metrics else None
             if self._window_metrics is not None:  # the last exchange's step times, the GPU's memory
                 extra = {**(extra or {}), **self._window_metrics}
                 self._window_metrics = None
@@ -478,7 +480,7 @@ class Run:
         if test is not None:
             if test.writer is not None:
                 test.writer.eval(test.curve.count, self._epoch, loss, acc,
-                                 {k: _number(v) for k, v in metrics.items()} or None)
+                                 metric_values(metrics))
             return
         if not math.isnan(loss):
             self._best_eval_loss = loss if self._best_eval_loss is None else min(self._best_eval_loss, loss)
@@ -488,7 +490,22 @@ class Run:
             self._final_accuracy = acc
             self._best_accuracy = acc if self._best_accuracy is None else max(self._best_accuracy, acc)
         if self._writer is not None:
-            self._writer.eval(self._step, self._epoch, loss, acc, {k: _number(v) for k, v in metrics.items()} or None)
+            self._writer.eval(self._step, self._epoch, loss, acc, metric_values(metrics))
+
+    def log(self, metrics: dict, step: Optional[int] = None) -> None:
+        """Logs metrics at any cadence, as a `metrics` record (docs/runlog.md "Metrics"): `{"acc": 0.7, "grad/attn":
+        g}`, numbers or tensors (a tensor on a device is read off the loop, without waiting for it). `step`: the step
+        they belong to (default: the last step taken). During a find-lr sweep they go to the sweep's sub-run log."""
+        test = self._sweeps.current
+        if test is not None:  # a sweep's sub-run (off the steady state): a device tensor is read when it is written
+            values = metric_values(metrics)
+            if values is not None and test.writer is not None:
+                test.writer.metrics(test.curve.count if step is None else int(step), values)
+            return
+        # The run's log: a device tensor becomes a `Deferred` (devicevalues.py), the record held until it arrives.
+        values = metric_values(metrics, self._values.value)
+        if values is not None and self._writer is not None:
+            self._writer.metrics(self._step if step is None else int(step), values)
 
     def command(self, text: str) -> None:
         """Queues a command as if typed in `lrtop attach` (applied at the next step boundary; on rank 0 only)."""
@@ -520,9 +537,6 @@ class Run:
         self._state = "finished"
         self._values.flush(wait=True)  # the last device values: off the steady state, waiting is allowed
         self._checkpoints.close()  # the checkpoints being written are written (and answered) first
-        if self._server is not None:
-            self._server.broadcast(self._status())
-            self._server.close()
         if self._writer is not None:
             trouble = self._writer.trouble_note
             if trouble is not None:
@@ -531,6 +545,10 @@ class Run:
                              final_loss=None if math.isnan(float(self._last_loss)) else float(self._last_loss),
                              best_eval_loss=self._best_eval_loss, best_accuracy=self._best_accuracy,
                              final_accuracy=self._final_accuracy, message=message)
+        if self._server is not None:  # after the end record, so that viewers are sent it before the socket closes
+            self._server.broadcast(self._status())
+            self._server.close()
+        if self._writer is not None:
             if not self._writer.close():
                 _warn(f"lrtop: {self._writer.unwritten} records of {self._log_path} could not be written "
                       f"({self._writer.trouble}): the log ends early")

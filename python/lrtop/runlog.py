@@ -1,20 +1,27 @@
 """The run log in lrtop's JSONL schema (docs/runlog.md), written the way the Swift `RunLogWriter` writes it: one JSON
 object per line, keys in the writer's order, NaN/infinity as the strings "NaN"/"Infinity"/"-Infinity", buffered and
-handed to the file at least once a second so `lrtop watch` and `lrtop attach` follow it live. Every line is whole:
-a record leaves memory only once its line is in the file.
+handed to the file at least once a second so `lrtop watch` follows it live. Every line is whole: a record leaves
+memory only once its line is in the file.
+
+Each record is encoded once, off the training loop, and numbered by its line in the file (the header is line 0):
+the same bytes go to the file and, through `lines_from`, to the viewers the socket pushes records to (docs/bridge.md
+"Records, pushed"). The last `RING_LINES` written lines stay in memory beside the unwritten ones for a viewer that
+joins.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
 import json
 import math
 import os
 import threading
 import time
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from .devicevalues import Deferred, Value, record_ready
+from .metrics import number, resolve
 from .safefs import create_file
 
 SCHEMA = 2
@@ -22,17 +29,8 @@ EVENT_KINDS = ("command", "error", "guard", "checkpoint", "rollback", "info")
 END_REASONS = ("completed", "stopped", "interrupted", "diverged", "failed")
 
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def number(x) -> object:
-    """A JSON number, or the string lrtop's schema uses for NaN and infinity."""
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return x
+# A metric's value may be a tensor kept from the loop (metrics.py): read here, on the thread that encodes, never there.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=resolve)
 
 
 def resolved(v: object) -> object:
@@ -59,23 +57,57 @@ def _json_number(x: float) -> str:
     return repr(x)
 
 
-_STEP_KEYS = frozenset(("type", "step", "epoch", "lrs", "loss", "grad_norm", "samples_per_sec", "wall_time"))
+_STEP_KEYS = frozenset(("type", "step", "epoch", "lrs", "loss", "grad_norm", "samples_per_sec", "wall_time",
+                        "metrics"))
+_EVAL_KEYS = frozenset(("type", "step", "epoch", "loss", "accuracy", "wall_time", "metrics"))
+
+
+def _with_metrics(record: dict, extra: Optional[dict], own: frozenset) -> dict:
+    """`record` with the metrics in `extra` after its own keys; a metric named like one of the record's own keys goes
+    in its `metrics` object, last (docs/runlog.md "Metrics")."""
+    if extra:
+        clashing = None
+        for k, v in extra.items():
+            if k in own:
+                clashing = clashing or {}
+                clashing[k] = v
+            else:
+                record[k] = v
+        if clashing:
+            record["metrics"] = clashing
+    return record
 
 
 def _step_line(item: tuple) -> str:
     """A queued step record, encoded exactly as `_ENCODER.encode` encodes the same dict, only faster."""
     step, epoch, lrs, loss, grad_norm, samples_per_sec, wall_time, extra = item
-    if extra and not _STEP_KEYS.isdisjoint(extra):  # a metric named like a standard key replaces it, as dict.update
+    if extra and not _STEP_KEYS.isdisjoint(extra):
         record = {"type": "step", "step": step, "epoch": epoch, "lrs": numbers(lrs), "loss": number(loss),
                   "grad_norm": number(grad_norm), "samples_per_sec": number(samples_per_sec), "wall_time": wall_time}
-        record.update({k: resolved(v) for k, v in extra.items()})
-        return _ENCODER.encode(record) + "\n"
+        return _ENCODER.encode(_with_metrics(record, {k: resolved(v) for k, v in extra.items()}, _STEP_KEYS)) + "\n"
     line = (f'{{"type":"step","step":{step},"epoch":{epoch},"lrs":[{",".join(map(_json_number, lrs))}],'
             f'"loss":{_json_number(loss)},"grad_norm":{_json_number(grad_norm)},'
             f'"samples_per_sec":{_json_number(samples_per_sec)},"wall_time":{wall_time!r}')
     if extra:
         line += "," + ",".join(f"{_ENCODER.encode(str(k))}:{_ENCODER.encode(resolved(v))}" for k, v in extra.items())
     return line + "}\n"
+
+
+def _ready(item: object) -> bool:
+    """Whether every value of a queued record has arrived: a step tuple's (devicevalues.record_ready), or a
+    `metrics` record's (`run.log` of device tensors)."""
+    if type(item) is tuple:
+        return record_ready(item)
+    metrics = item.get("metrics") if type(item) is dict else None
+    return not metrics or all(type(v) is not Deferred or v.ready() for v in metrics.values())
+
+
+def _encode(item: object) -> bytes:
+    text = _step_line(item) if type(item) is tuple else _ENCODER.encode(item) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from an API caller's text: written as '?', never lost
+        return text.encode("utf-8", "replace")
 
 
 FLUSH_INTERVAL = 1.0
@@ -97,6 +129,8 @@ class RunLogWriter:
     # Records held in memory at most while writes fail (a step record is a tuple of about 200 bytes).
     MAX_HELD = 200_000
     RETRY_INTERVAL = 1.0
+    # Lines already in the file that stay in memory too, for a viewer that joins (several seconds of a fast run).
+    RING_LINES = 4096
 
     def __init__(self, folder: int, name: str, path: str, start: float, flush_interval: float = FLUSH_INTERVAL,
                  on_trouble: Optional[Callable[[str], None]] = None):
@@ -106,10 +140,16 @@ class RunLogWriter:
         self.on_trouble = on_trouble
         self._fd: Optional[int] = create_file(folder, name, exclusive=True, append=True)
         # Records wait here unencoded (a step record as a tuple, others as dicts): the training loop only appends,
-        # and whoever flushes (the socket's service thread about once a second, or the loop at a pause, an end or
-        # when too much is queued) encodes them, in order. deque.append/popleft are atomic, so the loop takes no
-        # lock per step. A record leaves the queue only once its whole line is in the file.
+        # and whoever encodes (the socket's service thread: about once a second, or every round while a viewer takes
+        # pushed records; the loop at a pause, an end or when too much is queued) takes them in order. deque.append
+        # and popleft are atomic, so the loop takes no lock per step.
         self._queue: collections.deque = collections.deque()
+        # Encoded lines (bytes, each with its newline), in order: `_written` of them, at the front, are in the file
+        # already (the last RING_LINES kept for viewers that join); the rest wait for the file. `_first_line` is the
+        # line number of the first. A record leaves memory only once its whole line is in the file.
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._first_line = 0
+        self._written = 0
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
         # The thread inside a flush now (a signal handler on that thread must not flush again: see signals.py).
@@ -128,34 +168,64 @@ class RunLogWriter:
                 self.flushing_thread != threading.get_ident():
             self.flush()
 
-    def flush(self) -> bool:
-        """Writes what is queued; False when the file would not take it (the records stay queued)."""
+    def _encode_queued(self) -> None:
+        """Under the lock: encodes the queued records into lines, in order. While the file takes nothing (a full
+        disk) and `MAX_HELD` lines wait, step records are counted instead of kept."""
+        queue, lines = self._queue, self._lines
+        pop = queue.popleft
+        for _ in range(len(queue)):
+            # A record whose device values have not arrived yet (devicevalues.py) holds it and the ones behind it:
+            # lines keep their order, so their numbers (the push path's) stay those of the file.
+            if not _ready(queue[0]):
+                break
+            item = pop()
+            if type(item) is tuple and self.failing_since is not None and \
+                    len(lines) - self._written >= self.MAX_HELD:
+                self.dropped_steps += 1
+                step = item[0]
+                self.dropped_range = (self.dropped_range[0] if self.dropped_range else step, step)
+                continue
+            lines.append(_encode(item))
+
+    def lines_from(self, first: int) -> tuple[int, list[bytes]]:
+        """The lines numbered `first` on that are in memory (written or not), encoding what is queued first, and the
+        number of the first one returned: greater than `first` when those before it are only in the file."""
+        with self._holding():
+            self._encode_queued()
+            lines = self._lines
+            start = max(first, self._first_line)
+            # By index from the right end (deque indexing walks from the nearer end): a viewer that is caught up asks
+            # for the last few lines of thousands.
+            return start, [lines[i] for i in range(start - self._first_line, len(lines))]
+
+    def line_count(self) -> int:
+        """How many lines the log has, written or not (encoding what is queued first)."""
+        with self._holding():
+            self._encode_queued()
+            return self._first_line + len(self._lines)
+
+    @contextlib.contextmanager
+    def _holding(self) -> Iterator[None]:
+        """The lock, with this thread named as the one inside (a signal handler on it must not flush: signals.py)."""
         with self._lock:
             self.flushing_thread = threading.get_ident()
             try:
-                return self._flush_locked()
+                yield
             finally:
                 self.flushing_thread = None
 
+    def flush(self) -> bool:
+        """Writes what is queued; False when the file would not take it (the records stay queued)."""
+        with self._holding():
+            return self._flush_locked()
+
     def _flush_locked(self) -> bool:
-        queue = self._queue
         self._last_flush = time.monotonic()
-        if self._fd is None or not queue:
+        self._encode_queued()
+        lines = self._lines
+        if self._fd is None or self._written == len(lines):
             return True
-        n = len(queue)
-        # A step record whose device values have not arrived yet (devicevalues.py) holds it and the ones behind it.
-        for i, item in enumerate(itertools.islice(queue, n)):
-            if type(item) is tuple and not record_ready(item):
-                n = i
-                break
-        if n == 0:
-            return True
-        text = "".join([_step_line(item) if type(item) is tuple else _ENCODER.encode(item) + "\n"
-                        for item in itertools.islice(queue, n)])
-        try:
-            data = text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate from an API caller's text: written as '?', never lost
-            data = text.encode("utf-8", "replace")
+        data = b"".join(itertools.islice(lines, self._written, None))
         written = 0
         try:
             view = memoryview(data)
@@ -165,12 +235,12 @@ class RunLogWriter:
             whole = data.rfind(b"\n", 0, written) + 1
             if whole < written:
                 self._cut(written - whole)
-            for _ in range(data.count(b"\n", 0, whole)):
-                queue.popleft()
+            self._written += data.count(b"\n", 0, whole)
+            self._forget_written()
             self._failed(e)
             return False
-        for _ in range(n):
-            queue.popleft()
+        self._written = len(lines)
+        self._forget_written()
         if self.failing_since is not None:
             seconds = time.monotonic() - self.failing_since
             self.failing_since = None
@@ -178,6 +248,14 @@ class RunLogWriter:
                        + (f"; {self.dropped_steps} step records were dropped meanwhile" if self.dropped_steps
                           else "; no record was lost"))
         return True
+
+    def _forget_written(self) -> None:
+        """Keeps the last `RING_LINES` written lines in memory, no more."""
+        lines = self._lines
+        while self._written > self.RING_LINES:
+            lines.popleft()
+            self._written -= 1
+            self._first_line += 1
 
     def _cut(self, extra: int) -> None:
         """Cuts the half line a failed write left at the file's end."""
@@ -206,11 +284,12 @@ class RunLogWriter:
 
     def maybe_flush(self, interval: Optional[float] = None) -> None:
         """Flushes when the last flush is older than `interval` (default: the flush interval, a second for a run;
-        a viewer's 0.05 s while one watches); failed writes are retried at most once a second."""
+        0.05 s while a viewer watches, for viewers that read the file: over SSH); failed writes are retried at most
+        once a second."""
         interval = self.flush_interval if interval is None else interval
         if self.failing_since is not None:
             interval = max(interval, self.RETRY_INTERVAL)
-        if self._queue and time.monotonic() - self._last_flush >= interval:
+        if self.unwritten and time.monotonic() - self._last_flush >= interval:
             self.flush()
 
     def close(self) -> bool:
@@ -229,7 +308,7 @@ class RunLogWriter:
 
     @property
     def unwritten(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._lines) - self._written
 
     @property
     def trouble_note(self) -> Optional[str]:
@@ -264,7 +343,8 @@ class RunLogWriter:
         if len(queue) >= self.MAX_QUEUED:
             if self.failing_since is None:
                 self.flush()
-            elif len(queue) >= self.MAX_HELD:  # the disk has been full for a long while: count, do not hold
+            elif len(queue) + len(self._lines) - self._written >= self.MAX_HELD:
+                # the disk has been full for a long while: count, do not hold
                 self.dropped_steps += 1
                 self.dropped_range = (self.dropped_range[0] if self.dropped_range else step, step)
                 return
@@ -273,9 +353,11 @@ class RunLogWriter:
     def eval(self, step: int, epoch: int, loss: float, accuracy: float, extra: Optional[dict] = None) -> None:
         record = {"type": "eval", "step": step, "epoch": epoch, "loss": number(loss), "accuracy": number(accuracy),
                   "wall_time": self.wall_time()}
-        if extra:
-            record.update(extra)
-        self._write(record)
+        self._write(_with_metrics(record, extra, _EVAL_KEYS))
+
+    def metrics(self, step: int, values: dict) -> None:
+        """A `metrics` record: metrics logged on their own, at any cadence (`run.log`); `values` as `extra`."""
+        self._write({"type": "metrics", "step": step, "wall_time": self.wall_time(), "metrics": values})
 
     def event(self, step: int, kind: str, text: str, lrs_before: list[float], lrs_after: list[float],
               message: Optional[str] = None, command: Optional[dict] = None, result: Optional[dict] = None,

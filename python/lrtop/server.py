@@ -11,6 +11,11 @@ of a known type, with a bounded `text` of valid Unicode); any exception one line
 and logged, and the connection stays; the work one poll does is bounded (bytes read, lines handled, commands
 queued), so a flood slows nobody but the flooder; a client that does not read is dropped at 1 MiB of output; poll(2),
 not select(2), so a process with thousands of open files is served like any other.
+
+Records, pushed (docs/bridge.md): a viewer that sends `{"type":"subscribe","from_line":N}` gets every log line from
+line N on, as `{"type":"record","line":K,"record":<the line's JSON object>}`, and then each new one as the service
+thread encodes it (every round, at most 50 ms apart while someone subscribes): the same bytes the file gets. Lines
+no longer in memory are announced as `{"type":"gap","from_line":N,"to_line":M}`: the viewer reads them from the file.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 from ._version import PROTOCOL
 from .safefs import process_gone
@@ -37,7 +42,11 @@ MAX_LINE = 65536
 MAX_TEXT = 4096
 # A viewer that does not read has this much output queued at most before it is dropped.
 MAX_PENDING_OUTPUT = 1 << 20
+PUSH_AHEAD = MAX_PENDING_OUTPUT // 2
 STATUS_INTERVAL = 0.5
+# How long the service thread waits at most between rounds: a viewer that takes pushed records gets them this soon.
+ROUND_WAIT_MS = 100
+PUSH_ROUND_WAIT_MS = 50
 # Bounds on one round of reading (the loop's poll or a service-thread round), so a flood never holds either long.
 READ_BUDGET = 1 << 16
 LINES_PER_ROUND = 64
@@ -133,11 +142,16 @@ class _Client:
         self.outbox = bytearray()
         self.closed = False
         self.refusals = 0
+        # The next log line to push to this viewer; None: it has not subscribed.
+        self.next_line: Optional[int] = None
 
     def send(self, obj: dict) -> None:
+        self.send_bytes((json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode())
+
+    def send_bytes(self, data: bytes) -> None:
         if self.closed:
             return
-        self.outbox += (json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n").encode()
+        self.outbox += data
         if len(self.outbox) > MAX_PENDING_OUTPUT:
             self.close()  # a viewer that does not read is dropped rather than blocking the training loop
             return
@@ -163,12 +177,24 @@ class _Client:
                 pass
 
 
+class RecordSource(Protocol):
+    """The run log as the server pushes it (`RunLogWriter`): its encoded lines by number."""
+
+    def lines_from(self, first: int) -> tuple[int, list[bytes]]: ...
+
+    def line_count(self) -> int: ...
+
+
 class ControlServer:
-    """Listens for `lrtop attach` clients; `poll()` returns the well-formed command requests read since last time."""
+    """Listens for `lrtop attach` clients; `poll()` returns the well-formed command requests read since last time.
+    With `records` (the run log), viewers may subscribe to its records, pushed as they are made."""
 
     def __init__(self, hello: dict, status: Callable[[], dict], on_malformed: Callable[[str], None],
-                 on_tick: Optional[Callable[[], None]] = None, warn: Optional[Callable[[str], None]] = None):
-        self.hello = hello
+                 on_tick: Optional[Callable[[], None]] = None, warn: Optional[Callable[[str], None]] = None,
+                 records: Optional[RecordSource] = None):
+        self.records = records
+        # `records` in the greeting: this server pushes log records to viewers that subscribe.
+        self.hello = {**hello, "records": True} if records is not None else hello
         self.on_tick = on_tick
         self.status = status
         self.on_malformed = on_malformed
@@ -223,7 +249,7 @@ class ControlServer:
         while not self._closing.is_set():
             started = time.monotonic()
             try:
-                events = self._service_poller.poll(100)
+                events = self._service_poller.poll(PUSH_ROUND_WAIT_MS if self._subscribed() else ROUND_WAIT_MS)
             except OSError:
                 events = []
                 time.sleep(0.1)
@@ -248,6 +274,7 @@ class ControlServer:
                     if listener_fd in ready:
                         self._accept()
                     self._read_ready(ready)
+                    self._push_records()
                     for c in self.clients:
                         c.pump()
                     if self.clients and time.monotonic() - self._last_status >= STATUS_INTERVAL:
@@ -363,6 +390,10 @@ class ControlServer:
         self._wake()
         with self._lock:
             self._send_outgoing()
+            try:
+                self._push_records()  # the last records (the end record, when the log has it) before the sockets close
+            except Exception:
+                pass
             self._close()
         if self._service is not threading.current_thread():
             self._service.join(timeout=2)
@@ -395,6 +426,37 @@ class ControlServer:
                 pass
 
     # internals
+
+    def _subscribed(self) -> bool:
+        return any(c.next_line is not None for c in self.clients)
+
+    def _push_records(self) -> None:
+        """Under the lock: sends each subscribed viewer the log lines it has not had (encoding what the loop queued:
+        the same bytes go to the file), or a gap for those that are only in the file now."""
+        records = self.records
+        if records is None:
+            return
+        viewers = [c for c in self.clients if c.next_line is not None and not c.closed]
+        if not viewers:
+            return
+        start, lines = records.lines_from(min(c.next_line or 0 for c in viewers))
+        end = start + len(lines)
+        framed: dict[int, bytes] = {}
+        for c in viewers:
+            line = c.next_line
+            assert line is not None
+            if line < start:
+                c.send({"type": "gap", "from_line": line, "to_line": start})
+                line = start
+            # A viewer that reads slowly is sent no more than this ahead (the rest follows as it reads, or from the
+            # file after a gap), so pushing never drops it; one that does not read at all is dropped as before.
+            while line < end and not c.closed and len(c.outbox) < PUSH_AHEAD:
+                data = framed.get(line)
+                if data is None:
+                    data = framed[line] = _record_message(line, lines[line - start])
+                c.send_bytes(data)
+                line += 1
+            c.next_line = line
 
     def _drop_closed(self) -> None:
         if any(c.closed for c in self.clients):
@@ -495,13 +557,16 @@ class ControlServer:
         kind = msg.get("type")
         if kind == "hello":
             return
+        if kind == "subscribe" and self.records is not None:
+            self._subscribe(client, msg.get("from_line"))
+            return
         if kind == "status":
             client.send(self.status())
             return
         if kind != "command":
             shown = json.dumps(kind)[:60] if isinstance(kind, (str, int, float, bool, type(None))) else \
                 f"of type {type(kind).__name__}"
-            self._refuse(client, f"unknown message type {shown} (expected hello, status or command)")
+            self._refuse(client, f"unknown message type {shown} (expected hello, status, subscribe or command)")
             return
         text = msg.get("text")
         ident = msg.get("id")
@@ -530,6 +595,25 @@ class ControlServer:
                                   "send this one again once they are applied"})
             return
         self._requests.append(Request(ident, text, client))
+
+
+    def _subscribe(self, client: _Client, first: object) -> None:
+        assert self.records is not None
+        count = self.records.line_count()
+        if not isinstance(first, int) or isinstance(first, bool) or not 0 <= first <= count:
+            self._refuse(client, f"malformed subscribe: 'from_line' must be a line number from 0 to {count} (the "
+                                 "number of complete lines read from the log)")
+            return
+        client.next_line = first
+        self._push_records()
+
+
+def _record_message(line: int, data: bytes) -> bytes:
+    """A log line as the viewer gets it: its JSON object, byte for byte, as the last member. A line too long for one
+    protocol message is announced as a gap of one line (the viewer reads it from the file)."""
+    if len(data) + 48 > MAX_LINE:
+        return b'{"type":"gap","from_line":%d,"to_line":%d}\n' % (line, line + 1)
+    return b'{"type":"record","line":%d,"record":%s}\n' % (line, data[:-1])
 
 
 def _valid_unicode(s: str) -> bool:

@@ -22,11 +22,13 @@ public struct BridgeHello: Equatable, Sendable {
     /// "plain", "lightning" or "hf".
     public var framework: String?
     public var worldSize: Int?
+    /// The run pushes its log's records to a client that subscribes (docs/bridge.md "Records, pushed").
+    public var records: Bool
 
     public init(protocolVersion: Int = BridgeProtocol.version, run: String, log: String, pid: Int? = nil,
-                framework: String? = nil, worldSize: Int? = nil) {
+                framework: String? = nil, worldSize: Int? = nil, records: Bool = false) {
         self.protocolVersion = protocolVersion; self.run = run; self.log = log; self.pid = pid
-        self.framework = framework; self.worldSize = worldSize
+        self.framework = framework; self.worldSize = worldSize; self.records = records
     }
 }
 
@@ -72,9 +74,16 @@ public enum ServerMessage: Equatable, Sendable {
     case status(BridgeStatus)
     /// The server refused a line this client sent.
     case error(String)
+    /// Line `line` of the run's log, pushed as it was made.
+    case record(line: Int, RunRecord)
+    /// Lines `from ..< to` of the run's log are to be read from its file (the server no longer holds them, or one
+    /// is too long for a message; or, `reason` set, its record could not be read here).
+    case gap(from: Int, to: Int, reason: String?)
 
     /// Reads one line (without its newline). Errors name what is wrong with the line.
-    public static func parse(_ line: some Collection<UInt8>) throws(BridgeError) -> ServerMessage {
+    public static func parse(_ line: some Collection<UInt8>, records: RunLogLineDecoder? = nil) throws(BridgeError) -> ServerMessage {
+        if line.starts(with: PushedRecord.prefix),
+           let pushed = PushedRecord.parse(Array(line), decoder: records ?? RunLogLineDecoder()) { return pushed }
         let o: Wire
         do {
             o = try decoder.decode(Wire.self, from: Data(line))
@@ -101,7 +110,11 @@ public enum ServerMessage: Equatable, Sendable {
         case "hello":
             return .hello(BridgeHello(protocolVersion: try require("protocol", o.protocolVersion), run: o.run ?? "",
                                       log: try require("log", o.log), pid: o.pid, framework: o.framework,
-                                      worldSize: o.worldSize))
+                                      worldSize: o.worldSize, records: o.records ?? false))
+        case "gap":
+            let from = try require("from_line", o.fromLine), to = try require("to_line", o.toLine)
+            guard from < to else { throw BridgeError("gap message from line \(from) to \(to): an empty range; line ignored") }
+            return .gap(from: from, to: to, reason: nil)
         case "ack":
             return .ack(id: try require("id", o.id), ok: try require("ok", o.ok), error: o.error)
         case "result":
@@ -132,7 +145,8 @@ public enum ServerMessage: Equatable, Sendable {
     private struct Wire: Decodable {
         var type, error, message, state, scheduler, run, log, framework: String?
         var id, step, epoch, totalSteps, skippedSteps, checkpoints, protocolVersion, pid, worldSize: Int?
-        var ok, hold, override: Bool?
+        var fromLine, toLine: Int?
+        var ok, hold, override, records: Bool?
         var lossScale: Double?
         var lr: [Double?]?
         var groups: [String]?
@@ -140,13 +154,15 @@ public enum ServerMessage: Equatable, Sendable {
         /// The fields that count something, by their wire names.
         var counts: [(String, Int?)] {
             [("step", step), ("epoch", epoch), ("total_steps", totalSteps), ("skipped_steps", skippedSteps),
-             ("checkpoints", checkpoints), ("protocol", protocolVersion), ("pid", pid), ("world_size", worldSize)]
+             ("checkpoints", checkpoints), ("protocol", protocolVersion), ("pid", pid), ("world_size", worldSize),
+             ("from_line", fromLine), ("to_line", toLine)]
         }
 
         enum CodingKeys: String, CodingKey {
             case type, error, message, state, scheduler, run, log, framework, id, step, epoch, ok, hold, override, lr, groups
             case totalSteps = "total_steps", skippedSteps = "skipped_steps", checkpoints, protocolVersion = "protocol"
             case pid, worldSize = "world_size", lossScale = "loss_scale"
+            case fromLine = "from_line", toLine = "to_line", records
         }
 
         init(from decoder: any Decoder) throws {
@@ -159,7 +175,8 @@ public enum ServerMessage: Equatable, Sendable {
             id = int(.id); step = int(.step); epoch = int(.epoch); totalSteps = int(.totalSteps)
             skippedSteps = int(.skippedSteps); checkpoints = int(.checkpoints); protocolVersion = int(.protocolVersion)
             pid = int(.pid); worldSize = int(.worldSize)
-            ok = flag(.ok); hold = flag(.hold); override = flag(.override)
+            ok = flag(.ok); hold = flag(.hold); override = flag(.override); records = flag(.records)
+            fromLine = int(.fromLine); toLine = int(.toLine)
             lossScale = (try? c.decodeIfPresent(Double.self, forKey: .lossScale)) ?? nil
             lr = (try? c.decodeIfPresent([Double?].self, forKey: .lr)) ?? nil
             groups = (try? c.decodeIfPresent([String].self, forKey: .groups)) ?? nil
@@ -178,11 +195,49 @@ public enum ClientMessage {
         Array("{\"type\":\"hello\",\"client\":\"lrtop\",\"protocol\":\(BridgeProtocol.version)}\n".utf8)
     }
 
+    /// Asks for the log's records from line `fromLine` on (the number of complete lines already read from the file),
+    /// then each new one as it is made.
+    public static func subscribe(fromLine: Int) -> [UInt8] {
+        Array("{\"type\":\"subscribe\",\"from_line\":\(fromLine)}\n".utf8)
+    }
+
     public static func command(id: Int, text: String) -> [UInt8] {
         // The run log's string encoder escapes control characters, so a typed command can never break the framing.
         var line = Array("{\"type\":\"command\",\"id\":\(id),\"text\":".utf8)
         line.appendJSONString(text)
         line += Array("}\n".utf8)
         return line
+    }
+}
+
+/// A pushed record, `{"type":"record","line":K,"record":{...}}`: the server writes the log line's bytes as they are,
+/// as the last member, so the record is read from them by the run log's own parser (docs/runlog.md), not decoded
+/// twice.
+enum PushedRecord {
+    static let prefix = Array("{\"type\":\"record\",\"line\":".utf8)
+    static let member = Array(",\"record\":".utf8)
+
+    /// nil when `line` is not a record message in that form (then it is read as any other message). `decoder`: the
+    /// connection's, kept across its records.
+    static func parse(_ line: [UInt8], decoder: RunLogLineDecoder = RunLogLineDecoder()) -> ServerMessage? {
+        guard line.starts(with: prefix) else { return nil }
+        var i = prefix.count
+        var number = 0
+        let digitsStart = i
+        while i < line.count, (48...57).contains(line[i]), i - digitsStart < 16 {
+            number = number * 10 + Int(line[i] - 48)
+            i += 1
+        }
+        guard i > digitsStart, number <= BridgeProtocol.maxCount, line[i...].starts(with: member) else { return nil }
+        i += member.count
+        var end = line.count
+        while end > i, line[end - 1] == 32 || line[end - 1] == 13 { end -= 1 }
+        guard end > i, line[end - 1] == UInt8(ascii: "}") else { return nil }
+        do {
+            let record = try line[i ..< end - 1].withUnsafeBufferPointer { try decoder.decode($0) }
+            return .record(line: number, record)
+        } catch {
+            return .gap(from: number, to: number + 1, reason: "record of line \(number) unreadable (\(error)); reading it from the log")
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import LRLog
 
 /// One client connection to a training process's bridge socket: JSON lines out, parsed messages in.
@@ -27,6 +28,8 @@ public final class BridgeConnection {
     private var outbox: [UInt8] = []
     private var early: [ServerMessage] = []
     private var nextID = 1
+    /// Pushed records are read with one parser for the connection (metric names interned once).
+    private let recordDecoder = RunLogLineDecoder()
 
     /// Connects (a Unix-domain connect returns at once) and says hello. The greeting may take a moment (a run
     /// that answers only between steps): `waitForGreeting` waits for it before a UI starts, `poll` picks it up after.
@@ -81,6 +84,15 @@ public final class BridgeConnection {
         return id
     }
 
+    /// Asks the run to push its log's records from line `fromLine` on; false when the connection is closed.
+    @discardableResult
+    public func subscribe(fromLine: Int) -> Bool {
+        guard state == .connected else { return false }
+        outbox += ClientMessage.subscribe(fromLine: fromLine)
+        flush()
+        return true
+    }
+
     /// Sends what is queued and returns the messages that arrived since the last call. Never blocks.
     public func poll() -> [ServerMessage] {
         var messages = early
@@ -95,6 +107,12 @@ public final class BridgeConnection {
             }
         }
         return messages
+    }
+
+    /// Waits up to `timeoutMs` for something to read (a headless viewer's idle wait; never from a UI).
+    public func waitReadable(timeoutMs: Int) {
+        if state == .connected, socket.waitReadable(timeoutMs: timeoutMs) { return }
+        if state != .connected { usleep(useconds_t(timeoutMs) * 1000) }
     }
 
     public func close() {
@@ -142,7 +160,7 @@ public final class BridgeConnection {
             }
             if line.allSatisfy({ $0 == 32 || $0 == 13 }) { continue }
             do {
-                messages.append(try ServerMessage.parse(line))
+                messages.append(try ServerMessage.parse(line, records: recordDecoder))
             } catch {
                 // Kept up to a bound: a peer sending bad lines forever must not grow the viewer's memory.
                 if warnings.count < 1000 { warnings.append("malformed message from the run: \(error.description)") }

@@ -21,18 +21,31 @@ public final class RunLogFollower {
 
     /// Records completed since the last poll, in file order. Throws when the file is not a run log.
     public func poll() throws -> [RunRecord] {
+        var sink = RecordCollector()
+        try poll(into: &sink)
+        return sink.records
+    }
+
+    /// The same, each with the number of the line it came from (the header is line 0), and how many complete lines
+    /// the file has been read through: lines below it that hold no record (a malformed one) have no entry.
+    public func pollNumbered() throws -> (records: [(line: Int, record: RunRecord)], linesRead: Int) {
+        var sink = NumberedRecordCollector()
+        try poll(into: &sink)
+        return (Array(zip(sink.lines, sink.inner.records)), feeder.line)
+    }
+
+    private func poll<S: RunRecordSink>(into sink: inout S) throws {
         let path = url.path
-        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        guard FileManager.default.fileExists(atPath: path) else { return }
         let reader = try ChunkedFile(path: path, offset: offset, chunkSize: 1 << 20)
         let size = reader.fileSize
         if size < offset {
             warnings.append("\(path): file shrank from \(offset) to \(size) bytes; reading it again from the start")
             offset = 0
             feeder = RunLogFeeder(path: path)
-            return try poll()
+            return try poll(into: &sink)
         }
-        if size == offset { return [] }
-        var sink = RecordCollector()
+        if size == offset { return }
         let before = feeder.warnings.lines.count
         while try reader.readMore() {
             let used = try feeder.feed(reader.pointer, reader.available, into: &sink)
@@ -40,7 +53,6 @@ public final class RunLogFollower {
             offset += used
         }
         warnings += feeder.warnings.lines[before...]
-        return sink.records
     }
 }
 

@@ -5,6 +5,26 @@
 
 import LRCommand
 
+/// Decodes lines one at a time with one parser: a stream of lines (an attached run's pushed records) interns its
+/// metric names once instead of once a line. One thread uses it.
+public final class RunLogLineDecoder {
+    private let parser = RunLogLineParser()
+
+    public init() {}
+
+    /// Decodes one line (without its newline); throws as `RunLogLine.decode`.
+    public func decode(_ line: UnsafeBufferPointer<UInt8>) throws -> RunRecord {
+        guard let start = line.baseAddress, !line.isEmpty else { throw LogError("empty line") }
+        var sink = RecordCollector()
+        switch parser.parse(start, start + line.count, into: &sink) {
+        case .record: return sink.records[0]
+        case .blank: throw LogError("empty line")
+        case let .unknownType(t): throw LogError("unknown record type \"\(t)\"")
+        case let .invalid(what): throw LogError(what)
+        }
+    }
+}
+
 /// Encoding and decoding of single run log lines.
 public enum RunLogLine {
     /// The line for `record`, without the trailing newline.
@@ -17,16 +37,8 @@ public enum RunLogLine {
     /// Decodes one line. Throws a `LogError` whose message says what is wrong ("not JSON (...)",
     /// "unknown record type \"x\"", "field \"step\": missing").
     public static func decode(_ line: String) throws -> RunRecord {
-        let parser = RunLogLineParser()
-        var sink = RecordCollector()
         var text = line
-        let outcome = text.withUTF8 { b in parser.parse(b.baseAddress!, b.baseAddress! + b.count, into: &sink) }
-        switch outcome {
-        case .record: return sink.records[0]
-        case .blank: throw LogError("empty line")
-        case let .unknownType(t): throw LogError("unknown record type \"\(t)\"")
-        case let .invalid(what): throw LogError(what)
-        }
+        return try text.withUTF8 { b in try RunLogLineDecoder().decode(b) }
     }
 
     // MARK: - Encoding

@@ -17,10 +17,13 @@ protocol RunRecordSink {
     mutating func end(_ end: EndRecord)
     /// A hint: about this many lines follow.
     mutating func reserve(lines: Int)
+    /// The line numbered `index` (the header is 0) is parsed next.
+    mutating func beginLine(_ index: Int)
 }
 
 extension RunRecordSink {
     mutating func reserve(lines: Int) {}
+    @inline(__always) mutating func beginLine(_ index: Int) {}
 }
 
 /// Collects whole records.
@@ -38,6 +41,29 @@ struct RecordCollector: RunRecordSink {
     }
     mutating func event(_ event: EventRecord) { records.append(.event(event)) }
     mutating func end(_ end: EndRecord) { records.append(.end(end)) }
+}
+
+/// Collects whole records with the number of the line each came from (a line that holds no record, a blank or
+/// malformed one, has no entry).
+struct NumberedRecordCollector: RunRecordSink {
+    var inner = RecordCollector()
+    var lines: [Int] = []
+    private var line = 0
+    mutating func beginLine(_ index: Int) { line = index }
+    private mutating func took() { lines.append(line) }
+    mutating func header(_ header: RunHeader) { inner.header(header); took() }
+    mutating func step(step: Int, epoch: Int, lrs: UnsafeBufferPointer<Double>, loss: Double, gradNorm: Double,
+                       samplesPerSec: Double, wallTime: Double, metrics: LineMetrics) {
+        inner.step(step: step, epoch: epoch, lrs: lrs, loss: loss, gradNorm: gradNorm, samplesPerSec: samplesPerSec,
+                   wallTime: wallTime, metrics: metrics)
+        took()
+    }
+    mutating func eval(_ eval: EvalRecord) { inner.eval(eval); took() }
+    mutating func metrics(step: Int, wallTime: Double, metrics: LineMetrics) {
+        inner.metrics(step: step, wallTime: wallTime, metrics: metrics); took()
+    }
+    mutating func event(_ event: EventRecord) { inner.event(event); took() }
+    mutating func end(_ end: EndRecord) { inner.end(end); took() }
 }
 
 /// The metric names of one log, interned: a line's keys are looked up by their bytes, so a million lines of 20

@@ -110,6 +110,7 @@ struct RunLogFeeder {
 
     private mutating func handle<S: RunRecordSink>(_ s: UnsafePointer<UInt8>, _ e: UnsafePointer<UInt8>, terminated: Bool,
                                                   into sink: inout S) throws {
+        sink.beginLine(line)
         line += 1
         let outcome = parser.parse(s, e, into: &sink)
         if let note = parser.lineNote { warnings.add("\(path):\(line): \(note)") }

@@ -19,6 +19,9 @@ struct Attach: ParsableCommand {
         On another host (docs/remote.md): lrtop attach gpu7: (the newest live run there), gpu7:NAME, \
         gpu7:RUN_DIR, or slurm:JOBID (rank 0's node, from squeue); your own ssh, config, keys and agent \
         (LRTOP_SSH_COMMAND replaces 'ssh' and its options, as GIT_SSH_COMMAND does for git).
+        --headless prints progress lines instead (every --progress-every steps, and each command, guard trip and \
+        the end); --headless --json prints every record as it arrives, one JSON object a line: \
+        {"received":UNIX_SECONDS,"line":K,"via":"push"|"log","record":{...}}. Either ends when the run does.
         """)
 
     @Argument(help: ArgumentHelp("A run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
@@ -29,10 +32,19 @@ struct Attach: ParsableCommand {
     var via: Via = .auto
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
     @OptionGroup var terminal: TerminalFlags
+    @Flag(help: "No UI: print progress lines (or, with --json, every record) until the run ends.") var headless = false
+    @Flag(help: "With --headless: every record as it arrives, with its receive time, one JSON object a line.") var json = false
+    @Option(help: "With --headless: a progress line every N steps (0: none; commands, guard trips and the end still print).")
+    var progressEvery = 100
+
+    func validate() throws {
+        if json && !headless { throw ValidationError("--json goes with --headless (the UI draws the records instead)") }
+        if progressEvery < 0 { throw ValidationError("--progress-every \(progressEvery): choose 0 or more") }
+    }
 
     func run() throws {
-        guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
-            try fail("lrtop attach needs a terminal (stdout is not one): use 'lrtop replay --summary LOG' for a table")
+        guard headless || (isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1) else {
+            try fail("lrtop attach needs a terminal (stdout is not one): use --headless for progress lines, or 'lrtop replay --summary LOG' for a table")
         }
         let look = try Themes.resolve(theme)
         if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote, look: look) }
@@ -68,8 +80,10 @@ struct Attach: ParsableCommand {
             }
             try fail("\(error)")
         }
+        let source = makeSource(connection, logURL)
+        if headless { return try follow(source) }
         let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
-        try steer(makeSource(connection, logURL), look: look, log: logURL.path, replay: logURL.path, again: again)
+        try steer(source, look: look, log: logURL.path, replay: logURL.path, again: again)
     }
 
     func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
@@ -103,6 +117,48 @@ struct Attach: ParsableCommand {
             printOut("lrtop: detached at step \(Format.grouped(step)); the run goes on. Attach again with: lrtop attach \(again)")
         }
         if case .interrupted(let signal) = reason { throw ExitCode(128 + signal) }
+    }
+
+    /// `--headless`: the records as they arrive, until the run ends (exit 0) or is lost (exit 1).
+    func follow(_ source: AttachSource) throws {
+        let printer = ProgressPrinter(every: progressEvery)
+        while true {
+            for arrival in source.drainNumbered() {
+                if json {
+                    var line = Array("{\"received\":".utf8) + Array(String(format: "%.6f", Date().timeIntervalSince1970).utf8)
+                    line += Array(",\"line\":\(arrival.line),\"via\":\"\(arrival.pushed ? "push" : "log")\",\"record\":".utf8)
+                    line += Array(RunLogLine.encode(arrival.record).utf8) + Array("}\n".utf8)
+                    if !writeAll(line) { return }  // stdout closed (| head): nothing left to do
+                    continue
+                }
+                switch arrival.record {
+                case .header(let h):
+                    printer.totalSteps = h.totalSteps ?? 0
+                    printer.stepsPerEpoch = max(1, h.stepsPerEpoch)
+                case .end(let e): printer.summary(e)
+                default: printer.handle(arrival.record)
+                }
+                if printer.stdoutClosed { return }
+            }
+            switch source.ending {
+            case .detached: source.connection.waitReadable(timeoutMs: 20)
+            case .ended: return
+            case .lost(let why): try fail(why + "; what it logged is in \(source.logURL.path)")
+            }
+        }
+    }
+
+    private func writeAll(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { b in
+            var done = 0
+            while done < b.count {
+                let n = write(STDOUT_FILENO, b.baseAddress! + done, b.count - done)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
     }
 
     /// The newest live run under --runs, or the person's pick when several are live.

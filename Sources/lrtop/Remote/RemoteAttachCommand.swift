@@ -22,9 +22,10 @@ extension Attach {
         }
         let source = makeSource(BridgeConnection(adopting: opened.connection), opened.localLog)
         source.transport = opened.transport
+        defer { RemoteCleanup.shared.runAll() }  // the master and the forward go, however this ends
+        if headless { return try follow(source) }
         let where_ = opened.host + ":" + opened.remoteRunDir
         try steer(source, look: look, log: opened.host + ":" + opened.remoteLog, replay: where_, again: where_)
-        RemoteCleanup.shared.runAll()
     }
 
     /// Several live runs match: the person picks one by number (Enter: the newest).

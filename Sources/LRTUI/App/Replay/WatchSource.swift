@@ -46,18 +46,7 @@ public final class WatchSource: RunSource {
         let now = clock()
         if let last = lastPoll, now - last < pollInterval { return [] }
         lastPoll = now
-        guard !failed else { return [] }
-        let records: [RunRecord]
-        do {
-            records = try follower.poll()
-        } catch {
-            failed = true
-            current.state = .failed
-            // The title names the file already.
-            let text = "\(error)"
-            current.message = text.hasPrefix(url.path + ": ") ? String(text.dropFirst(url.path.count + 2)) : text
-            return []
-        }
+        guard let records = read({ try $0.poll() }) else { return [] }
         if records.isEmpty {
             if current.state == .starting, FileManager.default.fileExists(atPath: url.path) {
                 current.message = "waiting for the first record"
@@ -65,8 +54,37 @@ public final class WatchSource: RunSource {
                 current.message = "no new records for " + Format.duration(now - t)
             }
         } else {
-            lastRecordAt = now
-            for r in records { apply(r) }
+            take(records)
+        }
+        return records
+    }
+
+    /// Reads the file's new lines now, each record with its line number, and how many complete lines have been read
+    /// (nil once the file has proved not to be a run log): for a reader that joins them with records from elsewhere
+    /// (`lrtop attach`: the run's pushed records) and hands the result to `take`.
+    public func readNumbered() -> (records: [(line: Int, record: RunRecord)], linesRead: Int)? {
+        read { try $0.pollNumbered() }
+    }
+
+    /// Records taken from elsewhere, applied to the status as if read here.
+    public func take(_ records: [RunRecord]) {
+        guard !records.isEmpty else { return }
+        lastRecordAt = clock()
+        for r in records { apply(r) }
+    }
+
+    private func read<T>(_ poll: (RunLogFollower) throws -> T) -> T? {
+        guard !failed else { return nil }
+        let result: T
+        do {
+            result = try poll(follower)
+        } catch {
+            failed = true
+            current.state = .failed
+            // The title names the file already.
+            let text = "\(error)"
+            current.message = text.hasPrefix(url.path + ": ") ? String(text.dropFirst(url.path.count + 2)) : text
+            return nil
         }
         let w = follower.warnings
         if w.count > warningCount {
@@ -74,7 +92,7 @@ public final class WatchSource: RunSource {
             current.details.removeAll { $0.key == "warning" }
             current.details.append(LiveStatus.Detail("warning", w[w.count - 1] + (w.count > 1 ? " (+\(w.count - 1))" : "")))
         }
-        return records
+        return result
     }
 
     public func status() -> LiveStatus { current }
