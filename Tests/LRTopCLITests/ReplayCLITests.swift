@@ -215,6 +215,31 @@ func stderrLines(_ out: Output) -> [String] {
         try tmux.waitFor("LRTOP_EXITED=0", timeout: 10)
     }
 
+    /// A run rolled back at step 150 to its checkpoint at 100 replays to its last step (issue #21 item 1): the
+    /// header and the charts reach 300, not the rollback's step, and the abandoned stretch is a ghost.
+    @Test(.enabled(if: tmuxInstalled, "needs tmux"))
+    func replayOfARolledBackRunShowsItWhole() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@100 ckpt\n@150 rollback\n".write(toFile: dir.path("rb.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--max-steps", "300", "--batch-size", "32",
+                             "--hidden", "16", "--commands", "rb.txt", "--run-dir", "rb"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let tmux = try TmuxSession(command: "\(lrtopBinary.path) replay rb", width: 120, height: 40, directory: dir.url)
+        defer { tmux.close() }
+        let screen = try tmux.waitFor("step 300/300", timeout: 20)
+        #expect(screen.contains("cursor 300"), "\(screen)")
+        // The x axes run to 300 (ticks at 250 and 300), not to the rollback's step.
+        #expect(screen.split(separator: "\n").contains { $0.contains("└0") && $0.contains("250") }, "\(screen)")
+        try tmux.send("g")
+        try tmux.send("Home")
+        try tmux.waitFor("step 0/300", timeout: 10)
+        try tmux.send("G")
+        try tmux.waitFor("step 300/300", timeout: 10)
+        try tmux.send("q")
+        try tmux.waitFor("LRTOP_EXITED=0", timeout: 10)
+    }
+
     /// `lrtop watch` waits for a log that does not exist yet, follows it, and shows how the run ended.
     @Test(.enabled(if: tmuxInstalled, "needs tmux"))
     func watchFollowsALogBeingWritten() throws {

@@ -28,7 +28,7 @@ public final class RunModel {
     public internal(set) var lastStepRecord: StepRecord?
     public private(set) var lastEval: EvalRecord?
     public private(set) var end: EndRecord?
-    public private(set) var recordCount = 0
+    public internal(set) var recordCount = 0
     /// Events received in all (`events` keeps the latest `maxEvents`).
     public private(set) var eventsReceived = 0
     var emas: [DebiasedEMA]
@@ -116,14 +116,20 @@ public final class RunModel {
         case .metrics(let m):
             for v in m.metrics { metrics.append(v.name, step: m.step, value: v.value) }
         case .event(let e):
-            events.append(e)
-            eventsReceived += 1
-            noteForRate(event: e)
+            keep(event: e)
             if let target = Self.rollbackTarget(e) { rollBack(to: target) }
-            if events.count > Self.maxEvents + 500 { events.removeFirst(events.count - Self.maxEvents) }
         case .end(let e):
             end = e
         }
+    }
+
+    /// Keeps an event in the list (the latest `maxEvents`) and on the running clock, without acting on it: a replay
+    /// has drawn a rollback's branches from the steps already (`ingest(run:)`).
+    func keep(event e: EventRecord) {
+        events.append(e)
+        eventsReceived += 1
+        noteForRate(event: e)
+        if events.count > Self.maxEvents + 500 { events.removeFirst(events.count - Self.maxEvents) }
     }
 
     /// The step a rollback event went back to, or nil for any other event.
