@@ -276,7 +276,7 @@ public final class Dashboard {
     public func perform(_ action: KeyAction) -> ScreenAction {
         statusIsStale = true
         switch action {
-        case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
+        case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback, .changePace:
             if keyMode == .replay {
                 replay(action)
             } else if let c = command(for: action), let error = steer(c) {
@@ -516,6 +516,7 @@ public final class Dashboard {
         case .resetLR: return .lr(group: group, .reset)
         case .checkpoint: return .checkpoint
         case .rollback: return .rollback
+        case .changePace(let f): return .pace(.scale(f))
         default: return nil
         }
     }

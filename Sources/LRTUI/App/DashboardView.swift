@@ -1,4 +1,5 @@
 import LRLog
+import LRCommand
 
 // Drawing the dashboard: header, LR chart, loss chart, status, throughput, events, key bar, overlays.
 extension Dashboard {
@@ -163,6 +164,10 @@ extension Dashboard {
         parts.append(Part(spans: [Span(stepText, palette.text)], priority: 2, right: true))
         parts.append(Part(spans: [Span(" · ep " + String(viewEpoch + 1), palette.text)], priority: 6, right: true))
         if let eta = etaText { parts.append(Part(spans: [Span(" · ETA " + eta, palette.text)], priority: 3, right: true)) }
+        // A paced run says so beside its ETA: the ETA is the pace's, and '>' or ':pace off' goes faster.
+        if isLive, let pace = s.pace, primary.end == nil {
+            parts.append(Part(spans: [Span(" · pace " + Command.paceText(pace), palette.warn)], priority: 6, right: true))
+        }
         // The LR of the group the keys act on (the first when they act on all), "lr→NAME" when one is picked.
         let g = selectedGroup.flatMap { primary.groupNames.indices.contains($0) ? $0 : nil }
         let lrValue = s.groups.indices.contains(g ?? 0) ? s.groups[g ?? 0].lr : primary.lr.indices.contains(g ?? 0)

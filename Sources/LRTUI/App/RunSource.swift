@@ -140,6 +140,8 @@ public struct LiveStatus: Equatable, Sendable {
     /// The run's log file when the source knows it (a run trained here, a watched log): the dashboard finds the
     /// run's sub-runs (`fork` branches) beside it.
     public var logPath: String? = nil
+    /// The most steps a second the run takes (`pace`), nil at full speed: the header shows it.
+    public var pace: Double? = nil
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",

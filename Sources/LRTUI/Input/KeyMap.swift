@@ -54,6 +54,8 @@ public enum KeyAction: Hashable, Sendable {
     case seekEvent(Int)
     /// Replay: the next slower (-1) or faster (+1) playback speed.
     case changeSpeed(Int)
+    /// Live: `pace *F`, the run's pace times this factor (`pace /2` slows it; from full speed, half of it).
+    case changePace(Double)
     /// Replay: to the start of the run.
     case jumpToStart
     /// Replay: to the end of the run (the whole run drawn).
@@ -132,6 +134,8 @@ public enum KeyMap {
         KeyBinding([.char("u")], .rollback, "roll back to last checkpoint", bar: "undo", modes: live),
         KeyBinding([.char("b")], .fork, "branch: prompt 'fork lr=…,…,… steps=N' (then 'adopt K' / 'drop')", modes: live),
         KeyBinding([.char("f")], .findLR, "find-lr: sweep the LR, pick on the curve (enter: lr, o: onecycle)", bar: "find-lr", modes: live),
+        KeyBinding([.char("<")], .changePace(0.5), "slower: pace /2 (at most half the steps a second)", modes: live),
+        KeyBinding([.char(">")], .changePace(2), "faster: pace *2 (':pace off': full speed)", modes: live),
         // Replay: the cursor the charts, events and status are drawn up to.
         KeyBinding([.space], .togglePause, "play / pause (from the start at the end)", bar: "play", modes: replay),
         KeyBinding([.left], .seek(.percent(-1)), "back 1% of the run", bar: "seek", modes: replay),

@@ -11,7 +11,7 @@ extension Trainer {
     func checkBranchState(_ command: Command) throws(CommandError) {
         if let session = branches {
             switch command {
-            case .adopt, .drop, .stop: return
+            case .adopt, .drop, .stop, .pace: return
             default:
                 throw CommandError("the run waits at step \(session.fromStep) for its branches: 'adopt K' or 'drop' first")
             }

@@ -257,6 +257,8 @@ extension Trainer {
         case .fork(let fork): return try startFork(fork)
         case .adopt(let k): return Outcome(try adopt(k))
         case .drop: return Outcome(dropBranches())
+        case .pace(let change):
+            return Outcome(try setPace(change))
         case .findLR(let settings):
             let test = try runRangeTest(settings)
             let suggestions = test.curve.suggestions.named.map { EventResult.Suggestion(name: $0.name, lr: $0.lr) }

@@ -68,6 +68,7 @@ final class TrainerSource: RunSource {
             scheduler: s.schedulerStatus.isEmpty ? s.schedulerSpec : s.schedulerStatus, schedulerSpec: s.schedulerSpec,
             groups: groups, planned: planned, details: details)
         live.logPath = s.logPath
+        live.pace = s.pace
         return live
     }
 }
