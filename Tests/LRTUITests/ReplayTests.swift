@@ -426,7 +426,9 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         #expect(d.primary.lastStep == 40)
         text = d.render(width: 120, height: 40).squeezed
         #expect(text.contains("◉ watching · finished"))
-        #expect(text.contains("ended: completed"))
+        // How it ended is said once, by the state word and the status panel's end row (not `finished · ended: completed`).
+        #expect(!text.contains("ended: completed"))
+        #expect(text.contains("end completed"))
         // Read-only.
         press(d, .char("]"))
         #expect(d.notice?.text.contains("only while training live") == true)

@@ -44,7 +44,7 @@ import LRTUI
         src.pending = [event(400, .error, "lr head 1e-3", why, wall: 4.1)]
         d.update()
         let frame = d.render(width: 80, height: 24)
-        #expect(bottom(frame, rows: 2) == "✗ lr head 1e-3: " + why)
+        #expect(bottom(frame, rows: 2) == "✗ lr head 1e-3: " + why + " (at step 400)")
         #expect(d.notice?.kind == .error)
         #expect(d.awaitingAnswer.isEmpty)
     }
@@ -55,7 +55,7 @@ import LRTUI
         src.pending = [.event(EventRecord(step: 400, kind: .command, text: "lr *2", lrsBefore: [8e-4], lrsAfter: [1.6e-3],
                                           wallTime: 4.1))]
         d.update()
-        #expect(d.render(width: 80, height: 24).lines()[23].hasPrefix("✓ lr *2  8.00e-4→1.60e-3"))
+        #expect(d.render(width: 80, height: 24).lines()[23].hasPrefix("✓ lr *2: lr 8.00e-4→1.60e-3 (at step 400)"))
     }
 
     @Test func afterTheRunHasFinishedSteeringKeysSaySo() {

@@ -142,6 +142,9 @@ public struct LiveStatus: Equatable, Sendable {
     public var logPath: String? = nil
     /// The most steps a second the run takes (`pace`), nil at full speed: the header shows it.
     public var pace: Double? = nil
+    /// How the run's script numbers its epochs (0 or 1: a bridged run's `epoch_base`); nil: lrtop's own numbering,
+    /// shown from 1. `epoch` stays 0-based.
+    public var epochBase: Int? = nil
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",

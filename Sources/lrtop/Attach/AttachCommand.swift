@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LRBridge
 import LRLog
+import LROptim
 import LRTrain
 import LRTUI
 
@@ -64,6 +65,12 @@ struct Attach: ParsableCommand {
         }
         let source = AttachSource(connection: connection, logURL: logURL)
         source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        source.checkSchedule = { spec, left, perEpoch in
+            do {
+                _ = try SchedulerFactory.validate(spec: spec, context: ScheduleContext(totalSteps: left, stepsPerEpoch: max(1, perEpoch)))
+                return nil
+            } catch { return "\(error)" }
+        }
 
         let dashboard = Dashboard(source: source, theme: look, themeStore: Themes.store)
         dashboard.showNotice(themeNotice ?? "attached to \(source.status().title) · q detaches, the run goes on",

@@ -278,6 +278,9 @@ public final class ReplaySource: RunSource {
             s.state = .finished
         }
         s.totalSteps = alignment == .step ? (run.header?.totalSteps ?? run.steps.step.last) : endX
+        if let base = run.events.lazy.compactMap({ $0.result?.epochBase }).first(where: { (0...1).contains($0) }) {
+            s.epochBase = base
+        }
         if run.format != .runLog, !run.tags.isEmpty {
             details.append(LiveStatus.Detail("tags", run.tags.joined(separator: " ")))
         }

@@ -103,12 +103,15 @@ public final class WatchSource: RunSource {
                 LiveStatus.Group(name: groupNames.indices.contains(g) ? groupNames[g] : "g\(g + 1)", lr: lr)
             }
             if let text = ReplaySource.optimizerText(config, inForce: st.lrs.first) { current.optimizer = text }
-        case .eval, .metrics, .event:
+        case .event(let e):
+            if let base = e.result?.epochBase, (0...1).contains(base) { current.epochBase = base }
+        case .eval, .metrics:
             break
         case .end(let e):
             end = e
             current.state = RunPhase(ended: e.reason)
-            current.message = "ended: " + e.reason.rawValue + (e.message.map { " (\($0))" } ?? "")
+            // The state word says how it ended (`■ stopped`); the message says why, when the run said.
+            current.message = e.message
         }
     }
 }
