@@ -34,7 +34,7 @@ public final class WatchSource: RunSource {
         self.url = url
         self.pollInterval = pollInterval
         follower = RunLogFollower(url: url)
-        current = LiveStatus(title: title ?? url.lastPathComponent, state: .starting,
+        current = LiveStatus(title: title ?? RunNames.name(ofLog: url), state: .starting,
                              message: "waiting for \(url.lastPathComponent) to appear")
         current.logPath = url.path
     }
@@ -86,7 +86,8 @@ public final class WatchSource: RunSource {
     private func apply(_ record: RunRecord) {
         switch record {
         case .header(let h):
-            var s = ReplaySource.headerStatus(h, title: current.title)
+            // The run's --name, when it has one, is what people call it.
+            var s = ReplaySource.headerStatus(h, title: h.subrun == nil ? h.config["name"] ?? current.title : current.title)
             s.details = current.details
             s.state = ended ? current.state : .running
             s.message = ended ? current.message : nil
