@@ -11,6 +11,34 @@ import Foundation
         }
     }
 
+    /// Issue #21 item 3: `sched` says the lengths it builds (40 steps into 100, cosine is `T_max=60`), in the event's
+    /// message (the answer's words) and its result alike, and builds them: onecycle over the 40 steps left ends at
+    /// its floor on the run's last step.
+    @Test func aSchedulerSwitchSaysTheLengthsItBuilds() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@40 sched cosine\n@60 sched onecycle\n".write(toFile: dir.path("s.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "0", "--max-steps", "100",
+                             "--batch-size", "32", "--hidden", "8", "--commands", "s.txt", "--run-dir", "r"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let log = try readLog(dir.path("r/run.jsonl"))
+        let switches = records(log, type: "event").filter { $0["kind"] as? String == "command" }
+        #expect(switches.count == 2)
+        let built = switches.map { ($0["result"] as? [String: Any])?["scheduler"] as? String ?? "" }
+        #expect(built[0] == "cosine:T_max=60,eta_min=0")
+        #expect(built[1].hasPrefix("onecycle:total_steps=40,"))
+        for (event, spec) in zip(switches, built) {
+            let message = event["message"] as? String ?? ""
+            #expect(message.contains("now " + spec) && message.contains("steps left"), "\(message)")
+        }
+        // onecycle from step 60 (LR a) over 40 steps: from a/25 up to a, down to a/25/1e4 at step 100.
+        let steps = records(log, type: "step")
+        let lr = { (k: Int) in ((steps.first { $0["step"] as? Int == k }?["lrs"] as? [Double]) ?? [])[0] }
+        let peak = (switches[1]["lrs_before"] as? [Double] ?? [0])[0]
+        #expect(abs(lr(61) - peak / 25) < 1e-9 * peak)
+        #expect(lr(100) < peak / 25 / 1000, "onecycle ends at its floor on the run's last step: \(lr(100)) vs \(peak)")
+    }
+
     @Test func headlessRunWritesItsLogAndCheckpointsAndSaysWhere() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }

@@ -212,7 +212,12 @@ extension Trainer {
             } catch {
                 throw CommandError("\(error)")
             }
-            return Outcome("now \(lrControl.spec), continuing from the current LR", result: EventResult(scheduler: built))
+            // What was built, lengths filled in for the steps left (`cosine` 40 steps into 100 is `T_max=60`): the
+            // answer, the event and the status all say the same schedule.
+            let left = remainingContext.totalSteps
+            let unit = config.schedulerInterval == .epoch ? "epoch" : "step"
+            return Outcome("now \(built) (over the \(left) \(unit)\(left == 1 ? "" : "s") left), continuing from the current LR",
+                           result: EventResult(scheduler: built))
         case .warmup(let n):
             lrControl.startWarmup(steps: n)
             return Outcome("ramping the LR up over \(n) steps")

@@ -259,7 +259,8 @@ public final class ReplaySource: RunSource {
         while lo < hi { let mid = (lo + hi) / 2; if events[mid].x <= c { lo = mid + 1 } else { hi = mid } }
         for (x, e) in events[..<lo].reversed() where e.kind == .command {
             guard case .sched(let spec)? = e.command else { continue }
-            s.scheduler = spec + " @" + (alignment == .step ? Format.grouped(x) : where_(x))
+            // As built (its lengths filled in), the same words the live status and the answer used.
+            s.scheduler = (e.result?.scheduler ?? spec) + " @" + (alignment == .step ? Format.grouped(x) : where_(x))
             s.schedulerSpec = e.result?.scheduler ?? spec
             break
         }
