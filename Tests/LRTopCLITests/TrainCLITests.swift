@@ -39,6 +39,31 @@ import Foundation
         #expect(lr(100) < peak / 25 / 1000, "onecycle ends at its floor on the run's last step: \(lr(100)) vs \(peak)")
     }
 
+    /// Issue #21 item 7: under a schedule that computes the LR from its step count (onecycle, cyclic, warm_restarts)
+    /// `lr X` would last one step: it is refused with the reason, and once the LR is held it holds.
+    @Test func anOverrideAnAbsoluteScheduleWouldUndoIsRefusedUnlessHeld() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@20 lr 1e-4\n@30 lr hold\n@30 lr 1e-4\n@45 sched warm_restarts:T_0=10\n@50 lr *0.5\n"
+            .write(toFile: dir.path("s.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "0", "--max-steps", "60",
+                             "--batch-size", "32", "--hidden", "8", "--scheduler", "onecycle:max_lr=0.01", "--commands", "s.txt",
+                             "--run-dir", "r"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let log = try readLog(dir.path("r/run.jsonl"))
+        let events = records(log, type: "event").filter { ["command", "error"].contains($0["kind"] as? String) }
+        #expect(events.map { $0["kind"] as? String ?? "" } == ["error", "command", "command", "command", "command"],
+                "\(events)")
+        let why = events[0]["message"] as? String ?? ""
+        #expect(why.hasPrefix("onecycle computes the LR from its step count, so this LR would last one step"), "\(why)")
+        #expect(why.contains("'lr hold' first"))
+        // Held, the LR set holds step after step.
+        let steps = records(log, type: "step")
+        for k in 31...45 {
+            #expect((steps.first { $0["step"] as? Int == k }?["lrs"] as? [Double])?.first == 1e-4, "step \(k)")
+        }
+    }
+
     @Test func headlessRunWritesItsLogAndCheckpointsAndSaysWhere() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
