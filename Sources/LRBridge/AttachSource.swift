@@ -204,6 +204,7 @@ public final class AttachSource: RunSource {
             if let text = ReplaySource.optimizerText(log.config, inForce: b.lrs.first) { s.optimizer = text }
             if let sched = b.scheduler { s.scheduler = sched }
             s.epochBase = b.epochBase ?? s.epochBase
+            s.epochStep = b.epochStep
             if let f = b.findLR {
                 // A sweep writes to its sub-run's log, not the run's: the run's log stands still, which is no stall.
                 s.message = Self.sweepText(f)

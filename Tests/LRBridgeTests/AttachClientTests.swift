@@ -121,13 +121,15 @@ struct AttachClientTests {
         let (server, source) = (run.server, run.source)
         let dashboard = Dashboard(source: source)
         #expect(eventually { dashboard.update(); return dashboard.status.state == .running })
-        server.send(#"{"type":"status","state":"paused","step":12,"epoch":0,"total_steps":200,"lr":[0.001,0.002],"groups":["body","head"],"reason":"guard: loss 8.1 > 10x its mean at step 12","epoch_base":1}"#)
+        server.send(#"{"type":"status","state":"paused","step":12,"epoch":0,"total_steps":200,"lr":[0.001,0.002],"groups":["body","head"],"reason":"guard: loss 8.1 > 10x its mean at step 12","epoch_base":1,"epoch_step":7}"#)
         #expect(eventually { dashboard.update(); return dashboard.status.message?.hasPrefix("guard: loss 8.1") == true })
         let lines = dashboard.render(width: 120, height: 40).lines()
         #expect(lines[0].contains("paused · guard: loss 8.1"), "\(lines[0])")
         #expect(lines.last?.contains("resume (guard: loss 8.1") == true, "\(lines.last ?? "")")
         // 12 steps of 100 a step: epoch 0, which the script calls 1, of 1…2.
         #expect(lines[0].contains("ep 1 of 1…2"), "\(lines[0])")
+        // The in-epoch count is the loader's (epoch_step), not step - epoch × steps per epoch.
+        #expect(lines.contains { $0.contains("· ep 1 7/100") }, "\(lines.joined(separator: "\n"))")
         server.send(#"{"type":"status","state":"paused","step":12,"epoch":0,"total_steps":200,"lr":[0.001,0.002],"groups":["body","head"],"find_lr":{"step":23,"steps":100,"subrun":"subruns/find-lr-12"}}"#)
         #expect(eventually { dashboard.update(); return dashboard.status.message?.hasPrefix("find-lr sweeping") == true })
         let text = dashboard.render(width: 120, height: 40).lines().joined(separator: "\n")

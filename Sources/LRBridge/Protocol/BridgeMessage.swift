@@ -59,6 +59,9 @@ public struct BridgeStatus: Equatable, Sendable {
     public var findLR: BridgeFindLR?
     /// How the script numbers its epochs (0 or 1), once known; `epoch` stays 0-based.
     public var epochBase: Int?
+    /// Steps into the script's current epoch as its data loader counts them (a find-lr sweep and the steps a
+    /// rollback undid drew batches too).
+    public var epochStep: Int?
 
     public init(state: String, step: Int, epoch: Int = 0, totalSteps: Int? = nil, lrs: [Double] = [],
                 groups: [String] = [], hold: Bool = false, override: Bool = false, scheduler: String? = nil,
@@ -71,11 +74,11 @@ public struct BridgeStatus: Equatable, Sendable {
     public init(state: String, step: Int, epoch: Int = 0, totalSteps: Int? = nil, lrs: [Double] = [],
                 groups: [String] = [], hold: Bool = false, override: Bool = false, scheduler: String? = nil,
                 lossScale: Double? = nil, skippedSteps: Int? = nil, checkpoints: Int? = nil, reason: String?,
-                findLR: BridgeFindLR?, epochBase: Int?) {
+                findLR: BridgeFindLR?, epochBase: Int?, epochStep: Int? = nil) {
         self.init(state: state, step: step, epoch: epoch, totalSteps: totalSteps, lrs: lrs, groups: groups, hold: hold,
                   override: override, scheduler: scheduler, lossScale: lossScale, skippedSteps: skippedSteps,
                   checkpoints: checkpoints)
-        self.reason = reason; self.findLR = findLR; self.epochBase = epochBase
+        self.reason = reason; self.findLR = findLR; self.epochBase = epochBase; self.epochStep = epochStep
     }
 }
 
@@ -156,7 +159,7 @@ public enum ServerMessage: Equatable, Sendable {
                 lrs: o.lr?.map { $0 ?? .nan } ?? [], groups: o.groups ?? [], hold: o.hold ?? false,
                 override: o.override ?? false, scheduler: o.scheduler, lossScale: o.lossScale,
                 skippedSteps: o.skippedSteps, checkpoints: o.checkpoints, reason: o.reason, findLR: o.findLR,
-                epochBase: o.epochBase.flatMap { (0...1).contains($0) ? $0 : nil }))
+                epochBase: o.epochBase.flatMap { (0...1).contains($0) ? $0 : nil }, epochStep: o.epochStep))
         case "error":
             return .error(o.error ?? "(no text)")
         default:
@@ -183,6 +186,7 @@ public enum ServerMessage: Equatable, Sendable {
         var reason: String?
         var findLR: BridgeFindLR?
         var epochBase: Int?
+        var epochStep: Int?
         var command: Command?
         var lrsBefore, lrsAfter: [Double?]?
         var result: EventResult?
@@ -191,14 +195,15 @@ public enum ServerMessage: Equatable, Sendable {
         var counts: [(String, Int?)] {
             [("step", step), ("epoch", epoch), ("total_steps", totalSteps), ("skipped_steps", skippedSteps),
              ("checkpoints", checkpoints), ("protocol", protocolVersion), ("pid", pid), ("world_size", worldSize),
-             ("find_lr.step", findLR?.step), ("find_lr.steps", findLR?.steps)]
+             ("find_lr.step", findLR?.step), ("find_lr.steps", findLR?.steps), ("epoch_step", epochStep)]
         }
 
         enum CodingKeys: String, CodingKey {
             case type, error, message, state, scheduler, run, log, framework, id, step, epoch, ok, hold, override, lr, groups
             case totalSteps = "total_steps", skippedSteps = "skipped_steps", checkpoints, protocolVersion = "protocol"
             case pid, worldSize = "world_size", lossScale = "loss_scale"
-            case reason, findLR = "find_lr", epochBase = "epoch_base", command, lrsBefore = "lrs_before"
+            case reason, findLR = "find_lr", epochBase = "epoch_base", epochStep = "epoch_step", command
+            case lrsBefore = "lrs_before"
             case lrsAfter = "lrs_after", result
         }
 
@@ -219,6 +224,7 @@ public enum ServerMessage: Equatable, Sendable {
             reason = text(.reason)
             findLR = (try? c.decodeIfPresent(BridgeFindLR.self, forKey: .findLR)) ?? nil
             epochBase = int(.epochBase)
+            epochStep = int(.epochStep)
             // A command record is held to the language's rules as it is read (`Command`'s decoder): a bad one reads
             // as missing, and the answer is worded from the text sent.
             command = (try? c.decodeIfPresent(Command.self, forKey: .command)) ?? nil

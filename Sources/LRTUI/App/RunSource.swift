@@ -145,6 +145,9 @@ public struct LiveStatus: Equatable, Sendable {
     /// How the run's script numbers its epochs (0 or 1: a bridged run's `epoch_base`); nil: lrtop's own numbering,
     /// shown from 1. `epoch` stays 0-based.
     public var epochBase: Int? = nil
+    /// Steps into the current epoch as the run's data loader counts them, when the run says (a bridged run's
+    /// `epoch_step`); nil: counted from the step.
+    public var epochStep: Int? = nil
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",

@@ -53,9 +53,11 @@ public struct StatusPanel: Widget {
         stepSpans.append(Span(" · ep ", palette.inactive))
         stepSpans.append(Span(String(epoch + (s.epochBase ?? 1)), palette.highlight))
         if let spe = run.stepsPerEpoch, spe > 0 {
-            // Steps into the epoch from the step alone (the k-th step of an epoch is step (e·spe + k)): the records'
-            // epoch is the script's, which may count from 1 or lag a find-lr or a rollback; the step never does.
-            let inEpoch = step > 0 ? (step - 1) % spe + 1 : 0
+            // Steps into the epoch: live, the run's own count when it gives one (a bridged run's `epoch_step`: its
+            // loader's); else from the step alone (the k-th step of an epoch is step e·spe + k), never from the
+            // records' epoch, which is the script's and may count from 1.
+            let inEpoch = s.cursor == nil ? s.epochStep ?? (step > 0 ? (step - 1) % spe + 1 : 0)
+                : (step > 0 ? (step - 1) % spe + 1 : 0)
             stepSpans.append(Span(" \(inEpoch)/\(spe)", palette.inactive))
         }
         items.append(("step", stepSpans))
