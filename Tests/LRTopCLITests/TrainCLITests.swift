@@ -64,6 +64,18 @@ import Foundation
         }
     }
 
+    /// Issue #21 item 13: help texts name the files that exist (bench/twins.py, `head.*`) and an example is one
+    /// line, not wrapped into what look like two broken ones.
+    @Test func helpTextsCiteWhatExistsAndKeepExamplesWhole() throws {
+        let export = try lrtop(["export-weights", "--help"])
+        #expect(export.stdout.contains("bench/twins.py") && !export.stdout.contains("parity.py"), "\(export.stdout)")
+        #expect(export.stdout.contains("head.weight"))
+        #expect(FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent("bench/twins.py").path))
+        let compare = try lrtop(["compare", "--help"])
+        let example = "lrtop compare --config 'LAMB 4e-3=lamb:lr=4e-3;warmup:steps=1 epoch -> cosine'"
+        #expect(compare.stdout.split(separator: "\n").contains { $0.contains(example) }, "\(compare.stdout)")
+    }
+
     @Test func headlessRunWritesItsLogAndCheckpointsAndSaysWhere() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
