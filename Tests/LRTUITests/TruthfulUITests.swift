@@ -49,6 +49,18 @@ import LRTUI
         #expect(d.awaitingAnswer.isEmpty)
     }
 
+    /// Issue #21 item 8: a log without a rate (Lightning's NaN samples/s, no batch size) shows `--`, never `nan`.
+    @Test func aMissingRateIsADashNotNaN() {
+        let src = FakeSource()
+        src.pending = [.step(StepRecord(step: 1, epoch: 0, lrs: [1e-3], loss: 1, gradNorm: 1, samplesPerSec: .nan, wallTime: 1)),
+                       .step(StepRecord(step: 2, epoch: 0, lrs: [1e-3], loss: 1, gradNorm: 1, samplesPerSec: .nan, wallTime: 2))]
+        let d = Dashboard(source: src)
+        d.update()
+        let text = d.render(width: 120, height: 40).lines().joined(separator: "\n")
+        #expect(!text.contains("nan"), "\(text)")
+        #expect(text.contains("samples/s --"), "\(text)")
+    }
+
     @Test func aCommandThatAppliedIsConfirmed() {
         let (d, src) = dashboard()
         _ = d.handle(.char("]"))

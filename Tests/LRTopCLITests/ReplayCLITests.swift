@@ -78,7 +78,7 @@ func stderrLines(_ out: Output) -> [String] {
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.isEmpty, "\(out.stderr)")
         let rows = summaryRows(out.stdout)
-        #expect(rows.first == ["run", "format", "last step", "final loss", "best loss", "final acc", "best acc",
+        #expect(rows.first == ["run", "format", "last step", "final loss", "best batch loss", "final acc", "best acc",
                                "interventions", "ended"])
         let row = try #require(rows.count == 2 ? rows[1] : nil, "\(out.stdout)")
         #expect(row[0] == dir.url.lastPathComponent && row[1] == "lrtop run log" && row[2] == "300", "named by its folder")

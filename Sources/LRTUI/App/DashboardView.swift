@@ -303,8 +303,10 @@ extension Dashboard {
         block.render(into: &buffer, area: area)
         let inner = block.inner(area)
         guard inner.height >= 1 else { return }
-        let sNow = run.samplesPerSecNow.map(Format.compact) ?? "--"
-        let sAvg = run.samplesPerSecAverage.map(Format.compact) ?? "--"
+        // A log without a rate (Lightning's, a batch with no tensor) has NaN samples/s: shown as "--", never "nan".
+        func rate(_ v: Double?) -> String { v.flatMap { $0.isFinite ? Format.compact($0) : nil } ?? "--" }
+        let sNow = rate(run.samplesPerSecNow)
+        let sAvg = rate(run.samplesPerSecAverage)
         let stNow = run.stepsPerSecNow.map(Format.compact) ?? "--"
         let stAvg = run.stepsPerSecAverage.map(Format.compact) ?? "--"
         var lines: [TextLine] = []
