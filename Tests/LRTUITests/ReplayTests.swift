@@ -217,6 +217,16 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         _ = source.send("goto 100")
         d.update()
         #expect(d.status.cursor == 100)
+        // Issue #21 item 8: the header never pairs one run's step with another's epoch. The first run (250 steps, 100
+        // an epoch) under a 400-step overlay: at 400 the step is the overlay's, so no epoch beside it; at 200 both
+        // are the first run's (epoch 2, shown from 1).
+        let (d2, source2, _) = replay([replayRun("short", steps: 250), replayRun("long", steps: 400)])
+        var header = d2.render(width: 120, height: 40).lines()[0]
+        #expect(header.contains("step 400/400") && !header.contains(" ep "), "\(header)")
+        _ = source2.send("goto 200")
+        d2.update()
+        header = d2.render(width: 120, height: 40).lines()[0]
+        #expect(header.contains("step 200/400") && header.contains("ep 2"), "\(header)")
     }
 
     @Test func alignedByWallTimeTheXAxisIsSeconds() {

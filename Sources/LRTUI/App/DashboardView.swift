@@ -173,7 +173,11 @@ extension Dashboard {
             stepText += " · step " + Format.grouped(s.step)
         }
         parts.append(Part(spans: [Span(stepText, palette.text)], priority: 2, right: true))
-        parts.append(Part(spans: [Span(" · ep " + epochText, palette.text)], priority: 6, right: true))
+        // The epoch is the first run's at its own step: where the step shown is another (longer) overlaid run's,
+        // no epoch goes beside it (the status panel pairs the first run's step and epoch).
+        if !(keyMode == .replay && xAxis == .steps && (dataEnd ?? 0) != s.step) {
+            parts.append(Part(spans: [Span(" · ep " + epochText, palette.text)], priority: 6, right: true))
+        }
         if let eta = etaText { parts.append(Part(spans: [Span(" · ETA " + eta, palette.text)], priority: 3, right: true)) }
         // A paced run says so beside its ETA: the ETA is the pace's, and '>' or ':pace off' goes faster.
         if isLive, let pace = s.pace, primary.end == nil {
