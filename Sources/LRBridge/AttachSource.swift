@@ -164,8 +164,11 @@ public final class AttachSource: RunSource {
                 replies[i].outcome = .rejected(why)
                 unread.append(CommandReply(id: id, text: replies[i].command, outcome: .rejected(why)))
             }
-        case .result(let id, let ok, let step, let text, let error, let answer):
+        case .result(let id, let ok, let step, let message, let error, let answer):
             guard let i = replies.lastIndex(where: { $0.id == id }) else { return }
+            // The answer names the command itself: a message that starts with it (`lr *2: ...`) is kept without it.
+            let prefix = replies[i].command + ": "
+            let text = message.map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
             if ok {
                 replies[i].outcome = .applied(step: step, message: text)
                 if let answer {

@@ -89,9 +89,10 @@ struct AttachClientTests {
         #expect(try run.send("lr 1e-4") == 1)
         #expect(eventually { run.pump(); return source.replies.first?.outcome != .queued })
         #expect(source.replies == [AttachSource.Reply(id: 1, command: "lr 1e-4",
-                                                      outcome: .applied(step: 13, message: "lr 1e-4: all groups 1.00e-03 -> 1.00e-04"))])
+                                                      outcome: .applied(step: 13, message: "all groups 1.00e-03 -> 1.00e-04"))])
         #expect(run.shown.count == 1)
-        #expect(run.shown.first?.0 == "✓ lr 1e-4: lr 1e-4: all groups 1.00e-03 -> 1.00e-04 (at step 13)")
+        // The bridge's message repeats the command: said once.
+        #expect(run.shown.first?.0 == "✓ lr 1e-4: all groups 1.00e-03 -> 1.00e-04 (at step 13)")
         #expect(run.shown.first?.1 == false)
         let commands = server.lines.filter { $0.contains(#""type":"command""#) }
         #expect(commands == [#"{"type":"command","id":1,"text":"lr 1e-4"}"#])

@@ -181,6 +181,7 @@ extension Dashboard {
         if let eta = etaText { parts.append(Part(spans: [Span(" · ETA " + eta, palette.text)], priority: 3, right: true)) }
         // A paced run says so beside its ETA: the ETA is the pace's, and '>' or ':pace off' goes faster.
         if isLive, let pace = s.pace, primary.end == nil {
+            // Given way to the step, ETA and LR when narrow: the status panel's `pace` row says it too.
             parts.append(Part(spans: [Span(" · pace " + Command.paceText(pace), palette.warn)], priority: 6, right: true))
         }
         // The LR of the group the keys act on (the first when they act on all), "lr→NAME" when one is picked.
