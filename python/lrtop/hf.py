@@ -26,6 +26,18 @@ class _HFRun(Run):
             self.control.should_save = True
 
 
+def _updates_per_epoch(args, loader) -> Optional[int]:
+    """Optimizer steps an epoch, as the Trainer counts them (`set_initial_training_values`: the batches over
+    `gradient_accumulation_steps`, rounded up, at least 1), whatever `max_steps` says: with `--max_steps`,
+    `num_train_epochs` is not the run's epochs."""
+    try:
+        n = len(loader) if loader is not None else 0
+    except TypeError:  # an iterable dataset has no length
+        return None
+    accumulate = max(1, args.gradient_accumulation_steps)
+    return max(1, -(-n // accumulate)) if n else None
+
+
 class LrtopCallback(TrainerCallback):
     """Logs the run in lrtop's format and lets `lrtop attach` steer it. Options as for `lrtop.attach`."""
 
@@ -43,15 +55,15 @@ class LrtopCallback(TrainerCallback):
         if lr_scheduler is not None and not isinstance(lr_scheduler, (torch.optim.lr_scheduler.LRScheduler,
                                                   torch.optim.lr_scheduler.ReduceLROnPlateau)):
             lr_scheduler = getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate's AcceleratedScheduler
-        per_epoch = None
-        if state.max_steps and args.num_train_epochs:
+        per_epoch = _updates_per_epoch(args, kwargs.get("train_dataloader"))
+        if per_epoch is None and state.max_steps and args.num_train_epochs and args.max_steps <= 0:
             per_epoch = max(1, math.ceil(state.max_steps / args.num_train_epochs))
         opts = {"total_steps": state.max_steps or None, "steps_per_epoch": per_epoch,
                 "batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps
                 * max(1, args.world_size), "seed": args.seed}
         opts.update(self.options)
         self.run = _HFRun(torch_opt, lr_scheduler, model=model, name=self.name, log_dir=self.log_dir, framework="hf",
-                          scheduler_stepped_externally=True, eval_fn=self._request_eval, **opts)
+                          scheduler_stepped_externally=True, eval_fn=self._request_eval, epoch_base=0, **opts)
         self.run.control = control
         if model is not None:
             self._hook = model.register_forward_hook(self._capture_loss)

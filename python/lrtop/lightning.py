@@ -51,6 +51,21 @@ def _loss_of(outputs: Any) -> float:
         return math.nan
 
 
+def _samples_in(batch: Any) -> Optional[int]:
+    """The batch's size, for samples/s: the first dimension of its first tensor (a tensor, a tuple or list, a dict),
+    read from the shape (no device sync); None when the batch holds no tensor (the step then logs no rate)."""
+    for _ in range(4):  # nested at most a few levels: ((x, y), meta), {"input": (ids, mask)}
+        if isinstance(batch, torch.Tensor):
+            return int(batch.shape[0]) if batch.dim() > 0 else None
+        if isinstance(batch, (list, tuple)) and batch:
+            batch = next((b for b in batch if isinstance(b, (torch.Tensor, list, tuple, dict))), None)
+        elif isinstance(batch, dict) and batch:
+            batch = next((b for b in batch.values() if isinstance(b, (torch.Tensor, list, tuple, dict))), None)
+        else:
+            return None
+    return None
+
+
 class LrtopCallback(pl.Callback):
     """Logs the run in lrtop's format and lets `lrtop attach` steer it. Options as for `lrtop.attach`."""
 
@@ -71,13 +86,16 @@ class LrtopCallback(pl.Callback):
         opts.update(self.options)
         self.run = _LightningRun(trainer, trainer.optimizers[0], scheduler, model=pl_module, name=self.name,
                                  log_dir=self.log_dir, framework="lightning", scheduler_stepped_externally=True,
+                                 epoch_base=0,
                                  eval_fn=lambda: self._validate(trainer), **opts)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         run = self.run
         if run is None or trainer.fit_loop._should_accumulate():
             return
-        run.step(loss=_loss_of(outputs), epoch=trainer.current_epoch)
+        n = _samples_in(batch)  # this micro-batch; the step took `accumulate_grad_batches` of them on every rank
+        samples = n * max(1, trainer.accumulate_grad_batches) * max(1, trainer.world_size) if n else None
+        run.step(loss=_loss_of(outputs), epoch=trainer.current_epoch, samples=samples)
         if run.should_stop:
             trainer.should_stop = trainer.strategy.reduce_boolean_decision(True, all=False)
 

@@ -48,15 +48,29 @@ def _routed_class(cls: Any, control: "LRControl") -> type:
         c = ref()
         if c is None or c.detached:
             return base_step(self, *args, **kwargs)
+        c.user_steps += 1
         if not (args or kwargs or plateau) and self is c.scheduler and not c.frozen and True not in c.held:
             base_step(self)  # the common case, `step` unrolled: once per optimizer step, so kept short
             if c.shadow is not None:
                 c.shadow_owed += 1
             return None
+        if c.driven and not (args or kwargs):
+            return None  # lrtop steps the schedule `sched` built at every optimizer step (see `switch`)
         c.step(args, kwargs)
         return None
 
-    return type(cls.__name__, (cls,), {"step": step, "_lrtop_base": cls, "__module__": cls.__module__})
+    def get_last_lr(self: Any) -> list:
+        # What the framework logs (HF's `learning_rate`, hence trainer_state.json, TensorBoard, W&B) is this: after
+        # `sched` this object no longer writes the LR, and after `lr`, find-lr or a rollback what it remembers is
+        # not what trains. The optimizer's groups hold the LR the next step uses.
+        c = ref()
+        if c is None or c.detached:
+            return base_get_last_lr(self)
+        return c.lrs
+
+    base_get_last_lr = cls.get_last_lr
+    return type(cls.__name__, (cls,), {"step": step, "get_last_lr": get_last_lr, "_lrtop_base": cls,
+                                       "__module__": cls.__module__})
 
 
 def _raw_step(scheduler: Any, args: tuple = (), kwargs: Optional[dict] = None) -> None:
@@ -83,6 +97,8 @@ class LRControl:
         self.base_lrs = [float(g.get("initial_lr", g["lr"])) for g in groups]
         self.held = [False] * n
         self.overridden = [False] * n
+        # How much `lr` rescaled each group's anchors in schedulers that recompute the LR (`_rebase`).
+        self.anchor_scale = [1.0] * n
         self.warmup_total = 0
         self.warmup_done = 0
         # The active scheduler, its lrtop spec (None: the user's own), and its planned twin.
@@ -91,6 +107,11 @@ class LRControl:
         self.spec: Optional[str] = None
         self._spec_length: Optional[int] = None  # the length its defaults spanned when it was installed
         self.external = scheduler is not None if stepped_externally is None else stepped_externally
+        self._user_external = self.external
+        # The script's `scheduler.step()` calls (counted by the routed class), and whether lrtop steps the schedule
+        # `sched` built itself, at every optimizer step, because the script steps its scheduler once an epoch.
+        self.user_steps = 0
+        self.driven = False
         # While a find-lr sweep sets the LR, the schedule stands still; after close(), routing passes straight on.
         self.frozen = False
         self.detached = False
@@ -168,22 +189,25 @@ class LRControl:
 
     # ------------------------------------------------------------------ commands
 
-    def set(self, groups: Sequence[int], value: float) -> None:
+    def set(self, groups: Sequence[int], value: float) -> Optional[str]:
         """`lr V` for these groups (the next scheduler step continues from it)."""
         pg = self.optimizer.param_groups
+        notes = set()
         for i in groups:
-            self._rebase(i, value)
+            notes.add(self._rebase(i, value))
             pg[i]["lr"] = value
             self.overridden[i] = True
+        return "; ".join(sorted(n for n in notes if n)) or None
 
-    def scale(self, groups: Sequence[int], factor: float) -> None:
+    def scale(self, groups: Sequence[int], factor: float) -> Optional[str]:
         """`lr *F` for these groups."""
-        pg = self.optimizer.param_groups
-        for i in groups:
-            value = pg[i]["lr"] * factor
-            self._rebase(i, value)
-            pg[i]["lr"] = value
-            self.overridden[i] = True
+        return self.set_each(groups, [self.optimizer.param_groups[i]["lr"] * factor for i in groups])
+
+    def set_each(self, groups: Sequence[int], values: Sequence[float]) -> Optional[str]:
+        notes = set()
+        for i, value in zip(groups, values):
+            notes.add(self.set([i], value))
+        return "; ".join(sorted(n for n in notes if n)) or None
 
     def hold(self, groups: Sequence[int]) -> str:
         for i in groups:
@@ -196,6 +220,7 @@ class LRControl:
         planned = [g["lr"] for g in self._shadow_opt.param_groups] if self.shadow is not None \
             else (self.base_lrs if self.scheduler is None else None)
         pg = self.optimizer.param_groups
+        self._unscale_anchors(groups)
         for i in groups:
             self.held[i] = False
             self.overridden[i] = False
@@ -208,18 +233,30 @@ class LRControl:
         """`lr reset`: every group's base LR and the schedule from its first step; `lr GROUP reset`: that group's
         base LR, the schedule continuing from it."""
         if groups is not None:
-            pg = self.optimizer.param_groups
-            for i in groups:
-                pg[i]["lr"] = self.base_lrs[i]
-                self.overridden[i] = True
+            self.set_each(groups, [self.base_lrs[i] for i in groups])
             return "base LR restored for this group; the schedule continues from it"
+        self._unscale_anchors(range(len(self.base_lrs)))
         self._restart()
         return "base LR restored, schedule restarted"
 
-    def switch(self, spec: str) -> str:
-        """`sched SPEC`: a new schedule from the current LRs (a held group keeps its LR)."""
+    def switch(self, spec: str, steps_taken: Optional[int] = None) -> str:
+        """`sched SPEC`: a new schedule from the current LRs (a held group keeps its LR). Its lengths are in
+        optimizer steps, as lrtop's language says; when the script steps its own scheduler less often than the
+        optimizer (pytorch/examples step theirs once an epoch; `steps_taken` optimizer steps so far), lrtop steps
+        the new schedule itself at every optimizer step and the script's `scheduler.step()` no longer moves it:
+        stepped once an epoch, a schedule in steps would barely move, silently."""
+        calls = self.user_steps
+        drive = steps_taken is not None and self.user_scheduler is not None and self._user_external \
+            and calls < steps_taken - 1
+        self.driven = drive
+        self.external = self._user_external and not drive
         self.install(spec, self.lrs)
-        return f"now {self.describe()}, continuing from the current LR"
+        note = f"now {self.describe()}, continuing from the current LR"
+        if drive:
+            note += (f"; the script stepped its scheduler {calls} time{'' if calls == 1 else 's'} in {steps_taken} "
+                     "optimizer steps, so lrtop steps this schedule at every optimizer step and the script's "
+                     "scheduler.step() no longer moves it")
+        return note
 
     def start_warmup(self, steps: int) -> str:
         self.warmup_total, self.warmup_done = steps, 0
@@ -252,17 +289,50 @@ class LRControl:
                     setattr(s, attr, [b * r for b, r in zip(getattr(s, attr), ratios)])
         self.overridden = [True] * len(groups)
 
-    def _rebase(self, i: int, new_lr: float) -> None:
-        """LambdaLR (HF's default schedules) recomputes the LR from its base each step, which would undo a manual
-        change; rescaling its base makes the schedule continue from the new value, as chainable schedulers do."""
-        lambdas = [s for s in [self.scheduler] + list(getattr(self.scheduler, "_schedulers", []) or [])
-                   if isinstance(s, _S.LambdaLR)]
+    def _rebase(self, i: int, new_lr: float) -> Optional[str]:
+        """Schedulers that compute the LR from their own anchors each step (LambdaLR: HF's default schedules;
+        OneCycleLR, CyclicLR, CosineAnnealingWarmRestarts) would undo a manual change at their next step: their
+        anchors for this group are rescaled by the same ratio, so the schedule goes on from the new value, its
+        shape kept, as PyTorch's chainable schedulers do by themselves (`lr release` and `lr reset` scale them
+        back). Returns what the answer says about it."""
         old = self.optimizer.param_groups[i]["lr"]
-        for s in lambdas:
-            if old > 0:
-                s.base_lrs[i] = s.base_lrs[i] * new_lr / old
-            else:
-                s.base_lrs[i] = new_lr  # from zero: the ratio is unknown; restart the schedule's scale at new_lr
+        ratio = new_lr / old if old > 0 else None
+        rescaled = self._rescale_anchors(i, ratio, new_lr)
+        if ratio is not None and rescaled:
+            self.anchor_scale[i] *= ratio
+        named = [n for n in rescaled if n != "LambdaLR"]
+        return f"{' and '.join(named)} rescaled to go on from it" if named else None
+
+    def _rescale_anchors(self, i: int, ratio: Optional[float], new_lr: float = 0.0) -> list[str]:
+        """Multiplies group `i`'s anchors in the active schedulers by `ratio` (None: from an LR of zero the ratio is
+        unknown, so the anchors restart at `new_lr`); returns what it rescaled."""
+        def scaled(x: Any) -> Any:
+            return x * ratio if ratio is not None else new_lr
+
+        rescaled = []
+        for s in [self.scheduler] + list(getattr(self.scheduler, "_schedulers", []) or []):
+            if isinstance(s, (_S.LambdaLR, _S.CosineAnnealingWarmRestarts)):
+                s.base_lrs[i] = scaled(s.base_lrs[i])
+                floor = getattr(s, "eta_min", 0)
+                rescaled.append(f"{base_class(s).__name__} (its floor eta_min={floor:g} stays)" if floor
+                                else base_class(s).__name__)
+            elif isinstance(s, _S.OneCycleLR):
+                group = s.optimizer.param_groups[i]
+                for key in ("initial_lr", "max_lr", "min_lr"):
+                    group[key] = scaled(group[key])
+                rescaled.append("OneCycleLR")
+            elif isinstance(s, _S.CyclicLR):
+                for anchors in (s.base_lrs, s.max_lrs):
+                    anchors[i] = scaled(anchors[i])
+                rescaled.append("CyclicLR")
+        return rescaled
+
+    def _unscale_anchors(self, groups: Sequence[int]) -> None:
+        """Back to the schedule's own anchors (`lr release`, `lr reset`)."""
+        for i in groups:
+            if self.anchor_scale[i] != 1.0:
+                self._rescale_anchors(i, 1.0 / self.anchor_scale[i])
+                self.anchor_scale[i] = 1.0
 
     def install(self, spec: str, base_lrs: list[float], length: Optional[int] = None) -> None:
         """Builds `spec` over the optimizer (and its shadow) relative to `base_lrs`, and makes it the active one. Its
@@ -291,6 +361,7 @@ class LRControl:
         if self.external:
             self._route(built)
         self.scheduler, self.shadow, self.spec = built, shadow, spec
+        self.anchor_scale = [1.0] * len(groups)
         self._spec_length = length
         self._on_replaced(built)
 
@@ -307,6 +378,8 @@ class LRControl:
         for g, lr in zip(groups, self.base_lrs):
             g["lr"] = lr
             g["initial_lr"] = lr
+        self.driven = False
+        self.external = self._user_external
         if self.user_scheduler is not None:
             # Restart the user's own scheduler from its first step.
             sched = self.user_scheduler
@@ -336,10 +409,12 @@ class LRControl:
     # ------------------------------------------------------------------ what the status shows
 
     def canonical(self) -> Optional[str]:
+        """The spec in force as it was built: its lengths are those it spanned when installed (the rest of the run
+        then), not the rest of the run now."""
         if self.spec is None:
             return None
         try:
-            return SB.resolve(self.spec, self._remaining(), len(self.base_lrs)).spec
+            return SB.resolve(self.spec, self._spec_length, len(self.base_lrs)).spec
         except SpecError:
             return self.spec
 
@@ -352,6 +427,7 @@ class LRControl:
         """Everything a rollback puts back, as plain data and the schedulers' own state dicts."""
         self.settle_shadow()
         state: dict = {"spec": self.spec, "spec_length": self._spec_length, "held": list(self.held), "overridden": list(self.overridden),
+                       "anchor_scale": list(self.anchor_scale), "driven": self.driven,
                        "warmup": [self.warmup_total, self.warmup_done], "scheduler": None, "shadow": None,
                        "shadow_lrs": None}
         if self.scheduler is not None:
@@ -369,6 +445,8 @@ class LRControl:
             self.scheduler = self.user_scheduler
             self.spec = None
             self._on_replaced(self.scheduler)
+        self.driven = bool(state.get("driven", False))
+        self.external = self._user_external and not self.driven
         if state["spec"] is not None:
             self._spec_length = state.get("spec_length")
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -381,6 +459,7 @@ class LRControl:
                     g["lr"] = x
         self.held = list(state["held"])
         self.overridden = list(state["overridden"])
+        self.anchor_scale = list(state.get("anchor_scale", [1.0] * len(self.held)))
         self.warmup_total, self.warmup_done = state["warmup"]
         for g, x in zip(self.optimizer.param_groups, lrs):
             g["lr"] = x

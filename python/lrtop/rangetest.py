@@ -174,10 +174,11 @@ class RangeTester:
                             final_loss=curve.raw_losses[-1] if curve.raw_losses else None, message=summary)
             test.writer.close()
         message = (f"{test.folder}: " if test.folder else "") + summary
-        after = run.lrs
-        run._event("command", test.text, test.lrs_before, after, message, command=test.command)
-        run._reply(test.pending, {"type": "result", "id": test.pending.id, "ok": True, "step": run._step,
-                                   "message": f"{test.text}: {message}"})
+        result: dict = {"subruns": [test.folder]} if test.folder else {}
+        named = [{"name": name, "lr": lr} for name, lr in self.last.suggestions.items() if lr is not None]
+        if named:
+            result["suggestions"] = named
+        run._answer(test.pending, test.command, test.lrs_before, run.lrs, message, result or None)
         if run._rank == 0 and run._announce:
             print(f"lrtop: {test.text}: {message}", file=sys.stderr, flush=True)
         if run._server is not None:

@@ -38,7 +38,8 @@ from .distributed import CommandChannel
 from .guard import DivergenceGuard, GuardAction
 from .lrcontrol import LRControl
 from .rangetest import RangeTester, RangeTestResult
-from .runlog import RunLogWriter, number
+from .runlog import RunLogWriter, number, numbers
+from .schedulers import shadow_optimizer
 from .safefs import close_quietly, open_folder, open_run_folder
 from .server import ControlServer
 from .signals import SignalHandlers, name as signal_name
@@ -69,13 +70,34 @@ class _Pending:
 class Run:
     """One steered training run. Create it with `lrtop.attach`; call `step()` after each `optimizer.step()`."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, scheduler: Any = None, *,
+    def __init__(self, optimizer: Optional[torch.optim.Optimizer], scheduler: Any = None, *, lr: Optional[float] = None,
                  model: Optional[torch.nn.Module] = None, scaler: Any = None, name: Optional[str] = None,
                  log_dir: str = "runs", total_steps: Optional[int] = None, steps_per_epoch: Optional[int] = None,
                  batch_size: Optional[int] = None, config: Optional[dict] = None, seed: Optional[int] = None,
                  eval_fn: Optional[Callable[[], Optional[dict]]] = None, guard: GuardAction = "pause",
                  guard_factor: float = 10.0, checkpoint_keep: int = 5, announce: bool = True,
-                 framework: str = "plain", scheduler_stepped_externally: Optional[bool] = None):
+                 epoch_base: Optional[int] = None, framework: str = "plain",
+                 scheduler_stepped_externally: Optional[bool] = None):
+        # A loop without torch.optim (it updates the weights itself with a float LR): the LR lives here, in the one
+        # group of a stand-in optimizer that is never stepped; the loop reports it (`step(lr=)`) and reads `run.lr`.
+        self._manual = optimizer is None and lr is not None
+        if self._manual:
+            if not (isinstance(lr, (int, float)) and C.float32_finite(float(lr)) and lr >= 0):
+                raise ValueError(f"lrtop.attach: lr={lr!r} is not an LR (a number >= 0)")
+            # Marked as stepped, as the shadow schedule's optimizer is: PyTorch's scheduler order check stays quiet.
+            optimizer = shadow_optimizer(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=float(lr)))
+        elif not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(_not_an_optimizer(optimizer))
+        elif lr is not None:
+            raise TypeError("lrtop.attach: lr= is for a loop without torch.optim; with an optimizer, lrtop reads "
+                            "and sets the LR in its param groups")
+        assert optimizer is not None
+        if epoch_base not in (None, 0, 1):
+            raise ValueError(f"lrtop: epoch_base={epoch_base!r}: the script numbers its epochs from 0 or 1")
+        # How the script numbers epochs (0 or 1; None: learnt from the first `step(epoch=...)`). Records are 0-based.
+        self._epoch_base: Optional[int] = epoch_base
+        self._script_epoch: Optional[int] = None
+        self._epoch_steps = 0
         self._guard = DivergenceGuard(guard, guard_factor)
         self._sweeps = RangeTester(self)
         self._optimizer = optimizer
@@ -95,6 +117,9 @@ class Run:
         self._step = 0
         self._epoch = 0
         self._paused = False
+        # Why the run is paused, in one line (the status's `reason`): the guard's reason, a viewer, the script.
+        self._pause_reason: Optional[str] = None
+        self._applying_origin = "socket"
         self._steps_while_paused = 0
         self._stop_reason: Optional[str] = None
         self._state = "running"
@@ -198,6 +223,8 @@ class Run:
         extra: dict = {"source": "pytorch", "framework": self._framework, "world_size": self._world_size}
         if self._server is not None:
             extra = {"socket": self._server.path, **extra}
+        if self._epoch_base is not None:
+            extra["epoch_base"] = self._epoch_base
         self._writer.header(
             version=__version__,
             start_time=_dt.datetime.fromtimestamp(self._start, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -256,6 +283,11 @@ class Run:
         return [float(g["lr"]) for g in self._optimizer.param_groups]
 
     @property
+    def lr(self) -> float:
+        """The LR in force now (the first group's): what a loop without torch.optim trains its next step with."""
+        return float(self._optimizer.param_groups[0]["lr"])
+
+    @property
     def group_names(self) -> list[str]:
         return list(self._group_names)
 
@@ -309,9 +341,12 @@ class Run:
     # ------------------------------------------------------------------ what a user calls
 
     def step(self, loss: Any = None, *, epoch: Optional[int] = None, grad_norm: Any = None,
-             samples: Optional[int] = None, **metrics: Any) -> None:
+             samples: Optional[int] = None, lr: Optional[float] = None, **metrics: Any) -> None:
         """Call once per optimizer step, after `optimizer.step()` (and `scheduler.step()`): logs the step, checks the
-        divergence guard, applies pending commands, and blocks here while the run is paused."""
+        divergence guard, applies pending commands, and blocks here while the run is paused. `lr=`: a loop without
+        torch.optim (`lrtop.attach(lr=...)`) says the LR this step trained with; it reads `run.lr` for the next."""
+        if lr is not None:
+            self._manual_lr(lr)
         if self._closed:
             if self._signal is not None:
                 return  # the run ended at a signal (its log says so) and the process goes on: nothing to steer
@@ -323,8 +358,9 @@ class Run:
         self._last_step_time = now
         skipped = self._optimizer_steps == 0
         self._optimizer_steps = 0
-        lr = self._lr
-        if self._post_hook is not None and self._warmup_restore is None and lr.warmup_done >= lr.warmup_total:
+        control = self._lr
+        if self._post_hook is not None and self._warmup_restore is None and \
+                control.warmup_done >= control.warmup_total:
             self._post_hook.remove()  # not from inside the hook: torch is iterating over its hooks then
             self._post_hook = None
         scaler = self._scaler
@@ -334,6 +370,12 @@ class Run:
         if lrs_used is None:
             lrs_used = self.lrs
         self._lrs_used = None
+        if epoch is not None:
+            # Steps into the script's epoch as its data loader counts them: find-lr's steps and the steps a rollback
+            # undid drew batches too, so lrtop's own step count does not say where in the epoch the loop is.
+            if epoch != self._script_epoch:
+                self._script_epoch, self._epoch_steps = epoch, 0
+            self._epoch_steps += 1
         sweeps = self._sweeps
         if sweeps.current is not None:
             sweeps.step(_scalar(loss), elapsed, samples)
@@ -341,11 +383,13 @@ class Run:
         step = self._step = self._step + 1
         self._version += 1
         if epoch is not None:
-            self._epoch = int(epoch)
+            if self._epoch_base is None:
+                self._learn_epoch_base(int(epoch))
+            self._epoch = max(0, int(epoch) - self._epoch_base)  # type: ignore[operator]
         elif self._steps_per_epoch:
             self._epoch = (step - 1) // self._steps_per_epoch
-        if not lr.external and lr.scheduler is not None:
-            lr.step()
+        if not control.external and control.scheduler is not None:
+            control.step()
         loss_value = _scalar(loss)
         self._last_loss = loss_value
         writer = self._writer
@@ -554,16 +598,20 @@ class Run:
                 tripped_at = self._step
                 self._restore_or_keep(target, "the guard's rollback", lr_factor=0.5)
                 guard.rolled_back(tripped_at)
-                self._event("guard", "guard", before, self.lrs,
-                            f"{reason}; rolled back to step {target['lrtop']['step']} and halved the LR")
+                to = target['lrtop']['step']
+                self._event("guard", "guard", before, self.lrs, f"{reason}; rolled back to step {to} and halved the LR",
+                            result={"rolled_back_to": to})
         if self._server is not None:
             self._server.broadcast(self._status())
 
     def _guard_pause(self, reason: str, before: list[float]) -> None:
         """Pauses for the guard and says so on stderr too: with no viewer attached, nothing else would tell."""
         if not self._paused:
-            self._pause()
-        self._event("guard", "guard", before, self.lrs, f"{reason}; paused ('resume' continues, 'rollback' undoes)")
+            self._pause(reason)
+        else:
+            self._pause_reason = reason
+        self._event("guard", "guard", before, self.lrs, f"{reason}; paused ('resume' continues, 'rollback' undoes)",
+                    result={"paused": True})
         if self._rank == 0:
             _warn(f"lrtop: {self._name} paused at step {self._step}: {reason}; decide with: lrtop attach "
                   f"{self._run_dir} ('resume', 'rollback', 'lr ...' or 'stop')")
@@ -664,6 +712,7 @@ class Run:
         elif p.origin == "signal":
             self._automatic_checkpoint(f"signal {p.id}")
         else:
+            self._applying_origin = p.origin
             self._apply(p)
             if self._server is not None:
                 self._server.broadcast(self._status())  # after every applied command (protocol v1)
@@ -673,10 +722,50 @@ class Run:
             self._server.send(p.client, obj)
 
     def _event(self, kind: str, text: str, before: list[float], after: list[float], message: Optional[str],
-               step: Optional[int] = None, command: Optional[C.Command] = None) -> None:
+               step: Optional[int] = None, command: Optional[C.Command] = None,
+               result: Optional[dict] = None) -> None:
         if self._writer is not None:
             self._writer.event(self._step if step is None else step, kind, text, before, after, message,
-                               command=None if command is None else command.to_record())
+                               command=None if command is None else command.to_record(), result=result)
+
+    def _answer(self, p: _Pending, command: C.Command, before: list[float], after: list[float],
+                note: Optional[str], result: Optional[dict] = None, step: Optional[int] = None) -> None:
+        """An applied command: its `command` event and its answer carry the same typed data (the command's record,
+        every group's LR before and after, and `result`), so a viewer words every answer from fields, the same way
+        for a live run, `watch` and `attach` (docs/bridge.md, "The socket protocol"); `message` is the detail."""
+        step = self._step if step is None else step
+        self._event("command", p.text, before, after, note, step=step, command=command, result=result)
+        reply: dict = {"type": "result", "id": p.id, "ok": True, "step": step, "command": command.to_record(),
+                       "lrs_before": numbers(before), "lrs_after": numbers(after)}
+        if result:
+            reply["result"] = result
+        reply["message"] = f"{p.text}: {_lr_change(before, after)}" + (f" ({note})" if note else "")
+        self._reply(p, reply)
+
+    def _refusal(self, p: _Pending, command: Optional[C.Command], lrs: list[float], error: str,
+                 step: Optional[int] = None) -> None:
+        """A command that could not apply: an `error` event and a `result` with `ok: false`, nothing changed."""
+        step = self._step if step is None else step
+        self._event("error", p.text, lrs, lrs, error, step=step, command=command)
+        reply: dict = {"type": "result", "id": p.id, "ok": False, "step": step}
+        if command is not None:
+            reply["command"] = command.to_record()
+        reply["error"] = error
+        self._reply(p, reply)
+
+    def _manual_lr(self, lr: float) -> None:
+        if not self._manual:
+            raise TypeError("lrtop: step(lr=) is for a loop without torch.optim (lrtop.attach(lr=...)); with an "
+                            "optimizer, lrtop reads the LR from its param groups")
+        self._optimizer.param_groups[0]["lr"] = float(lr)
+
+    def _learn_epoch_base(self, first: int) -> None:
+        """The script's first `step(epoch=e)`: e == 1 means it numbers epochs from 1 (pytorch/examples do), else
+        from 0. Said once in the log (an `info` event with the value as data) and in the status from then on."""
+        self._epoch_base = 1 if first == 1 else 0
+        message = f"the script numbers epochs from {self._epoch_base}"
+        self._event("info", "epochs", self.lrs, self.lrs, message,
+                    result={"epoch_base": self._epoch_base})
 
     def _on_malformed(self, error: str) -> None:
         self._event("error", "socket", self.lrs, self.lrs, f"refused a socket message: {error}")
@@ -698,19 +787,15 @@ class Run:
                 return  # its event and result come when the file is written
             if command.is_risky(before):
                 self._automatic_checkpoint(f"before '{p.text}'")
-            note = self._perform(command)
+            note, result = self._perform(command)
             if command.verb not in ("ckpt", "eval"):
                 self._version += 1
-            after = self.lrs
-            self._event("command", p.text, before, after, note, command=command)
-            msg = f"{p.text}: {_lr_change(before, after)}" + (f" ({note})" if note else "")
-            self._reply(p, {"type": "result", "id": p.id, "ok": True, "step": self._step, "message": msg})
+            self._answer(p, command, before, self.lrs, note, result)
         except Exception as e:  # whatever a command raises is its answer, never the end of the run
             for g, lr in zip(self._optimizer.param_groups, before):
                 g["lr"] = lr
             error = p.error = _one_line(e)
-            self._event("error", p.text, before, before, error, command=command)
-            self._reply(p, {"type": "result", "id": p.id, "ok": False, "step": self._step, "error": error})
+            self._refusal(p, command, before, error)
 
     def _group_indices(self, name: Optional[str]) -> list[int]:
         if name is None:
@@ -728,6 +813,10 @@ class Run:
         if isinstance(c, (C.Fork, C.Adopt, C.Drop)):
             raise C.CommandError(f"{c.verb} is not available on a bridged PyTorch run: use lrtop's own trainer, "
                                  "or restart with the LR you want")
+        if self._manual and isinstance(c, (C.Warmup, C.FindLR)):
+            raise C.CommandError(f"{c.verb} needs a torch.optim optimizer (lrtop sets the LR inside "
+                                 "optimizer.step()): this loop sets its LR itself; 'lr', 'sched' and the rest work "
+                                 "through run.lr")
         if isinstance(c, C.LR):
             self._check_lr_range(c, self._group_indices(c.group))
         elif isinstance(c, C.Sched):
@@ -748,68 +837,74 @@ class Run:
                 raise C.CommandError(f"scaling gives an LR of {bad[0]:.3g}, beyond what the parameters' dtype "
                                      f"holds ({self._lr_limit:.3g}); nothing changed")
 
-    def _perform(self, c: C.Command) -> Optional[str]:
-        """Applies a command; returns a note for its event (what it did beyond the LR change), or raises a
-        CommandError a person can act on."""
+    def _perform(self, c: C.Command) -> tuple[Optional[str], Optional[dict]]:
+        """Applies a command; returns a note for its event (what it did beyond the LR change) and its outcome as
+        data (the event's `result`: docs/runlog.md), or raises a CommandError a person can act on."""
         lr = self._lr
         if isinstance(c, C.LR):
             idx = self._group_indices(c.group)
             kind, value = c.change.kind, c.change.value
             if kind == "set" and value is not None:
-                lr.set(idx, value)
-            elif kind == "scale" and value is not None:
-                lr.scale(idx, value)
-            elif kind == "hold":
-                return lr.hold(idx)
-            elif kind == "release":
-                return lr.release(idx)
-            elif kind == "reset":
-                return lr.reset(None if c.group is None else idx)
-            return None
+                return lr.set(idx, value), None
+            if kind == "scale" and value is not None:
+                return lr.scale(idx, value), None
+            if kind == "hold":
+                return lr.hold(idx), None
+            if kind == "release":
+                return lr.release(idx), None
+            if kind == "reset":
+                return lr.reset(None if c.group is None else idx), None
+            return None, None
         if isinstance(c, C.Sched):
-            return lr.switch(c.spec)
+            # A framework steps the new schedule itself, at the step interval (its callback hands it over).
+            note = lr.switch(c.spec, steps_taken=self._step if self._framework == "plain" else None)
+            return note, {"scheduler": lr.describe()}
         if isinstance(c, C.Warmup):
-            return lr.start_warmup(c.count)
+            return lr.start_warmup(c.count), None
         if isinstance(c, C.Pause):
             if self._paused:
                 raise C.CommandError("already paused: 'resume' continues, 'step' takes one step")
-            self._pause()
-            return None
+            self._pause("paused by the script" if self._applying_origin == "api" else "paused by a viewer")
+            return None, None
         if isinstance(c, C.Resume):
             if not self._paused:
                 raise C.CommandError("not paused")
             self._paused = False
+            self._pause_reason = None
             self._steps_while_paused = 0
             self._state = "running"
-            return None
+            return None, None
         if isinstance(c, C.Step):
             if not self._paused:
                 raise C.CommandError("'step' works while paused: 'pause' first")
             self._steps_while_paused += c.count
-            return None
+            return None, None
         if isinstance(c, C.Stop):
             self._stop_reason = "stopped"
             self._paused = False
-            return None
+            self._pause_reason = None
+            return None, None
         if isinstance(c, C.Checkpoint):
             last = self._checkpoints.latest
             assert last is not None  # a `ckpt` with nothing changed since the last checkpoint comes here
             where = f"saved {self._checkpoints.last_path}" if self._checkpoints.last_path else "kept in memory"
-            return f"nothing changed since the checkpoint at step {last['lrtop']['step']} " \
-                   f"({last['lrtop']['label']}): {where}"
+            return (f"nothing changed since the checkpoint at step {last['lrtop']['step']} "
+                    f"({last['lrtop']['label']}): {where}"), None
         if isinstance(c, C.Rollback):
             target = self._checkpoints.latest
             if target is None:
                 raise C.CommandError("no checkpoint to roll back to: 'ckpt' takes one")
             frm = self._step
             self._restore_or_keep(target, "rollback")
-            return f"rolled back from step {frm} to step {target['lrtop']['step']} ({target['lrtop']['label']})"
+            to = target['lrtop']['step']
+            return f"rolled back from step {frm} to step {to} ({target['lrtop']['label']})", {"rolled_back_to": to}
         if isinstance(c, C.Eval):
             self._run_eval()
-            return None
+            return None, None
         raise C.CommandError(f"unknown command '{c.verb}'")
 
-    def _pause(self) -> None:
+    def _pause(self, reason: str) -> None:
+        self._pause_reason = reason
         self._paused = True
         self._steps_while_paused = 0
         self._state = "paused"
@@ -903,17 +998,14 @@ class Run:
         step = self._step
 
         def succeeded(note: str) -> None:
-            self._event("command", p.text, lrs, lrs, note, step=step, command=command)
-            self._reply(p, {"type": "result", "id": p.id, "ok": True, "step": step,
-                            "message": f"{p.text}: LR unchanged ({note})"})
+            self._answer(p, command, lrs, lrs, note, step=step)
 
         def written(path: Optional[str], error: Optional[str]) -> None:
             if error is None:
                 succeeded(f"saved {path}")
             else:
                 p.error = error
-                self._event("error", p.text, lrs, lrs, error, step=step, command=command)
-                self._reply(p, {"type": "result", "id": p.id, "ok": False, "step": step, "error": error})
+                self._refusal(p, command, lrs, error, step=step)
 
         note = self._checkpoints.write_later(self._keep_checkpoint("manual"), written)
         self._on_manual_checkpoint()
@@ -927,14 +1019,9 @@ class Run:
         self._reply(p, {"type": "ack", "id": p.id, "ok": True})
         lrs = self.lrs
         if lead.error is not None:
-            error = f"{lead.error} (as the '{lead.text}' just before it)"
-            self._event("error", p.text, lrs, lrs, error, command=C.Checkpoint())
-            self._reply(p, {"type": "result", "id": p.id, "ok": False, "step": self._step, "error": error})
+            self._refusal(p, C.Checkpoint(), lrs, f"{lead.error} (as the '{lead.text}' just before it)")
             return
-        note = f"the same checkpoint as the '{lead.text}' just before it"
-        self._event("command", p.text, lrs, lrs, note, command=C.Checkpoint())
-        self._reply(p, {"type": "result", "id": p.id, "ok": True, "step": self._step,
-                        "message": f"{p.text}: LR unchanged ({note})"})
+        self._answer(p, C.Checkpoint(), lrs, lrs, f"the same checkpoint as the '{lead.text}' just before it")
 
     def _automatic_checkpoint(self, label: str) -> None:
         """The checkpoint before a risky command (or at SIGUSR1): one that cannot be taken is an event, and the
@@ -1024,16 +1111,35 @@ class Run:
                 "total_steps": self._total_steps, "lr": self.lrs, "groups": self._group_names,
                 "hold": any(self._lr.held), "override": any(self._lr.overridden), "scheduler": self._lr.describe(),
                 "loss_scale": None if scale is None or math.isnan(scale) else scale,
-                "skipped_steps": self._skipped_steps, "checkpoints": len(self._checkpoints)}
+                "skipped_steps": self._skipped_steps, "checkpoints": len(self._checkpoints),
+                **self._status_extras()}
+
+    def _status_extras(self) -> dict:
+        """The status's fields of docs/bridge.md's protocol beyond version 1's: why the run is paused, the find-lr
+        sweep's progress, how the script numbers epochs."""
+        extras: dict = {"reason": self._pause_reason if self._paused else None}
+        test = self._sweeps.current
+        if test is not None:
+            extras["find_lr"] = {"step": test.curve.count, "steps": test.curve.settings.steps,
+                                 "subrun": test.folder}
+        if self._epoch_base is not None:
+            extras["epoch_base"] = self._epoch_base
+        if self._script_epoch is not None:
+            extras["epoch_step"] = self._epoch_steps
+        return extras
 
 
-def attach(optimizer: torch.optim.Optimizer, scheduler: Any = None, *, model: Optional[torch.nn.Module] = None,
+def attach(optimizer: Optional[torch.optim.Optimizer] = None, scheduler: Any = None, *, lr: Optional[float] = None,
+           model: Optional[torch.nn.Module] = None,
            scaler: Any = None, name: Optional[str] = None, log_dir: str = "runs", total_steps: Optional[int] = None,
            steps_per_epoch: Optional[int] = None, batch_size: Optional[int] = None, config: Optional[dict] = None,
            seed: Optional[int] = None, eval_fn: Optional[Callable[[], Optional[dict]]] = None,
            guard: GuardAction = "pause", guard_factor: float = 10.0, checkpoint_keep: int = 5,
-           announce: bool = True) -> Run:
+           announce: bool = True, epoch_base: Optional[int] = None) -> Run:
     """Starts logging and steering `optimizer`'s run. Call `run.step(loss=...)` after every `optimizer.step()`.
+
+    A loop without torch.optim (it updates the weights with a float LR of its own): `attach(lr=20.0, ...)`, then
+    `run.step(loss=..., lr=lr)` each step and `lr = run.lr` after it, so `lr X` and `sched` from a viewer reach it.
 
     scheduler: the LR scheduler the loop steps (optional); model: what `rollback` and `find-lr` put back; scaler: a
     GradScaler (its loss scale and skipped steps are logged); name / log_dir: the run's folder, `log_dir/name`
@@ -1041,11 +1147,14 @@ def attach(optimizer: torch.optim.Optimizer, scheduler: Any = None, *, model: Op
     `sched cosine` etc.); steps_per_epoch, batch_size (samples/s); config: a dict written into the log's header;
     seed; eval_fn: what the `eval` command calls (returns a dict such as {"val_loss": 0.3}); guard: 'pause',
     'rollback', 'stop' or 'off' at divergence, guard_factor: how many times the best smoothed loss is divergence;
-    checkpoint_keep: checkpoints kept in memory and on disk; announce: print how to attach.
+    checkpoint_keep: checkpoints kept in memory and on disk; announce: print how to attach; epoch_base: how the
+    script numbers the epochs it passes to `step(epoch=...)`, 0 or 1 (default: learnt from the first one; the log's
+    records count from 0 and its header or an event says which numbering the script uses).
     """
-    return Run(optimizer, scheduler, model=model, scaler=scaler, name=name, log_dir=log_dir, total_steps=total_steps,
+    return Run(optimizer, scheduler, lr=lr, model=model, scaler=scaler, name=name, log_dir=log_dir, total_steps=total_steps,
                steps_per_epoch=steps_per_epoch, batch_size=batch_size, config=config, seed=seed, eval_fn=eval_fn,
-               guard=guard, guard_factor=guard_factor, checkpoint_keep=checkpoint_keep, announce=announce)
+               guard=guard, guard_factor=guard_factor, checkpoint_keep=checkpoint_keep, announce=announce,
+               epoch_base=epoch_base)
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -1053,6 +1162,13 @@ def attach(optimizer: torch.optim.Optimizer, scheduler: Any = None, *, model: Op
 
 def _warn(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def _not_an_optimizer(x: Any) -> str:
+    what = "None" if x is None else f"a {type(x).__module__}.{type(x).__qualname__}"
+    return (f"lrtop.attach needs the run's torch.optim.Optimizer as its first argument (got {what}); a loop that "
+            "sets the LR itself, without torch.optim, passes it instead: lrtop.attach(lr=..., model=model), then "
+            "run.step(loss=..., lr=lr) and lr = run.lr")
 
 
 def _default_name() -> str:

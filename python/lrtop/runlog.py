@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Optional
 
 from .safefs import create_file
 
-SCHEMA = 1
+SCHEMA = 2
 EVENT_KINDS = ("command", "error", "guard", "checkpoint", "rollback", "info")
 END_REASONS = ("completed", "stopped", "interrupted", "diverged", "failed")
 
@@ -262,13 +262,15 @@ class RunLogWriter:
         self._write(record)
 
     def event(self, step: int, kind: str, text: str, lrs_before: list[float], lrs_after: list[float],
-              message: Optional[str] = None, command: Optional[dict] = None) -> None:
+              message: Optional[str] = None, command: Optional[dict] = None, result: Optional[dict] = None) -> None:
         """An event; `command` is the parsed command's record (the shared vectors' form) beside its `text`, for
-        command events and for error events of commands that parsed."""
+        command events and for error events of commands that parsed; `result` its outcome as data."""
         assert kind in EVENT_KINDS, kind
         record: dict = {"type": "event", "step": step, "kind": kind, "text": text}
         if command is not None:
             record["command"] = command
+        if result:
+            record["result"] = result
         record["lrs_before"] = numbers(lrs_before)
         record["lrs_after"] = numbers(lrs_after)
         if message is not None:

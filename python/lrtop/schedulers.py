@@ -75,7 +75,10 @@ def shadow_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     schedule as planned, untouched by manual LR changes."""
     groups = []
     for g in opt.param_groups:
-        d = {"params": [torch.zeros(1, requires_grad=True)], "lr": float(g["lr"])}
+        # Every key the group holds: schedulers keep their anchors there too (OneCycleLR's `max_lr`, `min_lr`).
+        d = {k: copy.deepcopy(v) for k, v in g.items() if k != "params"}
+        d["params"] = [torch.zeros(1, requires_grad=True)]
+        d["lr"] = float(g["lr"])
         if "initial_lr" in g:
             d["initial_lr"] = float(g["initial_lr"])
         groups.append(d)
@@ -92,9 +95,16 @@ def shadow_optimizer(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
 
 
 def twin(scheduler, opt: torch.optim.Optimizer, shadow_opt: torch.optim.Optimizer):
-    """A copy of a user's scheduler driving `shadow_opt` instead of `opt` (None if it cannot be copied)."""
+    """A copy of a user's scheduler driving `shadow_opt` instead of `opt` (None if it cannot be copied). The
+    scheduler may hold a wrapper of `opt` (HF builds its scheduler on accelerate's `AcceleratedOptimizer`): the
+    wrapper is replaced too, or the copy would step a copy of it, which PyTorch warns about (its step is not the
+    one the scheduler's order check knows)."""
+    memo = {id(opt): shadow_opt}
+    held = getattr(scheduler, "optimizer", None)
+    if held is not None:
+        memo[id(held)] = shadow_opt
     try:
-        return copy.deepcopy(scheduler, memo={id(opt): shadow_opt})
+        return copy.deepcopy(scheduler, memo=memo)
     except Exception:
         return None
 

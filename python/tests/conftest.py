@@ -149,3 +149,30 @@ def shared_dir():
     os.chmod(d, 0o1777)
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def tiny_lightning_module(pl, make_scheduler):
+    """A LightningModule classifying 8 inputs into 2 classes with SGD at 0.1 and the step-interval scheduler
+    `make_scheduler(optimizer)` makes; it logs `val_loss` and `val_acc`."""
+    import torch
+
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 2)
+
+        def training_step(self, batch, i):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.net(x), y)
+
+        def validation_step(self, batch, i):
+            x, y = batch
+            logits = self.net(x)
+            self.log("val_loss", torch.nn.functional.cross_entropy(logits, y))
+            self.log("val_acc", (logits.argmax(1) == y).float().mean())
+
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=0.1)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": make_scheduler(opt), "interval": "step"}}
+
+    return Tiny

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from conftest import read_log, tiny_bert
+from conftest import read_log, tiny_bert, tiny_lightning_module
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -20,25 +20,7 @@ def test_lightning_callback_logs_applies_commands_and_stops(tmp_path):
     pl = pytest.importorskip("pytorch_lightning")
     from lrtop.lightning import LrtopCallback
 
-    class Tiny(pl.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = torch.nn.Linear(8, 2)
-
-        def training_step(self, batch, i):
-            x, y = batch
-            return torch.nn.functional.cross_entropy(self.net(x), y)
-
-        def validation_step(self, batch, i):
-            x, y = batch
-            logits = self.net(x)
-            self.log("val_loss", torch.nn.functional.cross_entropy(logits, y))
-            self.log("val_acc", (logits.argmax(1) == y).float().mean())
-
-        def configure_optimizers(self):
-            opt = torch.optim.SGD(self.parameters(), lr=0.1)
-            return {"optimizer": opt, "lr_scheduler": {
-                "scheduler": torch.optim.lr_scheduler.StepLR(opt, step_size=100, gamma=0.5), "interval": "step"}}
+    Tiny = tiny_lightning_module(pl, lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=100, gamma=0.5))
 
     x, y = _toy_data()
     dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)

@@ -37,7 +37,7 @@ def test_log_header_steps_and_end_follow_the_schema(tmp_path):
     assert not os.path.exists(sock), "the socket file is removed at close"
     recs = read_log(tmp_path / "r1" / "run.jsonl")
     h = recs[0]
-    assert h["type"] == "header" and h["schema"] == 1 and h["groups"] == ["default"]
+    assert h["type"] == "header" and h["schema"] == 2 and h["groups"] == ["default"]
     assert h["socket"] == sock and h["source"] == "pytorch" and h["framework"] == "plain" and h["world_size"] == 1
     assert h["total_steps"] == 12 and h["steps_per_epoch"] == 6
     assert all(isinstance(v, str) for v in h["config"].values())
