@@ -49,6 +49,28 @@ import LRTUI
         #expect(d.awaitingAnswer.isEmpty)
     }
 
+    /// Issue #21 item 5: a script that numbers epochs from 1 (its records' epoch one ahead) without saying so: the
+    /// in-epoch count still moves with the step (`ep 2 50/100` at step 150), never stuck at 0.
+    @Test func theInEpochCountFollowsTheStepNotTheRecordsEpoch() {
+        let src = FakeSource()
+        src.pending = [.header(RunHeader(lrtopVersion: "t", config: [:], seed: 0, startTime: "", groups: ["all"],
+                                         stepsPerEpoch: 100, totalSteps: 300))]
+        for k in 1...150 {
+            src.pending.append(.step(StepRecord(step: k, epoch: (k - 1) / 100 + 1, lrs: [1e-3], loss: 1, gradNorm: 1,
+                                                samplesPerSec: 1, wallTime: Double(k))))
+        }
+        var status = src.current
+        status.step = 150
+        status.stepsPerEpoch = 100
+        status.totalSteps = 300
+        src.current = status
+        let d = Dashboard(source: src)
+        d.update()
+        let text = d.render(width: 120, height: 40).lines().joined(separator: "\n")
+        #expect(text.contains(" 50/100"), "\(text)")
+        #expect(!text.contains(" 0/100"), "\(text)")
+    }
+
     /// Issue #21 item 8: a log without a rate (Lightning's NaN samples/s, no batch size) shows `--`, never `nan`.
     @Test func aMissingRateIsADashNotNaN() {
         let src = FakeSource()
