@@ -52,6 +52,9 @@ public final class AttachSource: RunSource {
     /// The `s` menu's choices for a run with this many steps left, of this many steps an epoch (0: not known):
     /// the scheduler catalogue, which the CLI builds from the scheduler descriptors.
     public var catalog: (_ remainingSteps: Int, _ stepsPerEpoch: Int) -> [SchedulerKind] = { _, _ in [] }
+    /// Checks a `sched` spec by the same factory a run trained here uses (the CLI provides it; the shared vectors
+    /// hold the bridge's parser to it): the reason it is refused, or nil. A typo is refused inline, never sent.
+    public var checkSchedule: (_ spec: String, _ remainingSteps: Int, _ stepsPerEpoch: Int) -> String? = { _, _, _ in nil }
     /// Answers and warnings not yet taken by the dashboard.
     private var unread: [CommandReply] = []
     private var warnings: [String] = []
@@ -157,6 +160,11 @@ public final class AttachSource: RunSource {
             }
             throw CommandError("not connected to the run: " + (lostReason ?? reason ?? "detached"))
         case .connected:
+            if case .sched(let spec) = command {
+                let s = status()
+                let (left, overflow) = (s.totalSteps ?? (s.step + 1000)).subtractingReportingOverflow(s.step)
+                if let why = checkSchedule(spec, overflow ? 1 : max(1, left), s.stepsPerEpoch ?? 0) { throw CommandError(why) }
+            }
             guard let id = connection.send(command: text) else { throw CommandError("not connected to the run") }
             replies.append(Reply(id: id, command: text, outcome: .queued))
             return id
@@ -200,11 +208,22 @@ public final class AttachSource: RunSource {
                 replies[i].outcome = .rejected(why)
                 unread.append(CommandReply(id: id, text: replies[i].command, outcome: .rejected(why)))
             }
-        case .result(let id, let ok, let step, let text, let error):
+        case .result(let id, let ok, let step, let message, let error, let answer):
             guard let i = replies.lastIndex(where: { $0.id == id }) else { return }
+            // The answer names the command itself: a message that starts with it (`lr *2: ...`) is kept without it.
+            let prefix = replies[i].command + ": "
+            let text = message.map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
             if ok {
                 replies[i].outcome = .applied(step: step, message: text)
-                unread.append(CommandReply(id: id, text: replies[i].command, outcome: .applied, message: text, step: step))
+                if let answer {
+                    // The typed answer reads as the event the run logs for it: the same words as a run trained here.
+                    let event = EventRecord(step: step ?? log.status().step, kind: .command, text: replies[i].command,
+                                            command: answer.command, result: answer.result, lrsBefore: answer.lrsBefore,
+                                            lrsAfter: answer.lrsAfter, message: text, wallTime: .nan)
+                    unread.append(CommandReply(id: id, event: event))
+                } else {
+                    unread.append(CommandReply(id: id, text: replies[i].command, outcome: .applied, message: text, step: step))
+                }
             } else {
                 let why = error ?? "could not apply"
                 replies[i].outcome = .rejected(why)
@@ -231,7 +250,17 @@ public final class AttachSource: RunSource {
             }
             if let text = ReplaySource.optimizerText(log.config, inForce: b.lrs.first) { s.optimizer = text }
             if let sched = b.scheduler { s.scheduler = sched }
-            if s.state == .running { s.message = nil }
+            s.epochBase = b.epochBase ?? s.epochBase
+            s.epochStep = b.epochStep
+            if let f = b.findLR {
+                // A sweep writes to its sub-run's log, not the run's: the run's log stands still, which is no stall.
+                s.message = Self.sweepText(f)
+            } else if s.state == .paused {
+                // Why it is paused, in the run's words (the guard's reason); without one, the state says it all.
+                s.message = b.reason.flatMap { $0.isEmpty ? nil : TerminalText.sanitized($0) }
+            } else if s.state == .running {
+                s.message = nil
+            }
         }
         if !ended {
             let now = clock()
@@ -265,6 +294,11 @@ public final class AttachSource: RunSource {
         if let t = transport { details += t.details } else { details.append(LiveStatus.Detail("log", logURL.path)) }
         s.details = details
         return s
+    }
+
+    /// `find-lr sweeping 23/100 → subruns/find-lr-11`.
+    static func sweepText(_ f: BridgeFindLR) -> String {
+        "find-lr sweeping \(f.step)/\(f.steps)" + (f.subrun.map { " → " + TerminalText.sanitized($0) } ?? "")
     }
 
     /// Closes the connection; the run goes on.

@@ -8,6 +8,7 @@ import Foundation
 //     {"verb":"warmup","count":200}   {"verb":"step","count":1}   {"verb":"pause"}   {"verb":"ckpt"}
 //     {"verb":"fork","steps":300,"jobs":1,"branches":[{"label":"lr 1e-3","commands":[{"verb":"lr",...}]}]}
 //     {"verb":"adopt","branch":2}     {"verb":"find-lr","start":1e-07,"end":10,"count":100}
+//     {"verb":"pace","change":"set","value":20}   {"verb":"pace","change":"scale","value":0.5}   {"verb":"pace","change":"off"}
 //
 // `/F` is the factor 1/F. A record read back is held to the parser's rules (a negative LR, a fork of 17 branches,
 // a find-lr with start > end are refused), so a file can never hand the trainer or the UI a command the language
@@ -35,6 +36,7 @@ extension Command: Codable {
         case .adopt: "adopt"
         case .drop: "drop"
         case .findLR: "find-lr"
+        case .pace: "pace"
         }
     }
 
@@ -67,6 +69,12 @@ extension Command: Codable {
             try c.encode(s.start, forKey: .start)
             try c.encode(s.end, forKey: .end)
             try c.encode(s.steps, forKey: .count)
+        case let .pace(change):
+            switch change {
+            case let .set(v): try c.encode("set", forKey: .change); try c.encode(v, forKey: .value)
+            case let .scale(f): try c.encode("scale", forKey: .change); try c.encode(f, forKey: .value)
+            case .off: try c.encode("off", forKey: .change)
+            }
         case .pause, .resume, .stop, .checkpoint, .rollback, .eval, .drop: break
         }
     }
@@ -106,6 +114,13 @@ extension Command: Codable {
             command = .findLR(LRRangeSettings(start: try c.decode(Double.self, forKey: .start),
                                               end: try c.decode(Double.self, forKey: .end),
                                               steps: try c.decode(Int.self, forKey: .count)))
+        case "pace":
+            switch try c.decode(String.self, forKey: .change) {
+            case "set": command = .pace(.set(try c.decode(Double.self, forKey: .value)))
+            case "scale": command = .pace(.scale(try c.decode(Double.self, forKey: .value)))
+            case "off": command = .pace(.off)
+            case let other: throw refuse("unknown change '\(other)'")
+            }
         case "fork":
             var list = try c.nestedUnkeyedContainer(forKey: .branches)
             var branches: [Fork.Branch] = []

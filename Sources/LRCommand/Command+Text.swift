@@ -1,3 +1,5 @@
+import Foundation
+
 // A command written back as the language spells it: what a key sends (`]` is `lr *2`), what a command read from a
 // record shows, and what `CommandParser` reads back as the same command.
 
@@ -21,7 +23,22 @@ extension Command: CustomStringConvertible {
         case let .adopt(k): return "adopt \(k)"
         case .drop: return "drop"
         case let .findLR(settings): return settings.commandText
+        case let .pace(change):
+            switch change {
+            case let .set(v): return "pace " + Self.number(v) + "/s"
+            case let .scale(f) where f > 0 && f < 1 && 1 / (1 / f) == f: return "pace /" + Self.number(1 / f)
+            case let .scale(f): return "pace *" + Self.number(f)
+            case .off: return "pace off"
+            }
         }
+    }
+
+    /// A pace as a person reads it and the language takes it back: `15/s`, `2.5/s`, `0.25/s`, `1200/s`.
+    public static func paceText(_ rate: Double) -> String {
+        let digits = rate >= 100 ? 0 : rate >= 10 ? 1 : rate >= 1 ? 2 : 3
+        var text = String(format: "%.\(digits)f", rate)
+        if text.contains(".") { while text.hasSuffix("0") { text.removeLast() }; if text.hasSuffix(".") { text.removeLast() } }
+        return text + "/s"
     }
 
     /// What follows `lr` (and its group): `0.001`, `*2`, `/1.1`, `hold` ...

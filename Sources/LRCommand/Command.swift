@@ -13,6 +13,8 @@ import Foundation
 ///     fork lr=1e-3,1e-4 steps=300        train one "what if" branch per value from here (or quoted command lists:
 ///     fork 'sched cosine' | 'lr *0.5; warmup 50' steps=300 [jobs=2]), then `adopt K` or `drop`
 ///     find-lr [start=1e-7] [end=10] [steps=100]   LR range test from here; the run's state is restored after
+///     pace 20/s | pace *2 | pace /2 | pace off     hold the run to at most N steps a second, so a person can watch
+///                        and steer a fast run (the steps are the same; only the wait between them changes)
 public enum Command: Equatable, Sendable {
     public enum LRChange: Equatable, Sendable {
         case set(Double)
@@ -20,6 +22,12 @@ public enum Command: Equatable, Sendable {
         case hold
         case release
         case reset
+    }
+    /// How fast the run may go: at most N optimizer steps a second, a factor on the pace in force, or full speed.
+    public enum PaceChange: Equatable, Sendable {
+        case set(Double)
+        case scale(Double)
+        case off
     }
     case lr(group: String?, LRChange)
     case sched(String)
@@ -60,10 +68,15 @@ public enum Command: Equatable, Sendable {
 
     /// The LR range test (fastai's `lr_find`): sweep, suggest, restore.
     case findLR(LRRangeSettings)
+    /// The run's pace (`pace 20/s`): the trainer waits between steps so that it takes at most that many a second.
+    case pace(PaceChange)
+
+    /// The fastest pace a run can be held to, in steps a second: beyond it a pace is full speed in all but name.
+    public static let maxPace = 1_000_000.0
 
     /// The verbs, for help texts and error messages.
     public static let verbs = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr",
-                               "fork", "adopt", "drop"]
+                               "fork", "adopt", "drop", "pace"]
 
     /// Whether a checkpoint is taken before applying it automatically (a scheduler switch, a large LR jump).
     public func isRisky(currentLRs: [Double]) -> Bool {
@@ -133,6 +146,7 @@ public enum CommandParser {
             return .adopt(k)
         case "drop": return try noArgs(.drop)
         case "find-lr", "findlr": return try parseFindLR(args)
+        case "pace": return try parsePace(args)
         default:
             throw CommandError("unknown command '\(verb)': valid commands are \(Command.verbs.joined(separator: ", "))")
         }
@@ -140,6 +154,26 @@ public enum CommandParser {
 
     private static func parseFindLR(_ args: [String]) throws(CommandError) -> Command {
         do { return .findLR(try LRRangeSettings(arguments: args)) } catch { throw CommandError(error.description) }
+    }
+
+    /// `pace 20/s` (or `pace 20`), `pace *2`, `pace /2`, `pace off` (or `full`).
+    private static func parsePace(_ args: [String]) throws(CommandError) -> Command {
+        let usage = "use 'pace 20/s' (at most 20 steps a second), 'pace *2', 'pace /2' or 'pace off' (full speed)"
+        guard args.count == 1 else { throw CommandError(args.isEmpty ? "'pace' needs a rate: \(usage)" : "too many arguments to 'pace': \(usage)") }
+        let arg = args[0].lowercased()
+        if arg == "off" || arg == "full" { return .pace(.off) }
+        if let op = arg.first, op == "*" || op == "/" || op == "x" {
+            let number = String(arg.dropFirst())
+            guard let f = Double(number), f.isFinite, f > 0, f <= Command.maxPace, 1 / f <= Command.maxPace else {
+                throw CommandError("invalid pace factor '\(number)': expected a positive number, e.g. 'pace *2' or 'pace /2'")
+            }
+            return .pace(.scale(op == "/" ? 1 / f : f))
+        }
+        let number = arg.hasSuffix("/s") ? String(arg.dropLast(2)) : arg
+        guard let rate = Double(number), rate.isFinite, rate > 0, rate <= Command.maxPace else {
+            throw CommandError("invalid pace '\(args[0])': expected steps a second from 0 (excluded) to 1e6, e.g. 'pace 20/s'; \(usage)")
+        }
+        return .pace(.set(rate))
     }
 
     private static func parseLR(_ args: [String]) throws(CommandError) -> Command {

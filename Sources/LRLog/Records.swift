@@ -25,6 +25,9 @@ public struct RunHeader: Codable, Sendable, Equatable {
     public var totalSteps: Int?
     /// Set when this log is a sub-run of another run (an LR range test, a branch, a sweep trial); nil for a run.
     public var subrun: SubRun?
+    /// How the script that wrote the log numbers its epochs (0 or 1), when a bridged run knew it at attach; nil for
+    /// lrtop's own runs (shown from 1). Records' `epoch` is 0-based either way.
+    public var epochBase: Int? = nil
 
     public init(schema: Int = RunHeader.currentSchema, lrtopVersion: String, config: [String: String], seed: UInt64,
                 startTime: String, groups: [String], stepsPerEpoch: Int, totalSteps: Int?, subrun: SubRun? = nil) {
@@ -36,7 +39,7 @@ public struct RunHeader: Codable, Sendable, Equatable {
     /// The run log's keys (docs/runlog.md), also used by `Codable`.
     public enum CodingKeys: String, CodingKey {
         case schema, lrtopVersion = "lrtop_version", config, seed, startTime = "start_time", groups
-        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps", subrun
+        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps", subrun, epochBase = "epoch_base"
     }
 }
 
@@ -213,6 +216,8 @@ public struct EventResult: Codable, Sendable, Equatable {
     public var subruns: [String]?
     /// find-lr's suggestions, in the order the summary lists them.
     public var suggestions: [Suggestion]?
+    /// An `info` event of a bridged run: how its script numbers epochs (0 or 1), detected from its first step.
+    public var epochBase: Int?
 
     public init(rolledBackTo: Int? = nil, paused: Bool? = nil, scheduler: String? = nil, subruns: [String]? = nil,
                 suggestions: [Suggestion]? = nil) {
@@ -221,7 +226,7 @@ public struct EventResult: Codable, Sendable, Equatable {
     }
 
     public enum CodingKeys: String, CodingKey {
-        case rolledBackTo = "rolled_back_to", paused, scheduler, subruns, suggestions
+        case rolledBackTo = "rolled_back_to", paused, scheduler, subruns, suggestions, epochBase = "epoch_base"
     }
 }
 

@@ -68,6 +68,10 @@ public protocol LRScheduler: AnyObject {
     /// Whether it learns from a metric (ReduceLROnPlateau, or a sequence holding one): the trainer steps it at
     /// evaluations with the watched metric instead of after every step.
     var needsMetric: Bool { get }
+    /// Its kind when it computes the LR from its own step count and anchors (OneCycleLR, CyclicLR,
+    /// CosineAnnealingWarmRestarts, or a sequence in one of them now): a manual LR would last until its next step.
+    /// nil for the chainable kinds, which go on from whatever LR they find.
+    var absoluteKind: String? { get }
     func stateSnapshot() -> SchedulerState
     func restore(_ state: SchedulerState) throws
 }

@@ -14,8 +14,9 @@ struct ExportWeights: ParsableCommand {
         lrtop export-weights runs/X/checkpoints/step-00001000.ckpt OUT.safetensors
         lrtop export-weights --initial --model convnet --seed 3 OUT.safetensors   (what a fresh run starts from)
         In PyTorch: model.load_state_dict(safetensors.torch.load_file("OUT.safetensors")) with the twin model of \
-        bench/parity.py (same names: fc1.weight …, stem.bn.running_mean …, num_batches_tracked). Train on from a \
-        PyTorch state_dict with 'lrtop train --init FILE.safetensors'.
+        bench/twins.py, twins.make("mlp" or "convnet", ...) (the same names: the mlp's fc1.weight … head.weight, \
+        the convnet's stem.conv.weight, stem.bn.running_mean … head.bias, num_batches_tracked included). Train on \
+        from a PyTorch state_dict with 'lrtop train --init FILE.safetensors'.
         """)
 
     @Argument(help: "A checkpoint (.ckpt), a run folder or its run.jsonl, or a .safetensors file (checked against --model and rewritten), then the output file; only the output with --initial.")

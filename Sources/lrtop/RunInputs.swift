@@ -118,7 +118,7 @@ struct RunInputs: ParsableArguments {
 
 /// The `--summary` table: one row per run.
 enum RunSummary {
-    static let columns = ["run", "format", "last step", "final loss", "best loss", "final acc", "best acc", "interventions",
+    static let columns = ["run", "format", "last step", "final loss", "best batch loss", "final acc", "best acc", "interventions",
                           "ended"]
 
     static func table(_ runs: [RunData]) -> String {

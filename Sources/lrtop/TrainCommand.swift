@@ -37,6 +37,8 @@ struct Train: TypedArgumentsCommand {
     @OptionGroup var terminal: TerminalFlags
     @Flag(name: .customLong("exit-when-done"), help: "Close the UI when training ends instead of waiting for q (scripted demos, benchmarks).")
     var exitWhenDone = false
+    @Option(help: "How fast the run may go: 'auto' (the UI's default: the run lasts at least 2.5 minutes, so there is time to steer it), 'off' (full speed; --headless's default), or at most N steps a second ('20/s'). '<' '>' and ':pace' change it live.")
+    var pace: String?
     @Option(name: .customLong("progress-every"), help: "Headless: also print a line every N steps (0: only at epoch ends).")
     var progressEvery = 0
     @Option(name: .customLong("dump-batch-order"), help: "Write the sample order of every epoch's batches to this file (JSON Lines) and exit without training (bench/parity.py).")
@@ -47,6 +49,24 @@ struct Train: TypedArgumentsCommand {
     func validate() throws {
         if `init` != nil && resume != nil {
             throw ValidationError("--init and --resume exclude each other: --init starts a new run from weights, --resume continues a run")
+        }
+        _ = try paceSetting()
+    }
+
+    /// How long the UI's first run lasts at least, unless `--pace` says otherwise: long enough to try the keys.
+    static let autoPaceSeconds = 150.0
+
+    /// `--pace` as a setting (default: `auto` in the UI, full speed headless).
+    func paceSetting() throws -> PaceSetting {
+        guard let text = pace?.trimmingCharacters(in: .whitespaces).lowercased() else {
+            return headless ? .off : .lasting(seconds: Self.autoPaceSeconds)
+        }
+        if text == "auto" { return .lasting(seconds: Self.autoPaceSeconds) }
+        switch try? CommandParser.parse("pace " + text) {
+        case .pace(.off)?: return .off
+        case .pace(.set(let rate))?: return .stepsPerSecond(rate)
+        default:
+            throw ValidationError("invalid --pace '\(pace ?? "")': use 'auto' (the run lasts at least 2.5 minutes), 'off' (full speed) or steps a second, e.g. '20/s'")
         }
     }
 
@@ -97,6 +117,7 @@ struct Train: TypedArgumentsCommand {
         runOptions.force = force
         runOptions.threads = options.blasThreads
         runOptions.lrtopVersion = LRTop.version
+        runOptions.pace = try paceSetting()
         if let path = commands {
             let text: String
             do { text = try FileProblem.readText(path, what: "commands script") } catch { try fail("\(error)") }
@@ -173,7 +194,9 @@ extension Train {
         thread.name = "lrtop-trainer"
         thread.start()
 
-        let title = "\(config.model) · \(trainer.datasetName) · \(trainer.runDirectory?.lastPathComponent ?? "run")"
+        // The run as people call it: its --name, else its folder (what `replay` and `--summary` call it too).
+        let name = trainer.config.name ?? trainer.runDirectory?.lastPathComponent ?? "run"
+        let title = "\(name) · \(config.model) · \(trainer.datasetName)"
         let source = TrainerSource(channel: trainer.channel, title: title)
         // Each frame can stall a BLAS thread mid-product on a 2-core machine (measured with `lrtop bench --tui`:
         // about 0.3% of training speed per frame per second), so the view refreshes 4 times a second while you

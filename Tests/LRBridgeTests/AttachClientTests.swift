@@ -6,6 +6,7 @@ import LRTUI
 import LRTrain
 import LRCommand
 import LRLog
+import LROptim
 
 /// The attach client against a fake bridge server: what it sends, what it shows, and how it copes with a server
 /// that refuses, misbehaves or vanishes.
@@ -34,7 +35,7 @@ struct AttachClientTests {
         /// Reads what the run sent: its answers (as the key bar words them) and the source's warnings into `shown`.
         func pump() {
             _ = source.drain()
-            shown += source.takeReplies().map { (Dashboard.answerText($0), $0.outcome != .applied) }
+            shown += source.takeReplies().map { (Dashboard.answerText($0, groups: ["body", "head"]), $0.outcome != .applied) }
             shown += source.takeWarnings().map { ($0, true) }
         }
 
@@ -88,12 +89,53 @@ struct AttachClientTests {
         #expect(try run.send("lr 1e-4") == 1)
         #expect(eventually { run.pump(); return source.replies.first?.outcome != .queued })
         #expect(source.replies == [AttachSource.Reply(id: 1, command: "lr 1e-4",
-                                                      outcome: .applied(step: 13, message: "lr 1e-4: all groups 1.00e-03 -> 1.00e-04"))])
+                                                      outcome: .applied(step: 13, message: "all groups 1.00e-03 -> 1.00e-04"))])
         #expect(run.shown.count == 1)
-        #expect(run.shown.first?.0 == "✓ lr 1e-4: all groups 1.00e-03 -> 1.00e-04 (step 13)")
+        // The bridge's message repeats the command: said once.
+        #expect(run.shown.first?.0 == "✓ lr 1e-4: all groups 1.00e-03 -> 1.00e-04 (at step 13)")
         #expect(run.shown.first?.1 == false)
         let commands = server.lines.filter { $0.contains(#""type":"command""#) }
         #expect(commands == [#"{"type":"command","id":1,"text":"lr 1e-4"}"#])
+    }
+
+    /// Issue #21 item 10: the bridge's typed answer (protocol D) is worded by the one formatter a run trained here
+    /// uses, every token named: the groups by name, the step as "at step", the bridge's message as the note.
+    @Test func aTypedAnswerReadsAsTheSameCommandDoesLive() throws {
+        let run = try Attached() { id, text in [
+            #"{"type":"ack","id":\#(id),"ok":true}"#,
+            #"{"type":"result","id":\#(id),"ok":true,"step":13,"command":{"verb":"lr","change":"scale","value":2},"lrs_before":[0.001,0.002],"lrs_after":[0.002,0.004],"result":{},"message":""}"#,
+        ] }
+        try run.send("lr *2")
+        #expect(eventually { run.pump(); return run.shown.count == 1 })
+        let live = Dashboard.answerText(CommandReply(id: 1, event: EventRecord(
+            step: 13, kind: .command, text: "lr *2", command: .lr(group: nil, .scale(2)), lrsBefore: [0.001, 0.002],
+            lrsAfter: [0.002, 0.004], wallTime: 1)), groups: ["body", "head"])
+        #expect(run.shown.first?.0 == live)
+        #expect(live == "✓ lr *2: lr body 1.00e-3→2.00e-3, head 2.00e-3→4.00e-3 (at step 13)")
+        #expect(!live.contains("+1"))
+    }
+
+    /// Issue #21 items 12 and 9: a paused run says why (the status's `reason`), a find-lr sweep says that it sweeps
+    /// and how far (`find_lr`), never "no new records"; item 5: `epoch_base` reaches the header's numbering.
+    @Test func theStatusSaysWhyTheRunWaitsAndHowItNumbersEpochs() throws {
+        let run = try Attached()
+        let (server, source) = (run.server, run.source)
+        let dashboard = Dashboard(source: source)
+        #expect(eventually { dashboard.update(); return dashboard.status.state == .running })
+        server.send(#"{"type":"status","state":"paused","step":12,"epoch":0,"total_steps":200,"lr":[0.001,0.002],"groups":["body","head"],"reason":"guard: loss 8.1 > 10x its mean at step 12","epoch_base":1,"epoch_step":7}"#)
+        #expect(eventually { dashboard.update(); return dashboard.status.message?.hasPrefix("guard: loss 8.1") == true })
+        let lines = dashboard.render(width: 120, height: 40).lines()
+        #expect(lines[0].contains("paused · guard: loss 8.1"), "\(lines[0])")
+        #expect(lines.last?.contains("resume (guard: loss 8.1") == true, "\(lines.last ?? "")")
+        // 12 steps of 100 a step: epoch 0, which the script calls 1, of 1…2.
+        #expect(lines[0].contains("ep 1 of 1…2"), "\(lines[0])")
+        // The in-epoch count is the loader's (epoch_step), not step - epoch × steps per epoch.
+        #expect(lines.contains { $0.contains("· ep 1 7/100") }, "\(lines.joined(separator: "\n"))")
+        server.send(#"{"type":"status","state":"paused","step":12,"epoch":0,"total_steps":200,"lr":[0.001,0.002],"groups":["body","head"],"find_lr":{"step":23,"steps":100,"subrun":"subruns/find-lr-12"}}"#)
+        #expect(eventually { dashboard.update(); return dashboard.status.message?.hasPrefix("find-lr sweeping") == true })
+        let text = dashboard.render(width: 120, height: 40).lines().joined(separator: "\n")
+        #expect(text.contains("find-lr sweeping 23/100 → subruns/find-lr-12"))
+        #expect(!text.contains("no new records"))
     }
 
     @Test func aTypoIsRejectedAtThePromptAndNeverSent() throws {
@@ -109,6 +151,14 @@ struct AttachClientTests {
             _ = dashboard.handle(.escape)
             return p.error
         }
+        // A spec is checked by the scheduler factory before it is sent (issue #21 item 13), as `lrtop attach` does.
+        source.checkSchedule = { spec, left, perEpoch in
+            do {
+                _ = try SchedulerFactory.validate(spec: spec, context: ScheduleContext(totalSteps: left, stepsPerEpoch: max(1, perEpoch)))
+                return nil
+            } catch { return "\(error)" }
+        }
+        #expect(type("sched cosin")?.contains("unknown scheduler 'cosin'") == true)
         #expect(type("lr abc")?.hasPrefix("invalid LR 'abc'") == true)
         #expect(type("paws")?.contains("unknown command 'paws'") == true)
         #expect(type("pause") == nil)
@@ -130,7 +180,7 @@ struct AttachClientTests {
         #expect(eventually { run.pump(); return run.shown.count == 2 })
         #expect(run.shown.map(\.1) == [true, true])
         #expect(run.shown[0].0 == "✗ sched cosin: unknown scheduler 'cosin': valid kinds are cosine, step")
-        #expect(run.shown[1].0 == "✗ lr neck 1e-3: no param group 'neck' (groups: body, head) (step 14)")
+        #expect(run.shown[1].0 == "✗ lr neck 1e-3: no param group 'neck' (groups: body, head) (at step 14)")
         #expect(source.replies.map(\.outcome) == [.rejected("unknown scheduler 'cosin': valid kinds are cosine, step"),
                                                   .rejected("no param group 'neck' (groups: body, head)")])
     }

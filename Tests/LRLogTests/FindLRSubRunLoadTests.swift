@@ -20,7 +20,8 @@ import LRLog
         try write([RunRecord.header(sub), step(1, 1e-7)].map { RunLogLine.encode($0) + "\n" }.joined(),
                   to: subDir.appendingPathComponent("log.jsonl"))
         let loaded = try RunLoader.load(dir)
-        #expect(loaded.runs.map(\.name) == ["run"])
+        // Named by its folder (a `run.jsonl` says nothing about the run: issue #21 item 6).
+        #expect(loaded.runs.map(\.name) == [dir.lastPathComponent])
         // The sweep alone still replays.
         #expect(try RunLoader.load(dir.appendingPathComponent("subruns")).runs.count == 1)
     }

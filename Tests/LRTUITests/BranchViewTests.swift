@@ -71,6 +71,8 @@ import LRTUI
         #expect(rows[0].valLoss == 0.35 && rows[0].valAccuracy == 0.91)
         let screen = d.render(width: 140, height: 44).text
         #expect(screen.contains("branches from step 100"))
+        // Which loss it is, said in the table's frame (issue #21 item 8).
+        #expect(screen.contains("loss smooth 0.6"), "\(screen)")
         #expect(screen.contains("lr 0.003") && screen.contains("91.0%") && screen.contains("83.0%"))
         // The header counts the run's steps: it waits at the fork while the branches went to 120.
         #expect(screen.contains("step 100/1,000"))

@@ -72,6 +72,22 @@ import Glibc
         #expect(r.handle(.char("q")) == .quit)
     }
 
+    /// Issue #21 item 13: after a refused command, `:` (pressed as if the prompt had closed) starts a fresh command
+    /// instead of being appended to the bad text; the bad one is still in the history.
+    @Test func colonAfterARefusalStartsAFreshCommand() {
+        let (d, src) = dashboard()
+        _ = d.handle(.char(":"))
+        for k in Key.sequence("sched") { _ = d.handle(k) }
+        _ = d.handle(.enter)
+        guard case .prompt(let refused) = d.overlay, refused.error != nil else { Issue.record("no inline error"); return }
+        _ = d.handle(.char(":"))
+        for k in Key.sequence("pause") { _ = d.handle(k) }
+        _ = d.handle(.enter)
+        #expect(src.sent.last == "pause", "\(src.sent)")
+        #expect(d.overlay == .none)
+        #expect(d.commandHistory == ["sched", "pause"])
+    }
+
     @Test func promptSendsAndShowsErrorsInline() {
         let (d, src) = dashboard()
         _ = d.handle(.char(":"))

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LRCommand
 import LRLog
 import LRTUI
 
@@ -216,6 +217,16 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         _ = source.send("goto 100")
         d.update()
         #expect(d.status.cursor == 100)
+        // Issue #21 item 8: the header never pairs one run's step with another's epoch. The first run (250 steps, 100
+        // an epoch) under a 400-step overlay: at 400 the step is the overlay's, so no epoch beside it; at 200 both
+        // are the first run's (epoch 2, shown from 1).
+        let (d2, source2, _) = replay([replayRun("short", steps: 250), replayRun("long", steps: 400)])
+        var header = d2.render(width: 120, height: 40).lines()[0]
+        #expect(header.contains("step 400/400") && !header.contains(" ep "), "\(header)")
+        _ = source2.send("goto 200")
+        d2.update()
+        header = d2.render(width: 120, height: 40).lines()[0]
+        #expect(header.contains("step 200/400") && header.contains("ep 2"), "\(header)")
     }
 
     @Test func alignedByWallTimeTheXAxisIsSeconds() {
@@ -273,6 +284,38 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         _ = source2.send("goto 100")
         d2.update()
         #expect(d2.status.groups.first?.lr == 1e-3)
+    }
+
+    /// A rollback as the trainer logs it: steps 1...150, the rollback event (at the step it went back to, 100),
+    /// then 101...300. The replay draws the whole run to 300 with 101...150 as a ghost, as the live view does, and
+    /// drops the abandoned branch's evaluation.
+    @Test func aRollbackEventDoesNotCutTheReplay() {
+        var run = RunData(name: "rb", source: "/runs/rb/run.jsonl", format: .runLog,
+                          header: RunHeader(lrtopVersion: "0.1", config: [:], seed: 1, startTime: "2025-01-01T00:00:00Z",
+                                            groups: ["all"], stepsPerEpoch: 300, totalSteps: 300))
+        var wall = 0.0
+        func step(_ s: Int, loss: Double) {
+            wall += 0.01
+            run.append(.step(StepRecord(step: s, epoch: 0, lrs: [1e-3], loss: loss, gradNorm: 1, samplesPerSec: 1, wallTime: wall)))
+        }
+        for s in 1...150 { step(s, loss: 1) }
+        run.append(.eval(EvalRecord(step: 120, epoch: 0, loss: 9, accuracy: 0.1, wallTime: wall)))
+        run.append(.event(EventRecord(step: 100, kind: .command, text: "rollback", command: .rollback,
+                                      result: EventResult(rolledBackTo: 100), lrsBefore: [1e-3], lrsAfter: [1e-3], wallTime: wall)))
+        for s in 101...300 { step(s, loss: 2) }
+        run.append(.eval(EvalRecord(step: 300, epoch: 0, loss: 0.5, accuracy: 0.9, wallTime: wall)))
+        run.append(.end(EndRecord(reason: .completed, step: 300, epoch: 0, finalLoss: 2, bestEvalLoss: 0.5, bestAccuracy: 0.9,
+                                  finalAccuracy: 0.9, wallTime: wall)))
+        let (d, source, _) = replay([run])
+        #expect(source.cursor == 300)
+        #expect(d.status.step == 300)
+        #expect(d.primary.lastStep == 300)
+        #expect(d.primary.loss.value(at: 250) == 2)
+        #expect(d.primary.loss.value(at: 120) == 2)
+        #expect(d.primary.loss.ghosts.count == 1)
+        #expect(d.primary.loss.ghosts.first?.from == 101)
+        #expect(d.primary.loss.ghosts.first?.series.lastStep == 150)
+        #expect(d.primary.evalLoss.values == [0.5])
     }
 
     @Test func helpAndKeyBarShowTheReplayKeys() {
@@ -393,7 +436,9 @@ func replayRun(_ name: String = "base", steps n: Int = 300, commands: [(Int, Str
         #expect(d.primary.lastStep == 40)
         text = d.render(width: 120, height: 40).squeezed
         #expect(text.contains("◉ watching · finished"))
-        #expect(text.contains("ended: completed"))
+        // How it ended is said once, by the state word and the status panel's end row (not `finished · ended: completed`).
+        #expect(!text.contains("ended: completed"))
+        #expect(text.contains("end completed"))
         // Read-only.
         press(d, .char("]"))
         #expect(d.notice?.text.contains("only while training live") == true)

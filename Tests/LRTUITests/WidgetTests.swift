@@ -160,16 +160,22 @@ import LRTUI
             EventRecord(step: 40, kind: .guardTrip, text: "guard", lrsBefore: [1e-3], lrsAfter: [5e-4], message: "loss spike", wallTime: 4),
             EventRecord(step: 50, kind: .rollback, text: "rollback", lrsBefore: [], lrsAfter: [], message: "to step 30", wallTime: 5),
         ]
-        var b = Buffer(width: 40, height: 6)
+        var b = Buffer(width: 44, height: 6)
         EventList(events: events, palette: palette).render(into: &b, area: b.area)
+        // Every token named: the LR change says it is the LR, the message follows after a dot.
         #expect(b.trimmedLines() == [
             "50 ↺ rollback  to step 30",
-            "40 ! guard  1.00e-3→5.00e-4  loss spike",
+            "40 ! guard  lr 1.00e-3→5.00e-4 · loss spike",
             "30 ◆ ckpt",
             "20 ✗ lr abc  bad value",
-            "10 › lr *2  1.00e-3→2.00e-3",
+            "10 › lr *2  lr 1.00e-3→2.00e-3",
             "",
         ])
+        // Two groups: each changed group by name, never an unexplained "+1".
+        let two = EventRecord(step: 60, kind: .command, text: "lr *2", lrsBefore: [1e-3, 5e-4], lrsAfter: [2e-3, 1e-3], wallTime: 6)
+        #expect(EventList.detail(two, groups: ["body", "head"]) == "lr body 1.00e-3→2.00e-3, head 5.00e-4→1.00e-3")
+        let one = EventRecord(step: 60, kind: .command, text: "lr head *2", lrsBefore: [1e-3, 5e-4], lrsAfter: [1e-3, 1e-3], wallTime: 6)
+        #expect(EventList.detail(one, groups: ["body", "head"]) == "lr head 5.00e-4→1.00e-3 (other groups unchanged)")
         #expect(b[3, 3].fg == palette.error.fg)
         #expect(b[3, 2].fg == palette.ok.fg)
         #expect(b[3, 4].fg == palette.highlight.fg)

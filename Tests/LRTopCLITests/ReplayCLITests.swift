@@ -49,6 +49,27 @@ func stderrLines(_ out: Output) -> [String] {
         #expect(summaryRows(out.stdout).dropFirst().map { $0.first ?? "" } == ["sgd-hi", "b"], "\(out.stdout)")
     }
 
+    /// Issue #21 item 6: a run is called what people call it: its folder (not `run`), its --name even when it forked
+    /// (its branches carry its config), and `watch` calls it so too (not `run.jsonl`).
+    @Test func aRunIsCalledByItsFolderOrItsNameEvenWhenItForked() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@30 fork lr=0.01,0.001 steps=10\n@40 adopt 2\n".write(toFile: dir.path("fork.txt"), atomically: true, encoding: .utf8)
+        for (folder, extra) in [("plain-a", [String]()), ("forked", ["--name", "sgd-hi", "--commands", "fork.txt"])] {
+            let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--max-steps", "60", "--batch-size", "32",
+                                 "--hidden", "8", "--run-dir", folder] + extra, in: dir.url)
+            #expect(out.status == 0, "\(out.stderr)")
+        }
+        var out = try lrtop(["replay", "--summary", "plain-a/run.jsonl"], in: dir.url)
+        #expect(summaryRows(out.stdout).dropFirst().first?.first == "plain-a", "\(out.stdout)")
+        out = try lrtop(["replay", "--summary", "plain-a"], in: dir.url)
+        #expect(summaryRows(out.stdout).dropFirst().first?.first == "plain-a", "\(out.stdout)")
+        out = try lrtop(["replay", "--summary", "forked/run.jsonl"], in: dir.url)
+        let names = summaryRows(out.stdout).dropFirst().compactMap(\.first)
+        #expect(names.first == "sgd-hi", "\(out.stdout)")
+        #expect(names.count == 3, "the run and its two branches: \(out.stdout)")
+    }
+
     @Test func summaryOfATrainedRunCountsItsInterventions() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
@@ -57,10 +78,10 @@ func stderrLines(_ out: Output) -> [String] {
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stderr.isEmpty, "\(out.stderr)")
         let rows = summaryRows(out.stdout)
-        #expect(rows.first == ["run", "format", "last step", "final loss", "best loss", "final acc", "best acc",
+        #expect(rows.first == ["run", "format", "last step", "final loss", "best batch loss", "final acc", "best acc",
                                "interventions", "ended"])
         let row = try #require(rows.count == 2 ? rows[1] : nil, "\(out.stdout)")
-        #expect(row[0] == "run.jsonl" && row[1] == "lrtop run log" && row[2] == "300")
+        #expect(row[0] == dir.url.lastPathComponent && row[1] == "lrtop run log" && row[2] == "300", "named by its folder")
         #expect(row[7] == "2", "lr *0.5 and sched cosine")
         #expect(row[8] == "completed")
         // The final loss is the one the trainer printed.
@@ -215,6 +236,31 @@ func stderrLines(_ out: Output) -> [String] {
         try tmux.waitFor("LRTOP_EXITED=0", timeout: 10)
     }
 
+    /// A run rolled back at step 150 to its checkpoint at 100 replays to its last step (issue #21 item 1): the
+    /// header and the charts reach 300, not the rollback's step, and the abandoned stretch is a ghost.
+    @Test(.enabled(if: tmuxInstalled, "needs tmux"))
+    func replayOfARolledBackRunShowsItWhole() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@100 ckpt\n@150 rollback\n".write(toFile: dir.path("rb.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--max-steps", "300", "--batch-size", "32",
+                             "--hidden", "16", "--commands", "rb.txt", "--run-dir", "rb"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let tmux = try TmuxSession(command: "\(lrtopBinary.path) replay rb", width: 120, height: 40, directory: dir.url)
+        defer { tmux.close() }
+        let screen = try tmux.waitFor("step 300/300", timeout: 20)
+        #expect(screen.contains("cursor 300"), "\(screen)")
+        // The x axes run to 300 (ticks at 250 and 300), not to the rollback's step.
+        #expect(screen.split(separator: "\n").contains { $0.contains("└0") && $0.contains("250") }, "\(screen)")
+        try tmux.send("g")
+        try tmux.send("Home")
+        try tmux.waitFor("step 0/300", timeout: 10)
+        try tmux.send("G")
+        try tmux.waitFor("step 300/300", timeout: 10)
+        try tmux.send("q")
+        try tmux.waitFor("LRTOP_EXITED=0", timeout: 10)
+    }
+
     /// `lrtop watch` waits for a log that does not exist yet, follows it, and shows how the run ended.
     @Test(.enabled(if: tmuxInstalled, "needs tmux"))
     func watchFollowsALogBeingWritten() throws {
@@ -224,7 +270,9 @@ func stderrLines(_ out: Output) -> [String] {
         defer { tmux.close() }
         try tmux.waitFor("waiting for run.jsonl to appear", timeout: 20)
         try trainSteeredRun(in: dir)
-        try tmux.waitFor("◉ watching · finished", timeout: 20)
+        let screen = try tmux.waitFor("◉ watching · finished", timeout: 20)
+        // Named by its folder, as replay names it, not by its file name.
+        #expect(!screen.split(separator: "\n")[0].contains("run.jsonl"), "\(screen)")
         // The frame that first says "finished" may predate the last records' redraw on a busy machine: wait for them.
         try tmux.waitFor("step 300/300", timeout: 10)
         try tmux.waitFor("200 › sched cosine", timeout: 10)

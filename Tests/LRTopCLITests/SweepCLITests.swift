@@ -103,6 +103,22 @@ import Foundation
         #expect(try lrtop(args + ["--force"], in: dir.url).status == 0)
     }
 
+    /// Issue #21 item 8: a configuration on the default schedule (its own warmup + cosine) shows the warmup its
+    /// trials ran, not `0`: 60 steps of 8 batches an epoch warm up for min(one epoch, a tenth) = 6 steps.
+    @Test func theTableShowsTheWarmupTheDefaultScheduleRan() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let out = try lrtop(["sweep", "--headless", "--data", "synthetic:spirals", "--hidden", "8", "--epochs", "0",
+                             "--max-steps", "60", "--lr", "1e-3,1e-2", "--sweep-dir", "sw"], in: dir.url)
+        let header = try readLog(dir.path("sw/trials/c01/log.jsonl")).first?["config"] as? [String: String]
+        #expect(header?["scheduler"] == "warmup:steps=6 -> cosine", "what the trial ran")
+        #expect(out.status == 0, "\(out.stderr)")
+        // The final table's rows: " 1  c02  adamw ..." (the progress lines start with "[").
+        let rows = out.stdout.split(separator: "\n").filter { $0.trimmingCharacters(in: .whitespaces).first?.isNumber == true && $0.contains("  c0") }
+        #expect(rows.count >= 2, "\(out.stdout)")
+        #expect(rows.allSatisfy { $0.contains("6 (default)") }, "\(out.stdout)")
+    }
+
     /// Trials are independent trainers: two at a time give the same results as one after another.
     @Test func twoJobsAtATimeGiveTheSameResults() throws {
         let dir = try TempDir()

@@ -167,7 +167,7 @@ struct TUIEndToEndTests {
     @Test func trainingThatEndsStaysOnScreenUntilQuit() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
-        let tui = try start(dir, args: "--data synthetic:spirals --epochs 2 --batch-size 64 --hidden 16 --run-dir run")
+        let tui = try start(dir, args: "--data synthetic:spirals --epochs 2 --batch-size 64 --hidden 16 --pace off --run-dir run")
         defer { tui.close() }
         try tui.waitFor("finished")
         try tui.send("q")       // nothing is running: no question
@@ -178,7 +178,7 @@ struct TUIEndToEndTests {
     @Test func theStatusPanelShowsWhatTheProcessCosts() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
-        let tui = try start(dir, width: 200, height: 60, args: "--data synthetic:spirals --epochs 2 --batch-size 64 --hidden 16 --threads 1 --run-dir run")
+        let tui = try start(dir, width: 200, height: 60, args: "--data synthetic:spirals --epochs 2 --batch-size 64 --hidden 16 --threads 1 --pace off --run-dir run")
         defer { tui.close() }
         // Measured over a second of the trainer's and the UI thread's CPU time; then RSS and the BLAS threads.
         let screen = try tui.waitFor("% · ui ")
@@ -232,10 +232,48 @@ struct TUIEndToEndTests {
         #expect(errors == ["lr head 1e-3", "sched cosine:T_max=-5", "lr abc"])
     }
 
+    /// The first run lasts long enough to steer (issue #21 item 14): in the UI a run is paced to last 2.5 minutes
+    /// unless told otherwise, the header says so, `<` `>` and `:pace` change it live, `pace off` is full speed.
+    /// Its `--name` is what the header calls it (item 6).
+    @Test func theUIsRunIsPacedAndThePaceIsSteerable() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        // 1,200 steps: the auto pace is 8/s (1,200 / 150 s), where full speed is hundreds a second.
+        let tui = try start(dir, args: "--data synthetic:spirals --epochs 0 --max-steps 1200 --batch-size 32 --hidden 16 --name spiral-a --run-dir run")
+        defer { tui.close() }
+        var screen = try tui.waitFor("pace 8/s")
+        #expect(screen.split(separator: "\n").first?.contains("spiral-a") == true, "\(screen)")
+        Thread.sleep(forTimeInterval: 2)
+        let early = try #require(headerStep(try tui.screen()))
+        #expect(early < 60, "paced at 8/s, 2 s in: step \(early)")
+        try tui.send(">")
+        try tui.waitFor("pace 16/s")
+        try tui.waitFor("✓ pace *2")
+        try tui.send("<")
+        try tui.send("<")
+        try tui.waitFor("pace 4/s")
+        try tui.send(":")
+        try tui.type("pace off")
+        try tui.send("Enter")
+        screen = try tui.waitFor("finished", timeout: 60)
+        #expect(!screen.split(separator: "\n")[0].contains("pace"), "\(screen)")
+        try tui.send("q")
+        try tui.waitFor("LRTOP_EXITED=0")
+        let texts = try events(dir).filter { $0["kind"] as? String == "command" }.map { $0["text"] as! String }
+        #expect(texts == ["pace *2", "pace /2", "pace /2", "pace off"], "\(texts)")
+        // Headless keeps full speed: no wait between steps.
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "0", "--max-steps", "1200", "--batch-size", "32",
+                             "--hidden", "16", "--run-dir", "fast"], in: dir.url)
+        #expect(out.status == 0)
+        let steps = records(try readLog(dir.path("fast/run.jsonl")), type: "step")
+        let seconds = (steps.last?["wall_time"] as? Double ?? 999) - (steps.first?["wall_time"] as? Double ?? 0)
+        #expect(seconds < 60, "headless took \(seconds) s for 1,200 steps")
+    }
+
     @Test func afterTheRunFinishesTheSteeringKeysSaySo() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
-        let tui = try start(dir, args: "--data synthetic:spirals --epochs 1 --batch-size 64 --hidden 16 --run-dir run")
+        let tui = try start(dir, args: "--data synthetic:spirals --epochs 1 --batch-size 64 --hidden 16 --pace off --run-dir run")
         defer { tui.close() }
         try tui.waitFor("finished")
         try tui.send("]")

@@ -11,6 +11,71 @@ import Foundation
         }
     }
 
+    /// Issue #21 item 3: `sched` says the lengths it builds (40 steps into 100, cosine is `T_max=60`), in the event's
+    /// message (the answer's words) and its result alike, and builds them: onecycle over the 40 steps left ends at
+    /// its floor on the run's last step.
+    @Test func aSchedulerSwitchSaysTheLengthsItBuilds() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@40 sched cosine\n@60 sched onecycle\n".write(toFile: dir.path("s.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "0", "--max-steps", "100",
+                             "--batch-size", "32", "--hidden", "8", "--commands", "s.txt", "--run-dir", "r"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let log = try readLog(dir.path("r/run.jsonl"))
+        let switches = records(log, type: "event").filter { $0["kind"] as? String == "command" }
+        #expect(switches.count == 2)
+        let built = switches.map { ($0["result"] as? [String: Any])?["scheduler"] as? String ?? "" }
+        #expect(built[0] == "cosine:T_max=60,eta_min=0")
+        #expect(built[1].hasPrefix("onecycle:total_steps=40,"))
+        for (event, spec) in zip(switches, built) {
+            let message = event["message"] as? String ?? ""
+            #expect(message.contains("now " + spec) && message.contains("steps left"), "\(message)")
+        }
+        // onecycle from step 60 (LR a) over 40 steps: from a/25 up to a, down to a/25/1e4 at step 100.
+        let steps = records(log, type: "step")
+        let lr = { (k: Int) in ((steps.first { $0["step"] as? Int == k }?["lrs"] as? [Double]) ?? [])[0] }
+        let peak = (switches[1]["lrs_before"] as? [Double] ?? [0])[0]
+        #expect(abs(lr(61) - peak / 25) < 1e-9 * peak)
+        #expect(lr(100) < peak / 25 / 1000, "onecycle ends at its floor on the run's last step: \(lr(100)) vs \(peak)")
+    }
+
+    /// Issue #21 item 7: under a schedule that computes the LR from its step count (onecycle, cyclic, warm_restarts)
+    /// `lr X` would last one step: it is refused with the reason, and once the LR is held it holds.
+    @Test func anOverrideAnAbsoluteScheduleWouldUndoIsRefusedUnlessHeld() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@20 lr 1e-4\n@30 lr hold\n@30 lr 1e-4\n@45 sched warm_restarts:T_0=10\n@50 lr *0.5\n"
+            .write(toFile: dir.path("s.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "0", "--max-steps", "60",
+                             "--batch-size", "32", "--hidden", "8", "--scheduler", "onecycle:max_lr=0.01", "--commands", "s.txt",
+                             "--run-dir", "r"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let log = try readLog(dir.path("r/run.jsonl"))
+        let events = records(log, type: "event").filter { ["command", "error"].contains($0["kind"] as? String) }
+        #expect(events.map { $0["kind"] as? String ?? "" } == ["error", "command", "command", "command", "command"],
+                "\(events)")
+        let why = events[0]["message"] as? String ?? ""
+        #expect(why.hasPrefix("onecycle computes the LR from its step count, so this LR would last one step"), "\(why)")
+        #expect(why.contains("'lr hold' first"))
+        // Held, the LR set holds step after step.
+        let steps = records(log, type: "step")
+        for k in 31...45 {
+            #expect((steps.first { $0["step"] as? Int == k }?["lrs"] as? [Double])?.first == 1e-4, "step \(k)")
+        }
+    }
+
+    /// Issue #21 item 13: help texts name the files that exist (bench/twins.py, `head.*`) and an example is one
+    /// line, not wrapped into what look like two broken ones.
+    @Test func helpTextsCiteWhatExistsAndKeepExamplesWhole() throws {
+        let export = try lrtop(["export-weights", "--help"])
+        #expect(export.stdout.contains("bench/twins.py") && !export.stdout.contains("parity.py"), "\(export.stdout)")
+        #expect(export.stdout.contains("head.weight"))
+        #expect(FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent("bench/twins.py").path))
+        let compare = try lrtop(["compare", "--help"])
+        let example = "lrtop compare --config 'LAMB 4e-3=lamb:lr=4e-3;warmup:steps=1 epoch -> cosine'"
+        #expect(compare.stdout.split(separator: "\n").contains { $0.contains(example) }, "\(compare.stdout)")
+    }
+
     @Test func headlessRunWritesItsLogAndCheckpointsAndSaysWhere() throws {
         let dir = try TempDir()
         defer { dir.cleanup() }

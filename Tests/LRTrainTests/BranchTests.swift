@@ -114,7 +114,7 @@ import LRCommand
         #expect(fork.message == "2 branches of 12 steps from step 20, 1 at a time: 1 subruns/fork-20-1 (lr 0.5), "
                 + "2 subruns/fork-20-2 (lr 1e-3); the run waits here for 'adopt K' or 'drop'")
         let done = try #require(run.records.events.first { $0.kind == .info && $0.text == "fork" })
-        #expect(done.message?.hasPrefix("branches from step 20 done: 1 lr 0.5: loss ") == true)
+        #expect(done.message?.hasPrefix("branches from step 20 done: 1 lr 0.5: last batch loss ") == true)
         for (k, label) in [(1, "lr 0.5"), (2, "lr 1e-3")] {
             let records = try run.subrun("fork-20-\(k)")
             guard case .header(let header) = records.first else { Issue.record("no header"); continue }

@@ -54,6 +54,8 @@ import LRTrain
         switch try CommandParser.parse(text) {
         case let .lr(group, change):
             let indices = try Trainer.groupIndices(group, names: names)
+            // Refused as the trainer refuses it (an override an absolute schedule would undo): nothing changes.
+            do { try Trainer.checkOverride(change, groups: indices, control: control) } catch { return }
             switch change {
             case .set(let v): control.set(indices, optimizer: optimizer) { _ in v }
             case .scale(let f): control.set(indices, optimizer: optimizer) { $0 * f }

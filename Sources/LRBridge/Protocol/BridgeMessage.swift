@@ -1,4 +1,5 @@
 import Foundation
+import LRCommand
 import LRLog
 
 /// The bridge protocol (docs/bridge.md): JSON Lines both ways over a Unix-domain socket, one object a line, at most
@@ -54,6 +55,15 @@ public struct BridgeStatus: Equatable, Sendable {
     /// Optimizer steps skipped by AMP because of inf/NaN gradients.
     public var skippedSteps: Int?
     public var checkpoints: Int?
+    /// Why the run is paused, in one line (the guard's reason, "paused by a viewer"); nil while it runs.
+    public var reason: String?
+    /// While a find-lr sweep runs: its progress and sub-run folder.
+    public var findLR: BridgeFindLR?
+    /// How the script numbers its epochs (0 or 1), once known; `epoch` stays 0-based.
+    public var epochBase: Int?
+    /// Steps into the script's current epoch as its data loader counts them (a find-lr sweep and the steps a
+    /// rollback undid drew batches too).
+    public var epochStep: Int?
 
     public init(state: String, step: Int, epoch: Int = 0, totalSteps: Int? = nil, lrs: [Double] = [],
                 groups: [String] = [], hold: Bool = false, override: Bool = false, scheduler: String? = nil,
@@ -62,6 +72,36 @@ public struct BridgeStatus: Equatable, Sendable {
         self.groups = groups; self.hold = hold; self.override = override; self.scheduler = scheduler
         self.lossScale = lossScale; self.skippedSteps = skippedSteps; self.checkpoints = checkpoints
     }
+
+    public init(state: String, step: Int, epoch: Int = 0, totalSteps: Int? = nil, lrs: [Double] = [],
+                groups: [String] = [], hold: Bool = false, override: Bool = false, scheduler: String? = nil,
+                lossScale: Double? = nil, skippedSteps: Int? = nil, checkpoints: Int? = nil, reason: String?,
+                findLR: BridgeFindLR?, epochBase: Int?, epochStep: Int? = nil) {
+        self.init(state: state, step: step, epoch: epoch, totalSteps: totalSteps, lrs: lrs, groups: groups, hold: hold,
+                  override: override, scheduler: scheduler, lossScale: lossScale, skippedSteps: skippedSteps,
+                  checkpoints: checkpoints)
+        self.reason = reason; self.findLR = findLR; self.epochBase = epochBase; self.epochStep = epochStep
+    }
+}
+
+/// A find-lr sweep in progress, as the status reports it: `{"step":k,"steps":n,"subrun":"subruns/find-lr-11"}`.
+public struct BridgeFindLR: Equatable, Sendable, Decodable {
+    public var step: Int
+    public var steps: Int
+    public var subrun: String?
+    public init(step: Int, steps: Int, subrun: String? = nil) { self.step = step; self.steps = steps; self.subrun = subrun }
+}
+
+/// What an applied command did, as data (protocol-additions D): the same fields as the event the run logs for it,
+/// so the dashboard words every answer with one formatter.
+public struct BridgeAnswer: Equatable, Sendable {
+    public var command: Command?
+    public var lrsBefore: [Double]
+    public var lrsAfter: [Double]
+    public var result: EventResult?
+    public init(command: Command? = nil, lrsBefore: [Double] = [], lrsAfter: [Double] = [], result: EventResult? = nil) {
+        self.command = command; self.lrsBefore = lrsBefore; self.lrsAfter = lrsAfter; self.result = result
+    }
 }
 
 /// One line from the server.
@@ -69,8 +109,9 @@ public enum ServerMessage: Equatable, Sendable {
     case hello(BridgeHello)
     /// The command with this id parsed and is queued for the next optimizer-step boundary (`ok`), or was refused.
     case ack(id: Int, ok: Bool, error: String?)
-    /// The command with this id was applied at `step` (`ok`, with what changed in `message`), or could not apply.
-    case result(id: Int, ok: Bool, step: Int?, message: String?, error: String?)
+    /// The command with this id was applied at `step` (`ok`, with what changed in `message` and, from a bridge that
+    /// sends them, as data in `answer`), or could not apply.
+    case result(id: Int, ok: Bool, step: Int?, message: String?, error: String?, answer: BridgeAnswer?)
     case status(BridgeStatus)
     /// The server refused a line this client sent.
     case error(String)
@@ -118,14 +159,20 @@ public enum ServerMessage: Equatable, Sendable {
         case "ack":
             return .ack(id: try require("id", o.id), ok: try require("ok", o.ok), error: o.error)
         case "result":
+            var answer: BridgeAnswer? = nil
+            if o.command != nil || o.lrsBefore != nil || o.lrsAfter != nil || o.result != nil {
+                answer = BridgeAnswer(command: o.command, lrsBefore: o.lrsBefore?.map { $0 ?? .nan } ?? [],
+                                      lrsAfter: o.lrsAfter?.map { $0 ?? .nan } ?? [], result: o.result)
+            }
             return .result(id: try require("id", o.id), ok: try require("ok", o.ok), step: o.step, message: o.message,
-                           error: o.error)
+                           error: o.error, answer: answer)
         case "status":
             return .status(BridgeStatus(
                 state: try require("state", o.state), step: o.step ?? 0, epoch: o.epoch ?? 0, totalSteps: o.totalSteps,
                 lrs: o.lr?.map { $0 ?? .nan } ?? [], groups: o.groups ?? [], hold: o.hold ?? false,
                 override: o.override ?? false, scheduler: o.scheduler, lossScale: o.lossScale,
-                skippedSteps: o.skippedSteps, checkpoints: o.checkpoints))
+                skippedSteps: o.skippedSteps, checkpoints: o.checkpoints, reason: o.reason, findLR: o.findLR,
+                epochBase: o.epochBase.flatMap { (0...1).contains($0) ? $0 : nil }, epochStep: o.epochStep))
         case "error":
             return .error(o.error ?? "(no text)")
         default:
@@ -150,12 +197,20 @@ public enum ServerMessage: Equatable, Sendable {
         var lossScale: Double?
         var lr: [Double?]?
         var groups: [String]?
+        var reason: String?
+        var findLR: BridgeFindLR?
+        var epochBase: Int?
+        var epochStep: Int?
+        var command: Command?
+        var lrsBefore, lrsAfter: [Double?]?
+        var result: EventResult?
 
         /// The fields that count something, by their wire names.
         var counts: [(String, Int?)] {
             [("step", step), ("epoch", epoch), ("total_steps", totalSteps), ("skipped_steps", skippedSteps),
              ("checkpoints", checkpoints), ("protocol", protocolVersion), ("pid", pid), ("world_size", worldSize),
-             ("from_line", fromLine), ("to_line", toLine)]
+             ("from_line", fromLine), ("to_line", toLine),
+             ("find_lr.step", findLR?.step), ("find_lr.steps", findLR?.steps), ("epoch_step", epochStep)]
         }
 
         enum CodingKeys: String, CodingKey {
@@ -163,6 +218,9 @@ public enum ServerMessage: Equatable, Sendable {
             case totalSteps = "total_steps", skippedSteps = "skipped_steps", checkpoints, protocolVersion = "protocol"
             case pid, worldSize = "world_size", lossScale = "loss_scale"
             case fromLine = "from_line", toLine = "to_line", records
+            case reason, findLR = "find_lr", epochBase = "epoch_base", epochStep = "epoch_step", command
+            case lrsBefore = "lrs_before"
+            case lrsAfter = "lrs_after", result
         }
 
         init(from decoder: any Decoder) throws {
@@ -180,6 +238,16 @@ public enum ServerMessage: Equatable, Sendable {
             lossScale = (try? c.decodeIfPresent(Double.self, forKey: .lossScale)) ?? nil
             lr = (try? c.decodeIfPresent([Double?].self, forKey: .lr)) ?? nil
             groups = (try? c.decodeIfPresent([String].self, forKey: .groups)) ?? nil
+            reason = text(.reason)
+            findLR = (try? c.decodeIfPresent(BridgeFindLR.self, forKey: .findLR)) ?? nil
+            epochBase = int(.epochBase)
+            epochStep = int(.epochStep)
+            // A command record is held to the language's rules as it is read (`Command`'s decoder): a bad one reads
+            // as missing, and the answer is worded from the text sent.
+            command = (try? c.decodeIfPresent(Command.self, forKey: .command)) ?? nil
+            lrsBefore = (try? c.decodeIfPresent([Double?].self, forKey: .lrsBefore)) ?? nil
+            lrsAfter = (try? c.decodeIfPresent([Double?].self, forKey: .lrsAfter)) ?? nil
+            result = (try? c.decodeIfPresent(EventResult.self, forKey: .result)) ?? nil
         }
     }
 

@@ -30,7 +30,8 @@ public enum RunLoader {
         if let kind = FileProblem.nonRegularKind(url.path) {
             throw LogError("\(url.path) is \(kind): give a run log, a CSV, a TensorBoard event file or a folder of them")
         }
-        let run = try loadFile(url, name: url.lastPathComponent, mapping: mapping)
+        let run = try loadFile(url, name: detect(url) == .runLog ? RunNames.name(ofLog: url) : url.lastPathComponent,
+                               mapping: mapping)
         return LoadResult(runs: [run], warnings: run.warnings)
     }
 
@@ -123,7 +124,7 @@ public enum RunLoader {
             }
         }
         for file in singles {
-            let name = file.lastPathComponent == "metrics.csv"
+            let name = file.lastPathComponent == "metrics.csv" || RunNames.isDefaultLogName(file)
                 ? relativeName(file.deletingLastPathComponent())
                 : relativeName(file.deletingPathExtension())
             do {

@@ -66,6 +66,7 @@ public enum RunLogLine {
         }
         b.appendASCII("],\"steps_per_epoch\":"); b.appendInt(h.stepsPerEpoch)
         if let t = h.totalSteps { b.appendASCII(",\"total_steps\":"); b.appendInt(t) }
+        if let e = h.epochBase { b.appendASCII(",\"epoch_base\":"); b.appendInt(e) }
         b.appendASCII(",\"config\":{")
         for (i, key) in h.config.keys.sorted().enumerated() {
             if i > 0 { b.append(UInt8(ascii: ",")) }
@@ -190,7 +191,7 @@ public enum RunLogLine {
                     }
                 }
             }
-            return .header(RunHeader(
+            var header = RunHeader(
                 schema: try optionalInt(json, "schema") ?? RunHeader.currentSchema,
                 lrtopVersion: try optionalString(json, "lrtop_version") ?? "",
                 config: config,
@@ -199,7 +200,10 @@ public enum RunLogLine {
                 groups: try stringArray(json, "groups"),
                 stepsPerEpoch: try optionalInt(json, "steps_per_epoch") ?? 0,
                 totalSteps: try optionalInt(json, "total_steps"),
-                subrun: try subrun(json["subrun"])))
+                subrun: try subrun(json["subrun"]))
+            // Only 0 or 1 means anything; anything else reads as unknown (lrtop's own numbering).
+            header.epochBase = try optionalInt(json, "epoch_base").flatMap { (0...1).contains($0) ? $0 : nil }
+            return .header(header)
         case "step":
             return .step(StepRecord(
                 step: try requiredInt(json, "step"), epoch: try optionalInt(json, "epoch") ?? 0,

@@ -6,6 +6,7 @@ import Foundation
 /// `warm_restarts` — PyTorch `CosineAnnealingWarmRestarts` (SGDR): cosine from the base to `eta_min` over
 /// `T_0` steps, then restart, each period `T_mult` times longer.
 public final class WarmRestartsSchedule: SchedulerBase, @unchecked Sendable {
+    public override var absoluteKind: String? { kind }
     public let t0: Int, tMult: Int, etaMin: Double
     /// Steps since the last restart, and the current period.
     public private(set) var tCur: Int, tI: Int
@@ -58,6 +59,7 @@ public final class WarmRestartsSchedule: SchedulerBase, @unchecked Sendable {
 /// over `pct_start` of the run, then down to initial/final_div_factor (`three_phase`: symmetric up/down, then a
 /// third phase to the minimum). Past `total_steps` it holds the last LR (PyTorch raises instead).
 public final class OneCycleSchedule: SchedulerBase, @unchecked Sendable {
+    public override var absoluteKind: String? { kind }
     public let maxLRs: [Double], explicitMaxLR: Double?, totalSteps: Int, pctStart: Double
     public let annealStrategy: String, divFactor: Double, finalDivFactor: Double, threePhase: Bool
     let initialLRs: [Double], minLRs: [Double]
@@ -140,6 +142,7 @@ public final class OneCycleSchedule: SchedulerBase, @unchecked Sendable {
 /// `max_lr` (`triangular2` halves the amplitude each cycle, `exp_range` scales it by gamma^step).
 /// Without `base_lr` the cycle starts at each group's base LR.
 public final class CyclicSchedule: SchedulerBase, @unchecked Sendable {
+    public override var absoluteKind: String? { kind }
     public let explicitBaseLR: Double?, maxLR: Double, stepSizeUp: Int, stepSizeDown: Int?
     public let mode: String, gamma: Double
     let totalSize: Double, stepRatio: Double

@@ -34,6 +34,7 @@ public class SchedulerBase: LRScheduler, @unchecked Sendable {
     public func step(metric: Double? = nil) { advance(metric: metric) }
 
     public var needsMetric: Bool { false }
+    public var absoluteKind: String? { nil }
 
     /// PyTorch's `step()`: `_step_count += 1; last_epoch += 1; lr = get_lr()`.
     func advance(metric: Double?) {

@@ -9,6 +9,7 @@ import Foundation
 public final class SequentialSchedule: SchedulerBase, @unchecked Sendable {
     public let children: [SchedulerBase]
     override public var needsMetric: Bool { children.contains { $0.needsMetric } }
+    public override var absoluteKind: String? { children[childIndex(max(lastEpoch, 0))].absoluteKind }
     public let milestones: [Int]
 
     init(groups: [ParamGroup], baseLRs: [Double], children: [SchedulerBase], milestones: [Int]) {

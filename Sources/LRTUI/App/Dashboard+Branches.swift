@@ -61,7 +61,8 @@ extension Dashboard {
             } else if run.lastStep != nil {
                 state = "training"
             }
-            let smoothed = run.smoothed[smoothingIndex].lastValue ?? run.loss.lastValue
+            // The table's loss is smoothed (its frame says how much): the loss chart's weight, or 0.6 while it is raw.
+            let smoothed = run.smoothed[max(1, smoothingIndex)].lastValue ?? run.loss.lastValue
             rows.append(BranchRow(number: number, label: sub.label, fromStep: from, step: run.lastStep, endStep: nil,
                                   loss: smoothed, valLoss: run.lastEval?.loss, valAccuracy: run.lastEval?.accuracy,
                                   stepsPerSec: run.stepsPerSecAverage, state: state, runIndex: i))
@@ -152,8 +153,10 @@ extension Dashboard {
     func renderBranches(into buffer: inout Buffer, area: Rect, rows: [BranchRow]) {
         guard let first = rows.first else { return }
         let done = rows.filter { $0.state != "queued" && $0.state != "training" }.count
+        // Which loss the table shows, in its frame: smoothed (the adopt message gives the last batch's, raw).
+        let weight = RunModel.smoothingWeights[max(1, smoothingIndex)]
         let block = Block(title: "branches from step \(first.fromStep)",
-                          rightTitle: "\(done)/\(rows.count) done · B sorts",
+                          rightTitle: "loss smooth \(Format.trimZeros(Format.fixed(weight, 2))) · \(done)/\(rows.count) done · B sorts",
                           titleStyle: palette.title, rightTitleStyle: palette.inactive, borderStyle: palette.border)
         block.render(into: &buffer, area: area)
         TrialTable(columns: Self.branchColumns, rows: rows.map(Self.branchTableRow), state: branchTable, palette: palette)

@@ -191,23 +191,25 @@ public final class Dashboard {
             if findLR?.commandID == reply.id { findLRAnswered(reply); changed = true }
             guard let i = awaitingAnswer.firstIndex(where: { $0.id == reply.id }) else { continue }
             awaitingAnswer.remove(at: i)
-            showNotice(Self.answerText(reply), reply.outcome == .applied ? .info : .error)
+            showNotice(Self.answerText(reply, groups: primary.groupNames), reply.outcome == .applied ? .info : .error)
             changed = true
         }
         return changed
     }
 
-    /// `✓ lr *2  1.00e-3→2.00e-3`, `✓ lr 1e-4: all groups ... (step 13)`, `✗ lr head 1e-3: no param group 'head'`.
-    public static func answerText(_ reply: CommandReply) -> String {
-        let at = reply.step.map { " (step \($0))" } ?? ""
+    /// The one wording of a command's answer, whatever ran it (a run trained here, an attached PyTorch run):
+    /// `✓ COMMAND: WHAT CHANGED · NOTE (at step N)` or `✗ COMMAND: WHY (at step N)`, from the event the run logged
+    /// (or the typed answer it sent) through `EventList.detail`:
+    /// `✓ lr *2: lr 1.00e-3→2.00e-3 (at step 86)`, `✓ ckpt: saved runs/a/checkpoints/step-00000086.ckpt (at step 86)`,
+    /// `✗ lr head 1e-3: no param group 'head' (at step 14)`. A command refused before it reached the run has no step.
+    public static func answerText(_ reply: CommandReply, groups: [String] = []) -> String {
+        let step = reply.event?.step ?? reply.step
+        let at = step.map { " (at step " + Format.grouped($0) + ")" } ?? ""
         switch reply.outcome {
         case .rejected(let why): return "✗ " + reply.text + ": " + why + at
         case .applied:
-            if let e = reply.event {
-                let detail = EventList.detail(e)
-                return "✓ " + reply.text + (detail.isEmpty ? "" : "  " + detail)
-            }
-            return "✓ " + (reply.message ?? reply.text) + at
+            let detail = reply.event.map { EventList.detail($0, groups: groups) } ?? reply.message ?? ""
+            return "✓ " + reply.text + (detail.isEmpty ? "" : ": " + detail) + at
         }
     }
 
@@ -276,7 +278,7 @@ public final class Dashboard {
     public func perform(_ action: KeyAction) -> ScreenAction {
         statusIsStale = true
         switch action {
-        case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback:
+        case .togglePause, .step, .scaleLR, .releaseLR, .resetLR, .checkpoint, .rollback, .changePace:
             if keyMode == .replay {
                 replay(action)
             } else if let c = command(for: action), let error = steer(c) {
@@ -516,6 +518,7 @@ public final class Dashboard {
         case .resetLR: return .lr(group: group, .reset)
         case .checkpoint: return .checkpoint
         case .rollback: return .rollback
+        case .changePace(let f): return .pace(.scale(f))
         default: return nil
         }
     }

@@ -1,4 +1,5 @@
 import LRLog
+import LRCommand
 
 // Drawing the dashboard: header, LR chart, loss chart, status, throughput, events, key bar, overlays.
 extension Dashboard {
@@ -83,6 +84,17 @@ extension Dashboard {
         return status.epoch
     }
 
+    /// The header's epoch: lrtop's runs count from 1 (`ep 3`); a bridged run is shown as its script numbers epochs,
+    /// saying which numbering that is: `ep 3 of 1…10`, `ep 2 of 0…9` (`ep 3 of 1…` when the run's length is unknown).
+    var epochText: String {
+        guard let base = status.epochBase else { return String(viewEpoch + 1) }
+        var text = String(viewEpoch + base) + " of \(base)…"
+        if let spe = primary.stepsPerEpoch, spe > 0, let total = viewTotal, total > 0 {
+            text += String((total + spe - 1) / spe - 1 + base)
+        }
+        return text
+    }
+
     /// The total the header, status and gauge count towards: the longest run's when runs are overlaid.
     var viewTotal: Int? {
         guard xAxis == .steps else { return primary.totalSteps }
@@ -161,8 +173,17 @@ extension Dashboard {
             stepText += " · step " + Format.grouped(s.step)
         }
         parts.append(Part(spans: [Span(stepText, palette.text)], priority: 2, right: true))
-        parts.append(Part(spans: [Span(" · ep " + String(viewEpoch + 1), palette.text)], priority: 6, right: true))
+        // The epoch is the first run's at its own step: where the step shown is another (longer) overlaid run's,
+        // no epoch goes beside it (the status panel pairs the first run's step and epoch).
+        if !(keyMode == .replay && xAxis == .steps && (dataEnd ?? 0) != s.step) {
+            parts.append(Part(spans: [Span(" · ep " + epochText, palette.text)], priority: 6, right: true))
+        }
         if let eta = etaText { parts.append(Part(spans: [Span(" · ETA " + eta, palette.text)], priority: 3, right: true)) }
+        // A paced run says so beside its ETA: the ETA is the pace's, and '>' or ':pace off' goes faster.
+        if isLive, let pace = s.pace, primary.end == nil {
+            // Given way to the step, ETA and LR when narrow: the status panel's `pace` row says it too.
+            parts.append(Part(spans: [Span(" · pace " + Command.paceText(pace), palette.warn)], priority: 6, right: true))
+        }
         // The LR of the group the keys act on (the first when they act on all), "lr→NAME" when one is picked.
         let g = selectedGroup.flatMap { primary.groupNames.indices.contains($0) ? $0 : nil }
         let lrValue = s.groups.indices.contains(g ?? 0) ? s.groups[g ?? 0].lr : primary.lr.indices.contains(g ?? 0)
@@ -222,12 +243,18 @@ extension Dashboard {
     func keyBarItems(width: Int) -> [(key: String, label: String)] {
         if metricsView.isOpen { return metricsKeyBarItems(width: width) }
         var items: [(key: String, label: String, keep: Bool)] = []
+        // Once a live run has ended there is nothing to steer: its steering keys leave the bar.
+        let ended = isLive && (primary.end != nil || !status.state.isActive)
         for b in KeyMap.bindings(for: keyMode) {
             guard var label = b.barLabel else { continue }
+            if ended && b.modes == [.live] { continue }
             if b.action == .togglePause {
-                // The key bar names what the key will do now.
+                // The key bar names what the key will do now, and why the run waits when it says (a guard's reason).
                 if keyMode == .replay { label = status.state == .running ? "pause" : "play" }
-                else if status.state == .paused { label = "resume" }
+                else if status.state == .paused {
+                    label = "resume"
+                    if let why = status.message, !why.isEmpty { label += " (" + why.truncated(toWidth: 40) + ")" }
+                }
             }
             // An attached run goes on in its own process: q leaves it, it does not end it.
             if b.action == .quit, isLive, primary.source?.quitEndsRun == false { label = "detach" }
@@ -281,8 +308,10 @@ extension Dashboard {
         block.render(into: &buffer, area: area)
         let inner = block.inner(area)
         guard inner.height >= 1 else { return }
-        let sNow = run.samplesPerSecNow.map(Format.compact) ?? "--"
-        let sAvg = run.samplesPerSecAverage.map(Format.compact) ?? "--"
+        // A log without a rate (Lightning's, a batch with no tensor) has NaN samples/s: shown as "--", never "nan".
+        func rate(_ v: Double?) -> String { v.flatMap { $0.isFinite ? Format.compact($0) : nil } ?? "--" }
+        let sNow = rate(run.samplesPerSecNow)
+        let sAvg = rate(run.samplesPerSecAverage)
         let stNow = run.stepsPerSecNow.map(Format.compact) ?? "--"
         let stAvg = run.stepsPerSecAverage.map(Format.compact) ?? "--"
         var lines: [TextLine] = []
@@ -331,6 +360,7 @@ extension Dashboard {
         let selected = focus == .events ? selectedEvent : nil
         let keep = max(64, area.height + eventScroll + (selected ?? 0) + 1)
         var list = EventList(events: Array(events.suffix(keep)), palette: palette, scroll: eventScroll, selected: selected)
+        list.groups = primary.groupNames
         if xAxis != .steps { list.stepLabel = xAxis.text }
         var framed = block
         if focus == .events { framed.borderStyle = palette.highlight }
@@ -358,7 +388,7 @@ extension Dashboard {
         case .schedulerMenu(let m):
             SchedulerMenuView(state: m, palette: palette).render(into: &buffer, area: area.inset(top: 1, bottom: 1))
         case .eventDetail(let e):
-            var text = EventList.fullText(e, stepLabel: xAxis.text)
+            var text = EventList.fullText(e, groups: primary.groupNames, stepLabel: xAxis.text)
             if !e.lrsBefore.isEmpty || !e.lrsAfter.isEmpty {
                 text += " — LR before " + e.lrsBefore.map(Format.lr).joined(separator: ", ")
                     + ", after " + e.lrsAfter.map(Format.lr).joined(separator: ", ")

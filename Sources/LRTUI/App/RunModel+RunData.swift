@@ -44,8 +44,12 @@ extension RunModel {
             lastStepRecord = record(s, row: lastRow, x: axis.x(ofRow: lastRow))
         }
         if axis.isSteps { ingestRates(s, order: order, events: run.events) }
+        // The steps drew each rollback's ghost branch already; an evaluation of an abandoned branch (made before a
+        // rollback to an earlier step) goes, as it does live.
+        let rollbacks = run.events.compactMap { e in Self.rollbackTarget(e).map { (wall: e.wallTime, to: $0) } }
         for e in run.evals {
             guard let x = axis.x(step: e.step, wallTime: e.wallTime) else { continue }
+            if rollbacks.contains(where: { $0.wall >= e.wallTime && $0.to < e.step }) { continue }
             var m = e
             m.step = x
             m.metrics = []
@@ -58,7 +62,8 @@ extension RunModel {
             guard let x = axis.x(step: e.step, wallTime: e.wallTime) else { continue }
             var m = e
             m.step = x
-            ingest(.event(m))
+            recordCount += 1
+            keep(event: m)
         }
         (pausedSince, pausedTotal) = clock
         if let end = run.end { ingest(.end(end)) }

@@ -1,3 +1,4 @@
+import Foundation
 import LRCommand
 import LRLog
 
@@ -28,7 +29,7 @@ public final class RunModel {
     public internal(set) var lastStepRecord: StepRecord?
     public private(set) var lastEval: EvalRecord?
     public private(set) var end: EndRecord?
-    public private(set) var recordCount = 0
+    public internal(set) var recordCount = 0
     /// Events received in all (`events` keeps the latest `maxEvents`).
     public private(set) var eventsReceived = 0
     var emas: [DebiasedEMA]
@@ -45,6 +46,11 @@ public final class RunModel {
     /// Wall time the run paused at, while it is paused; the seconds it spent paused before.
     var pausedSince: Double?
     var pausedTotal = 0.0
+    /// The ETA's rate: steps per second of running time, averaged with exponentially less weight on older time
+    /// (about `etaTimeConstant` seconds), as a debiased sum (steps, weight); steps of records with no time between
+    /// them wait in `uncountedSteps`.
+    var etaRate: (steps: Double, weight: Double)?
+    var uncountedSteps = 0
 
     public init(source: (any RunSource)?, status: LiveStatus = LiveStatus()) {
         self.source = source
@@ -116,14 +122,20 @@ public final class RunModel {
         case .metrics(let m):
             for v in m.metrics { metrics.append(v.name, step: m.step, value: v.value) }
         case .event(let e):
-            events.append(e)
-            eventsReceived += 1
-            noteForRate(event: e)
+            keep(event: e)
             if let target = Self.rollbackTarget(e) { rollBack(to: target) }
-            if events.count > Self.maxEvents + 500 { events.removeFirst(events.count - Self.maxEvents) }
         case .end(let e):
             end = e
         }
+    }
+
+    /// Keeps an event in the list (the latest `maxEvents`) and on the running clock, without acting on it: a replay
+    /// has drawn a rollback's branches from the steps already (`ingest(run:)`).
+    func keep(event e: EventRecord) {
+        events.append(e)
+        eventsReceived += 1
+        noteForRate(event: e)
+        if events.count > Self.maxEvents + 500 { events.removeFirst(events.count - Self.maxEvents) }
     }
 
     /// The step a rollback event went back to, or nil for any other event.
@@ -241,10 +253,21 @@ public final class RunModel {
         return samplesPerSec.summary(in: first...last)?.mean
     }
 
-    /// Seconds until `totalSteps` at the recent running rate (`stepsPerSecNow`); nil while paused or unknown.
+    /// Seconds of running time the ETA's rate weighs most: long enough that a busy second or a few slow steps do
+    /// not swing it (20m36s → 11m48s in 20 s), short enough to follow a new pace within a minute.
+    public static let etaTimeConstant = 20.0
+
+    /// Steps per second the ETA uses: the running rate smoothed over about `etaTimeConstant` seconds (paused time,
+    /// the wait for a fork's branches and the jump to an adopted branch's end left out).
+    public var etaStepsPerSec: Double? {
+        guard let r = etaRate, r.weight > 0 else { return stepsPerSecNow ?? stepsPerSecAverage }
+        return r.steps / r.weight
+    }
+
+    /// Seconds until `totalSteps` at the smoothed running rate (`etaStepsPerSec`); nil while paused or unknown.
     public var eta: Double? {
         guard !isPaused, let total = totalSteps, let step = lastStep,
-              let rate = stepsPerSecNow ?? stepsPerSecAverage, rate > 0 else { return nil }
+              let rate = etaStepsPerSec, rate > 0 else { return nil }
         return Double(max(0, total - step)) / rate
     }
 
@@ -256,13 +279,25 @@ public final class RunModel {
     /// Keeps the running clock: wall time less the paused intervals the events mark (a `pause` however it was
     /// typed, a guard trip that paused; a `resume`).
     func noteForRate(event e: EventRecord) {
-        let pauses = (e.kind == .command && e.command == .pause) || (e.kind == .guardTrip && e.result?.paused == true)
-        let resumes = e.kind == .command && e.command == .resume
+        // A fork makes the run wait for its branches until `adopt K` or `drop`: that wait is not running time, and
+        // the adopted branch's steps (trained meanwhile) are not the run's rate.
+        var forks = false, joins = false
+        if e.kind == .command, let c = e.command {
+            switch c {
+            case .fork: forks = true
+            case .adopt, .drop: joins = true
+            default: break
+            }
+        }
+        let pauses = (e.kind == .command && e.command == .pause) || (e.kind == .guardTrip && e.result?.paused == true) || forks
+        let resumes = (e.kind == .command && e.command == .resume) || joins
         if pauses, pausedSince == nil, e.wallTime.isFinite {
             pausedSince = e.wallTime
         } else if resumes, let since = pausedSince {
             if e.wallTime.isFinite { pausedTotal += max(0, e.wallTime - since) }
             pausedSince = nil
+            // The rates go on from the next step, not from the last one before the wait.
+            if joins { previous = nil }
         }
     }
 
@@ -274,8 +309,17 @@ public final class RunModel {
         guard pausedSince == nil, let prev = previous else { return }
         let dt = t - prev.time
         guard dt >= 0 else { return }
-        runningSteps += step > prev.step ? step - prev.step : 1
+        let taken = step > prev.step ? step - prev.step : 1
+        runningSteps += taken
         runningTime += dt
+        uncountedSteps += taken
+        if dt > 0 {
+            // Time-weighted: over any stretch, the sum of steps over the sum of seconds, older seconds fading.
+            let keep = exp(-dt / Self.etaTimeConstant)
+            let r = etaRate ?? (0, 0)
+            etaRate = (r.steps * keep + Double(uncountedSteps) / dt * (1 - keep), r.weight * keep + (1 - keep))
+            uncountedSteps = 0
+        }
         recent.append((runningSteps, runningTime))
         if recent.count == 1 { recent.insert((runningSteps - (step > prev.step ? step - prev.step : 1), runningTime - dt), at: 0) }
         // Keep the window's span (and at least two entries): entries before `recentStart` are out of it, dropped

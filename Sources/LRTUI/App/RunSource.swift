@@ -140,6 +140,14 @@ public struct LiveStatus: Equatable, Sendable {
     /// The run's log file when the source knows it (a run trained here, a watched log): the dashboard finds the
     /// run's sub-runs (`fork` branches) beside it.
     public var logPath: String? = nil
+    /// The most steps a second the run takes (`pace`), nil at full speed: the header shows it.
+    public var pace: Double? = nil
+    /// How the run's script numbers its epochs (0 or 1: a bridged run's `epoch_base`); nil: lrtop's own numbering,
+    /// shown from 1. `epoch` stays 0-based.
+    public var epochBase: Int? = nil
+    /// Steps into the current epoch as the run's data loader counts them, when the run says (a bridged run's
+    /// `epoch_step`); nil: counted from the step.
+    public var epochStep: Int? = nil
 
     public init(title: String = "", state: RunPhase = .starting, message: String? = nil, step: Int = 0, epoch: Int = 0,
                 totalSteps: Int? = nil, stepsPerEpoch: Int? = nil, optimizer: String = "", scheduler: String = "",

@@ -54,6 +54,8 @@ public enum KeyAction: Hashable, Sendable {
     case seekEvent(Int)
     /// Replay: the next slower (-1) or faster (+1) playback speed.
     case changeSpeed(Int)
+    /// Live: `pace *F`, the run's pace times this factor (`pace /2` slows it; from full speed, half of it).
+    case changePace(Double)
     /// Replay: to the start of the run.
     case jumpToStart
     /// Replay: to the end of the run (the whole run drawn).
@@ -100,11 +102,17 @@ public struct KeyBinding: Sendable {
     public var barLabel: String?
     /// Where the binding applies (every mode unless said otherwise).
     public var modes: Set<KeyMode>
+    /// Keys of this row that do the opposite (`-` beside `+`): one help row for a pair of keys.
+    public var alternates: [Key: KeyAction]
 
     public init(_ keys: [Key], _ action: KeyAction, _ help: String, bar: String? = nil,
-                modes: Set<KeyMode> = Set(KeyMode.allCases)) {
+                modes: Set<KeyMode> = Set(KeyMode.allCases), alternates: [Key: KeyAction] = [:]) {
         self.keys = keys; self.action = action; self.help = help; self.barLabel = bar; self.modes = modes
+        self.alternates = alternates
     }
+
+    /// What `key` (one of `keys`) does.
+    public func action(for key: Key) -> KeyAction { alternates[key] ?? action }
 
     /// How the keys are written in help: "space", "+", "esc".
     public var keyLabel: String { keys.map(\.description).joined(separator: " ") }
@@ -118,8 +126,8 @@ public enum KeyMap {
     public static let table: [KeyBinding] = [
         KeyBinding([.space], .togglePause, "pause / resume training", bar: "pause", modes: live),
         KeyBinding([.char("n")], .step, "one step (while paused)", bar: "step", modes: live),
-        KeyBinding([.char("+")], .scaleLR(1.1), "LR ×1.1 (fine up)", modes: live),
-        KeyBinding([.char("-")], .scaleLR(1 / 1.1), "LR ÷1.1 (fine down)", modes: live),
+        KeyBinding([.char("+"), .char("-")], .scaleLR(1.1), "LR ×1.1 / ÷1.1 (fine up / down)", modes: live,
+                   alternates: [.char("-"): .scaleLR(1 / 1.1)]),
         KeyBinding([.char("]")], .scaleLR(2), "LR ×2", bar: "lr×2", modes: live),
         KeyBinding([.char("[")], .scaleLR(0.5), "LR ÷2", bar: "lr÷2", modes: live),
         KeyBinding([.char("r")], .releaseLR, "release LR to scheduler", modes: live),
@@ -132,6 +140,8 @@ public enum KeyMap {
         KeyBinding([.char("u")], .rollback, "roll back to last checkpoint", bar: "undo", modes: live),
         KeyBinding([.char("b")], .fork, "branch: prompt 'fork lr=…,…,… steps=N' (then 'adopt K' / 'drop')", modes: live),
         KeyBinding([.char("f")], .findLR, "find-lr: sweep the LR, pick on the curve (enter: lr, o: onecycle)", bar: "find-lr", modes: live),
+        KeyBinding([.char("<"), .char(">")], .changePace(0.5), "slower / faster: pace /2, *2 (:pace off)", modes: live,
+                   alternates: [.char(">"): .changePace(2)]),
         // Replay: the cursor the charts, events and status are drawn up to.
         KeyBinding([.space], .togglePause, "play / pause (from the start at the end)", bar: "play", modes: replay),
         KeyBinding([.left], .seek(.percent(-1)), "back 1% of the run", bar: "seek", modes: replay),
@@ -187,11 +197,11 @@ public enum KeyMap {
 
     /// The action of a key, or nil when the key does nothing.
     public static func action(for key: Key, mode: KeyMode = .live) -> KeyAction? {
-        table.first(where: { $0.modes.contains(mode) && $0.keys.contains(key) })?.action
+        table.first(where: { $0.modes.contains(mode) && $0.keys.contains(key) })?.action(for: key)
     }
 
     /// The binding of an action.
     public static func binding(for action: KeyAction, mode: KeyMode = .live) -> KeyBinding? {
-        table.first(where: { $0.modes.contains(mode) && $0.action == action })
+        table.first(where: { $0.modes.contains(mode) && ($0.action == action || $0.alternates.values.contains(action)) })
     }
 }

@@ -8,6 +8,8 @@ public struct EventList: Widget {
     public var palette: Palette
     /// How an event's step is written (a time for runs replayed by wall time).
     public var stepLabel: (Int) -> String = Format.grouped
+    /// The run's param group names, to name the groups an event changed.
+    public var groups: [String] = []
     /// Rows scrolled down from the latest event.
     public var scroll = 0
     /// The highlighted event, counted from the latest (0), when the list has focus.
@@ -29,9 +31,9 @@ public struct EventList: Widget {
     }
 
     /// One line: the whole event, as the detail view shows it.
-    public static func fullText(_ e: EventRecord, stepLabel: (Int) -> String = Format.grouped) -> String {
+    public static func fullText(_ e: EventRecord, groups: [String] = [], stepLabel: (Int) -> String = Format.grouped) -> String {
         var t = "step " + stepLabel(e.step) + " " + glyph(e.kind) + " " + e.kind.rawValue + ": " + e.text
-        let d = detail(e)
+        let d = detail(e, groups: groups)
         if !d.isEmpty { t += " — " + d }
         return t
     }
@@ -59,18 +61,31 @@ public struct EventList: Widget {
     }
 
     /// The text after the command: what changed, or the message.
-    public static func detail(_ e: EventRecord) -> String {
+    /// What an event changed, every token named: the LR change (`lr 1.00e-3→2.00e-3`; with several groups each
+    /// changed group by name, `lr body 1.00e-3→2.00e-3, head 5.00e-4→1.00e-3`, or how many when more than two
+    /// changed), then its message. The event list, the detail view and every command's answer (live, watch,
+    /// attach) use it, so one command reads the same everywhere.
+    public static func detail(_ e: EventRecord, groups: [String] = []) -> String {
         var parts: [String] = []
-        if e.lrsBefore != e.lrsAfter, !e.lrsAfter.isEmpty {
-            let changed = zip(e.lrsBefore, e.lrsAfter).enumerated().filter { $0.element.0 != $0.element.1 }
-            if let (_, (a, b)) = changed.first {
-                parts.append(Format.lr(a) + "→" + Format.lr(b) + (changed.count > 1 ? " +\(changed.count - 1)" : ""))
-            } else if e.lrsBefore.isEmpty, let b = e.lrsAfter.first {
-                parts.append("→" + Format.lr(b))
-            }
-        }
+        if let lr = lrChange(e, groups: groups) { parts.append(lr) }
         if let m = e.message, !m.isEmpty { parts.append(m) }
-        return parts.joined(separator: "  ")
+        return parts.joined(separator: " · ")
+    }
+
+    static func lrChange(_ e: EventRecord, groups: [String]) -> String? {
+        guard e.lrsBefore != e.lrsAfter, !e.lrsAfter.isEmpty else { return nil }
+        if e.lrsBefore.isEmpty, let b = e.lrsAfter.first { return "lr →" + Format.lr(b) }
+        let pairs = Array(zip(e.lrsBefore, e.lrsAfter))
+        let changed = pairs.indices.filter { pairs[$0].0 != pairs[$0].1 && !(pairs[$0].0.isNaN && pairs[$0].1.isNaN) }
+        guard let first = changed.first else { return nil }
+        func change(_ g: Int) -> String { Format.lr(pairs[g].0) + "→" + Format.lr(pairs[g].1) }
+        func name(_ g: Int) -> String { groups.indices.contains(g) ? groups[g] : "group \(g + 1)" }
+        if pairs.count == 1 { return "lr " + change(0) }
+        if changed.count <= 2 {
+            let list = changed.map { name($0) + " " + change($0) }.joined(separator: ", ")
+            return "lr " + list + (changed.count < pairs.count ? " (other groups unchanged)" : "")
+        }
+        return "lr in \(changed.count) of \(pairs.count) groups, " + name(first) + " " + change(first) + " …"
     }
 
     public func render(into buffer: inout Buffer, area: Rect) {
@@ -90,7 +105,7 @@ public struct EventList: Widget {
                 Span(Self.glyph(e.kind) + " ", kindStyle),
                 Span(e.text, e.kind == .error || e.kind == .guardTrip ? kindStyle : palette.text),
             ])
-            let d = Self.detail(e)
+            let d = Self.detail(e, groups: groups)
             if !d.isEmpty { line.spans.append(Span("  " + d, e.kind == .error ? palette.error.removing(.bold) : palette.inactive)) }
             if selected == top + i {
                 line.spans = line.spans.map { Span($0.text, $0.style.reversed) }

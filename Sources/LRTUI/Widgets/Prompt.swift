@@ -60,6 +60,9 @@ public struct PromptState: Equatable, Sendable {
             guard let i = historyIndex else { break }
             if i + 1 >= history.count { historyIndex = nil; setText(draft) } else { historyIndex = i + 1; setText(history[i + 1]) }
             error = nil
+        case .char(":") where error != nil && cursor == text.count:
+            // `:` again after a refusal is the prompt key, not text: a fresh command (the refused one is in ↑).
+            setText(""); error = nil; historyIndex = nil
         case .char(let c):
             text.insert(c, at: text.index(text.startIndex, offsetBy: cursor)); cursor += 1; error = nil
         default: break

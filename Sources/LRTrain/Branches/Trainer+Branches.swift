@@ -11,7 +11,7 @@ extension Trainer {
     func checkBranchState(_ command: Command) throws(CommandError) {
         if let session = branches {
             switch command {
-            case .adopt, .drop, .stop: return
+            case .adopt, .drop, .stop, .pace: return
             default:
                 throw CommandError("the run waits at step \(session.fromStep) for its branches: 'adopt K' or 'drop' first")
             }
@@ -213,11 +213,12 @@ extension Trainer {
         emit(event: .info, text: "fork", message: "the run ended at the fork point (step \(step)) without adopting a branch")
     }
 
-    /// "loss 0.412, val loss 0.451, acc 84.1%, 52 steps/s", or how it ended early.
+    /// "last batch loss 0.412, val loss 0.451, acc 84.1%, 52 steps/s", or how it ended early. The loss is the raw
+    /// loss of the branch's last batch, and says so: the branches table shows a smoothed one.
     static func figures(_ o: BranchOutcome) -> String {
         var parts: [String] = []
         if o.reason != .completed { parts.append(o.reason.rawValue + (o.message.map { " (\($0))" } ?? "")) }
-        if let l = o.lastLoss { parts.append(String(format: "loss %.4g", l)) }
+        if let l = o.lastLoss { parts.append(String(format: "last batch loss %.4g", l)) }
         if let e = o.lastEval { parts.append(String(format: "val loss %.4g, acc %.1f%%", e.loss, e.accuracy * 100)) }
         if o.steps > 0 { parts.append(String(format: "%.0f steps/s", o.stepsPerSecond)) }
         return parts.joined(separator: ", ")

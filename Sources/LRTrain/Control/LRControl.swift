@@ -37,6 +37,8 @@ public struct LRControl {
 
     var needsMetric: Bool { scheduler.needsMetric }
     var statusText: String { scheduler.statusText }
+    /// The scheduler's kind when it computes the LR from its step count (a manual LR would last one step).
+    public var absoluteKind: String? { scheduler.absoluteKind }
     var warmupLeft: Int { max(0, warmupTotal - warmupDone) }
 
     /// One scheduler step: held groups keep their LR.

@@ -139,7 +139,11 @@ extension Trainer {
     private func precheck(_ command: Command) throws {
         try checkBranchState(command)
         switch command {
-        case .lr(let group, _): _ = try groupIndices(group)
+        case .lr(let group, let change):
+            let indices = try groupIndices(group)
+            if !(options.lrBeforeFirstStepIsBase && step == 0 && group == nil) {
+                try Self.checkOverride(change, groups: indices, control: lrControl)
+            }
         case .sched(let spec):
             do { _ = try SchedulerFactory.validate(spec: spec, context: remainingContext) } catch {
                 throw CommandError("\(error)")
@@ -149,6 +153,19 @@ extension Trainer {
             do { try settings.check() } catch { throw CommandError(error.description) }
         default: break
         }
+    }
+
+    /// `lr X` and `lr *F` under a schedule that computes the LR from its step count (onecycle, cyclic,
+    /// warm_restarts) would last one step and leave the status saying `override`: refused with the reason and what
+    /// does hold, unless every group it names is held (a held group keeps what it is given).
+    public static func checkOverride(_ change: Command.LRChange, groups: [Int], control: LRControl) throws(CommandError) {
+        switch change {
+        case .set, .scale: break
+        case .hold, .release, .reset: return
+        }
+        guard let kind = control.absoluteKind, groups.contains(where: { !control.held[$0] }) else { return }
+        throw CommandError("\(kind) computes the LR from its step count, so this LR would last one step: "
+            + "'lr hold' first pins the LR (then 'lr X' holds until 'lr release'), or 'sched' a schedule from the LR you want")
     }
 
     /// The schedule's span for a scheduler started now: the rest of the run.
@@ -212,7 +229,12 @@ extension Trainer {
             } catch {
                 throw CommandError("\(error)")
             }
-            return Outcome("now \(lrControl.spec), continuing from the current LR", result: EventResult(scheduler: built))
+            // What was built, lengths filled in for the steps left (`cosine` 40 steps into 100 is `T_max=60`): the
+            // answer, the event and the status all say the same schedule.
+            let left = remainingContext.totalSteps
+            let unit = config.schedulerInterval == .epoch ? "epoch" : "step"
+            return Outcome("now \(built) (over the \(left) \(unit)\(left == 1 ? "" : "s") left), continuing from the current LR",
+                           result: EventResult(scheduler: built))
         case .warmup(let n):
             lrControl.startWarmup(steps: n)
             return Outcome("ramping the LR up over \(n) steps")
@@ -257,6 +279,8 @@ extension Trainer {
         case .fork(let fork): return try startFork(fork)
         case .adopt(let k): return Outcome(try adopt(k))
         case .drop: return Outcome(dropBranches())
+        case .pace(let change):
+            return Outcome(try setPace(change))
         case .findLR(let settings):
             let test = try runRangeTest(settings)
             let suggestions = test.curve.suggestions.named.map { EventResult.Suggestion(name: $0.name, lr: $0.lr) }

@@ -183,5 +183,7 @@ public struct TrainerStatus: Sendable {
     public var logPath: String? = nil
     public var datasetName = ""
     public var modelSummary = ""
+    /// The most steps a second the run takes (`pace`); nil: full speed.
+    public var pace: Double? = nil
     public init() {}
 }

@@ -58,6 +58,15 @@ public struct SweepSnapshot: Sendable {
     /// Why the sweep stopped on its own before the end: a trial could not write its log or checkpoint because the
     /// disk (or a quota, or a file-size limit) is full, so every trial after it would fail too.
     public var stoppedBy: String? = nil
+    /// The warmup, in steps, a trial of a configuration with the default schedule (its own warmup + cosine) runs.
+    public var defaultWarmupSteps: Int? = nil
+
+    /// A configuration's warmup as its trials run it: the default schedule's own (`46 (default)`) when it has no
+    /// scheduler of its own, never a `0` for a trial that warmed up.
+    public func warmupText(of c: SweepConfiguration) -> String {
+        if c.scheduler == nil, let w = defaultWarmupSteps { return "\(w) (default)" }
+        return c.warmup.description
+    }
 
     public func trials(of c: Int) -> ArraySlice<TrialStatus> { trials[(c * seeds.count)..<((c + 1) * seeds.count)] }
 
@@ -163,8 +172,13 @@ public final class SweepRunner: @unchecked Sendable {
                                           configuration: c.number - 1, seed: seed))
             }
         }
-        state = Mutex(SweepSnapshot(configurations: configurations, seeds: space.seeds, budgets: plan.budgets,
-                                    trials: trials, metric: metric))
+        var snapshot = SweepSnapshot(configurations: configurations, seeds: space.seeds, budgets: plan.budgets,
+                                     trials: trials, metric: metric)
+        // The steps of the default schedule's warmup, as TrainConfig sizes it for a trial of the whole sweep's length.
+        let defaultSchedule = TrainConfig.defaultSchedule(totalSteps: totalSteps, stepsPerEpoch: stepsPerEpoch)
+        snapshot.defaultWarmupSteps = defaultSchedule.split(separator: " ").first
+            .flatMap { $0.split(separator: "=").last }.flatMap { Int($0) }
+        state = Mutex(snapshot)
     }
 
     public var snapshot: SweepSnapshot {

@@ -44,5 +44,29 @@ public struct RunOptions: Sendable {
     /// `lrtop find-lr`: an `lr X` for every group before the first step is the run's base LR, the schedule (its
     /// warmup included) planned from it as `--lr X` would, instead of an override the warmup would multiply.
     public var lrBeforeFirstStepIsBase = false
+    /// How fast the run may go (`--pace`, the `pace` command changes it live).
+    public var pace: PaceSetting = .off
     public init() {}
+}
+
+/// A run's pace: full speed, at most N steps a second, or the pace that makes the run last at least so many
+/// seconds (the UI's default, so that a first run can be watched and steered before it is over).
+public enum PaceSetting: Sendable, Equatable {
+    case off
+    case stepsPerSecond(Double)
+    case lasting(seconds: Double)
+
+    /// The steps a second for a run with `steps` steps left, or nil for full speed. `lasting` rounds down to two
+    /// significant digits (2,340 steps over 150 s: 15/s, not 15.6/s), so the header shows a number a person can type.
+    public func stepsPerSecond(stepsLeft steps: Int) -> Double? {
+        switch self {
+        case .off: return nil
+        case .stepsPerSecond(let r): return r < Command.maxPace ? r : nil
+        case .lasting(let seconds):
+            let raw = Double(max(1, steps)) / max(1, seconds)
+            guard raw < Command.maxPace else { return nil }
+            let magnitude = pow(10, (log10(raw)).rounded(.down) - 1)
+            return max(magnitude, (raw / magnitude * (1 + 1e-9)).rounded(.down) * magnitude)
+        }
+    }
 }

@@ -81,6 +81,12 @@ public final class Trainer: @unchecked Sendable {
     var isBranch = false
     /// The branches of a `fork`, while they train or wait for `adopt K` / `drop`; the run itself waits.
     var branches: BranchSession? = nil
+    /// The most steps a second the run takes (`pace`), or nil: full speed.
+    var pace: Double? = nil
+    /// Under a pace, when the next step may start (monotonic seconds).
+    var paceDue = 0.0
+    /// Seconds one step takes at full speed (smoothed over the last steps): what `pace /2` halves when no pace is set.
+    var stepSeconds: Double? = nil
 
     public init(config: TrainConfig, options: RunOptions = RunOptions(), channel: TrainerChannel = TrainerChannel()) throws {
         var config = config
@@ -173,6 +179,7 @@ public final class Trainer: @unchecked Sendable {
         }
 
         if let script = options.script { scriptCursor = script.entries.firstIndex { $0.step >= step } ?? script.entries.count }
+        pace = options.pace.stepsPerSecond(stepsLeft: totalSteps - step)
         if let logURL {
             do { self.log = try RunLogWriter(url: logURL, append: appendingToLog) } catch { throw TrainError("\(error)") }
         }
@@ -259,11 +266,18 @@ public final class Trainer: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: 0.005)
                 continue
             }
+            if !paused, let wait = paceWait() {
+                // Under a pace: wait in short slices, so commands (`pace off`, `stop`) and signals still act at once.
+                Thread.sleep(forTimeInterval: min(wait, 0.01))
+                continue
+            }
             if paused { stepsWhilePaused -= 1 }
+            let began = Self.monotonicSeconds()
             if let tripped = trainOneStep() {
                 endReason = tripped
                 break
             }
+            notePace(stepBegan: began)
         }
         endBranches(because: endMessage ?? "the run \(endReason == .completed ? "ended" : endReason.rawValue)")
         answerUnappliedCommands()
@@ -517,7 +531,55 @@ public final class Trainer: @unchecked Sendable {
             s.logPath = logURL?.path
             s.datasetName = datasetName
             s.modelSummary = "\(config.model) \(network.parameterCount) params"
+            s.pace = pace
         }
+    }
+}
+
+// MARK: pace
+
+extension Trainer {
+    static func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+    /// Seconds to wait before the next step under the pace, or nil when it may start now.
+    func paceWait() -> Double? {
+        guard pace != nil else { return nil }
+        let wait = paceDue - Self.monotonicSeconds()
+        return wait > 0 ? wait : nil
+    }
+
+    /// After a step that began at `began`: the full-speed step time, and when the next step is due under the pace
+    /// (one period after this one began; never earlier, so a pause is not made up for with a burst).
+    func notePace(stepBegan began: Double) {
+        let took = Self.monotonicSeconds() - began
+        stepSeconds = stepSeconds.map { 0.9 * $0 + 0.1 * took } ?? took
+        if let pace { paceDue = max(paceDue, began) + 1 / pace }
+    }
+
+    /// Carries out `pace`: the new pace in force, and a note saying what it means.
+    func setPace(_ change: Command.PaceChange) throws(CommandError) -> String {
+        guard !isBranch else { throw CommandError("a branch trains at full speed: 'pace' the run itself") }
+        let full = stepSeconds.map { 1 / max($0, 1e-9) }
+        switch change {
+        case .off:
+            guard pace != nil else { throw CommandError("the run trains at full speed already (no pace set)") }
+            pace = nil
+        case .set(let rate): pace = rate
+        case .scale(let f):
+            if let p = pace { pace = p * f } else if f < 1, let full { pace = full * f } else {
+                throw CommandError("the run trains at full speed (no pace set): 'pace /2' slows it, 'pace 20/s' sets a pace")
+            }
+        }
+        if let p = pace, p >= Command.maxPace { pace = nil }
+        paceDue = Self.monotonicSeconds() + (pace.map { 1 / $0 } ?? 0) - (stepSeconds ?? 0)
+        let fullText = full.map { "about " + Command.paceText($0) + " here" } ?? "not measured yet"
+        guard let pace else { return "full speed (" + fullText + ")" }
+        return "at most " + Command.paceText(pace) + ", a step every " + Self.periodText(1 / pace) + " (full speed: " + fullText + ")"
+    }
+
+    /// "67 ms", "2.0 s".
+    static func periodText(_ seconds: Double) -> String {
+        seconds < 1 ? "\(Int((seconds * 1000).rounded())) ms" : String(format: "%.1f s", seconds)
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LRBridge
 import LRLog
+import LROptim
 import LRTrain
 import LRTUI
 
@@ -90,6 +91,13 @@ struct Attach: ParsableCommand {
         // The log is read every 50 ms: a record reaches the screen within a frame or two of reaching the file.
         let source = AttachSource(connection: connection, logURL: logURL, pollInterval: 0.05)
         source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }
+        // A typo in a spec is refused here, inline, by the factory the trainer uses: it never reaches the run.
+        source.checkSchedule = { spec, left, perEpoch in
+            do {
+                _ = try SchedulerFactory.validate(spec: spec, context: ScheduleContext(totalSteps: left, stepsPerEpoch: max(1, perEpoch)))
+                return nil
+            } catch { return "\(error)" }
+        }
         return source
     }
 

@@ -53,7 +53,7 @@ struct TUIOverheadBench {
                     "--scheduler", "constant", "--guard-factor", "0", "--threads", "\(threads)",
                     "--run-dir", dir.path, "--log", log.path]
         if let data { args += ["--data", data] }
-        args += ui ? ["--exit-when-done"] : ["--headless"]
+        args += ui ? ["--exit-when-done", "--pace", "off"] : ["--headless"]
         let status = try ui ? runInPseudoTerminal(args) : runQuietly(args)
         guard status == 0 else { throw CLIError("the \(ui ? "UI" : "headless") benchmark run failed (exit \(status))") }
         return try samplesPerSecond(log)

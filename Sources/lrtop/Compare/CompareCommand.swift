@@ -12,8 +12,9 @@ struct Compare: ParsableCommand {
         SGD (lr 0.1, momentum 0.9, wd 1e-4) + StepLR (x0.1 every third of the run); AdamW (lr 1e-3, wd 1e-2); \
         AdamW + cosine annealing; LAMB (lr 1e-3, wd 1e-2, trust-ratio clipping) + linear warmup for 1/15 of the run \
         then cosine. Each over --seeds seeds; every run's log is written so 'lrtop replay' can overlay them.
-        Add or replace a configuration with --config 'NAME=OPTIMIZER_SPEC;SCHEDULER_SPEC', e.g.
-        --config 'LAMB lr 4e-3=lamb:lr=4e-3,weight_decay=0.01,trust_clip=true;warmup:steps=1 epoch -> cosine'.
+        Add or replace a configuration with --config 'NAME=OPTIMIZER_SPEC;SCHEDULER_SPEC', e.g. (one argument):
+
+          lrtop compare --config 'LAMB 4e-3=lamb:lr=4e-3;warmup:steps=1 epoch -> cosine'
         """)
 
     @Option(help: "Epochs per run.") var epochs = 15

@@ -59,6 +59,8 @@ final class TrainerSource: RunSource {
                                          lrs: (0..<groupCount).map { g in s.plan.map { $0[g] } })
         }
         var details: [LiveStatus.Detail] = [LiveStatus.Detail("model", s.modelSummary), LiveStatus.Detail("data", s.datasetName)]
+        // First, so a narrow terminal keeps it: why a run goes slowly, and how to go faster.
+        if let pace = s.pace { details.insert(LiveStatus.Detail("pace", Command.paceText(pace) + " (< > :pace off)"), at: 0) }
         details.append(LiveStatus.Detail("checkpoints", "\(s.checkpoints) in memory"))
         if let log = s.logPath { details.append(LiveStatus.Detail("log", log)) }
         if let c = cost.summary() { details.append(LiveStatus.Detail("cost", c)) }
@@ -68,6 +70,7 @@ final class TrainerSource: RunSource {
             scheduler: s.schedulerStatus.isEmpty ? s.schedulerSpec : s.schedulerStatus, schedulerSpec: s.schedulerSpec,
             groups: groups, planned: planned, details: details)
         live.logPath = s.logPath
+        live.pace = s.pace
         return live
     }
 }

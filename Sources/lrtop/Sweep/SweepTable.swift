@@ -29,7 +29,7 @@ enum SweepTable {
             let state = s.state(of: c)
             return TrialRow(id: cfg.name, cells: [
                 .number(Double(rank + 1), .integer), .text(cfg.name), .text(cfg.optimizer), .number(cfg.lr, .lr),
-                .text(cfg.warmup.description), .text(cfg.schedulerText),
+                .text(s.warmupText(of: cfg)), .text(cfg.schedulerText),
                 reached.map { .text("\($0 + 1)/\(s.budgets.count)") } ?? .missing,
                 .number(Double(trials.map(\.step).max() ?? 0), .integer),
                 estimate({ $0.loss }, .metric), estimate({ $0.accuracy }, .percent),

@@ -7,6 +7,7 @@ extension ReplaySource {
         var s = LiveStatus(title: title)
         s.totalSteps = h.totalSteps
         s.stepsPerEpoch = h.stepsPerEpoch
+        s.epochBase = h.epochBase
         let config = h.config
         s.optimizer = optimizerText(config, lr: config["lr"])
         if let sched = config["scheduler"] ?? config["sched"] { s.scheduler = sched }

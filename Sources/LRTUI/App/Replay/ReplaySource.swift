@@ -259,7 +259,8 @@ public final class ReplaySource: RunSource {
         while lo < hi { let mid = (lo + hi) / 2; if events[mid].x <= c { lo = mid + 1 } else { hi = mid } }
         for (x, e) in events[..<lo].reversed() where e.kind == .command {
             guard case .sched(let spec)? = e.command else { continue }
-            s.scheduler = spec + " @" + (alignment == .step ? Format.grouped(x) : where_(x))
+            // As built (its lengths filled in), the same words the live status and the answer used.
+            s.scheduler = (e.result?.scheduler ?? spec) + " @" + (alignment == .step ? Format.grouped(x) : where_(x))
             s.schedulerSpec = e.result?.scheduler ?? spec
             break
         }
@@ -278,6 +279,9 @@ public final class ReplaySource: RunSource {
             s.state = .finished
         }
         s.totalSteps = alignment == .step ? (run.header?.totalSteps ?? run.steps.step.last) : endX
+        if let base = run.events.lazy.compactMap({ $0.result?.epochBase }).first(where: { (0...1).contains($0) }) {
+            s.epochBase = base
+        }
         if run.format != .runLog, !run.tags.isEmpty {
             details.append(LiveStatus.Detail("tags", run.tags.joined(separator: " ")))
         }

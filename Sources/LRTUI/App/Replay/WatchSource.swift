@@ -34,7 +34,7 @@ public final class WatchSource: RunSource {
         self.url = url
         self.pollInterval = pollInterval
         follower = RunLogFollower(url: url)
-        current = LiveStatus(title: title ?? url.lastPathComponent, state: .starting,
+        current = LiveStatus(title: title ?? RunNames.name(ofLog: url), state: .starting,
                              message: "waiting for \(url.lastPathComponent) to appear")
         current.logPath = url.path
     }
@@ -104,7 +104,8 @@ public final class WatchSource: RunSource {
     private func apply(_ record: RunRecord) {
         switch record {
         case .header(let h):
-            var s = ReplaySource.headerStatus(h, title: current.title)
+            // The run's --name, when it has one, is what people call it.
+            var s = ReplaySource.headerStatus(h, title: h.subrun == nil ? h.config["name"] ?? current.title : current.title)
             s.details = current.details
             s.state = ended ? current.state : .running
             s.message = ended ? current.message : nil
@@ -121,12 +122,15 @@ public final class WatchSource: RunSource {
                 LiveStatus.Group(name: groupNames.indices.contains(g) ? groupNames[g] : "g\(g + 1)", lr: lr)
             }
             if let text = ReplaySource.optimizerText(config, inForce: st.lrs.first) { current.optimizer = text }
-        case .eval, .metrics, .event:
+        case .event(let e):
+            if let base = e.result?.epochBase, (0...1).contains(base) { current.epochBase = base }
+        case .eval, .metrics:
             break
         case .end(let e):
             end = e
             current.state = RunPhase(ended: e.reason)
-            current.message = "ended: " + e.reason.rawValue + (e.message.map { " (\($0))" } ?? "")
+            // The state word says how it ended (`■ stopped`); the message says why, when the run said.
+            current.message = e.message
         }
     }
 }

@@ -51,10 +51,14 @@ public struct StatusPanel: Widget {
             stepSpans.append(Span(" / " + Format.grouped(t) + " " + Format.percent(min(1, Double(step) / Double(t)), digits: 0), palette.text))
         }
         stepSpans.append(Span(" · ep ", palette.inactive))
-        stepSpans.append(Span(String(epoch + 1), palette.highlight))
+        stepSpans.append(Span(String(epoch + (s.epochBase ?? 1)), palette.highlight))
         if let spe = run.stepsPerEpoch, spe > 0 {
-            let inEpoch = max(0, step - epoch * spe)
-            stepSpans.append(Span(" \(min(inEpoch, spe))/\(spe)", palette.inactive))
+            // Steps into the epoch: live, the run's own count when it gives one (a bridged run's `epoch_step`: its
+            // loader's); else from the step alone (the k-th step of an epoch is step e·spe + k), never from the
+            // records' epoch, which is the script's and may count from 1.
+            let inEpoch = s.cursor == nil ? s.epochStep ?? (step > 0 ? (step - 1) % spe + 1 : 0)
+                : (step > 0 ? (step - 1) % spe + 1 : 0)
+            stepSpans.append(Span(" \(inEpoch)/\(spe)", palette.inactive))
         }
         items.append(("step", stepSpans))
         if let c = s.cursor { items.append(("cursor", [Span(view.xAxis.text(c), palette.highlight)])) }
