@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Optional, Sequence
 
 VERBS = ["lr", "sched", "warmup", "pause", "resume", "step", "stop", "ckpt", "rollback", "eval", "find-lr", "fork",
-         "adopt", "drop"]
+         "adopt", "drop", "pace"]
 # What a fork's branch may run: what changes the LR or its schedule (flow control belongs to the main run).
 BRANCH_VERBS = ["lr", "sched", "warmup"]
 MAX_BRANCHES = 16
@@ -223,6 +223,26 @@ class Drop(Command):
     verb: ClassVar[str] = "drop"
 
 
+# The fastest pace a run can be held to, in steps a second (Swift: Command.maxPace).
+MAX_PACE = 1_000_000.0
+PaceChangeKind = Literal["set", "scale", "off"]
+
+
+@dataclass(frozen=True)
+class Pace(Command):
+    """`pace 20/s`, `pace *2`, `pace /2`, `pace off`: at most N optimizer steps a second (lrtop's trainer: a bridged
+    run goes at its own speed and refuses it with the reason)."""
+    change: PaceChangeKind
+    value: Optional[float] = None
+    verb: ClassVar[str] = "pace"
+
+    def to_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"verb": "pace", "change": self.change}
+        if self.value is not None:
+            record["value"] = self.value
+        return record
+
+
 def parse(text: str) -> Command:
     """Parses one command; raises CommandError with the same messages as the Swift parser."""
     words = [w for w in re.split(r"[ \t]", text) if w]
@@ -271,7 +291,32 @@ def parse(text: str) -> Command:
                                          "from 1)"))
     if verb == "drop":
         return no_args(Drop())
+    if verb == "pace":
+        return _parse_pace(args)
     raise CommandError(f"unknown command '{verb}': valid commands are {', '.join(VERBS)}")
+
+
+def _parse_pace(args: list[str]) -> Command:
+    """`pace 20/s` (or `pace 20`), `pace *2`, `pace /2`, `pace off` (or `full`), as the Swift `parsePace`."""
+    usage = "use 'pace 20/s' (at most 20 steps a second), 'pace *2', 'pace /2' or 'pace off' (full speed)"
+    if len(args) != 1:
+        raise CommandError(f"'pace' needs a rate: {usage}" if not args else f"too many arguments to 'pace': {usage}")
+    arg = args[0].lower()
+    if arg in ("off", "full"):
+        return Pace("off")
+    if arg[0] in "*/x":
+        number = arg[1:]
+        f = swift_double(number)
+        if f is None or not math.isfinite(f) or f <= 0 or f > MAX_PACE or 1 / f > MAX_PACE:
+            raise CommandError(f"invalid pace factor '{number}': expected a positive number, e.g. 'pace *2' or "
+                               "'pace /2'")
+        return Pace("scale", 1 / f if arg[0] == "/" else f)
+    number = arg[:-2] if arg.endswith("/s") else arg
+    rate = swift_double(number)
+    if rate is None or not math.isfinite(rate) or rate <= 0 or rate > MAX_PACE:
+        raise CommandError(f"invalid pace '{args[0]}': expected steps a second from 0 (excluded) to 1e6, e.g. "
+                           f"'pace 20/s'; {usage}")
+    return Pace("set", rate)
 
 
 def _one_positive(args: list[str], error: str) -> int:

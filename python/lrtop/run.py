@@ -931,6 +931,9 @@ class Run:
         if isinstance(c, (C.Fork, C.Adopt, C.Drop)):
             raise C.CommandError(f"{c.verb} is not available on a bridged PyTorch run: use lrtop's own trainer, "
                                  "or restart with the LR you want")
+        if isinstance(c, C.Pace):
+            raise C.CommandError("pace is for a run lrtop trains itself: a PyTorch run goes at its own speed "
+                                 "('pause' and 'step N' hold it where you want)")
         if self._manual and isinstance(c, (C.Warmup, C.FindLR)):
             raise C.CommandError(f"{c.verb} needs a torch.optim optimizer (lrtop sets the LR inside "
                                  "optimizer.step()): this loop sets its LR itself; 'lr', 'sched' and the rest work "

@@ -343,3 +343,30 @@ def test_ddp_every_rank_ends_the_sweep_at_the_same_step(tmp_path):
     assert ev["step"] == 3 and ev["message"].startswith(f"subruns/find-lr-3: {len(sweeps[0]['lrs'])} steps")
     sub = read_log(tmp_path / "ddp" / "subruns" / "find-lr-3" / "log.jsonl")
     assert [r["loss"] for r in sub if r["type"] == "step"] == sweeps[0]["losses"], "rank 0's losses are the curve"
+
+
+def test_pace_parses_but_is_refused_on_a_bridged_run_with_the_reason(tmp_path):
+    """`pace` (the `<` and `>` keys) belongs to lrtop's own trainer: a PyTorch run answers why it does not apply,
+    and a pace that does not parse is refused at once, as the Swift trainer refuses it."""
+    opt = torch.optim.SGD(make_model().parameters(), lr=0.1)
+    run = lrtop.attach(opt, name="pace", log_dir=str(tmp_path), announce=False)
+    client = Client(run.socket_path)
+    run.step(loss=1.0)
+    client.command(1, "pace /2")
+    client.command(2, "pace fast")
+    deadline = time.time() + 15
+    while not any(m["type"] == "result" and m["id"] == 1 for m in client.seen):
+        assert time.time() < deadline, client.seen
+        run.step(loss=1.0)
+        try:
+            while True:
+                client.read(0.05)
+        except TimeoutError:
+            pass
+    acks = {m["id"]: m for m in client.seen if m["type"] == "ack"}
+    result = next(m for m in client.seen if m["type"] == "result" and m["id"] == 1)
+    assert acks[1]["ok"] and not result["ok"]
+    assert result["error"].startswith("pace is for a run lrtop trains itself")
+    assert not acks[2]["ok"] and "invalid pace 'fast'" in acks[2]["error"]
+    client.close()
+    run.close()

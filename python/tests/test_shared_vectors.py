@@ -10,8 +10,9 @@ from lrtop import commands, specs
 VECTORS = json.load(open(os.path.join(os.path.dirname(__file__), "..", "..", "spec", "steering_vectors.json")))
 
 
-# fork / adopt / drop are kept in their own section until both parsers know them; they are the same language.
-@pytest.mark.parametrize("case", VECTORS["commands"] + VECTORS.get("branch_commands", []), ids=lambda c: repr(c["text"]))
+# fork / adopt / drop and pace have sections of their own (the verbs only lrtop's trainer runs); the same language.
+@pytest.mark.parametrize("case", VECTORS["commands"] + VECTORS.get("branch_commands", []) + VECTORS.get("pace_commands", []),
+                         ids=lambda c: repr(c["text"]))
 def test_command(case):
     if "parsed" in case:
         assert commands.parse(case["text"]).to_record() == case["parsed"]
