@@ -77,6 +77,30 @@ import LRTUI
         #expect(yLabels(b2) == ["3e-4", "1e-4"])
     }
 
+    @Test func theTopRowNamesItsValueWhenNoTickFallsOnIt() {
+        // LR and loss charts of many ranges and heights, linear and log: the top row always has a label (their ticks
+        // often all sat below it, so the highest value on screen could not be read), and it is no more than the
+        // axis's top, so it stays true of the row it names.
+        for scale in [AxisScale.linear, .log] {
+            for hi in [3.2e-4, 7e-4, 1.3e-3, 0.37, 2.6, 45] {
+                for height in [6, 8, 12, 20] {
+                    let s = PointSeries(start: 0, values: (0...100).map { hi * (0.3 + 0.7 * Double($0) / 100) })
+                    let chart = LineChart(series: [ChartSeries(name: "lr", source: s, style: .plain)], steps: 0...100, scale: scale)
+                    let rows = render(chart, 40, height).lines()
+                    #expect(rows[0].contains("┤"), "\(scale) top \(hi), \(height) rows: \(rows)")
+                    let top = rows[0].split(separator: "┤").first.map { $0.trimmingCharacters(in: .whitespaces) }
+                    let range = chart.axisRange()!
+                    let axisTop = scale == .log ? pow10(range.hi) : range.hi
+                    #expect(top.flatMap(Double.init).map { $0 <= axisTop * (1 + 1e-9) } == true, "\(top ?? "")")
+                }
+            }
+        }
+        // An axis whose ticks already reach the top row is left as it was.
+        let full = PointSeries(start: 0, values: (0...100).map { Double($0) / 100 })
+        #expect(yLabels(render(LineChart(series: [ChartSeries(name: "s", source: full, style: .plain)], steps: 0...100), 30, 12)) ==
+                ["1", "0.75", "0.5", "0.25", "0"])
+    }
+
     @Test func tickLabelFormatting() {
         #expect(Ticks.label(0.25) == "0.25")
         #expect(Ticks.label(1e-3) == "1e-3")

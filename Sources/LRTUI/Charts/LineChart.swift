@@ -102,6 +102,14 @@ public struct LineChart {
     }
 
     /// The y range in axis space (log10 for log scale), padded; nil when there is no data to show.
+    /// The row (0 at the top) of a plot `rows` high where the y axis puts `v`, as the tick labels are placed.
+    static func row(of v: Double, range: (lo: Double, hi: Double), scale: AxisScale, rows: Int) -> Int? {
+        guard let t = scale.transform(v), range.hi > range.lo else { return nil }
+        let dots = Double(rows * 4 - 1)
+        let f = (t - range.lo) / (range.hi - range.lo)
+        return Int(max(0, min(dots, dots - (f * dots).rounded()))) / 4
+    }
+
     public func axisRange() -> (lo: Double, hi: Double)? {
         if let b = yBounds, let lo = scale.transform(b.lowerBound), let hi = scale.transform(b.upperBound), hi > lo {
             return (lo, hi)
@@ -163,6 +171,12 @@ public struct LineChart {
             } else {
                 ticks = Ticks.linear(range.lo, range.hi, maxCount: maxTicks)
             }
+        }
+        // The top row names its value when no tick falls on it: the chart's highest value is what a person reads
+        // first (an LR chart's ticks often all sit below its top row).
+        if let range, showYAxis, plotHeight >= 3, let top = Ticks.topLabelValue(range, scale: scale, rows: plotHeight),
+           !ticks.contains(where: { Self.row(of: $0, range: range, scale: scale, rows: plotHeight) == 0 }) {
+            ticks.insert(top, at: 0)
         }
         let labels = ticks.map(Ticks.label)
         let labelWidth = showYAxis ? min(max(1, labels.map(\.cellWidth).max() ?? 1), max(1, area.width / 3)) : 0

@@ -88,6 +88,17 @@ public enum Ticks {
         return ticks
     }
 
+    /// A value for the top row's label when no tick falls on it: the axis's top, to two significant digits
+    /// (rounded down, so it stays on the chart), or nil when that lands below the top row.
+    static func topLabelValue(_ range: (lo: Double, hi: Double), scale: AxisScale, rows: Int) -> Double? {
+        let hi = scale == .log ? pow(10, range.hi) : range.hi
+        guard hi.isFinite, hi != 0 else { return nil }
+        let unit = pow(10, (log10(abs(hi))).rounded(.down) - 1)
+        let v = (hi / unit).rounded(.down) * unit
+        guard let row = LineChart.row(of: v, range: range, scale: scale, rows: rows), row == 0 else { return nil }
+        return v
+    }
+
     /// A short label: the shorter of plain and scientific forms ("0.25", "1e-3", "3e-4", "1.5k" for big integers).
     public static func label(_ v: Double) -> String {
         guard v.isFinite else { return Format.nonFinite(v) }
