@@ -857,7 +857,10 @@ class Run:
                        "lrs_before": numbers(before), "lrs_after": numbers(after)}
         if result:
             reply["result"] = result
-        reply["message"] = f"{p.text}: {_lr_change(before, after)}" + (f" ({note})" if note else "")
+        # The note only (protocol D): the viewer words the command and its LRs from the fields above, so a message
+        # that repeated them showed them twice (`lr 0.0500→0.0100 · all groups 5.00e-02 -> 1.00e-02`).
+        if note:
+            reply["message"] = note
         self._reply(p, reply)
 
     def _refusal(self, p: _Pending, command: Optional[C.Command], lrs: list[float], error: str,
@@ -1438,11 +1441,3 @@ def _one_line(e: BaseException) -> str:
         return str(e).splitlines()[0] if str(e) else type(e).__name__
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0][:300]}" if lines else type(e).__name__
-
-
-def _lr_change(before: list[float], after: list[float]) -> str:
-    if before == after:
-        return "LR unchanged"
-    if len(set(before)) == 1 and len(set(after)) == 1:
-        return f"all groups {before[0]:.2e} -> {after[0]:.2e}"
-    return ", ".join(f"{b:.2e} -> {a:.2e}" for b, a in zip(before, after))
