@@ -264,7 +264,7 @@ public final class AttachSource: RunSource {
         }
         if !ended {
             let now = clock()
-            if let lostReason {
+            if lostReason != nil {
                 s.state = .failed
                 s.message = "lost the run: its socket closed with no end record in the log"
             } else if closedAt != nil || connection.state != .connected {
