@@ -192,6 +192,19 @@ def test_find_lr_is_refused_without_a_model_and_sweeps_a_paused_run_which_stays_
     assert texts == ["pause", "find-lr steps=20", "lr 1e-3", "resume"]
 
 
+def step_until_answered(run, client, ident, timeout=15.0):
+    """Steps the run (boundaries) until the command `ident` has its result, reading what the socket sends."""
+    deadline = time.time() + timeout
+    while not any(m["type"] == "result" and m["id"] == ident for m in client.seen):
+        assert time.time() < deadline, client.seen
+        run.step(loss=1.0)
+        try:
+            while True:
+                client.read(0.05)
+        except TimeoutError:
+            pass
+
+
 def test_fork_adopt_and_drop_parse_but_are_refused_on_a_bridged_run(tmp_path):
     opt = torch.optim.SGD(make_model().parameters(), lr=0.1)
     run = lrtop.attach(opt, name="fork", log_dir=str(tmp_path), announce=False)
@@ -203,15 +216,7 @@ def test_fork_adopt_and_drop_parse_but_are_refused_on_a_bridged_run(tmp_path):
     client.command(9, "fork lr=1e-3")  # does not parse: refused at once, as any typo
     # Boundaries until the last command is answered: on a loaded machine the socket's thread may read the lines
     # only after the first one.
-    deadline = time.time() + 15
-    while not any(m["type"] == "result" and m["id"] == len(texts) - 1 for m in client.seen):
-        assert time.time() < deadline, client.seen
-        run.step(loss=1.0)
-        try:
-            while True:
-                client.read(0.05)
-        except TimeoutError:
-            pass
+    step_until_answered(run, client, len(texts) - 1)
     acks = {m["id"]: m for m in client.seen if m["type"] == "ack"}
     results = {m["id"]: m for m in client.seen if m["type"] == "result"}
     for i, text in enumerate(texts):
@@ -354,15 +359,7 @@ def test_pace_parses_but_is_refused_on_a_bridged_run_with_the_reason(tmp_path):
     run.step(loss=1.0)
     client.command(1, "pace /2")
     client.command(2, "pace fast")
-    deadline = time.time() + 15
-    while not any(m["type"] == "result" and m["id"] == 1 for m in client.seen):
-        assert time.time() < deadline, client.seen
-        run.step(loss=1.0)
-        try:
-            while True:
-                client.read(0.05)
-        except TimeoutError:
-            pass
+    step_until_answered(run, client, 1)
     acks = {m["id"]: m for m in client.seen if m["type"] == "ack"}
     result = next(m for m in client.seen if m["type"] == "result" and m["id"] == 1)
     assert acks[1]["ok"] and not result["ok"]
