@@ -66,7 +66,8 @@ def _routed_class(cls: Any, control: "LRControl") -> type:
         c = ref()
         if c is None or c.detached:
             return base_get_last_lr(self)
-        return c.lrs
+        f = c.ramp_factor
+        return c.lrs if f is None else [lr * f for lr in c.lrs]
 
     base_get_last_lr = cls.get_last_lr
     return type(cls.__name__, (cls,), {"step": step, "get_last_lr": get_last_lr, "_lrtop_base": cls,
@@ -101,6 +102,9 @@ class LRControl:
         self.anchor_scale = [1.0] * n
         self.warmup_total = 0
         self.warmup_done = 0
+        # The warmup ramp's factor on the last optimizer step (None: no ramp): the groups hold the unscaled LR between
+        # steps, so what the framework logs (`get_last_lr`) is scaled by it to be the LR that step trained with.
+        self.ramp_factor: Optional[float] = None
         # The active scheduler, its lrtop spec (None: the user's own), and its planned twin.
         self.user_scheduler = scheduler
         self.scheduler = scheduler

@@ -584,8 +584,9 @@ class Run:
                     self._write_tensor_lrs(groups, self._lrs_used)
             return
         control = self._lr
+        control.ramp_factor = None
         if control.warmup_done < control.warmup_total:
-            factor = (control.warmup_done + 1) / control.warmup_total
+            factor = control.ramp_factor = (control.warmup_done + 1) / control.warmup_total
             self._warmup_restore = [float(g["lr"]) for g in groups]
             for g in groups:
                 g["lr"] = g["lr"] * factor

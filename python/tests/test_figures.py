@@ -250,6 +250,28 @@ def test_hf_logs_the_lr_that_trains_and_lrtop_adds_no_warning(tmp_path):
     assert [s["step"] for s in recs if s["type"] == "step"] == [1, 2, 3, 4, 5, 6, 7, 8, 4, 5, 6, 7]
 
 
+def test_hf_logs_the_lr_that_trains_during_an_lrtop_warmup(tmp_path):
+    """Item 2 for `warmup N`: lrtop scales the groups' LR inside each optimizer step of the ramp, so HF's
+    `learning_rate` (read from `get_last_lr()` after the step) said the unscaled LR; it says the ramp's LR."""
+    pytest.importorskip("transformers")
+    from transformers import TrainerCallback
+    from lrtop.hf import LrtopCallback
+    cb = LrtopCallback(name="hfw", log_dir=str(tmp_path), announce=False)
+
+    class Steer(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 2:
+                cb.run.command("warmup 4")
+
+    history = _hf_run(tmp_path, "warm", [Steer, cb], max_steps=8)
+    trained = [s["lrs"][0] for s in read_log(tmp_path / "hfw" / "run.jsonl") if s["type"] == "step"]
+    logged = [h["learning_rate"] for h in history if "learning_rate" in h]
+    assert len(trained) == len(logged) == 8
+    assert logged == pytest.approx(trained)
+    # The ramp's steps (3-6) train at 1/4 .. 4/4 of HF's linear decay (1e-3 over 8 steps: 7.5e-4 at step 3).
+    assert trained[2:6] == pytest.approx([7.5e-4 / 4, 6.25e-4 * 2 / 4, 5e-4 * 3 / 4, 3.75e-4])
+
+
 def test_lightning_logs_the_lr_that_trains_and_lrtop_adds_no_warning(tmp_path):
     """Item 2 for Lightning's LearningRateMonitor, item 11 for the callback, item 8: samples/s from the batch."""
     pl = pytest.importorskip("pytorch_lightning")
