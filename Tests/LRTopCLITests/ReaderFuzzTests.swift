@@ -194,8 +194,11 @@ import Testing
         try Data(Self.base.checkpoint).write(to: dir.url.appendingPathComponent("private.ckpt"))
         chmod(dir.path("private.ckpt"), 0o600)
         chmod(dir.url.path, 0o755)
+        // The other user runs a copy beside the checkpoint: the build folder may be out of its reach (CI's clone
+        // sits in a private 0700 folder).
+        let binary = try copyOfBinary(to: dir.url.appendingPathComponent("lrtop"))
         let out = try runCleanly(["/usr/sbin/runuser", "-u", other.name, "--", "/bin/sh", "-c",
-                                  "'\(lrtopBinary.path)' export-weights '\(dir.path("private.ckpt"))' /dev/null/x 2>&1; echo \"exit $?\""])
+                                  "'\(binary.path)' export-weights '\(dir.path("private.ckpt"))' /dev/null/x 2>&1; echo \"exit $?\""])
         #expect(out.contains("lrtop: error: \(dir.path("private.ckpt")): permission denied: you cannot read this checkpoint (owner root (uid 0), mode 0600)"),
                 "\(out)")
         #expect(out.hasSuffix("exit 1\n"))

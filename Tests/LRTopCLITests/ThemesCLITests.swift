@@ -10,15 +10,7 @@ import Testing
         let dir = try TempDir("lrtop-themes")
         defer { dir.cleanup() }
         try FileManager.default.createDirectory(at: dir.url.appendingPathComponent("elsewhere"), withIntermediateDirectories: true)
-        let copy = dir.url.appendingPathComponent("elsewhere/lrtop")
-        // Copied by cp(1), not in this process: another test's fork in this multi-threaded runner would inherit a
-        // write descriptor of the copy, and exec would then fail with ETXTBSY ("Text file busy").
-        let cp = Process()
-        cp.executableURL = URL(fileURLWithPath: "/bin/cp")
-        cp.arguments = [lrtopBinary.path, copy.path]
-        try cp.run()
-        cp.waitUntilExit()
-        try #require(cp.terminationStatus == 0)
+        let copy = try copyOfBinary(to: dir.url.appendingPathComponent("elsewhere/lrtop"))
         let home = ["HOME": dir.path("home"), "XDG_CONFIG_HOME": "", "LRTOP_THEMES": ""]
 
         let out = try lrtop(["themes"], in: dir.url, environment: home, binary: copy)

@@ -17,6 +17,21 @@ let lrtopBinary: URL = {
     return beside
 }()
 
+/// A copy of the binary at `destination`, mode 0755: for a copied install, or for another user, who may not reach
+/// the build folder (a clone under a private 0700 folder). Copied by cp(1), not in this process: another test's fork
+/// in this multi-threaded runner would inherit a write descriptor of the copy, and exec would then fail with ETXTBSY
+/// ("Text file busy").
+func copyOfBinary(to destination: URL) throws -> URL {
+    let cp = Process()
+    cp.executableURL = URL(fileURLWithPath: "/bin/cp")
+    cp.arguments = [lrtopBinary.path, destination.path]
+    try cp.run()
+    cp.waitUntilExit()
+    guard cp.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+    chmod(destination.path, 0o755)
+    return destination
+}
+
 let fashionMNISTInstalled = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 let tmuxInstalled = ["/usr/bin/tmux", "/usr/local/bin/tmux"].contains { FileManager.default.isExecutableFile(atPath: $0) }
 
