@@ -71,7 +71,8 @@ def test_the_ranks_exchange_every_k_steps_and_commands_apply_at_the_same_step(tm
     ranks = [m["ranks"] for m in traces[0]["statuses"] if "ranks" in m]
     assert ranks and [r["rank"] for r in ranks[0]] == [0, 1]
     assert all(set(r) == {"rank", "step_time_mean", "step_time_max", "since_last_step"} for r in ranks[0])
-    assert any(r["since_last_step"] > 0.05 for r in ranks[-1])  # paused: nobody has stepped for a while
+    # Paused, nobody steps: some status then says so (the last one may come after the resume).
+    assert any(r["since_last_step"] > 0.05 for m in ranks for r in m)
 
 
 def test_fsdp2_ranks_are_steered_with_sharded_snapshots(tmp_path):
@@ -84,9 +85,12 @@ def test_fsdp2_ranks_are_steered_with_sharded_snapshots(tmp_path):
         assert lr[3] == 0.01 and lr[4] == 0.001
         # `rollback` after step 8 put back each rank's own shard as it was after step 5.
         assert t["after_rollback"] == {"step": 5, "shard": t["shard"]["5"]}
-        # The sweep's weights were put back on every rank.
-        assert t["after_sweep"] == t["before_sweep"] and t["final_step"] == 10
+        # The sweep's weights were put back on every rank, which go on from the step where it started: asked for
+        # after step 10, past the warm-up's 8 steps, it applies at the next exchange (a multiple of K, from the
+        # step times, so of the machine's load), the same on both ranks.
+        assert t["after_sweep"] == t["before_sweep"] and t["final_step"] >= 10
         assert t["files"] == []
+    assert traces[0]["final_step"] == traces[1]["final_step"]
     assert traces[0]["shard"]["5"] != traces[1]["shard"]["5"], "each rank holds its own shard"
     recs = read_log(tmp_path / "fsdp" / "run.jsonl")
     events = {e["text"]: e for e in recs if e["type"] == "event"}

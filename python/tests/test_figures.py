@@ -32,6 +32,11 @@ def taken_by_the_service_thread(run, timeout=10.0):
 
 
 def answer(client, ident):
+    """The result of command `ident`, read already or still to come: results need not arrive in the order the
+    commands were sent (a find-lr sweep answers when it ends, after commands refused meanwhile)."""
+    for m in client.seen:
+        if m["type"] == "result" and m["id"] == ident:
+            return m
     return client.wait_for(lambda m: m["type"] == "result" and m["id"] == ident)
 
 

@@ -75,7 +75,8 @@ def test_lr_override_applies_at_the_next_step_and_is_an_event(tmp_path):
     assert acks[1]["ok"] and acks[2]["ok"] and acks[4]["ok"]
     assert not acks[3]["ok"] and "invalid LR 'head'" in acks[3]["error"]
     r1 = client.wait_for(lambda m: m["type"] == "result" and m["id"] == 1)
-    assert r1["ok"] and r1["step"] == 4 and "1.00e-04" in r1["message"]
+    # The LRs are fields of the answer (protocol D); `message` holds only a note, and `lr` has none.
+    assert r1["ok"] and r1["step"] == 4 and r1["lrs_after"] == [1e-4, 1e-4] and "message" not in r1
     r4 = client.wait_for(lambda m: m["type"] == "result" and m["id"] == 4)
     assert not r4["ok"] and "no param group 'nohead'" in r4["error"]
     assert [g["lr"] for g in opt.param_groups] == [1e-4, 5e-5]
