@@ -19,6 +19,8 @@ public final class Fleet: @unchecked Sendable {
         public var registryFolder = LocalRegistry.folder()
         public var host = LocalRegistry.hostname()
         public var environment = ProcessInfo.processInfo.environment
+        /// Where socket folders are looked for; nil: $XDG_RUNTIME_DIR, /run/user/UID, $TMPDIR and /tmp.
+        public var socketBases: [String]?
         public init() {}
     }
 
@@ -198,7 +200,7 @@ public final class Fleet: @unchecked Sendable {
     private func scan(now: Date, force: Bool) {
         lastScan = now
         let look = LocalDiscovery.look(registryFolder: options.registryFolder, host: options.host,
-                                       environment: options.environment)
+                                       environment: options.environment, socketBases: options.socketBases)
         registryStamp = LocalRegistry.stamp(of: options.registryFolder)
         var found = Set<FleetRowID>()
         for run in look.runs {
