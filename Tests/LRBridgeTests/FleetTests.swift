@@ -177,8 +177,9 @@ struct FleetTests {
         #expect(rows.count == 1)
         #expect(rows.first?.socket == rank0.path && rows.first?.ranks.map(\.socket) == [rank1.path])
         #expect(rows.first?.ranks.first?.rank == 1 && rows.first?.worldSize == 2)
+        guard let job = rows.first else { return }
 
-        fleet.stacks(of: rows[0].id)
+        fleet.stacks(of: job.id)
         #expect(eventually { if case .ready? = fleet.snapshot().first?.stacks { return true } else { return false } })
         guard case .ready(let ranks)? = fleet.snapshot().first?.stacks else { return }
         #expect(ranks.map(\.rank) == [0, 1])
