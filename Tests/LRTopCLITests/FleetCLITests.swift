@@ -98,3 +98,32 @@ struct FleetCLITests {
         #expect(ls.status == 0, "\(ls.stderr)")
     }
 }
+
+/// Another host's runs in the fleet (issue #26): `lrtop ls HOST --json` follows each run there through the master
+/// connection (its socket forwarded), over a real OpenSSH server on loopback with a real PyTorch loop "there".
+@Suite(.serialized, .enabled(if: sshdUnavailable == nil, "\(sshdUnavailable ?? "")"),
+       .enabled(if: venvPython != nil, "no Python venv at ${LRTOP_VENV:-~/.cache/lrtop/venv}: run .ci/install to create it"))
+struct RemoteFleetCLITests {
+    @Test func lsJSONOfAHostGivesEachRunsStatusOverSSHAndAnUnreachableHostInOneLine() throws {
+        let world = try SSHWorld()
+        defer { world.close() }
+        let dir = try TempDir("lrtop-remote-fleet")
+        defer { dir.cleanup() }
+        let run = try AttachEndToEndTests.TorchRun(dir, name: "far-fleet", environment: world.remoteEnvironment)
+        defer { run.killHard() }
+        #expect(run.waitForSteps(5, timeout: 180), "the PyTorch run did not start:\n\(run.output)")
+
+        let ls = try lrtop(["ls", "loop", "--json"], timeout: 90, environment: world.lrtopEnvironment)
+        #expect(ls.status == 0, "\(ls.stderr)")
+        let mine = FleetCLITests.objects(ls.stdout).first { $0["name"] as? String == "far-fleet" }
+        #expect(mine?["host"] as? String == "loop" && mine?["state"] as? String == "running", "\(ls.stdout)")
+        #expect(mine?["pid"] as? Int == Int(run.process.processIdentifier) && (mine?["step"] as? Int ?? 0) >= 5, "\(ls.stdout)")
+        #expect((mine?["lrs"] as? [Double])?.isEmpty == false && mine?["log"] as? String == run.log, "\(ls.stdout)")
+
+        let bad = try lrtop(["ls", "loop", "closed", "--json"], timeout: 90, environment: world.lrtopEnvironment)
+        #expect(bad.status == 1)
+        #expect(bad.stdout.contains("far-fleet"), "\(bad.stdout)")
+        let errors = bad.stderr.split(separator: "\n")
+        #expect(errors.count == 1 && errors[0].hasPrefix("lrtop: error: ") && errors[0].contains("closed"), "\(bad.stderr)")
+    }
+}

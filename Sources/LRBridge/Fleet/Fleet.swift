@@ -21,6 +21,10 @@ public final class Fleet: @unchecked Sendable {
         public var environment = ProcessInfo.processInfo.environment
         /// Where socket folders are looked for; nil: $XDG_RUNTIME_DIR, /run/user/UID, $TMPDIR and /tmp.
         public var socketBases: [String]?
+        /// Other hosts whose runs to follow too, over ssh (as `lrtop attach HOST:` reaches them; issue #26).
+        public var hosts: [String] = []
+        /// Follow this machine's runs (registry and socket folders); off for a table of other hosts only.
+        public var local = true
         public init() {}
     }
 
@@ -52,7 +56,12 @@ public final class Fleet: @unchecked Sendable {
         case send(String, [FleetRowID])
         case stacks(FleetRowID)
         case refresh
+        case remote(String, RemoteFleetSource.Event)
     }
+    private var sources: [RemoteFleetSource] = []
+    /// Hosts whose first survey (or failure) came in, and each host's problem now, under `lock`.
+    private var hostsAnswered = Set<String>()
+    private var hostProblems: [String: String] = [:]
 
     /// One socket followed: its row (without grouping) and connection, owned by the I/O thread.
     private final class Link {
@@ -64,6 +73,8 @@ public final class Fleet: @unchecked Sendable {
         var lastAttempt = Date.distantPast
         var discovered = true
         var greeted = false
+        /// Undoes the ssh forward or relay of a run on another host, once its connection ended.
+        var release: (() -> Void)?
         init(row: FleetRow) { self.row = row }
     }
 
@@ -97,6 +108,12 @@ public final class Fleet: @unchecked Sendable {
             t.name = "lrtop-fleet"
             thread = t
             t.start()
+            for host in options.hosts {
+                let source = RemoteFleetSource(host: host, following: { [weak self] in self?.followed(on: host) ?? [] },
+                                               deliver: { [weak self] event in self?.enqueue(.remote(host, event)) })
+                sources.append(source)
+                source.start()
+            }
         }
     }
 
@@ -106,6 +123,7 @@ public final class Fleet: @unchecked Sendable {
             stopping = true
             return thread != nil && !finished
         }
+        for source in lock.withLock({ sources }) { source.stop() }
         guard running else { return }
         poke()
         while !lock.withLock({ finished }) { usleep(2000) }
@@ -122,7 +140,12 @@ public final class Fleet: @unchecked Sendable {
     public var lookCount: Int { lock.withLock { scans } }
 
     /// Lines worth showing once (the registry refused, other hosts' entries seen on a shared home).
-    public func notes() -> [String] { lock.withLock { publishedNotes } }
+    public func notes() -> [String] {
+        lock.withLock { publishedNotes + hostProblems.keys.sorted().map { "\($0): \(hostProblems[$0]!)" } }
+    }
+
+    /// The hosts of `options.hosts` that cannot be surveyed now, with why.
+    public var hostProblemsNow: [String: String] { lock.withLock { hostProblems } }
 
     /// Where the last look looked, for a "no live runs" line.
     public var lastLook: LocalDiscovery.Result? { lock.withLock { publishedLook } }
@@ -142,10 +165,19 @@ public final class Fleet: @unchecked Sendable {
     public func settle(timeout: TimeInterval) {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            let (looked, rows) = lock.withLock { (scans, published) }
-            if looked > 0 && !rows.contains(where: Self.unsettled) { return }
+            let (looked, rows, hosts) = lock.withLock { (scans, published, hostsAnswered) }
+            if looked > 0 && hosts.count >= options.hosts.count && !rows.contains(where: Self.unsettled) { return }
             usleep(10_000)
         }
+    }
+
+    /// The sockets of `host` followed now (live or connecting), so its source reaches only the others.
+    private func followed(on host: String) -> Set<String> {
+        var sockets = Set<String>()
+        for row in snapshot().flatMap({ [$0] + $0.ranks }) where row.id.host == host {
+            if row.connection == .live || row.connection == .connecting { sockets.insert(row.socket) }
+        }
+        return sockets
     }
 
     /// A run still to be heard from: connecting, or greeted without a status yet (itself or one of its ranks).
@@ -194,7 +226,7 @@ public final class Fleet: @unchecked Sendable {
             let rest = Self.minimumRound - Date().timeIntervalSince(now)
             if rest > 0 { waitForWake(timeoutMs: Int32(rest * 1000)) }
         }
-        for link in links.values { link.connection?.close() }
+        for link in links.values { link.connection?.close(); link.release?() }
         links.removeAll()
         lock.withLock { finished = true }
     }
@@ -223,6 +255,7 @@ public final class Fleet: @unchecked Sendable {
     private func scan(now: Date, force: Bool) {
         lastScan = now
         dirty = true
+        guard options.local else { looked = true; return }
         let look = LocalDiscovery.look(registryFolder: options.registryFolder, host: options.host,
                                        environment: options.environment, socketBases: options.socketBases)
         registryStamp = LocalRegistry.stamp(of: options.registryFolder)
@@ -244,7 +277,7 @@ public final class Fleet: @unchecked Sendable {
                 connect(link, now: now)
             }
         }
-        for (id, link) in links where !found.contains(id) {
+        for (id, link) in links where id.host == options.host && !found.contains(id) {
             link.discovered = false
             // Gone from the registry and the folders without a connection that could say more: its process is gone.
             if link.connection == nil, !link.row.connection.isEnded { end(link, now: now) }
@@ -333,6 +366,8 @@ public final class Fleet: @unchecked Sendable {
         if case .closed(let reason) = c.state {
             dirty = true
             link.connection = nil
+            link.release?()
+            link.release = nil
             for (_, asker) in link.stacks {
                 took(FleetRankStacks(rank: link.row.rank ?? 0, threads: [], error: reason ?? "the connection closed"),
                      from: link.row.id, for: asker)
@@ -359,20 +394,61 @@ public final class Fleet: @unchecked Sendable {
     private func end(_ link: Link, now: Date) {
         guard !link.row.connection.isEnded else { return }
         var reason = link.row.status?.figures.ended
-        if reason == nil, let log = link.row.log { reason = RunFinder.endReason(of: URL(fileURLWithPath: log)) }
-        if reason == nil, kill(pid_t(clamping: link.row.pid), 0) != 0 && errno == ESRCH { reason = "process gone" }
+        // The log and the process are this machine's only for a run found here.
+        if link.row.id.host == options.host {
+            if reason == nil, let log = link.row.log { reason = RunFinder.endReason(of: URL(fileURLWithPath: log)) }
+            if reason == nil, kill(pid_t(clamping: link.row.pid), 0) != 0 && errno == ESRCH { reason = "process gone" }
+        }
         link.row.connection = .ended(reason ?? "the run closed its socket")
         link.row.endedAt = now
         link.connection?.close()
         link.connection = nil
+        link.release?()
+        link.release = nil
     }
 
     private func answer(_ link: Link, _ a: FleetAnswer) { link.row.answer = a }
+
+    /// What a remote source found: a run reached (followed from now, as a run found here), a survey, a problem.
+    private func take(_ event: RemoteFleetSource.Event, of host: String, now: Date) {
+        dirty = true
+        switch event {
+        case .reached(let run, let connected, let release):
+            let id = FleetRowID(host: host, socket: run.socket)
+            if let known = links[id], known.connection != nil {
+                // Already followed (a survey raced the last connection): keep the one there is.
+                Glibc.close(connected.fd)
+                release()
+                return
+            }
+            var row = FleetRow(id: id, name: run.name, kind: run.kind, pid: run.pid, seenAt: links[id]?.row.seenAt ?? now)
+            row.log = run.log; row.runDir = run.runDir; row.rank = run.rank; row.worldSize = run.worldSize
+            row.start = run.start
+            row.slurm = run.slurmJob.map { RegistryEntry.Slurm(jobID: $0, node: host) }
+            let link = Link(row: row)
+            link.connection = BridgeConnection(adopting: connected)
+            link.release = release
+            links[id] = link
+        case .surveyed(let sockets):
+            let live = Set(sockets)
+            for (id, link) in links where id.host == host && link.connection == nil && !live.contains(id.socket) {
+                end(link, now: now)
+            }
+            lock.withLock { _ = hostsAnswered.insert(host) }
+        case .problem(let why):
+            lock.withLock {
+                hostProblems[host] = why
+                if why != nil { hostsAnswered.insert(host) }
+            }
+        }
+    }
 
     private func handle(_ request: Request, now: Date) {
         switch request {
         case .refresh:
             break
+        case .remote(let host, let event):
+            take(event, of: host, now: now)
         case .send(let text, let ids):
             for id in ids {
                 guard let link = links[id] else { continue }

@@ -42,20 +42,24 @@ struct Ls: ParsableCommand {
         var names = hosts
         var rows: [LsRow] = []
         var empty: [String] = []
-        if names.isEmpty {
+        let local = names.isEmpty
+        if local {
             let (listed, warnings) = Self.configuredHosts()
             for w in warnings { printErr("lrtop: warning: \(w)") }
             names = listed
+        }
+        if json { return try listJSON(local: local, hosts: names) }
+        if local {
             // This machine: every run's own socket, asked for its status (as `lrtop runs` shows it).
             let fleet = Fleet()
             fleet.start()
             fleet.settle(timeout: 3)
-            let local = fleet.snapshot().filter { !$0.connection.isEnded }
+            let found = fleet.snapshot().filter { !$0.connection.isEnded }
             for note in fleet.notes() { printErr("lrtop: \(note)") }
             let looked = fleet.lastLook?.whereLooked ?? "looked in the registry \(LocalRegistry.folder())"
             fleet.close()
-            rows += local.flatMap { [LsRow(row: $0)] + $0.ranks.map { LsRow(row: $0) } }
-            if local.isEmpty { empty.append("this machine (\(looked))") }
+            rows += found.flatMap { [LsRow(row: $0)] + $0.ranks.map { LsRow(row: $0) } }
+            if found.isEmpty { empty.append("this machine (\(looked))") }
         }
         for l in Self.survey(names) {
             if let e = l.error { printErr("lrtop: error: \(e)"); failed = true; continue }
@@ -63,15 +67,32 @@ struct Ls: ParsableCommand {
             if s.runs.isEmpty { empty.append(l.label) }
             rows += s.runs.map { LsRow(host: l.label, run: $0, now: s.now) }
         }
-        if json {
-            for row in rows { printOut(row.json()) }
-        } else if rows.isEmpty {
+        if rows.isEmpty {
             if !empty.isEmpty || !failed { printOut("no live runs on " + (empty.isEmpty ? ["this machine"] : empty).joined(separator: ", ")) }
         } else {
             printOut(Self.table(LsRow.header, rows.map(\.cells)))
             for host in empty { printOut("\(host): no live runs") }
         }
         if failed { throw ExitCode(1) }
+    }
+
+    /// `--json`: every run followed through the fleet (other hosts' runs over ssh, as `lrtop runs HOST` follows
+    /// them), so each object has the run's status, not only what its registry entry and log say.
+    func listJSON(local: Bool, hosts: [String]) throws {
+        var options = Fleet.Options()
+        options.local = local
+        options.hosts = hosts
+        let fleet = Fleet(options: options)
+        fleet.start()
+        fleet.settle(timeout: hosts.isEmpty ? 3 : 30)
+        let rows = fleet.snapshot().filter { !$0.connection.isEnded }
+        let problems = fleet.hostProblemsNow
+        let notes = fleet.notes().filter { note in !problems.keys.contains { note.hasPrefix($0 + ": ") } }
+        fleet.close()
+        for note in notes { printErr("lrtop: \(note)") }
+        for row in rows.flatMap({ [$0] + $0.ranks }) { printOut(LsRow(row: row).json()) }
+        for host in problems.keys.sorted() { printErr("lrtop: error: \(problems[host]!)") }
+        if !problems.isEmpty { throw ExitCode(1) }
     }
 
     /// `lrtop ls --slurm`: squeue's jobs, and for each running one the run of its rank 0 (its node surveyed over SSH).
