@@ -25,6 +25,9 @@ public final class Fleet: @unchecked Sendable {
         public var hosts: [String] = []
         /// Follow this machine's runs (registry and socket folders); off for a table of other hosts only.
         public var local = true
+        /// Follow this user's Slurm jobs too: squeue's jobs (`Fleet.slurmJobs()`, each row's `job`), and the runs
+        /// on the node of each running job's rank 0.
+        public var slurm = false
         public init() {}
     }
 
@@ -57,8 +60,14 @@ public final class Fleet: @unchecked Sendable {
         case stacks(FleetRowID)
         case refresh
         case remote(String, RemoteFleetSource.Event)
+        case slurm(SlurmFleetSource.Event)
     }
     private var sources: [RemoteFleetSource] = []
+    private var slurmSource: SlurmFleetSource?
+    /// squeue's jobs as last read, and the node of each running job's rank 0 (I/O thread; published under `lock`).
+    private var jobs: [Slurm.Job] = []
+    private var publishedJobs: [Slurm.Job] = []
+    private var jobNodes: [String: String] = [:]
     /// Hosts whose first survey (or failure) came in, and each host's problem now, under `lock`.
     private var hostsAnswered = Set<String>()
     private var hostProblems: [String: String] = [:]
@@ -108,10 +117,10 @@ public final class Fleet: @unchecked Sendable {
             t.name = "lrtop-fleet"
             thread = t
             t.start()
-            for host in options.hosts {
-                let source = RemoteFleetSource(host: host, following: { [weak self] in self?.followed(on: host) ?? [] },
-                                               deliver: { [weak self] event in self?.enqueue(.remote(host, event)) })
-                sources.append(source)
+            for host in options.hosts { addSource(host) }
+            if options.slurm {
+                let source = SlurmFleetSource(deliver: { [weak self] event in self?.enqueue(.slurm(event)) })
+                slurmSource = source
                 source.start()
             }
         }
@@ -124,6 +133,7 @@ public final class Fleet: @unchecked Sendable {
             return thread != nil && !finished
         }
         for source in lock.withLock({ sources }) { source.stop() }
+        lock.withLock { slurmSource }?.stop()
         guard running else { return }
         poke()
         while !lock.withLock({ finished }) { usleep(2000) }
@@ -166,10 +176,22 @@ public final class Fleet: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             let (looked, rows, hosts) = lock.withLock { (scans, published, hostsAnswered) }
-            if looked > 0 && hosts.count >= options.hosts.count && !rows.contains(where: Self.unsettled) { return }
+            let sourcesNow = lock.withLock { sources.map(\.host) + (options.slurm ? ["squeue"] : []) }
+            if looked > 0 && hosts.isSuperset(of: sourcesNow) && !rows.contains(where: Self.unsettled) { return }
             usleep(10_000)
         }
     }
+
+    /// Starts following `host`'s runs over ssh (under `lock`, or before the I/O thread runs).
+    private func addSource(_ host: String) {
+        let source = RemoteFleetSource(host: host, following: { [weak self] in self?.followed(on: host) ?? [] },
+                                       deliver: { [weak self] event in self?.enqueue(.remote(host, event)) })
+        sources.append(source)
+        source.start()
+    }
+
+    /// squeue's jobs as last read (`Options.slurm`), pending ones included: a table shows them beside the runs.
+    public func slurmJobs() -> [Slurm.Job] { lock.withLock { publishedJobs } }
 
     /// The sockets of `host` followed now (live or connecting), so its source reaches only the others.
     private func followed(on host: String) -> Set<String> {
@@ -409,6 +431,16 @@ public final class Fleet: @unchecked Sendable {
 
     private func answer(_ link: Link, _ a: FleetAnswer) { link.row.answer = a }
 
+    /// A row for a run another host's survey lists, before its greeting.
+    private static func row(of run: RemoteSurvey.Run, on host: String, seenAt: Date) -> FleetRow {
+        var row = FleetRow(id: FleetRowID(host: host, socket: run.socket), name: run.name, kind: run.kind, pid: run.pid,
+                           seenAt: seenAt)
+        row.log = run.log; row.runDir = run.runDir; row.rank = run.rank; row.worldSize = run.worldSize
+        row.start = run.start
+        row.slurm = run.slurmJob.map { RegistryEntry.Slurm(jobID: $0, node: host) }
+        return row
+    }
+
     /// What a remote source found: a run reached (followed from now, as a run found here), a survey, a problem.
     private func take(_ event: RemoteFleetSource.Event, of host: String, now: Date) {
         dirty = true
@@ -421,13 +453,15 @@ public final class Fleet: @unchecked Sendable {
                 release()
                 return
             }
-            var row = FleetRow(id: id, name: run.name, kind: run.kind, pid: run.pid, seenAt: links[id]?.row.seenAt ?? now)
-            row.log = run.log; row.runDir = run.runDir; row.rank = run.rank; row.worldSize = run.worldSize
-            row.start = run.start
-            row.slurm = run.slurmJob.map { RegistryEntry.Slurm(jobID: $0, node: host) }
-            let link = Link(row: row)
+            let link = Link(row: Self.row(of: run, on: host, seenAt: links[id]?.row.seenAt ?? now))
             link.connection = BridgeConnection(adopting: connected)
             link.release = release
+            links[id] = link
+        case .unreachable(let run, let why):
+            let id = FleetRowID(host: host, socket: run.socket)
+            guard links[id]?.connection == nil else { return }
+            let link = links[id] ?? Link(row: Self.row(of: run, on: host, seenAt: now))
+            link.row.connection = .unreachable(why)
             links[id] = link
         case .surveyed(let sockets):
             let live = Set(sockets)
@@ -449,6 +483,22 @@ public final class Fleet: @unchecked Sendable {
             break
         case .remote(let host, let event):
             take(event, of: host, now: now)
+        case .slurm(.problem(let why)):
+            lock.withLock { hostProblems["squeue"] = why; if why != nil { hostsAnswered.insert("squeue") } }
+        case .slurm(.jobs(let list, let nodes)):
+            dirty = true
+            jobs = list
+            jobNodes = nodes
+            let local = options.host
+            lock.withLock {
+                publishedJobs = list
+                hostsAnswered.insert("squeue")
+                // Each rank-0 node not followed yet (this machine's runs are followed here already).
+                for node in Set(nodes.values).sorted() where !sources.contains(where: { $0.host == node }) {
+                    if options.local && RemoteSurvey.shortName(node) == local { continue }
+                    addSource(node)
+                }
+            }
         case .send(let text, let ids):
             for id in ids {
                 guard let link = links[id] else { continue }
@@ -524,7 +574,9 @@ public final class Fleet: @unchecked Sendable {
         var groups: [String: [FleetRow]] = [:]
         var rows: [FleetRow] = []
         for link in links.values {
-            if let key = Self.jobKey(link.row) { groups[key, default: []].append(link.row) } else { rows.append(link.row) }
+            var row = link.row
+            if let id = row.slurm?.jobID { row.job = jobs.first { $0.id == id } }
+            if let key = Self.jobKey(row) { groups[key, default: []].append(row) } else { rows.append(row) }
         }
         for (_, members) in groups {
             let sorted = members.sorted { ($0.rank ?? 0) < ($1.rank ?? 0) }

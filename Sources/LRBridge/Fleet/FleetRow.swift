@@ -83,6 +83,8 @@ public struct FleetRow: Equatable, Sendable, Identifiable {
     public var slurm: RegistryEntry.Slurm?
     /// The registry entry's start time (ISO 8601), when there was one.
     public var start: String?
+    /// Its Slurm job as squeue tells it (partition, state, time left), with `Fleet.Options.slurm`.
+    public var job: Slurm.Job?
 
     public var connection: FleetConnectionState = .connecting
     /// The last status the run sent, with the figures of protocol "E" (`status.figures`).

@@ -16,6 +16,8 @@ final class RemoteFleetSource: @unchecked Sendable {
         case reached(RemoteSurvey.Run, ConnectedSocket, release: () -> Void)
         /// The host could not be surveyed (unreachable, refused the login), in one line; nil once it can again.
         case problem(String?)
+        /// A run the survey lists whose socket could not be reached (why, in one line); tried again next survey.
+        case unreachable(RemoteSurvey.Run, String)
         /// The host's live runs (its sockets), after each survey.
         case surveyed([String])
     }
@@ -76,7 +78,12 @@ final class RemoteFleetSource: @unchecked Sendable {
 
     private func reach(_ run: RemoteSurvey.Run, through master: SSHMaster) {
         let connector = RemoteConnector(master: master, socket: run.socket, pid: run.pid)
-        guard let (connected, _, forward, relay) = try? connector.open(.auto, cancelled: { [self] in cancelled }) else { return }
+        let opened: (ConnectedSocket, Route, forward: String?, relay: Subprocess?)
+        do { opened = try connector.open(.auto, cancelled: { [self] in cancelled }) } catch {
+            deliver(.unreachable(run, error.description))
+            return
+        }
+        let (connected, _, forward, relay) = opened
         let release: () -> Void = {
             if let forward { master.cancel(forward: forward) }
             relay?.terminate(grace: 0.5)
