@@ -94,21 +94,20 @@ final class UnixSocket {
         fd = -1
     }
 
-    /// Appends what can be read now to `buffer`, at most `limit` bytes.
+    /// Appends what can be read now to `buffer`, at most `limit` bytes. Read into scratch space first, so only the
+    /// bytes that came are appended (a viewer of hundreds of runs calls this for each, ten times a second).
     func read(into buffer: inout [UInt8], limit: Int = 1 << 16) -> ReadOutcome {
         guard fd >= 0 else { return .closed }
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: limit))
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + start, limit, Int32(MSG_DONTWAIT)) }
-            if n > 0 {
-                buffer.removeLast(limit - n)
-                return .data(n)
+            let n = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: limit) { scratch -> Int in
+                let n = recv(fd, scratch.baseAddress!, limit, Int32(MSG_DONTWAIT))
+                if n > 0 { buffer.append(contentsOf: UnsafeBufferPointer(rebasing: scratch[..<n])) }
+                return n
             }
-            buffer.removeLast(limit)
+            if n > 0 { return .data(n) }
             if n == 0 { return .closed }
             let e = errno
-            if e == EINTR { buffer.append(contentsOf: repeatElement(0, count: limit)); continue }
+            if e == EINTR { continue }
             if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
             if e == ECONNRESET { return .closed }
             return .failed(BridgeError("reading the socket failed: \(Self.errorText(e))"))
