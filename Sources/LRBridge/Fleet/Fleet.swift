@@ -5,7 +5,7 @@ import LRTUI
 /// Every run this machine serves, each followed over its own socket: one I/O thread polls (poll(2)) all
 /// connections, reads greetings and statuses, sends commands and stacks requests, and rescans the registry and
 /// socket folders about once a second. A viewer reads `snapshot()` (a copy, never blocks on a run) as often as it
-/// draws; answers to `send` and `stacks` land in the rows. Spec #25 §5; docs/fleet.md.
+/// draws; answers to `send` and `stacks` land in the rows. Spec #25 §5; README "Steer your PyTorch run", docs/remote.md.
 public final class Fleet: @unchecked Sendable {
     public struct Options: Sendable {
         /// How often the registry folder and socket folders are looked at again.

@@ -46,7 +46,7 @@ public enum LocalDiscovery {
     }
 
     /// The bridge's socket folders of this user that exist: `lrtop-UID` (and the private fallbacks `lrtop-UID-*` a
-    /// squatted folder leads to) under $XDG_RUNTIME_DIR, /run/user/UID, $TMPDIR and /tmp; links and folders of
+    /// squatted folder leads to) under each of `bases` (`defaultBases`); links and folders of
     /// others are passed over.
     public static func socketFolders(bases: [String]) -> [String] {
         let uid = geteuid()
