@@ -504,6 +504,8 @@ public final class Trainer: @unchecked Sendable {
                                stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, subrun: options.subrun)
         header.socket = options.socketPath
         record(.header(header))
+        // At once, not a second later with the first steps: `lrtop attach RUN_DIR` finds the socket in it.
+        flushLog()
     }
 
     @discardableResult
