@@ -142,7 +142,7 @@ public enum KeyMap {
         KeyBinding([.char("u")], .rollback, "roll back to last checkpoint", bar: "undo", modes: live),
         KeyBinding([.char("b")], .fork, "branch: prompt 'fork lr=…,…,… steps=N' (then 'adopt K' / 'drop')", modes: live),
         KeyBinding([.char("f")], .findLR, "find-lr: sweep the LR, pick on the curve (enter: lr, o: onecycle)", bar: "find-lr", modes: live),
-        KeyBinding([.char("d")], .detach, "detach: the run goes on without this screen (lrtop attach NAME returns)",
+        KeyBinding([.char("d")], .detach, "detach: the run goes on headless (lrtop attach NAME)",
                    bar: "detach", modes: live),
         KeyBinding([.char("<"), .char(">")], .changePace(0.5), "slower / faster: pace /2, *2 (:pace off)", modes: live,
                    alternates: [.char(">"): .changePace(2)]),
