@@ -60,6 +60,7 @@ let package = Package(
         .testTarget(name: "LRTUITests", dependencies: ["LRTUI", "LRCommand"]),
         // The attach client against a fake bridge server written in the tests; commands checked by the real parser.
         .testTarget(name: "LRBridgeTests", dependencies: ["LRBridge", "LRCommand", "LRLog", "LRTrain"]),
+        .testTarget(name: "LRServeTests", dependencies: ["LRServe", "LRBridge", "LRLog"]),
         // Drives the built `lrtop` binary as a user would: CLI, files written, tmux sessions.
         .testTarget(name: "LRTopCLITests", dependencies: ["lrtop"]),
     ],

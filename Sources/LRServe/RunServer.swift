@@ -185,6 +185,7 @@ public final class RunServer: @unchecked Sendable {
                 lines -= 1
                 if line.count > Self.maxLine {
                     refuse(client, "line of \(line.count) bytes is over the \(Self.maxLine)-byte limit; closing this connection")
+                    client.pump()
                     client.close()
                     return
                 }
@@ -193,6 +194,7 @@ public final class RunServer: @unchecked Sendable {
             }
             if client.inbox.count > Self.maxLine {
                 refuse(client, "line over the \(Self.maxLine)-byte limit; closing this connection")
+                client.pump()
                 client.close()
                 return
             }
