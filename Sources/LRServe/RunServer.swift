@@ -52,9 +52,10 @@ public final class RunServer: @unchecked Sendable {
 
     /// Binds the socket (before the run writes its log header, which names it). `warn`: one line to the user
     /// (a squatted socket folder).
-    public init(records: LogLineRing?, warn: (String) -> Void) throws(ServeError) {
+    /// `folder`: where the socket goes (default: the per-user socket folder; tests give their own).
+    public init(records: LogLineRing?, folder wanted: String = SocketFolder.standard(), warn: (String) -> Void) throws(ServeError) {
         self.records = records
-        (folder, ownFolder) = try SocketFolder.make(warn: warn)
+        (folder, ownFolder) = try SocketFolder.make(wanted, warn: warn)
         SocketFolder.removeStaleSockets(in: folder)
         var random = SystemRandomNumberGenerator()
         let hex = String(format: "%08x", UInt32.random(in: 0...UInt32.max, using: &random))

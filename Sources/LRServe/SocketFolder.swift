@@ -5,15 +5,14 @@ import Glibc
 /// created 0700, or an existing one that is a real folder of this user's (made private again if it is not). When
 /// another user squats it, a fresh private folder beside it is used instead (and removed at close): the log's
 /// header names the socket, so `lrtop attach RUN_DIR` still finds it.
-enum SocketFolder {
-    static func standard() -> String {
+public enum SocketFolder {
+    public static func standard() -> String {
         let base = ProcessInfo.processInfo.environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         return base + "/lrtop-\(getuid())"
     }
 
     /// The folder and whether it is a fresh fallback of this process's; `warn` says why once when it is one.
-    static func make(warn: (String) -> Void) throws(ServeError) -> (path: String, own: Bool) {
-        let path = standard()
+    static func make(_ path: String, warn: (String) -> Void) throws(ServeError) -> (path: String, own: Bool) {
         guard let reason = problem(securing: path) else { return (path, false) }
         let base = (path as NSString).deletingLastPathComponent
         for parent in [base, "/tmp"] {

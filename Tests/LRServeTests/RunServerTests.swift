@@ -15,13 +15,13 @@ import LRLog
         func tick() -> (answers: [(client: Int, line: [UInt8])], statusDue: Bool) { ([], false) }
     }
 
-    /// A private socket folder for the test (XDG_RUNTIME_DIR), removed after.
+    /// A private socket folder for the test, removed after (the process's environment is left alone: every test
+    /// of the package runs in this process).
     func withServer(records: LogLineRing? = nil, _ body: (RunServer) throws -> Void) throws {
         let folder = NSTemporaryDirectory() + "lrs-\(getpid())-\(Int.random(in: 0..<1_000_000))"
         mkdir(folder, 0o700)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        setenv("XDG_RUNTIME_DIR", folder, 1)
-        let server = try RunServer(records: records, warn: { _ in })
+        let server = try RunServer(records: records, folder: folder + "/lrtop", warn: { _ in })
         server.start(Echo())
         defer { server.close() }
         var st = stat()

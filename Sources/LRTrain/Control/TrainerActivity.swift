@@ -6,7 +6,7 @@ import Synchronization
 /// is three relaxed atomic stores and a clock read at each phase change: nothing allocated, no lock.
 public final class TrainerActivity: Sendable {
     public enum Phase: Int, Sendable, CaseIterable {
-        case starting, loadingBatch, forwardBackward, optimizerStep, evaluating, checkpoint, commands, paused, pacing,
+        case starting, loadingBatch, forward, backward, optimizerStep, evaluating, checkpoint, commands, paused, pacing,
              branches, finishing, finished
 
         /// The phase in a few words, as the stacks view shows it.
@@ -14,7 +14,8 @@ public final class TrainerActivity: Sendable {
             switch self {
             case .starting: "starting"
             case .loadingBatch: "waiting for data"
-            case .forwardBackward: "forward · backward"
+            case .forward: "forward"
+            case .backward: "backward"
             case .optimizerStep: "optimizer step"
             case .evaluating: "evaluating"
             case .checkpoint: "checkpoint"

@@ -250,7 +250,6 @@ public final class Trainer: @unchecked Sendable {
         while true {
             if SignalFlag.received { endReason = .interrupted; endMessage = "received \(SignalFlag.name)"; break }
             if let failure { endReason = .failed; endMessage = failure; break }
-            channel.activity.enter(.commands, step: step)
             applyScriptAndCommands()
             if let reason = stopRequested { endReason = reason; break }
             if branches != nil {
@@ -303,7 +302,6 @@ public final class Trainer: @unchecked Sendable {
         let epoch = step / stepsPerEpoch
 
         // 1. Forward and backward over the step's micro-batches.
-        channel.activity.enter(.forwardBackward, step: step)
         let (stepLoss, gradNorm) = computeGradients()
 
         // 2. The divergence guard, before the gradients can reach the weights.
@@ -369,14 +367,17 @@ public final class Trainer: @unchecked Sendable {
         for micro in 0..<config.accumSteps {
             // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
             // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
+            channel.activity.enter(.loadingBatch, step: step)
             try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
             batcher.next()
+            channel.activity.enter(.forward, step: step)
             let logits = network.forward(batcher.input, training: true)
             let result = loss.compute(logits: logits, labels: batcher.labels, computeGradient: true)
             lossSum += result.loss
             correct += result.correct
             seen += result.count
             if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
+            channel.activity.enter(.backward, step: step)
             network.backward(loss.gradLogits)
         }
         lastBatchAccuracy = seen > 0 ? Double(correct) / Double(seen) : .nan
