@@ -207,7 +207,8 @@ def valid_entry(obj: object) -> Optional[dict]:
     if not isinstance(obj, dict) or obj.get("registry") != FORMAT:
         return None
     host, pid, sock = obj.get("host"), obj.get("pid"), obj.get("socket")
-    if not _text(host) or not _count(pid) or pid <= 0 or not _text(sock) or not sock.startswith("/"):
+    if not (_text(host) and isinstance(pid, int) and _count(pid) and pid > 0 and isinstance(sock, str) and
+            _text(sock) and sock.startswith("/")):
         return None
     for key in ("log", "run_dir", "name", "kind", "start"):
         if key in obj and obj[key] is not None and not _text(obj[key]):

@@ -40,6 +40,16 @@ def train_step(model, opt, x=None):
     return loss
 
 
+def linear_run(log_dir, **kw):
+    """A Linear(8, 1) with SGD at 0.01, attached (announce=False) under `log_dir`: (model, optimizer, run)."""
+    import torch
+    import lrtop
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    return model, opt, lrtop.attach(opt, model=model, log_dir=str(log_dir), announce=False, **kw)
+
+
 def tiny_bert(n=64):
     """A one-layer BERT built from a config (nothing downloaded) and a dataset class of n token rows whose label
     is the parity of the first token."""

@@ -11,20 +11,11 @@ import sys
 import time
 
 import pytest
-import torch
 
-import lrtop
 from lrtop import registry
-from conftest import train_step
+from conftest import linear_run, train_step
 
 SIGNAL_WORKER = os.path.join(os.path.dirname(__file__), "signal_worker.py")
-
-
-def tiny_run(tmp_path, **kw):
-    torch.manual_seed(0)
-    model = torch.nn.Linear(8, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    return model, opt, lrtop.attach(opt, model=model, log_dir=str(tmp_path), announce=False, **kw)
 
 
 def entry_files(state_home):
@@ -43,7 +34,7 @@ def wait_until(pred, timeout=20.0, what="the condition"):
 
 
 def test_a_run_registers_with_its_fields_in_a_private_file_and_is_removed_at_its_end(tmp_path, state_home):
-    model, opt, run = tiny_run(tmp_path, name="reg")
+    model, opt, run = linear_run(tmp_path, name="reg")
     try:
         [path] = entry_files(state_home)
         st = os.lstat(path)
@@ -70,7 +61,7 @@ def test_a_run_registers_with_its_fields_in_a_private_file_and_is_removed_at_its
 
 def test_the_heartbeat_is_rewritten_by_the_service_thread(tmp_path, state_home, monkeypatch):
     monkeypatch.setattr(registry, "HEARTBEAT_INTERVAL", 0.2)
-    _, _, run = tiny_run(tmp_path)
+    _, _, run = linear_run(tmp_path)
     try:
         [path] = entry_files(state_home)
         first = json.load(open(path))["heartbeat"]
@@ -88,7 +79,7 @@ def test_slurm_fields_are_in_the_entry_under_slurm(tmp_path, state_home, monkeyp
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
     monkeypatch.setenv("SLURM_PROCID", "0")
     monkeypatch.setenv("SLURMD_NODENAME", "gpu7")
-    _, _, run = tiny_run(tmp_path)
+    _, _, run = linear_run(tmp_path)
     try:
         [path] = entry_files(state_home)
         assert json.load(open(path))["slurm"] == {"job_id": "4242", "proc_id": 0, "node": "gpu7"}
@@ -178,7 +169,7 @@ def test_a_registry_folder_others_could_tamper_with_is_refused_with_one_line(tmp
         os.chmod(folder, 0o777)
     else:
         open(folder, "w").close()
-    model, opt, run = tiny_run(tmp_path / "runs")
+    model, opt, run = linear_run(tmp_path / "runs")
     try:
         for _ in range(3):  # the run goes on
             run.step(loss=train_step(model, opt))

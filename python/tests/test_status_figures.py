@@ -5,9 +5,8 @@ import time
 
 import torch
 
-import lrtop
 from lrtop import livefigures
-from conftest import Client, read_log
+from conftest import Client, linear_run, read_log
 
 
 def smoothed(losses, weight=0.6):
@@ -21,15 +20,8 @@ def smoothed(losses, weight=0.6):
     return out
 
 
-def make(tmp_path, **kw):
-    torch.manual_seed(0)
-    model = torch.nn.Linear(8, 1)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    return model, opt, lrtop.attach(opt, model=model, log_dir=str(tmp_path), announce=False, **kw)
-
-
 def test_the_status_figures_match_the_log(tmp_path):
-    model, opt, run = make(tmp_path, total_steps=500, batch_size=32, guard="off")  # a NaN loss below
+    model, opt, run = linear_run(tmp_path, total_steps=500, batch_size=32, guard="off")  # a NaN loss below
     c = Client(run.socket_path)
     hello = c.read()
     assert hello["rank"] == 0 and hello["host"]
@@ -82,7 +74,7 @@ def test_the_status_figures_match_the_log(tmp_path):
 
 
 def test_without_a_batch_size_or_a_total_those_figures_are_null(tmp_path):
-    model, opt, run = make(tmp_path)
+    model, opt, run = linear_run(tmp_path)
     for _ in range(5):
         run.step(loss=1.0)
         time.sleep(0.01)
@@ -95,7 +87,7 @@ def test_without_a_batch_size_or_a_total_those_figures_are_null(tmp_path):
 
 
 def ended_after(tmp_path, end):
-    model, opt, run = make(tmp_path)
+    model, opt, run = linear_run(tmp_path)
     c = Client(run.socket_path)
     run.step(loss=1.0)
     end(run, c)
