@@ -23,6 +23,7 @@ import re
 import secrets
 import socket
 import stat
+import threading
 import time
 from typing import Callable, Optional
 
@@ -136,6 +137,10 @@ class Registration:
         self._removed = False
         self._warn = warn
         self._warned_write = False
+        # The service thread beats while the loop (or a signal handler on it) may remove: one at a time, so a beat
+        # never writes through a descriptor `remove` closed, nor brings back a removed entry. Reentrant: a signal
+        # handler may remove while its thread was removing already.
+        self._lock = threading.RLock()
         try:
             self._folder = open_registry(self.path)
         except OSError as e:
@@ -158,6 +163,10 @@ class Registration:
         self._write()
 
     def _write(self) -> None:
+        with self._lock:
+            self._write_locked()
+
+    def _write_locked(self) -> None:
         folder = self._folder
         if folder is None or self._removed:
             return
@@ -188,18 +197,20 @@ class Registration:
                            "lrtop tries again at each heartbeat")
 
     def remove(self) -> None:
-        """Removes the entry (the run ended); safe to call twice, from a signal handler or at exit."""
-        if self._removed:
+        """Removes the entry (the run ended); safe to call twice, from a signal handler or at exit. A process forked
+        from the run (its atexit handlers run at its exit) leaves the run's entry alone."""
+        if self._removed or os.getpid() != self.entry["pid"]:
             return
         self._removed = True
-        folder, self._folder = self._folder, None
-        if folder is None:
-            return
-        try:
-            os.unlink(self.name, dir_fd=folder)
-        except OSError:
-            pass
-        close_quietly(folder)
+        with self._lock:
+            folder, self._folder = self._folder, None
+            if folder is None:
+                return
+            try:
+                os.unlink(self.name, dir_fd=folder)
+            except OSError:
+                pass
+            close_quietly(folder)
 
 
 def valid_entry(obj: object) -> Optional[dict]:

@@ -184,3 +184,28 @@ def test_a_registry_folder_others_could_tamper_with_is_refused_with_one_line(tmp
     assert os.listdir(elsewhere) == []
     if hostile == "writable":
         assert os.listdir(folder) == [] and "chmod go-w" in lines[0]
+
+
+def test_a_lightning_run_registers_as_lightning_while_it_trains(tmp_path, state_home):
+    pl = pytest.importorskip("pytorch_lightning")
+    import torch
+    from lrtop.lightning import LrtopCallback
+    from conftest import tiny_lightning_module
+
+    Tiny = tiny_lightning_module(pl, lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=100))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 8, generator=g)
+    dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x.sum(1) > 0).long()), batch_size=8)
+    seen = []
+
+    class Look(pl.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            seen.extend(registry.entries())
+
+    cb = LrtopCallback(name="pl", log_dir=str(tmp_path), announce=False)
+    trainer = pl.Trainer(max_epochs=1, callbacks=[cb, Look()], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+                         num_sanity_val_steps=0, limit_val_batches=0)
+    trainer.fit(Tiny(), dl)
+    assert seen and {e["kind"] for e in seen} == {"lightning"} and {e["name"] for e in seen} == {"pl"}
+    assert entry_files(state_home) == []
