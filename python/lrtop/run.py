@@ -6,7 +6,9 @@
 - `DivergenceGuard` (guard.py): when a loss means the run diverged;
 - `Checkpoints` (checkpoints.py, checkpoint_file.py): what a rollback returns to, and its files;
 - the run log (runlog.py), the control socket (server.py), DDP's command exchange (distributed.py), signals
-  (signals.py), the find-lr mode (rangetest.py).
+  (signals.py), the find-lr mode (rangetest.py);
+- what `lrtop runs` reads without the log: the run registry's entry (registry.py), the status's figures
+  (livefigures.py), the threads' stacks (stacks.py).
 
 The training loop calls `run.step()` once per optimizer step: it logs the step, checks the guard, applies the
 commands that arrived (a bounded share per boundary), and blocks there while the run is paused.
@@ -170,7 +172,8 @@ class Run:
         # Bumped by every step and applied command: a `ckpt` with nothing changed since the last one reuses it.
         self._version = 0
 
-        # DDP: rank 0 logs and listens; every rank applies the same commands at the same step.
+        # DDP: rank 0 logs and takes commands; every rank applies the same commands at the same step, and serves its
+        # own status and stacks (`_open_rank_socket`).
         dist = torch.distributed
         self._distributed = dist.is_available() and dist.is_initialized()
         self._rank = dist.get_rank() if self._distributed else 0
