@@ -1491,10 +1491,11 @@ def _end_words(reason: str, message: Optional[str], stopped_by: Optional[str]) -
     "error: ValueError: ...")."""
     if reason == "stopped":
         return f"stopped by {stopped_by}" if stopped_by else "stopped"
+    first = (message or "").splitlines()[0] if message else ""  # one line: a viewer shows it in a table's cell
     if reason == "interrupted":
-        return (message or "interrupted").split(";")[0][:120]
+        return (first or "interrupted").split(";")[0][:120]
     if reason == "failed":
-        return f"error: {message or 'the script raised'}"[:200]
+        return f"error: {first or 'the script raised'}"[:200]
     if reason == "diverged":
         return "diverged (the guard stopped it)"
     return reason
