@@ -37,6 +37,17 @@ def ask_stacks(client, ident):
     return client.wait_for(lambda m: m.get("type") == "stacks" and m.get("id") == ident, timeout=10)
 
 
+def stacks_until(client, ident, pred, timeout=15.0):
+    """Asks for the stacks until `pred(main thread's frames)` (a thread caught between its sleeps, checking its file,
+    shows another innermost frame for microseconds); returns the last answer."""
+    deadline = time.time() + timeout
+    while True:
+        answer = ask_stacks(client, ident)
+        if pred(main_thread(answer)["frames"]) or time.time() > deadline:
+            return answer
+        time.sleep(0.1)
+
+
 def main_thread(answer):
     [main] = [t for t in answer["threads"] if t["main"]]
     assert main["name"] == "MainThread"
@@ -51,7 +62,7 @@ def test_a_loop_stuck_in_its_data_loading_shows_the_sleeping_frame_and_its_step_
         hello = c.read()
         assert hello["type"] == "hello" and hello["rank"] == 0 and hello["host"] == registry.short_host()
         first = c.wait_for(lambda m: m.get("type") == "status" and m["step"] == 5)
-        answer = ask_stacks(c, 7)
+        answer = stacks_until(c, 7, lambda frames: frames[-1]["function"] == "__getitem__")
         assert answer["rank"] == 0
         frames = main_thread(answer)["frames"]
         innermost = frames[-1]
@@ -90,9 +101,12 @@ def test_every_ddp_rank_registers_and_answers_stacks_while_rank_0_is_stuck(tmp_p
         hello = one.read()
         assert hello["rank"] == 1 and hello["world_size"] == 2 and "records" not in hello
         status = one.wait_for(lambda m: m.get("type") == "status")
-        assert status["rank"] == 1 and "ranks" not in status
-        # Rank 1 went on into step 6 and waits in its gradient all-reduce for rank 0: its service thread answers.
-        answer = ask_stacks(one, "r1")
+        # Its own figures: the step it took last (the job's `ranks` are rank 0's to say).
+        assert status["rank"] == 1 and status["step"] == 5 and "ranks" not in status
+        assert status["step_time"] is not None and status["step_age"] >= 0
+        # Rank 1 goes on into step 6 (after its 50 ms pause and its forward) and waits in its gradient all-reduce
+        # for rank 0: its service thread answers.
+        answer = stacks_until(one, "r1", lambda frames: "backward" in [f["function"] for f in frames])
         assert answer["rank"] == 1
         functions = [f["function"] for f in main_thread(answer)["frames"]]
         assert "ddp_rank" in functions and "backward" in functions, functions
@@ -103,7 +117,7 @@ def test_every_ddp_rank_registers_and_answers_stacks_while_rank_0_is_stuck(tmp_p
 
         zero = Client(by_rank[0]["socket"])
         assert zero.read()["rank"] == 0
-        answer = ask_stacks(zero, 1)
+        answer = stacks_until(zero, 1, lambda frames: frames[-1]["function"] == "wait_for_release")
         innermost = main_thread(answer)["frames"][-1]
         assert innermost["function"] == "wait_for_release" and innermost["code"] == "time.sleep(0.05)"
         one.close()
