@@ -70,8 +70,9 @@ public final class RegistryWriter: @unchecked Sendable {
         entry.heartbeat = now
         lastBeat = now
         let bytes = entry.encoded()
-        let temporary = folder + "/.\((path as NSString).lastPathComponent).\(getpid()).tmp"
-        unlink(temporary)  // ours, left by a write that failed halfway
+        // `.<entry>.<8 hex>.tmp` (docs/registry.md): hidden from readers, fresh each time.
+        var random = SystemRandomNumberGenerator()
+        let temporary = folder + "/.\((path as NSString).lastPathComponent)." + String(format: "%08x", UInt32.random(in: 0...UInt32.max, using: &random)) + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return false }
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

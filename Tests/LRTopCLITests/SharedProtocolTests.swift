@@ -27,8 +27,7 @@ struct SharedProtocolTests {
         let loop = try startPythonScript(Self.pythonLoop, in: dir)
         defer { if loop.isRunning { kill(loop.processIdentifier, SIGKILL) }; loop.waitUntilExit() }
         let socket = try #require(Self.socketInHeader(of: dir.path("runs/shared/run.jsonl")), "the loop wrote no header")
-        // The fields of protocol E (rank, host, loss, step_age ...) come with the Python bridge's own change (#25).
-        try Self.runScript(on: socket, framework: "plain", protocolE: false)
+        try Self.runScript(on: socket, framework: "plain")
     }
 
     @Test func aHeadlessLrtopTrainAnswersTheProtocolScript() throws {
@@ -37,12 +36,12 @@ struct SharedProtocolTests {
         let run = try HeadlessRun(dir, steps: 3000)
         defer { run.stop() }
         let socket = try #require(Self.socketInHeader(of: dir.path("r/run.jsonl")), "the run wrote no header")
-        try Self.runScript(on: socket, framework: "lrtop", protocolE: true)
+        try Self.runScript(on: socket, framework: "lrtop")
     }
 
     /// The script: greeting, status with its fields, a malformed line refused, a command acknowledged and applied
     /// at a step boundary with its result, records pushed from line 0, the stacks of the training thread.
-    static func runScript(on socket: String, framework: String, protocolE: Bool) throws {
+    static func runScript(on socket: String, framework: String) throws {
         let peer = try ProtocolPeer(socket)
         let hello = try #require(try peer.next { $0["type"] as? String == "hello" })
         #expect(hello["protocol"] as? Int == 1)
@@ -50,9 +49,8 @@ struct SharedProtocolTests {
         #expect(hello["pid"] as? Int != nil)
         #expect(hello["framework"] as? String == framework)
         #expect(hello["records"] as? Bool == true)
-        func protocolEFields(_ check: () throws -> Void) rethrows {
-            if protocolE { try check() } else { try withKnownIssue("protocol E lands with the Python bridge's #25 change", isIntermittent: true) { try check() } }
-        }
+        /// Protocol E's part of the script (#25: both servers send it).
+        func protocolEFields(_ check: () throws -> Void) rethrows { try check() }
         protocolEFields {
             #expect(hello["rank"] as? Int == 0)
             #expect((hello["host"] as? String)?.isEmpty == false)
