@@ -142,9 +142,10 @@ public final class ServedRun: RunService, @unchecked Sendable {
         let note = end.message.map { String($0.prefix(200)) }
         switch end.reason {
         case .completed: return "completed"
-        case .stopped: return note ?? "stopped"
+        // The bridge's words where the two mean the same (docs/bridge.md, protocol E's `ended`).
+        case .stopped: return note.map { "stopped: " + $0 } ?? "stopped by a viewer"
         case .interrupted: return note.map { $0.hasPrefix("received ") ? String($0.dropFirst(9)) : $0 } ?? "a signal"
-        case .diverged: return "diverged" + (note.map { ": " + $0 } ?? "")
+        case .diverged: return "diverged (the guard stopped it)" + (note.map { ": " + $0 } ?? "")
         case .failed: return "error: " + (note ?? "the run failed")
         }
     }

@@ -50,5 +50,6 @@ import LRLog
         #expect(ServedRun.endWords(end(.interrupted, "received SIGTERM"), phase: .stopped) == "SIGTERM")
         #expect(ServedRun.endWords(end(.failed, "disk full"), phase: .failed) == "error: disk full")
         #expect(ServedRun.endWords(nil, phase: .stopped) == "stopped")
+        #expect(ServedRun.endWords(end(.stopped, nil), phase: .stopped) == "stopped by a viewer")
     }
 }
