@@ -99,8 +99,8 @@ struct FleetTests {
         // A registered run, whose log ends with an end record once it has finished.
         let log = world.dir.file("runs/reg/run.jsonl")
         try writeRunLog(log, socket: world.dir.file("reg.sock"), steps: 3)
-        let registered = try FakeBridgeServer(path: world.dir.file("reg.sock"), logPath: log, reply: { id, _ in
-            [#"{"type":"ack","id":\#(id),"ok":false,"error":"unknown command 'frobnicate'"}"#]
+        let registered = try FakeBridgeServer(path: world.dir.file("reg.sock"), logPath: log, reply: { id, text in
+            [#"{"type":"ack","id":\#(id),"ok":false,"error":"refused '\#(text)'"}"#]
         })
         try world.register(Self.entry(socket: registered.path, name: "fake-run", log: log), as: "\(Self.me)-\(getpid())-0b0b0b0b.json")
 
@@ -122,7 +122,6 @@ struct FleetTests {
 
         // One command to both: each row gets its own answer.
         fleet.send("lr *0.5", to: [oldID, regID])
-        fleet.send("frobnicate", to: [regID])
         #expect(eventually {
             let r = fleet.snapshot()
             return r.first { $0.id == oldID }?.answer?.ok == true && r.first { $0.id == regID }?.answer?.ok == false
@@ -132,7 +131,7 @@ struct FleetTests {
             #expect(reply.outcome == .applied && reply.message == "lr 0.001 -> 0.0005" && reply.step == 13)
         } else { Issue.record("no answer for the old run") }
         if case .answered(let reply)? = rows.first(where: { $0.id == regID })?.answer {
-            #expect(reply.outcome == .rejected("unknown command 'frobnicate'") && reply.text == "frobnicate")
+            #expect(reply.outcome == .rejected("refused 'lr *0.5'") && reply.text == "lr *0.5")
         } else { Issue.record("no answer for the registered run") }
 
         // The registered run finishes: its row stays, ended, with the reason from its log's end record.

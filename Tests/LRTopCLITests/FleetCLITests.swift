@@ -86,6 +86,26 @@ struct FleetCLITests {
         #expect(!after.stdout.contains(name), "\(after.stdout)")
     }
 
+    @Test func lsListsAHeadlessLrtopTrainRunWithItsProgressFigures() throws {
+        let dir = try TempDir("lrtop-fleet-swift")
+        defer { dir.cleanup() }
+        let run = try HeadlessRun(dir, steps: 3000)
+        defer { run.stop() }
+        let pid = Int(run.process.processIdentifier)
+        let env = ["XDG_STATE_HOME": dir.path("state")]
+        var mine: [String: Any]?
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && (mine?["step"] as? Int ?? 0) < 5 {
+            let ls = try lrtop(["ls", "--json"], timeout: 60, environment: env)
+            mine = Self.objects(ls.stdout).first { $0["pid"] as? Int == pid }
+            usleep(300_000)
+        }
+        #expect(mine?["kind"] as? String == "lrtop" && mine?["state"] as? String == "running", "\(mine ?? [:])")
+        #expect(mine?["name"] as? String == "r" && mine?["log"] as? String == dir.path("r/run.jsonl"), "\(mine ?? [:])")
+        #expect(mine?["loss"] as? Double != nil && mine?["steps_per_s"] as? Double != nil, "\(mine ?? [:])")
+        #expect(mine?["total_steps"] as? Int != nil && (mine?["lrs"] as? [Double])?.isEmpty == false, "\(mine ?? [:])")
+    }
+
     @Test func attachToANameNothingHasSaysWhereItLooked() throws {
         let dir = try TempDir("lrtop-fleet-none")
         defer { dir.cleanup() }

@@ -54,6 +54,8 @@ public final class Fleet: @unchecked Sendable {
     /// Something in a row changed this round (a message, a state), so the snapshot is published again.
     private var dirty = false
     private var looked = false
+    /// Hosts (and "squeue") whose look came in this round: told to `settle` once their rows are published.
+    private var answered = Set<String>()
 
     private enum Request {
         case send(String, [FleetRowID])
@@ -238,10 +240,12 @@ public final class Fleet: @unchecked Sendable {
             let kept = links.filter { _, l in !(l.row.endedAt.map { after.timeIntervalSince($0) > options.keepEnded } ?? false) }
             if kept.count != links.count { links = kept; dirty = true }
             if dirty || !pending.isEmpty { publish() }
-            if looked {
-                // Counted once its rows are in the snapshot, so `settle` never sees a look without its runs.
+            if looked || !answered.isEmpty {
+                // Counted once their rows are in the snapshot, so `settle` never sees a look without its runs.
+                let (local, hosts) = (looked, answered)
                 looked = false
-                lock.withLock { scans += 1 }
+                answered.removeAll()
+                lock.withLock { if local { scans += 1 }; hostsAnswered.formUnion(hosts) }
             }
             // At most ten rounds a second: servers push a status every half second each, and with hundreds of runs
             // a round per arrival would cost more than the table shows. A request (a command, stacks) ends the rest.
@@ -468,12 +472,10 @@ public final class Fleet: @unchecked Sendable {
             for (id, link) in links where id.host == host && link.connection == nil && !live.contains(id.socket) {
                 end(link, now: now)
             }
-            lock.withLock { _ = hostsAnswered.insert(host) }
+            answered.insert(host)
         case .problem(let why):
-            lock.withLock {
-                hostProblems[host] = why
-                if why != nil { hostsAnswered.insert(host) }
-            }
+            lock.withLock { hostProblems[host] = why }
+            if why != nil { answered.insert(host) }
         }
     }
 
@@ -484,15 +486,16 @@ public final class Fleet: @unchecked Sendable {
         case .remote(let host, let event):
             take(event, of: host, now: now)
         case .slurm(.problem(let why)):
-            lock.withLock { hostProblems["squeue"] = why; if why != nil { hostsAnswered.insert("squeue") } }
+            lock.withLock { hostProblems["squeue"] = why }
+            if why != nil { answered.insert("squeue") }
         case .slurm(.jobs(let list, let nodes)):
             dirty = true
             jobs = list
             jobNodes = nodes
+            answered.insert("squeue")
             let local = options.host
             lock.withLock {
                 publishedJobs = list
-                hostsAnswered.insert("squeue")
                 // Each rank-0 node not followed yet (this machine's runs are followed here already).
                 for node in Set(nodes.values).sorted() where !sources.contains(where: { $0.host == node }) {
                     if options.local && RemoteSurvey.shortName(node) == local { continue }
