@@ -204,31 +204,19 @@ public final class AttachSource: RunSource {
         case .ack(let id, let ok, let error):
             guard let i = replies.lastIndex(where: { $0.id == id }) else { return }
             if !ok {
-                let why = error ?? "refused by the run"
-                replies[i].outcome = .rejected(why)
-                unread.append(CommandReply(id: id, text: replies[i].command, outcome: .rejected(why)))
+                let reply = CommandReply(refused: id, text: replies[i].command, error: error)
+                replies[i].outcome = .rejected(reply.rejection)
+                unread.append(reply)
             }
         case .result(let id, let ok, let step, let message, let error, let answer):
             guard let i = replies.lastIndex(where: { $0.id == id }) else { return }
-            // The answer names the command itself: a message that starts with it (`lr *2: ...`) is kept without it.
-            let prefix = replies[i].command + ": "
-            let text = message.map { $0.hasPrefix(prefix) ? String($0.dropFirst(prefix.count)) : $0 }
-            if ok {
-                replies[i].outcome = .applied(step: step, message: text)
-                if let answer {
-                    // The typed answer reads as the event the run logs for it: the same words as a run trained here.
-                    let event = EventRecord(step: step ?? log.status().step, kind: .command, text: replies[i].command,
-                                            command: answer.command, result: answer.result, lrsBefore: answer.lrsBefore,
-                                            lrsAfter: answer.lrsAfter, message: text, wallTime: .nan)
-                    unread.append(CommandReply(id: id, event: event))
-                } else {
-                    unread.append(CommandReply(id: id, text: replies[i].command, outcome: .applied, message: text, step: step))
-                }
-            } else {
-                let why = error ?? "could not apply"
-                replies[i].outcome = .rejected(why)
-                unread.append(CommandReply(id: id, text: replies[i].command, outcome: .rejected(why), step: step))
-            }
+            let reply = CommandReply(result: id, text: replies[i].command, ok: ok, step: step, message: message,
+                                     error: error, answer: answer, currentStep: log.status().step)
+            replies[i].outcome = reply.outcome == .applied ? .applied(step: step, message: reply.message ?? reply.event?.message)
+                : .rejected(reply.rejection)
+            unread.append(reply)
+        case .stacks:
+            break
         case .error(let text):
             warnings.append("✗ the run refused a message: \(text)")
         }

@@ -25,11 +25,16 @@ public struct BridgeHello: Equatable, Sendable {
     public var worldSize: Int?
     /// The run pushes its log's records to a client that subscribes (docs/bridge.md "Records, pushed").
     public var records: Bool
+    /// The serving process's short hostname, and the DDP rank it serves (a rank > 0 only answers status and stacks).
+    public var host: String?
+    public var rank: Int?
 
     public init(protocolVersion: Int = BridgeProtocol.version, run: String, log: String, pid: Int? = nil,
-                framework: String? = nil, worldSize: Int? = nil, records: Bool = false) {
+                framework: String? = nil, worldSize: Int? = nil, records: Bool = false, host: String? = nil,
+                rank: Int? = nil) {
         self.protocolVersion = protocolVersion; self.run = run; self.log = log; self.pid = pid
-        self.framework = framework; self.worldSize = worldSize; self.records = records
+        self.framework = framework; self.worldSize = worldSize; self.records = records; self.host = host
+        self.rank = rank
     }
 }
 
@@ -64,6 +69,8 @@ public struct BridgeStatus: Equatable, Sendable {
     /// Steps into the script's current epoch as its data loader counts them (a find-lr sweep and the steps a
     /// rollback undid drew batches too).
     public var epochStep: Int?
+    /// What a table of runs shows (protocol "E"); nil when the server does not know (or predates it).
+    public var figures = BridgeFigures()
 
     public init(state: String, step: Int, epoch: Int = 0, totalSteps: Int? = nil, lrs: [Double] = [],
                 groups: [String] = [], hold: Bool = false, override: Bool = false, scheduler: String? = nil,
@@ -81,6 +88,78 @@ public struct BridgeStatus: Equatable, Sendable {
                   override: override, scheduler: scheduler, lossScale: lossScale, skippedSteps: skippedSteps,
                   checkpoints: checkpoints)
         self.reason = reason; self.findLR = findLR; self.epochBase = epochBase; self.epochStep = epochStep
+    }
+}
+
+/// The status fields of protocol "E" (spec #25 §2): a run's progress as a table of runs shows it. Every one is
+/// optional: nil when the run does not know it yet (no batch size, no total) or the server predates them.
+public struct BridgeFigures: Equatable, Sendable {
+    /// Smoothed training loss (EMA weight 0.6, the dashboard's default smoothing).
+    public var loss: Double?
+    /// Up to 24 recent values of that smoothed loss, oldest first.
+    public var lossTrend: [Double] = []
+    public var valLoss: Double?
+    public var valAcc: Double?
+    public var stepsPerSecond: Double?
+    public var samplesPerSecond: Double?
+    public var etaSeconds: Double?
+    /// Seconds since the last optimizer step when the status was sent (a stalled loop's age grows).
+    public var stepAge: Double?
+    /// Median seconds per optimizer step over the last <= 64 steps.
+    public var stepTime: Double?
+    /// Why the run ended ("completed", "stopped by a viewer", "SIGTERM", "error: ...") once it has.
+    public var ended: String?
+    /// The DDP rank whose server sent it.
+    public var rank: Int?
+    public init() {}
+}
+
+/// One thread of a run's process, as a stacks answer (spec #25 §3) lists it: Python frames outermost first, or, for
+/// lrtop's own trainer, what the trainer thread is doing (`phase`) and no frames.
+public struct ThreadStack: Equatable, Sendable, Decodable {
+    public struct Frame: Equatable, Sendable, Decodable {
+        public var file: String
+        public var line: Int
+        public var function: String
+        public var code: String?
+        public init(file: String, line: Int, function: String, code: String? = nil) {
+            self.file = file; self.line = line; self.function = function; self.code = code
+        }
+        enum CodingKeys: String, CodingKey { case file, line, function, code }
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            file = ThreadStack.text(c, .file) ?? "?"
+            line = ((try? c.decodeIfPresent(Int.self, forKey: .line)) ?? nil).map { max(0, $0) } ?? 0
+            function = ThreadStack.text(c, .function) ?? "?"
+            code = ThreadStack.text(c, .code)
+        }
+    }
+    public var name: String
+    public var ident: Int?
+    public var main: Bool
+    public var phase: String?
+    public var frames: [Frame]
+    public init(name: String, ident: Int? = nil, main: Bool = false, phase: String? = nil, frames: [Frame] = []) {
+        self.name = name; self.ident = ident; self.main = main; self.phase = phase; self.frames = frames
+    }
+
+    /// The bounds of spec §3: 64 threads of 100 frames, strings of 4 KiB, are all a viewer keeps.
+    public static let maxThreads = 64, maxFrames = 100, maxText = 4096
+
+    enum CodingKeys: String, CodingKey { case name, ident, main, phase, frames }
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = Self.text(c, .name) ?? "?"
+        ident = (try? c.decodeIfPresent(Int.self, forKey: .ident)) ?? nil
+        main = ((try? c.decodeIfPresent(Bool.self, forKey: .main)) ?? nil) ?? false
+        phase = Self.text(c, .phase)
+        frames = Array((((try? c.decodeIfPresent([Frame].self, forKey: .frames)) ?? nil) ?? []).prefix(Self.maxFrames))
+    }
+
+    /// A string field cut to `maxText` bytes with terminal control characters made visible (it is drawn on a screen).
+    static func text<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) -> String? {
+        guard let s = (try? c.decodeIfPresent(String.self, forKey: key)) ?? nil else { return nil }
+        return TerminalText.sanitized(String(decoding: s.utf8.prefix(maxText), as: UTF8.self))
     }
 }
 
@@ -120,6 +199,8 @@ public enum ServerMessage: Equatable, Sendable {
     /// Lines `from ..< to` of the run's log are to be read from its file (the server no longer holds them, or one
     /// is too long for a message; or, `reason` set, its record could not be read here).
     case gap(from: Int, to: Int, reason: String?)
+    /// The threads of the process behind the socket (rank `rank` of a DDP job), answering the stacks request `id`.
+    case stacks(id: Int, rank: Int?, threads: [ThreadStack])
 
     /// Reads one line (without its newline). Errors name what is wrong with the line.
     public static func parse(_ line: some Collection<UInt8>, records: RunLogLineDecoder? = nil) throws(BridgeError) -> ServerMessage {
@@ -151,7 +232,7 @@ public enum ServerMessage: Equatable, Sendable {
         case "hello":
             return .hello(BridgeHello(protocolVersion: try require("protocol", o.protocolVersion), run: o.run ?? "",
                                       log: try require("log", o.log), pid: o.pid, framework: o.framework,
-                                      worldSize: o.worldSize, records: o.records ?? false))
+                                      worldSize: o.worldSize, records: o.records ?? false, host: o.host, rank: o.rank))
         case "gap":
             let from = try require("from_line", o.fromLine), to = try require("to_line", o.toLine)
             guard from < to else { throw BridgeError("gap message from line \(from) to \(to): an empty range; line ignored") }
@@ -167,12 +248,17 @@ public enum ServerMessage: Equatable, Sendable {
             return .result(id: try require("id", o.id), ok: try require("ok", o.ok), step: o.step, message: o.message,
                            error: o.error, answer: answer)
         case "status":
-            return .status(BridgeStatus(
+            var status = BridgeStatus(
                 state: try require("state", o.state), step: o.step ?? 0, epoch: o.epoch ?? 0, totalSteps: o.totalSteps,
                 lrs: o.lr?.map { $0 ?? .nan } ?? [], groups: o.groups ?? [], hold: o.hold ?? false,
                 override: o.override ?? false, scheduler: o.scheduler, lossScale: o.lossScale,
                 skippedSteps: o.skippedSteps, checkpoints: o.checkpoints, reason: o.reason, findLR: o.findLR,
-                epochBase: o.epochBase.flatMap { (0...1).contains($0) ? $0 : nil }, epochStep: o.epochStep))
+                epochBase: o.epochBase.flatMap { (0...1).contains($0) ? $0 : nil }, epochStep: o.epochStep)
+            status.figures = o.figures
+            return .status(status)
+        case "stacks":
+            return .stacks(id: try require("id", o.id), rank: o.rank,
+                           threads: Array((o.threads ?? []).prefix(ThreadStack.maxThreads)))
         case "error":
             return .error(o.error ?? "(no text)")
         default:
@@ -204,10 +290,14 @@ public enum ServerMessage: Equatable, Sendable {
         var command: Command?
         var lrsBefore, lrsAfter: [Double?]?
         var result: EventResult?
+        var host: String?
+        var rank: Int?
+        var figures = BridgeFigures()
+        var threads: [ThreadStack]?
 
         /// The fields that count something, by their wire names.
         var counts: [(String, Int?)] {
-            [("step", step), ("epoch", epoch), ("total_steps", totalSteps), ("skipped_steps", skippedSteps),
+            [("step", step), ("epoch", epoch), ("total_steps", totalSteps), ("skipped_steps", skippedSteps), ("rank", rank),
              ("checkpoints", checkpoints), ("protocol", protocolVersion), ("pid", pid), ("world_size", worldSize),
              ("from_line", fromLine), ("to_line", toLine),
              ("find_lr.step", findLR?.step), ("find_lr.steps", findLR?.steps), ("epoch_step", epochStep)]
@@ -221,6 +311,9 @@ public enum ServerMessage: Equatable, Sendable {
             case reason, findLR = "find_lr", epochBase = "epoch_base", epochStep = "epoch_step", command
             case lrsBefore = "lrs_before"
             case lrsAfter = "lrs_after", result
+            case host, rank, threads, loss, ended
+            case lossTrend = "loss_trend", valLoss = "val_loss", valAcc = "val_acc", stepsPerS = "steps_per_s"
+            case samplesPerS = "samples_per_s", etaS = "eta_s", stepAge = "step_age", stepTime = "step_time"
         }
 
         init(from decoder: any Decoder) throws {
@@ -248,6 +341,23 @@ public enum ServerMessage: Equatable, Sendable {
             lrsBefore = (try? c.decodeIfPresent([Double?].self, forKey: .lrsBefore)) ?? nil
             lrsAfter = (try? c.decodeIfPresent([Double?].self, forKey: .lrsAfter)) ?? nil
             result = (try? c.decodeIfPresent(EventResult.self, forKey: .result)) ?? nil
+            host = text(.host).map { TerminalText.sanitized(String($0.prefix(255))) }
+            rank = int(.rank)
+            // Protocol "E": a figure that is not a finite number >= 0 (a loss may be negative) reads as unknown.
+            func real(_ k: CodingKeys, negative: Bool = false) -> Double? {
+                guard let x = (try? c.decodeIfPresent(Double.self, forKey: k)) ?? nil, x.isFinite, negative || x >= 0
+                else { return nil }
+                return x
+            }
+            figures.loss = real(.loss, negative: true)
+            let trend = ((try? c.decodeIfPresent([Double?].self, forKey: .lossTrend)) ?? nil) ?? []
+            figures.lossTrend = trend.suffix(24).compactMap { $0.flatMap { $0.isFinite ? $0 : nil } }
+            figures.valLoss = real(.valLoss, negative: true); figures.valAcc = real(.valAcc)
+            figures.stepsPerSecond = real(.stepsPerS); figures.samplesPerSecond = real(.samplesPerS)
+            figures.etaSeconds = real(.etaS); figures.stepAge = real(.stepAge); figures.stepTime = real(.stepTime)
+            figures.ended = text(.ended).map { TerminalText.sanitized(String($0.prefix(400))) }
+            figures.rank = rank
+            threads = (try? c.decodeIfPresent([ThreadStack].self, forKey: .threads)) ?? nil
         }
     }
 
@@ -267,6 +377,11 @@ public enum ClientMessage {
     /// then each new one as it is made.
     public static func subscribe(fromLine: Int) -> [UInt8] {
         Array("{\"type\":\"subscribe\",\"from_line\":\(fromLine)}\n".utf8)
+    }
+
+    /// Asks for the threads of the process behind the socket (answered by its service thread, spec #25 §3).
+    public static func stacks(id: Int) -> [UInt8] {
+        Array("{\"type\":\"stacks\",\"id\":\(id)}\n".utf8)
     }
 
     public static func command(id: Int, text: String) -> [UInt8] {

@@ -84,6 +84,20 @@ public final class BridgeConnection {
         return id
     }
 
+    /// Asks for the threads of the run's process (spec #25 §3); returns the request's id, nil when closed.
+    public func requestStacks() -> Int? {
+        guard state == .connected else { return nil }
+        let id = nextID
+        nextID += 1
+        outbox += ClientMessage.stacks(id: id)
+        flush()
+        return id
+    }
+
+    /// The socket's descriptor, for a poll(2) over many connections (-1 once closed); and whether bytes wait to go.
+    public var descriptor: Int32 { socket.fd }
+    public var wantsToWrite: Bool { !outbox.isEmpty }
+
     /// Asks the run to push its log's records from line `fromLine` on; false when the connection is closed.
     @discardableResult
     public func subscribe(fromLine: Int) -> Bool {
