@@ -81,13 +81,13 @@ struct Attach: ParsableCommand {
             }
             try fail("\(error)")
         }
-        let source = makeSource(connection, logURL)
+        let source = Self.makeSource(connection, logURL)
         if headless { return try follow(source) }
         let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
         try steer(source, look: look, log: logURL.path, replay: logURL.path, again: again)
     }
 
-    func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
+    static func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
         // The log is read every 50 ms: a record reaches the screen within a frame or two of reaching the file.
         let source = AttachSource(connection: connection, logURL: logURL, pollInterval: 0.05)
         source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }

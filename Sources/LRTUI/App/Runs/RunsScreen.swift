@@ -315,6 +315,9 @@ public final class RunsScreen: Screen {
 
     func show(_ text: String, error: Bool = false) { notice = (text, error) }
 
+    /// A line under the table until the next key (a theme warning, a registry note).
+    public func notify(_ text: String) { show(text) }
+
     func handle(mouse m: MouseEvent) {
         guard let area = lastTableArea, area.contains(x: m.x, y: m.y) else { return }
         switch m.kind {
