@@ -13,11 +13,11 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         case .lr: return "lr"
         case .loss: return "loss"
         case .trend: return "trend"
-        case .val: return "val loss/acc"
+        case .val: return "val"
         case .stepsPerSecond: return "it/s"
         case .samplesPerSecond: return "smp/s"
         case .eta: return "eta"
-        case .gpu: return "gpu mem"
+        case .gpu: return "gpu"
         case .age: return "age"
         case .host: return "host"
         }
@@ -65,7 +65,7 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         }
     }
 
-    static let trendWidth = 8
+    static let trendWidth = 6
 
     /// The first sort on a column puts these on top: the highest step, steps/s, age (the stuck runs), ...
     var descendingFirst: Bool {
@@ -80,14 +80,17 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         if row.rank != nil { return rankText(row) }
         switch self {
         case .name: return row.name
-        case .kind: return row.kind + ((row.worldSize ?? 1) > 1 ? " ×\(row.worldSize!)" : "")
+        case .kind: return row.kind + ((row.worldSize ?? 1) > 1 ? "×\(row.worldSize!)" : "")
         case .state:
             if row.isStalled { return "stalled" }
             guard let r = row.reason, !r.isEmpty else { return row.state }
+            // An ended row is dimmed: its end reason alone says how it ended ("completed", "SIGTERM", "process gone").
+            if row.ended { return r }
             return row.state + ": " + r
         case .step:
             guard let s = row.step else { return "—" }
             guard let t = row.totalSteps, t > 0 else { return Self.count(s) }
+            if row.ended { return Self.count(s) + "/" + Self.count(t) }
             return Self.count(s) + "/" + Self.count(t) + " " + Format.fixed(100 * Double(s) / Double(t), 0) + "%"
         case .epoch: return row.epoch.map(String.init) ?? "—"
         case .lr: return row.lrs.isEmpty ? "—" : row.lrs.map(Self.lr).joined(separator: ",")
@@ -113,11 +116,12 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
     func rankText(_ row: RunsRow) -> String {
         switch self {
         case .name: return " └ rank \(row.rank!)"
-        case .state: return row.isStalled ? "stalled" : row.state
+        case .state: return (row.isStalled ? "stalled" : row.state) + (row.reason.map { " " + $0 } ?? "")
         case .step: return row.step.map(Self.count) ?? "—"
         case .age: return row.stepAge.map { Self.age($0) + (row.isStalled ? " ⚠" : "") } ?? "—"
         case .host: return row.host
-        case .kind: return row.stepTime.map { Self.age($0) + "/step" } ?? ""
+        // A rank's step time where the job shows its kind (the summary line under the table names it).
+        case .kind: return row.stepTime.map(Self.stepTime) ?? ""
         default: return ""
         }
     }
@@ -133,13 +137,20 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         return s.replacing(".0e", with: "e")
     }
 
-    static func gib(_ bytes: Double) -> String { Format.trimZeros(Format.fixed(bytes / 1_073_741_824, 1)) }
+    /// GiB, a tenth below 10: "7.5", "12", "80".
+    static func gib(_ bytes: Double) -> String {
+        let g = bytes / 1_073_741_824
+        return g < 10 ? Format.trimZeros(Format.fixed(g, 1)) : Format.fixed(g, 0)
+    }
 
     /// Seconds below a minute with a tenth while short ("0.4s", "12s"), then as durations.
     static func age(_ s: Double) -> String {
         guard s.isFinite, s >= 0 else { return "—" }
         return s < 10 ? Format.fixed(s, 1) + "s" : Format.duration(s)
     }
+
+    /// Seconds per step, two significant digits: "0.20s", "1.3s".
+    static func stepTime(_ s: Double) -> String { Format.significant(s, 2) + "s" }
 
     /// What the column sorts by: a number, else text; nil sorts last either way.
     func sortKey(_ row: RunsRow) -> SortKey? {

@@ -49,7 +49,7 @@ public final class RunsScreen: Screen {
     let source: any RunsSource
     public private(set) var rows: [RunsRow] = []
     public internal(set) var state = RunsTableState()
-    public private(set) var overlay: Overlay = .none
+    public internal(set) var overlay: Overlay = .none
     /// Each run's note from the last command sent from the table: nil ok while it is awaited.
     public private(set) var notes: [String: RunsRowNote] = [:]
     /// The last command sent and to how many runs, for the summary line.
@@ -158,7 +158,7 @@ public final class RunsScreen: Screen {
                 return .none
             default: break
             }
-            view.scroll = max(0, min(view.scroll, count - 1))
+            view.scroll = max(0, min(view.scroll, count - 1))  // the view clamps it to a full page
             overlay = .stacks(view)
             return .none
         case .none:

@@ -22,8 +22,10 @@ public struct RunsTable: Widget {
         buffer.fill(header, style: palette.title.reversed)
         for (column, x, width) in layout.visible {
             var title = column.title
+            // The sort arrow takes the gap after a title as wide as its column.
             if state.sortColumn == column { title += state.descending ? "▼" : "▲" }
-            let text = column.rightAligned ? title.leftPadded(toWidth: width) : title.padded(toWidth: width)
+            let room = max(width, min(title.cellWidth, width + RunsTableLayout.gap))
+            let text = column.rightAligned ? title.leftPadded(toWidth: room) : title.padded(toWidth: room)
             let style = state.sortColumn == column ? palette.highlight.bold.reversed : palette.title.reversed
             buffer.set(string: text, at: Position(x: area.x + Self.markWidth + x, y: header.y), style: style, clip: header)
         }
@@ -108,26 +110,39 @@ struct RunsTableLayout {
     var visible: [(column: RunsColumn, x: Int, width: Int)] = []
 
     static let gap = 1
-    static let minimumNameWidth = 10
+    static let minimumNameWidth = 8
+    /// The state column holds a command's answer or an end reason: it narrows to this, not below.
+    static let minimumStateWidth = 12
 
     init(rows: [RunsRow], notes: [String: RunsRowNote], width: Int) {
         var widths: [RunsColumn: Int] = [:]
         for c in RunsColumn.allCases {
-            var w = c.title.cellWidth + 1  // room for the sort arrow
+            var w = c.title.cellWidth
             if c == .trend {
                 w = RunsColumn.trendWidth
             } else {
                 for row in rows { w = max(w, c.text(row).cellWidth) }
-                if c == .state { for n in notes.values { w = max(w, RunsTable.noteText(n).cellWidth) } }
             }
             widths[c] = min(w, c.maxWidth)
+
         }
         var shown = Set(RunsColumn.allCases)
         func total() -> Int { shown.reduce(0) { $0 + widths[$1]! + Self.gap } - Self.gap }
         if total() > width { widths[.name] = min(widths[.name]!, Self.minimumNameWidth) }
-        if total() > width { widths[.state] = min(widths[.state]!, 12) }
+        if total() > width { widths[.state] = min(widths[.state]!, Self.minimumStateWidth) }
+        if total() > width { widths[.kind] = min(widths[.kind]!, 7) }
         for c in RunsColumn.allCases.sorted(by: { $0.priority > $1.priority }) where total() > width && c != .name {
             shown.remove(c)
+        }
+        // An answer to a command takes what the state column needs first: it is what the person looks for now.
+        if !notes.isEmpty {
+            let wanted = min(32, notes.values.map { RunsTable.noteText($0).cellWidth }.max() ?? 0)
+            while widths[.state]! < wanted, total() + wanted - widths[.state]! > width,
+                  let drop = RunsColumn.allCases.filter({ shown.contains($0) && $0 != .name && $0 != .state })
+                      .max(by: { $0.priority < $1.priority }) {
+                shown.remove(drop)
+            }
+            widths[.state] = max(widths[.state]!, min(wanted, width - total() + widths[.state]!))
         }
         // What is left over widens the name column (long run names are the common case).
         let spare = width - total()

@@ -57,7 +57,10 @@ public struct RunsTableState: Equatable, Sendable {
         var out: [RunsRow] = []
         for row in shown {
             out.append(row)
-            if row.isJob && expanded.contains(row.id) { out += row.ranks }
+            guard row.isJob && expanded.contains(row.id) else { continue }
+            // Each rank says how much slower it steps than the fastest (in its state column).
+            let spread = RankSpread(row.ranks)
+            out += row.ranks.map { var r = $0; r.reason = spread?.skew(of: $0); return r }
         }
         return out
     }

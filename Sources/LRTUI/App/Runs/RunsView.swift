@@ -28,7 +28,11 @@ extension RunsScreen {
             HelpOverlay(rows: RunsKeyMap.helpRows, palette: palette, title: "runs table keys — any key closes")
                 .render(into: &buffer, area: area.inset(top: 1, bottom: 1))
         case .sortMenu(let i): renderSortMenu(into: &buffer, area: area, highlighted: i)
-        case .stacks(let view): renderStacks(view, into: &buffer, area: area.inset(top: 1, bottom: 1))
+        case .stacks(var view):
+            // The last page is full: scrolling past it (end) stops at it.
+            view.scroll = max(0, min(view.scroll, view.lines.count - (area.height - 4)))
+            overlay = .stacks(view)
+            renderStacks(view, into: &buffer, area: area.inset(top: 1, bottom: 1))
         default: break
         }
     }
@@ -58,10 +62,17 @@ extension RunsScreen {
             let good = answered.filter { $0.ok == true }.count, bad = answered.count - good
             text = "\(sent.command) → \(sent.count) run" + (sent.count == 1 ? "" : "s") + ": \(good) ✓ \(bad) ✗"
             if answered.count < sent.count { text += " · \(sent.count - answered.count) awaited" }
-            if let failed = rows.first(where: { notes[$0.id]?.ok == false }) {
-                text += " · " + failed.name + ": " + notes[failed.id]!.text
-            }
+            // The selected run's answer in full (the row may cut it), else the first refusal.
+            let shown = selectedJob.flatMap { r in notes[r.id].map { (r, $0) } }
+                ?? rows.first { notes[$0.id]?.ok == false }.map { ($0, notes[$0.id]!) }
+            if let (row, note) = shown { text += " · " + row.name + ": " + RunsTable.noteText(note) }
             style = bad > 0 ? palette.error : palette.ok
+        } else if let job = selectedJob, job.isJob {
+            text = job.name + " · \(job.ranks.count) ranks"
+            if let spread = RankSpread(job.ranks) {
+                text += " · step time mean " + RunsColumn.stepTime(spread.meanStepTime) + " max " + RunsColumn.stepTime(spread.maxStepTime)
+                text += job.ranks.map { r in " · rank \(r.rank ?? 0) " + (spread.skew(of: r) ?? "—") }.joined()
+            }
         } else if let row = selectedRow {
             text = row.name + " · " + RunsColumn.state.text(row)
             if let log = row.log { text += " · " + log }
