@@ -110,6 +110,9 @@ final class TableSource: RunsSource {
         let stuck = line(b, containing: "stuck-l")
         #expect(stuck.contains("stalled") && stuck.contains("30s ⚠"))
         #expect(RunsTableTests.rows[3].isStalled && !RunsTableTests.rows[0].isStalled)
+        // A fast loop between two statuses is not stalled: the flag needs a few seconds without a step as well.
+        #expect(!RunsRow(id: "f", name: "fast", stepAge: 1.0, stepTime: 0.05).isStalled)
+        #expect(RunsRow(id: "f", name: "fast", stepAge: 3.5, stepTime: 0.05).isStalled)
         #expect(b.line(0).contains("4 live, 1 ended") && b.line(0).contains("1 stalled"))
     }
 

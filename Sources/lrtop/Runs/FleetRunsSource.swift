@@ -17,11 +17,19 @@ final class FleetRunsSource: RunsSource {
 
     init(fleet: Fleet, theme: Theme) { self.fleet = fleet; self.theme = theme }
 
+    /// The rows as last built, the fleet's generation then, and when: rebuilt when the fleet changed, and once a
+    /// second for the step ages, so an idle table draws once a second, not every poll.
+    private var built: (rows: [RunsRow], generation: Int, at: Date)?
+
     func snapshot() -> [RunsRow] {
         let now = Date()
+        let generation = fleet.generation
+        if let b = built, b.generation == generation, now.timeIntervalSince(b.at) < 1 { return b.rows }
         let rows = fleet.snapshot()
         byID = Dictionary(rows.map { ($0.id.description, $0) }) { a, _ in a }
-        return rows.map { Self.row($0, now: now) }
+        let shown = rows.map { Self.row($0, now: now) }
+        built = (shown, generation, now)
+        return shown
     }
 
     static func row(_ f: FleetRow, now: Date) -> RunsRow {

@@ -59,11 +59,14 @@ public struct RunsRow: Equatable, Sendable {
 
     /// How many times its median step time a run may go without a step before it is flagged.
     public static let stallFactor = 5.0
+    /// And at least this many seconds: the age is known to about a second (a status comes every half second and
+    /// is read once a second), so a loop of 50 ms steps is not flagged between two statuses.
+    public static let stallFloor = 3.0
 
-    /// No step for `stallFactor` times its median step time while it should be stepping.
+    /// No step for `stallFactor` times its median step time (and `stallFloor` seconds) while it should be stepping.
     public var isStalled: Bool {
         guard !ended, state == "running", let age = stepAge, let t = stepTime, t > 0 else { return false }
-        return age > Self.stallFactor * t
+        return age > max(Self.stallFactor * t, Self.stallFloor)
     }
 
     /// A DDP job, expandable into its ranks.
