@@ -19,6 +19,8 @@ public final class Fleet: @unchecked Sendable {
         public var registryFolder = LocalRegistry.folder()
         public var host = LocalRegistry.hostname()
         public var environment = ProcessInfo.processInfo.environment
+        /// Where socket folders are looked for; nil: $XDG_RUNTIME_DIR, /run/user/UID, $TMPDIR and /tmp.
+        public var socketBases: [String]?
         public init() {}
     }
 
@@ -42,6 +44,9 @@ public final class Fleet: @unchecked Sendable {
     private var stackRequests: [FleetRowID: StackRequest] = [:]
     private var lastScan = Date.distantPast
     private var registryStamp: timespec?
+    /// Something in a row changed this round (a message, a state), so the snapshot is published again.
+    private var dirty = false
+    private var looked = false
 
     private enum Request {
         case send(String, [FleetRowID])
@@ -166,6 +171,7 @@ public final class Fleet: @unchecked Sendable {
     private func loop() {
         while !lock.withLock({ stopping }) {
             let now = Date()
+            dirty = false
             let pending = lock.withLock { () -> [Request] in defer { requests.removeAll() }; return requests }
             var force = false
             for r in pending { if case .refresh = r { force = true } }
@@ -175,12 +181,31 @@ public final class Fleet: @unchecked Sendable {
             let after = Date()
             for link in links.values { pump(link, now: after) }
             expireStacks(now: after)
-            links = links.filter { _, l in !(l.row.endedAt.map { after.timeIntervalSince($0) > options.keepEnded } ?? false) }
-            publish()
+            let kept = links.filter { _, l in !(l.row.endedAt.map { after.timeIntervalSince($0) > options.keepEnded } ?? false) }
+            if kept.count != links.count { links = kept; dirty = true }
+            if dirty || !pending.isEmpty { publish() }
+            if looked {
+                // Counted once its rows are in the snapshot, so `settle` never sees a look without its runs.
+                looked = false
+                lock.withLock { scans += 1 }
+            }
+            // At most ten rounds a second: servers push a status every half second each, and with hundreds of runs
+            // a round per arrival would cost more than the table shows. A request (a command, stacks) ends the rest.
+            let rest = Self.minimumRound - Date().timeIntervalSince(now)
+            if rest > 0 { waitForWake(timeoutMs: Int32(rest * 1000)) }
         }
         for link in links.values { link.connection?.close() }
         links.removeAll()
         lock.withLock { finished = true }
+    }
+
+    /// The shortest round of the I/O loop.
+    static let minimumRound: TimeInterval = 0.1
+
+    private func waitForWake(timeoutMs: Int32) {
+        guard lock.withLock({ requests.isEmpty && !stopping }) else { return }
+        var fd = pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)
+        _ = poll(&fd, 1, timeoutMs)
     }
 
     private func waitForTraffic(timeoutMs: Int32) {
@@ -197,8 +222,9 @@ public final class Fleet: @unchecked Sendable {
     /// Looks at the registry and the socket folders, and connects to runs not followed yet.
     private func scan(now: Date, force: Bool) {
         lastScan = now
+        dirty = true
         let look = LocalDiscovery.look(registryFolder: options.registryFolder, host: options.host,
-                                       environment: options.environment)
+                                       environment: options.environment, socketBases: options.socketBases)
         registryStamp = LocalRegistry.stamp(of: options.registryFolder)
         var found = Set<FleetRowID>()
         for run in look.runs {
@@ -229,7 +255,8 @@ public final class Fleet: @unchecked Sendable {
             let hosts = Set(look.otherHosts.map(\.host)).sorted()
             notes.append("the registry lists runs of other hosts (\(hosts.joined(separator: ", "))): see them with lrtop ls \(hosts.joined(separator: " "))")
         }
-        lock.withLock { publishedNotes = notes; publishedLook = look; scans += 1; changes += 1 }
+        lock.withLock { publishedNotes = notes; publishedLook = look }
+        looked = true
     }
 
     private static func take(_ e: RegistryEntry, into row: inout FleetRow) {
@@ -262,7 +289,9 @@ public final class Fleet: @unchecked Sendable {
     /// Reads what arrived on one connection.
     private func pump(_ link: Link, now: Date) {
         guard let c = link.connection else { return }
-        for message in c.poll() {
+        let messages = c.poll()
+        if !messages.isEmpty { dirty = true }
+        for message in messages {
             switch message {
             case .hello(let h):
                 link.greeted = true
@@ -302,6 +331,7 @@ public final class Fleet: @unchecked Sendable {
             }
         }
         if case .closed(let reason) = c.state {
+            dirty = true
             link.connection = nil
             for (_, asker) in link.stacks {
                 took(FleetRankStacks(rank: link.row.rank ?? 0, threads: [], error: reason ?? "the connection closed"),

@@ -28,14 +28,15 @@ public enum LocalDiscovery {
     }
 
     public static func look(registryFolder: String = LocalRegistry.folder(), host: String = LocalRegistry.hostname(),
-                            environment: [String: String] = ProcessInfo.processInfo.environment) -> Result {
+                            environment: [String: String] = ProcessInfo.processInfo.environment,
+                            socketBases: [String]? = nil) -> Result {
         var result = Result(registry: LocalRegistry.read(folder: registryFolder, host: host))
         var seen = Set<String>()
         for entry in result.registry.entries {
             guard entry.host == host else { result.otherHosts.append(entry); continue }
             if seen.insert(entry.socket).inserted { result.runs.append(Found(socket: entry.socket, pid: entry.pid, entry: entry)) }
         }
-        result.socketFolders = socketFolders(environment: environment)
+        result.socketFolders = socketFolders(bases: socketBases ?? defaultBases(environment))
         for folder in result.socketFolders {
             for (socket, pid) in liveSockets(in: folder) where seen.insert(socket).inserted {
                 result.runs.append(Found(socket: socket, pid: pid, entry: nil))
@@ -47,10 +48,8 @@ public enum LocalDiscovery {
     /// The bridge's socket folders of this user that exist: `lrtop-UID` (and the private fallbacks `lrtop-UID-*` a
     /// squatted folder leads to) under $XDG_RUNTIME_DIR, /run/user/UID, $TMPDIR and /tmp; links and folders of
     /// others are passed over.
-    public static func socketFolders(environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    public static func socketFolders(bases: [String]) -> [String] {
         let uid = geteuid()
-        var bases = [environment["XDG_RUNTIME_DIR"] ?? "", "/run/user/\(uid)", environment["TMPDIR"] ?? "/tmp", "/tmp"]
-        bases = bases.filter { $0.hasPrefix("/") }
         var found: [String] = []
         for base in bases {
             let prefix = "lrtop-\(uid)"
@@ -64,6 +63,12 @@ public enum LocalDiscovery {
             }
         }
         return found
+    }
+
+    /// Where the bridge (python/lrtop/server.py) and lrtop's trainer make their socket folders.
+    public static func defaultBases(_ environment: [String: String]) -> [String] {
+        [environment["XDG_RUNTIME_DIR"] ?? "", "/run/user/\(geteuid())", environment["TMPDIR"] ?? "/tmp", "/tmp"]
+            .filter { $0.hasPrefix("/") }
     }
 
     /// The sockets `PID-*.sock` in `folder` whose process is alive.

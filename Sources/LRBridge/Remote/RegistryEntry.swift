@@ -9,6 +9,9 @@ public struct RegistryEntry: Equatable, Sendable {
         public var jobID: String
         public var procID: Int?
         public var node: String?
+        public init(jobID: String, procID: Int? = nil, node: String? = nil) {
+            self.jobID = jobID; self.procID = procID; self.node = node
+        }
     }
 
     public var host: String

@@ -25,8 +25,8 @@ struct Attach: ParsableCommand {
         {"received":UNIX_SECONDS,"line":K,"via":"push"|"log","record":{...}}. Either ends when the run does.
         """)
 
-    @Argument(help: ArgumentHelp("A run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
-                                 valueName: "SOCKET|RUN_DIR|RUN.jsonl|HOST:[RUN]|slurm:JOBID"))
+    @Argument(help: ArgumentHelp("A run's name or pid (any folder: this machine's live runs, as lrtop ls lists them), a run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs, else the single live run of this machine); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
+                                 valueName: "NAME|PID|RUN_DIR|SOCKET|HOST:[RUN]|slurm:JOBID"))
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
     @Option(help: "HOST:RUN only: how to reach the run's socket: forward it, falling back to a relay where the server refuses (auto), or forward|python|socat|nc.")
@@ -51,7 +51,7 @@ struct Attach: ParsableCommand {
         if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote, look: look) }
         let chosen: RunFinder.Target
         do {
-            chosen = try target.map { try RunFinder.target(for: $0) } ?? pickRun()
+            chosen = try target.map { try resolve($0) } ?? pickRun()
         } catch {
             try fail("\(error)")
         }
@@ -169,12 +169,28 @@ struct Attach: ParsableCommand {
         }
     }
 
-    /// The newest live run under --runs, or the person's pick when several are live.
+    /// A path (socket, run folder, log) as it is; anything else is a run's name or pid on this machine.
+    func resolve(_ argument: String) throws(BridgeError) -> RunFinder.Target {
+        var st = stat()
+        if stat(argument, &st) == 0 || argument.contains("/") { return try RunFinder.target(for: argument) }
+        return try AttachLookup.target(named: argument, runsFolder: runs)
+    }
+
+    /// The newest live run under --runs, or the person's pick when several are live; with none there, the single
+    /// live run of this machine (or the person's pick of them).
     func pickRun() throws(BridgeError) -> RunFinder.Target {
         let found = RunFinder.runs(under: URL(fileURLWithPath: runs))
         let probed = RunFinder.probe(found)
         let live = probed.filter { $0.state == .listening }.map(\.run)
-        guard let newest = live.first else { throw RunFinder.noLiveRun(found, under: runs, probed: probed) }
+        guard let newest = live.first else {
+            let (rows, looked) = AttachLookup.liveRuns()
+            if rows.count == 1 { return AttachLookup.target(rows[0]) }
+            if rows.isEmpty {
+                if !found.isEmpty { throw RunFinder.noLiveRun(found, under: runs, probed: probed) }
+                throw BridgeError("no live runs on this machine (\(looked), and under \(runs)): start one with lrtop.attach(optimizer, ...) in your PyTorch script or lrtop train, or give a run folder or socket")
+            }
+            return try pick(rows)
+        }
         if let skipped = RunFinder.skippedNote(probed) { printErr("lrtop: \(skipped)") }
         if live.count == 1 { return RunFinder.Target(socket: newest.socket!, log: newest.log) }
         printOut("\(live.count) live runs under \(runs), newest first:")
@@ -194,6 +210,22 @@ struct Attach: ParsableCommand {
             }
             if answer == "q" { throw BridgeError("no run chosen") }
             printOut("type a number from 1 to \(live.count), Enter for the newest, or q")
+        }
+    }
+
+    /// The person's pick among this machine's live runs (`lrtop runs` shows them as a table).
+    func pick(_ rows: [FleetRow]) throws(BridgeError) -> RunFinder.Target {
+        printOut("\(rows.count) live runs on this machine:")
+        for (i, row) in rows.enumerated() { printOut("  \(i + 1)  \(AttachLookup.describe(row))") }
+        while true {
+            printOut("attach to which? [1] ", terminator: "")
+            flushStdout()
+            guard let line = readLine() else { throw BridgeError("no run chosen") }
+            let answer = line.trimmingCharacters(in: .whitespaces)
+            if answer.isEmpty { return AttachLookup.target(rows[0]) }
+            if let n = Int(answer), rows.indices.contains(n - 1) { return AttachLookup.target(rows[n - 1]) }
+            if answer == "q" { throw BridgeError("no run chosen") }
+            printOut("type a number from 1 to \(rows.count), Enter for the first, or q")
         }
     }
 }

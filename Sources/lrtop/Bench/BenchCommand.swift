@@ -33,6 +33,10 @@ struct Bench: ParsableCommand {
     var replayOnly: ReplayBench.Part?
     @Flag(help: "Measure the terminal UI's cost: the same run headless and with the UI on a pseudo-terminal, alternately.")
     var tui = false
+    @Option(name: .customLong("fleet"), help: ArgumentHelp("Measure the runs table's data side over the live runs of this machine for SECONDS: time to the first full snapshot, status refreshes per run per second, CPU (bench/runs_bench.py starts the runs).", valueName: "SECONDS"))
+    var fleetSeconds: Double?
+    @Option(name: .customLong("fleet-expect"), help: "With --fleet: how many runs to wait for before the clock for the first snapshot stops.")
+    var fleetExpect = 1
 
     struct Result: Codable {
         var impl: String
@@ -58,6 +62,10 @@ struct Bench: ParsableCommand {
             var bench = ReplayBench(steps: replaySteps)
             if let only = replayOnly { bench.parts = [only] }
             try bench.run(json: json)
+            return
+        }
+        if let fleetSeconds {
+            try FleetBench(seconds: fleetSeconds, expected: fleetExpect).run(json: json)
             return
         }
         if tui {

@@ -20,6 +20,12 @@ struct Ls: ParsableCommand {
     var hosts: [String] = []
     @Flag(help: "Your Slurm jobs (squeue): job id, partition, state, time left, and the run of rank 0.")
     var slurm = false
+    @Flag(help: "One JSON object a line per run: name, pid, host, kind, state, step, total_steps, lrs, loss, steps_per_s, eta_s, log, socket (and rank, world_size, slurm when known).")
+    var json = false
+
+    func validate() throws {
+        if json && slurm { throw ValidationError("--json lists runs; --slurm lists jobs: choose one") }
+    }
 
     /// One host's answer.
     struct Listing {
@@ -34,34 +40,35 @@ struct Ls: ParsableCommand {
         if slurm { return try listJobs() }
         var failed = false
         var names = hosts
-        var local = false
+        var rows: [LsRow] = []
+        var empty: [String] = []
         if names.isEmpty {
-            local = true
             let (listed, warnings) = Self.configuredHosts()
             for w in warnings { printErr("lrtop: warning: \(w)") }
             names = listed
+            // This machine: every run's own socket, asked for its status (as `lrtop runs` shows it).
+            let fleet = Fleet()
+            fleet.start()
+            fleet.settle(timeout: 3)
+            let local = fleet.snapshot().filter { !$0.connection.isEnded }
+            for note in fleet.notes() { printErr("lrtop: \(note)") }
+            let looked = fleet.lastLook?.whereLooked ?? "looked in the registry \(LocalRegistry.folder())"
+            fleet.close()
+            rows += local.flatMap { [LsRow(row: $0)] + $0.ranks.map { LsRow(row: $0) } }
+            if local.isEmpty { empty.append("this machine (\(looked))") }
         }
-        var listings = Self.survey(names)
-        if local {
-            do { let s = try RemoteSurvey.local(); listings.insert(Listing(label: s.hostname, survey: s), at: 0) }
-            catch { listings.insert(Listing(label: "localhost", error: error.description), at: 0) }
-        }
-        var rows: [[String]] = []
-        var empty: [String] = []
-        for l in listings {
+        for l in Self.survey(names) {
             if let e = l.error { printErr("lrtop: error: \(e)"); failed = true; continue }
             guard let s = l.survey else { continue }
             if s.runs.isEmpty { empty.append(l.label) }
-            for run in s.runs {
-                rows.append([l.label, run.name, String(run.pid), run.kind ?? "-", run.step.map(Format.grouped) ?? "-",
-                             run.loss.map { Self.number($0) } ?? "-", Self.age(run.modified, now: s.now), run.slurmJob ?? "-",
-                             run.log ?? run.socket])
-            }
+            rows += s.runs.map { LsRow(host: l.label, run: $0, now: s.now) }
         }
-        if rows.isEmpty {
-            if !empty.isEmpty { printOut("no live runs on " + empty.joined(separator: ", ")) }
+        if json {
+            for row in rows { printOut(row.json()) }
+        } else if rows.isEmpty {
+            if !empty.isEmpty || !failed { printOut("no live runs on " + (empty.isEmpty ? ["this machine"] : empty).joined(separator: ", ")) }
         } else {
-            printOut(Self.table(["HOST", "RUN", "PID", "KIND", "STEP", "LOSS", "UPDATED", "SLURM", "LOG"], rows))
+            printOut(Self.table(LsRow.header, rows.map(\.cells)))
             for host in empty { printOut("\(host): no live runs") }
         }
         if failed { throw ExitCode(1) }

@@ -17,13 +17,20 @@ final class FakeBridgeServer: @unchecked Sendable {
     /// Lines to send after each command line (JSON without the newline); `id` and `text` of the command given.
     private let reply: @Sendable (Int, String) -> [String]
     private let greet: Bool
+    /// The greeting to send instead of `helloLine` (LOG replaced by the log's path).
+    private let hello: String
+    /// The answer to a stacks request with this id (spec #25 §3), or nil to ignore such requests.
+    private let stacks: (@Sendable (Int) -> String)?
 
-    init(path: String? = nil, logPath: String = "/tmp/none/run.jsonl", greet: Bool = true,
+    init(path: String? = nil, logPath: String = "/tmp/none/run.jsonl", greet: Bool = true, hello: String = helloLine,
+         stacks: (@Sendable (Int) -> String)? = nil,
          reply: @escaping @Sendable (Int, String) -> [String] = { id, _ in [#"{"type":"ack","id":\#(id),"ok":true}"#] }) throws {
         self.path = path ?? "/tmp/lrtop-fake-\(getpid())-\(UUID().uuidString.prefix(6)).sock"
         self.logPath = logPath
         self.reply = reply
         self.greet = greet
+        self.hello = hello
+        self.stacks = stacks
         listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -99,7 +106,7 @@ final class FakeBridgeServer: @unchecked Sendable {
         client = fd
         lock.unlock()
         if greet {
-            send(Self.helloLine.replacingOccurrences(of: "LOG", with: logPath))
+            send(hello.replacingOccurrences(of: "LOG", with: logPath))
             send(Self.statusLine)
         }
         var pending = [UInt8]()
@@ -115,6 +122,10 @@ final class FakeBridgeServer: @unchecked Sendable {
                 if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                    object["type"] as? String == "command", let id = object["id"] as? Int, let text = object["text"] as? String {
                     for r in reply(id, text) { send(r) }
+                }
+                if let stacks, let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                   object["type"] as? String == "stacks", let id = object["id"] as? Int {
+                    send(stacks(id))
                 }
             }
         }
