@@ -208,6 +208,16 @@ struct RunsTableEndToEndTests {
         _ = try tui.waitFor("LRTOP_EXITED=0", timeout: 30)
         let stillRunning = world.processes.allSatisfy { $0.isRunning }
         #expect(stillRunning, "a run stopped when the table quit")
+
+        // `lrtop attach` with no argument, where no single run is obvious, opens the same table.
+        let env = world.environment.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+        let attach = try TmuxSession(command: "env \(env) \(lrtopBinary.path) attach", width: 130, height: 40,
+                                     directory: world.elsewhere)
+        defer { attach.close() }
+        screen = try attach.waitFor("lrtop runs ·", timeout: 60)
+        _ = try attach.waitFor("gamma-ddp", timeout: 30)
+        try attach.send("q")
+        _ = try attach.waitFor("LRTOP_EXITED=0", timeout: 30)
     }
 
     @Test func aLoopStuckInItsDataLoadingIsFlaggedStalledAndShowsTheSleepingFrame() throws {

@@ -25,7 +25,7 @@ struct Attach: ParsableCommand {
         {"received":UNIX_SECONDS,"line":K,"via":"push"|"log","record":{...}}. Either ends when the run does.
         """)
 
-    @Argument(help: ArgumentHelp("A run's name or pid (any folder: this machine's live runs, as lrtop ls lists them), a run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs, else the single live run of this machine); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
+    @Argument(help: ArgumentHelp("A run's name or pid (any folder: this machine's live runs, as lrtop ls lists them), a run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs, else the single live run of this machine; the runs table when several are live); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
                                  valueName: "NAME|PID|RUN_DIR|SOCKET|HOST:[RUN]|slurm:JOBID"))
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
@@ -49,6 +49,9 @@ struct Attach: ParsableCommand {
         }
         let look = try Themes.resolve(theme)
         if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote, look: look) }
+        if target == nil && !headless && noSingleObviousRun() {
+            return try Runs.openTable(theme: look.0, notice: look.1, terminal: terminal)
+        }
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try resolve($0) } ?? pickRun()
