@@ -50,7 +50,8 @@ final class FleetRunsSource: RunsSource {
                        step: s?.step, totalSteps: s?.totalSteps, epoch: s?.epoch, lrs: s?.lrs ?? [], groups: s?.groups ?? [],
                        loss: figures.loss, lossTrend: figures.lossTrend, valLoss: figures.valLoss, valAcc: figures.valAcc,
                        stepsPerSecond: figures.stepsPerSecond, samplesPerSecond: figures.samplesPerSecond,
-                       etaSeconds: figures.etaSeconds, stepAge: f.stepAge(now: now), stepTime: figures.stepTime,
+                       etaSeconds: figures.etaSeconds, gpuPeak: figures.gpuMemPeak, gpuTotal: figures.gpuMemTotal,
+                       stepAge: f.stepAge(now: now), stepTime: figures.stepTime,
                        ranks: ([f] + f.ranks).map { rankRow($0, job: f, now: now) }.filter { _ in (f.worldSize ?? 1) > 1 },
                        log: f.log)
     }

@@ -61,6 +61,7 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         case .lr: return 16
         case .host: return 12
         case .trend: return RunsColumn.trendWidth
+        case .step: return 18  // "123456/200000 62%"
         default: return 14
         }
     }
