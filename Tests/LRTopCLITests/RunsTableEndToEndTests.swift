@@ -262,3 +262,15 @@ struct RunsTableEndToEndTests {
         _ = try tui.waitFor("lrtop runs ·")
     }
 }
+
+/// `lrtop runs` where it cannot draw: one line that says what to do instead, non-zero exit; its help names its keys.
+@Suite struct RunsTableCLITests {
+    @Test func withoutATerminalItSaysSoAndPointsToLs() throws {
+        let out = try lrtop(["runs"])
+        #expect(out.status != 0)
+        #expect(out.stderr.contains("lrtop runs needs a terminal") && out.stderr.contains("lrtop ls --json"), "\(out.stderr)")
+        #expect(out.stderr.split(separator: "\n").count == 1, "\(out.stderr)")
+        let help = try lrtop(["runs", "--help"])
+        #expect(help.status == 0 && help.stdout.contains("htop") && help.stdout.contains("space tags"))
+    }
+}
