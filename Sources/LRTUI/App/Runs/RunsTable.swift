@@ -110,7 +110,9 @@ struct RunsTableLayout {
     var visible: [(column: RunsColumn, x: Int, width: Int)] = []
 
     static let gap = 1
-    static let minimumNameWidth = 8
+    /// Every column with names cut to `shortestName`, else a readable name (`minimumNameWidth`) and fewer columns.
+    static let minimumNameWidth = 12
+    static let shortestName = 8
     /// The state column holds a command's answer or an end reason: it narrows to this, not below.
     static let minimumStateWidth = 12
 
@@ -128,9 +130,13 @@ struct RunsTableLayout {
         }
         var shown = Set(RunsColumn.allCases)
         func total() -> Int { shown.reduce(0) { $0 + widths[$1]! + Self.gap } - Self.gap }
-        if total() > width { widths[.name] = min(widths[.name]!, Self.minimumNameWidth) }
+        let nameWidth = widths[.name]!
+        if total() > width { widths[.name] = min(nameWidth, Self.minimumNameWidth) }
         if total() > width { widths[.state] = min(widths[.state]!, Self.minimumStateWidth) }
         if total() > width { widths[.kind] = min(widths[.kind]!, 7) }
+        if total() > width, total() - widths[.name]! + min(nameWidth, Self.shortestName) <= width {
+            widths[.name] = min(nameWidth, Self.shortestName)
+        }
         for c in RunsColumn.allCases.sorted(by: { $0.priority > $1.priority }) where total() > width && c != .name {
             shown.remove(c)
         }
