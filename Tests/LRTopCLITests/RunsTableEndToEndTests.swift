@@ -155,6 +155,20 @@ struct RunsTableEndToEndTests {
         try tui.send("Right")
         screen = try tui.waitFor("└ rank 1", timeout: 30)
         #expect(screen.contains("└ rank 0"), "\(screen)")
+        // Its stacks come from every rank, each answered by the rank's own service thread.
+        try tui.send("S")
+        screen = try tui.waitFor("stacks of gamma-ddp", timeout: 30)
+        #expect(try tui.waitUntil(timeout: 30) { $0.contains("rank 0") && $0.contains("thread MainThread (main)") && !$0.contains("asking") },
+                "\((try? tui.screen()) ?? "")")
+        // Page down to rank 1's stack (a rank's heading is a line of its own: "rank 1").
+        var sawRank1 = false
+        for _ in 0..<12 where !sawRank1 {
+            sawRank1 = try tui.waitUntil(timeout: 1) { $0.split(separator: "\n").contains { $0.contains("│ rank 1 ") } }
+            if !sawRank1 { try tui.send("PageDown") }
+        }
+        #expect(sawRank1, "no rank 1 in the stacks view:\n\((try? tui.screen()) ?? "")")
+        try tui.send("Escape")
+        _ = try tui.waitFor("└ rank 1", timeout: 10)
         try tui.send("Left")
         try tui.send("Escape")
         #expect(try tui.waitUntil(timeout: 10) { $0.contains("beta") && !$0.contains("└ rank") }, "\((try? tui.screen()) ?? "")")
