@@ -193,6 +193,11 @@ final class TableSource: RunsSource {
         let x = try #require(b.line(1).range(of: "host")).lowerBound.utf16Offset(in: b.line(1))
         _ = s.handle(.mouse(MouseEvent(.click, x: x, y: 1)))
         #expect(s.state.sortColumn == .host)
+        // A click on a row selects it.
+        let shown = draw(s).lines()
+        let y = try #require(shown.firstIndex { $0.contains("old-run") })
+        _ = s.handle(.mouse(MouseEvent(.click, x: 5, y: y)))
+        #expect(s.state.selectedID == "e")
     }
 
     @Test func aJobExpandsIntoItsRanksWithStepTimeSkewAndAge() throws {
