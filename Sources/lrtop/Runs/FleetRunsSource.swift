@@ -52,7 +52,7 @@ final class FleetRunsSource: RunsSource {
                        stepsPerSecond: figures.stepsPerSecond, samplesPerSecond: figures.samplesPerSecond,
                        etaSeconds: figures.etaSeconds, gpuPeak: figures.gpuMemPeak, gpuTotal: figures.gpuMemTotal,
                        stepAge: f.stepAge(now: now), stepTime: figures.stepTime,
-                       ranks: ([f] + f.ranks).map { rankRow($0, job: f, now: now) }.filter { _ in (f.worldSize ?? 1) > 1 },
+                       ranks: (f.worldSize ?? 1) > 1 ? ([f] + f.ranks).map { rankRow($0, job: f, now: now) } : [],
                        log: f.log)
     }
 
