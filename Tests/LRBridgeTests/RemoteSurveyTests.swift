@@ -89,6 +89,30 @@ struct RemoteSurveyTests {
         #expect(try survey(live.path, state: state, runtime: runtime).target == .socket(live.path))
     }
 
+    @Test func anEntryWhoseProcessLivesButWhoseSocketIsGoneIsSkipped() throws {
+        let dir = try TempFolder()
+        defer { dir.remove() }
+        let state = dir.file("state"), runtime = dir.file("rt")
+        let registry = state + "/lrtop/runs"
+        // Its socket in a folder the script does not look in (a run told another socket folder), so only the
+        // socket's absence says the entry is stale; its process (this one) lives.
+        let elsewhere = dir.file("elsewhere")
+        try FileManager.default.createDirectory(atPath: registry, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        let kept = try FakeBridgeServer(path: elsewhere + "/\(getpid())-11111111.sock")
+        defer { kept.stop() }
+        try entry(socket: kept.path, name: "alive").write(toFile: registry + "/\(Self.me)-\(getpid())-11111111.json", atomically: true, encoding: .utf8)
+        // Swift's encoder writes slashes as \/: the script reads the path through them.
+        try entry(socket: (elsewhere + "/\(getpid())-22222222.sock").replacingOccurrences(of: "/", with: "\\/"), name: "closed")
+            .write(toFile: registry + "/\(Self.me)-\(getpid())-22222222.json", atomically: true, encoding: .utf8)
+        let s = try survey(state: state, runtime: runtime)
+        #expect(s.entries.compactMap(\.name) == ["alive"])
+        #expect(s.runs.contains { $0.name == "alive" } && !s.runs.contains { $0.name == "closed" })
+        #expect(s.skipped == 1)
+        // The entry itself stays: its process may still serve it again; the registry's writer owns it.
+        #expect(FileManager.default.fileExists(atPath: registry + "/\(Self.me)-\(getpid())-22222222.json"))
+    }
+
     @Test func registryEntriesAreCheckedFieldByField() {
         func parse(_ text: String) -> RegistryEntry? { RegistryEntry.parse(Array(text.utf8)) }
         let good = parse(entry(host: "gpu7.cluster.org", pid: 12, socket: "/s/12-abcdabcd.sock"))

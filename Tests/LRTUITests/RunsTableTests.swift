@@ -65,11 +65,34 @@ final class TableSource: RunsSource {
 
     func line(_ b: Buffer, containing text: String) -> String { b.trimmedLines().first { $0.contains(text) } ?? "(no line with \(text))" }
 
+    @Test func slurmColumnsComeWithAJobAndAPendingJobIsARowWithoutMetrics() throws {
+        var rows = Self.rows
+        rows[0].job = RunsJob(id: "4711", partition: "gpu", state: "RUNNING", timeLeft: "1:59:00")
+        rows.append(RunsRow(id: "slurm:4712", name: "train.sh", kind: "slurm", state: "pending", reason: "Resources",
+                            job: RunsJob(id: "4712", partition: "gpu", state: "PENDING", timeLeft: "2:00:00")))
+        let (s, _) = screen(rows)
+        let b = draw(s, width: 180)
+        let header = b.line(1)
+        for c in RunsColumn.slurmColumns { #expect(header.contains(c.title), "no \(c.title) column:\n\(header)") }
+        let run = line(b, containing: "seed-1")
+        #expect(run.contains("4711") && run.contains("gpu") && run.contains("RUNNING") && run.contains("1:59:00"), "\(run)")
+        let pending = line(b, containing: "train.sh")
+        #expect(pending.contains("pending: Resources") && pending.contains("4712") && pending.contains("PENDING"), "\(pending)")
+        #expect(!pending.contains("%"), "a pending job has no progress: \(pending)")
+        // At 80 columns the job id stays (a --slurm table is asked for it), the partition goes first.
+        let narrow = draw(s, width: 80).line(1)
+        #expect(narrow.contains("job") && !narrow.contains("partition"), "\(narrow)")
+    }
+
     @Test func fullWidthShowsEveryColumnWithTheUIsFormats() throws {
         let (s, _) = screen()
         let b = draw(s)
         let header = b.line(1)
-        for c in RunsColumn.allCases { #expect(header.contains(c.title), "no \(c.title) column at 120 wide") }
+        // (Slurm's columns come only with a row that has a job: slurmColumnsComeWithAJob.)
+        for c in RunsColumn.allCases where !RunsColumn.slurmColumns.contains(c) {
+            #expect(header.contains(c.title), "no \(c.title) column at 120 wide")
+        }
+        #expect(!header.contains("partition"), "\(header)")
         let a = (line(b, containing: "seed-1"))
         #expect(a.contains("plain") && a.contains("running") && a.contains("120/1000 12%"))
         #expect(a.contains("5e-4,1e-3"), "compact LR per group")

@@ -216,15 +216,8 @@ struct RemoteEndToEndTests {
         do { try slurm.start() } catch { try Test.cancel(Comment(rawValue: "Slurm cannot start here: \(error)")) }
         let dir = try TempDir("lrtop-slurm")
         defer { dir.cleanup() }
-        let script = "#!/bin/sh\nexec \(venvPython!) \(packageRoot.path)/python/examples/plain_loop.py --steps 100000 --step-delay 0.05 --eval-every 50 --name slurm-run --log-dir runs\n"
-        let job = try slurm.sbatch(script, in: dir.url.path, environment: world.remoteEnvironment.merging([
-            "PYTHONPATH": packageRoot.appendingPathComponent("python").path, "OMP_NUM_THREADS": "1"]) { $1 })
+        let (job, log) = try slurm.submitPlainLoop(name: "slurm-run", in: dir.url.path, remote: world.remoteEnvironment, timeout: slow)
         defer { slurm.cancel(job) }
-        let log = dir.path("runs/slurm-run/run.jsonl")
-        let deadline = Date().addingTimeInterval(slow)
-        while Date() < deadline, ((try? readLog(log)).map { records($0, type: "step").count } ?? 0) < 5 {
-            Thread.sleep(forTimeInterval: 0.3)
-        }
         let header = try #require(try readLog(log).first, "the job's run did not start: \((try? String(contentsOfFile: dir.path("job.out"), encoding: .utf8)) ?? "")")
         let recorded = header["slurm"] as? [String: Any]
         #expect(recorded?["job_id"] as? String == job && recorded?["proc_id"] as? Int == 0

@@ -28,6 +28,12 @@ public final class Fleet: @unchecked Sendable {
         /// Follow this user's Slurm jobs too: squeue's jobs (`Fleet.slurmJobs()`, each row's `job`), and the runs
         /// on the node of each running job's rank 0.
         public var slurm = false
+        /// Follow, over ssh, the hosts whose fresh entries the registry lists (a shared home holds every node's
+        /// entries): `lrtop runs` on a login node reaches each node's runs without being told its name (#26).
+        public var followRegistryHosts = true
+        /// Leave each host's master connection open its persist time after `close` (`lrtop ls`: the next command
+        /// starts at once); off, `close` ends them (a table's `q` leaves no ssh behind).
+        public var keepConnections = true
         public init() {}
     }
 
@@ -134,11 +140,16 @@ public final class Fleet: @unchecked Sendable {
             stopping = true
             return thread != nil && !finished
         }
-        for source in lock.withLock({ sources }) { source.stop() }
+        let hosts = lock.withLock({ sources })
+        for source in hosts { source.stop() }
         lock.withLock { slurmSource }?.stop()
-        guard running else { return }
-        poke()
-        while !lock.withLock({ finished }) { usleep(2000) }
+        if running {
+            poke()
+            while !lock.withLock({ finished }) { usleep(2000) }
+        }
+        // Each source lets go of its master itself (a survey under way ends at its next cancellation check).
+        let deadline = Date().addingTimeInterval(10)
+        while hosts.contains(where: { !$0.isDone }) && Date() < deadline { usleep(5000) }
     }
 
     /// The runs as they stand: live ones first (newest first), then the ended ones kept `keepEnded`. A DDP job is
@@ -186,11 +197,15 @@ public final class Fleet: @unchecked Sendable {
 
     /// Starts following `host`'s runs over ssh (under `lock`, or before the I/O thread runs).
     private func addSource(_ host: String) {
-        let source = RemoteFleetSource(host: host, following: { [weak self] in self?.followed(on: host) ?? [] },
+        let source = RemoteFleetSource(host: host, keepConnection: options.keepConnections, following: { [weak self] in self?.followed(on: host) ?? [] },
                                        deliver: { [weak self] event in self?.enqueue(.remote(host, event)) })
         sources.append(source)
         source.start()
     }
+
+    /// The other hosts followed now: those of `Options.hosts`, the rank-0 nodes of Slurm jobs, and the hosts the
+    /// registry lists (a shared home).
+    public var followedHosts: [String] { lock.withLock { sources.map(\.host) } }
 
     /// squeue's jobs as last read (`Options.slurm`), pending ones included: a table shows them beside the runs.
     public func slurmJobs() -> [Slurm.Job] { lock.withLock { publishedJobs } }
@@ -310,9 +325,20 @@ public final class Fleet: @unchecked Sendable {
         }
         var notes: [String] = []
         if let refused = look.registry.refused { notes.append(refused) }
-        if !look.otherHosts.isEmpty {
-            let hosts = Set(look.otherHosts.map(\.host)).sorted()
-            notes.append("the registry lists runs of other hosts (\(hosts.joined(separator: ", "))): see them with lrtop ls \(hosts.joined(separator: " "))")
+        let otherHosts = Set(look.otherHosts.map(\.host)).subtracting([options.host]).sorted()
+        if !otherHosts.isEmpty && options.followRegistryHosts {
+            // An entry's host names a machine the way the machine names itself: the alias ssh is asked for. A name
+            // ssh could take for an option (read from a file) is passed over, as the hosts file's lines are.
+            let reachable = otherHosts.filter { (try? SSHMaster.validate(host: $0)) != nil }
+            lock.withLock {
+                for host in reachable where !sources.contains(where: { $0.host == host }) { addSource(host) }
+            }
+            let skipped = otherHosts.filter { !reachable.contains($0) }
+            if !skipped.isEmpty {
+                notes.append("the registry lists runs of hosts whose names ssh cannot take (\(skipped.joined(separator: ", "))): passed over")
+            }
+        } else if !otherHosts.isEmpty {
+            notes.append("the registry lists runs of other hosts (\(otherHosts.joined(separator: ", "))): see them with lrtop ls \(otherHosts.joined(separator: " "))")
         }
         lock.withLock { publishedNotes = notes; publishedLook = look }
         looked = true

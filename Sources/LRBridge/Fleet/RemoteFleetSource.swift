@@ -30,8 +30,12 @@ final class RemoteFleetSource: @unchecked Sendable {
     private var done = false
     private var thread: Thread?
 
-    init(host: String, following: @escaping @Sendable () -> Set<String>, deliver: @escaping @Sendable (Event) -> Void) {
-        self.host = host; self.following = following; self.deliver = deliver
+    /// Leave the master its persist time when stopped (else close it, unless another lrtop process uses it).
+    private let keepConnection: Bool
+
+    init(host: String, keepConnection: Bool = true, following: @escaping @Sendable () -> Set<String>,
+         deliver: @escaping @Sendable (Event) -> Void) {
+        self.host = host; self.keepConnection = keepConnection; self.following = following; self.deliver = deliver
     }
 
     func start() {
@@ -73,7 +77,7 @@ final class RemoteFleetSource: @unchecked Sendable {
             }
             pause(Self.surveyInterval)
         }
-        master?.close(exitIfLast: false)
+        master?.close(exitIfLast: !keepConnection)
     }
 
     private func reach(_ run: RemoteSurvey.Run, through master: SSHMaster) {

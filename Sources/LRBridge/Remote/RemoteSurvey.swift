@@ -108,6 +108,9 @@ public struct RemoteSurvey: Equatable, Sendable {
             case "home": survey.home = field(1) ?? ""
             case "registry": survey.registry = field(1) ?? ""
             case "folder": if let f = field(1) { survey.folders.append(f) }
+            // An entry of that host whose process lives but whose socket is gone (a run that closed it, a folder
+            // cleaned): nothing to reach, so not listed.
+            case "gone": survey.skipped += 1
             case "entry":
                 if fields.count >= 3, let file = field(1), fields[2].utf8.count <= maxEntryBytes { entries.append((file, fields[2])) }
                 else { survey.skipped += 1 }
@@ -258,6 +261,10 @@ extension RemoteSurvey {
         case $pid in ''|*[!0-9]*) ;; *)
           if [ "$h" = "$me" ] && ! kill -0 "$pid" 2>/dev/null; then rm -f "$f"; continue; fi;;
         esac
+        if [ "$h" = "$me" ]; then
+          s=$(head -c 16385 "$f" | tr -d '\n\r' | sed -n 's/.*"socket" *: *"\([^"]*\)".*/\1/p' | tr -d '\\')
+          if [ -n "$s" ] && [ ! -S "$s" ]; then printf 'gone\t%s\n' "$f"; continue; fi
+        fi
         printf 'entry\t%s\t' "$f"; head -c 16385 "$f" | tr -d '\n\r\t'; printf '\n'
       done
     fi

@@ -11,8 +11,9 @@ struct Ls: ParsableCommand {
         discussion: """
         With hosts: the live lrtop runs of each (their registry entries and bridge sockets, read over SSH by a \
         POSIX shell command: nothing of lrtop's is needed there), side by side; each host's connection stays open \
-        for five minutes, so the next ls or attach starts at once. With none: this machine and the hosts of \
-        ~/.config/lrtop/hosts (one per line, # comments). --slurm: your jobs from squeue, each with the run of \
+        for five minutes, so the next ls or attach starts at once. With none: this machine, the hosts of \
+        ~/.config/lrtop/hosts (one per line, # comments), and every host whose live entries the registry lists \
+        (a shared home: each node's runs reached over ssh to that node, without naming it). --slurm: your jobs from squeue, each with the run of \
         its rank 0. Then: lrtop attach HOST:RUN, or lrtop attach slurm:JOBID.
         """)
 
@@ -53,8 +54,9 @@ struct Ls: ParsableCommand {
             // This machine: every run's own socket, asked for its status (as `lrtop runs` shows it).
             let fleet = Fleet()
             fleet.start()
-            fleet.settle(timeout: 3)
-            let found = fleet.snapshot().filter { !$0.connection.isEnded }
+            Self.settle(fleet, timeout: 3)
+            // (Hosts the registry lists are followed by the fleet; those of the hosts file are surveyed below.)
+            let found = fleet.snapshot().filter { !$0.connection.isEnded && !names.contains($0.id.host) }
             for note in fleet.notes() { printErr("lrtop: \(note)") }
             let looked = fleet.lastLook?.whereLooked ?? "looked in the registry \(LocalRegistry.folder())"
             fleet.close()
@@ -84,7 +86,7 @@ struct Ls: ParsableCommand {
         options.hosts = hosts
         let fleet = Fleet(options: options)
         fleet.start()
-        fleet.settle(timeout: hosts.isEmpty ? 3 : 30)
+        Self.settle(fleet, timeout: hosts.isEmpty ? 3 : 30)
         let rows = fleet.snapshot().filter { !$0.connection.isEnded }
         let problems = fleet.hostProblemsNow
         let notes = fleet.notes().filter { note in !problems.keys.contains { note.hasPrefix($0 + ": ") } }
@@ -127,6 +129,13 @@ struct Ls: ParsableCommand {
         printOut(Self.table(["JOBID", "PARTITION", "STATE", "TIME LEFT", "NODE", "RUN", "STEP", "LOSS"], rows))
         for p in Set(problems).sorted() { printErr("lrtop: error: \(p)") }
         if !problems.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Waits for the fleet's first full look; longer once it follows other hosts (the registry on a shared home
+    /// lists runs of other nodes, reached over ssh, which takes longer than this machine's sockets).
+    static func settle(_ fleet: Fleet, timeout: TimeInterval) {
+        fleet.settle(timeout: timeout)
+        if !fleet.followedHosts.isEmpty { fleet.settle(timeout: 30) }
     }
 
     /// Every host surveyed at once, each through its master connection (left open `SSHMaster.persistSeconds`).

@@ -12,12 +12,29 @@ extension Attach {
     func attachRemote(_ target: RemoteTarget, look: (Theme, String?)) throws {
         Interrupts.install()
         let opened: RemoteAttach
+        // `HOST:` alone with several live runs there: the runs table of that host (in a terminal), not a prompt.
+        var tableOf: String?
+        let wholeHost: String? = if case .host(let h, let spec) = target, spec.isEmpty, !headless { h } else { nil }
         do {
             opened = try RemoteAttach.open(target, via: via, progress: { printErr("lrtop: " + $0) },
-                                           pick: Self.pick, cancelled: { Interrupts.pending != 0 })
+                                           pick: { runs, host throws(RemoteError) in
+                                               if let wholeHost {
+                                                   tableOf = wholeHost
+                                                   throw RemoteError(.other, "\(runs.count) live runs on \(host)")
+                                               }
+                                               return try Self.pick(runs, host: host)
+                                           }, cancelled: { Interrupts.pending != 0 })
         } catch {
             RemoteCleanup.shared.runAll()
             if case .interrupted = error.kind { throw ExitCode(128 + Interrupts.pending) }
+            if let host = tableOf {
+                var options = Fleet.Options()
+                options.hosts = [host]
+                options.local = false
+                options.followRegistryHosts = false
+                return try Runs.openTable(theme: look.0, notice: look.1 ?? "\(error.description): tag them, steer them, enter opens one",
+                                          terminal: terminal, options: options)
+            }
             try fail(error.description)
         }
         let source = Self.makeSource(BridgeConnection(adopting: opened.connection), opened.localLog)

@@ -14,6 +14,10 @@ final class FleetRunsSource: RunsSource {
     private var delivered: [String: FleetAnswer] = [:]
     /// Rows whose stacks were asked for and not handed over yet.
     private var awaitingStacks: Set<String> = []
+    /// The rows that are no run (Slurm jobs without one, hosts that cannot be reached), and answers for commands
+    /// sent to them.
+    private var jobRows: Set<String> = []
+    private var refusals: [RunsAnswer] = []
 
     init(fleet: Fleet, theme: Theme) { self.fleet = fleet; self.theme = theme }
 
@@ -27,7 +31,27 @@ final class FleetRunsSource: RunsSource {
         if let b = built, b.generation == generation, now.timeIntervalSince(b.at) < 1 { return b.rows }
         let rows = fleet.snapshot()
         byID = Dictionary(rows.map { ($0.id.description, $0) }) { a, _ in a }
-        let shown = rows.map { Self.row($0, now: now) }
+        var shown = rows.map { Self.row($0, now: now) }
+        // squeue's jobs without a run in the table (pending, or running before their run registered): rows without
+        // metrics, so a --slurm table shows the whole queue.
+        let withRuns = Set(rows.compactMap { $0.slurm?.jobID })
+        jobRows = Set()
+        for job in fleet.slurmJobs() where !withRuns.contains(job.id) {
+            let id = "slurm:" + job.id
+            jobRows.insert(id)
+            let waiting = job.reason.isEmpty || job.reason == "None" ? nil : job.reason
+            shown.append(RunsRow(id: id, name: job.name, kind: "slurm", host: job.state == "RUNNING" ? job.nodes : "",
+                                 state: job.state.lowercased(), reason: waiting ?? (job.state == "RUNNING" ? "no lrtop run yet" : nil),
+                                 job: Self.job(job)))
+        }
+        // A host that cannot be surveyed (or squeue that cannot answer) is a row saying why, where its runs would be.
+        let problems = fleet.hostProblemsNow
+        for host in problems.keys.sorted() {
+            let id = "host:" + host
+            jobRows.insert(id)
+            shown.append(RunsRow(id: id, name: host == "squeue" ? "squeue" : host + ":", kind: host == "squeue" ? "slurm" : "host",
+                                 host: host == "squeue" ? "" : host, state: "unreachable", reason: problems[host]))
+        }
         built = (shown, generation, now)
         return shown
     }
@@ -53,7 +77,11 @@ final class FleetRunsSource: RunsSource {
                        etaSeconds: figures.etaSeconds, gpuPeak: figures.gpuMemPeak, gpuTotal: figures.gpuMemTotal,
                        stepAge: f.stepAge(now: now), stepTime: figures.stepTime,
                        ranks: (f.worldSize ?? 1) > 1 ? ([f] + f.ranks).map { rankRow($0, job: f, now: now) } : [],
-                       log: f.log)
+                       log: f.log, job: f.job.map(job))
+    }
+
+    static func job(_ j: Slurm.Job) -> RunsJob {
+        RunsJob(id: j.id, partition: j.partition, state: j.state, timeLeft: j.timeLeft)
     }
 
     /// A rank of a job: its own step, step time and age (rank 0 is the job's own process).
@@ -70,11 +98,16 @@ final class FleetRunsSource: RunsSource {
     func send(_ command: String, to ids: [String]) {
         let targets = ids.compactMap { byID[$0]?.id }
         for id in ids { delivered[id] = nil }
+        for id in ids where jobRows.contains(id) {
+            let what = id.hasPrefix("slurm:") ? "job \(id.dropFirst(6)) has no lrtop run to steer yet" : "no run there to steer"
+            refusals.append(RunsAnswer(id: id, ok: false, message: "\(command): \(what)"))
+        }
         fleet.send(command, to: targets)
     }
 
     func drainAnswers() -> [RunsAnswer] {
-        var out: [RunsAnswer] = []
+        var out = refusals
+        refusals.removeAll()
         for (id, row) in byID {
             guard let answer = row.answer, answer.ok != nil, delivered[id] != answer else { continue }
             delivered[id] = answer
@@ -127,6 +160,7 @@ final class FleetRunsSource: RunsSource {
         if row.connection.isEnded {
             return .failure(RunsSourceError("\(row.name) has ended: replay it with 'lrtop replay \(log)'"))
         }
+        if row.id.host != fleet.options.host { return remoteDashboard(row) }
         let connection: BridgeConnection
         do {
             connection = try BridgeConnection(path: row.socket)
@@ -139,9 +173,31 @@ final class FleetRunsSource: RunsSource {
         return .success(RunsChild(dashboard: dashboard, close: { source.detach() }))
     }
 
+    /// Another host's run, as `lrtop attach HOST:SOCKET` reaches it (through the host's master, which the fleet
+    /// holds open, so this takes a forward and a greeting), with its log copied as it grows.
+    func remoteDashboard(_ row: FleetRow) -> Result<RunsChild, RunsSourceError> {
+        let opened: RemoteAttach
+        do {
+            opened = try RemoteAttach.open(.host(row.id.host, spec: row.socket), progress: { _ in },
+                                           pick: { runs, _ in runs[0] }, cancelled: { Interrupts.pending != 0 })
+        } catch {
+            return .failure(RunsSourceError("\(row.name) on \(row.id.host): \(error)"))
+        }
+        let source = Attach.makeSource(BridgeConnection(adopting: opened.connection), opened.localLog)
+        source.transport = opened.transport
+        let dashboard = Dashboard(source: source, theme: theme, themeStore: Themes.store)
+        dashboard.showNotice("attached to \(row.name) on \(row.id.host) · esc or q back to the runs table, the run goes on")
+        return .success(RunsChild(dashboard: dashboard, close: { source.detach() }))
+    }
+
     /// The runs' logs in one dashboard, each followed as it grows (as `lrtop watch` follows one).
     func overlay(of ids: [String]) -> Result<RunsChild, RunsSourceError> {
-        let rows = ids.compactMap { byID[$0] }.filter { $0.log != nil }
+        let tagged = ids.compactMap { byID[$0] }
+        let rows = tagged.filter { $0.log != nil && $0.id.host == fleet.options.host }
+        if rows.isEmpty, let far = tagged.first(where: { $0.id.host != fleet.options.host }) {
+            // Another host's log is not readable here; its dashboard (enter) copies it over ssh.
+            return .failure(RunsSourceError("the overlay draws this machine's logs; \(far.name) runs on \(far.id.host): enter opens its dashboard"))
+        }
         guard let first = rows.first else { return .failure(RunsSourceError("none of these runs has a log to draw yet")) }
         func watch(_ r: FleetRow) -> WatchSource { WatchSource(url: URL(fileURLWithPath: r.log!), pollInterval: 0.5, title: r.name) }
         let dashboard = Dashboard(source: watch(first), overlays: rows.dropFirst().map(watch), theme: theme,

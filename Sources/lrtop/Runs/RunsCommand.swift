@@ -14,24 +14,56 @@ struct Runs: ParsableCommand {
         the LR, C checkpoints. enter opens a run's dashboard (esc comes back), o overlays the tagged runs' loss \
         and LR, S shows the selected run's stacks (every thread, every rank). F6 or < > sort, / or F4 filter, \
         ? lists every key, q quits and leaves the runs going. For scripts: lrtop ls --json.
+        Other hosts (docs/remote.md): lrtop runs HOST ... (their runs over your ssh, a host column); with no \
+        HOST, this machine's runs and those of the hosts in ~/.config/lrtop/hosts, and of every host whose \
+        entries the registry lists (a shared home). --slurm: your jobs from squeue beside their runs (job id, \
+        partition, job state, time left; pending jobs as rows of their own).
         """)
 
+    @Argument(help: ArgumentHelp("Other hosts as your ssh knows them (aliases of ~/.ssh/config, user@host): their runs only.", valueName: "HOST"))
+    var hosts: [String] = []
+    @Flag(help: "Your Slurm jobs (squeue) beside their runs: job id, partition, job state, time left; pending jobs too.")
+    var slurm = false
     @Option(help: "Theme name from 'lrtop themes', or a .theme file.") var theme: String?
     @OptionGroup var terminal: TerminalFlags
+
+    func validate() throws {
+        for host in hosts {
+            do { try SSHMaster.validate(host: host) } catch { throw ValidationError(error.description) }
+        }
+    }
 
     func run() throws {
         guard isatty(STDOUT_FILENO) == 1 && isatty(STDIN_FILENO) == 1 else {
             try fail("lrtop runs needs a terminal (stdout is not one): use 'lrtop ls' or 'lrtop ls --json' for a list")
         }
         let (chosen, themeNotice) = try Themes.resolve(theme)
-        try Self.openTable(theme: chosen, notice: themeNotice, terminal: terminal)
+        var notice = themeNotice
+        var options = Fleet.Options()
+        options.slurm = slurm
+        if hosts.isEmpty {
+            let (listed, warnings) = Ls.configuredHosts()
+            options.hosts = listed
+            notice = notice ?? warnings.first
+        } else {
+            options.hosts = hosts
+            options.local = false
+            options.followRegistryHosts = false
+        }
+        try Self.openTable(theme: chosen, notice: notice, terminal: terminal, options: options)
     }
 
-    /// The table until `q` (also `lrtop attach` with no argument when several runs are live).
-    static func openTable(theme: Theme, notice: String?, terminal: TerminalFlags) throws {
-        let fleet = Fleet()
+    /// The table until `q` (also `lrtop attach` with no argument when several runs are live, and `lrtop attach
+    /// HOST:` when several are live there). Its ssh connections end with it.
+    static func openTable(theme: Theme, notice: String?, terminal: TerminalFlags, options: Fleet.Options = Fleet.Options()) throws {
+        var fleetOptions = options
+        fleetOptions.keepConnections = false
+        let fleet = Fleet(options: fleetOptions)
         fleet.start()
-        defer { fleet.close() }
+        defer {
+            fleet.close()
+            RemoteCleanup.shared.runAll()
+        }
         let screen = RunsScreen(source: FleetRunsSource(fleet: fleet, theme: theme), theme: theme)
         if let n = notice ?? fleet.notes().first { screen.notify(n) }
         // Ten frames a second at most: the fleet's statuses come twice a second, keys are answered at once.

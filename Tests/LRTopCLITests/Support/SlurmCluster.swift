@@ -95,6 +95,21 @@ final class SlurmCluster {
         return id
     }
 
+    /// Submits python/examples/plain_loop.py (this checkout's bridge) as a batch job whose run lives "there" (the
+    /// remote's socket and state folders), and waits for its first steps; its log is DIR/runs/NAME/run.jsonl.
+    func submitPlainLoop(name: String, in directory: String, remote: [String: String], timeout: TimeInterval) throws
+        -> (job: String, log: String) {
+        let script = "#!/bin/sh\nexec \(venvPython!) \(packageRoot.path)/python/examples/plain_loop.py --steps 100000 --step-delay 0.05 --eval-every 50 --name \(name) --log-dir runs\n"
+        let job = try sbatch(script, in: directory, environment: remote.merging([
+            "PYTHONPATH": packageRoot.appendingPathComponent("python").path, "OMP_NUM_THREADS": "1"]) { $1 })
+        let log = directory + "/runs/\(name)/run.jsonl"
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline, ((try? readLog(log)).map { records($0, type: "step").count } ?? 0) < 5 {
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        return (job, log)
+    }
+
     func squeueState(_ job: String) -> String {
         ((try? runCleanly(["/usr/bin/env", "SLURM_CONF=\(dir)/slurm.conf", "squeue", "-h", "-j", job, "-o", "%T"])) ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)

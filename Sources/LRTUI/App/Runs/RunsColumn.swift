@@ -2,6 +2,11 @@
 /// is narrow (columns with a higher `priority` number are dropped first).
 public enum RunsColumn: Int, CaseIterable, Sendable {
     case name, kind, state, step, epoch, lr, loss, trend, val, stepsPerSecond, samplesPerSecond, eta, gpu, age, host
+    /// Slurm's columns (`lrtop runs --slurm`), shown only when a row has a job.
+    case job, partition, jobState, timeLeft
+
+    /// The columns that say what Slurm says of a run's job.
+    public static let slurmColumns: Set<RunsColumn> = [.job, .partition, .jobState, .timeLeft]
 
     public var title: String {
         switch self {
@@ -20,6 +25,10 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         case .gpu: return "gpu"
         case .age: return "age"
         case .host: return "host"
+        case .job: return "job"
+        case .partition: return "partition"
+        case .jobState: return "job state"
+        case .timeLeft: return "left"
         }
     }
 
@@ -42,13 +51,18 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         case .epoch: return 12
         case .samplesPerSecond: return 13
         case .gpu: return 14
+        // A --slurm table is asked for these: the job id stays as long as the loss, its time left as the ETA.
+        case .job: return 3
+        case .timeLeft: return 6
+        case .jobState: return 7
+        case .partition: return 10
         }
     }
 
     /// Numbers are right-aligned so their digits line up.
     public var rightAligned: Bool {
         switch self {
-        case .name, .kind, .state, .trend, .lr, .host, .val: return false
+        case .name, .kind, .state, .trend, .lr, .host, .val, .partition, .jobState: return false
         default: return true
         }
     }
@@ -110,6 +124,10 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
             guard let a = row.stepAge, !row.ended else { return row.ended ? "" : "—" }
             return Self.age(a) + (row.isStalled ? " ⚠" : "")
         case .host: return row.host
+        case .job: return row.job?.id ?? ""
+        case .partition: return row.job?.partition ?? ""
+        case .jobState: return row.job?.state ?? ""
+        case .timeLeft: return row.job?.timeLeft ?? ""
         }
     }
 
@@ -160,6 +178,10 @@ public enum RunsColumn: Int, CaseIterable, Sendable {
         case .kind: return .text(text(row))
         case .state: return .text(text(row))
         case .host: return .text(row.host)
+        case .job: return row.job.map { .number(Double($0.id) ?? 0) }
+        case .partition: return row.job.map { .text($0.partition) }
+        case .jobState: return row.job.map { .text($0.state) }
+        case .timeLeft: return row.job.map { .text($0.timeLeft) }
         case .step: return row.step.map { .number(Double($0)) }
         case .epoch: return row.epoch.map { .number(Double($0)) }
         case .lr: return row.lrs.first.map(SortKey.number)

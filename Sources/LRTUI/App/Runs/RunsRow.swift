@@ -1,3 +1,16 @@
+/// A Slurm job beside its run: what squeue says of it.
+public struct RunsJob: Equatable, Sendable {
+    public var id: String
+    public var partition: String
+    /// RUNNING, PENDING, COMPLETING ...
+    public var state: String
+    /// squeue's words: 1:02:03, 2-00:00:00, UNLIMITED.
+    public var timeLeft: String
+    public init(id: String, partition: String, state: String, timeLeft: String) {
+        self.id = id; self.partition = partition; self.state = state; self.timeLeft = timeLeft
+    }
+}
+
 /// One run of the runs table (`lrtop runs`) as the table shows it: plain values, so the table knows nothing of
 /// sockets or registries. The lrtop target fills these from the fleet of live runs; tests build them by hand.
 public struct RunsRow: Equatable, Sendable {
@@ -40,6 +53,8 @@ public struct RunsRow: Equatable, Sendable {
     public var ranks: [RunsRow]
     /// The run's log, for the overlay of tagged runs.
     public var log: String?
+    /// Its Slurm job as squeue tells it (`lrtop runs --slurm`); a pending job is a row of its own without metrics.
+    public var job: RunsJob?
 
     public init(id: String, name: String, kind: String = "plain", worldSize: Int? = nil, rank: Int? = nil,
                 host: String = "", state: String = "running", reason: String? = nil, ended: Bool = false,
@@ -47,14 +62,14 @@ public struct RunsRow: Equatable, Sendable {
                 loss: Double? = nil, lossTrend: [Double] = [], valLoss: Double? = nil, valAcc: Double? = nil,
                 stepsPerSecond: Double? = nil, samplesPerSecond: Double? = nil, etaSeconds: Double? = nil,
                 gpuPeak: Double? = nil, gpuTotal: Double? = nil, stepAge: Double? = nil, stepTime: Double? = nil,
-                ranks: [RunsRow] = [], log: String? = nil) {
+                ranks: [RunsRow] = [], log: String? = nil, job: RunsJob? = nil) {
         self.id = id; self.name = name; self.kind = kind; self.worldSize = worldSize; self.rank = rank
         self.host = host; self.state = state; self.reason = reason; self.ended = ended
         self.step = step; self.totalSteps = totalSteps; self.epoch = epoch; self.lrs = lrs; self.groups = groups
         self.loss = loss; self.lossTrend = lossTrend; self.valLoss = valLoss; self.valAcc = valAcc
         self.stepsPerSecond = stepsPerSecond; self.samplesPerSecond = samplesPerSecond; self.etaSeconds = etaSeconds
         self.gpuPeak = gpuPeak; self.gpuTotal = gpuTotal; self.stepAge = stepAge; self.stepTime = stepTime
-        self.ranks = ranks; self.log = log
+        self.ranks = ranks; self.log = log; self.job = job
     }
 
     /// How many times its median step time a run may go without a step before it is flagged.

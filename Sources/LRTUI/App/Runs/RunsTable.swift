@@ -129,6 +129,7 @@ struct RunsTableLayout {
 
         }
         var shown = Set(RunsColumn.allCases)
+        if !rows.contains(where: { $0.job != nil }) { shown.subtract(RunsColumn.slurmColumns) }
         func total() -> Int { shown.reduce(0) { $0 + widths[$1]! + Self.gap } - Self.gap }
         let nameWidth = widths[.name]!
         if total() > width { widths[.name] = min(nameWidth, Self.minimumNameWidth) }
