@@ -15,6 +15,7 @@ let computeCPU: [String] = []
 //   lrtop -> LRTUI (terminal UI) -> LRLog (run records, log formats) -> LRCommand (the steering language)
 //   lrtop -> LRTrain (trainer) -> LROptim, LRModels -> LRTensor -> CBLAS; LRTrain -> LRLog
 //   lrtop -> LRBridge (`lrtop attach`: the socket client of a PyTorch run, as a RunSource) -> LRTUI
+//   lrtop -> LRServe (the control socket and registry entry of a run trained here) -> LRBridge, LRTrain
 // The UI knows records and a RunSource protocol, not the trainer: the lrtop target adapts one to the other.
 let package = Package(
     name: "lrtop",
@@ -43,8 +44,10 @@ let package = Package(
         .target(name: "LRTrain", dependencies: ["LRTensor", "LRModels", "LROptim", "LRCommand", "LRLog"]),
         .target(name: "LRTUI", dependencies: ["LRCommand", "LRLog", "CNcursesW"]),
         .target(name: "LRBridge", dependencies: ["LRTUI", "LRCommand", "LRLog"]),
+        // The control socket and registry entry of a run trained here: the bridge's protocol, served by lrtop.
+        .target(name: "LRServe", dependencies: ["LRBridge", "LRTrain", "LRCommand", "LRLog", "LRTUI"]),
         .executableTarget(name: "lrtop", dependencies: [
-            "LRTUI", "LRBridge", "LRTrain", "LRCommand", "LRLog", "LROptim", "LRModels", "LRTensor",
+            "LRTUI", "LRBridge", "LRServe", "LRTrain", "LRCommand", "LRLog", "LROptim", "LRModels", "LRTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -57,6 +60,7 @@ let package = Package(
         .testTarget(name: "LRTUITests", dependencies: ["LRTUI", "LRCommand"]),
         // The attach client against a fake bridge server written in the tests; commands checked by the real parser.
         .testTarget(name: "LRBridgeTests", dependencies: ["LRBridge", "LRCommand", "LRLog", "LRTrain"]),
+        .testTarget(name: "LRServeTests", dependencies: ["LRServe", "LRBridge", "LRLog"]),
         // Drives the built `lrtop` binary as a user would: CLI, files written, tmux sessions.
         .testTarget(name: "LRTopCLITests", dependencies: ["lrtop"]),
     ],

@@ -28,6 +28,9 @@ public struct RunHeader: Codable, Sendable, Equatable {
     /// How the script that wrote the log numbers its epochs (0 or 1), when a bridged run knew it at attach; nil for
     /// lrtop's own runs (shown from 1). Records' `epoch` is 0-based either way.
     public var epochBase: Int? = nil
+    /// The control socket of the process that writes the log (a bridged run, `lrtop train`): `lrtop attach RUN_DIR`
+    /// connects to it. Nil when the run serves none.
+    public var socket: String? = nil
 
     public init(schema: Int = RunHeader.currentSchema, lrtopVersion: String, config: [String: String], seed: UInt64,
                 startTime: String, groups: [String], stepsPerEpoch: Int, totalSteps: Int?, subrun: SubRun? = nil) {
@@ -39,7 +42,7 @@ public struct RunHeader: Codable, Sendable, Equatable {
     /// The run log's keys (docs/runlog.md), also used by `Codable`.
     public enum CodingKeys: String, CodingKey {
         case schema, lrtopVersion = "lrtop_version", config, seed, startTime = "start_time", groups
-        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps", subrun, epochBase = "epoch_base"
+        case stepsPerEpoch = "steps_per_epoch", totalSteps = "total_steps", subrun, epochBase = "epoch_base", socket
     }
 }
 

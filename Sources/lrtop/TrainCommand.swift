@@ -4,6 +4,7 @@ import LRTrain
 import LRLog
 import LRTUI
 import LRCommand
+import LRServe
 
 struct Train: TypedArgumentsCommand {
     static let configuration = CommandConfiguration(
@@ -139,8 +140,12 @@ struct Train: TypedArgumentsCommand {
         let printer = ProgressPrinter(every: progressEvery)
         options.observer = { printer.handle($0) }
         SignalFlag.install()
+        // Served like a bridged run: `lrtop attach RUN_DIR` steers it, `lrtop ls` lists it.
+        let served = ServedRun.prepare(options: &options, config: config, warn: { printErr($0) })
+        defer { served?.close() }
         let trainer: Trainer
         do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
+        served?.start(trainer: trainer)
         if let notice = trainer.datasetNotice { printErr("lrtop: \(notice)") }
         for warning in trainer.setupWarnings { printErr("lrtop: warning: \(warning)") }
         printer.totalSteps = trainer.totalSteps
@@ -156,7 +161,9 @@ struct Train: TypedArgumentsCommand {
         if let logURL = trainer.logURL {
             printer.line("lrtop: log \(logURL.path)" + (trainer.step > 0 && FileProblem.size(logURL.path) ?? 0 > 0 ? " (continued)" : ""))
         }
+        if served != nil, let dir = trainer.runDirectory { printer.line("lrtop: steer it with: lrtop attach \(dir.path)") }
         let end = trainer.run()
+        served?.close()
         printer.summary(end)
         if let logURL = trainer.logURL { printer.line("lrtop: replay with: lrtop replay \(logURL.path)") }
         switch end.reason {
@@ -178,12 +185,23 @@ extension Train {
         sigemptyset(&signals)
         for s in [SIGINT, SIGTERM, SIGHUP, SIGWINCH] { sigaddset(&signals, s) }
         pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+        // Before any thread starts: `d` needs a process the shell can see exit while the run goes on.
+        let detachLink = Detach.split()
         var options = options
         options.headless = false
         options.publishRecords = true
+        let detachedProgress = DetachedProgress(every: max(progressEvery, 0))
+        let earlier = options.observer
+        options.observer = { record in
+            earlier?(record)
+            detachedProgress.handle(record)
+        }
+        let served = ServedRun.prepare(options: &options, config: config, warn: { printErr($0) })
+        defer { served?.close() }
         let (loadedTheme, notice) = try Themes.resolve(theme)
         let trainer: Trainer
         do { trainer = try Trainer(config: config, options: options) } catch { try fail("\(error)") }
+        served?.start(trainer: trainer)
         let finished = DispatchSemaphore(value: 0)
         let box = EndBox()
         let thread = Thread {
@@ -197,7 +215,7 @@ extension Train {
         // The run as people call it: its --name, else its folder (what `replay` and `--summary` call it too).
         let name = trainer.config.name ?? trainer.runDirectory?.lastPathComponent ?? "run"
         let title = "\(name) · \(config.model) · \(trainer.datasetName)"
-        let source = TrainerSource(channel: trainer.channel, title: title)
+        let source = TrainerSource(channel: trainer.channel, title: title, canDetach: served != nil && detachLink != nil)
         // Each frame can stall a BLAS thread mid-product on a 2-core machine (measured with `lrtop bench --tui`:
         // about 0.3% of training speed per frame per second), so the view refreshes 4 times a second while you
         // watch and 15 times a second for two seconds after a key. Keys are read the moment they arrive.
@@ -212,7 +230,16 @@ extension Train {
             stop(trainer, finished, signal: nil)
             try fail("\(error)")
         }
-        // The terminal is restored here. End the run cleanly: log closed, end record and final checkpoint written.
+        // The terminal is restored here.
+        if reason == .detached, let detachLink {
+            let console = (trainer.runDirectory ?? trainer.logURL?.deletingLastPathComponent())
+                .map { $0.appendingPathComponent("console.log").path } ?? "/dev/null"
+            Detach.goHeadless(name: name, console: console, link: detachLink)
+            detachedProgress.start(totalSteps: trainer.totalSteps, stepsPerEpoch: trainer.stepsPerEpoch)
+            try finishDetached(trainer, finished, box, served)
+            return
+        }
+        // End the run cleanly: log closed, end record and final checkpoint written.
         var signal: Int32? = nil
         if case .interrupted(let s) = reason { signal = s }
         stop(trainer, finished, signal: signal)
@@ -223,6 +250,22 @@ extension Train {
         if let dir = trainer.runDirectory { printOut("lrtop: run folder \(dir.path)") }
         if let log = trainer.logURL { printOut("lrtop: replay with: lrtop replay \(log.path)") }
         if let signal { throw ExitCode(128 + signal) }
+    }
+
+    /// The run goes on headless after `d`: nobody drains the records and answers the UI took (they are thrown
+    /// away each second, so they cannot pile up), the socket serves viewers, and the end is written to the console.
+    private func finishDetached(_ trainer: Trainer, _ finished: DispatchSemaphore, _ box: EndBox,
+                                _ served: ServedRun?) throws {
+        while finished.wait(timeout: .now() + 1) == .timedOut {
+            _ = trainer.channel.drain()
+            _ = trainer.channel.takeReplies()
+        }
+        served?.close()
+        if let end = box.end {
+            ProgressPrinter(every: 0).summary(end)
+            if end.reason == .interrupted { throw ExitCode(128 + (SignalFlag.number > 0 ? SignalFlag.number : SIGTERM)) }
+            if end.reason == .diverged || end.reason == .failed { throw ExitCode(1) }
+        }
     }
 
     private func stop(_ trainer: Trainer, _ finished: DispatchSemaphore, signal: Int32?) {

@@ -17,7 +17,8 @@ import LRTUI
     }
 
     @Test func helpOverlayListsEveryKey() {
-        var b = Buffer(width: 100, height: 30)
+        // 57 keys since `d` (detach): two columns of 29 rows, framed.
+        var b = Buffer(width: 100, height: 31)
         HelpOverlay(palette: palette).render(into: &b, area: b.area)
         let text = b.text
         for binding in KeyMap.bindings {

@@ -6,7 +6,9 @@
 - `DivergenceGuard` (guard.py): when a loss means the run diverged;
 - `Checkpoints` (checkpoints.py, checkpoint_file.py): what a rollback returns to, and its files;
 - the run log (runlog.py), the control socket (server.py), DDP's command exchange (distributed.py), signals
-  (signals.py), the find-lr mode (rangetest.py).
+  (signals.py), the find-lr mode (rangetest.py);
+- what `lrtop runs` reads without the log: the run registry's entry (registry.py), the status's figures
+  (livefigures.py), the threads' stacks (stacks.py).
 
 The training loop calls `run.step()` once per optimizer step: it logs the step, checks the guard, applies the
 commands that arrived (a bounded share per boundary), and blocks there while the run is paused.
@@ -40,8 +42,10 @@ from .devicevalues import Deferred, DeviceValues, gpu_stats, ready
 from .distributed import CommandChannel
 from .engines import unwrap as unwrap_engine
 from .guard import DivergenceGuard, GuardAction
+from .livefigures import LogFigures, StepClock
 from .lrcontrol import LRControl
 from .rangetest import RangeTester, RangeTestResult
+from .registry import Registration, short_host
 from .metrics import metric_values
 from .runlog import RunLogWriter, number, numbers
 from .schedulers import shadow_optimizer
@@ -148,6 +152,9 @@ class Run:
         self._applying_origin = "socket"
         self._steps_while_paused = 0
         self._stop_reason: Optional[str] = None
+        self._stopped_by: Optional[str] = None
+        # The status's `ended` once the run has closed: its end reason in a few words.
+        self._ended: Optional[str] = None
         self._state = "running"
         self._last_loss: Any = math.nan
         self._best_eval_loss: Optional[float] = None
@@ -165,7 +172,8 @@ class Run:
         # Bumped by every step and applied command: a `ckpt` with nothing changed since the last one reuses it.
         self._version = 0
 
-        # DDP: rank 0 logs and listens; every rank applies the same commands at the same step.
+        # DDP: rank 0 logs and takes commands; every rank applies the same commands at the same step, and serves its
+        # own status and stacks (`_open_rank_socket`).
         dist = torch.distributed
         self._distributed = dist.is_available() and dist.is_initialized()
         self._rank = dist.get_rank() if self._distributed else 0
@@ -186,6 +194,13 @@ class Run:
         self._folder: Optional[int] = None
         self._writer: Optional[RunLogWriter] = None
         self._server: Optional[ControlServer] = None
+        # DDP ranks other than 0: a server of their own (status, stacks; commands refused: they go to the job).
+        self._rank_server: Optional[ControlServer] = None
+        self._registration: Optional[Registration] = None
+        # The status's figures: the log's records as they are encoded, and the loop's step times as the service
+        # thread sees them (livefigures.py): nothing added to the step.
+        self._figures = LogFigures()
+        self._clock = StepClock()
         self._start = time.time()
         cfg = {"optimizer": type(optimizer).__name__, "lr": "/".join(repr(x) for x in self._lr.base_lrs),
                "framework": framework, "world_size": str(self._world_size)}
@@ -236,8 +251,12 @@ class Run:
             except BaseException:
                 if self._server is not None:
                     self._server.close()
+                if self._registration is not None:
+                    self._registration.remove()
                 close_quietly(self._folder)
                 raise
+        else:
+            self._open_rank_socket()
         if guard == "rollback":
             # The guard's first rollback has somewhere to go: the state at attach, in memory (no file).
             try:
@@ -256,7 +275,7 @@ class Run:
     def _open_log_and_socket(self, log_dir: str, name: Optional[str], suffix: int) -> None:
         assert self._folder is not None
         self._writer = RunLogWriter(self._folder, "run.jsonl", self._log_path, self._start,
-                                    on_trouble=self._log_trouble)
+                                    on_trouble=self._log_trouble, on_encoded=self._figures.observe)
         try:
             self._server = ControlServer(self._hello(), self._status, self._on_malformed, self._tick, warn=_warn,
                                          records=self._writer)
@@ -276,11 +295,37 @@ class Run:
             start_time=_dt.datetime.fromtimestamp(self._start, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             seed=self._seed, groups=self._group_names, steps_per_epoch=self._steps_per_epoch or 0,
             total_steps=self._total_steps, config=self._config, extra=extra)
+        self._register(job)
         if self._announce:
             print(f"lrtop: steer this run with: lrtop attach {self._run_dir}", file=sys.stderr, flush=True)
         if suffix != 1:
             _warn(f"lrtop: {os.path.join(os.path.abspath(log_dir), name or '')} holds a run already; this one is "
                   f"{self._run_dir}")
+
+    def _open_rank_socket(self) -> None:
+        """A DDP rank other than 0: a server of its own, for what only this rank can tell (its step, its step times,
+        its threads' stacks) while rank 0's socket steers the job; registered with its rank. Without one (a socket
+        that cannot be opened) the rank trains as before."""
+        refusal = (f"rank {self._rank} takes no commands: send them to the job (rank 0's socket, lrtop attach "
+                   f"{self._run_dir})")
+        try:
+            self._rank_server = ControlServer(self._hello(), self._status, lambda error: None, self._every_round,
+                                              warn=_warn, rank=self._rank, refuse_commands=refusal)
+        except OSError as e:
+            _warn(f"lrtop: rank {self._rank}: cannot open its socket ({e.strerror or e}); lrtop runs shows this "
+                  "rank through rank 0's figures only")
+            return
+        self._register(slurm_job())
+
+    def _register(self, job: Optional[dict]) -> None:
+        """The registry entry (docs/registry.md) of this process's socket; none without a socket."""
+        server = self._server or self._rank_server
+        if server is None:
+            return
+        kind = self._framework if self._framework in ("plain", "lightning", "hf") else "plain"
+        self._registration = Registration(socket_path=server.path, log=self._log_path, run_dir=self._run_dir,
+                                          name=self._name, kind=kind, world_size=self._world_size, rank=self._rank,
+                                          start=self._start, slurm=job, warn=_warn)
 
     # ------------------------------------------------------------------ what a user reads
 
@@ -545,9 +590,13 @@ class Run:
                              final_loss=None if math.isnan(float(self._last_loss)) else float(self._last_loss),
                              best_eval_loss=self._best_eval_loss, best_accuracy=self._best_accuracy,
                              final_accuracy=self._final_accuracy, message=message)
-        if self._server is not None:  # after the end record, so that viewers are sent it before the socket closes
-            self._server.broadcast(self._status())
-            self._server.close()
+        self._ended = _end_words(reason, message, self._stopped_by)
+        for server in (self._server, self._rank_server):
+            if server is not None:  # after the end record, so that viewers are sent it before the socket closes
+                server.broadcast(self._status())
+                server.close()
+        if self._registration is not None:
+            self._registration.remove()
         if self._writer is not None:
             if not self._writer.close():
                 _warn(f"lrtop: {self._writer.unwritten} records of {self._log_path} could not be written "
@@ -645,6 +694,13 @@ class Run:
         if test is not None and test.writer is not None:
             test.writer.maybe_flush()
         self._lr.tick()
+        self._every_round()
+
+    def _every_round(self) -> None:
+        """Every rank's service thread, each round: the step clock's sample and the registry's heartbeat."""
+        self._clock.sample(self._step, self._last_step_time)
+        if self._registration is not None:
+            self._registration.beat()
 
     def _remaining(self) -> Optional[int]:
         return None if self._total_steps is None else self._total_steps - self._step
@@ -1006,6 +1062,7 @@ class Run:
             return None, None
         if isinstance(c, C.Stop):
             self._stop_reason = "stopped"
+            self._stopped_by = "the script" if self._applying_origin == "api" else "a viewer"
             self._paused = False
             self._pause_reason = None
             return None, None
@@ -1249,7 +1306,8 @@ class Run:
 
     def _hello(self) -> dict:
         return {"type": "hello", "protocol": 1, "run": self._name, "log": self._log_path, "pid": os.getpid(),
-                "framework": self._framework, "world_size": self._world_size}
+                "framework": self._framework, "world_size": self._world_size, "host": short_host(),
+                "rank": self._rank}
 
     def _status(self) -> dict:
         # The scale read at the last step: reading it here could synchronise the GPU from the socket's thread.
@@ -1262,7 +1320,22 @@ class Run:
                 "hold": any(self._lr.held), "override": any(self._lr.overridden), "scheduler": self._lr.describe(),
                 "loss_scale": None if scale is None or math.isnan(scale) else scale,
                 "skipped_steps": self._skipped_steps, "checkpoints": len(self._checkpoints),
-                **self._status_extras(), **self._device_status()}
+                **self._status_extras(), **self._device_status(), **self._live_figures()}
+
+    def _live_figures(self) -> dict:
+        """The status's figures of protocol E (livefigures.py): the smoothed loss and its trend, the last validation
+        figures, the rates and the ETA from the log's records (rank 0), and on every rank the age of the last step
+        (from now: a stalled loop's grows) and the median step time."""
+        if self._writer is not None:
+            self._writer.encode_queued()  # the records up to now (encoded once: the file and the push get them)
+        out = self._figures.figures()
+        rate, total = out["steps_per_s"], self._total_steps
+        out["eta_s"] = max(0.0, (total - self._step) / rate) if rate and total is not None else None
+        out["step_age"] = max(0.0, time.perf_counter() - self._last_step_time)
+        out["step_time"] = self._clock.median()
+        out["ended"] = self._ended
+        out["rank"] = self._rank
+        return out
 
     def _status_extras(self) -> dict:
         """The status's fields of docs/bridge.md's protocol beyond version 1's: why the run is paused, the find-lr
@@ -1282,7 +1355,7 @@ class Run:
         """The status's per-rank step times (DDP: protocol B's `ranks`) and the GPU's memory, when there are any."""
         out: dict = {}
         ranks = self._channel.ranks
-        if ranks is not None and self._world_size > 1:
+        if ranks is not None and self._world_size > 1 and self._rank == 0:
             out["ranks"] = ranks
         if self._gpu_stats is not None:
             out["gpu"] = self._gpu_stats
@@ -1411,6 +1484,21 @@ def _number(v: Any) -> object:
 def _json_value(v: Any) -> Any:
     """A step value as queued for the log: a `Deferred` as it is (resolved when written), a float in JSON form."""
     return v if type(v) is Deferred else number(v)
+
+
+def _end_words(reason: str, message: Optional[str], stopped_by: Optional[str]) -> str:
+    """The status's `ended`: the end record's reason in a few words ("completed", "stopped by a viewer", "SIGTERM",
+    "error: ValueError: ...")."""
+    if reason == "stopped":
+        return f"stopped by {stopped_by}" if stopped_by else "stopped"
+    first = (message or "").splitlines()[0] if message else ""  # one line: a viewer shows it in a table's cell
+    if reason == "interrupted":
+        return (first or "interrupted").split(";")[0][:120]
+    if reason == "failed":
+        return f"error: {first or 'the script raised'}"[:200]
+    if reason == "diverged":
+        return "diverged (the guard stopped it)"
+    return reason
 
 
 def _is_ckpt(text: str) -> bool:

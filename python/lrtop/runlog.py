@@ -133,8 +133,11 @@ class RunLogWriter:
     RING_LINES = 4096
 
     def __init__(self, folder: int, name: str, path: str, start: float, flush_interval: float = FLUSH_INTERVAL,
-                 on_trouble: Optional[Callable[[str], None]] = None):
+                 on_trouble: Optional[Callable[[str], None]] = None,
+                 on_encoded: Optional[Callable[[object], None]] = None):
         self.path = path
+        # Told each record as it is encoded (values arrived; off the loop): the status's figures (livefigures.py).
+        self.on_encoded = on_encoded
         self.start = start
         self.flush_interval = flush_interval
         self.on_trouble = on_trouble
@@ -173,6 +176,7 @@ class RunLogWriter:
         disk) and `MAX_HELD` lines wait, step records are counted instead of kept."""
         queue, lines = self._queue, self._lines
         pop = queue.popleft
+        observe = self.on_encoded
         for _ in range(len(queue)):
             # A record whose device values have not arrived yet (devicevalues.py) holds it and the ones behind it:
             # lines keep their order, so their numbers (the push path's) stay those of the file.
@@ -185,6 +189,8 @@ class RunLogWriter:
                 step = item[0]
                 self.dropped_range = (self.dropped_range[0] if self.dropped_range else step, step)
                 continue
+            if observe is not None:
+                observe(item)
             lines.append(_encode(item))
 
     def lines_from(self, first: int) -> tuple[int, list[bytes]]:
@@ -197,6 +203,11 @@ class RunLogWriter:
             # By index from the right end (deque indexing walks from the nearer end): a viewer that is caught up asks
             # for the last few lines of thousands.
             return start, [lines[i] for i in range(start - self._first_line, len(lines))]
+
+    def encode_queued(self) -> None:
+        """Encodes the queued records whose values have arrived (`on_encoded` has seen them all then)."""
+        with self._holding():
+            self._encode_queued()
 
     def line_count(self) -> int:
         """How many lines the log has, written or not (encoding what is queued first)."""

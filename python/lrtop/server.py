@@ -37,6 +37,7 @@ from typing import Callable, Optional, Protocol
 
 from ._version import PROTOCOL
 from .safefs import process_gone
+from .stacks import stacks_message
 
 MAX_LINE = 65536
 MAX_TEXT = 4096
@@ -187,12 +188,17 @@ class RecordSource(Protocol):
 
 class ControlServer:
     """Listens for `lrtop attach` clients; `poll()` returns the well-formed command requests read since last time.
-    With `records` (the run log), viewers may subscribe to its records, pushed as they are made."""
+    With `records` (the run log), viewers may subscribe to its records, pushed as they are made. Every server answers
+    `stacks` from its service thread, as the process `rank`. With `refuse_commands` (a DDP rank other than 0: its
+    commands go to the job), every command is answered at once with `ack ok:false` and that error, and none is
+    queued."""
 
     def __init__(self, hello: dict, status: Callable[[], dict], on_malformed: Callable[[str], None],
                  on_tick: Optional[Callable[[], None]] = None, warn: Optional[Callable[[str], None]] = None,
-                 records: Optional[RecordSource] = None):
+                 records: Optional[RecordSource] = None, rank: int = 0, refuse_commands: Optional[str] = None):
         self.records = records
+        self.rank = rank
+        self.refuse_commands = refuse_commands
         # `records` in the greeting: this server pushes log records to viewers that subscribe.
         self.hello = {**hello, "records": True} if records is not None else hello
         self.on_tick = on_tick
@@ -563,22 +569,25 @@ class ControlServer:
         if kind == "status":
             client.send(self.status())
             return
-        if kind != "command":
+        if kind not in ("command", "stacks"):
             shown = json.dumps(kind)[:60] if isinstance(kind, (str, int, float, bool, type(None))) else \
                 f"of type {type(kind).__name__}"
-            self._refuse(client, f"unknown message type {shown} (expected hello, status, subscribe or command)")
+            self._refuse(client, f"unknown message type {shown} (expected hello, status, subscribe, stacks or "
+                                 "command)")
+            return
+        ident = msg.get("id")
+        problem = _id_problem(ident)
+        if problem is not None:
+            self._refuse(client, f"malformed {kind}: {problem}")
+            return
+        if kind == "stacks":
+            # Here, on the service thread (or the loop's poll): never waits for the loop, which may be the stuck one.
+            client.send(stacks_message(ident, self.rank))
+            return
+        if self.refuse_commands is not None:
+            client.send({"type": "ack", "id": ident, "ok": False, "error": self.refuse_commands})
             return
         text = msg.get("text")
-        ident = msg.get("id")
-        if ident is not None and not (isinstance(ident, (int, str)) and not isinstance(ident, bool)):
-            self._refuse(client, "malformed command: 'id' must be an integer or a string")
-            return
-        if isinstance(ident, str) and (len(ident) > 64 or not _valid_unicode(ident)):
-            self._refuse(client, "malformed command: 'id' must be a string of at most 64 characters of valid Unicode")
-            return
-        if isinstance(ident, int) and not -(2 ** 63) <= ident < 2 ** 63:
-            self._refuse(client, "malformed command: 'id' must fit in 64 bits")
-            return
         if not isinstance(text, str):
             self._refuse(client, "malformed command: 'text' is missing or not a string")
             return
@@ -614,6 +623,17 @@ def _record_message(line: int, data: bytes) -> bytes:
     if len(data) + 48 > MAX_LINE:
         return b'{"type":"gap","from_line":%d,"to_line":%d}\n' % (line, line + 1)
     return b'{"type":"record","line":%d,"record":%s}\n' % (line, data[:-1])
+
+
+def _id_problem(ident: object) -> Optional[str]:
+    """Why a message's `id` is not one (None: it is, or there is none)."""
+    if ident is not None and not (isinstance(ident, (int, str)) and not isinstance(ident, bool)):
+        return "'id' must be an integer or a string"
+    if isinstance(ident, str) and (len(ident) > 64 or not _valid_unicode(ident)):
+        return "'id' must be a string of at most 64 characters of valid Unicode"
+    if isinstance(ident, int) and not -(2 ** 63) <= ident < 2 ** 63:
+        return "'id' must fit in 64 bits"
+    return None
 
 
 def _valid_unicode(s: str) -> bool:

@@ -20,6 +20,15 @@ def _private_socket_dir(tmp_path, monkeypatch):
     yield
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path_factory, monkeypatch):
+    """A private XDG_STATE_HOME per test (beside tmp_path, not in it): the run registry (docs/registry.md) of the
+    runs a test starts, never the user's own."""
+    d = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(d))
+    return d
+
+
 def train_step(model, opt, x=None):
     """One optimizer step of a model from 8 inputs to 1 output learning their sum; returns the loss."""
     import torch
@@ -29,6 +38,16 @@ def train_step(model, opt, x=None):
     loss.backward()
     opt.step()
     return loss
+
+
+def linear_run(log_dir, **kw):
+    """A Linear(8, 1) with SGD at 0.01, attached (announce=False) under `log_dir`: (model, optimizer, run)."""
+    import torch
+    import lrtop
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    return model, opt, lrtop.attach(opt, model=model, log_dir=str(log_dir), announce=False, **kw)
 
 
 def tiny_bert(n=64):
@@ -107,6 +126,16 @@ class Client:
             if pred(msg):
                 return msg
         raise TimeoutError("no matching message")
+
+    def fresh_status(self):
+        """A status sent after this call (those the server sent before, every 0.5 s, are read and dropped)."""
+        try:
+            while True:
+                self.read(0.2)
+        except TimeoutError:
+            pass
+        self.send({"type": "status"})
+        return self.wait_for(lambda m: m.get("type") == "status")
 
     def close(self):
         self.sock.close()

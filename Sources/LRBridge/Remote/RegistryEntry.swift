@@ -42,6 +42,30 @@ public struct RegistryEntry: Equatable, Sendable {
         return entry
     }
 
+    /// The entry as its file holds it (docs/registry.md): what `parse` reads back. Written by `lrtop train`'s
+    /// registry writer; the field names live here once, for writer and reader.
+    public func encoded() -> [UInt8] {
+        var o: [String: Any] = ["registry": 1, "host": host, "pid": pid, "socket": socket]
+        if let log { o["log"] = log }
+        if let runDir { o["run_dir"] = runDir }
+        if let name { o["name"] = name }
+        if let kind { o["kind"] = kind }
+        if let worldSize { o["world_size"] = worldSize }
+        if let rank { o["rank"] = rank }
+        if let start { o["start"] = start }
+        if let heartbeat, heartbeat.isFinite { o["heartbeat"] = heartbeat }
+        if let slurm {
+            var s: [String: Any] = ["job_id": slurm.jobID]
+            if let p = slurm.procID { s["proc_id"] = p }
+            if let n = slurm.node { s["node"] = n }
+            o["slurm"] = s
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Array(data)
+    }
+
+    public init(host: String, pid: Int, socket: String) { self.host = host; self.pid = pid; self.socket = socket }
+
     /// The entry's fields; one of the wrong type, or a string that is too long or holds control characters (it is
     /// shown on a terminal), reads as missing.
     private struct Wire: Decodable {

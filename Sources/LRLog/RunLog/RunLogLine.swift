@@ -67,6 +67,7 @@ public enum RunLogLine {
         b.appendASCII("],\"steps_per_epoch\":"); b.appendInt(h.stepsPerEpoch)
         if let t = h.totalSteps { b.appendASCII(",\"total_steps\":"); b.appendInt(t) }
         if let e = h.epochBase { b.appendASCII(",\"epoch_base\":"); b.appendInt(e) }
+        if let s = h.socket { b.appendASCII(",\"socket\":"); b.appendJSONString(s) }
         b.appendASCII(",\"config\":{")
         for (i, key) in h.config.keys.sorted().enumerated() {
             if i > 0 { b.append(UInt8(ascii: ",")) }
@@ -203,6 +204,7 @@ public enum RunLogLine {
                 subrun: try subrun(json["subrun"]))
             // Only 0 or 1 means anything; anything else reads as unknown (lrtop's own numbering).
             header.epochBase = try optionalInt(json, "epoch_base").flatMap { (0...1).contains($0) ? $0 : nil }
+            header.socket = try optionalString(json, "socket")
             return .header(header)
         case "step":
             return .step(StepRecord(

@@ -23,6 +23,10 @@ public final class RunLogWriter {
     private var buffer: [UInt8] = []
     private var lastFlush: Double
     private static let bufferLimit = 1 << 20
+    /// Where each line is copied as it is written (the control socket pushes them to viewers); nil: nowhere.
+    public var tap: LogLineRing? = nil
+    /// Where the line being written starts in `buffer`.
+    private var lineStart = 0
 
     /// Opens (creating parent folders) `url` for writing, as `SafeFiles` opens every file: never through a link,
     /// in a folder of this user's that nobody else can write. `append: false` starts the file empty;
@@ -43,12 +47,14 @@ public final class RunLogWriter {
     public var isOpen: Bool { fd >= 0 }
 
     public func write(_ record: RunRecord) throws {
+        lineStart = buffer.count
         RunLogLine.append(record, to: &buffer)
         try endLine()
     }
 
     /// The hot path: one step line.
     public func write(step: StepRecord) throws {
+        lineStart = buffer.count
         RunLogLine.appendStep(step, to: &buffer)
         try endLine()
     }
@@ -68,6 +74,7 @@ public final class RunLogWriter {
             buffer.removeAll()
             throw LogError("\(url.path): write after close")
         }
+        tap?.append(buffer[min(lineStart, buffer.count)...])
         buffer.append(10)
         if buffer.count >= Self.bufferLimit || monotonicSeconds() - lastFlush >= flushInterval { try flush() }
     }

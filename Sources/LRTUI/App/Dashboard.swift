@@ -339,6 +339,13 @@ public final class Dashboard {
             if isLive { startFindLR() } else { showPastFindLR() }
         case .help:
             overlay = .help
+        case .detach:
+            // An attached run's `q` detaches already; `d` is for a run trained here.
+            guard primary.source?.canDetach == true else {
+                showNotice("d: only a run trained by this lrtop with a control socket can be detached" + (isLive ? " (q leaves an attached run going)" : ""), .warning)
+                return .none
+            }
+            return .detach
         case .quit:
             if trainingStillRunning {
                 overlay = .confirmQuit

@@ -32,12 +32,15 @@ public protocol RunSource: AnyObject {
     /// Whether quitting the UI ends the run (a run trained in this process: `q` asks first), or leaves it going
     /// (`lrtop attach` detaches from a run in another process).
     var quitEndsRun: Bool { get }
+    /// `d` may close the screen and leave the run going in this process (a run trained here, served on its socket).
+    var canDetach: Bool { get }
     /// The run's folder (where `subruns/` is), nil when unknown.
     var runFolder: URL? { get }
 }
 
 extension RunSource {
     public var quitEndsRun: Bool { isLive }
+    public var canDetach: Bool { false }
     public var runFolder: URL? { nil }
     public func send(_ command: Command, text: String) throws(CommandError) -> Int {
         throw CommandError("this view is read-only: '\(text)' can only steer a run trained in this lrtop or attached to it")

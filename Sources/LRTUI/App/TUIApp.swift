@@ -44,12 +44,16 @@ public enum ExitReason: Equatable, Sendable {
     case interrupted(signal: Int32)
     /// The run ended and `exitWhenFinished` was set.
     case finished
+    /// `d`: the screen closes and the run goes on without it (a run trained here continues headless).
+    case detached
 }
 
 /// What a screen's key handling asks of the loop.
 public enum ScreenAction: Equatable, Sendable {
     case none
     case quit
+    /// Close the screen, leave the run going (`ExitReason.detached`).
+    case detach
     /// The whole screen should be written again.
     case redraw
 }
@@ -120,6 +124,7 @@ public enum TUIApp {
                 if k == .resize { backend.invalidate() }
                 switch screen.handle(k) {
                 case .quit: return .quit
+                case .detach: return .detached
                 case .redraw: backend.invalidate()
                 case .none: break
                 }

@@ -44,6 +44,8 @@ public enum KeyAction: Hashable, Sendable {
     case help
     /// Quits (asks first while training is still running).
     case quit
+    /// A run trained here: the screen closes, the run goes on headless (reattach with `lrtop attach`).
+    case detach
     /// Closes an overlay.
     case close
     /// Redraws the whole screen (after something else wrote over it).
@@ -140,6 +142,8 @@ public enum KeyMap {
         KeyBinding([.char("u")], .rollback, "roll back to last checkpoint", bar: "undo", modes: live),
         KeyBinding([.char("b")], .fork, "branch: prompt 'fork lr=…,…,… steps=N' (then 'adopt K' / 'drop')", modes: live),
         KeyBinding([.char("f")], .findLR, "find-lr: sweep the LR, pick on the curve (enter: lr, o: onecycle)", bar: "find-lr", modes: live),
+        KeyBinding([.char("d")], .detach, "detach: the run goes on headless (lrtop attach NAME)",
+                   bar: "detach", modes: live),
         KeyBinding([.char("<"), .char(">")], .changePace(0.5), "slower / faster: pace /2, *2 (:pace off)", modes: live,
                    alternates: [.char(">"): .changePace(2)]),
         // Replay: the cursor the charts, events and status are drawn up to.

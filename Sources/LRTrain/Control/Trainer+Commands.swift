@@ -57,6 +57,7 @@ extension Trainer {
             }
         }
         let (commands, refused) = channel.takeCommands(limit: Self.commandsPerBoundary)
+        if !commands.isEmpty { channel.activity.enter(.commands, step: step) }
         answerRefused(refused)
         for issued in commands {
             let event: EventRecord

@@ -26,6 +26,9 @@ public final class TrainerChannel: Sendable {
         /// flood is refused in one run, so this stays a few ranges however long the flood).
         var refused: [ClosedRange<Int>] = []
         var replies: [Reply] = []
+        /// Commands a control socket sent (`Origin.socket`), whose answers go to `socketReplies`, not the UI's.
+        var socketIDs: Set<Int> = []
+        var socketReplies: [Reply] = []
         var outbox: [RunRecord] = []
         var status = TrainerStatus()
         /// Bounded: a UI that stops draining (a frozen terminal) must not grow memory without limit.
@@ -37,7 +40,14 @@ public final class TrainerChannel: Sendable {
     /// memory without limit; the rest are refused, and the trainer says how many.
     public static let inboxLimit = 10_000
 
+    /// What the trainer thread is doing now (the `stacks` answer of its control socket).
+    public let activity = TrainerActivity()
+
     public init() {}
+
+    /// Who sent a command: its answer goes back to the same place. The UI and a control socket share the queue
+    /// (one order of application, at step boundaries), each takes its own answers.
+    public enum Origin: Sendable { case ui, socket }
 
     // MARK: commands in
 
@@ -45,21 +55,22 @@ public final class TrainerChannel: Sendable {
     /// the command as the language writes it). Errors that depend on the run's state come back as error events;
     /// a command sent while `inboxLimit` wait is refused, and answered so at the next step boundary.
     @discardableResult
-    public func send(_ command: Command, text: String? = nil) -> Int {
-        enqueue { IssuedCommand(id: $0, command: command, text: text) }
+    public func send(_ command: Command, text: String? = nil, from origin: Origin = .ui) -> Int {
+        enqueue(origin) { IssuedCommand(id: $0, command: command, text: text) }
     }
 
     /// A typed text that did not parse (the prompt shows why at once): the trainer logs it as an error event, so
     /// the run log holds every command a person sent.
     @discardableResult
-    public func send(refused text: String, because error: CommandError) -> Int {
-        enqueue { IssuedCommand(id: $0, text: text, parsed: .failure(error)) }
+    public func send(refused text: String, because error: CommandError, from origin: Origin = .ui) -> Int {
+        enqueue(origin) { IssuedCommand(id: $0, text: text, parsed: .failure(error)) }
     }
 
-    private func enqueue(_ make: (Int) -> IssuedCommand) -> Int {
+    private func enqueue(_ origin: Origin, _ make: (Int) -> IssuedCommand) -> Int {
         state.withLock { s in
             s.lastID += 1
             let id = s.lastID
+            if origin == .socket { s.socketIDs.insert(id) }
             if s.inbox.count - s.inboxHead < Self.inboxLimit {
                 s.inbox.append(make(id))
             } else if let last = s.refused.last, last.upperBound == id - 1 {
@@ -97,6 +108,11 @@ public final class TrainerChannel: Sendable {
         state.withLock { s in
             for id in ids {
                 // Bounded like the records: nobody reading them must not grow memory.
+                if s.socketIDs.remove(id) != nil {
+                    if s.socketReplies.count >= Self.replyLimit { s.socketReplies.removeFirst(Self.replyLimit / 2) }
+                    s.socketReplies.append(Reply(id: id, event: event))
+                    continue
+                }
                 if s.replies.count >= Self.replyLimit { s.replies.removeFirst(Self.replyLimit / 2) }
                 s.replies.append(Reply(id: id, event: event))
             }
@@ -126,6 +142,14 @@ public final class TrainerChannel: Sendable {
         state.withLock { s in
             defer { s.replies.removeAll(keepingCapacity: true) }
             return s.replies
+        }
+    }
+
+    /// The answers to commands a control socket sent (`from: .socket`), oldest first.
+    public func takeSocketReplies() -> [Reply] {
+        state.withLock { s in
+            defer { s.socketReplies.removeAll(keepingCapacity: true) }
+            return s.socketReplies
         }
     }
 

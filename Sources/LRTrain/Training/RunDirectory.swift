@@ -114,3 +114,16 @@ extension RunDirectory {
         }
     }
 }
+
+extension RunDirectory {
+    /// The complete lines of the log at `url` (0 when it cannot be read): where a continued log's new lines start.
+    static func lineCount(of url: URL) -> Int {
+        guard let handle = try? FileHandle(forReadingFrom: url) else { return 0 }
+        defer { try? handle.close() }
+        var count = 0
+        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            count += chunk.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        }
+        return count
+    }
+}

@@ -46,6 +46,10 @@ public struct RunOptions: Sendable {
     public var lrBeforeFirstStepIsBase = false
     /// How fast the run may go (`--pace`, the `pace` command changes it live).
     public var pace: PaceSetting = .off
+    /// The control socket serving this run (`lrtop attach`): named in the log's header.
+    public var socketPath: String? = nil
+    /// Where the log writer copies each line it writes (the control socket pushes them to viewers).
+    public var logLines: LogLineRing? = nil
     public init() {}
 }
 

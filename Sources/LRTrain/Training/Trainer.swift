@@ -182,6 +182,11 @@ public final class Trainer: @unchecked Sendable {
         pace = options.pace.stepsPerSecond(stepsLeft: totalSteps - step)
         if let logURL {
             do { self.log = try RunLogWriter(url: logURL, append: appendingToLog) } catch { throw TrainError("\(error)") }
+            if let ring = options.logLines {
+                // A continued log's new lines are numbered after those it holds, as a viewer reading the file counts.
+                if appendingToLog { ring.startAt(line: RunDirectory.lineCount(of: logURL)) }
+                self.log?.tap = ring
+            }
         }
         publishStatus()
     }
@@ -248,12 +253,15 @@ public final class Trainer: @unchecked Sendable {
             applyScriptAndCommands()
             if let reason = stopRequested { endReason = reason; break }
             if branches != nil {
+                channel.activity.enter(.branches, step: step)
                 if let (reason, message) = tendBranches() { endReason = reason; endMessage = message; break }
                 continue
             }
             if step >= totalSteps { break }
             if paused && stepsWhilePaused == 0 {
-                if options.headless && !scriptHasPendingEntries && !channel.hasCommands {
+                // A served headless run paused by a viewer waits for one to resume it (as a bridged run does).
+                if options.headless && !scriptHasPendingEntries && !channel.hasCommands
+                    && (options.socketPath == nil || pausedByGuard != nil) {
                     if let why = pausedByGuard {
                         endReason = .diverged
                         endMessage = "\(why); a headless run cannot be resumed, so it ends here"
@@ -263,10 +271,12 @@ public final class Trainer: @unchecked Sendable {
                     }
                     break
                 }
+                channel.activity.enter(.paused, step: step)
                 Thread.sleep(forTimeInterval: 0.005)
                 continue
             }
             if !paused, let wait = paceWait() {
+                channel.activity.enter(.pacing, step: step)
                 // Under a pace: wait in short slices, so commands (`pace off`, `stop`) and signals still act at once.
                 Thread.sleep(forTimeInterval: min(wait, 0.01))
                 continue
@@ -279,6 +289,7 @@ public final class Trainer: @unchecked Sendable {
             }
             notePace(stepBegan: began)
         }
+        channel.activity.enter(.finishing, step: step)
         endBranches(because: endMessage ?? "the run \(endReason == .completed ? "ended" : endReason.rawValue)")
         answerUnappliedCommands()
         return finish(reason: endReason, message: endMessage)
@@ -299,6 +310,7 @@ public final class Trainer: @unchecked Sendable {
         }
 
         // 3. Clip, then the optimizer step at the LR in force (the warmup ramp applied to it).
+        channel.activity.enter(.optimizerStep, step: step)
         clipGradients(norm: gradNorm)
         let usedLRs = lrControl.applyingWarmup(to: optimizer) { optimizer.step() }
         step += 1
@@ -323,6 +335,7 @@ public final class Trainer: @unchecked Sendable {
 
         // 7. A checkpoint every --checkpoint-every steps (not in a branch); the status now and then.
         if config.checkpointEvery > 0 && step % config.checkpointEvery == 0 && !isBranch {
+            channel.activity.enter(.checkpoint, step: step)
             saveCheckpoint(label: "auto")
         }
         if step % 16 == 0 || paused { publishStatus() }
@@ -354,14 +367,17 @@ public final class Trainer: @unchecked Sendable {
         for micro in 0..<config.accumSteps {
             // The batch of a step is a pure function of (seed, step): resume and rollback need no data state.
             // The index is below `stepsPerEpoch * accumSteps`, within the epoch, so seek cannot fail.
+            channel.activity.enter(.loadingBatch, step: step)
             try! batcher.seek(epoch: epoch, batchIndex: firstBatch + micro)
             batcher.next()
+            channel.activity.enter(.forward, step: step)
             let logits = network.forward(batcher.input, training: true)
             let result = loss.compute(logits: logits, labels: batcher.labels, computeGradient: true)
             lossSum += result.loss
             correct += result.correct
             seen += result.count
             if config.accumSteps > 1 { loss.gradLogits.scale(by: 1 / Float(config.accumSteps)) }
+            channel.activity.enter(.backward, step: step)
             network.backward(loss.gradLogits)
         }
         lastBatchAccuracy = seen > 0 ? Double(correct) / Double(seen) : .nan
@@ -415,6 +431,7 @@ public final class Trainer: @unchecked Sendable {
     /// Loss and top-1 accuracy on the test split, in eval mode (BatchNorm running stats, no dropout).
     @discardableResult
     public func evaluate() -> EvalRecord {
+        channel.activity.enter(.evaluating, step: step)
         let result = network.evaluate(test, sampleShape: sampleShape)
         let record = EvalRecord(step: step, epoch: max(0, step - 1) / stepsPerEpoch, loss: result.loss,
                                 accuracy: result.accuracy, wallTime: wallTime)
@@ -466,6 +483,7 @@ public final class Trainer: @unchecked Sendable {
             reason = .failed; message = failure
             record = end()
         }
+        channel.activity.enter(.finished, step: step)
         channel.update {
             $0.phase = RunPhase(ended: reason)
             if let text = record.message { $0.message = text }
@@ -482,10 +500,13 @@ public final class Trainer: @unchecked Sendable {
         cfg["dataset"] = datasetName
         if let r = options.resumeCheckpoint { cfg["resumed_from"] = r.path }
         if let i = options.initCheckpoint { cfg["init_from"] = i.path }
-        let header = RunHeader(lrtopVersion: options.lrtopVersion, config: cfg, seed: config.seed,
+        var header = RunHeader(lrtopVersion: options.lrtopVersion, config: cfg, seed: config.seed,
                                startTime: iso.string(from: startDate), groups: optimizer.groups.map(\.name),
                                stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps, subrun: options.subrun)
+        header.socket = options.socketPath
         record(.header(header))
+        // At once, not a second later with the first steps: `lrtop attach RUN_DIR` finds the socket in it.
+        flushLog()
     }
 
     @discardableResult

@@ -12,10 +12,13 @@ final class TrainerSource: RunSource {
     let title: String
     let cost = ProcessCost()
     var isLive: Bool { true }
+    /// The run is served on its socket and the process can hand the terminal back (`Detach`).
+    let canDetach: Bool
 
-    init(channel: TrainerChannel, title: String) {
+    init(channel: TrainerChannel, title: String, canDetach: Bool = false) {
         self.channel = channel
         self.title = title
+        self.canDetach = canDetach
     }
 
     func drain() -> [RunRecord] { channel.drain() }
