@@ -14,7 +14,7 @@ struct LRTop: ParsableCommand {
         """,
         // All three from python/lrtop/_version.py (Sources/LRLog/Version.swift is generated from it).
         version: "lrtop \(version) · Python package \(version) · bridge protocol \(LRTopVersion.bridgeProtocol)",
-        subcommands: [Train.self, FindLR.self, Sweep.self, Replay.self, Watch.self, Attach.self, Ls.self, Compare.self, Export.self, ExportWeights.self,
+        subcommands: [Train.self, FindLR.self, Sweep.self, Replay.self, Watch.self, Attach.self, Runs.self, Ls.self, Compare.self, Export.self, ExportWeights.self,
                       Bench.self, Themes.self],
         defaultSubcommand: Train.self)
 

@@ -111,6 +111,10 @@ public struct BridgeFigures: Equatable, Sendable {
     public var ended: String?
     /// The DDP rank whose server sent it.
     public var rank: Int?
+    /// Bytes of GPU memory: the peak the run's tensors held since the last look, and the device's total (the
+    /// status's `gpu` object, rank 0 of a run on a GPU).
+    public var gpuMemPeak: Double?
+    public var gpuMemTotal: Double?
     public init() {}
 }
 
@@ -314,6 +318,22 @@ public enum ServerMessage: Equatable, Sendable {
             case host, rank, threads, loss, ended
             case lossTrend = "loss_trend", valLoss = "val_loss", valAcc = "val_acc", stepsPerS = "steps_per_s"
             case samplesPerS = "samples_per_s", etaS = "eta_s", stepAge = "step_age", stepTime = "step_time"
+            case gpu
+        }
+
+        /// The status's `gpu` object: memory figures in bytes (SystemMetrics' names).
+        struct GPUFigures: Decodable {
+            var peak: Double?
+            var total: Double?
+            enum CodingKeys: String, CodingKey { case peak = "gpu_mem_peak", total = "gpu_mem_total" }
+            init(from decoder: any Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                func bytes(_ k: CodingKeys) -> Double? {
+                    guard let x = (try? c.decodeIfPresent(Double.self, forKey: k)) ?? nil, x.isFinite, x >= 0 else { return nil }
+                    return x
+                }
+                peak = bytes(.peak); total = bytes(.total)
+            }
         }
 
         init(from decoder: any Decoder) throws {
@@ -357,6 +377,8 @@ public enum ServerMessage: Equatable, Sendable {
             figures.etaSeconds = real(.etaS); figures.stepAge = real(.stepAge); figures.stepTime = real(.stepTime)
             figures.ended = text(.ended).map { TerminalText.sanitized(String($0.prefix(400))) }
             figures.rank = rank
+            let gpu = (try? c.decodeIfPresent(GPUFigures.self, forKey: .gpu)) ?? nil
+            figures.gpuMemPeak = gpu?.peak; figures.gpuMemTotal = gpu?.total
             threads = (try? c.decodeIfPresent([ThreadStack].self, forKey: .threads)) ?? nil
         }
     }

@@ -1,15 +1,18 @@
 /// Every key and what it does, generated from `KeyMap.bindings`; one or two columns to fit.
 public struct HelpOverlay: Widget {
-    public var bindings: [KeyBinding]
+    /// The help rows as plain text: "key  description".
+    public var rows: [(key: String, help: String)]
     public var palette: Palette
     public var title: String
 
     public init(bindings: [KeyBinding] = KeyMap.bindings, palette: Palette, title: String = "keys — esc closes") {
-        self.bindings = bindings; self.palette = palette; self.title = title
+        self.init(rows: bindings.map { ($0.keyLabel, $0.help) }, palette: palette, title: title)
     }
 
-    /// The help rows as plain text: "key  description".
-    public var rows: [(key: String, help: String)] { bindings.map { ($0.keyLabel, $0.help) } }
+    /// Help for a screen with its own key table (the runs table).
+    public init(rows: [(key: String, help: String)], palette: Palette, title: String = "keys — esc closes") {
+        self.rows = rows; self.palette = palette; self.title = title
+    }
 
     public func render(into buffer: inout Buffer, area: Rect) {
         let rows = self.rows

@@ -25,7 +25,7 @@ struct Attach: ParsableCommand {
         {"received":UNIX_SECONDS,"line":K,"via":"push"|"log","record":{...}}. Either ends when the run does.
         """)
 
-    @Argument(help: ArgumentHelp("A run's name or pid (any folder: this machine's live runs, as lrtop ls lists them), a run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs, else the single live run of this machine); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
+    @Argument(help: ArgumentHelp("A run's name or pid (any folder: this machine's live runs, as lrtop ls lists them), a run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs, else the single live run of this machine; the runs table when several are live); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
                                  valueName: "NAME|PID|RUN_DIR|SOCKET|HOST:[RUN]|slurm:JOBID"))
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
@@ -49,6 +49,9 @@ struct Attach: ParsableCommand {
         }
         let look = try Themes.resolve(theme)
         if let t = target, let remote = RemoteTarget.parse(t) { return try attachRemote(remote, look: look) }
+        if target == nil && !headless && noSingleObviousRun() {
+            return try Runs.openTable(theme: look.0, notice: look.1, terminal: terminal)
+        }
         let chosen: RunFinder.Target
         do {
             chosen = try target.map { try resolve($0) } ?? pickRun()
@@ -81,13 +84,13 @@ struct Attach: ParsableCommand {
             }
             try fail("\(error)")
         }
-        let source = makeSource(connection, logURL)
+        let source = Self.makeSource(connection, logURL)
         if headless { return try follow(source) }
         let again = chosen.log.map { $0.deletingLastPathComponent().path } ?? chosen.socket
         try steer(source, look: look, log: logURL.path, replay: logURL.path, again: again)
     }
 
-    func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
+    static func makeSource(_ connection: BridgeConnection, _ logURL: URL) -> AttachSource {
         // The log is read every 50 ms: a record reaches the screen within a frame or two of reaching the file.
         let source = AttachSource(connection: connection, logURL: logURL, pollInterval: 0.05)
         source.catalog = { SchedulerMenuCatalog.kinds(remainingSteps: $0, stepsPerEpoch: $1) }

@@ -20,7 +20,7 @@ extension Attach {
             if case .interrupted = error.kind { throw ExitCode(128 + Interrupts.pending) }
             try fail(error.description)
         }
-        let source = makeSource(BridgeConnection(adopting: opened.connection), opened.localLog)
+        let source = Self.makeSource(BridgeConnection(adopting: opened.connection), opened.localLog)
         source.transport = opened.transport
         defer { RemoteCleanup.shared.runAll() }  // the master and the forward go, however this ends
         if headless { return try follow(source) }

@@ -1,0 +1,152 @@
+import Foundation
+import LRBridge
+import LRTUI
+
+/// The fleet of live runs as the runs table sees it: rows of plain values, commands and stacks requests passed on,
+/// the fleet's per-row answers handed over once each, and a run's attach dashboard (or an overlay of several logs)
+/// opened in this process.
+final class FleetRunsSource: RunsSource {
+    let fleet: Fleet
+    let theme: Theme
+    /// The fleet's rows by the table's id (the row's host:socket).
+    private var byID: [String: FleetRow] = [:]
+    /// The answer each row had when it was last handed over, so each answer reaches the table once.
+    private var delivered: [String: FleetAnswer] = [:]
+    /// Rows whose stacks were asked for and not handed over yet.
+    private var awaitingStacks: Set<String> = []
+
+    init(fleet: Fleet, theme: Theme) { self.fleet = fleet; self.theme = theme }
+
+    /// The rows as last built, the fleet's generation then, and when: rebuilt when the fleet changed, and once a
+    /// second for the step ages, so an idle table draws once a second, not every poll.
+    private var built: (rows: [RunsRow], generation: Int, at: Date)?
+
+    func snapshot() -> [RunsRow] {
+        let now = Date()
+        let generation = fleet.generation
+        if let b = built, b.generation == generation, now.timeIntervalSince(b.at) < 1 { return b.rows }
+        let rows = fleet.snapshot()
+        byID = Dictionary(rows.map { ($0.id.description, $0) }) { a, _ in a }
+        let shown = rows.map { Self.row($0, now: now) }
+        built = (shown, generation, now)
+        return shown
+    }
+
+    static func row(_ f: FleetRow, now: Date) -> RunsRow {
+        let s = f.status
+        let figures = s?.figures ?? BridgeFigures()
+        var state = s?.state ?? "connecting"
+        var reason = s?.reason
+        var ended = false
+        switch f.connection {
+        case .connecting: if s == nil { state = "connecting" }
+        case .live: break
+        case .ended(let why): ended = true; state = s.map { $0.state == "running" || $0.state == "paused" ? "ended" : $0.state } ?? "ended"; reason = why
+        case .unreachable(let why): state = "unreachable"; reason = why
+        }
+        if let e = figures.ended, !e.isEmpty { reason = e }
+        return RunsRow(id: f.id.description, name: f.name, kind: f.kind ?? "plain", worldSize: f.worldSize,
+                       rank: nil, host: f.host, state: state, reason: reason, ended: ended,
+                       step: s?.step, totalSteps: s?.totalSteps, epoch: s?.epoch, lrs: s?.lrs ?? [], groups: s?.groups ?? [],
+                       loss: figures.loss, lossTrend: figures.lossTrend, valLoss: figures.valLoss, valAcc: figures.valAcc,
+                       stepsPerSecond: figures.stepsPerSecond, samplesPerSecond: figures.samplesPerSecond,
+                       etaSeconds: figures.etaSeconds, gpuPeak: figures.gpuMemPeak, gpuTotal: figures.gpuMemTotal,
+                       stepAge: f.stepAge(now: now), stepTime: figures.stepTime,
+                       ranks: (f.worldSize ?? 1) > 1 ? ([f] + f.ranks).map { rankRow($0, job: f, now: now) } : [],
+                       log: f.log)
+    }
+
+    /// A rank of a job: its own step, step time and age (rank 0 is the job's own process).
+    static func rankRow(_ r: FleetRow, job: FleetRow, now: Date) -> RunsRow {
+        let rank = r.status?.figures.rank ?? r.rank ?? 0
+        var row = RunsRow(id: job.id.description + "#rank\(rank)", name: job.name, kind: job.kind ?? "plain", rank: rank,
+                          host: r.host, state: r.status?.state ?? (r.connection.isLive ? "running" : "connecting"),
+                          ended: r.connection.isEnded, step: r.status?.step, stepAge: r.stepAge(now: now),
+                          stepTime: r.status?.figures.stepTime)
+        if case .unreachable(let why) = r.connection { row.state = "unreachable"; row.reason = why }
+        return row
+    }
+
+    func send(_ command: String, to ids: [String]) {
+        let targets = ids.compactMap { byID[$0]?.id }
+        for id in ids { delivered[id] = nil }
+        fleet.send(command, to: targets)
+    }
+
+    func drainAnswers() -> [RunsAnswer] {
+        var out: [RunsAnswer] = []
+        for (id, row) in byID {
+            guard let answer = row.answer, answer.ok != nil, delivered[id] != answer else { continue }
+            delivered[id] = answer
+            out.append(RunsAnswer(id: id, ok: answer.ok!, message: Self.words(answer)))
+        }
+        return out
+    }
+
+    /// The answer in the dashboard's words: what the run applied ("lr 5.00e-4 at step 120"), or why it did not.
+    static func words(_ answer: FleetAnswer) -> String {
+        switch answer {
+        case .pending(let text): return text
+        case .notSent(let text, let reason): return text + ": " + reason
+        case .answered(let reply):
+            switch reply.outcome {
+            case .applied:
+                var t = reply.message.flatMap { $0.isEmpty ? nil : $0 } ?? reply.text
+                if let step = reply.step { t += " at step \(step)" }
+                return t
+            case .rejected(let why): return why
+            }
+        }
+    }
+
+    func requestStacks(of id: String) {
+        guard let row = byID[id] else { return }
+        awaitingStacks.insert(id)
+        fleet.stacks(of: row.id)
+    }
+
+    func drainStacks() -> [RunsStacks] {
+        var out: [RunsStacks] = []
+        for id in awaitingStacks {
+            guard case .ready(let ranks)? = byID[id]?.stacks else { continue }
+            awaitingStacks.remove(id)
+            for r in ranks {
+                out.append(RunsStacks(id: id, rank: r.rank, threads: r.threads.map { t in
+                    RunsThreadStack(name: t.name, isMain: t.main, phase: t.phase,
+                                    frames: t.frames.map { .init(file: $0.file, line: $0.line, function: $0.function, code: $0.code) })
+                }, error: r.error))
+            }
+        }
+        return out
+    }
+
+    /// The run's attach dashboard, over its own connection; going back to the table detaches it (the run goes on).
+    func dashboard(for id: String) -> Result<RunsChild, RunsSourceError> {
+        guard let row = byID[id] else { return .failure(RunsSourceError("that run is no longer listed")) }
+        guard let log = row.log else { return .failure(RunsSourceError("\(row.name): its log is not known yet (the run has not greeted)")) }
+        if row.connection.isEnded {
+            return .failure(RunsSourceError("\(row.name) has ended: replay it with 'lrtop replay \(log)'"))
+        }
+        let connection: BridgeConnection
+        do {
+            connection = try BridgeConnection(path: row.socket)
+        } catch {
+            return .failure(RunsSourceError("\(row.name): \(error)"))
+        }
+        let source = Attach.makeSource(connection, URL(fileURLWithPath: log))
+        let dashboard = Dashboard(source: source, theme: theme, themeStore: Themes.store)
+        dashboard.showNotice("attached to \(row.name) · esc or q back to the runs table, the run goes on")
+        return .success(RunsChild(dashboard: dashboard, close: { source.detach() }))
+    }
+
+    /// The runs' logs in one dashboard, each followed as it grows (as `lrtop watch` follows one).
+    func overlay(of ids: [String]) -> Result<RunsChild, RunsSourceError> {
+        let rows = ids.compactMap { byID[$0] }.filter { $0.log != nil }
+        guard let first = rows.first else { return .failure(RunsSourceError("none of these runs has a log to draw yet")) }
+        func watch(_ r: FleetRow) -> WatchSource { WatchSource(url: URL(fileURLWithPath: r.log!), pollInterval: 0.5, title: r.name) }
+        let dashboard = Dashboard(source: watch(first), overlays: rows.dropFirst().map(watch), theme: theme,
+                                  themeStore: Themes.store)
+        dashboard.showNotice("\(rows.count) runs overlaid, following their logs · esc or q back to the runs table")
+        return .success(RunsChild(dashboard: dashboard, close: {}))
+    }
+}
