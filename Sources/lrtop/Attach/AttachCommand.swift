@@ -17,7 +17,8 @@ struct Attach: ParsableCommand {
         The charts show the whole run so far from its log, then follow it live; the keys and the : prompt send \
         commands of the steering language (lr 1e-4, lr *0.5, sched cosine:T_max=200, pause, resume, ckpt, \
         rollback, stop ...), applied by the run at its next optimizer step. q detaches and leaves the run going.
-        On another host (docs/remote.md): lrtop attach gpu7: (the newest live run there), gpu7:NAME, \
+        On another host (docs/remote.md): lrtop attach gpu7: (the live run there; the runs table of gpu7 \
+        when several are live), gpu7:NAME, \
         gpu7:RUN_DIR, or slurm:JOBID (rank 0's node, from squeue); your own ssh, config, keys and agent \
         (LRTOP_SSH_COMMAND replaces 'ssh' and its options, as GIT_SSH_COMMAND does for git).
         --headless prints progress lines instead (every --progress-every steps, and each command, guard trip and \
@@ -25,7 +26,7 @@ struct Attach: ParsableCommand {
         {"received":UNIX_SECONDS,"line":K,"via":"push"|"log","record":{...}}. Either ends when the run does.
         """)
 
-    @Argument(help: ArgumentHelp("A run's name or pid (any folder: this machine's live runs, as lrtop ls lists them), a run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs, else the single live run of this machine; the runs table when several are live); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the newest live run there), or slurm:JOBID.",
+    @Argument(help: ArgumentHelp("A run's name or pid (any folder: this machine's live runs, as lrtop ls lists them), a run folder, its run.jsonl, or the socket the run printed (default: the newest live run under --runs, else the single live run of this machine; the runs table when several are live); on another host HOST:[NAME|RUN_DIR|SOCKET] (empty: the live run there, the runs table of HOST when several are live), or slurm:JOBID.",
                                  valueName: "NAME|PID|RUN_DIR|SOCKET|HOST:[RUN]|slurm:JOBID"))
     var target: String?
     @Option(help: "Where to look for runs when no target is given.") var runs = "runs"
