@@ -152,6 +152,15 @@ struct RemoteRunsTableTests {
         #expect(world.waitForNoLeftovers(also: [torch.log, train.log]) == [])
     }
 
+    /// A host ssh could take for an option is refused before anything runs.
+    @Test func aHostThatIsNoHostNameIsRefusedInOneLine() throws {
+        for host in ["-oProxyCommand=x", "not a host"] {
+            let out = try lrtop(["runs", "--", host], timeout: 30)
+            #expect(out.status != 0)
+            #expect(out.stderr.contains("'\(host)' is not a host name"), "\(out.stderr)")
+        }
+    }
+
     /// A registry on a shared home holds an entry of another host (here: the sshd's alias, in front of a run
     /// served "there"): `ls` and `runs` with no host reach it over ssh to that host, unasked.
     @Test func anEntryOfAnotherHostOnASharedHomeIsReachedOverSSHUnasked() throws {
@@ -228,6 +237,20 @@ struct RemoteRunsTableTests {
         let pending = try #require(screen.split(separator: "\n").first { $0.contains("PENDING") }.map(String.init), "\(screen)")
         #expect(pending.contains(" \(later) ") && pending.contains("pending: BeginTime") && pending.contains("—"),
                 "the pending job's row:\n\(screen)")
+        // A pending job has no run: S and : say so in its row, nothing waits.
+        try tui.send("/")
+        try tui.type("job.sh")
+        try tui.send("Enter")
+        _ = try tui.waitFor("filter: job.sh")
+        try tui.send("S")
+        _ = try tui.waitFor("has no lrtop run yet", timeout: 10)
+        try tui.send("Escape")
+        try tui.send(":")
+        try tui.type("lr 1e-4")
+        try tui.send("Enter")
+        _ = try tui.waitFor("no lrtop run to steer yet", timeout: 10)
+        try tui.send("Escape")
+        #expect(try tui.waitUntil(timeout: 10) { !$0.contains("filter:") }, "\((try? tui.screen()) ?? "")")
         try tag(tui, "slurm-table")
         try tui.send(":")
         try tui.type("lr 1e-4")

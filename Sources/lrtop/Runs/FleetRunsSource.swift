@@ -18,6 +18,7 @@ final class FleetRunsSource: RunsSource {
     /// sent to them.
     private var jobRows: Set<String> = []
     private var refusals: [RunsAnswer] = []
+    private var refusedStacks: [RunsStacks] = []
 
     init(fleet: Fleet, theme: Theme) { self.fleet = fleet; self.theme = theme }
 
@@ -133,13 +134,18 @@ final class FleetRunsSource: RunsSource {
     }
 
     func requestStacks(of id: String) {
+        if jobRows.contains(id) {
+            refusedStacks.append(RunsStacks(id: id, error: id.hasPrefix("slurm:") ? "job \(id.dropFirst(6)) has no lrtop run yet" : "no run there"))
+            return
+        }
         guard let row = byID[id] else { return }
         awaitingStacks.insert(id)
         fleet.stacks(of: row.id)
     }
 
     func drainStacks() -> [RunsStacks] {
-        var out: [RunsStacks] = []
+        var out = refusedStacks
+        refusedStacks.removeAll()
         for id in awaitingStacks {
             guard case .ready(let ranks)? = byID[id]?.stacks else { continue }
             awaitingStacks.remove(id)
