@@ -65,16 +65,19 @@ struct RemoteRunsTableTests {
                         width: 200, height: 40, directory: dir.url)
     }
 
-    /// Tags the row named `name` (found with the filter: the host may list this user's other runs too).
-    func tag(_ tui: TmuxSession, _ name: String) throws {
+    /// Runs `act` on the row named `name` alone (found with the filter: the host may list this user's other runs
+    /// too), then clears the filter.
+    func onRow(_ tui: TmuxSession, _ name: String, _ act: () throws -> Void) throws {
         try tui.send("/")
         try tui.type(name)
         try tui.send("Enter")
         _ = try tui.waitFor("filter: \(name)")
-        try tui.send("Space")
+        try act()
         try tui.send("Escape")
         #expect(try tui.waitUntil(timeout: 10) { !$0.contains("filter:") }, "\((try? tui.screen()) ?? "")")
     }
+
+    func tag(_ tui: TmuxSession, _ name: String) throws { try onRow(tui, name) { try tui.send("Space") } }
 
     /// The screen line of the row named `name`.
     func line(_ screen: String, _ name: String) -> String? {
@@ -230,27 +233,26 @@ struct RemoteRunsTableTests {
 
         let tui = try tmux(world, "runs --slurm", in: dir, environment: env)
         defer { tui.close() }
-        var screen = try tui.waitFor("slurm-table", timeout: 90)
-        screen = try tui.waitFor(later, timeout: 30)
+        _ = try tui.waitFor("slurm-table", timeout: 90)
+        // squeue's first answer may come after the run's first status.
+        var screen = try tui.waitFor("PENDING", timeout: 60)
+        #expect(try tui.waitUntil(timeout: 30) { self.line($0, "slurm-table")?.contains("RUNNING") == true }, "\((try? tui.screen()) ?? "")")
+        screen = try tui.screen()
         let run = try #require(line(screen, "slurm-table"), "\(screen)")
         #expect(run.contains(" \(job) ") && run.contains("RUNNING"), "the run's row has no job:\n\(screen)")
         let pending = try #require(screen.split(separator: "\n").first { $0.contains("PENDING") }.map(String.init), "\(screen)")
         #expect(pending.contains(" \(later) ") && pending.contains("pending: BeginTime") && pending.contains("—"),
                 "the pending job's row:\n\(screen)")
         // A pending job has no run: S and : say so in its row, nothing waits.
-        try tui.send("/")
-        try tui.type("job.sh")
-        try tui.send("Enter")
-        _ = try tui.waitFor("filter: job.sh")
-        try tui.send("S")
-        _ = try tui.waitFor("has no lrtop run yet", timeout: 10)
-        try tui.send("Escape")
-        try tui.send(":")
-        try tui.type("lr 1e-4")
-        try tui.send("Enter")
-        _ = try tui.waitFor("no lrtop run to steer yet", timeout: 10)
-        try tui.send("Escape")
-        #expect(try tui.waitUntil(timeout: 10) { !$0.contains("filter:") }, "\((try? tui.screen()) ?? "")")
+        try onRow(tui, "job.sh") {
+            try tui.send("S")
+            _ = try tui.waitFor("has no lrtop run yet", timeout: 10)
+            try tui.send("Escape")
+            try tui.send(":")
+            try tui.type("lr 1e-4")
+            try tui.send("Enter")
+            _ = try tui.waitFor("no lrtop run to steer yet", timeout: 10)
+        }
         try tag(tui, "slurm-table")
         try tui.send(":")
         try tui.type("lr 1e-4")
