@@ -191,6 +191,11 @@ struct RemoteRunsTableTests {
             try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
         }
         try writeEntry()
+        // A node of the shared home that ssh cannot reach (here: a port nobody listens on): a warning, and a row
+        // saying why in the table; the listing of the others is whole.
+        let gone = #"{"registry":1,"host":"closed","pid":4242,"socket":"/run/user/1/lrtop-1/4242-aaaaaaaa.sock","log":"/abs/x/run.jsonl","name":"x","kind":"plain","world_size":1,"rank":0,"heartbeat":\#(Date().timeIntervalSince1970 + 3600)}"#
+        try gone.write(toFile: registry + "/closed-4242-aaaaaaaa.json", atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: registry + "/closed-4242-aaaaaaaa.json")
         let env = world.lrtopEnvironment.merging(["XDG_STATE_HOME": shared]) { $1 }
 
         let ls = try lrtop(["ls", "--json"], timeout: 90, environment: env)
@@ -199,12 +204,15 @@ struct RemoteRunsTableTests {
         let row = rows.first { $0["name"] as? String == "node-run" }
         #expect(row?["host"] as? String == "loop" && row?["socket"] as? String == socket, "\(ls.stdout)\n\(ls.stderr)")
         #expect(row?["step"] as? Int ?? 0 > 0, "no status came over ssh: \(String(describing: row))")
+        #expect(ls.stderr.contains("lrtop: warning: ") && ls.stderr.contains("closed"), "\(ls.stderr)")
 
         try writeEntry()
         let tui = try tmux(world, "runs", in: dir, environment: env)
         defer { tui.close() }
-        let screen = try tui.waitFor("node-run", timeout: 60)
+        _ = try tui.waitFor("node-run", timeout: 60)
+        let screen = try tui.waitFor("closed:", timeout: 60)
         #expect(line(screen, "node-run")?.contains("loop") == true, "\(screen)")
+        #expect(line(screen, "closed:")?.contains("unreachable") == true, "\(screen)")
         try tui.send("q")
         _ = try tui.waitFor("LRTOP_EXITED=0", timeout: 30)
         #expect(world.waitForNoLeftovers(also: [torch.log]) == [])

@@ -93,8 +93,13 @@ struct Ls: ParsableCommand {
         fleet.close()
         for note in notes { printErr("lrtop: \(note)") }
         for row in rows.flatMap({ [$0] + $0.ranks }) { printOut(LsRow(row: row).json()) }
-        for host in problems.keys.sorted() { printErr("lrtop: error: \(problems[host]!)") }
-        if !problems.isEmpty { throw ExitCode(1) }
+        // A host the registry named (not one asked for, nor the hosts file's) that cannot be reached is a warning:
+        // the listing asked for is whole.
+        let asked = problems.keys.filter { hosts.contains($0) }
+        for host in problems.keys.sorted() {
+            printErr("lrtop: \(asked.contains(host) ? "error" : "warning"): \(problems[host]!)")
+        }
+        if !asked.isEmpty { throw ExitCode(1) }
     }
 
     /// `lrtop ls --slurm`: squeue's jobs, and for each running one the run of its rank 0 (its node surveyed over SSH).
