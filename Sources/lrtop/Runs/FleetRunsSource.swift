@@ -16,7 +16,7 @@ final class FleetRunsSource: RunsSource {
     private var awaitingStacks: Set<String> = []
     /// The rows that are no run (Slurm jobs without one, hosts that cannot be reached), and answers for commands
     /// sent to them.
-    private var jobRows: Set<String> = []
+    private var notRuns: Set<String> = []
     private var refusals: [RunsAnswer] = []
     private var refusedStacks: [RunsStacks] = []
 
@@ -36,10 +36,10 @@ final class FleetRunsSource: RunsSource {
         // squeue's jobs without a run in the table (pending, or running before their run registered): rows without
         // metrics, so a --slurm table shows the whole queue.
         let withRuns = Set(rows.compactMap { $0.slurm?.jobID })
-        jobRows = Set()
+        notRuns = Set()
         for job in fleet.slurmJobs() where !withRuns.contains(job.id) {
             let id = "slurm:" + job.id
-            jobRows.insert(id)
+            notRuns.insert(id)
             let waiting = job.reason.isEmpty || job.reason == "None" ? nil : job.reason
             shown.append(RunsRow(id: id, name: job.name, kind: "slurm", host: job.state == "RUNNING" ? job.nodes : "",
                                  state: job.state.lowercased(), reason: waiting ?? (job.state == "RUNNING" ? "no lrtop run yet" : nil),
@@ -49,7 +49,7 @@ final class FleetRunsSource: RunsSource {
         let problems = fleet.hostProblemsNow
         for host in problems.keys.sorted() {
             let id = "host:" + host
-            jobRows.insert(id)
+            notRuns.insert(id)
             shown.append(RunsRow(id: id, name: host == "squeue" ? "squeue" : host + ":", kind: host == "squeue" ? "slurm" : "host",
                                  host: host == "squeue" ? "" : host, state: "unreachable", reason: problems[host]))
         }
@@ -99,7 +99,7 @@ final class FleetRunsSource: RunsSource {
     func send(_ command: String, to ids: [String]) {
         let targets = ids.compactMap { byID[$0]?.id }
         for id in ids { delivered[id] = nil }
-        for id in ids where jobRows.contains(id) {
+        for id in ids where notRuns.contains(id) {
             let what = id.hasPrefix("slurm:") ? "job \(id.dropFirst(6)) has no lrtop run to steer yet" : "no run there to steer"
             refusals.append(RunsAnswer(id: id, ok: false, message: "\(command): \(what)"))
         }
@@ -134,7 +134,7 @@ final class FleetRunsSource: RunsSource {
     }
 
     func requestStacks(of id: String) {
-        if jobRows.contains(id) {
+        if notRuns.contains(id) {
             refusedStacks.append(RunsStacks(id: id, error: id.hasPrefix("slurm:") ? "job \(id.dropFirst(6)) has no lrtop run yet" : "no run there"))
             return
         }
