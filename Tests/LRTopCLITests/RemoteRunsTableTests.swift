@@ -114,11 +114,19 @@ struct RemoteRunsTableTests {
         _ = try tui.waitFor("lr 1e-4 → 2 runs: 2 ✓ 0 ✗", timeout: 60)
         RemoteEndToEndTests().expectLR(torch.log, "lr 1e-4", 1e-4)
         #expect(train.applied("lr 1e-4"), "the lrtop run's log has no 'lr 1e-4'")
-        // enter: the selected run's dashboard, its log copied over ssh; esc comes back.
+        // enter: the run's dashboard, reached over ssh (its header says so), its log copied; esc comes back.
+        try onRow(tui, "far-torch") {
+            try tui.send("Enter")
+            _ = try tui.waitFor("via loop · socket forwarded", timeout: 60)
+            try tui.send("Escape")
+            _ = try tui.waitFor("lrtop runs ·", timeout: 30)
+        }
+        // The table's own links outlived the dashboard's: both runs still answer.
+        try tui.send(":")
+        try tui.type("lr 3e-4")
         try tui.send("Enter")
-        _ = try tui.waitFor("on loop · esc or q back", timeout: 60)
-        try tui.send("Escape")
-        _ = try tui.waitFor("lrtop runs ·", timeout: 30)
+        _ = try tui.waitFor("lr 3e-4 → 2 runs: 2 ✓ 0 ✗", timeout: 60)
+        #expect(train.applied("lr 3e-4"), "the lrtop run's log has no 'lr 3e-4'")
         // q: nothing of the links is left (no master, no forward, no relay).
         try tui.send("q")
         _ = try tui.waitFor("LRTOP_EXITED=0", timeout: 30)

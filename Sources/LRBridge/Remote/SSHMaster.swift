@@ -21,7 +21,14 @@ public final class SSHMaster: @unchecked Sendable {
     private let lock = NSLock()
     private var lockFD: Int32 = -1
     private var forwards: [String: String] = [:]   // local path -> remote path
-    private var nextForward = 0
+    /// Numbers this process's local forward paths.
+    private static let forwardNumbers = ForwardNumbers()
+
+    private final class ForwardNumbers: @unchecked Sendable {
+        private let lock = NSLock()
+        private var last = 0
+        func next() -> Int { lock.withLock { last += 1; return last } }
+    }
 
     /// `host` as the user's ssh knows it (an alias of their config, user@host, an address).
     public init(host: String, ssh: SSHCommand = .fromEnvironment(), folder: String? = nil) throws(RemoteError) {
@@ -128,10 +135,9 @@ public final class SSHMaster: @unchecked Sendable {
         guard !remote.contains(":") else {
             throw RemoteError(.noForwarding, "\(remote): ssh cannot forward a socket whose path holds ':'")
         }
-        let local: String = lock.withLock {
-            nextForward += 1
-            return "\(folder)/\(key)-\(getpid())-\(nextForward).s"
-        }
+        // Numbered across the process, not per master: a runs table holds the fleet's master of a host and opens a
+        // dashboard through a second one, and their forwards share the folder.
+        let local = "\(folder)/\(key)-\(getpid())-\(Self.forwardNumbers.next()).s"
         unlink(local)
         let spec = local + ":" + remote
         let r = try Self.run(ssh.argv(SSHCommand.common(controlPath: controlPath) + ["-O", "forward", "-L", spec, host]),
