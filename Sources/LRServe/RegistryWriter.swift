@@ -21,7 +21,7 @@ public final class RegistryWriter: @unchecked Sendable {
     /// Writes the entry now; nil (after one `warn` line) when the registry folder cannot be used.
     public init?(entry: RegistryEntry, environment: [String: String] = ProcessInfo.processInfo.environment,
                  warn: (String) -> Void) {
-        folder = Self.folder(environment: environment)
+        folder = LocalRegistry.folder(environment: environment)
         self.entry = entry
         var random = SystemRandomNumberGenerator()
         path = folder + "/\(entry.host)-\(entry.pid)-" + String(format: "%08x", UInt32.random(in: 0...UInt32.max, using: &random)) + ".json"
@@ -34,21 +34,6 @@ public final class RegistryWriter: @unchecked Sendable {
             return nil
         }
         ExitCleanup.add(path)
-    }
-
-    /// `${XDG_STATE_HOME:-$HOME/.local/state}/lrtop/runs` (XDG_STATE_HOME only when absolute).
-    public static func folder(environment: [String: String]) -> String {
-        let state = environment["XDG_STATE_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
-            ?? ((environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()) + "/.local/state")
-        return state + "/lrtop/runs"
-    }
-
-    /// This machine's name up to its first dot.
-    public static func hostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, 255) == 0 else { return "localhost" }
-        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return String(name.split(separator: ".").first ?? "localhost")
     }
 
     /// Rewrites the heartbeat when `heartbeatInterval` passed since the last (the service thread, each round).

@@ -64,7 +64,7 @@ public final class ServedRun: RunService, @unchecked Sendable {
         channel = trainer.channel
         let s = trainer.channel.status
         let name = trainer.config.name ?? trainer.runDirectory?.lastPathComponent ?? "run"
-        let host = RegistryWriter.hostname()
+        let host = LocalRegistry.hostname()
         var hello = JSONLine(type: "hello")
         hello.add("protocol", BridgeProtocol.version)
         hello.add("run", name)

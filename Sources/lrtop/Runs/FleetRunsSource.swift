@@ -112,24 +112,20 @@ final class FleetRunsSource: RunsSource {
         for (id, row) in byID {
             guard let answer = row.answer, answer.ok != nil, delivered[id] != answer else { continue }
             delivered[id] = answer
-            out.append(RunsAnswer(id: id, ok: answer.ok!, message: Self.words(answer)))
+            out.append(RunsAnswer(id: id, ok: answer.ok!, message: Self.words(answer, groups: row.status?.groups ?? [])))
         }
         return out
     }
 
-    /// The answer in the dashboard's words: what the run applied ("lr 5.00e-4 at step 120"), or why it did not.
-    static func words(_ answer: FleetAnswer) -> String {
+    /// The answer in the dashboard's words, through its one formatter (`Dashboard.answerText`) less the mark the
+    /// row draws itself: what the run applied ("lr *0.5: lr 1.00e-3→5.00e-4 (at step 120)"), or why it did not.
+    static func words(_ answer: FleetAnswer, groups: [String] = []) -> String {
         switch answer {
         case .pending(let text): return text
         case .notSent(let text, let reason): return text + ": " + reason
         case .answered(let reply):
-            switch reply.outcome {
-            case .applied:
-                var t = reply.message.flatMap { $0.isEmpty ? nil : $0 } ?? reply.text
-                if let step = reply.step { t += " at step \(step)" }
-                return t
-            case .rejected(let why): return why
-            }
+            let text = Dashboard.answerText(reply, groups: groups)
+            return text.hasPrefix("✓ ") || text.hasPrefix("✗ ") ? String(text.dropFirst(2)) : text
         }
     }
 
