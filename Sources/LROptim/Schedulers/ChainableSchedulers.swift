@@ -168,6 +168,12 @@ public final class LinearLRSchedule: SchedulerBase, @unchecked Sendable {
         return "linear:start_factor=\(specNumber(startFactor)),end_factor=\(specNumber(endFactor)),total_iters=\(totalIters)"
     }
     public override var length: Int? { warmupSteps ?? totalIters }
+    /// The chainable step writes a new factor up to `total_iters`.
+    public override var ramp: (kind: String, stepsLeft: Int)? {
+        let done = max(lastEpoch, 0)
+        guard startFactor != endFactor, done < totalIters else { return nil }
+        return (kind, totalIters - done)
+    }
     override func makeTwin(on groups: [ParamGroup]) -> SchedulerBase {
         try! LinearLRSchedule(groups: groups, baseLRs: baseLRs, startFactor: startFactor, endFactor: endFactor,
                               totalIters: totalIters, warmupSteps: warmupSteps)
