@@ -263,8 +263,8 @@ class LRControl:
         return note
 
     def schedule_ramp(self) -> Optional[tuple[str, int]]:
-        """The schedule's own ramp still moving the LR (a LinearLR: lrtop's `warmup` and `linear`) and the scheduler
-        steps it has left, or None. Inside a SequentialLR the ramp lasts until the next part restarts from its base
+        """The schedule's own ramp still raising the LR (a LinearLR whose factor grows: lrtop's `warmup`, a rising
+        `linear`; a falling one is a decay that goes on from a manual LR) and the scheduler steps it has left, or None. Inside a SequentialLR the ramp lasts until the next part restarts from its base
         LR at its milestone (`warmup:steps=N` reaches its base at N-1; the step to N still belongs to it)."""
         s = self.scheduler
         if s is None or self.frozen:
@@ -274,10 +274,10 @@ class LRControl:
             milestones = list(s._milestones)
             idx = sum(1 for m in milestones if m <= done)
             child = s._schedulers[idx]
-            if idx < len(milestones) and isinstance(child, _S.LinearLR):
+            if idx < len(milestones) and isinstance(child, _S.LinearLR) and child.start_factor < child.end_factor:
                 return base_class(child).__name__, milestones[idx] - done
             s, done = child, max(int(child.last_epoch), 0)
-        if isinstance(s, _S.LinearLR) and s.start_factor != s.end_factor and done < s.total_iters:
+        if isinstance(s, _S.LinearLR) and s.start_factor < s.end_factor and done < s.total_iters:
             return base_class(s).__name__, s.total_iters - done
         return None
 

@@ -168,10 +168,11 @@ public final class LinearLRSchedule: SchedulerBase, @unchecked Sendable {
         return "linear:start_factor=\(specNumber(startFactor)),end_factor=\(specNumber(endFactor)),total_iters=\(totalIters)"
     }
     public override var length: Int? { warmupSteps ?? totalIters }
-    /// The chainable step writes a new factor up to `total_iters`.
+    /// Raising (a warmup), the chainable step writes a growing factor up to `total_iters`. (Falling, it is a decay
+    /// like cosine's: a manual LR is what it goes on decaying from.)
     public override var ramp: (kind: String, stepsLeft: Int)? {
         let done = max(lastEpoch, 0)
-        guard startFactor != endFactor, done < totalIters else { return nil }
+        guard startFactor < endFactor, done < totalIters else { return nil }
         return (kind, totalIters - done)
     }
     override func makeTwin(on groups: [ParamGroup]) -> SchedulerBase {

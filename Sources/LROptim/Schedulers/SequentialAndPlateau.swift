@@ -16,7 +16,7 @@ public final class SequentialSchedule: SchedulerBase, @unchecked Sendable {
         let done = max(lastEpoch, 0), idx = childIndex(done), child = children[idx]
         // `warmup:steps=N` reaches its base at step N-1, and the milestone at N restarts the next part from it:
         // the step between still belongs to the ramp.
-        if idx < milestones.count, child.ramp != nil || child is LinearLRSchedule {
+        if idx < milestones.count, let linear = child as? LinearLRSchedule, linear.startFactor < linear.endFactor {
             return (child.kind, milestones[idx] - done)
         }
         return child.ramp
