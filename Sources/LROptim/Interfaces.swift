@@ -72,6 +72,10 @@ public protocol LRScheduler: AnyObject {
     /// CosineAnnealingWarmRestarts, or a sequence in one of them now): a manual LR would last until its next step.
     /// nil for the chainable kinds, which go on from whatever LR they find.
     var absoluteKind: String? { get }
+    /// The ramp it is in (`warmup` or `linear` still raising the LR, its kind and the steps until it stops), or nil.
+    /// A manual LR during a ramp would be raised with it (chainable) and, inside a `->` sequence, replaced by the
+    /// next part's base LR at its milestone: the trainer refuses it unless the group is held.
+    var ramp: (kind: String, stepsLeft: Int)? { get }
     func stateSnapshot() -> SchedulerState
     func restore(_ state: SchedulerState) throws
 }

@@ -114,6 +114,25 @@ struct DataTests {
         #expect(error?.description.contains("gzip stream ends early") == true)
     }
 
+    /// The header bounds what is decompressed: a stream holding more than it declares is refused where the
+    /// declared size ends, and a header declaring more than lrtop reads is refused before anything is allocated.
+    @Test func gzipHoldingMoreThanItsHeaderDeclaresIsRefused() {
+        let dir = makeTempDirectory()
+        IDX.writeFile("\(dir)/more.gz", bytes: IDX.encode(dims: [10], values: Array(repeating: 1, count: 10 + 5000)), gzip: true)
+        let more = dataError { _ = try IDX.read("\(dir)/more.gz") }
+        #expect(more?.kind == .badFormat)
+        #expect(more?.description.hasPrefix("\(dir)/more.gz: the gzip stream holds more than the 10 labels (10 bytes) its IDX header declares; lrtop stopped decompressing there") == true,
+                "\(String(describing: more))")
+        IDX.writeFile("\(dir)/huge.gz", bytes: IDX.encode(dims: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], values: []), gzip: true)
+        let huge = dataError { _ = try IDX.read("\(dir)/huge.gz") }
+        #expect(huge?.description.hasPrefix("\(dir)/huge.gz: IDX header declares 4294967295x4294967295x4294967295 images, more than lrtop reads (4 GiB at most)") == true,
+                "\(String(describing: huge))")
+        IDX.writeFile("\(dir)/big.gz", bytes: IDX.encode(dims: [100_000, 28, 28, 28], values: []), gzip: true)
+        let big = dataError { _ = try IDX.read("\(dir)/big.gz") }
+        #expect(big?.kind == .truncated, "under the cap, a short file is the usual truncation: \(String(describing: big))")
+        #expect([more, huge, big].allSatisfy { !($0?.description.contains("\n") ?? true) })
+    }
+
     @Test func corruptGzipIsReported() {
         let dir = makeTempDirectory()
         IDX.writeFile("\(dir)/bad.gz", bytes: [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3] + Array(repeating: 0xFF, count: 64), gzip: false)

@@ -203,6 +203,46 @@ import Testing
                 "\(out)")
         #expect(out.hasSuffix("exit 1\n"))
     }
+
+    /// A gzip bomb named as a dataset file: a header declaring 10 images of 28x28 (7,840 bytes), then 1 GiB of
+    /// zeros in about a megabyte of gzip members. Refused in one line naming the file, the child staying small:
+    /// decompressing stops one byte past what the header declares.
+    @Test func gzipBombAsADatasetFileIsOneErrorLineAndStaysSmall() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let data = dir.path("data")
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        let header: [UInt8] = [0, 0, 8, 3, 0, 0, 0, 10, 0, 0, 0, 28, 0, 0, 0, 28]
+        let megabyteOfZeros = try Self.gzip(Data(count: 1 << 20), in: dir)
+        var bomb = try Self.gzip(Data(header), in: dir)
+        for _ in 0..<1024 { bomb += megabyteOfZeros }
+        #expect(bomb.count < 4 << 20)
+        let images = data + "/train-images-idx3-ubyte.gz"
+        try bomb.write(to: URL(fileURLWithPath: images))
+        for name in ["train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+            try Data([0, 0, 8, 1, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: data + "/" + name))
+        }
+        let out = try lrtopMeasured(["train", "--headless", "--data", data, "--max-steps", "1", "--run-dir", "r"], in: dir.url)
+        Self.expectRefused(out, "a gzip bomb as the training images")
+        #expect(out.stderr.contains("\(images): the gzip stream holds more than the 10x28x28 images (7840 bytes) its IDX header declares"),
+                "\(out.stderr)")
+    }
+
+    /// `bytes` as one gzip member, by the system's gzip (Foundation has no gzip on Linux).
+    static func gzip(_ bytes: Data, in dir: TempDir) throws -> Data {
+        let input = dir.path("gzip-input-\(UUID().uuidString.prefix(8))")
+        try bytes.write(to: URL(fileURLWithPath: input))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        process.arguments = ["-c", "-n", input]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0)
+        return out
+    }
 }
 
 /// A value behind a lock, for results gathered from several threads.

@@ -72,7 +72,7 @@ struct ServedRunEndToEndTests {
     func aSecondViewerSteersARunWhoseOwnScreenIsOpen() throws {
         let dir = try TempDir("lrtop-served-ui")
         defer { dir.cleanup() }
-        let tui = try TmuxSession(command: "XDG_STATE_HOME=\(dir.path("state")) \(lrtopBinary.path) train --data synthetic:spirals --hidden 16 --pace 10/s --epochs 50 --run-dir r",
+        let tui = try TmuxSession(command: "XDG_STATE_HOME=\(dir.path("state")) \(lrtopBinary.path) train --data synthetic:spirals --hidden 16 --pace 10/s --epochs 50 --scheduler constant --run-dir r",
                                   directory: dir.url)
         defer { tui.close() }
         try tui.waitFor("running", timeout: 60)
@@ -95,7 +95,7 @@ struct ServedRunEndToEndTests {
         let dir = try TempDir("lrtop-detach")
         defer { dir.cleanup() }
         let state = dir.path("state")
-        let tui = try TmuxSession(command: "XDG_STATE_HOME=\(state) \(lrtopBinary.path) train --data synthetic:spirals --hidden 16 --pace 10/s --epochs 50 --run-dir r",
+        let tui = try TmuxSession(command: "XDG_STATE_HOME=\(state) \(lrtopBinary.path) train --data synthetic:spirals --hidden 16 --pace 10/s --epochs 50 --scheduler constant --run-dir r",
                                   directory: dir.url)
         defer { tui.close() }
         try tui.waitFor("d detach", timeout: 60)

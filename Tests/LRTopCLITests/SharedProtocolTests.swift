@@ -33,7 +33,8 @@ struct SharedProtocolTests {
     @Test func aHeadlessLrtopTrainAnswersTheProtocolScript() throws {
         let dir = try TempDir("lrtop-shared-swift")
         defer { dir.cleanup() }
-        let run = try HeadlessRun(dir, steps: 3000)
+        // A constant schedule: under the default one, `lr 0.005` in its warmup would be refused (docs/steering.md).
+        let run = try HeadlessRun(dir, steps: 3000, extra: ["--scheduler", "constant"])
         defer { run.stop() }
         let socket = try #require(Self.socketInHeader(of: dir.path("r/run.jsonl")), "the run wrote no header")
         try Self.runScript(on: socket, framework: "lrtop")

@@ -64,6 +64,38 @@ import Foundation
         }
     }
 
+    /// While a ramp writes the LR (the schedule's warmup, or a `warmup N` re-warm), `lr X` would not hold: it is
+    /// refused with the reason and what to type instead; once the group is held, the LR set holds through the
+    /// schedule's ramp. (spec/steering_vectors.json's `warmup-ramps-refuse-an-override-unless-held` holds the
+    /// Python bridge to the same.)
+    @Test func anOverrideARampWouldRaiseIsRefusedUnlessHeld() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        try "@3 lr 1e-3\n@3 lr hold\n@4 lr 1e-3\n@25 lr release\n@25 warmup 10\n@28 lr *0.5\n@36 lr *0.5\n"
+            .write(toFile: dir.path("s.txt"), atomically: true, encoding: .utf8)
+        let out = try lrtop(["train", "--headless", "--data", "synthetic:spirals", "--epochs", "0", "--max-steps", "60",
+                             "--batch-size", "32", "--hidden", "8", "--scheduler", "warmup:steps=20 -> cosine",
+                             "--commands", "s.txt", "--run-dir", "r"], in: dir.url)
+        #expect(out.status == 0, "\(out.stderr)")
+        let log = try readLog(dir.path("r/run.jsonl"))
+        let events = records(log, type: "event").filter { ["command", "error"].contains($0["kind"] as? String) }
+        #expect(events.map { $0["kind"] as? String ?? "" } == ["error", "command", "command", "command", "command", "error", "command"],
+                "\(events)")
+        guard events.count == 7 else { return }
+        let ramp = events[0]["message"] as? String ?? ""
+        #expect(ramp.hasPrefix("the schedule's warmup ramp writes the LR until step 20, so this LR would not hold: 'lr hold' first"),
+                "\(ramp)")
+        let rewarm = events[5]["message"] as? String ?? ""
+        #expect(rewarm.hasPrefix("the 'warmup 10' ramp scales the LR the optimizer uses until step 35, so this LR would train at a fraction of itself: set it at step 35"),
+                "\(rewarm)")
+        // Held, the LR set holds through the schedule's ramp and its milestone.
+        let steps = records(log, type: "step")
+        func lr(_ k: Int) -> Double? { (steps.first { $0["step"] as? Int == k }?["lrs"] as? [Double])?.first }
+        for k in 5...25 { #expect(lr(k) == 1e-3, "step \(k)") }
+        // After the re-warm, `lr *0.5` applies: the next step trains at half the schedule's LR.
+        if let before = lr(36), let after = lr(37) { #expect(after < 0.55 * before && after > 0.45 * before, "\(before) → \(after)") }
+    }
+
     /// Issue #21 item 13: help texts name the files that exist (bench/twins.py, `head.*`) and an example is one
     /// line, not wrapped into what look like two broken ones.
     @Test func helpTextsCiteWhatExistsAndKeepExamplesWhole() throws {

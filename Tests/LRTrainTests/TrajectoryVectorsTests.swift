@@ -28,6 +28,8 @@ import LRTrain
         let baseLRs: [Double]
         let totalSteps: Int
         let commands: [(at: Int, text: String)]
+        /// The commands the trainer refuses (the run's error events), as the trainer's precheck refuses them.
+        let refused: [String]
         let lrs: [[Double]]
     }
 
@@ -43,19 +45,21 @@ import LRTrain
                  commands: try #require(c["commands"] as? [[String: Any]]).map {
                      (at: try #require($0["at"] as? Int), text: try #require($0["text"] as? String))
                  },
+                 refused: c["refused"] as? [String] ?? [],
                  lrs: try #require(c["lrs"] as? [[Double]]))
         }
     }
 
-    /// One command at the boundary after `step` optimizer steps, as `Trainer.perform` applies it.
+    /// One command at the boundary after `step` optimizer steps, as `Trainer.perform` applies it; false when the
+    /// trainer refuses it.
     static func apply(_ text: String, to control: inout LRControl, optimizer: GroupsOnly, step: Int,
-                      totalSteps: Int) throws {
+                      totalSteps: Int) throws -> Bool {
         let names = optimizer.groups.map(\.name)
         switch try CommandParser.parse(text) {
         case let .lr(group, change):
             let indices = try Trainer.groupIndices(group, names: names)
             // Refused as the trainer refuses it (an override an absolute schedule would undo): nothing changes.
-            do { try Trainer.checkOverride(change, groups: indices, control: control) } catch { return }
+            do { try Trainer.checkOverride(change, groups: indices, control: control, step: step) } catch { return false }
             switch change {
             case .set(let v): control.set(indices, optimizer: optimizer) { _ in v }
             case .scale(let f): control.set(indices, optimizer: optimizer) { $0 * f }
@@ -72,6 +76,7 @@ import LRTrain
         default:
             Issue.record("'\(text)' does not steer the LR: not a trajectory command")
         }
+        return true
     }
 
     @Test func lrControlFollowsEveryTrajectory() throws {
@@ -82,13 +87,17 @@ import LRTrain
             var control = try LRControl(spec: "constant", optimizer: optimizer,
                                         context: ScheduleContext(totalSteps: c.totalSteps, stepsPerEpoch: 1))
             var got: [[Double]] = []
+            var refused: [String] = []
             for step in 1...c.totalSteps {
                 got.append(control.applyingWarmup(to: optimizer) {})
                 control.step(optimizer: optimizer, metric: nil)
                 for command in c.commands where command.at == step {
-                    try Self.apply(command.text, to: &control, optimizer: optimizer, step: step, totalSteps: c.totalSteps)
+                    if try !Self.apply(command.text, to: &control, optimizer: optimizer, step: step, totalSteps: c.totalSteps) {
+                        refused.append(command.text)
+                    }
                 }
             }
+            #expect(refused == c.refused, "\(c.name): refused \(refused)")
             #expect(got.count == c.lrs.count, "\(c.name)")
             for (k, (g, want)) in zip(got, c.lrs).enumerated() {
                 let close = zip(g, want).allSatisfy { abs($0 - $1) <= 1e-9 + 1e-6 * abs($1) }

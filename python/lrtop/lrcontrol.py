@@ -262,6 +262,45 @@ class LRControl:
                      "scheduler.step() no longer moves it")
         return note
 
+    def schedule_ramp(self) -> Optional[tuple[str, int]]:
+        """The schedule's own ramp still raising the LR (a LinearLR whose factor grows: lrtop's `warmup`, a rising
+        `linear`; a falling one is a decay that goes on from a manual LR) and the scheduler steps it has left, or None. Inside a SequentialLR the ramp lasts until the next part restarts from its base
+        LR at its milestone (`warmup:steps=N` reaches its base at N-1; the step to N still belongs to it)."""
+        s = self.scheduler
+        if s is None or self.frozen:
+            return None
+        done = max(int(s.last_epoch), 0)
+        if isinstance(s, _S.SequentialLR):
+            milestones = list(s._milestones)
+            idx = sum(1 for m in milestones if m <= done)
+            child = s._schedulers[idx]
+            if idx < len(milestones) and isinstance(child, _S.LinearLR) and child.start_factor < child.end_factor:
+                return base_class(child).__name__, milestones[idx] - done
+            s, done = child, max(int(child.last_epoch), 0)
+        if isinstance(s, _S.LinearLR) and s.start_factor < s.end_factor and done < s.total_iters:
+            return base_class(s).__name__, s.total_iters - done
+        return None
+
+    def override_refusal(self, groups: Sequence[int], step: int) -> Optional[str]:
+        """Why `lr X` / `lr *F` would not hold now, or None: as the Swift trainer's `checkOverride` (docs/steering.md).
+        A `warmup N` re-warm scales the LR the optimizer uses (held groups too) until it ends; the schedule's own
+        ramp raises a manual LR with it, unless every group named is held. (Schedules that compute the LR from their
+        step count have their anchors rescaled instead: `_rebase`.)"""
+        if self.warmup_done < self.warmup_total:
+            end = step + self.warmup_total - self.warmup_done
+            return (f"the 'warmup {self.warmup_total}' ramp scales the LR the optimizer uses until step {end}, so "
+                    f"this LR would train at a fraction of itself: set it at step {end} (a script's '@{end} lr ...'), "
+                    "when the ramp is over")
+        ramp = self.schedule_ramp()
+        if ramp is None or all(self.held[i] for i in groups):
+            return None
+        kind, left = ramp
+        until = f"for {left} more scheduler step{'' if left == 1 else 's'}" if self.external \
+            else f"until step {step + left}"
+        return (f"the schedule's {kind} ramp writes the LR {until}, so this LR would not hold: 'lr hold' first pins "
+                f"the LR (then 'lr X' holds until 'lr release'), or wait {until.removeprefix('for ')} and set it then: "
+                "the schedule goes on from it")
+
     def start_warmup(self, steps: int) -> str:
         self.warmup_total, self.warmup_done = steps, 0
         return f"ramping the LR up over {steps} steps"

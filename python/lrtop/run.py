@@ -999,7 +999,12 @@ class Run:
                                  "optimizer.step()): this loop sets its LR itself; 'lr', 'sched' and the rest work "
                                  "through run.lr")
         if isinstance(c, C.LR):
-            self._check_lr_range(c, self._group_indices(c.group))
+            idx = self._group_indices(c.group)
+            self._check_lr_range(c, idx)
+            if c.change.kind in ("set", "scale") and not self._manual:
+                refusal = self._lr.override_refusal(idx, self._step)
+                if refusal is not None:
+                    raise C.CommandError(refusal)
         elif isinstance(c, C.Sched):
             self._lr.check(c.spec)
 

@@ -109,7 +109,8 @@ public enum IDX {
             if got < size { bytes.removeLast(size - got) }
             return (bytes, false)
         }
-        // gzip: the last 4 bytes hold the uncompressed size mod 2³², a good first capacity.
+        // gzip: the last 4 bytes hold the uncompressed size mod 2³², a good first capacity (a hint only: the file
+        // says it, so it is capped, and the header's declared size bounds what is read).
         var hint = 1 << 20
         if size >= 18 {
             var tail: [UInt8] = [0, 0, 0, 0]
@@ -125,27 +126,61 @@ public enum IDX {
         }
         defer { gzclose(gz) }
         gzbuffer(gz, 1 << 18)
-        // One byte more than the hint, so a correct hint reads to the end without growing.
-        var out = [UInt8](repeating: 0, count: hint + 1)
-        var filled = 0
+        var out: [UInt8] = []
         var endedEarly = false
-        while true {
-            if filled == out.count { out.append(contentsOf: repeatElement(0, count: out.count)) }
-            let want = min(out.count - filled, 1 << 30)
-            let got = out.withUnsafeMutableBytes { gzread(gz, $0.baseAddress! + filled, UInt32(want)) }
-            var errnum: Int32 = 0
-            let message = gzerror(gz, &errnum)
-            if got < 0 || (errnum != Z_OK && errnum != Z_BUF_ERROR) {
-                let text = message.map { String(cString: $0) } ?? "error \(errnum)"
-                throw DataError(.badFormat, "\(path): corrupt gzip data (\(text)) — \(DataError.redownload)")
+        /// Decompresses until `out` holds `count` bytes or the stream ends; growing `out` by doubling, so memory
+        /// follows what the stream really holds rather than what a header claims.
+        func fill(to count: Int) throws {
+            while out.count < count && !endedEarly {
+                let filled = out.count
+                let room = min(count - filled, max(filled, min(hint + 1, count)), 1 << 30)
+                out.append(contentsOf: repeatElement(0, count: room))
+                let got = out.withUnsafeMutableBytes { gzread(gz, $0.baseAddress! + filled, UInt32(room)) }
+                var errnum: Int32 = 0
+                let message = gzerror(gz, &errnum)
+                if got < 0 || (errnum != Z_OK && errnum != Z_BUF_ERROR) {
+                    let text = message.map { String(cString: $0) } ?? "error \(errnum)"
+                    throw DataError(.badFormat, "\(path): corrupt gzip data (\(text)) — \(DataError.redownload)")
+                }
+                out.removeLast(room - Int(got))
+                if errnum == Z_BUF_ERROR { endedEarly = true }
+                if got == 0 { break }
             }
-            filled += Int(got)
-            if errnum == Z_BUF_ERROR { endedEarly = true; break }
-            if got == 0 { break }
         }
-        out.removeLast(out.count - filled)
+        // The header first: it declares how many bytes follow, which bounds the rest (a gzip bomb named as a dataset
+        // file would otherwise be decompressed without limit). A header `read` refuses stops here: it says why.
+        try fill(to: 4)
+        guard out.count == 4, out[0] == 0, out[1] == 0, out[2] == 0x08, (1...4).contains(Int(out[3])) else {
+            return (out, endedEarly)
+        }
+        let rank = Int(out[3])
+        try fill(to: 4 + 4 * rank)
+        guard out.count == 4 + 4 * rank else { return (out, endedEarly) }
+        let dims = (0..<rank).map { d in (0..<4).reduce(0) { $0 << 8 | Int(out[4 + 4 * d + $1]) } }
+        var declared = 1
+        var overflow = false
+        for dim in dims {
+            let (product, over) = declared.multipliedReportingOverflow(by: dim)
+            declared = product
+            overflow = overflow || over
+        }
+        if overflow || declared > maxElementBytes {
+            throw DataError(.badFormat, "\(path): IDX header declares \(describe(dims))\(overflow ? "" : " (\(declared) bytes)"), "
+                            + "more than lrtop reads (\(maxElementBytes >> 30) GiB at most) — is it the right file? \(DataError.redownload)")
+        }
+        // One byte past the declared end tells a stream that holds more than its header says, without reading it all.
+        let declaredEnd = out.count + declared
+        try fill(to: declaredEnd + 1)
+        if out.count > declaredEnd {
+            throw DataError(.badFormat, "\(path): the gzip stream holds more than the \(describe(dims)) (\(declared) bytes) its IDX header declares; "
+                            + "lrtop stopped decompressing there — \(DataError.redownload)")
+        }
         return (out, endedEarly)
     }
+
+    /// The most element bytes an IDX file may declare: EMNIST's largest split is about 0.6 GB, so 4 GiB leaves
+    /// room for real data sets while a header that claims terabytes is refused before anything is allocated.
+    static let maxElementBytes = 4 << 30
 
     private static func hex2(_ b: UInt8) -> String {
         let digits = Array("0123456789abcdef")

@@ -168,6 +168,13 @@ public final class LinearLRSchedule: SchedulerBase, @unchecked Sendable {
         return "linear:start_factor=\(specNumber(startFactor)),end_factor=\(specNumber(endFactor)),total_iters=\(totalIters)"
     }
     public override var length: Int? { warmupSteps ?? totalIters }
+    /// Raising (a warmup), the chainable step writes a growing factor up to `total_iters`. (Falling, it is a decay
+    /// like cosine's: a manual LR is what it goes on decaying from.)
+    public override var ramp: (kind: String, stepsLeft: Int)? {
+        let done = max(lastEpoch, 0)
+        guard startFactor < endFactor, done < totalIters else { return nil }
+        return (kind, totalIters - done)
+    }
     override func makeTwin(on groups: [ParamGroup]) -> SchedulerBase {
         try! LinearLRSchedule(groups: groups, baseLRs: baseLRs, startFactor: startFactor, endFactor: endFactor,
                               totalIters: totalIters, warmupSteps: warmupSteps)

@@ -35,6 +35,7 @@ public class SchedulerBase: LRScheduler, @unchecked Sendable {
 
     public var needsMetric: Bool { false }
     public var absoluteKind: String? { nil }
+    public var ramp: (kind: String, stepsLeft: Int)? { nil }
 
     /// PyTorch's `step()`: `_step_count += 1; last_epoch += 1; lr = get_lr()`.
     func advance(metric: Double?) {

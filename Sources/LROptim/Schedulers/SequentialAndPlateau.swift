@@ -11,6 +11,16 @@ public final class SequentialSchedule: SchedulerBase, @unchecked Sendable {
     override public var needsMetric: Bool { children.contains { $0.needsMetric } }
     public override var absoluteKind: String? { children[childIndex(max(lastEpoch, 0))].absoluteKind }
     public let milestones: [Int]
+    /// The part in charge's ramp, lasting until the next part restarts from its base LR at its milestone.
+    public override var ramp: (kind: String, stepsLeft: Int)? {
+        let done = max(lastEpoch, 0), idx = childIndex(done), child = children[idx]
+        // `warmup:steps=N` reaches its base at step N-1, and the milestone at N restarts the next part from it:
+        // the step between still belongs to the ramp.
+        if idx < milestones.count, let linear = child as? LinearLRSchedule, linear.startFactor < linear.endFactor {
+            return (child.kind, milestones[idx] - done)
+        }
+        return child.ramp
+    }
 
     init(groups: [ParamGroup], baseLRs: [Double], children: [SchedulerBase], milestones: [Int]) {
         precondition(children.count == milestones.count + 1)

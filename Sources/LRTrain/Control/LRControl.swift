@@ -39,6 +39,8 @@ public struct LRControl {
     var statusText: String { scheduler.statusText }
     /// The scheduler's kind when it computes the LR from its step count (a manual LR would last one step).
     public var absoluteKind: String? { scheduler.absoluteKind }
+    /// The schedule's own ramp (a `warmup` or a rising `linear` still raising the LR) and the scheduler steps it has left.
+    public var scheduleRamp: (kind: String, stepsLeft: Int)? { scheduler.ramp }
     var warmupLeft: Int { max(0, warmupTotal - warmupDone) }
 
     /// One scheduler step: held groups keep their LR.

@@ -143,7 +143,8 @@ extension Trainer {
         case .lr(let group, let change):
             let indices = try groupIndices(group)
             if !(options.lrBeforeFirstStepIsBase && step == 0 && group == nil) {
-                try Self.checkOverride(change, groups: indices, control: lrControl)
+                try Self.checkOverride(change, groups: indices, control: lrControl, step: step,
+                                       perEpoch: config.schedulerInterval == .epoch)
             }
         case .sched(let spec):
             do { _ = try SchedulerFactory.validate(spec: spec, context: remainingContext) } catch {
@@ -156,17 +157,38 @@ extension Trainer {
         }
     }
 
-    /// `lr X` and `lr *F` under a schedule that computes the LR from its step count (onecycle, cyclic,
-    /// warm_restarts) would last one step and leave the status saying `override`: refused with the reason and what
-    /// does hold, unless every group it names is held (a held group keeps what it is given).
-    public static func checkOverride(_ change: Command.LRChange, groups: [Int], control: LRControl) throws(CommandError) {
+    /// `lr X` and `lr *F` where something else goes on writing the LR would leave the status saying `override`
+    /// while the LR trained is another: refused with the reason and what does hold (docs/steering.md).
+    /// - A `warmup N` re-warm scales the LR the optimizer uses, held groups too, until it ends.
+    /// - A schedule that computes the LR from its step count (onecycle, cyclic, warm_restarts) would undo it at its
+    ///   next step; the schedule's own ramp (`warmup`, `linear`) would raise it with the ramp, and inside a `->`
+    ///   sequence the next part restarts from its base LR at the milestone. Unless every group it names is held (a
+    ///   held group keeps what it is given). `step`: the optimizer steps taken; `perEpoch`: the schedule steps once
+    ///   an epoch.
+    public static func checkOverride(_ change: Command.LRChange, groups: [Int], control: LRControl, step: Int,
+                                     perEpoch: Bool = false) throws(CommandError) {
         switch change {
         case .set, .scale: break
         case .hold, .release, .reset: return
         }
-        guard let kind = control.absoluteKind, groups.contains(where: { !control.held[$0] }) else { return }
-        throw CommandError("\(kind) computes the LR from its step count, so this LR would last one step: "
-            + "'lr hold' first pins the LR (then 'lr X' holds until 'lr release'), or 'sched' a schedule from the LR you want")
+        if control.warmupLeft > 0 {
+            let end = step + control.warmupLeft
+            throw CommandError("the 'warmup \(control.warmupTotal)' ramp scales the LR the optimizer uses until step \(end), "
+                + "so this LR would train at a fraction of itself: set it at step \(end) (a script's '@\(end) lr ...'), "
+                + "when the ramp is over")
+        }
+        guard groups.contains(where: { !control.held[$0] }) else { return }
+        if let kind = control.absoluteKind {
+            throw CommandError("\(kind) computes the LR from its step count, so this LR would last one step: "
+                + "'lr hold' first pins the LR (then 'lr X' holds until 'lr release'), or 'sched' a schedule from the LR you want")
+        }
+        if let ramp = control.scheduleRamp {
+            let until = perEpoch ? "\(ramp.stepsLeft) more epoch\(ramp.stepsLeft == 1 ? "" : "s")"
+                : "until step \(step + ramp.stepsLeft)"
+            throw CommandError("the schedule's \(ramp.kind) ramp writes the LR \(perEpoch ? "for " : "")\(until), so this LR "
+                + "would not hold: 'lr hold' first pins the LR (then 'lr X' holds until 'lr release'), or wait \(until) "
+                + "and set it then: the schedule goes on from it")
+        }
     }
 
     /// The schedule's span for a scheduler started now: the rest of the run.
