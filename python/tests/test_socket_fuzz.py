@@ -44,16 +44,18 @@ class Boundaries:
         self.cpu.append(time.thread_time() - c0)
 
     def check(self):
-        """No boundary waits 50 ms. On a machine loaded well beyond its cores (other builds and tests beside this
-        one), a wait can come from the kernel not running the process (or the thread holding the interpreter lock)
-        at all, which no code in the loop controls: there the loop's own CPU in every boundary must stay under
-        50 ms, and 90% of the boundaries under 50 ms of wall time."""
+        """No boundary waits 50 ms. On a machine whose load is beyond its cores, a wait can come from the kernel
+        not running the process (or the thread holding the interpreter lock) at all, which no code in the loop
+        controls: there the loop's own CPU in every boundary must stay under 50 ms, and 90% of the boundaries under
+        50 ms of wall time. This test alone keeps two processes busy (the loop and the fuzzer), so on a 2-core
+        machine its own load is about 2: a 56 ms wait was seen there with a load of 2.6, and the same wait with
+        the package as it was before the runs table (an unchanged loop), so the threshold is the core count."""
         slowest = max(self.wall)
         if slowest < self.LIMIT:
             return
         load, cores = os.getloadavg()[0], os.cpu_count() or 1
         where = f"a boundary waited {slowest * 1000:.1f} ms (of {len(self.wall)}; load {load:.1f} on {cores} cores)"
-        assert load > 1.5 * cores, where
+        assert load > cores, where
         assert max(self.cpu) < self.LIMIT, f"{where}; the loop's CPU in boundary {self.cpu.index(max(self.cpu))}: {max(self.cpu) * 1000:.1f} ms"
         p90 = sorted(self.wall)[int(len(self.wall) * 0.9)]
         assert p90 < self.LIMIT, f"{where}; 90% of the boundaries under {p90 * 1000:.1f} ms"
